@@ -1,0 +1,53 @@
+# Posewheel: `make demo` runs the whole loop, `make test` the whole suite. Both set up what they need
+# and skip what is already done.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+LS_VENV := .venv-labelstudio
+BIN := $(VENV)/bin
+LABEL_STUDIO_VERSION := 1.23.2
+export WANDB_MODE ?= offline
+
+.PHONY: demo test install labelstudio browser lint pytest bench clean
+
+demo: install labelstudio
+	$(BIN)/posewheel demo
+
+test: install labelstudio browser lint pytest
+
+install: $(VENV)/.installed
+
+# Reinstall only when the dependency list changes.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[all]'
+	$(BIN)/python -m pip check
+	touch $@
+
+# Label Studio's pins clash with the training stack: it lives in its own virtualenv.
+labelstudio: $(LS_VENV)/.installed
+
+$(LS_VENV)/.installed:
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LS_VENV)/bin/python -m pip install --quiet label-studio==$(LABEL_STUDIO_VERSION)
+	touch $@
+
+# The demo-page browser test drives Debian's headless Chromium (no browser download).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest
+
+bench: install labelstudio
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf var wandb .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,9 @@
+"""Commands that labeling adds to the `posewheel` CLI."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add labeling's commands to the CLI."""

@@ -1,0 +1,123 @@
+"""Model artifacts: a folder per version holding `model.onnx` and `card.json`.
+
+`models/production` is a symlink to the promoted version; promotion is one atomic rename.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from posewheel import atomic
+from posewheel.decoding import InputSpec
+from posewheel.schema import COCO_SKELETON_1BASED, KEYPOINT_NAMES
+
+MODEL_FILE = "model.onnx"
+CARD_FILE = "card.json"
+PRODUCTION = "production"
+_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class InputCard(BaseModel):
+    """How to turn a person crop into the network input."""
+
+    width: int
+    height: int
+    channels: str = "RGB"
+    layout: str = "NCHW"
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    scale: float = Field(1 / 255, description="pixel values are multiplied by this before mean/std")
+    padding: float = Field(description="the person box is grown by this factor to make the crop")
+    input_name: str = "image"
+
+
+class OutputCard(BaseModel):
+    """How to read the network output."""
+
+    name: str = "heatmaps"
+    kind: str = "heatmaps"
+    stride: int = 4
+    decoding: str = "argmax + quarter-pixel offset (posewheel.decoding.decode_heatmaps)"
+
+
+class ModelCard(BaseModel):
+    """Everything needed to serve and to trust a model version."""
+
+    version: str
+    created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    keypoint_names: list[str] = Field(default_factory=lambda: list(KEYPOINT_NAMES))
+    skeleton: list[list[int]] = Field(default_factory=lambda: [list(e) for e in COCO_SKELETON_1BASED])
+    input: InputCard
+    output: OutputCard = Field(default_factory=OutputCard)
+    metrics: dict[str, dict[str, float]] = Field(default_factory=dict, description="per holdout set")
+    data: dict[str, str] = Field(default_factory=dict, description="training sets and their DVC hashes")
+    git_commit: str | None = None
+    parent_version: str | None = Field(None, description="the model this one was warm-started from")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    def input_spec(self) -> InputSpec:
+        return InputSpec(
+            width=self.input.width,
+            height=self.input.height,
+            mean=self.input.mean,
+            std=self.input.std,
+            stride=self.output.stride,
+            padding=self.input.padding,
+        )
+
+
+class ArtifactError(ValueError):
+    """An artifact folder is missing a file or holds an unreadable card."""
+
+
+def check_version(version: str) -> str:
+    if not _VERSION_RE.match(version):
+        raise ArtifactError(f"model version {version!r} must match {_VERSION_RE.pattern}")
+    return version
+
+
+def load_card(folder: str | os.PathLike[str]) -> ModelCard:
+    """Read and validate `folder/card.json`; raise ArtifactError with the path on any problem."""
+    path = Path(folder) / CARD_FILE
+    if not (Path(folder) / MODEL_FILE).is_file():
+        raise ArtifactError(f"{Path(folder) / MODEL_FILE}: file not found")
+    try:
+        card = ModelCard.model_validate_json(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"{path}: file not found") from exc
+    except ValueError as exc:
+        raise ArtifactError(f"{path}: invalid model card: {exc}") from exc
+    if card.keypoint_names != list(KEYPOINT_NAMES):
+        raise ArtifactError(f"{path}: field 'keypoint_names' is not the COCO-17 list")
+    return card
+
+
+def save_card(folder: str | os.PathLike[str], card: ModelCard) -> None:
+    atomic.write_text(Path(folder) / CARD_FILE, card.model_dump_json(indent=2) + "\n")
+
+
+def production_dir(models_dir: str | os.PathLike[str]) -> Path:
+    return Path(models_dir) / PRODUCTION
+
+
+def production_version(models_dir: str | os.PathLike[str]) -> str | None:
+    """The promoted version's name, or None when nothing has been promoted."""
+    link = production_dir(models_dir)
+    if not link.exists():
+        return None
+    return load_card(link).version
+
+
+def promote(models_dir: str | os.PathLike[str], version: str) -> Path:
+    """Point `models/production` at `models/<version>` in one atomic rename."""
+    check_version(version)
+    folder = Path(models_dir) / version
+    load_card(folder)  # refuse to promote something that is not an artifact
+    atomic.point_symlink(production_dir(models_dir), version)
+    return folder

@@ -1,0 +1,82 @@
+"""The `posewheel` command line: the one entry point for users.
+
+    posewheel synth --domain studio --count 500 --seed 0 --out data/seed
+    posewheel validate data/seed
+    posewheel show data/seed --out grid.png
+    posewheel --help                      # every command, including those of the other packages
+
+The core defines its own commands; training, serving, labeling and flywheel add theirs through the
+`posewheel.commands` entry point group (each a `register(app)` function), so the core imports none
+of them and a serving-only install still has a working CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="posewheel",
+    help="2D human pose estimation with a data flywheel: synth, train, serve, review, retrain.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """2D human pose estimation with a data flywheel: synth, train, serve, review, retrain."""
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print `message` to stderr and return the Exit to raise (exit code `code`)."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def validate(
+    folder: Annotated[Path, typer.Argument(help="dataset folder (annotations.json + images/) or a COCO json file")],
+) -> None:
+    """Check a COCO keypoint dataset; exit 1 listing every problem (file, id, field)."""
+    from posewheel.dataset import DatasetError, load
+
+    try:
+        ds = load(folder)
+    except DatasetError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{folder}: valid: {len(ds.images)} images, {len(ds.annotations)} persons")
+
+
+def _register_plugins() -> None:
+    for ep in entry_points(group="posewheel.commands"):
+        try:
+            register = ep.load()
+        except ImportError as exc:  # a partial install (e.g. serving only) lacks some packages
+            logging.getLogger(__name__).debug("commands of %s unavailable: %s", ep.name, exc)
+            continue
+        register(app)
+
+
+def _register_core() -> None:
+    from posewheel import synth_cli
+
+    synth_cli.register(app)
+
+
+def main() -> None:
+    """Console entry point."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _register_core()
+    _register_plugins()
+    app(prog_name="posewheel")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

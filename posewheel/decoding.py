@@ -1,0 +1,131 @@
+"""Top-down geometry and heatmap decoding, shared by training, evaluation and serving.
+
+One implementation so that evaluation and the server cannot disagree. NumPy and Pillow only.
+Coordinates are continuous pixels: pixel (i, j) covers [i, i+1) x [j, j+1), its centre at +0.5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+Box = tuple[float, float, float, float]  # x, y, w, h in pixels
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The network's input: size in pixels, RGB normalisation, heatmap stride."""
+
+    width: int = 96
+    height: int = 128
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    stride: int = 4
+    padding: float = 1.25  # the crop is the person box grown by this factor
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        """(height, width) of the output heatmaps."""
+        return self.height // self.stride, self.width // self.stride
+
+
+def crop_box(box: Box, spec: InputSpec) -> Box:
+    """The crop window for a person box: same centre, grown by `spec.padding`, input aspect ratio."""
+    x, y, w, h = box
+    cx, cy = x + w / 2.0, y + h / 2.0
+    aspect = spec.width / spec.height
+    w, h = max(w, 1.0), max(h, 1.0)
+    if w > aspect * h:
+        h = w / aspect
+    else:
+        w = h * aspect
+    w, h = w * spec.padding, h * spec.padding
+    return (cx - w / 2.0, cy - h / 2.0, w, h)
+
+
+def crop_image(image: Image.Image, window: Box, spec: InputSpec) -> np.ndarray:
+    """Cut `window` out of an RGB image and resize it to the input size; (H, W, 3) uint8.
+
+    Parts of the window outside the image are black.
+    """
+    x, y, w, h = window
+    crop = image.transform(
+        (spec.width, spec.height),
+        Image.Transform.EXTENT,
+        data=(x, y, x + w, y + h),
+        resample=Image.Resampling.BILINEAR,
+    )
+    return np.asarray(crop, dtype=np.uint8)
+
+
+def normalize(crops: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """(N, H, W, 3) uint8 crops -> (N, 3, H, W) float32 network input."""
+    x = crops.astype(np.float32) / 255.0
+    x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def image_to_input(points: np.ndarray, window: Box, spec: InputSpec) -> np.ndarray:
+    """Map (..., 2) image pixels into input pixels of the crop `window`."""
+    x, y, w, h = window
+    out = np.empty_like(points, dtype=np.float64)
+    out[..., 0] = (points[..., 0] - x) * (spec.width / w)
+    out[..., 1] = (points[..., 1] - y) * (spec.height / h)
+    return out
+
+
+def input_to_image(points: np.ndarray, window: Box, spec: InputSpec) -> np.ndarray:
+    """Map (..., 2) input pixels of the crop `window` back to image pixels."""
+    x, y, w, h = window
+    out = np.empty_like(points, dtype=np.float64)
+    out[..., 0] = points[..., 0] * (w / spec.width) + x
+    out[..., 1] = points[..., 1] * (h / spec.height) + y
+    return out
+
+
+def decode_heatmaps(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Argmax with quarter-pixel refinement towards the higher neighbour (SimpleBaseline).
+
+    heatmaps: (N, K, h, w) float32. Returns coords (N, K, 2) in heatmap pixels (continuous, a
+    peak at cell (i, j) decodes to (j + 0.5, i + 0.5)) and scores (N, K), the peak values.
+    """
+    n, k, h, w = heatmaps.shape
+    flat = heatmaps.reshape(n, k, h * w)
+    idx = flat.argmax(axis=2)
+    scores = np.take_along_axis(flat, idx[..., None], axis=2)[..., 0]
+    ys, xs = np.divmod(idx, w)
+    coords = np.stack([xs, ys], axis=-1).astype(np.float64)
+    ni, ki = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
+    left = heatmaps[ni, ki, ys, np.clip(xs - 1, 0, w - 1)]
+    right = heatmaps[ni, ki, ys, np.clip(xs + 1, 0, w - 1)]
+    up = heatmaps[ni, ki, np.clip(ys - 1, 0, h - 1), xs]
+    down = heatmaps[ni, ki, np.clip(ys + 1, 0, h - 1), xs]
+    inner_x = (xs > 0) & (xs < w - 1)
+    inner_y = (ys > 0) & (ys < h - 1)
+    coords[..., 0] += np.where(inner_x, 0.25 * np.sign(right - left), 0.0)
+    coords[..., 1] += np.where(inner_y, 0.25 * np.sign(down - up), 0.0)
+    return coords + 0.5, scores.astype(np.float64)
+
+
+def decode_to_image(heatmaps: np.ndarray, windows: Sequence[Box], spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Decode heatmaps of N crops to image pixels: keypoints (N, K, 2) and scores (N, K) in [0, 1]."""
+    coords, scores = decode_heatmaps(heatmaps)
+    coords = coords * spec.stride  # heatmap -> input pixels
+    points = np.stack([input_to_image(coords[i], windows[i], spec) for i in range(len(windows))])
+    return points, np.clip(scores, 0.0, 1.0)
+
+
+def pose_score(scores: np.ndarray) -> np.ndarray:
+    """One confidence per person from its keypoint scores (N, K): the mean; (N,)."""
+    return scores.mean(axis=-1)
+
+
+def input_to_heatmap_cells(points: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Input pixels (..., 2) -> heatmap cell coordinates (cell centres at integers): p / stride - 0.5.
+
+    Training targets put their Gaussian peaks here, the inverse of `decode_heatmaps`.
+    """
+    return points / spec.stride - 0.5

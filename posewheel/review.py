@@ -1,0 +1,98 @@
+"""The review contract between serving (which picks predictions to review) and labeling.
+
+A `ReviewItem` is one prediction queued for annotators. The `Outbox` is a durable folder queue of
+them: one JSON file per item keyed by request id, written atomically; an item leaves only when the
+consumer acknowledges it, so a crash on either side loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from posewheel import atomic
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+class PredictedKeypoint(BaseModel):
+    name: str
+    x: float = Field(description="pixels in the input image")
+    y: float = Field(description="pixels in the input image")
+    score: float = Field(ge=0.0, le=1.0)
+
+
+class PredictedPose(BaseModel):
+    box: tuple[float, float, float, float] = Field(description="[x, y, w, h] pixels")
+    score: float = Field(ge=0.0, le=1.0)
+    keypoints: list[PredictedKeypoint]
+
+
+class ReviewItem(BaseModel):
+    """A prediction that deserves a person's review, with everything a task needs."""
+
+    request_id: str
+    image_sha256: str
+    image_path: str = Field(description="absolute path of the image in the content-addressed store")
+    width: int
+    height: int
+    model_version: str
+    poses: list[PredictedPose]
+    score: float = Field(description="task confidence: the lowest pose score; annotators see the least confident first")
+    reason: str = Field(description="why it was queued: 'low_confidence' or 'random'")
+    created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+
+
+class Outbox:
+    """A durable queue of ReviewItems: `root/pending/<request_id>.json`, acked items move to `root/done/`."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+        self.pending_dir = self.root / "pending"
+        self.done_dir = self.root / "done"
+
+    def _path(self, folder: Path, key: str) -> Path:
+        if not _KEY_RE.match(key):
+            raise ValueError(f"outbox key {key[:80]!r} must match {_KEY_RE.pattern}")
+        return folder / f"{key}.json"
+
+    def put(self, item: ReviewItem) -> bool:
+        """Queue `item` durably; False (and nothing written) if its request id was seen before."""
+        path = self._path(self.pending_dir, item.request_id)
+        if path.exists() or self._path(self.done_dir, item.request_id).exists():
+            return False
+        atomic.write_text(path, item.model_dump_json() + "\n")
+        return True
+
+    def pending(self, limit: int | None = None) -> list[ReviewItem]:
+        """Items not yet acknowledged, oldest first (by creation time, then request id)."""
+        items: list[ReviewItem] = []
+        for path in self._pending_paths():
+            with contextlib.suppress(FileNotFoundError):  # acked by another worker meanwhile
+                items.append(ReviewItem.model_validate_json(path.read_bytes()))
+        items.sort(key=lambda i: (i.created, i.request_id))
+        return items[:limit] if limit is not None else items
+
+    def _pending_paths(self) -> Iterator[Path]:
+        if self.pending_dir.is_dir():
+            yield from (p for p in self.pending_dir.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
+
+    def depth(self) -> int:
+        return sum(1 for _ in self._pending_paths())
+
+    def ack(self, request_id: str) -> None:
+        """Mark an item delivered (moves it to `done/`); acking twice is harmless."""
+        src = self._path(self.pending_dir, request_id)
+        dst = self._path(self.done_dir, request_id)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(src, dst)
+
+    def delivered(self) -> int:
+        return sum(1 for p in self.done_dir.glob("*.json")) if self.done_dir.is_dir() else 0
