@@ -10,7 +10,7 @@ from posewheel.schema import FLIP_INDEX, FLIP_PAIRS, KEYPOINT_NAMES, OKS_SIGMAS,
 def test_schema_matches_coco_order_and_sizes() -> None:
     assert KEYPOINT_NAMES[0] == "nose" and KEYPOINT_NAMES[-1] == "right_ankle"
     assert len(KEYPOINT_NAMES) == 17 and len(OKS_SIGMAS) == 17 and len(SKELETON) == 19
-    assert OKS_SIGMAS[0] == 0.026 and OKS_SIGMAS[11] == 0.107
+    assert np.isclose(OKS_SIGMAS[0], 0.026) and np.isclose(OKS_SIGMAS[11], 0.107)
 
 
 def test_flip_pairs_swap_left_and_right_names() -> None:
