@@ -1,0 +1,99 @@
+"""DVC stage `promote`: make the candidate production only if it beats production on the holdouts.
+
+    python -m flywheel.stages.promote       # reads params.yaml:promote; run by `dvc repro`
+
+Production is re-evaluated on the current holdouts (not trusted from its card), so both models are
+compared on exactly the same data. The decision and both models' metrics are written either way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flywheel.pipeline import PipelinePaths, load_params
+from flywheel.promotion import Metrics, append_history, decide
+from flywheel.tracking import log_iteration
+from posewheel import artifact, atomic
+from posewheel.dataset import ANNOTATIONS_FILE
+
+log = logging.getLogger("flywheel.promote")
+
+
+def _candidate_metrics(paths: PipelinePaths) -> Metrics:
+    return {
+        name: json.loads((paths.candidate_metrics / f"{name}.json").read_text(encoding="utf-8"))
+        for name in paths.holdouts()
+    }
+
+
+def _production_metrics(paths: PipelinePaths) -> Metrics | None:
+    from training.evaluate import evaluate_artifact
+
+    production = artifact.production_dir(paths.models)
+    if not production.exists():
+        return None
+    return {name: evaluate_artifact(production, holdout) for name, holdout in paths.holdouts().items()}
+
+
+def _feedback_labels(paths: PipelinePaths) -> int:
+    ann = paths.feedback / ANNOTATIONS_FILE
+    return len(json.loads(ann.read_text(encoding="utf-8"))["annotations"]) if ann.is_file() else 0
+
+
+def run(paths: PipelinePaths) -> dict[str, object]:
+    """Decide, promote when the rule says so, write metrics/promotion.json; returns that record."""
+    rule = load_params(paths.root)["promote"]
+    card = artifact.load_card(paths.candidate)
+    candidate = _candidate_metrics(paths)
+    production_version = artifact.production_version(paths.models)
+    production = _production_metrics(paths)
+    decision = decide(candidate, production, float(rule["street_margin"]), float(rule["studio_tolerance"]))
+    labels = _feedback_labels(paths)
+    if decision.promote:
+        _install(paths, card, candidate)
+        append_history(paths.history, {
+            "version": card.version,
+            "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "parent_version": card.parent_version or "",
+            "feedback_labels": labels,
+            "studio_oks_ap": round(candidate["studio"]["oks_ap"], 4),
+            "street_oks_ap": round(candidate["street"]["oks_ap"], 4),
+        })  # fmt: skip
+    record: dict[str, object] = {
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "candidate_version": card.version,
+        "production_version_before": production_version,
+        "production_version_after": card.version if decision.promote else production_version,
+        "feedback_labels": labels,
+        "candidate": candidate,
+        "production": production,
+    }
+    atomic.write_json(paths.promotion, record)
+    log.info("%s %s: %s", "promoted" if decision.promote else "kept production over", card.version, decision.reason)
+    log_iteration(paths.root, record)
+    return record
+
+
+def _install(paths: PipelinePaths, card: artifact.ModelCard, metrics: Metrics) -> None:
+    """Copy the candidate to models/<version> with its metrics in the card, then flip production."""
+    target = paths.models / artifact.check_version(card.version)
+    with atomic.staged_dir(target) as stage:
+        for item in Path(paths.candidate).iterdir():
+            shutil.copy2(item, stage / item.name)
+        card.metrics = {name: dict(values) for name, values in metrics.items()}
+        artifact.save_card(stage, card)
+    artifact.promote(paths.models, card.version)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(PipelinePaths.from_settings())
+
+
+if __name__ == "__main__":
+    main()

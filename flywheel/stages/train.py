@@ -1,0 +1,57 @@
+"""DVC stage `train`: seed + feedback into a candidate model at `models/candidate`.
+
+    python -m flywheel.stages.train         # reads params.yaml:train; run by `dvc repro`
+
+Warm start: when `train.warm_start` is on and a production model exists, the candidate fine-tunes it.
+Production is an input that is recorded (its version becomes the card's `parent_version` and goes to
+W&B), not declared: `promote` writes it, and a DVC pipeline cannot have a cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+from flywheel.pipeline import PipelinePaths, load_params
+from posewheel import artifact, atomic
+from posewheel.dataset import ANNOTATIONS_FILE
+
+log = logging.getLogger("flywheel.train")
+
+
+def training_sets(paths: PipelinePaths, feedback_weight: float) -> list[tuple[Path, float]]:
+    """The seed set, plus the feedback set with its sampling weight when it holds any labels."""
+    sets = [(paths.seed, 1.0)]
+    ann = paths.feedback / ANNOTATIONS_FILE
+    if ann.is_file() and json.loads(ann.read_text(encoding="utf-8"))["annotations"]:
+        sets.append((paths.feedback, feedback_weight))
+    return sets
+
+
+def run(paths: PipelinePaths) -> Path:
+    from training.config import TrainConfig
+    from training.train import train
+
+    params = load_params(paths.root)
+    config = TrainConfig.from_params(params["train"])
+    production = artifact.production_dir(paths.models)
+    warm = production.resolve() if params["train"].get("warm_start", True) and production.exists() else None
+    sets = training_sets(paths, float(params["train"].get("feedback_weight", 1.0)))
+    log.info("training on %s, warm start from %s", [(str(p), w) for p, w in sets], warm)
+    paths.models.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=paths.models, prefix=".train-") as scratch:
+        built = train(config, sets, Path(scratch), warm_start=warm)
+        atomic.replace_dir(built, paths.candidate)
+    log.info("candidate %s at %s", artifact.load_card(paths.candidate).version, paths.candidate)
+    return paths.candidate
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(PipelinePaths.from_settings())
+
+
+if __name__ == "__main__":
+    main()
