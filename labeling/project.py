@@ -1,0 +1,132 @@
+"""The review project in Label Studio: labeling config, instructions, task order; created idempotently.
+
+The config has one Image, a RectangleLabels person box, KeyPointLabels with the 17 COCO names
+(`model_index` = the joint's COCO index) and a per-region visibility choice (visible / occluded)
+that shares the keypoint's region id. Annotators get the least confident predictions first: the
+project samples by uncertainty (lowest prediction score of the current model version) and its
+default tab is ordered by prediction score, ascending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+from xml.sax.saxutils import quoteattr
+
+from posewheel.schema import KEYPOINT_NAMES
+
+if TYPE_CHECKING:
+    from label_studio_sdk import LabelStudio
+
+IMAGE_NAME = "image"
+BOX_NAME = "person"
+BOX_LABEL = "person"
+KEYPOINTS_NAME = "keypoints"
+VISIBILITY_NAME = "visibility"
+VISIBLE, OCCLUDED = "visible", "occluded"
+VIEW_TITLE = "Least confident first"
+
+INSTRUCTIONS = """\
+<p>Correct the model's pose of each person.</p>
+<ul>
+<li>Drag every joint to where it is. Left and right are the <b>person's own</b> (a person facing you
+has their left side on the right of the image).</li>
+<li>Select a joint and choose <b>occluded</b> when it is hidden but you can tell where it is;
+otherwise leave or choose <b>visible</b>.</li>
+<li>Delete a joint you cannot place at all (outside the image or fully unknown).</li>
+<li>Fix the person box when it is wrong. Skip the task if there is no person.</li>
+</ul>"""
+
+# Colours along the body: head yellow, left side green, right side blue (as in most pose viewers).
+_COLOURS = {"nose": "#f5c400", "eye": "#f5c400", "ear": "#f5c400"}
+
+
+def _colour(name: str) -> str:
+    part = name.split("_")[-1]
+    if part in _COLOURS:
+        return _COLOURS[part]
+    return "#20b050" if name.startswith("left_") else "#2070f0"
+
+
+def label_config() -> str:
+    """The Label Studio XML labeling config for one person's box and COCO-17 keypoints."""
+    labels = "\n".join(
+        f'    <Label value={quoteattr(name)} model_index="{i}" background="{_colour(name)}"/>'
+        for i, name in enumerate(KEYPOINT_NAMES)
+    )
+    return f"""<View>
+  <Header value="Correct the pose: drag joints, mark hidden ones occluded, delete joints you cannot place."/>
+  <Image name="{IMAGE_NAME}" value="$image" zoom="true" zoomControl="true"/>
+  <RectangleLabels name="{BOX_NAME}" toName="{IMAGE_NAME}">
+    <Label value="{BOX_LABEL}" background="#ff7f0e"/>
+  </RectangleLabels>
+  <KeyPointLabels name="{KEYPOINTS_NAME}" toName="{IMAGE_NAME}" strokeWidth="2" opacity="0.9">
+{labels}
+  </KeyPointLabels>
+  <Choices name="{VISIBILITY_NAME}" toName="{IMAGE_NAME}" perRegion="true" choice="single"
+           visibleWhen="region-selected" whenTagName="{KEYPOINTS_NAME}">
+    <Choice value="{VISIBLE}"/>
+    <Choice value="{OCCLUDED}"/>
+  </Choices>
+</View>
+"""
+
+
+def find_project(client: LabelStudio, title: str) -> int | None:
+    """The id of the oldest project titled exactly `title`, else None."""
+    projects: Iterable[Any] = client.projects.list(title=title, page_size=100)
+    ids = [p.id for p in projects if p.title == title and p.id is not None]
+    return min(ids) if ids else None
+
+
+def ensure_project(client: LabelStudio, title: str | None = None) -> int:
+    """Create the review project, or bring an existing one up to date; returns its id. Idempotent."""
+    if title is None:
+        from labeling.settings import LabelStudioSettings
+
+        title = LabelStudioSettings().project_title
+    config = label_config()
+    project_id = find_project(client, title)
+    if project_id is None:
+        created = client.projects.create(
+            title=title,
+            label_config=config,
+            expert_instruction=INSTRUCTIONS,
+            show_instruction=True,
+            show_skip_button=True,
+            sampling="Uncertainty sampling",
+            maximum_annotations=1,
+        )
+        if created.id is None:
+            raise RuntimeError(f"Label Studio created project {title!r} without returning its id")
+        project_id = created.id
+    else:
+        project = client.projects.get(project_id)
+        wanted: dict[str, Any] = {
+            "label_config": config,
+            "expert_instruction": INSTRUCTIONS,
+            "sampling": "Uncertainty sampling",
+        }
+        changed = {k: v for k, v in wanted.items() if getattr(project, k, None) != v}
+        if changed:
+            client.projects.update(project_id, **changed)
+    _ensure_view(client, project_id)
+    return project_id
+
+
+def _ensure_view(client: LabelStudio, project_id: int) -> None:
+    """A data manager tab that lists tasks by prediction score, least confident first."""
+    for view in client.views.list(project=project_id):
+        if isinstance(view.data, dict) and view.data.get("title") == VIEW_TITLE:
+            return
+    client.views.create(
+        project=project_id,
+        data={"title": VIEW_TITLE, "ordering": ["tasks:predictions_score"]},
+    )
+
+
+def set_model_version(client: LabelStudio, project_id: int, version: str) -> None:
+    """Point the project at the served model so annotators see its pre-annotations (LS sets it only once)."""
+    project = client.projects.get(project_id)
+    if getattr(project, "model_version", None) != version:
+        client.projects.update(project_id, model_version=version)

@@ -1,0 +1,178 @@
+"""Start, stop and inspect the project's own Label Studio server (its own virtualenv, data under var/).
+
+    posewheel labelstudio start     # returns once /health answers; first start ~100 s (migrations)
+    posewheel labelstudio status    # prints the URL and pid
+    posewheel labelstudio stop      # SIGTERM (Label Studio ignores SIGINT in the background)
+
+The admin user and API token are created from the settings at the first start only; the data dir
+(sqlite, uploads) lives under `var/labelstudio` so the server never writes to `~/.local/share`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from labeling.settings import LabelStudioSettings
+
+
+class LabelStudioServiceError(RuntimeError):
+    """Label Studio could not be started, stopped or reached; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """What `status` reports: the URL, whether /health answers and the pid of our process (if any)."""
+
+    url: str
+    healthy: bool
+    pid: int | None
+
+
+def is_healthy(url: str, timeout_s: float = 2.0) -> bool:
+    """True when `url`/health answers {"status": "UP"} (no auth needed)."""
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/health", timeout=timeout_s)
+        return response.status_code == 200 and response.json().get("status") == "UP"
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def wait_healthy(url: str, timeout_s: float = 300.0, process: subprocess.Popen[bytes] | None = None,
+                 log_file: Path | None = None) -> None:  # fmt: skip
+    """Poll `url`/health until it answers; raise LabelStudioServiceError after `timeout_s` seconds.
+
+    When `process` is given, its early exit fails fast with the tail of `log_file`.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if is_healthy(url):
+            return
+        if process is not None and process.poll() is not None:
+            raise LabelStudioServiceError(
+                f"Label Studio exited with code {process.returncode} before {url} became healthy{_log_tail(log_file)}"
+            )
+        time.sleep(0.5)
+    raise LabelStudioServiceError(f"Label Studio at {url} not healthy after {timeout_s:.0f} s{_log_tail(log_file)}")
+
+
+def _log_tail(log_file: Path | None, lines: int = 15) -> str:
+    if log_file is None or not log_file.is_file():
+        return ""
+    tail = log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    return f"; last lines of {log_file}:\n" + "\n".join(tail)
+
+
+def _port_busy(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _read_pid(pid_file: Path) -> int | None:
+    """The pid in `pid_file` when that process is still alive, else None."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    except PermissionError:  # alive, owned by someone else
+        return pid
+    return pid
+
+
+def server_environment(settings: LabelStudioSettings) -> dict[str, str]:
+    """The environment Label Studio runs with: data dir, admin, token, local files, no telemetry."""
+    creds = settings.credentials(create=True)
+    env = dict(os.environ)
+    env.update({
+        "LABEL_STUDIO_BASE_DATA_DIR": str(settings.data_dir),
+        "LABEL_STUDIO_USERNAME": creds.username,
+        "LABEL_STUDIO_PASSWORD": creds.password,
+        "LABEL_STUDIO_USER_TOKEN": creds.token,
+        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(settings.document_root),
+        "SENTRY_DSN": "",
+        "FRONTEND_SENTRY_DSN": "",
+        "LATEST_VERSION_CHECK": "false",
+        "COLLECT_ANALYTICS": "false",
+    })  # fmt: skip
+    return env
+
+
+def start(settings: LabelStudioSettings | None = None) -> ServiceStatus:
+    """Start Label Studio in the background and return once healthy; a no-op when ours already runs."""
+    settings = settings or LabelStudioSettings()
+    if settings.url:
+        raise LabelStudioServiceError(
+            f"POSEWHEEL_LABELSTUDIO_URL={settings.url} names an external server; not starting one"
+        )
+    url = settings.base_url
+    pid = _read_pid(settings.pid_file)
+    if pid is not None:
+        wait_healthy(url, settings.start_timeout_s, log_file=settings.log_file)
+        return ServiceStatus(url=url, healthy=True, pid=pid)
+    # Label Studio silently moves to the next port when its own is taken: refuse instead.
+    if _port_busy(settings.host, settings.port):
+        raise LabelStudioServiceError(f"port {settings.host}:{settings.port} is already in use by another process")
+    executable = settings.venv / "bin" / "label-studio"
+    if not executable.is_file():
+        raise LabelStudioServiceError(f"{executable} not found: run `make labelstudio` to create its virtualenv")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.document_root.mkdir(parents=True, exist_ok=True)
+    command = [str(executable), "start", "--no-browser", "--internal-host", settings.host, "--port", str(settings.port)]
+    with open(settings.log_file, "ab") as log:
+        process = subprocess.Popen(command, cwd=settings.data_dir, env=server_environment(settings),
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # fmt: skip
+    settings.pid_file.write_text(f"{process.pid}\n")
+    try:
+        wait_healthy(url, settings.start_timeout_s, process=process, log_file=settings.log_file)
+    except LabelStudioServiceError:
+        _terminate(process.pid)
+        settings.pid_file.unlink(missing_ok=True)
+        raise
+    return ServiceStatus(url=url, healthy=True, pid=process.pid)
+
+
+def _terminate(pid: int, timeout_s: float = 15.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def stop(settings: LabelStudioSettings | None = None) -> bool:
+    """Stop our Label Studio (SIGTERM, then SIGKILL after 15 s); False when none was running."""
+    settings = settings or LabelStudioSettings()
+    pid = _read_pid(settings.pid_file)
+    if pid is None:
+        settings.pid_file.unlink(missing_ok=True)
+        return False
+    _terminate(pid)
+    settings.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def status(settings: LabelStudioSettings | None = None) -> ServiceStatus:
+    """The URL, whether it answers /health and the pid of our process (None if not started by us)."""
+    settings = settings or LabelStudioSettings()
+    return ServiceStatus(url=settings.base_url, healthy=is_healthy(settings.base_url), pid=_read_pid(settings.pid_file))
