@@ -1,0 +1,104 @@
+"""Draw skeletons on images (PIL only): for `posewheel show`, training previews and the server's /v1/render.
+
+The person's left side is orange, the right side blue, the face and centre green. Visible joints
+are filled discs, occluded (or low-score) joints hollow rings, unlabeled joints are not drawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from posewheel.schema import KEYPOINT_NAMES, NUM_KEYPOINTS, SKELETON, V_OCCLUDED, V_VISIBLE
+
+LEFT_COLOUR = (255, 140, 0)
+RIGHT_COLOUR = (0, 150, 255)
+CENTRE_COLOUR = (40, 220, 60)
+BOX_COLOUR = (255, 255, 0)
+
+
+def _side_colour(joint: int) -> tuple[int, int, int]:
+    name = KEYPOINT_NAMES[joint]
+    if name.startswith("left_"):
+        return LEFT_COLOUR
+    if name.startswith("right_"):
+        return RIGHT_COLOUR
+    return CENTRE_COLOUR
+
+
+_JOINT_COLOURS = tuple(_side_colour(j) for j in range(NUM_KEYPOINTS))
+_EDGE_COLOURS = tuple(
+    _JOINT_COLOURS[a] if _JOINT_COLOURS[a] == _JOINT_COLOURS[b] else CENTRE_COLOUR for a, b in SKELETON
+)
+
+
+def _flags(keypoints: np.ndarray, scores: np.ndarray | None, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 17, 2) points and (N, 17) flags (0 skip, 1 hollow, 2 filled) from either input form."""
+    if keypoints.shape[-1] == 3:
+        return keypoints[..., :2], keypoints[..., 2].round().astype(np.int64)
+    if scores is None:
+        return keypoints, np.full(keypoints.shape[:-1], V_VISIBLE, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float64).reshape(keypoints.shape[:-1])
+    return keypoints, np.where(scores >= threshold, V_VISIBLE, V_OCCLUDED)
+
+
+def draw_poses(
+    image: Image.Image,
+    keypoints: np.ndarray | Sequence[Sequence[Sequence[float]]],
+    scores: np.ndarray | None = None,
+    boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
+    threshold: float = 0.3,
+    radius: float | None = None,
+) -> Image.Image:
+    """A copy of `image` (RGB) with each person's skeleton drawn.
+
+    keypoints: (N, 17, 3) pixels with v in {0,1,2} (labels), or (N, 17, 2) pixels with `scores`
+    (N, 17) in [0, 1] (predictions: below `threshold` drawn hollow); a single (17, k) person is
+    accepted. boxes: optional (N, 4) [x, y, w, h] pixels. radius: joint radius in pixels (default
+    from the image size). Coordinates are continuous pixels (pixel i covers [i, i+1)).
+    """
+    points = np.asarray(keypoints, dtype=np.float64)
+    if points.ndim == 2:
+        points = points[None]
+    if points.ndim != 3 or points.shape[1] != NUM_KEYPOINTS or points.shape[2] not in (2, 3):
+        raise ValueError(f"keypoints must be (N, 17, 3) or (N, 17, 2), got shape {points.shape}")
+    xy, flags = _flags(points, scores, threshold)
+    out = image.convert("RGB") if image.mode != "RGB" else image.copy()
+    draw = ImageDraw.Draw(out)
+    r = radius if radius is not None else max(1.5, min(out.size) / 100)
+    width = max(1, round(r * 0.7))
+    if boxes is not None:
+        for x, y, w, h in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+            draw.rectangle((x - 0.5, y - 0.5, x + w - 0.5, y + h - 0.5), outline=BOX_COLOUR, width=1)
+    pix = xy - 0.5  # PIL puts pixel centres at integers
+    for person, flag in zip(pix, flags, strict=True):
+        for (a, b), colour in zip(SKELETON, _EDGE_COLOURS, strict=True):
+            if flag[a] > 0 and flag[b] > 0:
+                thin = flag[a] == V_OCCLUDED or flag[b] == V_OCCLUDED
+                draw.line([tuple(person[a]), tuple(person[b])], fill=colour, width=1 if thin else width)
+        for j in range(NUM_KEYPOINTS):
+            if flag[j] <= 0:
+                continue
+            x, y = person[j]
+            disc = (x - r, y - r, x + r, y + r)
+            if flag[j] == V_VISIBLE:
+                draw.ellipse(disc, fill=_JOINT_COLOURS[j], outline=(0, 0, 0))
+            else:
+                draw.ellipse(disc, outline=_JOINT_COLOURS[j], width=max(1, width))
+    return out
+
+
+def image_grid(images: Sequence[Image.Image], columns: int, cell: int) -> Image.Image:
+    """Tile images (each resized to `cell` x `cell` px, aspect kept, letterboxed) in `columns` columns."""
+    if not images:
+        raise ValueError("image_grid needs at least one image")
+    rows = (len(images) + columns - 1) // columns
+    grid = Image.new("RGB", (columns * cell, rows * cell), (24, 24, 24))
+    for n, img in enumerate(images):
+        scale = cell / max(img.size)
+        tile = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+        x, y = (n % columns) * cell, (n // columns) * cell
+        grid.paste(tile, (x + (cell - tile.width) // 2, y + (cell - tile.height) // 2))
+    return grid
