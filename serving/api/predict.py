@@ -1,0 +1,118 @@
+"""POST /v1/predict (poses as JSON) and POST /v1/render (the same poses drawn on the image, PNG)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from serving.deps import ApiKeyDep, ServiceDep
+from serving.images import InputError
+from serving.overlay import render_png
+from serving.schemas import ErrorBody, PredictJSON, PredictResponse
+
+router = APIRouter(prefix="/v1", tags=["predict"], dependencies=[ApiKeyDep])
+
+_BOXES_HELP = "JSON list of person boxes [[x, y, w, h], ...] in pixels; absent: the whole image is one person"
+_REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["image"],
+                "properties": {
+                    "image": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP"},
+                    "boxes": {"type": "string", "description": _BOXES_HELP},
+                },
+            }
+        },
+        "application/json": {"schema": PredictJSON.model_json_schema()},
+    },
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "malformed body or undecodable image"},
+    401: {"model": ErrorBody, "description": "missing or wrong X-API-Key"},
+    413: {"model": ErrorBody, "description": "body or image larger than the limits"},
+    415: {"model": ErrorBody, "description": "not a JPEG, PNG or WebP image / unsupported content type"},
+    422: {"model": ErrorBody, "description": "malformed boxes"},
+    503: {"model": ErrorBody, "description": "no model loaded yet"},
+}
+
+
+async def read_request(request: Request) -> tuple[bytes, object]:
+    """The image bytes and raw boxes of a multipart or JSON prediction request; InputError if neither."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=4)
+        try:
+            image = form.get("image")
+            if not isinstance(image, UploadFile):
+                raise InputError("multipart field 'image' (a file) is missing", 422)
+            boxes = form.get("boxes")
+            if boxes is not None and not isinstance(boxes, str):
+                raise InputError("multipart field 'boxes' must be text (JSON), not a file", 422)
+            return await image.read(), boxes
+        finally:
+            await form.close()
+    if content_type == "application/json":
+        try:
+            body = PredictJSON.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise InputError(f"invalid JSON body: {_first_error(exc)}", 422) from exc
+        text = body.image_base64
+        if text.startswith("data:"):
+            text = text.partition(",")[2]
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InputError(f"field 'image_base64' is not valid base64: {exc}") from exc
+        return data, body.boxes
+    raise InputError(
+        f"content type {content_type or 'none'!r} is not accepted; send multipart/form-data or application/json",
+        415,
+    )
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ())) or "body"
+    return f"{where}: {err.get('msg', 'invalid')}"
+
+
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    responses=_ERRORS,
+    openapi_extra={"requestBody": _REQUEST_BODY},
+    summary="Predict the 17 COCO keypoints of each person",
+)
+async def predict(request: Request, service: ServiceDep) -> PredictResponse:
+    """Per person box: the box, a pose score and 17 keypoints {name, x, y, score} in image pixels."""
+    data, boxes = await read_request(request)
+    response, _ = await service.predict(data, boxes)
+    return response
+
+
+@router.post(
+    "/render",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "the image with skeletons drawn"}, **_ERRORS},
+    openapi_extra={"requestBody": _REQUEST_BODY},
+    summary="Draw the predicted skeletons on the image (PNG)",
+)
+async def render(request: Request, service: ServiceDep) -> Response:
+    """The same prediction as /v1/predict, drawn: boxes, skeleton edges and keypoints over the upright image."""
+    data, boxes = await read_request(request)
+    response, decoded = await service.predict(data, boxes)
+    png = await asyncio.to_thread(render_png, decoded.image, response.poses)
+    return Response(
+        png,
+        media_type="image/png",
+        headers={"X-Request-Id": response.request_id, "X-Model-Version": response.model_version},
+    )

@@ -1,0 +1,131 @@
+"""Turning untrusted request bytes into an RGB image and person boxes, or a clear client error.
+
+Every check that can be done before decoding pixels is done first: the format comes from the
+file's own header (never from a client's content type or file name) and the pixel count is
+checked against the limit before a single pixel is decoded, so a decompression bomb costs
+nothing. EXIF orientation is applied, so keypoints come back in the upright image's pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from posewheel.decoding import Box
+
+ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
+
+
+class InputError(ValueError):
+    """The client sent something we will not process; `status` is the HTTP status to answer."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An upright RGB image and what it was before: `format` as Pillow names it, `mode` before conversion."""
+
+    image: Image.Image
+    format: str
+    mode: str
+
+    @property
+    def width(self) -> int:
+        return self.image.width
+
+    @property
+    def height(self) -> int:
+        return self.image.height
+
+
+def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
+    """Decode JPEG/PNG/WebP bytes to an upright RGB image; raise InputError (4xx) for anything else.
+
+    max_pixels: the largest accepted width * height, checked from the header before decoding.
+    """
+    if not data:
+        raise InputError("the image is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=None)
+    except UnidentifiedImageError as exc:
+        raise InputError("the body is not an image Pillow can identify; send JPEG, PNG or WebP", 415) from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"the image is too large: {exc}", 413) from exc
+    if image.format not in ALLOWED_FORMATS:
+        raise InputError(f"unsupported image format {image.format}; send JPEG, PNG or WebP", 415)
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise InputError(f"the image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise InputError(f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}", 413)
+    try:
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+    except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data: Pillow's decoders raise these
+        raise InputError(f"the {image.format} image could not be decoded: {exc}") from exc
+    return DecodedImage(image=_to_rgb(upright), format=image.format, mode=image.mode)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode to RGB; transparent pixels become white, as a viewer would show them."""
+    if image.mode == "RGB":
+        return image
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # 16-bit and float greyscale: scale to 8 bit by the image's own range
+        extrema = image.getextrema()
+        lo, hi = float(extrema[0]), float(extrema[1])  # type: ignore[arg-type]
+        scale = 255.0 / (hi - lo) if hi != lo else 0.0
+        image = image.point(lambda v: (v - lo) * scale).convert("L")
+    return image.convert("RGB")
+
+
+def parse_boxes(raw: object, width: int, height: int, max_boxes: int) -> list[Box]:
+    """Validate person boxes `[[x, y, w, h], ...]` (pixels) against an image of `width` x `height`.
+
+    `raw` is a JSON string or an already parsed list; None or empty means the whole image is one
+    person. A box must be 4 finite numbers with w, h > 0 that overlap the image.
+    """
+    if raw is None or raw == "":
+        return [(0.0, 0.0, float(width), float(height))]
+    if isinstance(raw, str | bytes):
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise InputError(f"field 'boxes' is not valid JSON: {exc}", 422) from exc
+    if not isinstance(raw, list):
+        raise InputError("field 'boxes' must be a JSON list of [x, y, w, h] boxes", 422)
+    if not raw:
+        return [(0.0, 0.0, float(width), float(height))]
+    if len(raw) > max_boxes:
+        raise InputError(f"field 'boxes' has {len(raw)} boxes; the limit is {max_boxes}", 422)
+    boxes: list[Box] = []
+    for i, box in enumerate(raw):
+        if not isinstance(box, list | tuple) or len(box) != 4:
+            raise InputError(f"boxes[{i}] must be a list of 4 numbers [x, y, w, h]", 422)
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in box):
+            raise InputError(f"boxes[{i}] must hold numbers only, got {box!r:.80}", 422)
+        x, y, w, h = (float(v) for v in box)
+        if not all(math.isfinite(v) for v in (x, y, w, h)):
+            raise InputError(f"boxes[{i}] holds a non-finite number", 422)
+        if w <= 0 or h <= 0:
+            raise InputError(f"boxes[{i}] has width {w} and height {h}; both must be > 0", 422)
+        if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+            raise InputError(f"boxes[{i}] = {[x, y, w, h]} lies outside the {width}x{height} image", 422)
+        boxes.append((x, y, w, h))
+    return boxes

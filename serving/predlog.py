@@ -1,0 +1,186 @@
+"""The durable prediction log and the review outbox, written by one background thread.
+
+A request only puts a record on a bounded in-memory queue (never blocks, never raises); the
+writer stores the image once by content hash, appends the record to
+`<predictions_dir>/YYYY-MM-DD.jsonl` (flush + fsync per group of records) and, for predictions
+the review policy picked, puts a `ReviewItem` into the outbox. A full disk or a missing folder
+costs log lines and a counter, never a failed or slower prediction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from posewheel.imagestore import ImageStore
+from posewheel.review import Outbox, PredictedPose, ReviewItem
+from serving.metrics import ServingMetrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PredictionRecord:
+    """One answered prediction; `image` is the request's original bytes (stored by hash)."""
+
+    request_id: str
+    model_version: str
+    image: bytes
+    width: int
+    height: int
+    poses: list[PredictedPose]
+    review_reason: str | None = None
+    latency_ms: float | None = None
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+
+
+class PredictionLog:
+    """Background writer of prediction records, image store entries and review items."""
+
+    def __init__(
+        self, log_dir: Path, image_store: ImageStore, outbox: Outbox, metrics: ServingMetrics, max_queue: int = 10_000
+    ) -> None:
+        self.log_dir = log_dir
+        self.image_store = image_store
+        self.outbox = outbox
+        self.metrics = metrics
+        self._queue: queue.Queue[PredictionRecord | None] = queue.Queue(maxsize=max_queue)
+        self._thread = threading.Thread(target=self._run, name="posewheel-predlog", daemon=True)
+        self._file: IO[str] | None = None
+        self._file_day: str | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, record: PredictionRecord) -> bool:
+        """Hand a record to the writer; False (and a counted drop) when its queue is full."""
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self.metrics.predlog_dropped.inc()
+            return False
+        self.metrics.predlog_backlog.set(self._queue.qsize())
+        return True
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued, then stop the thread (waits at most `timeout_s` seconds)."""
+        if self._thread.is_alive():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(None, timeout=timeout_s)
+            self._thread.join(timeout_s)
+        self._close()
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every submitted record is written (tests and shutdown); False on timeout."""
+        done = threading.Event()
+
+        def wait_all() -> None:
+            self._queue.join()
+            done.set()
+
+        threading.Thread(target=wait_all, daemon=True).start()
+        return done.wait(timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < 256:  # group records that arrived together into one fsync
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(r is None for r in batch)
+            records = [r for r in batch if r is not None]
+            try:
+                self._write(records)
+            except Exception:  # the writer must outlive any one bad record
+                log.exception("prediction log writer failed on %d records", len(records))
+                self.metrics.predlog_errors.inc(len(records))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+                self.metrics.predlog_backlog.set(self._queue.qsize())
+            if stop:
+                return
+
+    def _write(self, records: list[PredictionRecord]) -> None:
+        lines, reviews = [], []
+        for record in records:
+            try:
+                sha = self.image_store.put(record.image)
+            except (OSError, ValueError) as exc:
+                log.error("prediction %s: image not stored in %s: %s", record.request_id, self.image_store.root, exc)
+                self.metrics.predlog_errors.inc()
+                continue
+            lines.append(json.dumps(_log_line(record, sha), separators=(",", ":")) + "\n")
+            if record.review_reason is not None:
+                reviews.append((record, sha))
+        if lines:
+            try:
+                handle = self._open_today()
+                handle.write("".join(lines))
+                handle.flush()
+                os.fsync(handle.fileno())
+                self.metrics.predlog_written.inc(len(lines))
+            except (OSError, ValueError) as exc:
+                log.error("%d predictions not logged in %s: %s", len(lines), self.log_dir, exc)
+                self.metrics.predlog_errors.inc(len(lines))
+                self._close()
+        for record, sha in reviews:
+            self._queue_review(record, sha)
+
+    def _queue_review(self, record: PredictionRecord, sha: str) -> None:
+        item = ReviewItem(
+            request_id=record.request_id,
+            image_sha256=sha,
+            image_path=str(self.image_store.path_for(sha).resolve()),
+            width=record.width,
+            height=record.height,
+            model_version=record.model_version,
+            poses=record.poses,
+            score=min(p.score for p in record.poses),
+            reason=record.review_reason or "",
+        )
+        try:
+            self.outbox.put(item)
+        except (OSError, ValueError) as exc:
+            log.error("prediction %s: review item not queued in %s: %s", record.request_id, self.outbox.root, exc)
+            self.metrics.predlog_errors.inc()
+
+    def _open_today(self) -> IO[str]:
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        if self._file is None or self._file_day != day:
+            self._close()
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.log_dir / f"{day}.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - kept open
+            self._file_day = day
+        return self._file
+
+    def _close(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+
+
+def _log_line(record: PredictionRecord, sha: str) -> dict[str, Any]:
+    return {
+        "request_id": record.request_id,
+        "created": record.created,
+        "model_version": record.model_version,
+        "image_sha256": sha,
+        "width": record.width,
+        "height": record.height,
+        "poses": [p.model_dump() for p in record.poses],
+        "scores": [p.score for p in record.poses],
+        "review": record.review_reason,
+        "latency_ms": record.latency_ms,
+    }

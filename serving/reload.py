@@ -1,0 +1,102 @@
+"""Hot reload: notice a new production model, load it beside the old one, smoke-test it, swap it in.
+
+The model is found through `model_dir` (usually the `models/production` symlink). Its
+fingerprint is the symlink's resolved target plus the size and modification time of
+`card.json` and `model.onnx`; a poll every `reload_poll_s` seconds (or `POST /v1/admin/reload`)
+compares it with the served model's. The swap is one reference assignment: requests already
+holding the old model finish on it, the next ones get the new one. A broken artifact is refused
+(log line and counter), remembered so it is not retried until it changes, and the old model
+keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from posewheel.artifact import CARD_FILE, MODEL_FILE
+from serving.engine import ModelLoadError, PoseModel, load_model
+from serving.metrics import ServingMetrics
+
+log = logging.getLogger(__name__)
+
+
+def fingerprint(model_dir: Path) -> str:
+    """Identity of what `model_dir` points at now: resolved folder + card/model size and mtime (ns)."""
+    target = model_dir.resolve()
+    parts = [str(target)]
+    for name in (CARD_FILE, MODEL_FILE):
+        try:
+            st = (target / name).stat()
+            parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{name}:missing")
+    return "|".join(parts)
+
+
+class ModelHolder:
+    """The served model and the one way to replace it."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        threads: int,
+        execution_provider: str,
+        metrics: ServingMetrics,
+        on_swap: Callable[[PoseModel], None] | None = None,
+    ) -> None:
+        self.model_dir = model_dir
+        self.threads = threads
+        self.execution_provider = execution_provider
+        self.metrics = metrics
+        self.on_swap = on_swap
+        self.current: PoseModel | None = None
+        self.last_error: str | None = None
+        self._refused: str | None = None  # fingerprint of the last refused artifact
+        self._lock = asyncio.Lock()
+
+    async def reload(self, force: bool = False) -> PoseModel:
+        """Load the model `model_dir` points at if it changed (or `force`); return the served model.
+
+        Raises ModelLoadError (after counting and logging it) when the new artifact is refused;
+        the previous model, if any, stays in service.
+        """
+        async with self._lock:
+            fp = fingerprint(self.model_dir)
+            current = self.current
+            if current is not None and not force and fp == current.fingerprint:
+                return current
+            if not force and fp == self._refused:
+                raise ModelLoadError(self.last_error or f"{self.model_dir}: refused before")
+            try:
+                model = await asyncio.to_thread(
+                    load_model, self.model_dir.resolve(), fp, self.threads, self.execution_provider
+                )
+            except ModelLoadError as exc:
+                self._refused, self.last_error = fp, str(exc)
+                self.metrics.reload_failures.inc()
+                served = current.version if current is not None else "none"
+                log.error("model refused, still serving %s: %s", served, exc)
+                raise
+            self.current, self._refused, self.last_error = model, None, None
+            self.metrics.reloads.inc()
+            self.metrics.set_model(model.version)
+            old = current.version if current is not None else "none"
+            log.info("serving model %s (was %s) from %s", model.version, old, model.folder)
+            if self.on_swap is not None:
+                self.on_swap(model)
+            return model
+
+    async def watch(self, poll_s: float) -> None:
+        """Poll `model_dir` every `poll_s` seconds and reload when it changes; runs until cancelled."""
+        while True:
+            await asyncio.sleep(poll_s)
+            try:
+                fp = fingerprint(self.model_dir)
+                if (self.current is not None and fp == self.current.fingerprint) or fp == self._refused:
+                    continue
+                await self.reload()
+            except ModelLoadError:
+                continue  # counted and logged by reload; the old model keeps serving

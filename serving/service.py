@@ -1,0 +1,205 @@
+"""The prediction service behind the routes: model holder, micro-batcher, review policy, prediction log.
+
+`PoseService.predict` is the one path every prediction takes: decode and crop off the event
+loop, batched inference on the model pinned at the start of the request, the review decision,
+and a non-blocking hand-off to the prediction log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from posewheel.decoding import Box, pose_score
+from posewheel.imagestore import ImageStore
+from posewheel.review import Outbox, PredictedKeypoint, PredictedPose
+from posewheel.schema import KEYPOINT_NAMES
+from serving.engine import MicroBatcher, ModelLoadError, PoseModel, prepare
+from serving.images import DecodedImage, decode_image, parse_boxes
+from serving.metrics import ServingMetrics
+from serving.predlog import PredictionLog, PredictionRecord
+from serving.reload import ModelHolder
+from serving.review_policy import ReviewPolicy
+from serving.schemas import PredictResponse, ReviewFlag
+from serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+
+class NotReadyError(RuntimeError):
+    """No model is loaded yet (answered 503)."""
+
+
+class PoseService:
+    """Everything one server process runs; `start()` inside the event loop, `stop()` on shutdown."""
+
+    def __init__(self, settings: ServingSettings) -> None:
+        self.settings = settings
+        self.metrics = ServingMetrics()
+        self.holder = ModelHolder(
+            settings.resolved_model_dir(),
+            settings.resolved_threads(),
+            settings.execution_provider,
+            self.metrics,
+            on_swap=self._on_swap,
+        )
+        self.policy = ReviewPolicy(
+            settings.review_threshold,
+            settings.review_random_fraction,
+            settings.review_cap_per_hour,
+            seed=settings.review_seed,
+            on_capped=self.metrics.review_capped.inc,
+        )
+        self.predlog = PredictionLog(
+            settings.resolved_predictions_dir(),
+            ImageStore(settings.resolved_image_store_dir()),
+            Outbox(settings.resolved_outbox_dir()),
+            self.metrics,
+            max_queue=settings.log_queue_size,
+        )
+        self.batcher: MicroBatcher | None = None
+        self.drainer: Any = None
+        self._cpu_pool = ThreadPoolExecutor(max(2, settings.resolved_threads()), thread_name_prefix="posewheel-prep")
+        self._watch_task: asyncio.Task[None] | None = None
+
+    @property
+    def model(self) -> PoseModel | None:
+        return self.holder.current
+
+    async def start(self) -> None:
+        """Load the model (a failure leaves the server up but not ready), start batcher, writer, watcher."""
+        self.batcher = MicroBatcher(self.settings.max_batch_size, self.settings.max_wait_ms / 1000.0, self._on_batch)
+        self.batcher.start()
+        self.predlog.start()
+        if self.settings.review_drain:
+            self._start_drainer()
+        try:
+            await self.holder.reload()
+        except ModelLoadError as exc:
+            log.error("no model to serve yet (will keep looking every %.1fs): %s", self.settings.reload_poll_s, exc)
+        self._watch_task = asyncio.get_running_loop().create_task(self.holder.watch(self.settings.reload_poll_s))
+
+    async def stop(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+        if self.batcher is not None:
+            await self.batcher.stop()
+        await asyncio.to_thread(self.predlog.stop)
+        if self.drainer is not None:
+            try:
+                self.drainer.stop()
+            except Exception:  # another package's worker must not break our shutdown
+                log.exception("the review outbox drainer failed to stop")
+        self._cpu_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def predict(self, data: bytes, raw_boxes: object) -> tuple[PredictResponse, DecodedImage]:
+        """Predict poses for the image `data` and person boxes `raw_boxes` (JSON text, a list or None).
+
+        Raises serving.images.InputError for bad input, NotReadyError before the first model.
+        """
+        model, batcher = self.holder.current, self.batcher
+        if model is None or batcher is None:
+            raise NotReadyError(self.holder.last_error or "no model loaded yet")
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        batcher.expect()
+        try:
+            decoded, boxes, inputs, windows = await loop.run_in_executor(
+                self._cpu_pool, self._prepare, data, raw_boxes, model
+            )
+        except BaseException:
+            batcher.abandon()
+            raise
+        points, scores = await batcher.submit(model, inputs, windows)
+        poses = _poses(boxes, points, scores)
+        pose_scores = [p.score for p in poses]
+        reason = self.policy.decide(pose_scores)
+        request_id = uuid.uuid4().hex
+        for s in pose_scores:
+            self.metrics.pose_score.observe(s)
+        for s in scores.ravel():
+            self.metrics.keypoint_score.observe(float(s))
+        if reason is not None:
+            self.metrics.review_queued.labels(reason=reason).inc()
+        response = PredictResponse(
+            request_id=request_id,
+            model_version=model.version,
+            width=decoded.width,
+            height=decoded.height,
+            poses=poses,
+            review=ReviewFlag(queued=reason is not None, reason=reason),
+        )
+        self.predlog.submit(
+            PredictionRecord(
+                request_id=request_id,
+                model_version=model.version,
+                image=data,
+                width=decoded.width,
+                height=decoded.height,
+                poses=poses,
+                review_reason=reason,
+                latency_ms=(time.perf_counter() - started) * 1000.0,
+            )
+        )
+        return response, decoded
+
+    def _prepare(
+        self, data: bytes, raw_boxes: object, model: PoseModel
+    ) -> tuple[DecodedImage, list[Box], np.ndarray, list[Box]]:
+        decoded = decode_image(data, self.settings.max_pixels)
+        boxes = parse_boxes(raw_boxes, decoded.width, decoded.height, self.settings.max_boxes)
+        inputs, windows = prepare(decoded.image, boxes, model.spec)
+        return decoded, boxes, inputs, windows
+
+    def _on_batch(self, size: int, depth: int) -> None:
+        self.metrics.batch_size.observe(size)
+        self.metrics.queue_depth.set(depth)
+
+    def _on_swap(self, model: PoseModel) -> None:
+        drainer = self.drainer
+        if drainer is not None and hasattr(drainer, "set_model_version"):
+            try:
+                drainer.set_model_version(model.version)
+            except Exception:  # Label Studio being down must not stop a model swap
+                log.exception("could not tell Label Studio about model %s", model.version)
+
+    def _start_drainer(self) -> None:
+        try:
+            from labeling.queue import start_drainer  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as exc:
+            log.error("POSEWHEEL_REVIEW_DRAIN is on but labeling.queue.start_drainer is not importable: %s", exc)
+            return
+        outbox_dir = self.settings.resolved_outbox_dir()
+        try:
+            self.drainer = start_drainer(outbox_dir)
+        except Exception:  # the server serves even when the review queue cannot start
+            log.exception("the review outbox drainer for %s did not start; items stay in the outbox", outbox_dir)
+            return
+        log.info("draining review items from %s into Label Studio", outbox_dir)
+
+
+def _poses(boxes: list[Box], points: np.ndarray, scores: np.ndarray) -> list[PredictedPose]:
+    """Response poses from boxes and decoded keypoints (N, 17, 2) pixels and scores (N, 17)."""
+    totals = pose_score(scores)
+    return [
+        PredictedPose(
+            box=box,
+            score=float(totals[i]),
+            keypoints=[
+                PredictedKeypoint(
+                    name=name, x=float(points[i, k, 0]), y=float(points[i, k, 1]), score=float(scores[i, k])
+                )
+                for k, name in enumerate(KEYPOINT_NAMES)
+            ],
+        )
+        for i, box in enumerate(boxes)
+    ]

@@ -1,0 +1,72 @@
+"""The server's knobs, from the environment (`POSEWHEEL_*`), one pydantic-settings class.
+
+    POSEWHEEL_PORT=9000 POSEWHEEL_MAX_BATCH_SIZE=32 posewheel serve
+
+Paths of run-time state (prediction log, image store, outbox) default to the project's own
+folders (`posewheel.settings.ProjectSettings`); tests point them at temporary folders.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from posewheel.artifact import production_dir
+from posewheel.settings import ProjectSettings
+
+
+class ServingSettings(BaseSettings):
+    """Everything `posewheel serve` can be told; each field is `POSEWHEEL_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="POSEWHEEL_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="interface to listen on; loopback unless told otherwise")
+    port: int = Field(8000, ge=0, le=65535)
+    model_dir: Path | None = Field(None, description="artifact folder or symlink; default models/production")
+    api_key: SecretStr | None = Field(None, description="if set, predict/render need this X-API-Key")
+    admin_key: SecretStr | None = Field(None, description="X-API-Key for /v1/admin/*; unset disables them")
+
+    max_batch_size: int = Field(16, ge=1, le=1024, description="person crops per inference batch")
+    max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0, description="how long a batch waits to fill, ms")
+    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 = one per CPU core")
+    execution_provider: Literal["cpu", "cuda"] = "cpu"
+
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="request body limit, bytes")
+    max_pixels: int = Field(40_000_000, ge=1, description="decoded image limit, width * height")
+    max_boxes: int = Field(64, ge=1, description="person boxes per request")
+
+    review_threshold: float = Field(0.3, ge=0.0, le=1.0, description="queue poses scoring below this")
+    review_random_fraction: float = Field(0.01, ge=0.0, le=1.0, description="queue this share at random")
+    review_cap_per_hour: int = Field(200, ge=0, description="at most this many review items per hour")
+    review_drain: bool = Field(False, description="start labeling's outbox drainer in the server")
+    review_seed: int | None = Field(None, description="seed of the random review sample (tests)")
+
+    reload_poll_s: float = Field(2.0, gt=0.0, description="how often to look for a new production model, s")
+    log_queue_size: int = Field(10_000, ge=1, description="predictions waiting for the background writer")
+
+    predictions_dir: Path | None = Field(None, description="default var/predictions")
+    image_store_dir: Path | None = Field(None, description="default ProjectSettings().image_store_dir")
+    outbox_dir: Path | None = Field(None, description="default ProjectSettings().outbox_dir")
+
+    def resolved_model_dir(self) -> Path:
+        """The artifact folder to serve: `model_dir` or the project's `models/production`."""
+        return self.model_dir if self.model_dir is not None else production_dir(ProjectSettings().models_dir)
+
+    def resolved_threads(self) -> int:
+        """ONNX Runtime intra-op threads: the setting, or the CPUs this process may use."""
+        if self.intra_op_threads > 0:
+            return self.intra_op_threads
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+    def resolved_predictions_dir(self) -> Path:
+        return self.predictions_dir or ProjectSettings().var_dir / "predictions"
+
+    def resolved_image_store_dir(self) -> Path:
+        return self.image_store_dir or ProjectSettings().image_store_dir
+
+    def resolved_outbox_dir(self) -> Path:
+        return self.outbox_dir or ProjectSettings().outbox_dir
