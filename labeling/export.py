@@ -103,11 +103,13 @@ def tasks_to_dataset(
             path = image_store.path_for(sha)
             with Image.open(path) as img:
                 width, height, fmt = img.width, img.height, img.format or ""
-            persons = results_to_persons(
-                annotation.get("result", []), where=f"{where} annotation {annotation.get('id')}"
-            )
-        except (LabelError, ValueError, OSError) as exc:
-            problems.append(f"{where}: {exc}")
+            label_where = f"{where} annotation {annotation.get('id')}"
+            persons = results_to_persons(annotation.get("result", []), where=label_where)
+        except LabelError as exc:
+            problems.append(str(exc))
+            continue
+        except (ValueError, OSError) as exc:  # image missing from the store or unreadable
+            problems.append(f"{where}: image {sha[:12]}: {exc}")
             continue
         persons = [p for p in persons if p.keypoints[:, 2].any()]
         if not persons:

@@ -107,7 +107,8 @@ def ensure_project(client: LabelStudio, title: str | None = None) -> int:
             "expert_instruction": INSTRUCTIONS,
             "sampling": "Uncertainty sampling",
         }
-        changed = {k: v for k, v in wanted.items() if getattr(project, k, None) != v}
+        # Label Studio strips surrounding whitespace: compare what it keeps.
+        changed = {k: v for k, v in wanted.items() if str(getattr(project, k, None) or "").strip() != v.strip()}
         if changed:
             client.projects.update(project_id, **changed)
     _ensure_view(client, project_id)

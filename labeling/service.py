@@ -92,6 +92,8 @@ def _read_pid(pid_file: Path) -> int | None:
 def server_environment(settings: LabelStudioSettings) -> dict[str, str]:
     """The environment Label Studio runs with: data dir, admin, token, local files, no telemetry."""
     creds = settings.credentials(create=True)
+    if creds.password is None:
+        raise LabelStudioServiceError("POSEWHEEL_LABELSTUDIO_TOKEN is set without POSEWHEEL_LABELSTUDIO_PASSWORD")
     env = dict(os.environ)
     env.update({
         "LABEL_STUDIO_BASE_DATA_DIR": str(settings.data_dir),

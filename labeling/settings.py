@@ -28,10 +28,10 @@ class LabelStudioNotConfiguredError(RuntimeError):
 
 @dataclass(frozen=True)
 class Credentials:
-    """The admin's password and API token (legacy token, at most 40 characters)."""
+    """The admin's password (None when only a token was given) and API token (legacy, <= 40 chars)."""
 
     username: str
-    password: str
+    password: str | None
     token: str
 
 
@@ -96,7 +96,7 @@ class LabelStudioSettings(BaseSettings):
             }
             atomic.write_text(self.secrets_file, json.dumps(stored, indent=2) + "\n", mode=0o600)
             password, token = stored["password"], stored["token"]
-        if password is None or token is None:
+        if token is None:
             raise LabelStudioNotConfiguredError(
                 f"Label Studio has no credentials: set POSEWHEEL_LABELSTUDIO_TOKEN or run "
                 f"`posewheel labelstudio start` to create {self.secrets_file}"
