@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import shutil
@@ -430,3 +431,23 @@ def test_server_from_serving_only_venv_predicts_17_keypoints(serve_venv_server: 
     assert [kp["name"] for kp in pose["keypoints"]] == list(KEYPOINT_NAMES)
     for kp in pose["keypoints"]:  # the padded crop may reach past the image edge
         assert np.isfinite([kp["x"], kp["y"]]).all() and 0 <= kp["score"] <= 1
+
+
+# --- the API reference ---------------------------------------------------------------------------
+
+
+def test_committed_openapi_schema_matches_the_server() -> None:
+    script = ROOT / "scripts" / "export_openapi.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--check"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, f"docs/openapi.json differs from the server's schema:\n{result.stderr[-2000:]}"
+
+
+def test_openapi_schema_documents_the_prediction_contract() -> None:
+    document = json.loads((ROOT / "docs" / "openapi.json").read_text(encoding="utf-8"))
+    predict = document["paths"]["/v1/predict"]["post"]
+    assert {"multipart/form-data", "application/json"} <= set(predict["requestBody"]["content"])
+    keypoint = document["components"]["schemas"]["PredictedKeypoint"]["properties"]
+    assert set(keypoint) == {"name", "x", "y", "score"}
+    assert "/readyz" in document["paths"] and "/healthz" in document["paths"]
