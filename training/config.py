@@ -1,0 +1,137 @@
+"""Training configuration: params.yaml's `train` section on top of a named size configuration.
+
+    from training.config import TrainConfig, load_params
+    config = TrainConfig.from_params(load_params("params.yaml"))
+
+Sizes are data, not branches: `cpu` (MobileNetV2, 128x96 input) trains on a laptop's two
+cores; `gpu` (ResNet-50, 256x192) is the accuracy configuration. Accelerator, devices, precision,
+strategy (`ddp`) and `num_nodes` pass straight through to the Lightning Trainer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from posewheel.decoding import InputSpec
+
+# Named size configurations; params.yaml's `train` keys override any of these fields.
+SIZE_CONFIGS: dict[str, dict[str, Any]] = {
+    "cpu": {"backbone": "mobilenet_v2", "input_height": 128, "input_width": 96, "head_channels": 64},
+    "gpu": {"backbone": "resnet50", "input_height": 256, "input_width": 192, "head_channels": 256},
+}
+
+
+class ConfigError(ValueError):
+    """A training parameter is missing, unknown or out of range (the message names which)."""
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of one training run; units in the field comments."""
+
+    config: str = "cpu"  # name of the size configuration these fields started from
+    backbone: str = "mobilenet_v2"  # torchvision model name, built from scratch
+    backbone_checkpoint: str | None = None  # optional local state dict for the backbone (no downloads)
+    input_height: int = 128  # pixels
+    input_width: int = 96  # pixels
+    head_channels: int = 64
+    sigma: float = 1.5  # Gaussian target std, heatmap cells
+    occluded_weight: float = 1.0  # loss weight of v=1 joints (v=2: 1, v=0: 0)
+    whole_image_fraction: float = 0.3  # share of samples cropped from the whole image, not the box
+    # augmentation
+    flip: float = 0.5  # probability
+    rotation: float = 30.0  # degrees, +-
+    scale: tuple[float, float] = (0.75, 1.25)
+    translate: float = 0.08  # fraction of the crop size
+    color_jitter: float = 0.3  # brightness/contrast/saturation strength
+    blur: float = 0.2  # probability of a Gaussian blur
+    # optimisation
+    max_minutes: float = 20.0  # wall clock for the fit (stops between batches)
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    val_fraction: float = 0.05  # of the first dataset, held out for per-epoch validation
+    max_val: int = 256  # validation persons at most
+    num_workers: int = 2
+    seed: int = 0
+    feedback_weight: float = 3.0  # default sampling weight of extra datasets
+    warm_start: bool = True
+    # distribution (Lightning does it)
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    precision: str = "32-true"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    # logging
+    wandb: bool = True
+    worst_examples: int = 16  # rows of the W&B table of worst validation examples
+    extra: dict[str, Any] = field(default_factory=dict)  # params.yaml keys this class does not use
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """The network input the artifact is served with."""
+        return InputSpec(width=self.input_width, height=self.input_height)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], **overrides: Any) -> TrainConfig:
+        """Build from the whole params dict (its `train` section) plus keyword overrides."""
+        section = dict(params.get("train", params) or {})
+        section.update(overrides)
+        return cls.from_section(section)
+
+    @classmethod
+    def from_section(cls, section: dict[str, Any]) -> TrainConfig:
+        """Build from a `train` section: the named size config first, then the section's keys."""
+        name = str(section.get("config", "cpu"))
+        if name not in SIZE_CONFIGS:
+            raise ConfigError(f"train.config is {name!r}; expected one of {sorted(SIZE_CONFIGS)}")
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        values: dict[str, Any] = {"config": name, **SIZE_CONFIGS[name]}
+        extra: dict[str, Any] = {}
+        for key, value in section.items():
+            (values if key in known else extra)[key] = value
+        if "scale" in values:
+            values["scale"] = tuple(float(v) for v in values["scale"])
+        config = cls(**values, extra=extra)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Raise ConfigError naming the first field out of range."""
+        if self.input_height % 32 or self.input_width % 32:
+            raise ConfigError(f"train.input_height/input_width must be multiples of 32, got "
+                              f"{self.input_height}x{self.input_width}")  # fmt: skip
+        for name in ("batch_size", "epochs", "num_nodes"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_minutes <= 0 or self.lr <= 0:
+            raise ConfigError(f"train.max_minutes and train.lr must be positive, got {self.max_minutes}, {self.lr}")
+        if not 0.0 <= self.whole_image_fraction <= 1.0 or not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError("train.whole_image_fraction must be in [0, 1] and train.val_fraction in [0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for the model card and W&B (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        out["scale"] = list(self.scale)
+        return out
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Read params.yaml; raise ConfigError naming the file when it is missing or not a mapping."""
+    file = Path(path)
+    try:
+        params = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{file}: file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+    if not isinstance(params, dict):
+        raise ConfigError(f"{file}: top level must be a mapping of sections")
+    return params

@@ -1,0 +1,122 @@
+"""Evaluate an exported artifact: ONNX Runtime + the core's crop and decoding, ground-truth boxes.
+
+What serves is what is measured: the same `model.onnx`, `crop_box`/`crop_image`/`normalize` and
+`decode_to_image` as the server, with the standard top-down protocol (one crop per labeled person,
+from its ground-truth box).
+
+    posewheel evaluate --model models/production --data data/holdout_studio --data data/holdout_street --out metrics/
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from posewheel import atomic
+from posewheel import dataset as coco
+from posewheel.artifact import MODEL_FILE, load_card
+from posewheel.decoding import crop_box, crop_image, decode_to_image, normalize, pose_score
+from posewheel.schema import KEYPOINT_NAMES
+from training import metrics
+
+METRIC_KEYS = ("oks_ap", "ap50", "ap75", "pck@0.05", "pck@0.1", "mean_px_error", "count")
+
+
+@dataclass
+class Predictions:
+    """Predictions for the labeled persons of one dataset, in image pixels."""
+
+    dataset: coco.Dataset
+    annotation_ids: list[int]
+    keypoints: np.ndarray  # (N, 17, 2)
+    joint_scores: np.ndarray  # (N, 17)
+    truth: np.ndarray  # (N, 17, 3)
+    boxes: np.ndarray  # (N, 4)
+
+
+def predict(artifact: Path, dataset: Path, batch_size: int = 64) -> Predictions:
+    """Run the artifact's ONNX model over every labeled person of `dataset`, cropped from its GT box."""
+    import onnxruntime as ort
+
+    card = load_card(artifact)
+    spec = card.input_spec()
+    session = ort.InferenceSession(str(Path(artifact) / MODEL_FILE), providers=["CPUExecutionProvider"])
+    ds = coco.load(dataset)
+    images = {img.id: img for img in ds.images}
+    anns = [a for a in ds.annotations if a.num_keypoints > 0 and not a.iscrowd]
+    points, scores = [], []
+    for start in range(0, len(anns), batch_size):
+        chunk = anns[start : start + batch_size]
+        windows, crops = [], []
+        for ann in chunk:
+            window = crop_box(ann.bbox, spec)
+            with Image.open(ds.image_path(images[ann.image_id])) as raw:
+                crops.append(crop_image(raw.convert("RGB"), window, spec))
+            windows.append(window)
+        (heatmaps,) = session.run([card.output.name], {card.input.input_name: normalize(np.stack(crops), spec)})
+        p, s = decode_to_image(heatmaps, windows, spec)
+        points.append(p)
+        scores.append(s)
+    k = len(KEYPOINT_NAMES)
+    return Predictions(
+        dataset=ds,
+        annotation_ids=[a.id for a in anns],
+        keypoints=np.concatenate(points) if points else np.zeros((0, k, 2)),
+        joint_scores=np.concatenate(scores) if scores else np.zeros((0, k)),
+        truth=np.stack([a.keypoints for a in anns]) if anns else np.zeros((0, k, 3)),
+        boxes=np.array([a.bbox for a in anns], dtype=np.float64).reshape(-1, 4),
+    )
+
+
+def score(pred: Predictions) -> dict[str, float]:
+    """The metric dict (keys METRIC_KEYS) of a set of predictions."""
+    ap = metrics.oks_ap(pred.dataset, pred.annotation_ids, pred.keypoints, pred.joint_scores,
+                        pose_score(pred.joint_scores))  # fmt: skip
+    return {
+        **ap,
+        "pck@0.05": metrics.pck(pred.keypoints, pred.truth, pred.boxes, 0.05),
+        "pck@0.1": metrics.pck(pred.keypoints, pred.truth, pred.boxes, 0.1),
+        "mean_px_error": metrics.mean_px_error(pred.keypoints, pred.truth),
+        "count": float(len(pred.annotation_ids)),
+    }
+
+
+def evaluate_artifact(artifact: Path, dataset: Path, batch_size: int = 64) -> dict[str, float]:
+    """OKS AP, AP50, AP75, PCK@0.05, PCK@0.1, mean pixel error and person count of `artifact` on `dataset`."""
+    return score(predict(Path(artifact), Path(dataset), batch_size))
+
+
+def write_evaluation(
+    artifact: Path, datasets: list[Path], out: Path, batch_size: int = 64
+) -> dict[str, dict[str, float]]:
+    """Write `<out>/<dataset>.json` (flat DVC metrics) and `<out>/plots/<dataset>_{pck,joint_error}.csv`.
+
+    Returns the metrics per dataset folder name.
+    """
+    names = [Path(d).name for d in datasets]
+    if len(set(names)) != len(names):
+        raise ValueError(f"datasets {[str(d) for d in datasets]} share a folder name; their metric files would collide")
+    results: dict[str, dict[str, float]] = {}
+    load_card(artifact)  # fail early, naming the file, on a folder that is not an artifact
+    for path, name in zip(datasets, names, strict=True):
+        pred = predict(Path(artifact), Path(path), batch_size)
+        values = score(pred)
+        results[name] = values
+        atomic.write_json(Path(out) / f"{name}.json", {k: round(v, 6) for k, v in values.items()})
+        curve = metrics.pck_curve(pred.keypoints, pred.truth, pred.boxes)
+        _write_csv(Path(out) / "plots" / f"{name}_pck.csv", ["threshold", "pck"],
+                   list(zip(metrics.PCK_THRESHOLDS, curve, strict=True)))  # fmt: skip
+        joints = metrics.per_joint_error(pred.keypoints, pred.truth)
+        _write_csv(Path(out) / "plots" / f"{name}_joint_error.csv", ["joint", "mean_px_error"],
+                   list(zip(KEYPOINT_NAMES, joints, strict=True)))  # fmt: skip
+    return results
+
+
+def _write_csv(path: Path, header: list[str], rows: list[tuple[object, ...]]) -> None:
+    lines = [",".join(header)]
+    for row in rows:
+        lines.append(",".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row))
+    atomic.write_text(path, "\n".join(lines) + "\n")

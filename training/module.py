@@ -1,0 +1,96 @@
+"""The LightningModule: visibility-weighted heatmap MSE, AdamW with warm-up + cosine, validation PCK.
+
+The cosine runs on whichever is further along, steps or the wall-clock budget, so a run stopped by
+`max_minutes` still ends at a small learning rate instead of being cut off at the peak.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import lightning.pytorch as L
+import numpy as np
+import torch
+
+from posewheel.decoding import InputSpec, decode_to_image
+from training.config import TrainConfig
+from training.metrics import mean_px_error, pck
+from training.model import NetConfig, PoseNet
+
+
+def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per joint, weighted by visibility; pred/target (N, K, h, w), weights (N, K)."""
+    per_joint = ((pred - target) ** 2).mean(dim=(2, 3))
+    return (per_joint * weights).sum() / weights.numel()
+
+
+class PoseModel(L.LightningModule):
+    """PoseNet trained on heatmaps; `self.net` is what gets exported."""
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__()
+        self.save_hyperparameters({"config": config})
+        self.config = TrainConfig.from_section(config)
+        self.spec: InputSpec = self.config.input_spec
+        self.net = PoseNet(NetConfig(self.config.backbone, self.config.head_channels,
+                                     backbone_checkpoint=self.config.backbone_checkpoint))  # fmt: skip
+        self._fit_start = time.monotonic()
+        self._val: list[dict[str, np.ndarray]] = []
+        self.last_validation: dict[str, np.ndarray] = {}
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.net(image)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = heatmap_loss(self(batch["image"]), batch["heatmaps"], batch["weights"])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["image"]))
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)  # type: ignore[union-attr]
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val = []
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        heatmaps = self(batch["image"])
+        loss = heatmap_loss(heatmaps, batch["heatmaps"], batch["weights"])
+        self.log("val/loss", loss, on_epoch=True, batch_size=len(batch["image"]), sync_dist=True)
+        windows = [tuple(w) for w in batch["window"].cpu().numpy().tolist()]
+        points, scores = decode_to_image(heatmaps.float().cpu().numpy(), windows, self.spec)
+        self._val.append({
+            "pred": points, "scores": scores, "gt": batch["keypoints"].cpu().numpy(),
+            "box": batch["box"].cpu().numpy(), "index": batch["index"].cpu().numpy(),
+        })  # fmt: skip
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        merged = {k: np.concatenate([v[k] for v in self._val]) for k in self._val[0]}
+        self.last_validation = merged
+        metrics = {
+            "val/pck@0.05": pck(merged["pred"], merged["gt"], merged["box"], 0.05),
+            "val/pck@0.1": pck(merged["pred"], merged["gt"], merged["box"], 0.1),
+            "val/mean_px_error": mean_px_error(merged["pred"], merged["gt"]),
+        }
+        self.log_dict(metrics, prog_bar=True, sync_dist=True)
+
+    def on_train_start(self) -> None:
+        self._fit_start = time.monotonic()
+
+    def progress(self) -> float:
+        """How far along the run is, in [0, 1]: the larger of the step share and the time share."""
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        by_steps = self.global_step / total
+        by_time = (time.monotonic() - self._fit_start) / (60.0 * self.config.max_minutes)
+        return min(max(by_steps, by_time), 1.0)
+
+    def lr_factor(self, step: int) -> float:
+        """Linear warm-up over `warmup_steps`, then cosine from 1 to 0.02 over the progress."""
+        warm = min(1.0, (step + 1) / max(self.config.warmup_steps, 1))
+        return warm * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * self.progress())))
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

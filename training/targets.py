@@ -1,0 +1,46 @@
+"""Training targets: one Gaussian heatmap per joint at 1/stride of the input, and per-joint weights.
+
+The peak sits where `posewheel.decoding.decode_heatmaps` will read it back (`input_to_heatmap_cells`
+is its inverse), so a perfect heatmap decodes to the true point within the quarter-cell rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from posewheel.decoding import InputSpec, input_to_heatmap_cells
+from posewheel.schema import V_OCCLUDED, V_VISIBLE
+
+
+def joint_weights(visibility: np.ndarray, occluded_weight: float = 1.0) -> np.ndarray:
+    """Loss weight per joint from COCO visibility: v=2 -> 1, v=1 -> `occluded_weight`, v=0 -> 0.
+
+    visibility: (..., K) in {0, 1, 2}; returns (..., K) float32.
+    """
+    weights = np.zeros(visibility.shape, dtype=np.float32)
+    weights[visibility == V_VISIBLE] = 1.0
+    weights[visibility == V_OCCLUDED] = occluded_weight
+    return weights
+
+
+def gaussian_heatmaps(points: np.ndarray, weights: np.ndarray, spec: InputSpec, sigma: float) -> np.ndarray:
+    """Heatmaps (K, h, w) float32 with a unit-peak Gaussian at each weighted joint, zeros elsewhere.
+
+    points: (K, 2) input pixels (continuous; x right, y down); weights: (K,), 0 means no target;
+    sigma: standard deviation in heatmap cells. (h, w) = spec.heatmap_size.
+    """
+    h, w = spec.heatmap_size
+    cells = input_to_heatmap_cells(np.asarray(points, dtype=np.float64), spec)
+    xs = np.arange(w, dtype=np.float64)[None, None, :]
+    ys = np.arange(h, dtype=np.float64)[None, :, None]
+    dx2 = (xs - cells[:, 0, None, None]) ** 2
+    dy2 = (ys - cells[:, 1, None, None]) ** 2
+    maps = np.exp(-(dx2 + dy2) / (2.0 * sigma**2))
+    maps *= (np.asarray(weights) > 0)[:, None, None]
+    return maps.astype(np.float32)
+
+
+def inside_input(points: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """(K,) bool: which input-pixel points (K, 2) lie inside the input window [0, W) x [0, H)."""
+    x, y = points[:, 0], points[:, 1]
+    return (x >= 0) & (x < spec.width) & (y >= 0) & (y < spec.height)

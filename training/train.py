@@ -1,0 +1,110 @@
+"""Train a pose model and export it as an artifact folder `models/<version>`.
+
+One CPU (the default `cpu` size, about 20 minutes on two cores):
+    posewheel train --data data/seed --data data/feedback:3
+One GPU (params.yaml: train.config: gpu, accelerator: gpu, precision: 16-mixed):
+    posewheel train --params params.yaml --data data/seed
+Several GPUs / nodes (train.strategy: ddp, devices: 4, num_nodes: 2; launch per node as Lightning
+documents, e.g. with torchrun or SLURM):
+    posewheel train --data data/seed
+Fine-tune the production model (the flywheel's retrain):
+    posewheel train --data data/seed --data data/feedback:3 --warm-start auto
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import lightning.pytorch as L
+
+from posewheel.artifact import check_version, load_card
+from training import tracking
+from training.config import TrainConfig
+from training.data import PoseDataModule
+from training.export import dataset_hash, load_weights, write_artifact
+from training.module import PoseModel
+
+log = logging.getLogger(__name__)
+
+
+def default_version(now: datetime | None = None) -> str:
+    """A version name from the UTC time, like `m-20261125-231500`."""
+    return (now or datetime.now(UTC)).strftime("m-%Y%m%d-%H%M%S")
+
+
+def train(
+    config: TrainConfig,
+    datasets: list[tuple[Path, float]],
+    models_dir: Path,
+    warm_start: Path | None = None,
+    version: str | None = None,
+) -> Path:
+    """Fit on the weighted `datasets` ((folder, sampling weight) pairs) and export `models_dir/<version>`.
+
+    Stops after `config.epochs` or `config.max_minutes` of wall clock, whichever comes first.
+    `warm_start`: an artifact folder whose `weights.pt` initialises the network; its version is
+    recorded as the new card's `parent_version`. Returns the artifact folder.
+    """
+    version = check_version(version or default_version())
+    models_dir = Path(models_dir)
+    folder = models_dir / version
+    L.seed_everything(config.seed, workers=True)
+    datamodule = PoseDataModule(config, datasets)
+    datamodule.setup("fit")
+    model = PoseModel(config.to_dict())
+    parent = None
+    if warm_start is not None:
+        parent = load_card(warm_start).version
+        try:
+            model.net.load_state_dict(load_weights(warm_start))
+        except RuntimeError as exc:
+            first_line = str(exc).splitlines()[0]
+            raise ValueError(
+                f"warm start {warm_start}: its weights do not fit backbone {config.backbone!r} "
+                f"with head_channels={config.head_channels}: {first_line}"
+            ) from exc
+    data = {str(path): dataset_hash(Path(path)) for path, _ in datasets}
+    weights = {str(p): w for p, w in datasets}
+    run_config = {
+        **config.to_dict(),
+        "data": data,
+        "data_weights": weights,
+        "parent_version": parent,
+        "version": version,
+    }
+    loggers = tracking.make_loggers(version, models_dir.parent / "metrics" / "train", config.wandb, run_config)
+    trainer = L.Trainer(
+        max_epochs=config.epochs,
+        max_time=timedelta(minutes=config.max_minutes),
+        accelerator=config.accelerator,
+        devices=config.devices,
+        precision=config.precision,  # type: ignore[arg-type]
+        strategy=config.strategy,
+        num_nodes=config.num_nodes,
+        logger=loggers,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=10,
+        enable_progress_bar=sys.stderr.isatty(),
+        enable_model_summary=False,
+        default_root_dir=str(models_dir.parent / "var" / "lightning"),
+    )
+    trainer.fit(model, datamodule=datamodule)
+    if datamodule.val_items:
+        trainer.validate(model, datamodule=datamodule, verbose=False)  # the final weights, for the table
+    if trainer.is_global_zero:
+        write_artifact(folder, model.net, config.input_spec, version, data, config.to_dict(), parent_version=parent)
+        wandb_run = tracking.wandb_logger(loggers)
+        if wandb_run is not None:
+            table = None
+            val = model.last_validation
+            if val and config.worst_examples > 0:
+                paths = [datamodule.val_items[i].image_path for i in val["index"]]
+                table = tracking.worst_examples_table(paths, val["pred"], val["gt"], val["box"], config.worst_examples)
+            tracking.log_run_outputs(wandb_run, table, folder, load_card(folder).model_dump(mode="json"))
+            wandb_run.experiment.finish()
+        log.info("trained %s in %d steps; artifact at %s", version, trainer.global_step, folder)
+    return folder
