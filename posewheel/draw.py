@@ -86,7 +86,7 @@ def draw_poses(
             if flag[j] == V_VISIBLE:
                 draw.ellipse(disc, fill=_JOINT_COLOURS[j], outline=(0, 0, 0))
             else:
-                draw.ellipse(disc, outline=_JOINT_COLOURS[j], width=max(1, width))
+                draw.ellipse(disc, outline=_JOINT_COLOURS[j], width=max(1, round(r * 0.4)))
     return out
 
 

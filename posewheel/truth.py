@@ -40,8 +40,12 @@ class TruthStore:
             raise ValueError(f"truth key is not a SHA-256 hex digest: {sha256[:80]!r}")
         return self.root / sha256[:2] / f"{sha256}.json"
 
-    def put(self, sha256: str, persons: list[dict[str, Any]]) -> None:
-        """Store the persons of one image (atomically; a second put replaces the first)."""
+    def put(self, sha256: str, persons: list[dict[str, Any]], durable: bool = True) -> None:
+        """Store the persons of one image (atomically; a second put replaces the first).
+
+        `durable=False` skips the fsyncs (5-7 ms each here): for bulk writes of truth that can be
+        regenerated, where a crash may lose the last records but never leaves a half-written one.
+        """
         clean: list[dict[str, Any]] = []
         for n, person in enumerate(persons):
             kps = np.asarray(person["keypoints"], dtype=np.float64)
@@ -51,7 +55,15 @@ class TruthStore:
             if len(bbox) != 4:
                 raise ValueError(f"truth {sha256[:12]} person {n}: bbox must be [x, y, w, h], got {bbox}")
             clean.append({"keypoints": [[_round(x), _round(y), int(v)] for x, y, v in kps], "bbox": bbox})
-        atomic.write_text(self.path_for(sha256), json.dumps({"persons": clean}, separators=(",", ":")) + "\n")
+        text = json.dumps({"persons": clean}, separators=(",", ":")) + "\n"
+        path = self.path_for(sha256)
+        if durable:
+            atomic.write_text(path, text)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
 
     def get(self, sha256: str) -> list[dict[str, Any]] | None:
         """The persons stored for this image, or None when the image is not synthetic (unknown)."""

@@ -107,7 +107,8 @@ def generate(
                 extra={"facing": item.facing},
             ))  # fmt: skip
             if truth is not None:
-                truth.put(content_hash(item.data), [{"keypoints": item.keypoints, "bbox": item.bbox}])
+                persons = [{"keypoints": item.keypoints, "bbox": item.bbox}]
+                truth.put(content_hash(item.data), persons, durable=False)  # regenerable: skip fsyncs
             if progress is not None:
                 progress(done)
         info = {

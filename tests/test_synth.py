@@ -1,0 +1,189 @@
+"""The synthetic generator's promises: reproducible bytes, truthful visibility, the person's own left."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from posewheel.dataset import Dataset, ImageRecord, PersonAnnotation, load, validate
+from posewheel.draw import draw_poses
+from posewheel.schema import FLIP_INDEX, KEYPOINT_INDEX, V_NOT_LABELED, V_OCCLUDED, V_VISIBLE, flip_keypoints
+from posewheel.synth import DOMAINS, JOINT_OWNERS, OCCLUDER, generate, render_sample
+from posewheel.synth import figure as parts
+from posewheel.synth.render import visibility
+from posewheel.truth import TruthStore
+
+K = KEYPOINT_INDEX
+FACE = [K[n] for n in ("nose", "left_eye", "right_eye", "left_ear", "right_ear")]
+
+
+def _folder_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_arguments_give_byte_identical_datasets(tmp_path: Path) -> None:
+    for domain in ("studio", "street"):
+        one = generate(domain, 12, 7, tmp_path / f"{domain}_a").root
+        two = generate(domain, 12, 7, tmp_path / f"{domain}_b", workers=2).root  # chunked in 2 processes
+        other = generate(domain, 12, 8, tmp_path / f"{domain}_c").root
+        assert one is not None and two is not None and other is not None
+        first, second = _folder_bytes(one), _folder_bytes(two)
+        assert len(first) == 13 and first == second
+        assert _folder_bytes(other)["annotations.json"] != first["annotations.json"]
+    names = sorted(p.name for p in (tmp_path / "street_a" / "images").iterdir())
+    assert names[0] == "street_7_000000.jpg" and names[-1] == "street_7_000011.jpg"
+
+
+def test_every_image_is_reproducible_alone() -> None:
+    alone = render_sample(DOMAINS["street"], 3, 41)
+    again = render_sample(DOMAINS["street"], 3, 41)
+    assert np.array_equal(np.asarray(alone.image), np.asarray(again.image))
+    assert np.array_equal(alone.keypoints, again.keypoints)
+
+
+def test_occluded_joints_are_covered_by_an_occluder_or_another_body_part() -> None:
+    """v=1 pixels belong to an occluder or another part, v=2 to the joint's own limb, v=0 lie outside."""
+    by_cause = {"occluder": 0, "own_body": 0, "turned_away": 0}
+    visible = 0
+    for index in range(80):
+        sample = render_sample(DOMAINS["street"], 11, index)
+        height, width = sample.labels.shape
+        for j, (x, y, v) in enumerate(sample.keypoints):
+            px, py = sample.projected[j]
+            inside = 0 <= px < width and 0 <= py < height
+            assert (v == V_NOT_LABELED) == (not inside), f"image {index} joint {j}: v={v} at ({px:.1f}, {py:.1f})"
+            if not inside:
+                continue
+            owner = int(sample.labels[int(y), int(x)])
+            if v == V_VISIBLE:
+                assert owner in JOINT_OWNERS[j] or owner == parts.BACKGROUND, f"image {index} joint {j}"
+                visible += 1
+            elif sample.face_hidden[j]:
+                assert j in FACE
+                by_cause["turned_away"] += 1
+            else:
+                assert owner not in JOINT_OWNERS[j] and owner != parts.BACKGROUND, f"image {index} joint {j}"
+                by_cause["occluder" if owner == OCCLUDER else "own_body"] += 1
+    assert visible > 600 and min(by_cause.values()) > 10, by_cause
+
+
+def test_left_and_right_are_the_persons_own_whichever_way_they_face() -> None:
+    seen = set()
+    for index in range(40):
+        sample = render_sample(DOMAINS["studio"], 2, index)  # upright, roll within 5 degrees
+        kps = sample.keypoints
+        sign = 1 if sample.facing == "front" else -1  # facing the camera, the person's left is image right
+        for name in ("shoulder", "hip"):
+            assert sign * (kps[K[f"left_{name}"], 0] - kps[K[f"right_{name}"], 0]) > 0, (index, name)
+        if sample.facing == "back":  # seen from behind the face is hidden by the head itself
+            assert all(kps[K[n], 2] == V_OCCLUDED for n in ("nose", "left_eye", "right_eye"))
+        else:
+            assert kps[K["nose"], 2] == V_VISIBLE or sample.labels[int(kps[0, 1]), int(kps[0, 0])] != parts.HEAD
+        seen.add(sample.facing)
+    assert seen == {"front", "back"}
+
+
+_PART_FLIP = {
+    parts.L_UPPER_ARM: parts.R_UPPER_ARM, parts.L_FOREARM: parts.R_FOREARM, parts.L_HAND: parts.R_HAND,
+    parts.L_THIGH: parts.R_THIGH, parts.L_SHIN: parts.R_SHIN, parts.L_FOOT: parts.R_FOOT,
+}  # fmt: skip
+
+
+def test_a_flipped_image_with_swapped_pairs_is_a_valid_annotation() -> None:
+    """Mirror image, part map and keypoints: the flipped labels agree with the flipped rendering."""
+    swap = np.arange(256, dtype=np.uint8)
+    for a, b in _PART_FLIP.items():
+        swap[a], swap[b] = b, a
+    for index in range(20):
+        sample = render_sample(DOMAINS["street"], 5, index)
+        width = sample.image.width
+        flipped = flip_keypoints(sample.keypoints, width)
+        labels = swap[sample.labels[:, ::-1]]
+        joints = np.where(flipped[:, 2:] > 0, flipped[:, :2], -1.0)  # v=0 joints stay outside
+        hidden = sample.face_hidden[list(FLIP_INDEX)]
+        assert np.array_equal(visibility(joints, labels, hidden), flipped[:, 2].astype(np.int64)), index
+        x, y, w, h = sample.bbox
+        mirrored = Dataset(
+            images=[ImageRecord(1, "flipped.jpg", width, width)],
+            annotations=[PersonAnnotation(1, 1, flipped, (width - x - w, y, w, h))],
+        )
+        assert validate(mirrored, check_files=False) == []
+
+
+def test_pycocotools_reads_our_files_and_scores_the_labels_as_perfect(studio_set: Dataset) -> None:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    assert studio_set.root is not None
+    coco = COCO(str(studio_set.root / "annotations.json"))
+    assert len(coco.getImgIds()) == 48 and coco.loadCats(1)[0]["keypoints"][0] == "nose"
+    for ann in coco.loadAnns(coco.getAnnIds()):
+        kps = np.asarray(ann["keypoints"]).reshape(17, 3)
+        assert ann["num_keypoints"] == int((kps[:, 2] > 0).sum())
+        assert set(np.unique(kps[:, 2])) <= {0, 1, 2}
+        img = coco.loadImgs(ann["image_id"])[0]
+        assert Path(studio_set.root / "images" / img["file_name"]).is_file()
+    results = [dict(a, score=1.0) for a in coco.loadAnns(coco.getAnnIds())]
+    evaluation = COCOeval(coco, coco.loadRes(results), "keypoints")
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    assert evaluation.stats[0] == pytest.approx(1.0)
+
+
+def test_truth_is_kept_apart_and_found_by_image_bytes(street_set: Dataset, truth_dir: Path) -> None:
+    assert street_set.root is not None
+    assert not str(truth_dir).startswith(str(street_set.root))
+    store = TruthStore(truth_dir)
+    by_image = street_set.annotations_by_image()
+    for record in street_set.images:
+        digest = hashlib.sha256(street_set.image_path(record).read_bytes()).hexdigest()
+        persons = store.get(digest)
+        assert persons is not None and len(persons) == 1
+        label = by_image[record.id][0]
+        assert np.allclose(np.asarray(persons[0]["keypoints"]), label.keypoints, atol=0.01)
+        assert np.allclose(persons[0]["bbox"], label.bbox)
+    assert store.get("0" * 64) is None
+    with pytest.raises(ValueError, match="SHA-256"):
+        store.get("../../etc/passwd")
+
+
+def test_street_is_a_harder_domain_than_studio(studio_set: Dataset, street_set: Dataset) -> None:
+    def stats(ds: Dataset) -> tuple[float, float, float]:
+        kps = np.stack([a.keypoints for a in ds.annotations])
+        body = kps[:, 5:]  # occlusion of the body, not the face turned away
+        spread = float(np.std([np.asarray(Image.open(ds.image_path(i)).convert("L")).std() for i in ds.images]))
+        tilt = np.abs(np.arctan2(*(kps[:, K["left_hip"], :2] - kps[:, K["left_shoulder"], :2]).T[::-1]))
+        return float((body[..., 2] == 1).mean()), float(np.degrees(np.std(tilt))), spread
+
+    studio, street = stats(studio_set), stats(street_set)
+    assert street[0] > studio[0] + 0.05  # more occluded body joints
+    assert street[1] > 2 * studio[1]  # a much wider range of body orientation
+    assert load(street_set.root or Path()).info["domain"] == "street"
+
+
+def test_draw_poses_fills_visible_joints_and_rings_occluded_ones() -> None:
+    kps = np.zeros((17, 3))
+    kps[K["nose"]] = (20.5, 20.5, V_VISIBLE)
+    kps[K["left_wrist"]] = (60.5, 60.5, V_OCCLUDED)  # its elbow is unlabeled: no edge through it
+    kps[K["right_wrist"]] = (90.5, 20.5, V_NOT_LABELED)
+    out = np.asarray(draw_poses(Image.new("RGB", (100, 100)), kps[None], radius=5))
+    assert out[20, 20].sum() > 0  # filled disc
+    assert out[60, 60].sum() == 0 and out[62, 60].sum() == 0 and out[60, 55].sum() > 0  # hollow ring
+    assert out[20, 90].sum() == 0  # unlabeled: not drawn
+    scores = np.array([[0.9] + [0.0] * 16])
+    predicted = np.asarray(draw_poses(Image.new("RGB", (100, 100)), kps[None, :, :2], scores=scores, radius=5))
+    # below the threshold a prediction is drawn hollow (its edges still end at its centre)
+    assert predicted[20, 20].sum() > 0 and predicted[62, 60].sum() == 0 and predicted[60, 55].sum() > 0
+
+
+def test_annotations_carry_facing_and_generator_info(studio_set: Dataset) -> None:
+    assert studio_set.root is not None
+    coco = json.loads((studio_set.root / "annotations.json").read_text())
+    assert coco["info"]["generator"].startswith("posewheel.synth") and coco["info"]["count"] == 48
+    assert {a["facing"] for a in coco["annotations"]} == {"front", "back"}
