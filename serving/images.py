@@ -61,6 +61,8 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
         raise InputError("the body is not an image Pillow can identify; send JPEG, PNG or WebP", 415) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputError(f"the image is too large: {exc}", 413) from exc
+    except (OSError, ValueError, SyntaxError) as exc:  # a recognised format with a broken header
+        raise InputError(f"the image header could not be read: {exc}") from exc
     if image.format not in ALLOWED_FORMATS:
         raise InputError(f"unsupported image format {image.format}; send JPEG, PNG or WebP", 415)
     width, height = image.size

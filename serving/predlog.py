@@ -15,6 +15,7 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,9 +47,16 @@ class PredictionLog:
     """Background writer of prediction records, image store entries and review items."""
 
     def __init__(
-        self, log_dir: Path, image_store: ImageStore, outbox: Outbox, metrics: ServingMetrics, max_queue: int = 10_000
+        self,
+        log_dir: Path,
+        image_store: ImageStore,
+        outbox: Outbox,
+        metrics: ServingMetrics,
+        max_queue: int = 10_000,
+        on_review_queued: Callable[[], object] | None = None,
     ) -> None:
         self.log_dir = log_dir
+        self.on_review_queued = on_review_queued
         self.image_store = image_store
         self.outbox = outbox
         self.metrics = metrics
@@ -134,10 +142,11 @@ class PredictionLog:
                 log.error("%d predictions not logged in %s: %s", len(lines), self.log_dir, exc)
                 self.metrics.predlog_errors.inc(len(lines))
                 self._close()
-        for record, sha in reviews:
-            self._queue_review(record, sha)
+        queued = sum(self._queue_review(record, sha) for record, sha in reviews)
+        if queued and self.on_review_queued is not None:
+            self.on_review_queued()
 
-    def _queue_review(self, record: PredictionRecord, sha: str) -> None:
+    def _queue_review(self, record: PredictionRecord, sha: str) -> bool:
         item = ReviewItem(
             request_id=record.request_id,
             image_sha256=sha,
@@ -150,10 +159,11 @@ class PredictionLog:
             reason=record.review_reason or "",
         )
         try:
-            self.outbox.put(item)
+            return self.outbox.put(item)
         except (OSError, ValueError) as exc:
             log.error("prediction %s: review item not queued in %s: %s", record.request_id, self.outbox.root, exc)
             self.metrics.predlog_errors.inc()
+            return False
 
     def _open_today(self) -> IO[str]:
         day = datetime.now(UTC).strftime("%Y-%m-%d")

@@ -63,6 +63,7 @@ class PoseService:
             Outbox(settings.resolved_outbox_dir()),
             self.metrics,
             max_queue=settings.log_queue_size,
+            on_review_queued=self._wake_drainer,
         )
         self.batcher: MicroBatcher | None = None
         self.drainer: Any = None
@@ -171,6 +172,11 @@ class PoseService:
                 drainer.set_model_version(model.version)
             except Exception:  # Label Studio being down must not stop a model swap
                 log.exception("could not tell Label Studio about model %s", model.version)
+
+    def _wake_drainer(self) -> None:
+        drainer = self.drainer
+        if drainer is not None and hasattr(drainer, "wake"):
+            drainer.wake()
 
     def _start_drainer(self) -> None:
         try:
