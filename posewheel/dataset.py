@@ -123,6 +123,14 @@ _IMAGE_KEYS = {"id", "file_name", "width", "height"}
 _ANN_KEYS = {"id", "image_id", "category_id", "keypoints", "num_keypoints", "bbox", "area", "iscrowd"}
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
+
+
 def parse_coco(coco: dict[str, Any], source: str = ANNOTATIONS_FILE) -> tuple[Dataset, list[str]]:
     """Build a Dataset from a COCO dict; returns it with the structural problems found."""
     problems: list[str] = []
@@ -139,6 +147,11 @@ def parse_coco(coco: dict[str, Any], source: str = ANNOTATIONS_FILE) -> tuple[Da
         missing = [k for k in ("id", "file_name", "width", "height") if k not in img]
         if missing:
             problems.append(f"{where}: missing field(s) {', '.join(missing)}")
+            continue
+        bad = [k for k in ("id", "width", "height") if not _is_int(img[k])]
+        if bad:
+            problems.append(f"{where}: field(s) {', '.join(repr(k) for k in bad)} must be integers, "
+                            f"got {[img[k] for k in bad]}")  # fmt: skip
             continue
         images.append(ImageRecord(int(img["id"]), str(img["file_name"]), int(img["width"]),
                                   int(img["height"]),
@@ -159,12 +172,22 @@ def parse_coco(coco: dict[str, Any], source: str = ANNOTATIONS_FILE) -> tuple[Da
             problems.append(f"{where}: field 'keypoints' has {count} values, "
                             f"expected {NUM_KEYPOINTS * 3} (17 x [x, y, v])")  # fmt: skip
             continue
+        if not all(_is_number(v) for v in raw):
+            problems.append(f"{where}: field 'keypoints' holds non-numbers "
+                            f"{[v for v in raw if not _is_number(v)][:5]!r}")  # fmt: skip
+            continue
+        if not _is_int(ann["id"]) or not _is_int(ann["image_id"]):
+            problems.append(f"{where}: fields 'id'/'image_id' must be integers, got {ann['id']!r}/{ann['image_id']!r}")
+            continue
         kps = np.asarray(raw, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
         bbox = ann.get("bbox")
         if bbox is None:
             bbox = bbox_from_keypoints(kps)
-        if not isinstance(bbox, list | tuple) or len(bbox) != 4:
-            problems.append(f"{where}: field 'bbox' must be [x, y, w, h], got {bbox!r}")
+        if not isinstance(bbox, list | tuple) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
+            problems.append(f"{where}: field 'bbox' must be [x, y, w, h] numbers, got {bbox!r}")
+            continue
+        if "area" in ann and not _is_number(ann["area"]):
+            problems.append(f"{where}: field 'area' must be a number, got {ann['area']!r}")
             continue
         annotations.append(PersonAnnotation(
             id=int(ann["id"]), image_id=int(ann["image_id"]), keypoints=kps,
