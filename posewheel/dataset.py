@@ -136,6 +136,10 @@ def parse_coco(coco: dict[str, Any], source: str = ANNOTATIONS_FILE) -> tuple[Da
     problems: list[str] = []
     images: list[ImageRecord] = []
     annotations: list[PersonAnnotation] = []
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(coco.get(key, []), list) or not all(isinstance(r, dict) for r in coco.get(key, [])):
+            problems.append(f"{source}: field '{key}' must be a list of objects")
+            coco = {**coco, key: []}
     categories = coco.get("categories", [])
     person_ids = {c.get("id") for c in categories if c.get("name") == "person"}
     for c in categories:

@@ -131,6 +131,12 @@ def test_malformed_values_are_reported_not_raised(tmp_path: Path, good: dict[str
     assert any("annotation id=10" in p and "'bbox'" in p for p in problems)
 
 
+def test_a_malformed_top_level_is_reported(tmp_path: Path, good: dict[str, Any]) -> None:
+    good["annotations"] = {"10": good["annotations"][0]}
+    [problem] = _problems(tmp_path, good)
+    assert "field 'annotations' must be a list" in problem
+
+
 def test_every_problem_is_listed_at_once(tmp_path: Path, good: dict[str, Any]) -> None:
     good["annotations"][0]["category_id"] = 7
     good["annotations"][1]["bbox"] = [70, 70, 30, 30]
