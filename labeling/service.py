@@ -114,7 +114,7 @@ def server_environment(settings: LabelStudioSettings) -> dict[str, str]:
 def start(settings: LabelStudioSettings | None = None) -> ServiceStatus:
     """Start Label Studio in the background and return once healthy; a no-op when ours already runs."""
     settings = settings or LabelStudioSettings()
-    if settings.url:
+    if settings.url and settings.url.rstrip("/") != f"http://{settings.host}:{settings.port}":
         raise LabelStudioServiceError(
             f"POSEWHEEL_LABELSTUDIO_URL={settings.url} names an external server; not starting one"
         )

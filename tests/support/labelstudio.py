@@ -1,0 +1,128 @@
+"""One real Label Studio for the whole test session (port 18080, its own data dir), stopped at the end.
+
+The first session on a machine migrates a template database once (var/test-labelstudio-template,
+~30-100 s); every session then starts from a copy of it (~10 s), in its own temporary folder, so
+concurrent sessions and a dev instance on :8080 never share state. Tests isolate themselves further
+with a project of their own (`labelstudio.new_project()`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from labeling import service
+from labeling.project import ensure_project
+from labeling.queue import connect
+from labeling.settings import LabelStudioSettings
+from posewheel.settings import ProjectSettings
+
+if TYPE_CHECKING:
+    from label_studio_sdk import LabelStudio
+
+TEST_PORT = int(os.environ.get("POSEWHEEL_TEST_LABELSTUDIO_PORT", "18080"))
+
+
+def _free_port(preferred: int) -> int:
+    with socket.socket() as sock:
+        if sock.connect_ex(("127.0.0.1", preferred)) != 0:
+            return preferred
+    with socket.socket() as sock:  # another session holds it: take any free one
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _settings(data_dir: Path, document_root: Path, port: int, title: str = "test") -> LabelStudioSettings:
+    return LabelStudioSettings(
+        url=f"http://127.0.0.1:{port}", host="127.0.0.1", port=port, data_dir=data_dir,
+        secrets_file=data_dir / "secrets.json", document_root=document_root, project_title=title,
+        password=None, token=None,
+    )  # fmt: skip
+
+
+def _template(port: int) -> Path:
+    """A data dir whose database is migrated and whose admin exists; made once per machine."""
+    template = ProjectSettings().var_dir / "test-labelstudio-template"
+    template.parent.mkdir(parents=True, exist_ok=True)
+    with open(template.parent / ".test-labelstudio-template.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent sessions wait for the one migrating
+        if not (template / ".ready").is_file():
+            shutil.rmtree(template, ignore_errors=True)
+            settings = _settings(template, template / "docroot", port)
+            try:
+                service.start(settings)
+            finally:
+                service.stop(settings)
+            (template / ".ready").touch()
+    return template
+
+
+@dataclass
+class LabelStudioServer:
+    """The session's Label Studio: its settings, an SDK client, and where images must live."""
+
+    settings: LabelStudioSettings
+    document_root: Path
+    client: LabelStudio = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = connect(self.settings)
+
+    @property
+    def image_root(self) -> Path:
+        """An image store folder below the document root (Label Studio serves images from there)."""
+        return self.document_root / "images"
+
+    def new_project(self, prefix: str = "test") -> int:
+        """A fresh review project of this test's own."""
+        return ensure_project(self.client, f"{prefix}-{uuid.uuid4().hex[:8]}")
+
+    def start(self) -> None:
+        service.start(self.settings)
+
+    def stop(self) -> None:
+        service.stop(self.settings)
+
+    def env(self, project_title: str | None = None) -> dict[str, str]:
+        """Environment for a subprocess (e.g. the API server) to reach this Label Studio."""
+        creds = self.settings.credentials()
+        env = {
+            "POSEWHEEL_LABELSTUDIO_URL": self.settings.base_url,
+            "POSEWHEEL_LABELSTUDIO_TOKEN": creds.token,
+            "POSEWHEEL_LABELSTUDIO_DOCUMENT_ROOT": str(self.document_root),
+        }
+        if project_title:
+            env["POSEWHEEL_LABELSTUDIO_PROJECT_TITLE"] = project_title
+        return env
+
+
+@pytest.fixture(scope="session")
+def labelstudio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioServer]:
+    """The real Label Studio for this session (started once, SIGTERM at the end)."""
+    venv = LabelStudioSettings().venv
+    if not (venv / "bin" / "label-studio").is_file():
+        pytest.fail(f"Label Studio is not installed at {venv}: run `make labelstudio`")
+    port = _free_port(TEST_PORT)
+    template = _template(port)
+    root = tmp_path_factory.mktemp("labelstudio")
+    data_dir = root / "data"
+    shutil.copytree(template, data_dir, ignore=shutil.ignore_patterns("server.pid", "server.log", "docroot"))
+    document_root = root / "docroot"
+    (document_root / "images").mkdir(parents=True)
+    settings = _settings(data_dir, document_root, port)
+    service.start(settings)
+    try:
+        yield LabelStudioServer(settings=settings, document_root=document_root)
+    finally:
+        with contextlib.suppress(OSError):
+            service.stop(settings)

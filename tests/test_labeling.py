@@ -1,0 +1,187 @@
+"""Labeling promises against the real Label Studio of the test session (tests/support/labelstudio.py)."""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from labeling.annotator import annotate
+from labeling.cli import register
+from labeling.export import export_coco
+from labeling.project import VIEW_TITLE, ensure_project, find_project, label_config
+from labeling.queue import OutboxDrainer, ReviewQueue
+from posewheel.dataset import load
+from posewheel.imagestore import ImageStore
+from posewheel.review import Outbox, PredictedKeypoint, PredictedPose, ReviewItem
+from posewheel.schema import KEYPOINT_NAMES, V_OCCLUDED, V_VISIBLE
+from posewheel.truth import TruthStore
+from tests.support.labelstudio import LabelStudioServer
+
+pytestmark = pytest.mark.labelstudio
+W, H = 96, 128
+
+
+def _review_item(store: ImageStore, truth: TruthStore, seed: int, score: float, version: str = "m1") -> ReviewItem:
+    """A synthetic image with known truth, and a prediction a few pixels off it."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    sha = store.put(buffer.getvalue())
+    kps = np.zeros((17, 3))
+    kps[:, 0], kps[:, 1] = rng.uniform(10, W - 10, 17), rng.uniform(10, H - 10, 17)
+    kps[:, 2] = np.where(rng.random(17) < 0.3, V_OCCLUDED, V_VISIBLE)
+    kps[16] = 0  # one joint nobody can place
+    truth.put(sha, [{"keypoints": kps.tolist(), "bbox": [5.0, 5.0, W - 10.0, H - 10.0]}])
+    predicted = [PredictedKeypoint(name=name, x=float(x + rng.normal(0, 4)), y=float(y + rng.normal(0, 4)),
+                                   score=float(rng.uniform(0.1, 0.9)))
+                 for name, (x, y, _) in zip(KEYPOINT_NAMES, kps, strict=True)]  # fmt: skip
+    return ReviewItem(
+        request_id=f"req-{uuid.uuid4().hex[:12]}", image_sha256=sha, image_path=str(store.path_for(sha)),
+        width=W, height=H, model_version=version, score=score, reason="low_confidence",
+        poses=[PredictedPose(box=(4.0, 4.0, W - 8.0, H - 8.0), score=score, keypoints=predicted)],
+    )  # fmt: skip
+
+
+def _request_ids(labelstudio: LabelStudioServer, project_id: int) -> Counter[str]:
+    tasks = labelstudio.client.tasks.list(project=project_id, fields="task_only", resolve_uri=False)
+    return Counter(str(t.data["request_id"]) for t in tasks)
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_project_setup_is_idempotent(labelstudio: LabelStudioServer) -> None:
+    title = f"idempotent-{uuid.uuid4().hex[:8]}"
+    first = ensure_project(labelstudio.client, title)
+    assert ensure_project(labelstudio.client, title) == first
+    assert find_project(labelstudio.client, title) == first
+    projects = [p for p in labelstudio.client.projects.list(title=title) if p.title == title]
+    assert len(projects) == 1
+    project = labelstudio.client.projects.get(first)
+    assert project.label_config.strip() == label_config().strip()
+    assert project.sampling == "Uncertainty sampling" and project.expert_instruction
+    views = [v for v in labelstudio.client.views.list(project=first) if v.data.get("title") == VIEW_TITLE]
+    assert len(views) == 1 and views[0].data["ordering"] == ["tasks:predictions_score"]
+
+
+def test_prediction_becomes_a_corrected_coco_label_that_matches_ground_truth(
+    labelstudio: LabelStudioServer, tmp_path: Path
+) -> None:
+    client, project_id = labelstudio.client, labelstudio.new_project("roundtrip")
+    store, truth = ImageStore(labelstudio.image_root), TruthStore(tmp_path / "truth")
+    items = [_review_item(store, truth, seed, score) for seed, score in [(1, 0.9), (2, 0.2), (3, 0.6)]]
+    queue = ReviewQueue(client, project_id, labelstudio.document_root)
+    assert sorted(queue.deliver(items)) == sorted(i.request_id for i in items)
+
+    tasks = {t.data["request_id"]: t for t in client.tasks.list(project=project_id, resolve_uri=False)}
+    task = tasks[items[0].request_id]
+    assert task.data["image"].startswith("/data/local-files/?d=")  # a URL, never base64
+    image = httpx.get(labelstudio.settings.base_url + task.data["image"],
+                      headers={"Authorization": f"Token {labelstudio.settings.credentials().token}"})  # fmt: skip
+    assert image.status_code == 200 and image.content == store.get(items[0].image_sha256)
+    prediction = task.predictions[0]
+    assert prediction.model_version == "m1" and prediction.score == pytest.approx(0.9)
+    assert all("score" in r for r in prediction.result if r["type"] == "keypointlabels")
+    assert client.projects.get(project_id).model_version == "m1"
+
+    # Least confident first: one annotation lands on the 0.2 task, one skip on the 0.6 task.
+    assert annotate(client, project_id, truth, noise_px=0.5, skip_rate=0.0, seed=1, limit=1).annotated == 1
+    assert annotate(client, project_id, truth, skip_rate=1.0, seed=1, limit=1).skipped == 1
+    labeled = {rid for rid, t in ((r, client.tasks.get(tasks[r].id)) for r in tasks) if t.annotations}
+    assert labeled == {items[1].request_id, items[2].request_id}
+    assert annotate(client, project_id, truth, noise_px=0.5, skip_rate=0.0, seed=1).annotated == 1
+
+    summary = export_coco(client, project_id, tmp_path / "feedback", store)
+    assert (summary.tasks, summary.persons, summary.skipped) == (2, 2, 1)
+    first_bytes = (tmp_path / "feedback" / "annotations.json").read_bytes()
+    dataset = load(tmp_path / "feedback")
+    by_request = {a.extra["request_id"]: a for a in dataset.annotations}
+    assert set(by_request) == {items[0].request_id, items[1].request_id}  # the skipped one is dropped
+    for item in (items[0], items[1]):
+        ann, true = by_request[item.request_id], np.asarray(truth.get(item.image_sha256)[0]["keypoints"])
+        np.testing.assert_array_equal(ann.keypoints[:, 2], true[:, 2])
+        labeled_joints = true[:, 2] > 0
+        error = np.linalg.norm(ann.keypoints[labeled_joints, :2] - true[labeled_joints, :2], axis=1)
+        assert error.max() < 2.5, error  # 0.5 px hand noise, nothing else
+        assert ann.extra["model_version"] == "m1" and ann.extra["lead_time_s"] > 0
+        assert ann.extra["annotator"] == labelstudio.settings.username
+    export_coco(client, project_id, tmp_path / "feedback", store)
+    assert (tmp_path / "feedback" / "annotations.json").read_bytes() == first_bytes  # nothing new: no change
+
+
+def test_label_studio_down_loses_and_duplicates_no_review_item(labelstudio: LabelStudioServer, tmp_path: Path) -> None:
+    client, project_id = labelstudio.client, labelstudio.new_project("outage")
+    store, truth, outbox = ImageStore(labelstudio.image_root), TruthStore(tmp_path / "truth"), Outbox(tmp_path / "ob")
+    items = [_review_item(store, truth, 100 + n, 0.5) for n in range(9)]
+    for item in items[:4]:
+        outbox.put(item)
+    # A crash between import and ack: Label Studio has two tasks whose outbox items were never acked.
+    ReviewQueue(client, project_id, labelstudio.document_root).deliver(items[:2])
+    drainer = OutboxDrainer(outbox, ReviewQueue(client, project_id, labelstudio.document_root), batch_size=2,
+                            poll_interval_s=0.2, backoff_initial_s=0.2, backoff_max_s=1.0).start()  # fmt: skip
+    try:
+        _wait(lambda: outbox.depth() == 0, 30, "the first items to drain")
+        labelstudio.stop()
+        for item in items[4:]:
+            outbox.put(item)
+        drainer.wake()
+        _wait(lambda: drainer.failures >= 2, 30, "the drainer to notice Label Studio is down")
+        assert outbox.depth() == 5
+        labelstudio.start()
+        _wait(lambda: outbox.depth() == 0, 60, "the outbox to drain after the restart")
+    finally:
+        drainer.stop()
+        labelstudio.start()  # the session's server stays up for the next test
+    assert _request_ids(labelstudio, project_id) == Counter({i.request_id: 1 for i in items})
+    assert outbox.delivered() == 9
+
+
+def test_project_model_version_follows_the_served_model(labelstudio: LabelStudioServer, tmp_path: Path) -> None:
+    client, project_id = labelstudio.client, labelstudio.new_project("version")
+    store, truth = ImageStore(labelstudio.image_root), TruthStore(tmp_path / "truth")
+    queue = ReviewQueue(client, project_id, labelstudio.document_root)
+    queue.deliver([_review_item(store, truth, 7, 0.4, version="m1")])
+    queue.set_model_version("m2")  # served already, no m2 prediction in Label Studio yet: kept for later
+    assert client.projects.get(project_id).model_version == "m1"
+    queue.deliver([_review_item(store, truth, 8, 0.4, version="m2")])
+    assert client.projects.get(project_id).model_version == "m2"
+
+
+def test_cli_drains_the_outbox_and_exports(labelstudio: LabelStudioServer, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    title = f"cli-{uuid.uuid4().hex[:8]}"
+    for key, value in labelstudio.env(project_title=title).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("POSEWHEEL_ROOT", str(tmp_path))  # default outbox: tmp_path/var/outbox
+    truth, outbox = TruthStore(tmp_path / "truth"), Outbox(tmp_path / "var" / "outbox")
+    served = _review_item(ImageStore(labelstudio.image_root), truth, 21, 0.3)
+    stray = _review_item(ImageStore(tmp_path / "elsewhere"), truth, 22, 0.3)  # outside the document root
+    outbox.put(served)
+    outbox.put(stray)
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    result = runner.invoke(app, ["labels", "drain"])
+    assert result.exit_code == 1, result.output
+    assert "1 review item(s) delivered to Label Studio, 1 still pending" in result.output
+    assert [i.request_id for i in outbox.pending()] == [stray.request_id]  # kept, not lost
+    result = runner.invoke(app, ["labels", "export", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert load(tmp_path / "out").images == []  # nothing annotated yet: an empty, valid dataset
