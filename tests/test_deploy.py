@@ -451,3 +451,57 @@ def test_openapi_schema_documents_the_prediction_contract() -> None:
     keypoint = document["components"]["schemas"]["PredictedKeypoint"]["properties"]
     assert set(keypoint) == {"name", "x", "y", "score"}
     assert "/readyz" in document["paths"] and "/healthz" in document["paths"]
+
+
+# --- training at scale: the documented launches ---------------------------------------------------
+
+CLUSTER = ROOT / "scripts" / "cluster"
+
+
+def sbatch_option(name: str) -> int:
+    match = re.search(rf"^#SBATCH --{name}=(\d+)$", (CLUSTER / "train.sbatch").read_text(encoding="utf-8"), re.M)
+    assert match, f"train.sbatch has no #SBATCH --{name}"
+    return int(match.group(1))
+
+
+@pytest.mark.parametrize("params_file", ["params-gpu.yaml", "params-ddp.yaml"])
+def test_cluster_params_are_valid_training_configs(params_file: str) -> None:
+    from training.config import TrainConfig, load_params
+
+    config = TrainConfig.from_params(load_params(CLUSTER / params_file))
+    assert config.accelerator == "gpu" and config.precision.endswith("-mixed")
+    assert not config.extra, f"{params_file} sets keys training does not know: {sorted(config.extra)}"
+
+
+def test_launchers_start_as_many_processes_as_the_ddp_params_expect() -> None:
+    from training.config import TrainConfig, load_params
+
+    config = TrainConfig.from_params(load_params(CLUSTER / "params-ddp.yaml"))
+    assert config.strategy == "ddp"
+    assert sbatch_option("nodes") == config.num_nodes and sbatch_option("ntasks-per-node") == config.devices
+    torchrun = (CLUSTER / "torchrun_train.sh").read_text(encoding="utf-8")
+    assert f"NNODES=${{NNODES:-{config.num_nodes}}}" in torchrun
+    assert f"NPROC_PER_NODE=${{NPROC_PER_NODE:-{config.devices}}}" in torchrun
+
+
+@pytest.mark.slow
+def test_torchrun_launch_trains_with_ddp_from_params(tmp_path: Path) -> None:
+    """scripts/cluster/torchrun_train.sh on one machine, two CPU processes (gloo): one artifact, from rank 0."""
+    from posewheel.artifact import load_card
+    from posewheel.synth import generate
+
+    generate("studio", count=16, seed=0, out=tmp_path / "seed", truth_dir=tmp_path / "truth")
+    params = tmp_path / "params.yaml"
+    train = {"config": "cpu", "accelerator": "cpu", "devices": 2, "strategy": "ddp", "num_nodes": 1, "epochs": 1,
+             "batch_size": 4, "num_workers": 0, "max_minutes": 3, "wandb": False, "val_fraction": 0.25}  # fmt: skip
+    params.write_text(yaml.safe_dump({"train": train}), encoding="utf-8")
+    env = dict(os.environ, NNODES="1", NPROC_PER_NODE="2", PARAMS=str(params), MASTER_PORT=str(free_port()))
+    env["VENV"] = str(Path(sys.executable).parent.parent)
+    result = subprocess.run(
+        [str(CLUSTER / "torchrun_train.sh"), "--data", str(tmp_path / "seed"), "--models-dir", str(tmp_path / "models"),
+         "--version", "ddp-smoke"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "Starting with 2 processes" in result.stdout + result.stderr, "Lightning did not see two DDP processes"
+    assert load_card(tmp_path / "models" / "ddp-smoke").params["strategy"] == "ddp"
