@@ -23,7 +23,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH
 RUN groupadd --gid 1001 posewheel \
     && useradd --uid 1001 --gid posewheel --create-home --shell /usr/sbin/nologin posewheel \
-    && mkdir -p /app/models /app/var /app/data /app/metrics \
+    && mkdir -p /app/models /app/var /app/data /app/metrics /app/wandb \
     && chown -R posewheel:posewheel /app
 WORKDIR /app
 
@@ -83,9 +83,6 @@ COPY flywheel/ flywheel/
 RUN pip install --no-cache-dir ".[train,serve]" && pip check
 COPY --chown=posewheel:posewheel params.yaml dvc.yaml ./
 USER 1001:1001
-ENV WANDB_MODE=offline \
-    WANDB_DIR=/app/var \
-    WANDB_DATA_DIR=/app/var/wandb-data \
-    WANDB_CACHE_DIR=/app/var/wandb-cache
-VOLUME ["/app/models", "/app/var", "/app/data", "/app/metrics"]
+# W&B: offline runs under /app/wandb unless WANDB_API_KEY is set (training/tracking.py decides).
+VOLUME ["/app/models", "/app/var", "/app/data", "/app/metrics", "/app/wandb"]
 CMD ["posewheel", "--help"]

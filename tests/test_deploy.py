@@ -203,10 +203,10 @@ THIRD_PARTY_VARIABLES: dict[str, re.Pattern[str]] = {
         r"^(LABEL_STUDIO_[A-Z_]+|POSTGRE_[A-Z]+|DJANGO_DB|SENTRY_DSN|FRONTEND_SENTRY_DSN|LATEST_VERSION_CHECK|COLLECT_ANALYTICS)$"
     ),
     "db": re.compile(r"^POSTGRES_(DB|USER|PASSWORD)$"),
-    "train": re.compile(r"^WANDB_(MODE|API_KEY)$"),
+    "train": re.compile(r"^WANDB_API_KEY$"),
 }
 # Variables compose substitutes from the host's environment or .env, besides POSEWHEEL_* ones.
-HOST_VARIABLES = re.compile(r"^(POSTGRE_PASSWORD|TORCH_VARIANT|WANDB_MODE|WANDB_API_KEY)$")
+HOST_VARIABLES = re.compile(r"^(POSTGRE_PASSWORD|TORCH_VARIANT|WANDB_API_KEY)$")
 
 
 def settings_variables() -> set[str]:

@@ -17,7 +17,6 @@ NPROC_PER_NODE=${NPROC_PER_NODE:-4}
 NODE_RANK=${NODE_RANK:-0}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 MASTER_PORT=${MASTER_PORT:-29500}
-export WANDB_MODE=${WANDB_MODE:-offline}
 
 # Arguments go to `posewheel train`; without any, the flywheel's data mix.
 if [[ $# -eq 0 ]]; then set -- --data data/seed --data data/feedback:3; fi
