@@ -23,7 +23,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH
 RUN groupadd --gid 1001 posewheel \
     && useradd --uid 1001 --gid posewheel --create-home --shell /usr/sbin/nologin posewheel \
-    && mkdir -p /app/models /app/var /app/data /app/metrics /app/wandb \
+    && mkdir -p /app/models /app/var/images /app/data /app/metrics /app/wandb \
     && chown -R posewheel:posewheel /app
 WORKDIR /app
 

@@ -284,16 +284,25 @@ def mounts(service: dict[str, Any]) -> dict[str, str]:
 
 def test_label_studio_reads_the_api_image_store_at_the_same_path(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    api, studio = services["api"], services["labelstudio"]
+    api, studio, train = services["api"], services["labelstudio"], services["train"]
     root = environment(api)["POSEWHEEL_ROOT"]
-    var_dir = f"{root}/var"  # ProjectSettings.var_dir; the image store and outbox lie below it
-    assert mounts(api).get(var_dir) == mounts(studio).get(var_dir) and var_dir in mounts(api), (
-        f"api and labelstudio must mount the same volume at {var_dir}"
-    )
-    assert mounts(api)[var_dir] in compose.get("volumes", {}), "the shared var volume must be a named volume"
-    assert environment(studio)["LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"] == var_dir
+    var_dir, store = f"{root}/var", f"{root}/var/images"  # ProjectSettings.var_dir and image_store_dir
+    shared = mounts(api).get(store)
+    assert shared in compose.get("volumes", {}), f"the api's image store {store} must be a named volume"
+    assert mounts(studio).get(store) == shared, f"labelstudio must mount the api's image store at {store}"
+    assert mounts(train).get(store) == shared, "the label export (train profile) must see the same image store"
+    assert environment(studio)["LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"] == var_dir  # labeling: document_root=var
     assert environment(studio)["LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED"] == "true"
     assert mounts(api).get(f"{root}/models") == "./models", "the api serves the project's models/ folder"
+
+
+def test_api_outbox_lives_in_a_volume_of_its_own(compose: dict[str, Any]) -> None:
+    api_var = mounts(compose["services"]["api"]).get("/app/var")
+    assert api_var in compose.get("volumes", {}), "the outbox must survive a container restart (named volume)"
+    others = [
+        name for name, service in compose["services"].items() if name != "api" and api_var in mounts(service).values()
+    ]
+    assert not others, f"only the api drains its outbox; {others} mount it too"
 
 
 # --- the serving-only virtualenv runs the server ---------------------------------------------------
