@@ -106,15 +106,14 @@ class LabelStudioServer:
         return env
 
 
-@pytest.fixture(scope="session")
-def labelstudio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioServer]:
-    """The real Label Studio for this session (started once, SIGTERM at the end)."""
+@contextlib.contextmanager
+def running_labelstudio(root: Path, port: int = TEST_PORT) -> Iterator[LabelStudioServer]:
+    """A Label Studio of its own under `root` (data, document root), from the template; stopped on exit."""
     venv = LabelStudioSettings().venv
     if not (venv / "bin" / "label-studio").is_file():
-        pytest.fail(f"Label Studio is not installed at {venv}: run `make labelstudio`")
-    port = _free_port(TEST_PORT)
+        raise RuntimeError(f"Label Studio is not installed at {venv}: run `make labelstudio`")
+    port = _free_port(port)
     template = _template(port)
-    root = tmp_path_factory.mktemp("labelstudio")
     data_dir = root / "data"
     shutil.copytree(template, data_dir, ignore=shutil.ignore_patterns("server.pid", "server.log", "docroot"))
     document_root = root / "docroot"
@@ -124,5 +123,14 @@ def labelstudio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudi
     try:
         yield LabelStudioServer(settings=settings, document_root=document_root)
     finally:
-        with contextlib.suppress(OSError):
-            service.stop(settings)
+        service.stop(settings)
+
+
+@pytest.fixture(scope="session")
+def labelstudio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioServer]:
+    """The real Label Studio for this session (started once, SIGTERM at the end)."""
+    try:
+        with running_labelstudio(tmp_path_factory.mktemp("labelstudio")) as server:
+            yield server
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
