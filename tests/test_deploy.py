@@ -514,3 +514,26 @@ def test_torchrun_launch_trains_with_ddp_from_params(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert "Starting with 2 processes" in result.stdout + result.stderr, "Lightning did not see two DDP processes"
     assert load_card(tmp_path / "models" / "ddp-smoke").params["strategy"] == "ddp"
+
+
+def test_api_doc_lists_every_endpoint_of_the_schema() -> None:
+    document = json.loads((ROOT / "docs" / "openapi.json").read_text(encoding="utf-8"))
+    api_doc = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    missing = [
+        f"{method.upper()} {path}"
+        for path, operations in document["paths"].items()
+        for method in operations
+        if f"`{method.upper()} {path}`" not in api_doc
+    ]
+    assert not missing, f"docs/api.md does not list {missing}"
+
+
+def test_architecture_doc_lists_every_setting() -> None:
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    prefix = "POSEWHEEL_LABELSTUDIO"
+    missing = [
+        name
+        for name in sorted(settings_variables())
+        if name not in doc and not (name.startswith(prefix) and f"`{name.removeprefix(prefix)}`" in doc)
+    ]
+    assert not missing, f"docs/architecture.md's settings table lacks {missing}"
