@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/synth_speed.py [--count 400] [--size 256]
 
 Prints one JSON line per figure: each domain's images/s (render + encode, the work of `posewheel
-synth` minus the file writes), the same for the whole `generate` call (files, truth store, atomic
-dataset swap), and a baseline measured in the same run: PIL encoding a blank image of the same size,
-the floor any generator writing JPEGs pays. The target is at least 100 images/s per domain.
+synth` minus the file writes; best of interleaved rounds, wall clock and per CPU second), the whole
+`generate` call (files, truth store, atomic dataset swap), and a baseline measured in the same
+rounds: PIL encoding a blank image of the same size, the floor any generator writing JPEGs pays.
+The target is at least 100 images/s per domain.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import io
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -25,27 +27,49 @@ from posewheel.synth.generate import JPEG_QUALITY, encode_sample
 TARGET_IMAGES_PER_S = 100.0
 
 
-def _rate(count: int, seconds: float) -> float:
-    return round(count / seconds, 1)
+def _timed(work: Callable[[], None]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) to run `work` once."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    work()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def blank_encode_rate(count: int, size: int) -> float:
-    """Images/s for PIL to JPEG-encode a blank size x size RGB image (the baseline)."""
+def _blank_encode(count: int, size: int) -> Callable[[], None]:
     blank = Image.new("RGB", (size, size), (128, 128, 128))
-    start = time.perf_counter()
-    for _ in range(count):
-        blank.save(io.BytesIO(), format="JPEG", quality=JPEG_QUALITY)
-    return _rate(count, time.perf_counter() - start)
+
+    def work() -> None:
+        for _ in range(count):
+            blank.save(io.BytesIO(), format="JPEG", quality=JPEG_QUALITY)
+
+    return work
 
 
-def render_rate(domain: str, count: int, size: int) -> float:
-    """Images/s rendering and encoding `count` images of `domain` in this process."""
-    for i in range(5):  # warm-up: imports, noise bank
-        encode_sample(domain, 999, i, size)
-    start = time.perf_counter()
-    for i in range(count):
-        encode_sample(domain, 0, i, size)
-    return _rate(count, time.perf_counter() - start)
+def _render(domain: str, start: int, count: int, size: int) -> Callable[[], None]:
+    def work() -> None:
+        for i in range(start, start + count):
+            encode_sample(domain, 0, i, size)
+
+    return work
+
+
+def render_rates(count: int, size: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Best-of-`rounds` images/s (wall and per CPU second) per domain and for the blank-encode baseline.
+
+    The rounds interleave the baseline and both domains, so a burst of load on this shared machine
+    hits all of them alike; the best round is the least disturbed one.
+    """
+    for domain in ("studio", "street"):  # warm-up: imports, noise bank, ramps
+        _render(domain, 10_000, 5, size)()
+    best: dict[str, dict[str, float]] = {}
+    for r in range(rounds):
+        jobs = {"blank_encode": _blank_encode(count, size)}
+        jobs |= {d: _render(d, r * count, count, size) for d in ("studio", "street")}
+        for name, work in jobs.items():
+            wall, cpu = _timed(work)
+            entry = best.setdefault(name, {"wall": 0.0, "cpu": 0.0})
+            entry["wall"] = max(entry["wall"], round(count / wall, 1))
+            entry["cpu"] = max(entry["cpu"], round(count / max(cpu, 1e-9), 1))
+    return best
 
 
 def generate_rate(domain: str, count: int, size: int) -> float:
@@ -53,27 +77,33 @@ def generate_rate(domain: str, count: int, size: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         generate(domain, count, 0, Path(tmp) / "set", size=size, truth_dir=Path(tmp) / "truth")
-        return _rate(count, time.perf_counter() - start)
+        return round(count / (time.perf_counter() - start), 1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=400, help="images per measurement")
+    parser.add_argument("--count", type=int, default=150, help="images per round and domain")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds; the best one is reported")
     parser.add_argument("--size", type=int, default=256, help="image side in pixels")
     args = parser.parse_args()
-    baseline = blank_encode_rate(args.count, args.size)
-    print(json.dumps({"figure": "blank_jpeg_encode_images_per_s", "value": baseline, "size": args.size}))
+    rates = render_rates(args.count, args.size, args.rounds)
+    baseline = rates["blank_encode"]
+    print(json.dumps({"figure": "blank_jpeg_encode_images_per_s", "value": baseline["wall"],
+                      "per_cpu_s": baseline["cpu"], "size": args.size}))  # fmt: skip
     for domain in ("studio", "street"):
-        rate = render_rate(domain, args.count, args.size)
+        rate = rates[domain]
         print(json.dumps({
-            "figure": f"synth_{domain}_images_per_s", "value": rate, "size": args.size, "processes": 1,
-            "baseline_blank_encode_images_per_s": baseline, "fraction_of_baseline": round(rate / baseline, 3),
-            "target": TARGET_IMAGES_PER_S, "meets_target": rate >= TARGET_IMAGES_PER_S,
+            "figure": f"synth_{domain}_images_per_s", "value": rate["wall"], "per_cpu_s": rate["cpu"],
+            "size": args.size, "processes": 1, "best_of_rounds": args.rounds, "images_per_round": args.count,
+            "baseline_blank_encode_images_per_s": baseline["wall"],
+            "fraction_of_baseline": round(rate["wall"] / baseline["wall"], 3),
+            "target": TARGET_IMAGES_PER_S, "meets_target": rate["wall"] >= TARGET_IMAGES_PER_S,
         }))  # fmt: skip
-        full = generate_rate(domain, args.count, args.size)
+        full = generate_rate(domain, args.count * 2, args.size)
         print(json.dumps({
             "figure": f"generate_{domain}_images_per_s", "value": full, "size": args.size, "processes": 1,
-            "render_only_images_per_s": rate, "includes": "render, encode, image files, truth store, atomic save",
+            "render_only_images_per_s": rate["wall"],
+            "includes": "render, encode, image files, truth store, atomic save",
         }))  # fmt: skip
 
 

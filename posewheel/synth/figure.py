@@ -178,6 +178,9 @@ def sample_figure(rng: np.random.Generator, limits: PoseRange, outfit: Outfit) -
     arm_front = 0.06 * cos_y  # arms hang a little in front of the torso plane
     overhead = rng.random() < limits.overhead
     crouch = rng.random() < limits.crouch
+    # Knees seen from the front (or back) come back inward below splayed thighs; seen from the side
+    # both shins point the same way in the image.
+    mirrored_knees = rng.random() < 0.65
     knee_dir = 1.0 if rng.random() < 0.5 else -1.0
     bodies: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for side, name in ((1, "left"), (-1, "right")):
@@ -193,7 +196,10 @@ def sample_figure(rng: np.random.Generator, limits: PoseRange, outfit: Outfit) -
         shorten = rng.uniform(*limits.thigh_foreshortening) if crouch else rng.uniform(0.92, 1.0)
         knee = hip + _unit(lean * 0.3 + image_side * hip_abd) * 0.245 * size[4] * shorten
         knee_bend = np.radians(rng.uniform(0, limits.knee_bend if crouch else limits.knee_bend * 0.2))
-        ankle = knee + _unit(lean * 0.3 + image_side * (hip_abd - knee_dir * knee_bend)) * 0.245 * size[5]
+        shin_angle = (
+            image_side * (hip_abd - knee_bend) if mirrored_knees else image_side * hip_abd + knee_dir * knee_bend
+        )
+        ankle = knee + _unit(lean * 0.3 + shin_angle) * 0.245 * size[5]
         for key, point in (("shoulder", shoulder), ("elbow", elbow), ("wrist", wrist), ("hip", hip),
                            ("knee", knee), ("ankle", ankle)):  # fmt: skip
             joints[idx[f"{name}_{key}"]] = point

@@ -44,8 +44,7 @@ def place(figure: Figure, size: int, fill: float, centre: tuple[float, float], r
 def draw_figure(rgb: ImageDraw.ImageDraw, labels: ImageDraw.ImageDraw, figure: Figure, placement: Placement) -> None:
     """Paint the figure's parts back to front on both canvases."""
     for part in sorted(figure.parts, key=lambda p: p.depth):
-        pts = placement.apply(part.polygon) - 0.5
-        xy = [(float(x), float(y)) for x, y in pts]
+        xy = (placement.apply(part.polygon) - 0.5).ravel().tolist()
         rgb.polygon(xy, fill=part.color)
         labels.polygon(xy, fill=part.part_id)
 

@@ -12,7 +12,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from posewheel.schema import V_NOT_LABELED
 from posewheel.synth.figure import OCCLUDER, PoseRange, capsule, ellipse, sample_figure, sample_outfit
@@ -71,23 +71,24 @@ class Sample:
     projected: np.ndarray
 
 
+NOISE_SIGMAS = (3.0, 5.0, 8.0, 11.0, 15.0)  # sensor noise levels of street images, 8-bit units
+
+
 @functools.lru_cache(maxsize=4)
-def _noise_bank(size: int) -> np.ndarray:
-    """A fixed field of unit Gaussian noise, (size + 64, size + 64) float32, read-only.
+def _noise_bank(size: int) -> tuple[Image.Image, ...]:
+    """Fixed Gaussian noise fields, one per level in NOISE_SIGMAS: "L" images (size + 64)^2 centred on 128.
 
-    Images take a randomly offset window of it: as random as fresh noise for a model, a fifth of
-    the cost, and still a pure function of the image's seed.
+    Images take randomly offset windows of them: as random as fresh noise for a model, a fraction
+    of the cost, and still a pure function of the image's seed.
     """
-    bank = np.random.default_rng(20240917).standard_normal((size + 64, size + 64), dtype=np.float32)
-    bank.setflags(write=False)
-    return bank
+    unit = np.random.default_rng(20240917).standard_normal((size + 64, size + 64), dtype=np.float32)
+    return tuple(Image.fromarray(np.clip(unit * s + 128.5, 0, 255).astype(np.uint8)) for s in NOISE_SIGMAS)
 
 
-def _noise(rng: np.random.Generator, size: int, sigma: float) -> np.ndarray:
-    """(size, size, 1) float32 Gaussian noise with standard deviation `sigma`."""
-    x, y = rng.integers(0, 64, 2)
-    window = _noise_bank(size)[y : y + size, x : x + size]
-    return (window.T if rng.random() < 0.5 else window)[:, :, None] * np.float32(sigma)
+@functools.lru_cache(maxsize=4)
+def _ramp(size: int) -> Image.Image:
+    """A vertical 0..255 gradient, "L", size x size."""
+    return Image.linear_gradient("L").resize((size, size), Image.Resampling.BILINEAR)
 
 
 def _rng(domain: Domain, seed: int, index: int) -> np.random.Generator:
@@ -98,18 +99,16 @@ def _colour(rng: np.random.Generator, lo: float = 0, hi: float = 255) -> tuple[i
     return tuple(int(v) for v in rng.uniform(lo, hi, 3))  # type: ignore[return-value]
 
 
-def _gradient(size: int, top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
-    ramp = np.linspace(0.0, 1.0, size, dtype=np.float32)[:, None, None]
-    column = top[None, None, :] * (1 - ramp) + bottom[None, None, :] * ramp
-    return np.broadcast_to(column, (size, size, 3))
-
-
 def _studio_background(rng: np.random.Generator, size: int) -> Image.Image:
-    base = rng.uniform(150, 245) + rng.uniform(-25, 25, 3)
+    """A plain backdrop, or a vertical gradient between two close tones."""
+    base = np.clip(rng.uniform(150, 245) + rng.uniform(-25, 25, 3), 0, 255)
     if rng.random() < 0.4:
-        return Image.new("RGB", (size, size), tuple(int(v) for v in np.clip(base, 0, 255)))
+        return Image.new("RGB", (size, size), tuple(int(v) for v in base))
     other = np.clip(base * rng.uniform(0.6, 1.05), 0, 255)
-    return Image.fromarray(np.clip(_gradient(size, base, other), 0, 255).astype(np.uint8))
+    t = np.linspace(0.0, 1.0, 256)
+    luts = [(b * (1 - t) + o * t + 0.5).astype(np.uint8).tolist() for b, o in zip(base, other, strict=True)]
+    ramp = _ramp(size)
+    return Image.merge("RGB", [ramp.point(lut) for lut in luts])
 
 
 def _street_background(rng: np.random.Generator, size: int) -> Image.Image:
@@ -158,29 +157,46 @@ def _distractors(rng: np.random.Generator, draw: ImageDraw.ImageDraw, size: int)
 
 
 def _occluders(
-    rng: np.random.Generator, rgb: ImageDraw.ImageDraw, labels: ImageDraw.ImageDraw, bbox: tuple[float, ...]
+    rng: np.random.Generator,
+    rgb: ImageDraw.ImageDraw,
+    labels: ImageDraw.ImageDraw,
+    body: np.ndarray,
+    bbox: tuple[float, float, float, float],
+    max_cover: float = 0.5,
 ) -> None:
-    """Poles, boxes, bushes and signs in front of the person, overlapping its box."""
+    """Poles, boxes, bushes and signs in front of the person, overlapping its box.
+
+    body: (H, W) bool, the person's pixels. A candidate hiding more than `max_cover` of them is
+    redrawn elsewhere (up to three tries), so the person stays recognisable.
+    """
     x, y, w, h = bbox
+    size = body.shape[0]
+    area = max(1, int(body.sum()))
     for _ in range(int(rng.choice([1, 1, 2]))):
-        cx, cy = x + rng.uniform(0, 1) * w, y + rng.uniform(0.2, 1.1) * h
-        kind = rng.random()
-        if kind < 0.3:  # pole
-            half = rng.uniform(0.03, 0.09) * w
-            poly = np.array(
-                [[cx - half, cy - h * 2], [cx + half, cy - h * 2], [cx + half, cy + h], [cx - half, cy + h]]
-            )
-        elif kind < 0.65:  # box / car body / bench from below
-            ow, oh = rng.uniform(0.3, 0.9) * w, rng.uniform(0.15, 0.45) * h
-            poly = np.array(
-                [[cx - ow / 2, cy], [cx + ow / 2, cy], [cx + ow / 2, cy + oh * 3], [cx - ow / 2, cy + oh * 3]]
-            )
-        else:  # bush / bag / sign
-            poly = ellipse(np.array([cx, cy]), rng.uniform(0.12, 0.35) * w, rng.uniform(0.06, 0.2) * h,
-                           float(rng.uniform(0, np.pi)), 14)  # fmt: skip
-        xy = [(float(px), float(py)) for px, py in poly]
-        rgb.polygon(xy, fill=_colour(rng, 20, 235))
-        labels.polygon(xy, fill=OCCLUDER)
+        for _try in range(3):
+            xy = _occluder_shape(rng, x, y, w, h)
+            scratch = Image.new("1", (size, size), 0)
+            ImageDraw.Draw(scratch).polygon(xy, fill=1)
+            if np.count_nonzero(np.asarray(scratch) & body) <= max_cover * area:
+                rgb.polygon(xy, fill=_colour(rng, 20, 235))
+                labels.polygon(xy, fill=OCCLUDER)
+                break
+
+
+def _occluder_shape(rng: np.random.Generator, x: float, y: float, w: float, h: float) -> list[tuple[float, float]]:
+    """One occluder polygon near the person box (x, y, w, h), pixels."""
+    cx, cy = x + rng.uniform(0, 1) * w, y + rng.uniform(0.2, 1.1) * h
+    kind = rng.random()
+    if kind < 0.3:  # pole
+        half = rng.uniform(0.03, 0.09) * w
+        poly = np.array([[cx - half, cy - h * 2], [cx + half, cy - h * 2], [cx + half, cy + h], [cx - half, cy + h]])
+    elif kind < 0.65:  # box / car body / bench
+        ow, oh = rng.uniform(0.3, 0.9) * w, rng.uniform(0.15, 0.45) * h
+        poly = np.array([[cx - ow / 2, cy], [cx + ow / 2, cy], [cx + ow / 2, cy + oh * 3], [cx - ow / 2, cy + oh * 3]])
+    else:  # bush / bag / sign
+        poly = ellipse(np.array([cx, cy]), rng.uniform(0.12, 0.35) * w, rng.uniform(0.06, 0.2) * h,
+                       float(rng.uniform(0, np.pi)), 14)  # fmt: skip
+    return [(float(px), float(py)) for px, py in poly]
 
 
 def _clothing_texture(rng: np.random.Generator, rgb: np.ndarray, labels: np.ndarray, parts: tuple[int, ...]) -> None:
@@ -203,20 +219,27 @@ def _clothing_texture(rng: np.random.Generator, rgb: np.ndarray, labels: np.ndar
 
 
 def _street_degrade(rng: np.random.Generator, image: Image.Image) -> Image.Image:
-    """Lighting (colour cast, gamma, a gradient), blur and sensor noise."""
+    """Lighting (colour cast, gamma, a shadow gradient), blur and colour sensor noise; all in PIL's C code."""
+    size = image.width
     if rng.random() < 0.5:
         image = image.filter(ImageFilter.BoxBlur(float(rng.uniform(0.5, 1.5))))
-    gain = rng.uniform(0.55, 1.25) * rng.uniform(0.85, 1.15, 3)
+    gain = rng.uniform(0.6, 1.35) * rng.uniform(0.85, 1.15, 3)
     gamma = rng.uniform(0.7, 1.4)
     levels = np.arange(256) / 255.0
     lut = np.concatenate([np.clip(levels * g, 0, 1) ** gamma for g in gain]) * 255 + 0.5
-    pixels = np.asarray(image.point(lut.astype(np.uint8).tolist()), dtype=np.float32)
-    size = pixels.shape[0]
-    ramp = np.linspace(-1, 1, size, dtype=np.float32) * np.float32(rng.uniform(-0.35, 0.35)) + np.float32(1)
-    pixels *= (ramp[None, :] if rng.random() < 0.5 else ramp[:, None])[..., None]
+    image = image.point(lut.astype(np.uint8).tolist())
+    if rng.random() < 0.8:
+        darkest = rng.uniform(0.55, 0.95)
+        shade = _ramp(size).point((np.linspace(darkest, 1.0, 256) * 255).astype(np.uint8).tolist())
+        turn = rng.choice([Image.Transpose.FLIP_TOP_BOTTOM, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270])
+        shade = shade.transpose(turn) if rng.random() < 0.75 else shade
+        image = ImageChops.multiply(image, Image.merge("RGB", (shade, shade, shade)))
     if rng.random() < 0.7:
-        pixels += _noise(rng, size, float(rng.uniform(2.5, 15)))
-    return Image.fromarray(np.clip(pixels + 0.5, 0, 255).astype(np.uint8))
+        bank = _noise_bank(size)[int(rng.integers(len(NOISE_SIGMAS)))]
+        corners = rng.integers(0, 64, (3, 2))
+        channels = [bank.crop((int(x), int(y), int(x) + size, int(y) + size)) for x, y in corners]
+        image = ImageChops.add(image, Image.merge("RGB", channels), 1.0, -128)
+    return image
 
 
 def render_sample(domain: Domain, seed: int, index: int, size: int = 256) -> Sample:
@@ -249,7 +272,7 @@ def render_sample(domain: Domain, seed: int, index: int, size: int = 256) -> Sam
         image = Image.fromarray(pixels)
         rgb = ImageDraw.Draw(image)
     if domain.cluttered and rng.random() < 0.65:
-        _occluders(rng, rgb, labels, bbox)
+        _occluders(rng, rgb, labels, body > 0, bbox)
     if domain.cluttered:
         image = _street_degrade(rng, image)
 
