@@ -51,13 +51,15 @@ def draw_poses(
     boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
     threshold: float = 0.3,
     radius: float | None = None,
+    colors: Sequence[tuple[int, int, int]] | None = None,
 ) -> Image.Image:
     """A copy of `image` (RGB) with each person's skeleton drawn.
 
     keypoints: (N, 17, 3) pixels with v in {0,1,2} (labels), or (N, 17, 2) pixels with `scores`
     (N, 17) in [0, 1] (predictions: below `threshold` drawn hollow); a single (17, k) person is
     accepted. boxes: optional (N, 4) [x, y, w, h] pixels. radius: joint radius in pixels (default
-    from the image size). Coordinates are continuous pixels (pixel i covers [i, i+1)).
+    from the image size). colors: one RGB per person instead of the left/right colours (e.g. truth
+    green, prediction red). Coordinates are continuous pixels (pixel i covers [i, i+1)).
     """
     points = np.asarray(keypoints, dtype=np.float64)
     if points.ndim == 2:
@@ -72,9 +74,13 @@ def draw_poses(
     if boxes is not None:
         for x, y, w, h in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
             draw.rectangle((x - 0.5, y - 0.5, x + w - 0.5, y + h - 0.5), outline=BOX_COLOUR, width=1)
+    if colors is not None and len(colors) != len(xy):
+        raise ValueError(f"colors has {len(colors)} entries for {len(xy)} persons")
     pix = xy - 0.5  # PIL puts pixel centres at integers
-    for person, flag in zip(pix, flags, strict=True):
-        for (a, b), colour in zip(SKELETON, _EDGE_COLOURS, strict=True):
+    for n, (person, flag) in enumerate(zip(pix, flags, strict=True)):
+        edge_colours = _EDGE_COLOURS if colors is None else (tuple(colors[n]),) * len(SKELETON)
+        joint_colours = _JOINT_COLOURS if colors is None else (tuple(colors[n]),) * NUM_KEYPOINTS
+        for (a, b), colour in zip(SKELETON, edge_colours, strict=True):
             if flag[a] > 0 and flag[b] > 0:
                 thin = flag[a] == V_OCCLUDED or flag[b] == V_OCCLUDED
                 draw.line([tuple(person[a]), tuple(person[b])], fill=colour, width=1 if thin else width)
@@ -84,9 +90,9 @@ def draw_poses(
             x, y = person[j]
             disc = (x - r, y - r, x + r, y + r)
             if flag[j] == V_VISIBLE:
-                draw.ellipse(disc, fill=_JOINT_COLOURS[j], outline=(0, 0, 0))
+                draw.ellipse(disc, fill=joint_colours[j], outline=(0, 0, 0))
             else:
-                draw.ellipse(disc, outline=_JOINT_COLOURS[j], width=max(1, round(r * 0.4)))
+                draw.ellipse(disc, outline=joint_colours[j], width=max(1, round(r * 0.4)))
     return out
 
 

@@ -66,7 +66,9 @@ class TruthStore:
         os.replace(tmp, path)
 
     def get(self, sha256: str) -> list[dict[str, Any]] | None:
-        """The persons stored for this image, or None when the image is not synthetic (unknown)."""
+        """The persons stored for this image, or None when it is not synthetic (unknown or malformed key)."""
+        if not _SHA_RE.match(sha256):
+            return None  # nothing is ever stored under anything but a digest; never touch such a path
         path = self.path_for(sha256)
         try:
             text = path.read_text(encoding="utf-8")

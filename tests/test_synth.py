@@ -148,9 +148,9 @@ def test_truth_is_kept_apart_and_found_by_image_bytes(street_set: Dataset, truth
         label = by_image[record.id][0]
         assert np.allclose(np.asarray(persons[0]["keypoints"]), label.keypoints, atol=0.01)
         assert np.allclose(persons[0]["bbox"], label.bbox)
-    assert store.get("0" * 64) is None
+    assert store.get("0" * 64) is None and store.get("../../etc/passwd") is None
     with pytest.raises(ValueError, match="SHA-256"):
-        store.get("../../etc/passwd")
+        store.put("../escape", [])
 
 
 def test_street_is_a_harder_domain_than_studio(studio_set: Dataset, street_set: Dataset) -> None:
@@ -180,6 +180,8 @@ def test_draw_poses_fills_visible_joints_and_rings_occluded_ones() -> None:
     predicted = np.asarray(draw_poses(Image.new("RGB", (100, 100)), kps[None, :, :2], scores=scores, radius=5))
     # below the threshold a prediction is drawn hollow (its edges still end at its centre)
     assert predicted[20, 20].sum() > 0 and predicted[62, 60].sum() == 0 and predicted[60, 55].sum() > 0
+    truth_vs_prediction = draw_poses(Image.new("RGB", (100, 100)), [kps, kps], colors=[(0, 200, 0), (230, 0, 0)])
+    assert tuple(np.asarray(truth_vs_prediction)[20, 20]) == (230, 0, 0)  # the later person is on top
 
 
 def test_annotations_carry_facing_and_generator_info(studio_set: Dataset) -> None:
