@@ -537,3 +537,14 @@ def test_architecture_doc_lists_every_setting() -> None:
         if name not in doc and not (name.startswith(prefix) and f"`{name.removeprefix(prefix)}`" in doc)
     ]
     assert not missing, f"docs/architecture.md's settings table lacks {missing}"
+
+
+def test_serving_venv_cli_offers_serving_and_labeling_commands() -> None:
+    python = serve_venv_python()
+    result = subprocess.run(
+        [python.parent / "posewheel", "--help"], capture_output=True, text=True, timeout=60, check=False,
+        env=dict(os.environ, COLUMNS="200"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    commands = set(re.findall(r"^│ (\w+)\s", result.stdout, re.M))
+    assert {"serve", "labels", "labelstudio", "validate"} <= commands, f"serving-only CLI has {sorted(commands)}"
