@@ -242,6 +242,16 @@ def _street_degrade(rng: np.random.Generator, image: Image.Image) -> Image.Image
     return image
 
 
+def _floor_shadow(image: Image.Image, rgb: ImageDraw.ImageDraw, ankles: np.ndarray, height: float) -> None:
+    """A soft contact shadow under the feet (background only: it never hides the person)."""
+    cx, cy = float(ankles[:, 0].mean()), float(ankles[:, 1].max()) + 0.03 * height
+    half_w, half_h = 0.2 * height, 0.025 * height
+    x, y = min(max(int(cx), 0), image.width - 1), min(max(int(cy), 0), image.height - 1)
+    under = image.getpixel((x, y))
+    shade = tuple(int(c * 0.82) for c in under) if isinstance(under, tuple) else (90, 90, 90)
+    rgb.ellipse((cx - half_w, cy - half_h, cx + half_w, cy + half_h), fill=shade)
+
+
 def render_sample(domain: Domain, seed: int, index: int, size: int = 256) -> Sample:
     """Render image `index` of the (domain, seed) stream at `size` x `size` pixels."""
     rng = _rng(domain, seed, index)
@@ -258,6 +268,8 @@ def render_sample(domain: Domain, seed: int, index: int, size: int = 256) -> Sam
     rgb = ImageDraw.Draw(image)
     if domain.cluttered:
         _distractors(rng, rgb, size)
+    else:
+        _floor_shadow(image, rgb, placement.apply(figure.joints[-2:]), placement.height)
     label_image = Image.new("L", (size, size), 0)
     labels = ImageDraw.Draw(label_image)
     draw_figure(rgb, labels, figure, placement)
