@@ -53,10 +53,13 @@ def synth(
         raise fail(f"--out {out} is a non-empty folder that is not a dataset; refusing to replace it")
     truth = None if no_truth else (truth_dir or ProjectSettings().truth_dir)
     columns = (TextColumn(f"synth {domain.value}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True, disable=count < 200) as bar:
-        task = bar.add_task("synth", total=count)
-        dataset = generate(domain.value, count, seed, out, size=size, truth_dir=truth, workers=workers,
-                           progress=lambda done: bar.update(task, completed=done))  # fmt: skip
+    try:
+        with Progress(*columns, transient=True, disable=count < 200) as bar:
+            task = bar.add_task("synth", total=count)
+            dataset = generate(domain.value, count, seed, out, size=size, truth_dir=truth, workers=workers,
+                               progress=lambda done: bar.update(task, completed=done))  # fmt: skip
+    except OSError as exc:
+        raise fail(f"cannot write the dataset to {out} or the truth to {truth}: {exc}") from exc
     visible = sum(int((a.keypoints[:, 2] == 2).sum()) for a in dataset.annotations)
     occluded = sum(int((a.keypoints[:, 2] == 1).sum()) for a in dataset.annotations)
     typer.echo(f"{out}: {len(dataset.images)} {domain.value} images ({size}x{size}), "

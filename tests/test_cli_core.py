@@ -79,6 +79,13 @@ def test_synth_will_not_replace_a_file_or_a_folder_that_is_not_a_dataset(app: ty
     assert (tmp_path / "work" / "thesis.tex").read_text() == "mine"
 
 
+def test_synth_reports_an_unwritable_destination_in_one_line(app: typer.Typer, tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    code, out = _run(app, "synth", "--domain", "studio", "--count", "2", "--out", str(tmp_path / "set"),
+                     "--truth-dir", str(tmp_path / "blocker" / "truth"))  # fmt: skip
+    assert code == 2 and "cannot write" in out and "Traceback" not in out
+
+
 def test_show_rejects_a_missing_dataset_and_a_non_png_output(app: typer.Typer, tmp_path: Path) -> None:
     code, out = _run(app, "show", str(tmp_path / "nothing"), "--out", str(tmp_path / "g.png"))
     assert code == 2 and "is not a valid dataset" in out and "file not found" in out
