@@ -43,7 +43,11 @@ def connect(settings: LabelStudioSettings | None = None, timeout_s: float = 30.0
     from label_studio_sdk import LabelStudio
 
     settings = settings or LabelStudioSettings()
-    return LabelStudio(base_url=settings.base_url, api_key=settings.credentials().token, timeout=timeout_s)
+    # No SDK retries: a retried import after a timeout could land twice; the drainer retries itself,
+    # after looking up which request ids Label Studio already holds.
+    return LabelStudio(
+        base_url=settings.base_url, api_key=settings.credentials().token, timeout=timeout_s, max_retries=0
+    )
 
 
 def item_to_task(item: ReviewItem, image_url: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import stat
+import time
 
 import numpy as np
 import pytest
@@ -13,10 +14,12 @@ from PIL import Image
 from labeling import service
 from labeling.export import tasks_to_dataset
 from labeling.project import label_config
+from labeling.queue import start_drainer
 from labeling.results import LabelError, pose_to_results, results_to_persons
 from labeling.settings import LabelStudioSettings
 from posewheel.dataset import load, save
 from posewheel.imagestore import ImageStore
+from posewheel.review import Outbox, ReviewItem
 from posewheel.schema import KEYPOINT_NAMES, V_NOT_LABELED, V_OCCLUDED, V_VISIBLE
 
 
@@ -160,3 +163,26 @@ def test_start_refuses_a_busy_port_instead_of_drifting_to_the_next(tmp_path) -> 
                                        secrets_file=tmp_path / "s.json")  # fmt: skip
         with pytest.raises(service.LabelStudioServiceError, match=f"{port} is already in use"):
             service.start(settings)
+
+
+def test_drainer_started_while_label_studio_is_down_keeps_items_and_retries(tmp_path, monkeypatch) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("POSEWHEEL_LABELSTUDIO_URL", f"http://127.0.0.1:{port}")
+    settings = LabelStudioSettings(token="t" * 40, secrets_file=tmp_path / "none.json")
+    assert settings.configured  # pointed to by URL, no secrets file needed
+    outbox = Outbox(tmp_path / "outbox")
+    outbox.put(ReviewItem(request_id="r1", image_sha256="0" * 64, image_path=str(tmp_path / "x"), width=4, height=4,
+                          model_version="m", poses=[], score=0.1, reason="random"))  # fmt: skip
+    drainer = start_drainer(tmp_path / "outbox", settings, poll_interval_s=0.05, backoff_initial_s=0.05,
+                            backoff_max_s=0.1)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while drainer.failures < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert drainer.failures >= 3 and "ConnectError" in (drainer.last_error or "")
+        assert drainer._thread is not None and drainer._thread.is_alive()
+    finally:
+        drainer.stop()
+    assert outbox.depth() == 1
