@@ -36,15 +36,15 @@ def run(paths: PipelinePaths) -> int:
     if not settings.configured:
         ensure_snapshot(paths)
         return 0
-    from labeling.client import connect
     from labeling.export import export_coco
     from labeling.project import ensure_project
+    from labeling.queue import connect
 
     try:
         client = connect(settings)
         project_id = ensure_project(client)
     except Exception as exc:  # noqa: BLE001 - any failure to reach it is the same user-facing error
-        log.error("Label Studio is configured at %s but unreachable: %s", settings.url, exc)
+        log.error("Label Studio is configured at %s but unreachable: %s", settings.base_url, exc)
         return 1
     store = ImageStore(ProjectSettings(root=paths.root).image_store_dir)
     summary = export_coco(client, project_id, paths.feedback, store)

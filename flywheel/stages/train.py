@@ -35,9 +35,12 @@ def run(paths: PipelinePaths) -> Path:
     from training.train import train
 
     params = load_params(paths.root)
-    config = TrainConfig.from_params(params["train"])
+    section = params["train"]
     production = artifact.production_dir(paths.models)
-    warm = production.resolve() if params["train"].get("warm_start", True) and production.exists() else None
+    warm = production.resolve() if section.get("warm_start", True) and production.exists() else None
+    # Fine-tuning the production model needs less time than learning from scratch.
+    overrides = {"max_minutes": section["finetune_max_minutes"]} if warm and "finetune_max_minutes" in section else {}
+    config = TrainConfig.from_params(params, **overrides)
     sets = training_sets(paths, float(params["train"].get("feedback_weight", 1.0)))
     log.info("training on %s, warm start from %s", [(str(p), w) for p, w in sets], warm)
     paths.models.mkdir(parents=True, exist_ok=True)
