@@ -7,8 +7,8 @@
 #   scripts/make_serve_venv.sh            # create or update .venv-serve (skips when up to date)
 #   SERVE_VENV=/tmp/v scripts/make_serve_venv.sh
 #
-# Idempotent: a stamp file records the pyproject.toml it was installed from; an unchanged
-# pyproject.toml means nothing to do. The install is editable, so code changes need no reinstall.
+# Idempotent: a stamp file newer than pyproject.toml and this script means nothing to do. The
+# install is editable, so code changes need no reinstall.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +16,7 @@ PYTHON=${PYTHON:-python3}
 VENV=${SERVE_VENV:-.venv-serve}
 STAMP="$VENV/.installed"
 
-if [[ -f "$STAMP" && "$STAMP" -nt pyproject.toml && -x "$VENV/bin/python" ]]; then
+if [[ -f "$STAMP" && "$STAMP" -nt pyproject.toml && "$STAMP" -nt scripts/make_serve_venv.sh && -x "$VENV/bin/python" ]]; then
     echo "$VENV is up to date (delete $STAMP to reinstall)"
     exit 0
 fi
