@@ -548,3 +548,26 @@ def test_serving_venv_cli_offers_serving_and_labeling_commands() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     commands = set(re.findall(r"^│ (\w+)\s", result.stdout, re.M))
     assert {"serve", "labels", "labelstudio", "validate"} <= commands, f"serving-only CLI has {sorted(commands)}"
+
+
+def healthcheck_command(stages: dict[str, Stage]) -> list[str]:
+    """The serving image's HEALTHCHECK command (exec form) as an argument list."""
+    (check,) = stages["serve"].args("HEALTHCHECK")
+    command = json.loads(check.split(" CMD ", 1)[1])
+    assert isinstance(command, list) and all(isinstance(arg, str) for arg in command)
+    return command
+
+
+def test_image_healthcheck_passes_on_a_ready_server_and_fails_without_one(
+    stages: dict[str, Stage], serve_venv_server: str
+) -> None:
+    command = healthcheck_command(stages)
+    assert command[0] == "python", "the slim image has no curl: the probe must be Python"
+    python = str(serve_venv_python())
+    port = serve_venv_server.rsplit(":", 1)[1]
+    ready = subprocess.run([python, *command[1:]], env=dict(os.environ, POSEWHEEL_PORT=port), timeout=30, check=False)
+    assert ready.returncode == 0, "HEALTHCHECK fails against a ready server"
+    closed = subprocess.run(
+        [python, *command[1:]], env=dict(os.environ, POSEWHEEL_PORT=str(free_port())), capture_output=True, timeout=30
+    )
+    assert closed.returncode != 0, "HEALTHCHECK passes with no server listening"
