@@ -68,7 +68,7 @@ def ls_status() -> None:
     """Print Label Studio's URL, whether it answers and its pid; exit 1 when it is not healthy."""
     from labeling import service
 
-    status = service.status()
+    status = _call("labelstudio status", service.status)
     state = "up" if status.healthy else "down"
     typer.echo(f"{status.url} {state}" + (f" (pid {status.pid})" if status.pid else ""))
     if not status.healthy:
