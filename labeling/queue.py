@@ -90,6 +90,7 @@ class ReviewQueue:
         self.document_root = (document_root or LabelStudioSettings().document_root).resolve()
         self._known: set[str] | None = None
         self._storages: set[Path] = set()
+        self._rejected: set[str] = set()
         # The newest model version seen (ISO time, version), and the one the project was last set to.
         self._newest: tuple[str, str] | None = None
         self._applied: str | None = None
@@ -158,7 +159,10 @@ class ReviewQueue:
                 try:
                     tasks.append(item_to_task(item, self.image_url(item.image_path)))
                 except (ValueError, FileNotFoundError) as exc:
-                    log.error("review item %s cannot become a task: %s", item.request_id, exc)
+                    if item.request_id not in self._rejected:  # once, not at every poll
+                        log.error("review item %s cannot become a task (left in the outbox): %s",
+                                  item.request_id, exc)  # fmt: skip
+                        self._rejected.add(item.request_id)
                     continue
                 fresh.append(item)
             if tasks:
