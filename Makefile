@@ -8,12 +8,12 @@ BIN := $(VENV)/bin
 LABEL_STUDIO_VERSION := 1.23.2
 export WANDB_MODE ?= offline
 
-.PHONY: demo test install labelstudio browser lint pytest bench clean
+.PHONY: demo test install labelstudio serve-venv browser lint pytest bench clean
 
 demo: install labelstudio
 	$(BIN)/posewheel demo
 
-test: install labelstudio browser lint pytest
+test: install labelstudio serve-venv browser lint pytest
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,10 @@ $(LS_VENV)/.installed:
 	$(LS_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(LS_VENV)/bin/python -m pip install --quiet label-studio==$(LABEL_STUDIO_VERSION)
 	touch $@
+
+# The serving-only install (no torch): what the serving Docker image runs, tested as such.
+serve-venv:
+	scripts/make_serve_venv.sh
 
 # The demo-page browser test drives Debian's headless Chromium (no browser download).
 browser:
