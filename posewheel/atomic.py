@@ -103,6 +103,9 @@ def staged_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     target_path = Path(target)
     target_path.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=target_path.parent, prefix=f".{target_path.name}.stage-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
     try:
         yield stage
         replace_dir(stage, target_path)
