@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageDraw
 
 from posewheel.schema import KEYPOINT_NAMES, NUM_KEYPOINTS, SKELETON, V_OCCLUDED, V_VISIBLE
@@ -34,7 +35,7 @@ _EDGE_COLOURS = tuple(
 )
 
 
-def _flags(keypoints: np.ndarray, scores: np.ndarray | None, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def _flags(keypoints: np.ndarray, scores: npt.ArrayLike | None, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(N, 17, 2) points and (N, 17) flags (0 skip, 1 hollow, 2 filled) from either input form."""
     if keypoints.shape[-1] == 3:
         return keypoints[..., :2], keypoints[..., 2].round().astype(np.int64)
@@ -46,9 +47,9 @@ def _flags(keypoints: np.ndarray, scores: np.ndarray | None, threshold: float) -
 
 def draw_poses(
     image: Image.Image,
-    keypoints: np.ndarray | Sequence[Sequence[Sequence[float]]],
-    scores: np.ndarray | None = None,
-    boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
+    keypoints: npt.ArrayLike,
+    scores: npt.ArrayLike | None = None,
+    boxes: npt.ArrayLike | None = None,
     threshold: float = 0.3,
     radius: float | None = None,
     colors: Sequence[tuple[int, int, int]] | None = None,
