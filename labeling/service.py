@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -132,18 +133,49 @@ def start(settings: LabelStudioSettings | None = None) -> ServiceStatus:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.document_root.mkdir(parents=True, exist_ok=True)
     command = [str(executable), "start", "--no-browser", "--internal-host", settings.host, "--port", str(settings.port)]
+    log_offset = settings.log_file.stat().st_size if settings.log_file.is_file() else 0
     with open(settings.log_file, "ab") as log:
         process = subprocess.Popen(command, cwd=settings.data_dir, env=server_environment(settings),
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)  # fmt: skip
     settings.pid_file.write_text(f"{process.pid}\n")
     try:
-        wait_healthy(url, settings.start_timeout_s, process=process, log_file=settings.log_file)
+        _wait_started(settings, process, log_offset)
     except LabelStudioServiceError:
         _terminate(process.pid)
         settings.pid_file.unlink(missing_ok=True)
         raise
     return ServiceStatus(url=url, healthy=True, pid=process.pid)
+
+
+_ANNOUNCED_RE = re.compile(rb"Starting development server at https?://[^/\s]+:(\d+)/")
+
+
+def _wait_started(settings: LabelStudioSettings, process: subprocess.Popen[bytes], log_offset: int) -> None:
+    """Wait until our process announces our port in its log and /health answers there.
+
+    Label Studio moves to the next free port when its own was taken between our check and its bind
+    (another session starting at the same moment); a healthy answer on our port would then come
+    from someone else's server, so the announcement decides.
+    """
+    deadline = time.monotonic() + settings.start_timeout_s
+    while time.monotonic() < deadline:
+        with open(settings.log_file, "rb") as log:
+            log.seek(log_offset)
+            match = _ANNOUNCED_RE.search(log.read())
+        if match and int(match.group(1)) != settings.port:
+            raise LabelStudioServiceError(f"port {settings.port} was taken while Label Studio started; "
+                                          f"it moved to port {int(match.group(1))}")  # fmt: skip
+        if match and is_healthy(settings.base_url):
+            return
+        if process.poll() is not None:
+            raise LabelStudioServiceError(
+                f"Label Studio exited with code {process.returncode} before {settings.base_url} became healthy"
+                f"{_log_tail(settings.log_file)}"
+            )
+        time.sleep(0.5)
+    raise LabelStudioServiceError(f"Label Studio at {settings.base_url} not healthy after "
+                                  f"{settings.start_timeout_s:.0f} s{_log_tail(settings.log_file)}")  # fmt: skip
 
 
 def _terminate(pid: int, timeout_s: float = 15.0) -> None:

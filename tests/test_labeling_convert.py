@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import stat
+import subprocess
 import time
 
 import numpy as np
@@ -186,3 +187,19 @@ def test_drainer_started_while_label_studio_is_down_keeps_items_and_retries(tmp_
     finally:
         drainer.stop()
     assert outbox.depth() == 1
+
+
+def test_start_fails_when_label_studio_drifts_to_another_port(tmp_path) -> None:
+    settings = LabelStudioSettings(host="127.0.0.1", port=18999, url=None, data_dir=tmp_path,
+                                   secrets_file=tmp_path / "s.json", start_timeout_s=10)  # fmt: skip
+    settings.log_file.write_bytes(b"old run: Starting development server at http://127.0.0.1:18999/\n")
+    offset = settings.log_file.stat().st_size
+    with open(settings.log_file, "ab") as log:  # what Label Studio prints after a silent port change
+        log.write(b"*** WARNING! ***\nStarting development server at http://127.0.0.1:19000/\n")
+    process = subprocess.Popen(["sleep", "30"])
+    try:
+        with pytest.raises(service.LabelStudioServiceError, match="it moved to port 19000"):
+            service._wait_started(settings, process, offset)
+    finally:
+        process.kill()
+        process.wait()

@@ -33,13 +33,23 @@ if TYPE_CHECKING:
 TEST_PORT = int(os.environ.get("POSEWHEEL_TEST_LABELSTUDIO_PORT", "18080"))
 
 
-def _free_port(preferred: int) -> int:
-    with socket.socket() as sock:
-        if sock.connect_ex(("127.0.0.1", preferred)) != 0:
-            return preferred
-    with socket.socket() as sock:  # another session holds it: take any free one
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@contextlib.contextmanager
+def _reserved_port(preferred: int) -> Iterator[int]:
+    """A port no other test session on this machine uses: a lock file per port, held while in use."""
+    folder = ProjectSettings().var_dir / "test-labelstudio-ports"
+    folder.mkdir(parents=True, exist_ok=True)
+    for port in range(preferred, preferred + 50):
+        with open(folder / f"{port}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another session holds it
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    continue  # something else (a dev server) listens there
+            yield port
+            return
+    raise RuntimeError(f"no free port for Label Studio in {preferred}..{preferred + 49}")
 
 
 def _settings(data_dir: Path, document_root: Path, port: int, title: str = "test") -> LabelStudioSettings:
@@ -112,7 +122,11 @@ def running_labelstudio(root: Path, port: int = TEST_PORT) -> Iterator[LabelStud
     venv = LabelStudioSettings().venv
     if not (venv / "bin" / "label-studio").is_file():
         raise RuntimeError(f"Label Studio is not installed at {venv}: run `make labelstudio`")
-    port = _free_port(port)
+    with _reserved_port(port) as port:
+        yield from _run_from_template(root, port)
+
+
+def _run_from_template(root: Path, port: int) -> Iterator[LabelStudioServer]:
     template = _template(port)
     data_dir = root / "data"
     shutil.copytree(template, data_dir, ignore=shutil.ignore_patterns("server.pid", "server.log", "docroot"))
