@@ -192,3 +192,16 @@ def test_annotations_carry_facing_and_generator_info(studio_set: Dataset) -> Non
     coco = json.loads((studio_set.root / "annotations.json").read_text())
     assert coco["info"]["generator"].startswith("posewheel.synth") and coco["info"]["count"] == 48
     assert {a["facing"] for a in coco["annotations"]} == {"front", "back"}
+
+
+def test_truth_store_round_trips_and_refuses_malformed_persons(tmp_path: Path) -> None:
+    store = TruthStore(tmp_path / "truth")
+    digest = hashlib.sha256(b"an image").hexdigest()
+    kps = np.concatenate([np.full((17, 2), 12.3456), np.full((17, 1), 2.0)], axis=1)
+    store.put(digest, [{"keypoints": kps, "bbox": [1, 2, 30, 40]}])
+    assert digest in store and store.path_for(digest).parent.name == digest[:2]
+    [person] = store.get(digest) or []
+    assert person["keypoints"][0] == [12.35, 12.35, 2] and person["bbox"] == [1, 2, 30, 40]
+    with pytest.raises(ValueError, match=r"keypoints shape \(16, 3\)"):
+        store.put(digest, [{"keypoints": kps[:16], "bbox": [1, 2, 3, 4]}])
+    assert store.get(digest) == [person]  # the refused put changed nothing
