@@ -93,15 +93,18 @@ def test_prediction_becomes_a_corrected_coco_label_that_matches_ground_truth(
     tasks = {t.data["request_id"]: t for t in client.tasks.list(project=project_id, resolve_uri=False)}
     task = tasks[items[0].request_id]
     assert task.data["image"].startswith("/data/local-files/?d=")  # a URL, never base64
-    image = httpx.get(labelstudio.settings.base_url + task.data["image"],
-                      headers={"Authorization": f"Token {labelstudio.settings.credentials().token}"})  # fmt: skip
+    auth = {"Authorization": f"Token {labelstudio.settings.credentials().token}"}
+    image = httpx.get(labelstudio.settings.base_url + task.data["image"], headers=auth)
     assert image.status_code == 200 and image.content == store.get(items[0].image_sha256)
     prediction = task.predictions[0]
     assert prediction.model_version == "m1" and prediction.score == pytest.approx(0.9)
     assert all("score" in r for r in prediction.result if r["type"] == "keypointlabels")
     assert client.projects.get(project_id).model_version == "m1"
 
-    # Least confident first: one annotation lands on the 0.2 task, one skip on the 0.6 task.
+    # Least confident first, for a person in the Label Studio UI (the project's next-task queue) ...
+    following = httpx.get(f"{labelstudio.settings.base_url}/api/projects/{project_id}/next", headers=auth)
+    assert following.status_code == 200 and following.json()["id"] == tasks[items[1].request_id].id
+    # ... and for the simulated annotator: one annotation lands on the 0.2 task, one skip on the 0.6 task.
     assert annotate(client, project_id, truth, noise_px=0.5, skip_rate=0.0, seed=1, limit=1).annotated == 1
     assert annotate(client, project_id, truth, skip_rate=1.0, seed=1, limit=1).skipped == 1
     labeled = {rid for rid, t in ((r, client.tasks.get(tasks[r].id)) for r in tasks) if t.annotations}
