@@ -1,4 +1,7 @@
-"""Shared route dependencies as `Annotated` aliases: the service, its settings, API-key checks."""
+"""Shared route dependencies as `Annotated` aliases: the service, its settings, API-key checks.
+
+All are `async def`: FastAPI runs plain `def` dependencies in a thread pool, a hop per request.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +14,12 @@ from serving.service import PoseService
 from serving.settings import ServingSettings
 
 
-def get_service(request: Request) -> PoseService:
+async def get_service(request: Request) -> PoseService:
     service: PoseService = request.app.state.service
     return service
 
 
-def get_settings(request: Request) -> ServingSettings:
+async def get_settings(request: Request) -> ServingSettings:
     settings: ServingSettings = request.app.state.service.settings
     return settings
 
@@ -30,13 +33,13 @@ def _matches(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
-def require_api_key(settings: SettingsDep, x_api_key: ApiKeyHeader = None) -> None:
+async def require_api_key(settings: SettingsDep, x_api_key: ApiKeyHeader = None) -> None:
     """Predictions need `X-API-Key` only when POSEWHEEL_API_KEY is set."""
     if settings.api_key is not None and not _matches(x_api_key, settings.api_key.get_secret_value()):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong X-API-Key")
 
 
-def require_admin_key(settings: SettingsDep, x_api_key: ApiKeyHeader = None) -> None:
+async def require_admin_key(settings: SettingsDep, x_api_key: ApiKeyHeader = None) -> None:
     """Admin routes always need `X-API-Key` = POSEWHEEL_ADMIN_KEY; without that setting they are off."""
     if settings.admin_key is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admin routes are disabled: set POSEWHEEL_ADMIN_KEY")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -88,6 +89,8 @@ def load_model(folder: Path, fingerprint: str, threads: int, execution_provider:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    # a server shares its cores with HTTP and decoding threads: idle ORT threads must sleep, not spin
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(folder / MODEL_FILE), options, providers=providers_for(execution_provider))
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad graphs
@@ -129,44 +132,68 @@ def prepare(image: Image.Image, boxes: Sequence[Box], spec: InputSpec) -> tuple[
     return normalize(crops, spec), windows
 
 
+@dataclass
+class Prepared:
+    """A request's network input (N, 3, H, W) float32, its N crop windows, and what the caller wants back."""
+
+    inputs: np.ndarray
+    windows: list[Box]
+    extra: Any = None
+
+
+@dataclass
+class Answer:
+    """A request's keypoints (N, 17, 2) image pixels, scores (N, 17) in [0, 1], and its `Prepared.extra`."""
+
+    points: np.ndarray
+    scores: np.ndarray
+    extra: Any = None
+
+
 @dataclass(eq=False)
 class _Job:
     model: PoseModel
-    inputs: np.ndarray
-    windows: list[Box]
-    future: asyncio.Future[tuple[np.ndarray, np.ndarray]]
-
-    @property
-    def size(self) -> int:
-        return len(self.windows)
+    prepare: Callable[[], Prepared]
+    size: int
+    future: asyncio.Future[Answer]
 
 
 class MicroBatcher:
-    """Groups concurrent requests' crops into batches of at most `max_batch_size` crops.
+    """Groups concurrent requests into batches of at most `max_batch_size` person crops.
 
-    A batch is sent as soon as it is full, or when no other request is on its way (nothing is
-    queued and no request is still being decoded), or after `max_wait_s`, whichever is first:
-    a lone request never waits, a burst fills batches. One inference thread runs the batches
-    (ONNX Runtime spreads each over its own intra-op threads).
+    Each batch goes through two stages off the event loop: `prepare` (decode and crop, split
+    over `prepare_threads` threads; Pillow and NumPy release the GIL) and one ONNX Runtime run
+    with the heatmap decoding (one inference thread; ONNX Runtime spreads it over its own
+    intra-op threads). Two batches are in flight at once, so the next batch is decoded while
+    the current one is inferred. Each request gets back only its own rows, or its own error.
+    While both stages are busy, new requests queue up, so batches grow with the load by
+    themselves; after a batch of several requests the next one waits up to `max_wait_s` to
+    fill, and a lone request never waits.
     """
 
     def __init__(
-        self, max_batch_size: int, max_wait_s: float, on_batch: Callable[[int, int], None] | None = None
+        self,
+        max_batch_size: int,
+        max_wait_s: float,
+        on_batch: Callable[[int, int], None] | None = None,
+        prepare_threads: int = 2,
     ) -> None:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
-        self._on_batch = on_batch  # (batch size in crops, queue depth in requests)
+        self._on_batch = on_batch  # (batch size in crops, requests still queued)
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
-        self._incoming = 0
-        self._arrived = asyncio.Event()
         self._carry: _Job | None = None
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="posewheel-infer")
+        self._prepare_threads = max(1, prepare_threads)
+        self._prepare_pool = ThreadPoolExecutor(self._prepare_threads, thread_name_prefix="posewheel-prepare")
+        self._infer_pool = ThreadPoolExecutor(1, thread_name_prefix="posewheel-infer")
+        self._slots = asyncio.Semaphore(2)
+        self._inflight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
     @property
     def depth(self) -> int:
-        """Requests waiting for a batch (queued plus still being decoded)."""
-        return self._queue.qsize() + self._incoming + (self._carry is not None)
+        """Requests waiting for a batch."""
+        return self._queue.qsize() + (self._carry is not None)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="posewheel-batcher")
@@ -176,85 +203,109 @@ class MicroBatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._executor.shutdown(wait=True)
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        self._prepare_pool.shutdown(wait=True)
+        self._infer_pool.shutdown(wait=True)
 
-    def expect(self) -> None:
-        """Announce a request that is being decoded; it will `submit` or `abandon`."""
-        self._incoming += 1
+    async def submit(self, model: PoseModel, prepare: Callable[[], Prepared], size: int = 1) -> Answer:
+        """Run `prepare()` then `model` on its crops within a batch; `size` is the expected crop count.
 
-    def abandon(self) -> None:
-        """An announced request failed before submitting."""
-        self._incoming -= 1
-        self._arrived.set()
-
-    async def submit(
-        self, model: PoseModel, inputs: np.ndarray, windows: list[Box], announced: bool = True
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Queue N crops for `model`; returns keypoints (N, 17, 2) image pixels and scores (N, 17)."""
-        if announced:
-            self._incoming -= 1
-        future: asyncio.Future[tuple[np.ndarray, np.ndarray]] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(model, inputs, windows, future))
-        self._arrived.set()
+        Raises whatever `prepare` raised (e.g. serving.images.InputError) for this request only.
+        """
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(model, prepare, max(1, size), future))
         return await future
-
-    async def _next_job(self, deadline: float) -> _Job | None:
-        """The next queued job, waiting until `deadline` only while another request is on its way."""
-        loop = asyncio.get_running_loop()
-        while True:
-            if not self._queue.empty():
-                return self._queue.get_nowait()
-            remaining = deadline - loop.time()
-            if self._incoming <= 0 or remaining <= 0:
-                return None
-            self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
-            except TimeoutError:
-                return None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        busy = False  # the last batch held several requests: wait a little for company
         while True:
-            first = self._carry if self._carry is not None else await self._queue.get()
-            self._carry = None
-            batch, size = [first], first.size
-            deadline = loop.time() + self.max_wait_s
-            while size < self.max_batch_size:
-                job = await self._next_job(deadline)
-                if job is None:
-                    break
-                if job.model is not first.model or size + job.size > self.max_batch_size:
-                    self._carry = job  # another model version or too big: it opens the next batch
-                    break
-                batch.append(job)
-                size += job.size
+            await self._slots.acquire()
+            batch = await self._collect(loop.time() + (self.max_wait_s if busy else 0.0))
             live = [job for job in batch if not job.future.done()]  # a cancelled request needs no answer
+            busy = len(live) > 1
             if not live:
+                self._slots.release()
                 continue
-            if self._on_batch is not None:
-                self._on_batch(sum(j.size for j in live), self.depth)
+            task = loop.create_task(self._process(live))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _collect(self, deadline: float) -> list[_Job]:
+        """The next batch: the first queued job, then more of the same model until full or `deadline`."""
+        loop = asyncio.get_running_loop()
+        first = self._carry if self._carry is not None else await self._queue.get()
+        self._carry = None
+        batch, size = [first], first.size
+        while size < self.max_batch_size:
+            if self._queue.empty():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            else:
+                job = self._queue.get_nowait()
+            if job.model is not first.model or size + job.size > self.max_batch_size:
+                self._carry = job  # another model version or too big: it opens the next batch
+                break
+            batch.append(job)
+            size += job.size
+        return batch
+
+    async def _process(self, jobs: list[_Job]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            n = -(-len(jobs) // self._prepare_threads)  # ceil: one chunk per prepare thread
+            chunks = [jobs[i : i + n] for i in range(0, len(jobs), n)]
+            parts = await asyncio.gather(*(loop.run_in_executor(self._prepare_pool, _prepare, c) for c in chunks))
+            prepared = [p for part in parts for p in part]
             try:
-                results = await loop.run_in_executor(self._executor, _run_batch, live)
+                outcomes = await loop.run_in_executor(self._infer_pool, _infer, jobs[0].model, prepared)
             except Exception as exc:  # the batch's requests get the error, the batcher lives on
-                log.exception("inference failed for a batch of %d requests", len(live))
-                for job in live:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
+                log.exception("inference failed for a batch of %d requests", len(jobs))
+                outcomes = [exc] * len(jobs)
+        finally:
+            self._slots.release()
+        if self._on_batch is not None:
+            self._on_batch(sum(o.points.shape[0] for o in outcomes if isinstance(o, Answer)), self.depth)
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if job.future.done():
                 continue
-            for job, result in zip(live, results, strict=True):
-                if not job.future.done():
-                    job.future.set_result(result)
+            if isinstance(outcome, Answer):
+                job.future.set_result(outcome)
+            else:
+                job.future.set_exception(outcome)
 
 
-def _run_batch(jobs: list[_Job]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Run one batch (all jobs share a model) and split the decoded rows back per job."""
-    model = jobs[0].model
-    inputs = jobs[0].inputs if len(jobs) == 1 else np.concatenate([j.inputs for j in jobs])
-    windows = [w for j in jobs for w in j.windows]
-    points, scores = model.infer_decode(inputs, windows)
-    out, start = [], 0
+def _prepare(jobs: list[_Job]) -> list[Prepared | Exception]:
+    """Prepare each job; a failure is that request's own answer (re-raised in it), not the batch's."""
+    out: list[Prepared | Exception] = []
     for job in jobs:
-        out.append((points[start : start + job.size], scores[start : start + job.size]))
-        start += job.size
+        try:
+            out.append(job.prepare())
+        except Exception as exc:  # noqa: BLE001 - re-raised in the request that sent this input
+            out.append(exc)
     return out
+
+
+def _infer(model: PoseModel, prepared: list[Prepared | Exception]) -> list[Answer | Exception]:
+    """One batch over the prepared jobs; returns each job's Answer (or its preparation error) in order."""
+    ready = [p for p in prepared if isinstance(p, Prepared)]
+    if not ready:
+        return [p for p in prepared if isinstance(p, Exception)]
+    inputs = ready[0].inputs if len(ready) == 1 else np.concatenate([p.inputs for p in ready])
+    points, scores = model.infer_decode(inputs, [w for p in ready for w in p.windows])
+    outcomes: list[Answer | Exception] = []
+    start = 0
+    for p in prepared:
+        if isinstance(p, Exception):
+            outcomes.append(p)
+            continue
+        n = len(p.windows)
+        outcomes.append(Answer(points[start : start + n], scores[start : start + n], p.extra))
+        start += n
+    return outcomes

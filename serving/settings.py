@@ -33,7 +33,9 @@ class ServingSettings(BaseSettings):
     max_batch_size: int = Field(16, ge=1, le=1024, description="person crops per inference batch")
     max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0, description="how long a batch waits to fill, ms")
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 = one per CPU core")
+    prepare_threads: int = Field(0, ge=0, description="threads decoding and cropping images; 0 = one per CPU core")
     execution_provider: Literal["cpu", "cuda"] = "cpu"
+    gil_switch_interval_ms: float = Field(0.5, gt=0.0, le=100.0, description="sys.setswitchinterval, ms")
 
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="request body limit, bytes")
     max_pixels: int = Field(40_000_000, ge=1, description="decoded image limit, width * height")

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 
 from posewheel.artifact import promote
-from serving.engine import MicroBatcher, load_model, prepare
+from serving.engine import Answer, MicroBatcher, Prepared, load_model, prepare
 from serving.reload import fingerprint
 from tests.support.onnx_models import MakeArtifact, spot_image
 from tests.support.server import RunningServer, StartServer
@@ -67,16 +67,18 @@ def test_batches_never_mix_model_versions(make_artifact: MakeArtifact) -> None:
     image = decode_image(spot_image(96, 128, (48, 64)), 10**6).image
     inputs, windows = prepare(image, [(0, 0, 96, 128)], old.spec)
 
-    async def run() -> list[tuple[np.ndarray, np.ndarray]]:
+    async def run() -> list[Answer]:
         batcher = MicroBatcher(max_batch_size=64, max_wait_s=0.05)
         batcher.start()
         try:
-            jobs = [batcher.submit(old if i % 2 else new, inputs, windows, announced=False) for i in range(20)]
+            prepared = Prepared(inputs, windows)
+            jobs = [batcher.submit(old if i % 2 else new, lambda: prepared) for i in range(20)]
             return await asyncio.gather(*jobs)
         finally:
             await batcher.stop()
 
-    for i, (_, scores) in enumerate(asyncio.run(run())):
+    for i, answer in enumerate(asyncio.run(run())):
+        scores = answer.scores
         expected = 1.0 if i % 2 else 0.5  # each job answered by the model it was prepared for
         assert abs(scores.max() / expected - 0.99) < 0.02, (i, scores.max())
 

@@ -92,11 +92,12 @@ def _first_error(exc: ValidationError) -> str:
     openapi_extra={"requestBody": _REQUEST_BODY},
     summary="Predict the 17 COCO keypoints of each person",
 )
-async def predict(request: Request, service: ServiceDep) -> PredictResponse:
+async def predict(request: Request, service: ServiceDep) -> Response:
     """Per person box: the box, a pose score and 17 keypoints {name, x, y, score} in image pixels."""
     data, boxes = await read_request(request)
     response, _ = await service.predict(data, boxes)
-    return response
+    # serialised by pydantic-core directly: FastAPI would validate the response model a second time
+    return Response(response.model_dump_json(), media_type="application/json")
 
 
 @router.post(

@@ -1,0 +1,88 @@
+"""Baseline for benchmarks/serve_load.py: LitServe serving the same ONNX artifact with its own batching.
+
+    python benchmarks/serve_litserve.py ARTIFACT_DIR PORT MAX_BATCH_SIZE BATCH_TIMEOUT_S THREADS
+
+Same decoding, cropping, ONNX Runtime session and heatmap decoding as posewheel's engine; only
+the server around them is LitServe's (API process + inference worker process, its batching).
+"""
+
+import base64
+import sys
+from pathlib import Path
+from typing import Any
+
+import litserve as ls
+import numpy as np
+
+from posewheel.decoding import Box, pose_score
+from posewheel.schema import KEYPOINT_NAMES
+from serving.engine import PoseModel, load_model, prepare
+from serving.images import decode_image, parse_boxes
+from serving.reload import fingerprint
+
+
+class PoseLitAPI(ls.LitAPI):
+    def __init__(self, artifact: Path, threads: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.artifact = artifact
+        self.threads = threads
+        self.model: PoseModel | None = None
+
+    def setup(self, device: str) -> None:
+        self.model = load_model(self.artifact, fingerprint(self.artifact), self.threads)
+
+    def decode_request(self, request: dict[str, Any]) -> tuple[np.ndarray, list[Box], list[Box]]:
+        assert self.model is not None
+        decoded = decode_image(base64.b64decode(request["image_base64"]), 40_000_000)
+        boxes = parse_boxes(request.get("boxes"), decoded.width, decoded.height, 64)
+        inputs, windows = prepare(decoded.image, boxes, self.model.spec)
+        return inputs, windows, boxes
+
+    def batch(self, inputs: list[tuple[np.ndarray, list[Box], list[Box]]]) -> list[Any]:
+        return inputs
+
+    def predict(self, batch: Any) -> list[tuple[list[Box], np.ndarray, np.ndarray]]:
+        assert self.model is not None
+        items = batch if isinstance(batch, list) else [batch]
+        inputs = np.concatenate([i[0] for i in items])
+        points, scores = self.model.infer_decode(inputs, [w for i in items for w in i[1]])
+        out, start = [], 0
+        for _, windows, boxes in items:
+            n = len(windows)
+            out.append((boxes, points[start : start + n], scores[start : start + n]))
+            start += n
+        return out if isinstance(batch, list) else out[0]
+
+    def unbatch(self, output: list[Any]) -> list[Any]:
+        return output
+
+    def encode_response(self, output: tuple[list[Box], np.ndarray, np.ndarray]) -> dict[str, Any]:
+        assert self.model is not None
+        boxes, points, scores = output
+        totals = pose_score(scores)
+        return {
+            "model_version": self.model.version,
+            "poses": [
+                {
+                    "box": list(box),
+                    "score": float(totals[i]),
+                    "keypoints": [
+                        {
+                            "name": n,
+                            "x": float(points[i, k, 0]),
+                            "y": float(points[i, k, 1]),
+                            "score": float(scores[i, k]),
+                        }
+                        for k, n in enumerate(KEYPOINT_NAMES)
+                    ],
+                }
+                for i, box in enumerate(boxes)
+            ],
+        }
+
+
+if __name__ == "__main__":
+    artifact, port, max_batch, timeout_s, threads = sys.argv[1:6]
+    api = PoseLitAPI(Path(artifact), int(threads), max_batch_size=int(max_batch), batch_timeout=float(timeout_s))
+    server = ls.LitServer(api, accelerator="cpu", workers_per_device=1, timeout=60)
+    server.run(host="127.0.0.1", port=int(port), log_level="warning", generate_client_file=False)

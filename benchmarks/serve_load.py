@@ -1,0 +1,321 @@
+"""Serving under load: posewheel's server against its own offline limit, a naive torch server and LitServe.
+
+    .venv/bin/python benchmarks/serve_load.py                    # 30 s per level, about 9 minutes
+    .venv/bin/python benchmarks/serve_load.py --duration 5       # a quick look
+    .venv/bin/python benchmarks/serve_load.py --model models/production   # a trained artifact (needs weights.pt)
+
+All targets serve the same artifact (by default a freshly exported, untrained production-architecture
+network: speed does not depend on the weights) to the same JPEG street images with their person
+box, over real HTTP on 127.0.0.1. The load generator (benchmarks/serve_client.py, async httpx) is a
+separate process; the CPU each side used is reported, since both share this machine's cores.
+
+Prints one JSON line per figure:
+  offline_limit            engine without HTTP: decode, crop, batched ONNX inference, decoding (img/s)
+  single_image_latency     the same pipeline for one image at a time (ms)
+  load                     per target/format/concurrency: req/s, p50/p95/p99 ms, errors, CPU split
+  goal                     each goal of the issue with its measured ratio and pass/fail
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PY = sys.executable
+CONCURRENCY = (1, 8, 32)
+
+
+def emit(figure: str, **fields: Any) -> None:
+    print(json.dumps({"figure": figure, **fields}), flush=True)
+
+
+def build_artifact(folder: Path) -> Path:
+    """Export an untrained network of the production architecture (training.model defaults)."""
+    from posewheel.decoding import InputSpec
+    from training.export import write_artifact
+    from training.model import NetConfig, PoseNet
+
+    config = NetConfig()
+    net = PoseNet(config)
+    return write_artifact(folder, net, InputSpec(), "bench", data={}, params={"backbone": config.backbone})
+
+
+def street_images(count: int, size: int) -> list[tuple[bytes, list[float]]]:
+    """JPEG street scenes from the synthetic generator with their person box [x, y, w, h]."""
+    from posewheel.synth.generate import iter_encoded
+
+    return [(e.data, [float(v) for v in e.bbox]) for e in iter_encoded("street", count, seed=7, size=size)]
+
+
+def bodies(images: list[tuple[bytes, list[float]]], fmt: str) -> list[tuple[str, bytes]]:
+    out = []
+    for data, box in images:
+        if fmt == "json":
+            body = json.dumps({"image_base64": base64.b64encode(data).decode(), "boxes": [box]}).encode()
+            out.append(("application/json", body))
+        else:
+            boundary = "posewheelbench"
+            parts = [
+                f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="i.jpg"\r\n'
+                "Content-Type: image/jpeg\r\n\r\n".encode()
+                + data
+                + b"\r\n",
+                f'--{boundary}\r\nContent-Disposition: form-data; name="boxes"\r\n\r\n{json.dumps([box])}\r\n'.encode(),
+                f"--{boundary}--\r\n".encode(),
+            ]
+            out.append((f"multipart/form-data; boundary={boundary}", b"".join(parts)))
+    return out
+
+
+class Offline:
+    """The engine without HTTP, in this process: decode, crop, batched ONNX inference, decoding."""
+
+    def __init__(self, artifact: Path, images: list[tuple[bytes, list[float]]], batch: int, threads: int) -> None:
+        from serving.engine import load_model
+        from serving.reload import fingerprint
+
+        self.model = load_model(artifact, fingerprint(artifact), threads)
+        self.images, self.batch = images, batch
+        self.done, self.seconds, self.single_s = 0, 0.0, list[float]()
+        self.pipeline(images[:batch])  # warm-up
+
+    def pipeline(self, chunk: list[tuple[bytes, list[float]]]) -> None:
+        from serving.engine import prepare
+        from serving.images import decode_image, parse_boxes
+
+        inputs, windows = [], []
+        for data, box in chunk:
+            decoded = decode_image(data, 40_000_000)
+            x, w = prepare(decoded.image, parse_boxes([box], decoded.width, decoded.height, 64), self.model.spec)
+            inputs.append(x)
+            windows += w
+        self.model.infer_decode(np.concatenate(inputs), windows)
+
+    def run_round(self, seconds: float) -> None:
+        """Half the time batched throughput, half single-image latency."""
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds / 2:
+            self.pipeline([self.images[(self.done + i) % len(self.images)] for i in range(self.batch)])
+            self.done += self.batch
+        self.seconds += time.perf_counter() - start
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds / 2:
+            t0 = time.perf_counter()
+            self.pipeline([self.images[len(self.single_s) % len(self.images)]])
+            self.single_s.append(time.perf_counter() - t0)
+
+    @property
+    def limit(self) -> float:
+        return self.done / self.seconds
+
+    def single_ms(self, q: float) -> float:
+        return float(np.percentile(np.array(self.single_s) * 1000, q))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(cmd: list[str], env: dict[str, str], ready_url: str, timeout_s: float = 120.0) -> subprocess.Popen[bytes]:
+    log = tempfile.NamedTemporaryFile(prefix="serve-bench-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{cmd[:3]} exited with {proc.returncode}; see {log.name}")
+        try:
+            if httpx.get(ready_url, timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"{cmd[:3]} not ready at {ready_url} after {timeout_s}s; see {log.name}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    for child in psutil.Process(proc.pid).children(recursive=True):
+        child.terminate()
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (alive ones)."""
+    total = 0.0
+    root = psutil.Process(pid)
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+@dataclass
+class Target:
+    name: str
+    fmt: str
+    url: str
+    proc: subprocess.Popen[bytes]
+    bodies: Path
+    completed: int = 0
+    window_s: float = 0.0
+    latencies_s: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
+    wall_s: float = 0.0
+
+    def run_round(self, concurrency: int, seconds: float, warmup_s: float) -> None:
+        """One client process for `seconds` (after `warmup_s`), adding up its results and CPU."""
+        server_cpu0, wall0 = tree_cpu(self.proc.pid), time.perf_counter()
+        client = subprocess.run(
+            [PY, str(ROOT / "benchmarks" / "serve_client.py"), self.url, str(self.bodies), str(concurrency),
+             str(seconds), str(warmup_s)],
+            stdout=subprocess.PIPE, check=True,
+        )  # fmt: skip
+        self.wall_s += time.perf_counter() - wall0
+        self.server_cpu_s += tree_cpu(self.proc.pid) - server_cpu0
+        result = json.loads(client.stdout)
+        self.client_cpu_s += result["client_cpu_s"]
+        self.completed += result["completed"]
+        self.window_s += result["window_s"]
+        self.latencies_s += result["latencies_s"]
+        for key, n in result["errors"].items():
+            self.errors[key] = self.errors.get(key, 0) + n
+
+    def report(self, concurrency: int) -> dict[str, Any]:
+        lat = np.array(self.latencies_s or [0.0]) * 1000
+        row = {
+            "target": self.name,
+            "format": self.fmt,
+            "concurrency": concurrency,
+            "throughput_rps": round(self.completed / self.window_s, 1),
+            "p50_ms": round(float(np.percentile(lat, 50)), 2),
+            "p95_ms": round(float(np.percentile(lat, 95)), 2),
+            "p99_ms": round(float(np.percentile(lat, 99)), 2),
+            "errors": sum(self.errors.values()),
+            "error_kinds": self.errors,
+            "server_cpu_pct": round(100 * self.server_cpu_s / self.wall_s, 1),
+            "client_cpu_pct": round(100 * self.client_cpu_s / self.wall_s, 1),
+        }
+        emit("load", **row)
+        self.completed, self.window_s, self.latencies_s, self.errors = 0, 0.0, [], {}
+        self.server_cpu_s = self.client_cpu_s = self.wall_s = 0.0
+        return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=30.0, help="timed seconds per target and concurrency")
+    parser.add_argument("--rounds", type=int, default=3, help="the duration is split into this many interleaved rounds")
+    parser.add_argument("--warmup", type=float, default=1.0, help="untimed seconds at the start of each round")
+    parser.add_argument("--model", type=Path, help="artifact with weights.pt (default: export an untrained one)")
+    parser.add_argument("--batch", type=int, default=16, help="max batch size for posewheel, LitServe and offline")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="ONNX Runtime threads")
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--size", type=int, default=256, help="image side, pixels")
+    parser.add_argument("--targets", default="posewheel,litserve,naive", help="comma-separated subset")
+    parser.add_argument("--formats", default="json,multipart", help="posewheel request formats to load")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
+    artifact = args.model.resolve() if args.model else build_artifact(work / "models" / "bench")
+    images = street_images(args.images, args.size)
+    body_files = {}
+    for fmt in ("json", "multipart"):
+        body_files[fmt] = work / f"bodies-{fmt}.pkl"
+        body_files[fmt].write_bytes(pickle.dumps(bodies(images, fmt)))
+    emit("setup", artifact=str(artifact), images=len(images), size=args.size, cpus=len(os.sched_getaffinity(0)),
+         duration_s=args.duration, rounds=args.rounds, batch=args.batch, threads=args.threads,
+         loadavg_1m=os.getloadavg()[0])  # fmt: skip
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "POSEWHEEL_ROOT": str(work), "OMP_NUM_THREADS": str(args.threads)}
+    wanted = args.targets.split(",")
+    targets: list[Target] = []
+    try:
+        if "posewheel" in wanted:
+            port = free_port()
+            server_env = {**env, "POSEWHEEL_MAX_BATCH_SIZE": str(args.batch),
+                          "POSEWHEEL_INTRA_OP_THREADS": str(args.threads)}  # fmt: skip
+            proc = start([str(Path(PY).parent / "posewheel"), "serve", "--model", str(artifact), "--port", str(port)],
+                         server_env, f"http://127.0.0.1:{port}/readyz")  # fmt: skip
+            for fmt in args.formats.split(","):
+                targets.append(Target("posewheel", fmt, f"http://127.0.0.1:{port}/v1/predict", proc, body_files[fmt]))
+        if "litserve" in wanted:
+            port = free_port()
+            cmd = [PY, str(ROOT / "benchmarks" / "serve_litserve.py"), str(artifact), str(port), str(args.batch),
+                   "0.002", str(args.threads)]  # fmt: skip
+            proc = start(cmd, env, f"http://127.0.0.1:{port}/health")
+            targets.append(Target("litserve", "json", f"http://127.0.0.1:{port}/predict", proc, body_files["json"]))
+        if "naive" in wanted:
+            port = free_port()
+            proc = start([PY, str(ROOT / "benchmarks" / "serve_naive.py"), str(artifact), str(port)], env,
+                         f"http://127.0.0.1:{port}/docs")  # fmt: skip
+            targets.append(Target("naive-torch", "json", f"http://127.0.0.1:{port}/v1/predict", proc,
+                                  body_files["json"]))  # fmt: skip
+        offline = Offline(artifact, images, args.batch, args.threads)
+        round_s = args.duration / args.rounds
+        results: dict[int, dict[str, dict[str, Any]]] = {}
+        for c in CONCURRENCY:
+            for r in range(args.rounds):
+                # rotate the order so that drifting load from other processes hits every target alike
+                for target in targets[r % len(targets) :] + targets[: r % len(targets)]:
+                    target.run_round(c, round_s, args.warmup)
+                offline.run_round(round_s)
+            results[c] = {f"{t.name}-{t.fmt}": t.report(c) for t in targets}
+        emit("offline_limit", value=round(offline.limit, 1), unit="img/s", batch=args.batch, threads=args.threads)
+        emit("single_image_latency", p50_ms=round(offline.single_ms(50), 2), p99_ms=round(offline.single_ms(99), 2),
+             n=len(offline.single_s))  # fmt: skip
+    finally:
+        for proc in {id(t.proc): t.proc for t in targets}.values():
+            stop(proc)
+    goals(results, offline)
+
+
+def goals(results: dict[int, dict[str, dict[str, Any]]], offline: Offline) -> None:
+    top = max(CONCURRENCY)
+    ours = {c: results[c].get("posewheel-json") for c in CONCURRENCY}
+    if not ours[top]:
+        return
+    rps = ours[top]["throughput_rps"]
+    emit("goal", name="c32_vs_offline_limit", ratio=round(rps / offline.limit, 3), need=">= 0.8",
+         passed=rps >= 0.8 * offline.limit)  # fmt: skip
+    if "litserve-json" in results[top]:
+        ratio = rps / max(results[top]["litserve-json"]["throughput_rps"], 1e-9)
+        emit("goal", name="c32_vs_litserve", ratio=round(ratio, 3), need=">= 1.0", passed=ratio >= 1.0)
+    p99 = ours[1]["p99_ms"]
+    emit("goal", name="c1_p99_vs_engine_single_image_p50", ratio=round(p99 / offline.single_ms(50), 3), need="< 1.5",
+         passed=p99 < 1.5 * offline.single_ms(50))  # fmt: skip
+    emit("goal", name="c1_p99_vs_engine_single_image_p99", ratio=round(p99 / offline.single_ms(99), 3), need="< 1.5",
+         passed=p99 < 1.5 * offline.single_ms(99))  # fmt: skip
+    errors = sum(row["errors"] for c in CONCURRENCY for key, row in results[c].items() if key.startswith("posewheel"))
+    emit("goal", name="zero_errors", errors=errors, passed=errors == 0)
+
+
+if __name__ == "__main__":
+    main()
