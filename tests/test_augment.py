@@ -1,0 +1,122 @@
+"""Augmentation keeps every keypoint on its body part; targets decode back to the labeled point."""
+
+from __future__ import annotations
+
+import colorsys
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from posewheel.decoding import InputSpec, decode_heatmaps
+from posewheel.schema import FLIP_INDEX, KEYPOINT_INDEX, NUM_KEYPOINTS
+from training.augment import AugmentParams, CropAugmenter, plain_crop
+from training.targets import gaussian_heatmaps, inside_input, joint_weights
+
+SPEC = InputSpec()
+NONE = AugmentParams(flip=0.0, rotation=0.0, scale=(1.0, 1.0), translate=0.0, color_jitter=0.0, blur=0.0)
+# 17 well separated colours: one per body part
+PALETTE = np.array([[round(c * 255) for c in colorsys.hsv_to_rgb(i / NUM_KEYPOINTS, 1.0, 1.0)]
+                    for i in range(NUM_KEYPOINTS)], dtype=np.float64)  # fmt: skip
+BOX = (60.0, 30.0, 120.0, 200.0)
+
+
+def painted_person(seed: int = 0) -> tuple[Image.Image, np.ndarray]:
+    """A grey image with each joint a dot of its own colour; keypoints (17, 2) in image px."""
+    rng = np.random.default_rng(seed)
+    points: list[np.ndarray] = []
+    while len(points) < NUM_KEYPOINTS:  # spread out so that dots never touch
+        p = rng.uniform([BOX[0] + 10, BOX[1] + 10], [BOX[0] + BOX[2] - 10, BOX[1] + BOX[3] - 10])
+        if all(np.linalg.norm(p - q) > 22 for q in points):
+            points.append(p)
+    image = Image.new("RGB", (256, 256), (90, 90, 90))
+    draw = ImageDraw.Draw(image)
+    for (x, y), colour in zip(points, PALETTE, strict=True):
+        draw.ellipse([x - 7, y - 7, x + 7, y + 7], fill=tuple(int(c) for c in colour))
+    return image, np.array(points)
+
+
+def part_under(crop: np.ndarray, points: np.ndarray) -> list[int | None]:
+    """Which joint's colour lies under each point of (K, 2) input px in crop (H, W, 3); None outside."""
+    found: list[int | None] = []
+    for x, y in points:
+        col, row = int(np.floor(x)), int(np.floor(y))
+        if not (2 <= col < crop.shape[1] - 2 and 2 <= row < crop.shape[0] - 2):
+            found.append(None)
+            continue
+        pixel = crop[row, col].astype(np.float64)
+        found.append(int(np.argmin(np.linalg.norm(PALETTE - pixel, axis=1))))
+    return found
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        pytest.param(NONE, id="none"),
+        pytest.param(dataclasses.replace(NONE, rotation=40.0), id="rotation"),
+        pytest.param(dataclasses.replace(NONE, scale=(0.6, 1.4)), id="scale"),
+        pytest.param(dataclasses.replace(NONE, translate=0.15), id="translation"),
+        pytest.param(AugmentParams(flip=0.0, color_jitter=0.0, blur=0.0), id="affine-all"),
+    ],
+)
+def test_keypoints_stay_on_their_body_part_after_geometric_transforms(params: AugmentParams) -> None:
+    torch.manual_seed(0)
+    image, points = painted_person()
+    augment = CropAugmenter(SPEC, params)
+    checked = 0
+    for _ in range(8):
+        crop, moved = augment(image, BOX, points)
+        found = part_under(crop.permute(1, 2, 0).numpy(), moved)
+        for joint, part in enumerate(found):
+            if part is not None:
+                assert part == joint, f"joint {joint} landed on the dot of joint {part}"
+                checked += 1
+    assert checked > 8 * NUM_KEYPOINTS // 2
+
+
+def test_flip_mirrors_the_image_and_swaps_left_and_right_joints() -> None:
+    torch.manual_seed(0)
+    image, points = painted_person(seed=3)
+    crop, moved = CropAugmenter(SPEC, dataclasses.replace(NONE, flip=1.0))(image, BOX, points)
+    found = part_under(crop.permute(1, 2, 0).numpy(), moved)
+    # slot i now holds the mirror of the joint that was FLIP_INDEX[i]: the dot painted for that joint
+    assert found == [FLIP_INDEX[i] for i in range(NUM_KEYPOINTS)]
+    _, unflipped = plain_crop(image, BOX, points, SPEC)
+    left, right = KEYPOINT_INDEX["left_wrist"], KEYPOINT_INDEX["right_wrist"]
+    assert moved[left, 0] == pytest.approx(SPEC.width - unflipped[right, 0], abs=0.35)
+    assert moved[left, 1] == pytest.approx(unflipped[right, 1], abs=0.35)
+
+
+def test_colour_jitter_and_blur_leave_keypoints_in_place() -> None:
+    torch.manual_seed(0)
+    image, points = painted_person()
+    crop, moved = CropAugmenter(SPEC, dataclasses.replace(NONE, color_jitter=0.5, blur=1.0))(image, BOX, points)
+    plain, expected = plain_crop(image, BOX, points, SPEC)
+    np.testing.assert_allclose(moved, expected, atol=0.35)
+    assert not np.array_equal(crop.permute(1, 2, 0).numpy(), plain), "the photometric transforms changed nothing"
+
+
+def test_points_that_leave_the_crop_lose_their_weight() -> None:
+    points = np.array([[10.0, 10.0], [-1.0, 5.0], [SPEC.width + 0.5, 3.0], [5.0, SPEC.height]] + [[1.0, 1.0]] * 13)
+    weights = joint_weights(np.array([2] * 17)) * inside_input(points, SPEC)
+    assert weights[:4].tolist() == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_visibility_sets_joint_weights() -> None:
+    assert joint_weights(np.array([0, 1, 2]), occluded_weight=0.5).tolist() == [0.0, 0.5, 1.0]
+
+
+def test_target_heatmaps_decode_back_to_the_labeled_point() -> None:
+    rng = np.random.default_rng(0)
+    points = rng.uniform([4, 4], [SPEC.width - 4, SPEC.height - 4], size=(NUM_KEYPOINTS, 2))
+    weights = np.ones(NUM_KEYPOINTS, np.float32)
+    weights[3] = 0.0
+    maps = gaussian_heatmaps(points, weights, SPEC, sigma=1.5)
+    assert maps.shape == (NUM_KEYPOINTS, *SPEC.heatmap_size)
+    assert maps[3].max() == 0.0, "an unweighted joint must have an empty target"
+    coords, _ = decode_heatmaps(maps[None])
+    error = np.linalg.norm(coords[0] * SPEC.stride - points, axis=1)
+    # quarter-cell decoding: at most a quarter of a 4-pixel cell per axis
+    assert np.delete(error, 3).max() <= 0.25 * SPEC.stride * np.sqrt(2) + 1e-6

@@ -1,0 +1,198 @@
+"""Training promises: the model learns, the exported ONNX serves what Lightning computed, cards are complete."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from PIL import Image
+
+from posewheel.artifact import MODEL_FILE, load_card
+from posewheel.dataset import Dataset
+from posewheel.decoding import crop_box, crop_image, decode_to_image, normalize
+from posewheel.synth import generate
+from tests.support.artifacts import TRAINED_VERSION, quick_config
+from training.config import SIZE_CONFIGS, ConfigError, TrainConfig, load_params
+from training.data import PoseDataModule
+from training.evaluate import METRIC_KEYS, evaluate_artifact, predict
+from training.export import WEIGHTS_FILE
+from training.model import NetConfig, PoseNet
+from training.train import train
+
+NO_AUGMENTATION = {
+    "flip": 0.0,
+    "rotation": 0.0,
+    "scale": (1.0, 1.0),
+    "translate": 0.0,
+    "color_jitter": 0.0,
+    "blur": 0.0,
+    "whole_image_fraction": 0.0,
+}
+
+
+@pytest.mark.slow
+def test_model_overfits_32_images_within_two_minutes(tmp_path: Path) -> None:
+    data = tmp_path / "tiny"
+    generate("studio", 32, 5, data)
+    config = quick_config(**NO_AUGMENTATION, val_fraction=0.0, max_minutes=1.5, batch_size=16, lr=3e-3, warmup_steps=5)
+    start = time.monotonic()
+    artifact = train(config, [(data, 1.0)], tmp_path / "models", version="m-overfit")
+    seconds = time.monotonic() - start
+    result = evaluate_artifact(artifact, data)
+    assert result["pck@0.1"] >= 0.9, f"the model did not learn 32 images: {result}"
+    assert seconds < 120
+
+
+def test_onnx_runtime_and_lightning_agree_on_decoded_keypoints(trained_artifact: Path, studio_set: Dataset) -> None:
+    card = load_card(trained_artifact)
+    spec = card.input_spec()
+    net = PoseNet(NetConfig(card.params["backbone"], card.params["head_channels"])).eval()
+    net.load_state_dict(torch.load(trained_artifact / WEIGHTS_FILE, weights_only=True))
+    images = {img.id: img for img in studio_set.images}
+    anns = studio_set.annotations[:12]
+    windows = [crop_box(a.bbox, spec) for a in anns]
+    crops = []
+    for ann, window in zip(anns, windows, strict=True):
+        with Image.open(studio_set.image_path(images[ann.image_id])) as raw:
+            crops.append(crop_image(raw.convert("RGB"), window, spec))
+    batch = normalize(np.stack(crops), spec)
+    with torch.no_grad():
+        eager, _ = decode_to_image(net(torch.from_numpy(batch)).numpy(), windows, spec)
+    session = ort.InferenceSession(str(trained_artifact / MODEL_FILE), providers=["CPUExecutionProvider"])
+    served, _ = decode_to_image(session.run(["heatmaps"], {"image": batch})[0], windows, spec)
+    assert np.abs(served - eager).max() <= 0.5
+    # and the evaluation path (what `posewheel evaluate` measures) is that same computation
+    assert studio_set.root is not None
+    evaluated = predict(trained_artifact, studio_set.root)
+    np.testing.assert_allclose(evaluated.keypoints[: len(anns)], served, atol=0.5)
+
+
+def test_artifact_has_dynamic_batch_onnx_and_a_complete_card(trained_artifact: Path, studio_set: Dataset) -> None:
+    card = load_card(trained_artifact)
+    assert card.version == TRAINED_VERSION
+    assert (card.input.height, card.input.width) == (128, 96)
+    assert card.git_commit and card.params["backbone"] == SIZE_CONFIGS["cpu"]["backbone"]
+    assert [str(studio_set.root)] == list(card.data) and all(v.startswith(("md5:", "dvc:")) for v in card.data.values())
+    assert (trained_artifact / WEIGHTS_FILE).is_file()
+    session = ort.InferenceSession(str(trained_artifact / MODEL_FILE), providers=["CPUExecutionProvider"])
+    for n in (1, 5):
+        (out,) = session.run(["heatmaps"], {"image": np.zeros((n, 3, 128, 96), np.float32)})
+        assert out.shape == (n, 17, 32, 24)
+
+
+def test_evaluation_reports_exactly_the_promised_metrics(trained_artifact: Path, studio_set: Dataset) -> None:
+    assert studio_set.root is not None
+    result = evaluate_artifact(trained_artifact, studio_set.root)
+    assert tuple(result) == METRIC_KEYS
+    assert result["count"] == sum(1 for a in studio_set.annotations if a.num_keypoints > 0)
+    assert 0.0 <= result["oks_ap"] <= 1.0 and result["mean_px_error"] > 0
+
+
+def test_warm_start_begins_from_the_parent_and_records_it(
+    tmp_path: Path, trained_artifact: Path, studio_set: Dataset
+) -> None:
+    assert studio_set.root is not None
+    config = quick_config(lr=1e-12, epochs=1)  # learns nothing: only where it started shows
+    child = train(config, [(studio_set.root, 1.0)], tmp_path / "models", warm_start=trained_artifact, version="m-child")
+    fresh = train(config, [(studio_set.root, 1.0)], tmp_path / "models", version="m-fresh")
+    assert load_card(child).parent_version == TRAINED_VERSION
+    assert load_card(fresh).parent_version is None
+    parent_w, child_w, fresh_w = (
+        torch.load(a / WEIGHTS_FILE, weights_only=True) for a in (trained_artifact, child, fresh)
+    )
+    convs = [k for k, v in parent_w.items() if k.endswith("weight") and v.ndim == 4]
+    assert all(torch.allclose(parent_w[k], child_w[k], atol=1e-6) for k in convs)
+    assert not any(torch.allclose(parent_w[k], fresh_w[k], atol=1e-6) for k in convs)
+
+
+def test_warm_start_from_a_different_architecture_is_refused_by_name(
+    tmp_path: Path, trained_artifact: Path, studio_set: Dataset
+) -> None:
+    assert studio_set.root is not None
+    config = quick_config(head_channels=32, epochs=1)
+    with pytest.raises(ValueError, match=r"warm start .* do not fit"):
+        train(config, [(studio_set.root, 1.0)], tmp_path / "models", warm_start=trained_artifact, version="m-bad")
+
+
+def test_sources_are_sampled_by_weight_and_validation_images_are_held_out(
+    studio_set: Dataset, street_set: Dataset
+) -> None:
+    assert studio_set.root is not None and street_set.root is not None
+    dm = PoseDataModule(quick_config(val_fraction=0.25, max_val=100), [(studio_set.root, 1.0), (street_set.root, 3.0)])
+    dm.setup("fit")
+    weights = dm.sample_weights().numpy()
+    sources = np.array([p.source for p in dm.train_items])
+    assert set(weights[sources == 0]) == {1.0} and set(weights[sources == 1]) == {3.0}
+    assert {p.image_path for p in dm.val_items}.isdisjoint(p.image_path for p in dm.train_items)
+    assert all(p.source == 0 for p in dm.val_items) and len(dm.val_items) == 12
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (16, 3, 128, 96) and batch["heatmaps"].shape == (16, 17, 32, 24)
+
+
+def test_params_yaml_builds_the_cpu_configuration() -> None:
+    config = TrainConfig.from_params(load_params("params.yaml"))
+    assert config.config == "cpu" and (config.input_height, config.input_width) == (128, 96)
+    gpu = TrainConfig.from_section({"config": "gpu"})
+    assert (gpu.backbone, gpu.input_height, gpu.input_width) == ("resnet50", 256, 192)
+    with pytest.raises(ConfigError, match=r"train\.config"):
+        TrainConfig.from_section({"config": "tpu"})
+    with pytest.raises(ConfigError, match=r"params\.yaml"):
+        load_params(Path("/nonexistent/params.yaml"))
+
+
+def test_time_budget_stops_training_by_wall_clock(tmp_path: Path, studio_set: Dataset) -> None:
+    assert studio_set.root is not None
+    start = time.monotonic()
+    train(quick_config(max_minutes=0.1, epochs=10_000), [(studio_set.root, 1.0)], tmp_path / "m", version="m-clock")
+    assert time.monotonic() - start < 0.1 * 60 + 20  # budget plus validation, export and start-up
+
+
+def test_metrics_json_is_flat_numbers(trained_artifact: Path, studio_set: Dataset, tmp_path: Path) -> None:
+    from training.evaluate import write_evaluation
+
+    assert studio_set.root is not None
+    write_evaluation(trained_artifact, [studio_set.root], tmp_path / "metrics")
+    values = json.loads((tmp_path / "metrics" / f"{studio_set.root.name}.json").read_text())
+    assert list(values) == list(METRIC_KEYS) and all(isinstance(v, int | float) for v in values.values())
+    pck_rows = (tmp_path / "metrics" / "plots" / f"{studio_set.root.name}_pck.csv").read_text().splitlines()
+    assert pck_rows[0] == "threshold,pck" and len(pck_rows) == 32
+    joint_rows = (tmp_path / "metrics" / "plots" / f"{studio_set.root.name}_joint_error.csv").read_text().splitlines()
+    assert joint_rows[1].startswith("nose,") and len(joint_rows) == 18
+
+
+def test_wandb_offline_run_records_params_data_worst_examples_and_model(
+    tmp_path: Path, studio_set: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, folder in (("WANDB_DIR", "wb"), ("WANDB_DATA_DIR", "wb-data"), ("WANDB_CACHE_DIR", "wb-cache")):
+        monkeypatch.setenv(key, str(tmp_path / folder))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert studio_set.root is not None
+    config = quick_config(wandb=True, epochs=1, worst_examples=4)
+    artifact = train(config, [(studio_set.root, 1.0)], tmp_path / "models", version="m-wandb")
+    (run,) = (tmp_path / "wb" / "wandb").glob("offline-run-*")
+    # offline, the run is one protobuf log: config, history, artifacts; its strings are stored as-is
+    (log,) = run.glob("run-*.wandb")
+    records = log.read_bytes()
+    for expected in (
+        b"m-wandb",
+        b"md5:",
+        str(studio_set.root).encode(),
+        b"val/pck@0.1",
+        b"pose-model",
+        b"model.onnx",
+        b"card.json",
+    ):
+        assert expected in records, f"the W&B run does not record {expected!r}"
+    (table_file,) = (run / "files" / "media" / "table" / "val").glob("worst_examples_*.table.json")
+    table = json.loads(table_file.read_text())
+    assert table["columns"][:3] == ["image", "file", "mean_px_error"] and len(table["data"]) == 4
+    assert re.search(rb"media/images/[0-9a-f]+\.png", records), "the table's drawn images are not in the run"
+    assert (tmp_path / "metrics" / "train" / "metrics.csv").is_file(), "no CSV log beside the W&B run"
+    assert (artifact / MODEL_FILE).is_file()
