@@ -1,6 +1,6 @@
 """Load generator for benchmarks/serve_load.py: `concurrency` async httpx workers posting pre-encoded bodies.
 
-    python benchmarks/serve_client.py URL BODIES.pkl CONCURRENCY DURATION_S WARMUP_S
+    python benchmarks/serve_client.py URL BODIES.pkl CONCURRENCY DURATION_S WARMUP_S [NICE]
 
 Runs in its own process so its CPU is measured apart from the server's. Bodies are encoded once
 up front (a list of (content type, bytes)) to keep the client's own CPU cost low. Prints one
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import pickle
 import sys
 import time
@@ -54,6 +55,8 @@ async def run(
 
 def main() -> None:
     url, bodies_file, concurrency, duration_s, warmup_s = sys.argv[1:6]
+    if len(sys.argv) > 6:
+        os.nice(int(sys.argv[6]))  # the server, not the load generator, should win a contended CPU
     with open(bodies_file, "rb") as handle:
         bodies = pickle.load(handle)
     result = asyncio.run(run(url, bodies, int(concurrency), float(duration_s), float(warmup_s)))

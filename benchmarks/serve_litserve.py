@@ -41,7 +41,8 @@ class PoseLitAPI(ls.LitAPI):
     def batch(self, inputs: list[tuple[np.ndarray, list[Box], list[Box]]]) -> list[Any]:
         return inputs
 
-    def predict(self, batch: Any) -> list[tuple[list[Box], np.ndarray, np.ndarray]]:
+    def predict(self, batch: Any) -> Any:
+        """A list of decoded requests (batched) or one; returns (boxes, keypoints, scores) per request."""
         assert self.model is not None
         items = batch if isinstance(batch, list) else [batch]
         inputs = np.concatenate([i[0] for i in items])

@@ -37,7 +37,7 @@ class PredictionRecord:
     image: bytes
     width: int
     height: int
-    poses: list[PredictedPose]
+    poses: list[dict[str, Any]]  # PredictedPose-shaped
     review_reason: str | None = None
     latency_ms: float | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
@@ -154,8 +154,8 @@ class PredictionLog:
             width=record.width,
             height=record.height,
             model_version=record.model_version,
-            poses=record.poses,
-            score=min(p.score for p in record.poses),
+            poses=[PredictedPose.model_validate(p) for p in record.poses],
+            score=min(p["score"] for p in record.poses),
             reason=record.review_reason or "",
         )
         try:
@@ -189,8 +189,8 @@ def _log_line(record: PredictionRecord, sha: str) -> dict[str, Any]:
         "image_sha256": sha,
         "width": record.width,
         "height": record.height,
-        "poses": [p.model_dump() for p in record.poses],
-        "scores": [p.score for p in record.poses],
+        "poses": record.poses,
+        "scores": [p["score"] for p in record.poses],
         "review": record.review_reason,
         "latency_ms": record.latency_ms,
     }

@@ -14,6 +14,7 @@ import logging
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from posewheel.decoding import Box, pose_score
 from posewheel.imagestore import ImageStore
-from posewheel.review import Outbox, PredictedKeypoint, PredictedPose
+from posewheel.review import Outbox
 from posewheel.schema import KEYPOINT_NAMES
 from serving.engine import MicroBatcher, ModelLoadError, PoseModel, Prepared, prepare
 from serving.images import DecodedImage, decode_image, parse_boxes
@@ -29,7 +30,6 @@ from serving.metrics import ServingMetrics
 from serving.predlog import PredictionLog, PredictionRecord
 from serving.reload import ModelHolder
 from serving.review_policy import ReviewPolicy
-from serving.schemas import PredictResponse, ReviewFlag
 from serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class PoseService:
             except Exception:  # another package's worker must not break our shutdown
                 log.exception("the review outbox drainer failed to stop")
 
-    async def predict(self, data: bytes, raw_boxes: object) -> tuple[PredictResponse, DecodedImage]:
+    async def predict(self, data: bytes, raw_boxes: object) -> Prediction:
         """Predict poses for the image `data` and person boxes `raw_boxes` (JSON text, a list or None).
 
         Raises serving.images.InputError for bad input, NotReadyError before the first model.
@@ -126,8 +126,8 @@ class PoseService:
         answer = await batcher.submit(model, partial(self._prepare, data, raw_boxes, model), expected)
         decoded, boxes = answer.extra
         points, scores = answer.points, answer.scores
-        poses = _poses(boxes, points, scores)
-        pose_scores = [p.score for p in poses]
+        poses = pose_dicts(boxes, points, scores)
+        pose_scores = [p["score"] for p in poses]
         reason = self.policy.decide(pose_scores)
         request_id = uuid.uuid4().hex
         for s in pose_scores:
@@ -136,14 +136,7 @@ class PoseService:
             self.metrics.keypoint_score.observe(s)
         if reason is not None:
             self.metrics.review_queued.labels(reason=reason).inc()
-        response = PredictResponse.model_construct(
-            request_id=request_id,
-            model_version=model.version,
-            width=decoded.width,
-            height=decoded.height,
-            poses=poses,
-            review=ReviewFlag.model_construct(queued=reason is not None, reason=reason),
-        )
+        prediction = Prediction(request_id, model.version, decoded, poses, reason)
         self.predlog.submit(
             PredictionRecord(
                 request_id=request_id,
@@ -156,7 +149,7 @@ class PoseService:
                 latency_ms=(time.perf_counter() - started) * 1000.0,
             )
         )
-        return response, decoded
+        return prediction
 
     def _prepare(self, data: bytes, raw_boxes: object, model: PoseModel) -> Prepared:
         """Runs in the batcher's worker thread: decode, validate boxes, crop."""
@@ -197,22 +190,46 @@ class PoseService:
         log.info("draining review items from %s into Label Studio", outbox_dir)
 
 
-def _poses(boxes: list[Box], points: np.ndarray, scores: np.ndarray) -> list[PredictedPose]:
-    """Response poses from boxes and decoded keypoints (N, 17, 2) pixels and scores (N, 17) in [0, 1].
+def pose_dicts(boxes: list[Box], points: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
+    """Poses as `PredictedPose`-shaped dicts from boxes, keypoints (N, 17, 2) pixels and scores (N, 17).
 
-    Built with `model_construct`: the values come from our own arrays (finite, scores clipped to
-    [0, 1] by decode_to_image), so validating 17 keypoints per person again buys nothing per request.
+    Plain dicts, serialised by the C JSON encoder: the values come from our own arrays (finite,
+    scores clipped to [0, 1] by decode_to_image), so pydantic models per keypoint would only
+    re-check them on the event loop of every request.
     """
-    totals = pose_score(scores)
+    totals = pose_score(scores).tolist()
     xy, sc = points.tolist(), scores.tolist()
     return [
-        PredictedPose.model_construct(
-            box=box,
-            score=float(totals[i]),
-            keypoints=[
-                PredictedKeypoint.model_construct(name=name, x=xy[i][k][0], y=xy[i][k][1], score=sc[i][k])
+        {
+            "box": list(box),
+            "score": totals[i],
+            "keypoints": [
+                {"name": name, "x": xy[i][k][0], "y": xy[i][k][1], "score": sc[i][k]}
                 for k, name in enumerate(KEYPOINT_NAMES)
             ],
-        )
+        }
         for i, box in enumerate(boxes)
     ]
+
+
+@dataclass
+class Prediction:
+    """One answered request: what /v1/predict returns (see schemas.PredictResponse) plus the image."""
+
+    request_id: str
+    model_version: str
+    decoded: DecodedImage
+    poses: list[dict[str, Any]]
+    review_reason: str | None
+
+    def to_json(self) -> bytes:
+        """The PredictResponse body."""
+        body = {
+            "request_id": self.request_id,
+            "model_version": self.model_version,
+            "width": self.decoded.width,
+            "height": self.decoded.height,
+            "poses": self.poses,
+            "review": {"queued": self.review_reason is not None, "reason": self.review_reason},
+        }
+        return json.dumps(body, separators=(",", ":")).encode()

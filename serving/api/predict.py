@@ -95,9 +95,9 @@ def _first_error(exc: ValidationError) -> str:
 async def predict(request: Request, service: ServiceDep) -> Response:
     """Per person box: the box, a pose score and 17 keypoints {name, x, y, score} in image pixels."""
     data, boxes = await read_request(request)
-    response, _ = await service.predict(data, boxes)
-    # serialised by pydantic-core directly: FastAPI would validate the response model a second time
-    return Response(response.model_dump_json(), media_type="application/json")
+    prediction = await service.predict(data, boxes)
+    # already serialised: FastAPI would otherwise validate 17 keypoints per person against the model again
+    return Response(prediction.to_json(), media_type="application/json")
 
 
 @router.post(
@@ -110,10 +110,10 @@ async def predict(request: Request, service: ServiceDep) -> Response:
 async def render(request: Request, service: ServiceDep) -> Response:
     """The same prediction as /v1/predict, drawn: boxes, skeleton edges and keypoints over the upright image."""
     data, boxes = await read_request(request)
-    response, decoded = await service.predict(data, boxes)
-    png = await asyncio.to_thread(render_png, decoded.image, response.poses)
+    prediction = await service.predict(data, boxes)
+    png = await asyncio.to_thread(render_png, prediction.decoded.image, prediction.poses)
     return Response(
         png,
         media_type="image/png",
-        headers={"X-Request-Id": response.request_id, "X-Model-Version": response.model_version},
+        headers={"X-Request-Id": prediction.request_id, "X-Model-Version": prediction.model_version},
     )
