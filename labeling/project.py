@@ -63,8 +63,8 @@ def label_config() -> str:
   <KeyPointLabels name="{KEYPOINTS_NAME}" toName="{IMAGE_NAME}" strokeWidth="2" opacity="0.9">
 {labels}
   </KeyPointLabels>
-  <Choices name="{VISIBILITY_NAME}" toName="{IMAGE_NAME}" perRegion="true" choice="single"
-           visibleWhen="region-selected" whenTagName="{KEYPOINTS_NAME}">
+  <Choices name="{VISIBILITY_NAME}" toName="{IMAGE_NAME}" perRegion="true" choice="single" showInline="true"
+           visibleWhen="region-selected" whenLabelValue="{",".join(KEYPOINT_NAMES)}">
     <Choice value="{VISIBLE}"/>
     <Choice value="{OCCLUDED}"/>
   </Choices>
