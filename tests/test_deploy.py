@@ -572,3 +572,29 @@ def test_image_healthcheck_passes_on_a_ready_server_and_fails_without_one(
         [python, *command[1:]], env=dict(os.environ, POSEWHEEL_PORT=str(free_port())), capture_output=True, timeout=30
     )
     assert closed.returncode != 0, "HEALTHCHECK passes with no server listening"
+
+
+def has_nvidia_gpu() -> bool:
+    """A CUDA device is visible (checked without importing torch, which costs seconds)."""
+    return Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not has_nvidia_gpu(), reason="needs an NVIDIA GPU (no /dev/nvidiactl, no nvidia-smi)")
+def test_training_picks_the_gpu_and_mixed_precision_from_params(tmp_path: Path) -> None:
+    from posewheel.artifact import load_card
+    from posewheel.synth import generate
+
+    generate("studio", count=16, seed=0, out=tmp_path / "seed", truth_dir=tmp_path / "truth")
+    train = {"config": "cpu", "accelerator": "auto", "devices": 1, "precision": "16-mixed", "epochs": 1,
+             "batch_size": 8, "num_workers": 0, "max_minutes": 3, "wandb": False}  # fmt: skip
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": train}), encoding="utf-8")
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "posewheel"), "train", "--params", str(tmp_path / "params.yaml"),
+         "--data", str(tmp_path / "seed"), "--models-dir", str(tmp_path / "models"), "--version", "gpu-smoke"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert re.search(r"GPU available: True \(cuda\), used: True", output), "accelerator=auto did not use the GPU"
+    assert load_card(tmp_path / "models" / "gpu-smoke").params["precision"] == "16-mixed"
