@@ -66,10 +66,12 @@ ARG TORCH_VARIANT=cpu
 ARG TORCH_VERSION=2.14.1
 ARG TORCHVISION_VERSION=0.29.1
 # DVC and the model card's git commit need git; Debian's security updates move its version, so it is not pinned.
+# A checkout mounted at /app belongs to the host's user, not uid 1001: git (and so DVC) must be told it is safe.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* \
+    && git config --system --add safe.directory /app
 RUN python -m venv /opt/venv \
     && pip install --no-cache-dir --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" \
         "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
