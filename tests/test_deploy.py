@@ -384,12 +384,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def serve_venv_server(tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def serve_venv_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`posewheel serve` from .venv-serve, as the serving image runs it, on a loopback port; yields its URL."""
     import httpx
 
     python = serve_venv_python()
+    tmp_path = tmp_path_factory.mktemp("serve-venv")
     write_artifact(tmp_path / "models", "deploy-smoke")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSEWHEEL_")}
