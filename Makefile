@@ -35,8 +35,10 @@ $(LS_VENV)/.installed:
 	touch $@
 
 # The serving-only install (no torch): what the serving Docker image runs, tested as such.
-serve-venv:
-	scripts/make_serve_venv.sh
+serve-venv: .venv-serve/.installed
+
+.venv-serve/.installed: pyproject.toml scripts/make_serve_venv.sh
+	PYTHON=$(PYTHON) scripts/make_serve_venv.sh
 
 # The demo-page browser test drives Debian's headless Chromium (no browser download).
 browser:

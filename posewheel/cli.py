@@ -75,7 +75,16 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _register_core()
     _register_plugins()
-    app(prog_name="posewheel")
+    try:
+        app(prog_name="posewheel", standalone_mode=True)
+    except ModuleNotFoundError as exc:  # e.g. `posewheel train` in the serving-only install
+        typer.secho(
+            f"error: this command needs {exc.name!r}, which this installation lacks; "
+            "install the full project with `pip install -e '.[all]'` (or `make install`)",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise SystemExit(2) from exc
 
 
 if __name__ == "__main__":  # pragma: no cover
