@@ -165,17 +165,41 @@ class ReviewQueue:
                         self._rejected.add(item.request_id)
                     continue
                 fresh.append(item)
-            if tasks:
-                self.client.projects.import_tasks(self.project_id, request=tasks, return_task_ids=True)  # type: ignore[arg-type]
-                known.update(i.request_id for i in fresh)
-                present += [i.request_id for i in fresh]
-                newest = max(fresh, key=lambda i: (i.created, i.request_id))
+            imported = self._import(fresh, tasks)
+            if imported:
+                known.update(i.request_id for i in imported)
+                present += [i.request_id for i in imported]
+                newest = max(imported, key=lambda i: (i.created, i.request_id))
                 self._note_version(newest.created, newest.model_version)
             self._apply_model_version()
         except BaseException:
             self._known = None  # the import may have landed: look again before the next one
             raise
         return present
+
+    def _import(self, items: list[ReviewItem], tasks: list[dict[str, Any]]) -> list[ReviewItem]:
+        """Import tasks in one request; when Label Studio refuses the batch (HTTP 400), one by one,
+        so a single bad task stays in the outbox instead of blocking every other item."""
+        from label_studio_sdk.core.api_error import ApiError
+
+        if not tasks:
+            return []
+        try:
+            self.client.projects.import_tasks(self.project_id, request=tasks)  # type: ignore[arg-type]
+            return items
+        except ApiError as exc:
+            if exc.status_code != 400:
+                raise
+            if len(tasks) == 1:
+                if items[0].request_id not in self._rejected:
+                    log.error("Label Studio refuses review item %s (left in the outbox): %s",
+                              items[0].request_id, str(exc.body)[:300])  # fmt: skip
+                    self._rejected.add(items[0].request_id)
+                return []
+        imported: list[ReviewItem] = []
+        for item, task in zip(items, tasks, strict=True):
+            imported += self._import([item], [task])
+        return imported
 
     def set_model_version(self, version: str) -> None:
         """Make `version` the project's model version (applied once Label Studio holds its predictions)."""

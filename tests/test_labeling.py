@@ -17,6 +17,7 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+from labeling import queue as queue_module
 from labeling.annotator import annotate
 from labeling.cli import register
 from labeling.export import export_coco
@@ -227,3 +228,25 @@ def test_a_person_marks_a_joint_occluded_in_the_label_studio_ui_and_export_says_
     assert annotation.keypoints[KEYPOINT_NAMES.index("left_eye"), 2] == V_VISIBLE
     nose = annotation.keypoints[KEYPOINT_NAMES.index("nose")]
     assert nose[:2].tolist() == pytest.approx([predicted["nose"].x, predicted["nose"].y], abs=0.01)
+
+
+def test_a_task_label_studio_refuses_stays_queued_without_blocking_the_batch(
+    labelstudio: LabelStudioServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, project_id = labelstudio.client, labelstudio.new_project("refused")
+    store, truth = ImageStore(labelstudio.image_root), TruthStore(tmp_path / "truth")
+    items = [_review_item(store, truth, 40 + n, 0.5) for n in range(3)]
+    real_item_to_task = queue_module.item_to_task
+
+    def without_image_for_the_middle_one(item: ReviewItem, image_url: str) -> dict:
+        task = real_item_to_task(item, image_url)
+        if item.request_id == items[1].request_id:
+            del task["data"]["image"]  # Label Studio answers 400 for the whole request
+        return task
+
+    monkeypatch.setattr(queue_module, "item_to_task", without_image_for_the_middle_one)
+    queue = ReviewQueue(client, project_id, labelstudio.document_root)
+    confirmed = [items[0].request_id, items[2].request_id]
+    assert queue.deliver(items) == confirmed
+    assert queue.deliver(items) == confirmed  # retried later: still refused, the others not duplicated
+    assert _request_ids(labelstudio, project_id) == Counter(confirmed)
