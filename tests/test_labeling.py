@@ -169,14 +169,15 @@ def test_project_model_version_follows_the_served_model(labelstudio: LabelStudio
     assert client.projects.get(project_id).model_version == "m2"
 
 
-def test_cli_drains_the_outbox_and_exports(labelstudio: LabelStudioServer, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_cli_drains_annotates_and_exports(labelstudio: LabelStudioServer, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     title = f"cli-{uuid.uuid4().hex[:8]}"
     for key, value in labelstudio.env(project_title=title).items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("POSEWHEEL_ROOT", str(tmp_path))  # default outbox: tmp_path/var/outbox
-    truth, outbox = TruthStore(tmp_path / "truth"), Outbox(tmp_path / "var" / "outbox")
+    monkeypatch.setenv("POSEWHEEL_ROOT", str(tmp_path))  # var/outbox, var/truth, var/images under tmp_path
+    truth, outbox = TruthStore(tmp_path / "var" / "truth"), Outbox(tmp_path / "var" / "outbox")
     served = _review_item(ImageStore(labelstudio.image_root), truth, 21, 0.3)
+    ImageStore(tmp_path / "var" / "images").put(ImageStore(labelstudio.image_root).get(served.image_sha256))
     stray = _review_item(ImageStore(tmp_path / "elsewhere"), truth, 22, 0.3)  # outside the document root
     outbox.put(served)
     outbox.put(stray)
@@ -190,6 +191,13 @@ def test_cli_drains_the_outbox_and_exports(labelstudio: LabelStudioServer, tmp_p
     result = runner.invoke(app, ["labels", "export", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert load(tmp_path / "out").images == []  # nothing annotated yet: an empty, valid dataset
+    result = runner.invoke(app, ["labels", "annotate", "--noise-px", "0", "--skip-rate", "0"])
+    assert result.exit_code == 0 and "annotated=1" in result.output, result.output
+    result = runner.invoke(app, ["labels", "export", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    [annotation] = load(tmp_path / "out").annotations
+    true = np.asarray(truth.get(served.image_sha256)[0]["keypoints"])
+    np.testing.assert_allclose(annotation.keypoints, true, atol=0.01)  # no hand noise: the truth itself
 
 
 @pytest.mark.slow
