@@ -113,7 +113,7 @@ def labels_annotate(
     seed: Annotated[int, typer.Option(help="random seed (per task, order-independent)")] = 0,
 ) -> None:
     """Simulated annotator: correct open tasks from synthetic ground truth, least confident first."""
-    from labeling.annotator import annotate
+    from labeling.annotator import AnnotateSummary, annotate
     from labeling.project import ensure_project
     from labeling.queue import connect
     from labeling.settings import LabelStudioSettings
@@ -123,12 +123,13 @@ def labels_annotate(
     settings = LabelStudioSettings()
     truth = TruthStore(ProjectSettings().truth_dir)
 
-    def run() -> object:
+    def run() -> AnnotateSummary:
         client = connect(settings)
         return annotate(client, ensure_project(client, settings.project_title), truth, noise_px, skip_rate, seed, limit)
 
     summary = _call("labels annotate", run)
-    typer.echo(str(summary))
+    typer.echo(f"annotated {summary.annotated} task(s), skipped {summary.skipped}, "
+               f"{summary.no_truth} without ground truth (not synthetic) left open")  # fmt: skip
 
 
 @labels_app.command("export")
@@ -136,7 +137,7 @@ def labels_export(
     out: Annotated[Path, typer.Option(help="dataset folder to write (replaced atomically)")],
 ) -> None:
     """Export completed annotations as a COCO keypoint dataset (skipped tasks dropped; deterministic)."""
-    from labeling.export import export_coco
+    from labeling.export import ExportSummary, export_coco
     from labeling.project import find_project
     from labeling.queue import connect
     from labeling.settings import LabelStudioSettings
@@ -146,7 +147,7 @@ def labels_export(
     settings = LabelStudioSettings()
     store = ImageStore(ProjectSettings().image_store_dir)
 
-    def run() -> object:
+    def run() -> ExportSummary:
         client = connect(settings)
         project_id = find_project(client, settings.project_title)
         if project_id is None:
@@ -155,7 +156,8 @@ def labels_export(
         return export_coco(client, project_id, out, store)
 
     summary = _call("labels export", run)
-    typer.echo(str(summary))
+    typer.echo(f"exported {summary.tasks} labeled task(s), {summary.persons} person(s) to {summary.out_dir}; "
+               f"{summary.skipped} skipped task(s) left out")  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

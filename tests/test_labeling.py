@@ -192,7 +192,7 @@ def test_cli_drains_annotates_and_exports(labelstudio: LabelStudioServer, tmp_pa
     assert result.exit_code == 0, result.output
     assert load(tmp_path / "out").images == []  # nothing annotated yet: an empty, valid dataset
     result = runner.invoke(app, ["labels", "annotate", "--noise-px", "0", "--skip-rate", "0"])
-    assert result.exit_code == 0 and "annotated=1" in result.output, result.output
+    assert result.exit_code == 0 and "annotated 1 task(s)" in result.output, result.output
     result = runner.invoke(app, ["labels", "export", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     [annotation] = load(tmp_path / "out").annotations
