@@ -258,13 +258,19 @@ class MicroBatcher:
 
     async def _process(self, jobs: list[_Job]) -> None:
         loop = asyncio.get_running_loop()
+        model = jobs[0].model
         try:
-            n = -(-len(jobs) // self._prepare_threads)  # ceil: one chunk per prepare thread
-            chunks = [jobs[i : i + n] for i in range(0, len(jobs), n)]
-            parts = await asyncio.gather(*(loop.run_in_executor(self._prepare_pool, _prepare, c) for c in chunks))
-            prepared = [p for part in parts for p in part]
             try:
-                outcomes = await loop.run_in_executor(self._infer_pool, _infer, jobs[0].model, prepared)
+                if len(jobs) == 1:  # a lone request: one thread hop instead of two (no batch to overlap with)
+                    outcomes = await loop.run_in_executor(self._infer_pool, _prepare_infer, model, jobs)
+                else:
+                    n = -(-len(jobs) // self._prepare_threads)  # ceil: one chunk per prepare thread
+                    chunks = [jobs[i : i + n] for i in range(0, len(jobs), n)]
+                    parts = await asyncio.gather(
+                        *(loop.run_in_executor(self._prepare_pool, _prepare, c) for c in chunks)
+                    )
+                    prepared = [p for part in parts for p in part]
+                    outcomes = await loop.run_in_executor(self._infer_pool, _infer, model, prepared)
             except Exception as exc:  # the batch's requests get the error, the batcher lives on
                 log.exception("inference failed for a batch of %d requests", len(jobs))
                 outcomes = [exc] * len(jobs)
@@ -290,6 +296,10 @@ def _prepare(jobs: list[_Job]) -> list[Prepared | Exception]:
         except Exception as exc:  # noqa: BLE001 - re-raised in the request that sent this input
             out.append(exc)
     return out
+
+
+def _prepare_infer(model: PoseModel, jobs: list[_Job]) -> list[Answer | Exception]:
+    return _infer(model, _prepare(jobs))
 
 
 def _infer(model: PoseModel, prepared: list[Prepared | Exception]) -> list[Answer | Exception]:

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from posewheel.schema import KEYPOINT_NAMES
+from serving.schemas import PredictResponse
 from tests.support.onnx_models import spot_image
 from tests.support.server import StartServer
 
@@ -35,6 +36,7 @@ def test_predict_returns_17_named_keypoints_in_image_pixels(start_server: StartS
     assert np.abs(_centre(pose) - [150, 80]).max() < 15
     assert 0.9 < pose["score"] <= 1.0
     assert body["review"] == {"queued": False, "reason": None}
+    assert PredictResponse.model_validate(body).poses[0].keypoints[0].name == "nose"  # the documented schema
 
 
 def test_boxes_and_json_base64_give_one_pose_per_box(start_server: StartServer) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 
 from posewheel.artifact import promote
 from serving.engine import Answer, MicroBatcher, Prepared, load_model, prepare
@@ -156,3 +157,26 @@ def test_server_without_a_model_is_alive_but_not_ready_until_one_is_promoted(
         assert r.status_code == 503
         promote(production_model.parent, "v1")
         server.wait_ready(10)
+
+
+def test_cuda_setting_falls_back_to_the_cpu_where_onnxruntime_has_no_cuda(make_artifact: MakeArtifact) -> None:
+    import onnxruntime as ort
+
+    from serving.engine import providers_for
+
+    folder = make_artifact("v1")
+    model = load_model(folder, fingerprint(folder), 1, execution_provider="cuda")
+    expected = "CUDAExecutionProvider" if "CUDAExecutionProvider" in ort.get_available_providers() else "CPU"
+    assert model.session.get_providers()[0].startswith(expected)
+    assert providers_for("cpu") == ["CPUExecutionProvider"]
+
+
+@pytest.mark.gpu
+def test_cuda_provider_serves_on_the_gpu(make_artifact: MakeArtifact) -> None:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("this onnxruntime build has no CUDAExecutionProvider (install onnxruntime-gpu on a GPU machine)")
+    folder = make_artifact("v1")
+    model = load_model(folder, fingerprint(folder), 1, execution_provider="cuda")
+    assert model.session.get_providers()[0] == "CUDAExecutionProvider"
