@@ -40,7 +40,7 @@ NO_AUGMENTATION = {
 def test_model_overfits_32_images_within_two_minutes(tmp_path: Path) -> None:
     data = tmp_path / "tiny"
     generate("studio", 32, 5, data)
-    config = quick_config(**NO_AUGMENTATION, val_fraction=0.0, max_minutes=1.5, batch_size=16, lr=3e-3, warmup_steps=5)
+    config = quick_config(**NO_AUGMENTATION, val_fraction=0.0, max_minutes=1.5, batch_size=8, lr=3e-3, warmup_steps=5)
     start = time.monotonic()
     artifact = train(config, [(data, 1.0)], tmp_path / "models", version="m-overfit")
     seconds = time.monotonic() - start

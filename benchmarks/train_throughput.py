@@ -1,0 +1,103 @@
+"""Does the data pipeline starve the model? Training img/s through the real pipeline vs model-only.
+
+    .venv/bin/python benchmarks/train_throughput.py [--steps 30] [--batch-size 32]
+
+Same run, same batch size, same LightningModule: first forward+backward+AdamW on one fixed batch
+already in memory (model-only), then Lightning fitting through PoseDataModule (decode, crop,
+v2 augmentation, targets; train.num_workers workers) on a fresh synthetic studio set. Prints one
+JSON line per figure; the bar is pipeline >= 80% of model-only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import training  # noqa: F401  (passive OpenMP waits, before torch loads)
+
+BAR = 0.8
+
+
+def emit(figure: str, **values: Any) -> None:
+    print(json.dumps({"benchmark": "train_throughput", "figure": figure, **values}), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30, help="timed steps of each measurement")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps before each measurement")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args()
+
+    import lightning.pytorch as L
+    import torch
+
+    from posewheel.synth import generate
+    from training.config import TrainConfig, load_params
+    from training.data import PoseDataModule
+    from training.module import PoseModel, heatmap_loss
+
+    config = TrainConfig.from_params(
+        load_params(args.params), batch_size=args.batch_size, wandb=False, val_fraction=0.0
+    )
+    with tempfile.TemporaryDirectory(prefix="pw-throughput-") as tmp:
+        data = Path(tmp) / "studio"
+        generate("studio", (args.steps + args.warmup + 2) * args.batch_size, 0, data)
+        datamodule = PoseDataModule(config, [(data, 1.0)])
+        datamodule.setup("fit")
+
+        model = PoseModel(config.to_dict())
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.Subset(datamodule.train_dataloader().dataset, range(args.batch_size)),
+            batch_size=args.batch_size,
+        )
+        batch = next(iter(loader))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+
+        def model_only() -> float:
+            """img/s of forward + loss + backward + AdamW on the in-memory batch."""
+            model.train()
+            times = []
+            for step in range(args.warmup + args.steps):
+                start = time.perf_counter()
+                heatmap_loss(model(batch["image"]), batch["heatmaps"], batch["weights"]).backward()
+                optimizer.step()
+                optimizer.zero_grad()
+                if step >= args.warmup:
+                    times.append(time.perf_counter() - start)
+            return args.batch_size * len(times) / sum(times)
+
+        class StepClock(L.Callback):
+            def __init__(self) -> None:
+                self.marks: list[float] = []
+
+            def on_train_batch_start(self, *_: Any) -> None:
+                self.marks.append(time.perf_counter())
+
+        clock = StepClock()
+        trainer = L.Trainer(
+            max_steps=args.warmup + args.steps + 1, accelerator="cpu", devices=1, logger=False,
+            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+            num_sanity_val_steps=0, limit_val_batches=0, callbacks=[clock],
+        )  # fmt: skip
+        before = model_only()  # the load on a shared machine drifts: measure on both sides and average
+        trainer.fit(PoseModel(config.to_dict()), datamodule=datamodule)
+        after = model_only()
+        baseline = (before + after) / 2
+        emit("model_only_img_per_s", value=round(baseline, 2), before=round(before, 2), after=round(after, 2),
+             batch_size=args.batch_size, steps=args.steps, threads=torch.get_num_threads())  # fmt: skip
+        marks = clock.marks[args.warmup :]
+        pipeline = args.batch_size * (len(marks) - 1) / (marks[-1] - marks[0])
+        emit("pipeline_img_per_s", value=round(pipeline, 2), batch_size=args.batch_size, steps=len(marks) - 1,
+             num_workers=config.num_workers)  # fmt: skip
+        ratio = pipeline / baseline
+        emit("pipeline_over_model_only", value=round(ratio, 3), bar=BAR, passed=ratio >= BAR)
+
+
+if __name__ == "__main__":
+    main()
