@@ -93,7 +93,7 @@ class Offline:
 
         self.model = load_model(artifact, fingerprint(artifact), threads)
         self.images, self.batch = images, batch
-        self.done, self.seconds, self.single_s = 0, 0.0, list[float]()
+        self.done, self.seconds, self.cpu_s, self.single_s = 0, 0.0, 0.0, list[float]()
         self.pipeline(images[:batch])  # warm-up
 
     def pipeline(self, chunk: list[tuple[bytes, list[float]]]) -> None:
@@ -110,11 +110,12 @@ class Offline:
 
     def run_round(self, seconds: float) -> None:
         """Half the time batched throughput, half single-image latency."""
-        start = time.perf_counter()
+        start, cpu0 = time.perf_counter(), time.process_time()
         while time.perf_counter() - start < seconds / 2:
             self.pipeline([self.images[(self.done + i) % len(self.images)] for i in range(self.batch)])
             self.done += self.batch
         self.seconds += time.perf_counter() - start
+        self.cpu_s += time.process_time() - cpu0
         start = time.perf_counter()
         while time.perf_counter() - start < seconds / 2:
             t0 = time.perf_counter()
@@ -183,6 +184,7 @@ class Target:
     proc: subprocess.Popen[bytes]
     bodies: Path
     completed: int = 0
+    completed_all: int = 0  # including warm-up and the edges of the window, for CPU per request
     window_s: float = 0.0
     latencies_s: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
@@ -203,6 +205,7 @@ class Target:
         result = json.loads(client.stdout)
         self.client_cpu_s += result["client_cpu_s"]
         self.completed += result["completed"]
+        self.completed_all += result["completed_all"]
         self.window_s += result["window_s"]
         self.latencies_s += result["latencies_s"]
         for key, n in result["errors"].items():
@@ -221,10 +224,11 @@ class Target:
             "errors": sum(self.errors.values()),
             "error_kinds": self.errors,
             "server_cpu_pct": round(100 * self.server_cpu_s / self.wall_s, 1),
+            "server_cpu_ms_per_request": round(1000 * self.server_cpu_s / max(1, self.completed_all), 2),
             "client_cpu_pct": round(100 * self.client_cpu_s / self.wall_s, 1),
         }
         emit("load", **row)
-        self.completed, self.window_s, self.latencies_s, self.errors = 0, 0.0, [], {}
+        self.completed, self.completed_all, self.window_s, self.latencies_s, self.errors = 0, 0, 0.0, [], {}
         self.server_cpu_s = self.client_cpu_s = self.wall_s = 0.0
         return row
 
@@ -289,7 +293,8 @@ def main() -> None:
                     target.run_round(c, round_s, args.warmup, args.client_nice)
                 offline.run_round(round_s)
             results[c] = {f"{t.name}-{t.fmt}": t.report(c) for t in targets}
-        emit("offline_limit", value=round(offline.limit, 1), unit="img/s", batch=args.batch, threads=args.threads)
+        emit("offline_limit", value=round(offline.limit, 1), unit="img/s", batch=args.batch, threads=args.threads,
+             cpu_ms_per_image=round(1000 * offline.cpu_s / offline.done, 2))  # fmt: skip
         emit("single_image_latency", p50_ms=round(offline.single_ms(50), 2), p99_ms=round(offline.single_ms(99), 2),
              n=len(offline.single_s))  # fmt: skip
     finally:
