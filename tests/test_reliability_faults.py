@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -93,7 +94,7 @@ def test_broken_models_flipped_into_production_are_refused_logged_and_counted_wh
     (truncated / "model.onnx").write_bytes(data[: len(data) // 2])  # a copy that stopped half way
     bad_card = make_artifact("badcard")
     (bad_card / "card.json").write_text('{"version": "badcard", "input": ')  # promote() would refuse: flip by hand
-    flips = [
+    flips: list[tuple[str, Callable[[], object]]] = [
         ("truncated", lambda: promote(models, "truncated")),
         ("badcard", lambda: atomic.point_symlink(models / "production", "badcard")),
         ("missing", lambda: atomic.point_symlink(models / "production", "no-such-version")),
@@ -101,7 +102,8 @@ def test_broken_models_flipped_into_production_are_refused_logged_and_counted_wh
     caplog.set_level(logging.ERROR, logger="serving.reload")
     for n, (name, flip) in enumerate(flips, start=1):
         flip()
-        wait_for(lambda n=n: _metric(server.url, "posewheel_model_reload_failures_total") >= n, 15, f"{name} refused")
+        refused = lambda: _metric(server.url, "posewheel_model_reload_failures_total") >= n  # noqa: B023, E731
+        wait_for(refused, 15, f"{name} to be refused")
         assert _metric(server.url, "posewheel_model_reload_failures_total") == n
         ready = httpx.get(server.url + "/readyz")
         assert ready.status_code == 200 and ready.json()["model_version"] == "v1", name
@@ -152,7 +154,8 @@ def test_label_export_killed_half_way_leaves_the_old_or_the_new_snapshot_and_the
     env = {**project.env, **labelstudio.env(project_title=title)}
     project_id = ensure_project(labelstudio.client, title)
     stores = ImageStore(labelstudio.image_root), ImageStore(project.root / "var" / "images")
-    labelstudio.client.projects.import_tasks(project_id, request=_annotated_tasks(*stores, 40, seed=1))
+    import_tasks = labelstudio.client.projects.import_tasks
+    import_tasks(project_id, request=_annotated_tasks(*stores, 40, seed=1))  # type: ignore[arg-type]
 
     def repro() -> subprocess.Popen[str]:
         return subprocess.Popen(dvc_command("repro", "labels"), cwd=project.root, env=venv_environ(env), text=True,
@@ -163,7 +166,7 @@ def test_label_export_killed_half_way_leaves_the_old_or_the_new_snapshot_and_the
     assert first.returncode == 0, out
     feedback = project.root / "data" / "feedback"
     old = _snapshot(feedback)
-    labelstudio.client.projects.import_tasks(project_id, request=_annotated_tasks(*stores, 300, seed=2))
+    import_tasks(project_id, request=_annotated_tasks(*stores, 300, seed=2))  # type: ignore[arg-type]
 
     seen, killed_mid_swap = [], 0
     rng = random.Random(0)
