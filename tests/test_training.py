@@ -11,7 +11,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+import typer
+import yaml
 from PIL import Image
+from typer.testing import CliRunner
 
 from posewheel.artifact import MODEL_FILE, load_card
 from posewheel.dataset import Dataset
@@ -196,3 +199,58 @@ def test_wandb_offline_run_records_params_data_worst_examples_and_model(
     assert re.search(rb"media/images/[0-9a-f]+\.png", records), "the table's drawn images are not in the run"
     assert (tmp_path / "metrics" / "train" / "metrics.csv").is_file(), "no CSV log beside the W&B run"
     assert (artifact / MODEL_FILE).is_file()
+
+
+def cli_app() -> typer.Typer:
+    from training.cli import register
+
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def test_train_command_prints_the_artifact_folder_last(tmp_path: Path, studio_set: Dataset) -> None:
+    params = tmp_path / "params.yaml"
+    quick = {"batch_size": 16, "num_workers": 0, "wandb": False, "max_minutes": 0.05, "epochs": 1}
+    params.write_text(yaml.safe_dump({"train": quick}))
+    result = CliRunner().invoke(
+        cli_app(),
+        [
+            "train",
+            "--params",
+            str(params),
+            "--data",
+            f"{studio_set.root}:1",
+            "--models-dir",
+            str(tmp_path / "models"),
+            "--version",
+            "m-cli",
+            "--warm-start",
+            "auto",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == str(tmp_path / "models" / "m-cli")
+    assert load_card(tmp_path / "models" / "m-cli").parent_version is None  # no production model yet
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--data", "/nonexistent/seed"], "folder /nonexistent/seed not found"),
+        (["train", "--data", "{data}:0"], "weight after ':' must be positive"),
+        (["train", "--data", "{data}", "--params", "{params}"], "train.config is 'tpu'"),
+        (["train", "--data", "{data}", "--warm-start", "/nonexistent/m-1"], "artifact folder not found"),
+        (["train", "--data", "{data}", "--version", "bad version!"], "model version 'bad version!' must match"),
+        (["evaluate", "--model", "{data}", "--data", "{data}"], "model.onnx: file not found"),
+    ],
+)
+def test_bad_input_gives_one_clear_error_and_a_failing_exit_code(
+    args: list[str], message: str, tmp_path: Path, studio_set: Dataset
+) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  config: tpu\n")
+    filled = [a.format(data=studio_set.root, params=params) for a in args]
+    result = CliRunner().invoke(cli_app(), filled)
+    assert result.exit_code == 2, result.output
+    assert message in result.output

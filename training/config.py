@@ -41,6 +41,7 @@ class TrainConfig:
     input_width: int = 96  # pixels
     head_channels: int = 64
     sigma: float = 1.5  # Gaussian target std, heatmap cells
+    foreground_weight: float = 10.0  # loss weight of a heatmap peak pixel relative to background
     occluded_weight: float = 1.0  # loss weight of v=1 joints (v=2: 1, v=0: 0)
     whole_image_fraction: float = 0.3  # share of samples cropped from the whole image, not the box
     # augmentation

@@ -52,7 +52,7 @@ class PoseModel(L.LightningModule):
         return self.net(image)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = heatmap_loss(self(batch["image"]), batch["heatmaps"], batch["weights"])
+        loss = heatmap_loss(self(batch["image"]), batch["heatmaps"], batch["weights"], self.config.foreground_weight)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["image"]))
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)  # type: ignore[union-attr]
         return loss
@@ -62,7 +62,7 @@ class PoseModel(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         heatmaps = self(batch["image"])
-        loss = heatmap_loss(heatmaps, batch["heatmaps"], batch["weights"])
+        loss = heatmap_loss(heatmaps, batch["heatmaps"], batch["weights"], self.config.foreground_weight)
         self.log("val/loss", loss, on_epoch=True, batch_size=len(batch["image"]), sync_dist=True)
         windows = [tuple(w) for w in batch["window"].cpu().numpy().tolist()]
         points, scores = decode_to_image(heatmaps.float().cpu().numpy(), windows, self.spec)

@@ -8,20 +8,19 @@ uploads them later.
 
 from __future__ import annotations
 
-import importlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from posewheel.schema import SKELETON
+from posewheel.draw import draw_poses
 from posewheel.settings import ProjectSettings
 
 WANDB_PROJECT = "posewheel"
+TRUTH_COLOUR, PREDICTED_COLOUR = (0, 200, 0), (230, 0, 0)
 
 
 def configure_wandb_env(settings: ProjectSettings | None = None) -> bool:
@@ -57,43 +56,6 @@ def wandb_logger(loggers: list[Logger]) -> WandbLogger | None:
     return next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
 
 
-def _own_draw(image: Image.Image, poses: list[tuple[np.ndarray, tuple[int, int, int]]]) -> Image.Image:
-    """Fallback drawing: skeleton lines and joint dots of each (17, 2|3) pose in its colour."""
-    canvas = image.convert("RGB").copy()
-    draw = ImageDraw.Draw(canvas)
-    for pts, colour in poses:
-        labeled = pts[:, 2] > 0 if pts.shape[1] > 2 else np.ones(len(pts), bool)
-        for a, b in SKELETON:
-            if labeled[a] and labeled[b]:
-                draw.line([tuple(pts[a, :2]), tuple(pts[b, :2])], fill=colour, width=2)
-        for p, ok in zip(pts, labeled, strict=True):
-            if ok:
-                draw.ellipse([p[0] - 2, p[1] - 2, p[0] + 2, p[1] + 2], fill=colour)
-    return canvas
-
-
-def drawer() -> Callable[[Image.Image, np.ndarray, np.ndarray], Image.Image]:
-    """`draw(image, pred (17, 2), truth (17, 3))`: posewheel.draw.draw_poses when present, else our own."""
-    try:
-        draw_module = importlib.import_module("posewheel.draw")
-        draw_poses = draw_module.draw_poses
-    except (ImportError, AttributeError):
-        draw_poses = None
-
-    def draw(image: Image.Image, pred: np.ndarray, truth: np.ndarray) -> Image.Image:
-        pred3 = np.concatenate([pred[:, :2], np.full((len(pred), 1), 2.0)], axis=1)
-        if draw_poses is not None:
-            try:
-                out = draw_poses(image, [truth, pred3], colors=[(0, 200, 0), (230, 0, 0)])
-                if isinstance(out, Image.Image):
-                    return out
-            except TypeError:  # another signature than expected: keep the table working
-                pass
-        return _own_draw(image, [(truth, (0, 200, 0)), (pred3, (230, 0, 0))])
-
-    return draw
-
-
 def worst_examples_table(
     image_paths: list[Path], pred: np.ndarray, truth: np.ndarray, boxes: np.ndarray, count: int
 ) -> Any:
@@ -107,11 +69,11 @@ def worst_examples_table(
     labeled = truth[..., 2] > 0
     mean_err = np.where(labeled.any(1), (err * labeled).sum(1) / np.maximum(labeled.sum(1), 1), 0.0)
     normalised = mean_err / np.maximum(boxes[:, 2:].max(axis=1), 1.0)
-    draw = drawer()
     table = wandb.Table(columns=["image", "file", "mean_px_error", "error_per_box_size"])
     for i in np.argsort(-normalised)[:count]:
+        predicted = np.concatenate([pred[i, :, :2], np.full((len(pred[i]), 1), 2.0)], axis=1)
         with Image.open(image_paths[i]) as raw:
-            drawn = draw(raw.convert("RGB"), pred[i], truth[i])
+            drawn = draw_poses(raw.convert("RGB"), [truth[i], predicted], colors=[TRUTH_COLOUR, PREDICTED_COLOUR])
         table.add_data(wandb.Image(drawn), image_paths[i].name, float(mean_err[i]), float(normalised[i]))
     return table
 
