@@ -169,6 +169,19 @@ def test_metrics_json_is_flat_numbers(trained_artifact: Path, studio_set: Datase
     assert joint_rows[1].startswith("nose,") and len(joint_rows) == 18
 
 
+def wandb_records(log: Path, expected: tuple[bytes, ...], timeout_s: float = 60.0) -> bytes:
+    """The bytes of an offline run log once all `expected` are in it, or after `timeout_s`.
+
+    wandb-core is a separate process and may still be writing the log when finish() returns.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = log.read_bytes()
+        if all(e in records for e in expected) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.5)
+
+
 def test_wandb_offline_run_records_params_data_worst_examples_and_model(
     tmp_path: Path, studio_set: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -182,8 +195,7 @@ def test_wandb_offline_run_records_params_data_worst_examples_and_model(
     (run,) = (tmp_path / "wb" / "wandb").glob("offline-run-*")
     # offline, the run is one protobuf log: config, history, artifacts; its strings are stored as-is
     (log,) = run.glob("run-*.wandb")
-    records = log.read_bytes()
-    for expected in (
+    wanted = (
         b"m-wandb",
         b"md5:",
         str(studio_set.root).encode(),
@@ -191,7 +203,9 @@ def test_wandb_offline_run_records_params_data_worst_examples_and_model(
         b"pose-model",
         b"model.onnx",
         b"card.json",
-    ):
+    )
+    records = wandb_records(log, wanted)
+    for expected in wanted:
         assert expected in records, f"the W&B run does not record {expected!r}"
     (table_file,) = (run / "files" / "media" / "table" / "val").glob("worst_examples_*.table.json")
     table = json.loads(table_file.read_text())
