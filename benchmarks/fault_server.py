@@ -10,6 +10,8 @@ restarted on the same folders, and left to finish. Figures (one JSON line each):
 
   fault_server_kill     predictions, kills, tasks in Label Studio, request ids missing / duplicated
   baseline_drain        the same count drained by an undisturbed server, seconds (the baseline)
+  kill_after_answers    SIGKILL the moment the last answer arrives (no drain): answers that said
+                        "queued for review" whose item never reached the outbox on disk
 
 `ServerProcess` (a `posewheel serve` subprocess with its own log, RSS and signals) is also what the
 reliability and security tests use.
@@ -248,6 +250,35 @@ def run_fault(ls: Any, work: Path, count: int, kills: int) -> dict[str, Any]:
     }
 
 
+def run_kill_after_answers(work: Path, count: int) -> dict[str, Any]:
+    """SIGKILL the server the moment its last answer arrives: answered-and-queued items vs what is on disk."""
+    from posewheel.review import Outbox
+
+    production = bright_spot_models(work / "models")
+    env = {"POSEWHEEL_REVIEW_THRESHOLD": "1.0", "POSEWHEEL_REVIEW_RANDOM_FRACTION": "1.0",
+           "POSEWHEEL_REVIEW_CAP_PER_HOUR": "1000000"}  # fmt: skip
+    server = ServerProcess(work / "server", production, env)
+    try:
+        server.start()
+        answers = predict_images(server.url, distinct_images(count, seed=11), concurrency=16)
+        server.kill()
+    finally:
+        server.stop()
+    queued = {a["request_id"] for a in answers if a["review"]["queued"]}
+    outbox = Outbox(work / "server" / "var" / "outbox")
+    on_disk = {item.request_id for item in outbox.pending()}
+    logged = set()
+    for day in (work / "server" / "var" / "predictions").glob("*.jsonl"):
+        for line in day.read_text().splitlines():
+            try:
+                logged.add(json.loads(line)["request_id"])
+            except ValueError:
+                continue  # a line cut by the kill
+    return {"answered": len(answers), "answered_queued": len(queued), "in_outbox": len(on_disk & queued),
+            "in_prediction_log": len(logged & {a["request_id"] for a in answers}),
+            "queued_but_lost": len(queued - on_disk)}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=500, help="predictions sent, each queued for review")
@@ -261,6 +292,8 @@ def main() -> None:
         result = run_fault(ls, Path(tmp) / "fault", args.count, kills=args.kills)
         emit("fault_server_kill", **result, ok=result["missing"] == 0 and result["duplicated"] == 0,
              baseline_seconds=baseline["seconds"])  # fmt: skip
+        # The other window: answers said "queued for review" while the item was still in the writer's memory.
+        emit("kill_after_answers", **run_kill_after_answers(Path(tmp) / "instant", args.count))
 
 
 if __name__ == "__main__":

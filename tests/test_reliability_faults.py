@@ -170,12 +170,17 @@ def test_label_export_killed_half_way_leaves_the_old_or_the_new_snapshot_and_the
 
     seen, killed_mid_swap = [], 0
     rng = random.Random(0)
+
+    def stages() -> set[str]:
+        return {p.name for p in feedback.parent.iterdir() if p.name.startswith(".feedback.stage-")}
+
     for _attempt in range(4):
+        earlier = stages()  # half-built folders of earlier kills
         proc = repro()
         deadline = time.monotonic() + 180
         while proc.poll() is None and time.monotonic() < deadline:
-            if any(p.name.startswith(".feedback.stage-") for p in feedback.parent.iterdir()):
-                time.sleep(rng.uniform(0.0, 0.03))  # somewhere inside the staging of the new folder
+            if stages() - earlier:
+                time.sleep(rng.uniform(0.0, 0.01))  # somewhere inside the staging of the new folder
                 break
             time.sleep(0.001)
         if proc.poll() is None:
@@ -192,6 +197,10 @@ def test_label_export_killed_half_way_leaves_the_old_or_the_new_snapshot_and_the
     assert new != old and len(new[1]) == 340
     assert set(seen) <= {old, new}, "a killed export left a snapshot that is neither the old nor the new one"
     assert killed_mid_swap >= 1, "no kill landed while the export was running"
+    # A kill inside the staging leaves its half-built folder beside data/feedback: proof it landed half way.
+    left_behind = sorted(stages())
+    print(f"snapshots seen after kills: {[s == old for s in seen]} (True = old); half-built folders: {left_behind}")
+    assert left_behind, "no kill landed inside the staging of the new snapshot"
     status = subprocess.run(dvc_command("status", "labels"), cwd=project.root, env=venv_environ(env), text=True,
                             capture_output=True, check=False)  # fmt: skip
     assert status.returncode == 0, status.stdout + status.stderr
