@@ -94,8 +94,13 @@ def test_broken_models_flipped_into_production_are_refused_logged_and_counted_wh
     (truncated / "model.onnx").write_bytes(data[: len(data) // 2])  # a copy that stopped half way
     bad_card = make_artifact("badcard")
     (bad_card / "card.json").write_text('{"version": "badcard", "input": ')  # promote() would refuse: flip by hand
+    other_schema = make_artifact("otherschema")  # loads and runs, but its joints are not COCO-17
+    card = json.loads((other_schema / "card.json").read_text())
+    card["keypoint_names"] = [f"joint{i}" for i in range(17)]
+    (other_schema / "card.json").write_text(json.dumps(card))
     flips: list[tuple[str, Callable[[], object]]] = [
         ("truncated", lambda: promote(models, "truncated")),
+        ("otherschema", lambda: atomic.point_symlink(models / "production", "otherschema")),
         ("badcard", lambda: atomic.point_symlink(models / "production", "badcard")),
         ("missing", lambda: atomic.point_symlink(models / "production", "no-such-version")),
     ]
@@ -113,7 +118,7 @@ def test_broken_models_flipped_into_production_are_refused_logged_and_counted_wh
         assert len(refusals) == n, f"{name}: {refusals}"
     assert 'posewheel_model_info{version="v1"} 1.0' in httpx.get(server.url + "/metrics").text
     time.sleep(0.5)  # the watcher keeps polling: a refused artifact is not retried (no new count) until it changes
-    assert _metric(server.url, "posewheel_model_reload_failures_total") == 3
+    assert _metric(server.url, "posewheel_model_reload_failures_total") == len(flips)
 
 
 def _annotated_tasks(client_store: ImageStore, project_store: ImageStore, count: int, seed: int) -> list[dict]:
