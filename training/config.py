@@ -58,6 +58,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
+    bn_recalibration_batches: int = 10  # after the fit, BatchNorm statistics are re-averaged over these
     val_fraction: float = 0.05  # of the first dataset, held out for per-epoch validation
     max_val: int = 256  # validation persons at most
     num_workers: int = 2

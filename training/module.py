@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import lightning.pytorch as L
@@ -102,3 +103,32 @@ class PoseModel(L.LightningModule):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(net: torch.nn.Module, loader: Iterable[dict[str, torch.Tensor]], max_batches: int) -> int:
+    """Recompute BatchNorm running statistics as a plain average over up to `max_batches` batches.
+
+    After a short run the exponential running averages still lag the weights (they trail by ~10
+    steps), and the exported model runs in eval mode on those statistics. Returns the batches used.
+    """
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms or max_batches <= 0:
+        return 0
+    was_training = net.training
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    device = next(net.parameters()).device
+    net.train()
+    used = 0
+    for batch in loader:
+        net(batch["image"].to(device))
+        used += 1
+        if used >= max_batches:
+            break
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    net.train(was_training)
+    return used

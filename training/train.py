@@ -25,7 +25,7 @@ from training import tracking
 from training.config import TrainConfig
 from training.data import PoseDataModule
 from training.export import dataset_hash, load_weights, write_artifact
-from training.module import PoseModel
+from training.module import PoseModel, recalibrate_batchnorm
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ def train(
         default_root_dir=str(models_dir.parent / "var" / "lightning"),
     )
     trainer.fit(model, datamodule=datamodule)
+    recalibrate_batchnorm(model.net, datamodule.train_dataloader(), config.bn_recalibration_batches)
     if datamodule.val_items:
         trainer.validate(model, datamodule=datamodule, verbose=False)  # the final weights, for the table
     if trainer.is_global_zero:
