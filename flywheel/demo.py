@@ -156,9 +156,14 @@ def run_demo(options: DemoOptions) -> DemoReport:
     step = Step(report)
     base = f"http://127.0.0.1:{options.port}"
     server: subprocess.Popen[bytes] | None = None
+    started_labelstudio = False
     try:
         with step("start Label Studio"):
-            _posewheel("labelstudio", "start")
+            from labeling import service
+
+            if not service.status().healthy:  # reuse a running (or external) Label Studio
+                _posewheel("labelstudio", "start")
+                started_labelstudio = True
             _posewheel("labels", "setup")
         if not artifact.production_dir(paths.models).exists():
             with step("build the first model (dvc repro)"):
@@ -199,11 +204,17 @@ def run_demo(options: DemoOptions) -> DemoReport:
         if server is not None and not options.keep:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
-        if not options.keep:
+        if started_labelstudio and not options.keep:
             with contextlib.suppress(RuntimeError):
                 _posewheel("labelstudio", "stop")
     print(format_report(report, options, root))
     return report
+
+
+def labelstudio_url() -> str:
+    from labeling.settings import LabelStudioSettings
+
+    return LabelStudioSettings().base_url
 
 
 def format_report(report: DemoReport, options: DemoOptions, root: Path) -> str:
@@ -225,7 +236,7 @@ def format_report(report: DemoReport, options: DemoOptions, root: Path) -> str:
         + ", ".join(f"{k} {v:.1f}" for k, v in report.minutes.items()),
         "",
         "Where to look:",
-        "  Label Studio     http://127.0.0.1:8080 (credentials: var/secrets/labelstudio.json)",
+        f"  Label Studio     {labelstudio_url()} (login: var/secrets/labelstudio.json)",
         f"  API docs         http://127.0.0.1:{options.port}/docs",
         f"  demo page        http://127.0.0.1:{options.port}/",
         f"  W&B runs         {root / 'wandb'} (offline; `wandb sync wandb/offline-run-*` uploads them)",
