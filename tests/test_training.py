@@ -44,9 +44,9 @@ NO_AUGMENTATION = {
 def test_model_overfits_32_images_within_two_minutes(tmp_path: Path) -> None:
     data = tmp_path / "tiny"
     generate("studio", 32, 5, data)
-    # 400 steps of 8 (about 3200 crops; 41 img/s train on two idle cores); the cap guards a starved machine
+    # 300 steps of 8 (2400 crops; 41 img/s train on two idle cores); the cap guards a starved machine
     config = quick_config(
-        **NO_AUGMENTATION, val_fraction=0.0, epochs=100, max_minutes=4.0, batch_size=8, lr=3e-3, warmup_steps=5
+        **NO_AUGMENTATION, val_fraction=0.0, epochs=75, max_minutes=4.0, batch_size=8, lr=3e-3, warmup_steps=5
     )
     start = time.monotonic()
     artifact = train(config, [(data, 1.0)], tmp_path / "models", version="m-overfit")
