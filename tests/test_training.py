@@ -49,7 +49,7 @@ def test_model_overfits_32_images_within_two_minutes(tmp_path: Path) -> None:
         **NO_AUGMENTATION, val_fraction=0.0, epochs=75, max_minutes=4.0, batch_size=8, lr=3e-3, warmup_steps=5
     )
     start = time.monotonic()
-    artifact = train(config, [(data, 1.0)], tmp_path / "models", version="m-overfit")
+    artifact = train(config, [(data, 1.0)], tmp_path / "models", version="m-overfit", log_dir=tmp_path / "logs")
     seconds = time.monotonic() - start
     result = evaluate_artifact(artifact, data)
     assert result["pck@0.1"] >= 0.9, f"the model did not learn 32 images: {result}"
@@ -108,8 +108,15 @@ def test_warm_start_begins_from_the_parent_and_records_it(
 ) -> None:
     assert studio_set.root is not None
     config = quick_config(lr=1e-12, epochs=1)  # learns nothing: only where it started shows
-    child = train(config, [(studio_set.root, 1.0)], tmp_path / "models", warm_start=trained_artifact, version="m-child")
-    fresh = train(config, [(studio_set.root, 1.0)], tmp_path / "models", version="m-fresh")
+    child = train(
+        config,
+        [(studio_set.root, 1.0)],
+        tmp_path / "models",
+        warm_start=trained_artifact,
+        version="m-child",
+        log_dir=tmp_path / "logs",
+    )
+    fresh = train(config, [(studio_set.root, 1.0)], tmp_path / "models", version="m-fresh", log_dir=tmp_path / "logs")
     assert load_card(child).parent_version == TRAINED_VERSION
     assert load_card(fresh).parent_version is None
     parent_w, child_w, fresh_w = (
@@ -126,7 +133,14 @@ def test_warm_start_from_a_different_architecture_is_refused_by_name(
     assert studio_set.root is not None
     config = quick_config(head_channels=32, epochs=1)
     with pytest.raises(ValueError, match=r"warm start .* do not fit"):
-        train(config, [(studio_set.root, 1.0)], tmp_path / "models", warm_start=trained_artifact, version="m-bad")
+        train(
+            config,
+            [(studio_set.root, 1.0)],
+            tmp_path / "models",
+            warm_start=trained_artifact,
+            version="m-bad",
+            log_dir=tmp_path / "logs",
+        )
 
 
 def test_sources_are_sampled_by_weight_and_validation_images_are_held_out(
@@ -158,7 +172,13 @@ def test_params_yaml_builds_the_cpu_configuration() -> None:
 def test_time_budget_stops_training_by_wall_clock(tmp_path: Path, studio_set: Dataset) -> None:
     assert studio_set.root is not None
     start = time.monotonic()
-    train(quick_config(max_minutes=0.1, epochs=10_000), [(studio_set.root, 1.0)], tmp_path / "m", version="m-clock")
+    train(
+        quick_config(max_minutes=0.1, epochs=10_000),
+        [(studio_set.root, 1.0)],
+        tmp_path / "m",
+        version="m-clock",
+        log_dir=tmp_path / "logs",
+    )
     assert time.monotonic() - start < 0.1 * 60 + 20  # budget plus validation, export and start-up
 
 
@@ -197,7 +217,9 @@ def test_wandb_offline_run_records_params_data_worst_examples_and_model(
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     assert studio_set.root is not None
     config = quick_config(wandb=True, epochs=1, worst_examples=4)
-    artifact = train(config, [(studio_set.root, 1.0)], tmp_path / "models", version="m-wandb")
+    artifact = train(
+        config, [(studio_set.root, 1.0)], tmp_path / "models", version="m-wandb", log_dir=tmp_path / "metrics" / "train"
+    )
     (run,) = (tmp_path / "wb" / "wandb").glob("offline-run-*")
     # offline, the run is one protobuf log: config, history, artifacts; its strings are stored as-is
     (log,) = run.glob("run-*.wandb")
@@ -229,7 +251,10 @@ def cli_app() -> typer.Typer:
     return app
 
 
-def test_train_command_prints_the_artifact_folder_last(tmp_path: Path, studio_set: Dataset) -> None:
+def test_train_command_prints_the_artifact_folder_last(
+    tmp_path: Path, studio_set: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POSEWHEEL_ROOT", str(tmp_path))  # the CSV log goes to <root>/metrics/train
     params = tmp_path / "params.yaml"
     quick = {"batch_size": 16, "num_workers": 0, "wandb": False, "max_minutes": 0.05, "epochs": 1}
     params.write_text(yaml.safe_dump({"train": quick}))
@@ -252,6 +277,7 @@ def test_train_command_prints_the_artifact_folder_last(tmp_path: Path, studio_se
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().splitlines()[-1] == str(tmp_path / "models" / "m-cli")
     assert load_card(tmp_path / "models" / "m-cli").parent_version is None  # no production model yet
+    assert (tmp_path / "metrics" / "train" / "metrics.csv").is_file()
 
 
 @pytest.mark.parametrize(

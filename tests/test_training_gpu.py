@@ -27,7 +27,7 @@ def test_gpu_configuration_trains_in_mixed_precision_and_exports(tmp_path: Path,
     config = quick_config(
         config="gpu", accelerator="gpu", devices=1, precision="16-mixed", batch_size=32, max_minutes=0.5, num_workers=2
     )
-    artifact = train(config, [(studio_set.root, 1.0)], tmp_path / "models", version="m-gpu")
+    artifact = train(config, [(studio_set.root, 1.0)], tmp_path / "models", version="m-gpu", log_dir=tmp_path / "logs")
     card = load_card(artifact)
     assert (card.input.height, card.input.width) == (256, 192) and card.params["precision"] == "16-mixed"
     assert evaluate_artifact(artifact, studio_set.root)["count"] > 0  # the fp32 ONNX export runs on CPU
@@ -39,5 +39,5 @@ def test_ddp_on_two_gpus_trains_one_model(tmp_path: Path, studio_set: Dataset) -
     assert studio_set.root is not None
     # ddp_spawn: pytest cannot be re-launched per rank the way `ddp` re-runs a script; same DDP all-reduce
     config = quick_config(accelerator="gpu", devices=2, strategy="ddp_spawn", max_minutes=0.5)
-    artifact = train(config, [(studio_set.root, 1.0)], tmp_path / "models", version="m-ddp")
+    artifact = train(config, [(studio_set.root, 1.0)], tmp_path / "models", version="m-ddp", log_dir=tmp_path / "logs")
     assert load_card(artifact).params["devices"] == 2

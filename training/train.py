@@ -21,6 +21,7 @@ from pathlib import Path
 import lightning.pytorch as L
 
 from posewheel.artifact import check_version, load_card
+from posewheel.settings import ProjectSettings
 from training import tracking
 from training.config import TrainConfig
 from training.data import PoseDataModule
@@ -41,12 +42,14 @@ def train(
     models_dir: Path,
     warm_start: Path | None = None,
     version: str | None = None,
+    log_dir: Path | None = None,
 ) -> Path:
     """Fit on the weighted `datasets` ((folder, sampling weight) pairs) and export `models_dir/<version>`.
 
     Stops after `config.epochs` or `config.max_minutes` of wall clock, whichever comes first.
     `warm_start`: an artifact folder whose `weights.pt` initialises the network; its version is
-    recorded as the new card's `parent_version`. Returns the artifact folder.
+    recorded as the new card's `parent_version`. `log_dir`: where the CSV log (`metrics.csv`, for
+    `dvc plots`) goes; default `metrics/train` of the project. Returns the artifact folder.
     """
     version = check_version(version or default_version())
     models_dir = Path(models_dir)
@@ -75,7 +78,9 @@ def train(
         "parent_version": parent,
         "version": version,
     }
-    loggers = tracking.make_loggers(version, models_dir.parent / "metrics" / "train", config.wandb, run_config)
+    project = ProjectSettings()
+    csv_dir = Path(log_dir) if log_dir is not None else project.metrics_dir / "train"
+    loggers = tracking.make_loggers(version, csv_dir, config.wandb, run_config)
     trainer = L.Trainer(
         max_epochs=config.epochs,
         max_time=timedelta(minutes=config.max_minutes),
@@ -90,7 +95,7 @@ def train(
         log_every_n_steps=10,
         enable_progress_bar=sys.stderr.isatty(),
         enable_model_summary=False,
-        default_root_dir=str(models_dir.parent / "var" / "lightning"),
+        default_root_dir=str(project.var_dir / "lightning"),
     )
     trainer.fit(model, datamodule=datamodule)
     recalibrate_batchnorm(model.net, datamodule.train_dataloader(), config.bn_recalibration_batches)

@@ -47,4 +47,6 @@ def trained_artifact(tmp_path_factory: pytest.TempPathFactory, studio_set: Datas
 
     assert studio_set.root is not None
     models = tmp_path_factory.mktemp("trained") / "models"
-    return train(quick_config(), [(studio_set.root, 1.0)], models, version=TRAINED_VERSION)
+    return train(
+        quick_config(), [(studio_set.root, 1.0)], models, version=TRAINED_VERSION, log_dir=models.parent / "logs"
+    )
