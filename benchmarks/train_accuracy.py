@@ -61,7 +61,7 @@ def main() -> None:
     baseline = args.work / "models" / "m-untrained"
     write_artifact(baseline, untrained_net, config.input_spec, "m-untrained", {}, config.to_dict())
     start = time.monotonic()
-    artifact = train(config, [(args.work / "studio_train", 1.0)], args.work / "models")
+    artifact = train(config, [(args.work / "studio_train", 1.0)], args.work / "models", log_dir=args.work / "logs")
     minutes = (time.monotonic() - start) / 60
     emit("train_minutes", value=round(minutes, 2), budget=config.max_minutes, backbone=config.backbone,
          input=f"{config.input_height}x{config.input_width}", artifact=str(artifact))  # fmt: skip
