@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -185,6 +186,10 @@ class MicroBatcher:
         self._carry: _Job | None = None
         self._prepare_threads = max(1, prepare_threads)
         self._prepare_pool = ThreadPoolExecutor(self._prepare_threads, thread_name_prefix="posewheel-prepare")
+        # Decoded images are the big allocations: at most `prepare_threads` at once, on whichever
+        # thread prepares (a lone request prepares on the inference thread), so memory is bounded by
+        # threads, not by the number of clients.
+        self._decode_slots = threading.BoundedSemaphore(self._prepare_threads)
         self._infer_pool = ThreadPoolExecutor(1, thread_name_prefix="posewheel-infer")
         self._slots = asyncio.Semaphore(2)
         self._inflight: set[asyncio.Task[None]] = set()
@@ -214,7 +219,12 @@ class MicroBatcher:
         Raises whatever `prepare` raised (e.g. serving.images.InputError) for this request only.
         """
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(model, prepare, max(1, size), future))
+
+        def bounded_prepare() -> Prepared:
+            with self._decode_slots:
+                return prepare()
+
+        self._queue.put_nowait(_Job(model, bounded_prepare, max(1, size), future))
         return await future
 
     async def _run(self) -> None:

@@ -18,6 +18,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from posewheel.decoding import Box
 
+# Decoded images live in Pillow blocks; at its default 16 MiB they come from glibc's per-thread malloc
+# arenas, which keep freed memory, so RSS grew with every thread that ever decoded a large image.
+# Blocks above glibc's largest mmap threshold (32 MiB) are mapped and unmapped: freed memory goes back.
+Image.core.set_block_size(64 * 1024 * 1024)
+
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 
 

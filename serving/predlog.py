@@ -146,8 +146,26 @@ class PredictionLog:
         if queued and self.on_review_queued is not None:
             self.on_review_queued()
 
-    def _queue_review(self, record: PredictionRecord, sha: str) -> bool:
-        item = ReviewItem(
+    def queue_review_now(self, record: PredictionRecord) -> bool:
+        """Store the image and put the review item in the outbox now (durable); False if that failed.
+
+        The background writer later logs the record as usual; its own outbox put is then a no-op
+        (the outbox is keyed by request id), so the item is queued exactly once. A failure here is
+        only logged: the writer tries again and counts what it cannot write, once per prediction.
+        """
+        try:
+            sha = self.image_store.put(record.image)
+            queued = self.outbox.put(self._review_item(record, sha))
+        except (OSError, ValueError) as exc:
+            log.warning("prediction %s: review item not queued before answering (the writer retries): %s",
+                        record.request_id, exc)  # fmt: skip
+            return False
+        if queued and self.on_review_queued is not None:
+            self.on_review_queued()
+        return queued
+
+    def _review_item(self, record: PredictionRecord, sha: str) -> ReviewItem:
+        return ReviewItem(
             request_id=record.request_id,
             image_sha256=sha,
             image_path=str(self.image_store.path_for(sha).resolve()),
@@ -158,8 +176,10 @@ class PredictionLog:
             score=min(p["score"] for p in record.poses),
             reason=record.review_reason or "",
         )
+
+    def _queue_review(self, record: PredictionRecord, sha: str) -> bool:
         try:
-            return self.outbox.put(item)
+            return self.outbox.put(self._review_item(record, sha))
         except (OSError, ValueError) as exc:
             log.error("prediction %s: review item not queued in %s: %s", record.request_id, self.outbox.root, exc)
             self.metrics.predlog_errors.inc()

@@ -19,13 +19,14 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from posewheel.decoding import Box, pose_score
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox
 from posewheel.schema import KEYPOINT_NAMES
 from serving.engine import MicroBatcher, ModelLoadError, PoseModel, Prepared, prepare
-from serving.images import DecodedImage, decode_image, parse_boxes
+from serving.images import decode_image, parse_boxes
 from serving.metrics import ServingMetrics
 from serving.predlog import PredictionLog, PredictionRecord
 from serving.reload import ModelHolder
@@ -110,9 +111,11 @@ class PoseService:
             except Exception:  # another package's worker must not break our shutdown
                 log.exception("the review outbox drainer failed to stop")
 
-    async def predict(self, data: bytes, raw_boxes: object) -> Prediction:
+    async def predict(self, data: bytes, raw_boxes: object, keep_image: bool = False) -> Prediction:
         """Predict poses for the image `data` and person boxes `raw_boxes` (JSON text, a list or None).
 
+        `keep_image`: return the decoded image too (only /v1/render needs it; holding every decoded
+        image until its answer is sent made memory grow with concurrency).
         Raises serving.images.InputError for bad input, NotReadyError before the first model.
         """
         model, batcher = self.holder.current, self.batcher
@@ -123,8 +126,8 @@ class PoseService:
             with contextlib.suppress(ValueError):  # parse_boxes reports bad JSON with its message
                 raw_boxes = json.loads(raw_boxes)
         expected = len(raw_boxes) if isinstance(raw_boxes, list) and raw_boxes else 1
-        answer = await batcher.submit(model, partial(self._prepare, data, raw_boxes, model), expected)
-        decoded, boxes = answer.extra
+        answer = await batcher.submit(model, partial(self._prepare, data, raw_boxes, model, keep_image), expected)
+        image, (width, height), boxes = answer.extra
         points, scores = answer.points, answer.scores
         poses = pose_dicts(boxes, points, scores)
         pose_scores = [p["score"] for p in poses]
@@ -136,27 +139,31 @@ class PoseService:
             self.metrics.keypoint_score.observe(s)
         if reason is not None:
             self.metrics.review_queued.labels(reason=reason).inc()
-        prediction = Prediction(request_id, model.version, decoded, poses, reason)
-        self.predlog.submit(
-            PredictionRecord(
-                request_id=request_id,
-                model_version=model.version,
-                image=data,
-                width=decoded.width,
-                height=decoded.height,
-                poses=poses,
-                review_reason=reason,
-                latency_ms=(time.perf_counter() - started) * 1000.0,
-            )
+        record = PredictionRecord(
+            request_id=request_id,
+            model_version=model.version,
+            image=data,
+            width=width,
+            height=height,
+            poses=poses,
+            review_reason=reason,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
         )
-        return prediction
+        queued = False
+        if reason is not None:
+            # "queued" is a promise to the client: the review item is on disk before we answer. Only
+            # the reviewed share of requests pays this write; the rest is logged in the background.
+            queued = await asyncio.to_thread(self.predlog.queue_review_now, record)
+        self.predlog.submit(record)
+        return Prediction(request_id, model.version, width, height, poses, reason, queued, image)
 
-    def _prepare(self, data: bytes, raw_boxes: object, model: PoseModel) -> Prepared:
-        """Runs in the batcher's worker thread: decode, validate boxes, crop."""
+    def _prepare(self, data: bytes, raw_boxes: object, model: PoseModel, keep_image: bool) -> Prepared:
+        """Runs in the batcher's worker thread: decode, validate boxes, crop; the full image is let go here."""
         decoded = decode_image(data, self.settings.max_pixels)
         boxes = parse_boxes(raw_boxes, decoded.width, decoded.height, self.settings.max_boxes)
         inputs, windows = prepare(decoded.image, boxes, model.spec)
-        return Prepared(inputs, windows, (decoded, boxes))
+        image = decoded.image if keep_image else None
+        return Prepared(inputs, windows, (image, (decoded.width, decoded.height), boxes))
 
     def _on_batch(self, size: int, depth: int) -> None:
         self.metrics.batch_size.observe(size)
@@ -218,18 +225,21 @@ class Prediction:
 
     request_id: str
     model_version: str
-    decoded: DecodedImage
+    width: int
+    height: int
     poses: list[dict[str, Any]]
     review_reason: str | None
+    review_queued: bool
+    image: Image.Image | None = None  # the upright decoded image, kept only when asked for
 
     def to_json(self) -> bytes:
         """The PredictResponse body."""
         body = {
             "request_id": self.request_id,
             "model_version": self.model_version,
-            "width": self.decoded.width,
-            "height": self.decoded.height,
+            "width": self.width,
+            "height": self.height,
             "poses": self.poses,
-            "review": {"queued": self.review_reason is not None, "reason": self.review_reason},
+            "review": {"queued": self.review_queued, "reason": self.review_reason},
         }
         return json.dumps(body, separators=(",", ":")).encode()

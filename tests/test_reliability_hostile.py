@@ -151,12 +151,6 @@ def _bomb_burst(server: ServerProcess, bomb: bytes, concurrency: int) -> float:
     return peak - before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="each request keeps its whole decoded image until its answer is sent (serving/service.py:159 puts "
-    "`decoded` into Prepared.extra, :127/:139 keep it in the Prediction), so memory grows with concurrency, "
-    "not with prepare_threads",
-)
 def test_concurrent_pixel_bombs_under_the_limit_cost_no_more_memory_than_the_decode_threads_allow(
     tmp_path: Path,
 ) -> None:

@@ -114,3 +114,15 @@ def test_review_drain_without_label_studio_still_serves(
     assert drainer is not None and hasattr(drainer, "stop")
     assert server.service.predlog.flush(10)
     assert Outbox(tmp_path / "var" / "outbox").depth() == 1  # waits there until Label Studio answers
+
+
+def test_a_prediction_answered_as_queued_is_already_in_the_outbox(start_server: StartServer, tmp_path: Path) -> None:
+    """"queued": true is a promise: the review item is on disk before the answer, not in a writer's memory."""
+    server = start_server(review_random_fraction=1.0)
+    outbox = Outbox(tmp_path / "var" / "outbox")
+    for i in range(5):
+        answer = _predict(server, spot_image(64, 64, (20 + i, 30)))  # no flush of the background writer
+        assert answer["review"]["queued"] is True
+        assert answer["request_id"] in {item.request_id for item in outbox.pending()}
+    assert server.service.predlog.flush(10)
+    assert outbox.depth() == 5  # the writer's own put found them there: queued once each

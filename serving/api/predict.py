@@ -110,8 +110,9 @@ async def predict(request: Request, service: ServiceDep) -> Response:
 async def render(request: Request, service: ServiceDep) -> Response:
     """The same prediction as /v1/predict, drawn: boxes, skeleton edges and keypoints over the upright image."""
     data, boxes = await read_request(request)
-    prediction = await service.predict(data, boxes)
-    png = await asyncio.to_thread(render_png, prediction.decoded.image, prediction.poses)
+    prediction = await service.predict(data, boxes, keep_image=True)
+    assert prediction.image is not None  # asked for above
+    png = await asyncio.to_thread(render_png, prediction.image, prediction.poses)
     return Response(
         png,
         media_type="image/png",
