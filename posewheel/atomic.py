@@ -98,10 +98,15 @@ def replace_dir(staged: str | os.PathLike[str], target: str | os.PathLike[str]) 
 def staged_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield an empty folder beside `target`; on success it replaces `target` atomically.
 
-    On an exception (or a kill) the old `target` is untouched; the stage is removed when possible.
+    On an exception (or a kill) the old `target` is untouched; the stage is removed when possible,
+    and a stage left by a killed writer is removed by the next one. One writer per target at a time.
     """
     target_path = Path(target)
     target_path.parent.mkdir(parents=True, exist_ok=True)
+    # A writer killed mid-way (SIGKILL) leaves its stage behind; one writer per target at a time
+    # (DVC's output lock, or the caller's own), so any stage found now is such a leftover.
+    for leftover in target_path.parent.glob(f".{target_path.name}.stage-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
     stage = Path(tempfile.mkdtemp(dir=target_path.parent, prefix=f".{target_path.name}.stage-"))
     umask = os.umask(0)
     os.umask(umask)

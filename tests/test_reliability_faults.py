@@ -195,6 +195,8 @@ def test_label_export_killed_half_way_leaves_the_old_or_the_new_snapshot_and_the
         seen.append(_snapshot(feedback))
         if seen[-1] != old:
             break  # the kill came after the swap: the new snapshot is there whole
+    # A kill inside the staging leaves its half-built folder beside data/feedback: proof it landed half way.
+    left_behind = sorted(stages())
     last = repro()
     out, _ = last.communicate(timeout=180)
     assert last.returncode == 0, f"the repro after the kill failed:\n{out}"
@@ -202,10 +204,9 @@ def test_label_export_killed_half_way_leaves_the_old_or_the_new_snapshot_and_the
     assert new != old and len(new[1]) == 340
     assert set(seen) <= {old, new}, "a killed export left a snapshot that is neither the old nor the new one"
     assert killed_mid_swap >= 1, "no kill landed while the export was running"
-    # A kill inside the staging leaves its half-built folder beside data/feedback: proof it landed half way.
-    left_behind = sorted(stages())
     print(f"snapshots seen after kills: {[s == old for s in seen]} (True = old); half-built folders: {left_behind}")
     assert left_behind, "no kill landed inside the staging of the new snapshot"
+    assert not stages(), "the next export did not clear the half-built folders of killed ones"
     status = subprocess.run(dvc_command("status", "labels"), cwd=project.root, env=venv_environ(env), text=True,
                             capture_output=True, check=False)  # fmt: skip
     assert status.returncode == 0, status.stdout + status.stderr
