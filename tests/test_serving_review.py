@@ -117,7 +117,7 @@ def test_review_drain_without_label_studio_still_serves(
 
 
 def test_a_prediction_answered_as_queued_is_already_in_the_outbox(start_server: StartServer, tmp_path: Path) -> None:
-    """"queued": true is a promise: the review item is on disk before the answer, not in a writer's memory."""
+    """A 'queued: true' answer is a promise: the review item is on disk before the answer, not in a writer's memory."""
     server = start_server(review_random_fraction=1.0)
     outbox = Outbox(tmp_path / "var" / "outbox")
     for i in range(5):
