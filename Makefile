@@ -7,6 +7,8 @@ LS_VENV := .venv-labelstudio
 BIN := $(VENV)/bin
 LABEL_STUDIO_VERSION := 1.23.2
 export WANDB_MODE ?= offline
+# torch's OpenMP threads spin while waiting; on 2 shared cores that starves the other processes.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: demo test install labelstudio serve-venv browser lint pytest bench clean
 

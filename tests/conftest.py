@@ -8,6 +8,8 @@ import os
 # W&B never reaches the network from tests; its files stay inside the project's ignored folders.
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# torch's OpenMP threads spin while waiting; on a shared 2-core machine that starves everything else.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _SUPPORT = ("data", "artifacts", "onnx_models", "server", "labelstudio", "flywheel")
 pytest_plugins = [
