@@ -235,6 +235,16 @@ def sample_figure(rng: np.random.Generator, limits: PoseRange, outfit: Outfit) -
         lh - up * 0.035, lh + out_l * width_h, (ls + lh) / 2 + out_l * 0.01,
     ])  # fmt: skip
     parts.append(Part(TORSO, torso, 0.0, outfit.shirt))
+    if not back:
+        # What a viewer reads facing from below the head: a neckline and a button placket on the
+        # front of the shirt. Without a body cue, the person's left/right is only decidable from the
+        # face, far from the limbs, and a small network collapses both sides onto one limb.
+        mid_s, mid_h = (ls + rs) / 2, (lh + rh) / 2
+        neckline = np.array([ls + (rs - ls) * 0.3 + up * 0.02, rs + (ls - rs) * 0.3 + up * 0.02, mid_s - up * 0.06])
+        parts.append(Part(TORSO, neckline, 0.001, outfit.skin))
+        placket = tuple(int(c * 0.45) for c in outfit.shirt)
+        for k in (0.3, 0.5, 0.7):
+            parts.append(Part(TORSO, ellipse(mid_s + (mid_h - mid_s) * k, 0.009, 0.009, 0.0, 6), 0.002, placket))
 
     # Neck and head: a sphere turning with yaw plus its own small turn and tilt.
     head_yaw = yaw + _deg(rng, 25.0)
