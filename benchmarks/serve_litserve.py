@@ -14,11 +14,11 @@ from typing import Any
 import litserve as ls
 import numpy as np
 
-from posewheel.decoding import Box, pose_score
-from posewheel.schema import KEYPOINT_NAMES
+from posewheel.decoding import Box
 from serving.engine import PoseModel, load_model, prepare
 from serving.images import decode_image, parse_boxes
 from serving.reload import fingerprint
+from serving.service import pose_dicts
 
 
 class PoseLitAPI(ls.LitAPI):
@@ -60,26 +60,7 @@ class PoseLitAPI(ls.LitAPI):
     def encode_response(self, output: tuple[list[Box], np.ndarray, np.ndarray]) -> dict[str, Any]:
         assert self.model is not None
         boxes, points, scores = output
-        totals = pose_score(scores)
-        return {
-            "model_version": self.model.version,
-            "poses": [
-                {
-                    "box": list(box),
-                    "score": float(totals[i]),
-                    "keypoints": [
-                        {
-                            "name": n,
-                            "x": float(points[i, k, 0]),
-                            "y": float(points[i, k, 1]),
-                            "score": float(scores[i, k]),
-                        }
-                        for k, n in enumerate(KEYPOINT_NAMES)
-                    ],
-                }
-                for i, box in enumerate(boxes)
-            ],
-        }
+        return {"model_version": self.model.version, "poses": pose_dicts(boxes, points, scores)}
 
 
 if __name__ == "__main__":

@@ -20,10 +20,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from posewheel.artifact import load_card
-from posewheel.decoding import decode_to_image, pose_score
-from posewheel.schema import KEYPOINT_NAMES
+from posewheel.decoding import decode_to_image
 from serving.engine import prepare
 from serving.images import decode_image, parse_boxes
+from serving.service import pose_dicts
 from training.export import load_weights
 from training.model import NetConfig, PoseNet
 
@@ -44,26 +44,7 @@ def build_app(artifact: Path) -> FastAPI:
         with torch.inference_mode():
             heatmaps = net(torch.from_numpy(inputs)).numpy()
         points, scores = decode_to_image(heatmaps, windows, spec)
-        totals = pose_score(scores)
-        return {
-            "model_version": card.version,
-            "poses": [
-                {
-                    "box": list(box),
-                    "score": float(totals[i]),
-                    "keypoints": [
-                        {
-                            "name": n,
-                            "x": float(points[i, k, 0]),
-                            "y": float(points[i, k, 1]),
-                            "score": float(scores[i, k]),
-                        }
-                        for k, n in enumerate(KEYPOINT_NAMES)
-                    ],
-                }
-                for i, box in enumerate(boxes)
-            ],
-        }
+        return {"model_version": card.version, "poses": pose_dicts(boxes, points, scores)}
 
     return app
 
