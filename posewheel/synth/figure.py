@@ -242,7 +242,8 @@ def sample_figure(rng: np.random.Generator, limits: PoseRange, outfit: Outfit) -
         mid_s, mid_h = (ls + rs) / 2, (lh + rh) / 2
         neckline = np.array([ls + (rs - ls) * 0.3 + up * 0.02, rs + (ls - rs) * 0.3 + up * 0.02, mid_s - up * 0.06])
         parts.append(Part(TORSO, neckline, 0.001, outfit.skin))
-        placket = tuple(int(c * 0.45) for c in outfit.shirt)
+        r, g, b = (int(c * 0.45) for c in outfit.shirt)
+        placket = (r, g, b)
         for k in (0.3, 0.5, 0.7):
             parts.append(Part(TORSO, ellipse(mid_s + (mid_h - mid_s) * k, 0.009, 0.009, 0.0, 6), 0.002, placket))
 
