@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import colorsys
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from PIL import Image, ImageDraw
 from posewheel.decoding import InputSpec, decode_heatmaps
 from posewheel.schema import FLIP_INDEX, KEYPOINT_INDEX, NUM_KEYPOINTS
 from training.augment import AugmentParams, CropAugmenter, plain_crop
-from training.targets import gaussian_heatmaps, inside_input, joint_weights
+from training.targets import BACK, FRONT, UNKNOWN, facing, gaussian_heatmaps, inside_input, joint_weights
 
 SPEC = InputSpec()
 NONE = AugmentParams(flip=0.0, rotation=0.0, scale=(1.0, 1.0), translate=0.0, color_jitter=0.0, blur=0.0)
@@ -67,7 +68,8 @@ def test_keypoints_stay_on_their_body_part_after_geometric_transforms(params: Au
     augment = CropAugmenter(SPEC, params)
     checked = 0
     for _ in range(8):
-        crop, moved = augment(image, BOX, points)
+        crop, moved, order = augment(image, BOX, points)
+        assert order.tolist() == list(range(NUM_KEYPOINTS))  # no flip in these parameters
         found = part_under(crop.permute(1, 2, 0).numpy(), moved)
         for joint, part in enumerate(found):
             if part is not None:
@@ -79,10 +81,11 @@ def test_keypoints_stay_on_their_body_part_after_geometric_transforms(params: Au
 def test_flip_mirrors_the_image_and_swaps_left_and_right_joints() -> None:
     torch.manual_seed(0)
     image, points = painted_person(seed=3)
-    crop, moved = CropAugmenter(SPEC, dataclasses.replace(NONE, flip=1.0))(image, BOX, points)
+    crop, moved, order = CropAugmenter(SPEC, dataclasses.replace(NONE, flip=1.0))(image, BOX, points)
     found = part_under(crop.permute(1, 2, 0).numpy(), moved)
     # slot i now holds the mirror of the joint that was FLIP_INDEX[i]: the dot painted for that joint
     assert found == [FLIP_INDEX[i] for i in range(NUM_KEYPOINTS)]
+    assert order.tolist() == found  # and `order` says so, for the labels that travel with the points
     _, unflipped = plain_crop(image, BOX, points, SPEC)
     left, right = KEYPOINT_INDEX["left_wrist"], KEYPOINT_INDEX["right_wrist"]
     assert moved[left, 0] == pytest.approx(SPEC.width - unflipped[right, 0], abs=0.35)
@@ -92,7 +95,7 @@ def test_flip_mirrors_the_image_and_swaps_left_and_right_joints() -> None:
 def test_colour_jitter_and_blur_leave_keypoints_in_place() -> None:
     torch.manual_seed(0)
     image, points = painted_person()
-    crop, moved = CropAugmenter(SPEC, dataclasses.replace(NONE, color_jitter=0.5, blur=1.0))(image, BOX, points)
+    crop, moved, _ = CropAugmenter(SPEC, dataclasses.replace(NONE, color_jitter=0.5, blur=1.0))(image, BOX, points)
     plain, expected = plain_crop(image, BOX, points, SPEC)
     np.testing.assert_allclose(moved, expected, atol=0.35)
     assert not np.array_equal(crop.permute(1, 2, 0).numpy(), plain), "the photometric transforms changed nothing"
@@ -120,3 +123,79 @@ def test_target_heatmaps_decode_back_to_the_labeled_point() -> None:
     error = np.linalg.norm(coords[0] * SPEC.stride - points, axis=1)
     # quarter-cell decoding: at most a quarter of a 4-pixel cell per axis
     assert np.delete(error, 3).max() <= 0.25 * SPEC.stride * np.sqrt(2) + 1e-6
+
+
+def test_a_flipped_crop_carries_each_joints_visibility_to_its_new_slot(tmp_path: Path) -> None:
+    from training.config import TrainConfig
+    from training.data import Person, PersonCrops
+
+    image, points = painted_person(seed=3)
+    image.save(tmp_path / "person.png")
+    keypoints = np.concatenate([points, np.full((NUM_KEYPOINTS, 1), 2.0)], axis=1)
+    left, right = KEYPOINT_INDEX["left_ear"], KEYPOINT_INDEX["right_ear"]
+    keypoints[left, 2] = 0.0  # the left ear is not labeled: after a flip, the right-ear slot has no target
+    person = Person(tmp_path / "person.png", image.width, image.height, BOX, keypoints, source=0)
+    config = TrainConfig(flip=1.0, rotation=0.0, scale=(1.0, 1.0), translate=0.0, whole_image_fraction=0.0)
+    sample = PersonCrops([person], config, train=True)[0]
+    assert sample["weights"][right] == 0.0 and sample["weights"][left] == 1.0
+    assert sample["heatmaps"][right].max() == 0.0 and sample["heatmaps"][left].max() > 0.9
+
+
+def _torso(front: bool, angle_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints (17, 2) of an upright torso turned by `angle_deg` in the image plane, all labeled."""
+    side = 1.0 if front else -1.0  # a front-facing person's left is on the image's right
+    points = np.zeros((NUM_KEYPOINTS, 2))
+    for name, (x, y) in {"left_shoulder": (side * 20, -50), "right_shoulder": (-side * 20, -50),
+                         "left_hip": (side * 12, 0), "right_hip": (-side * 12, 0)}.items():  # fmt: skip
+        points[KEYPOINT_INDEX[name]] = (x, y)
+    a = np.radians(angle_deg)
+    rotation = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return points @ rotation.T + 100.0, np.full(NUM_KEYPOINTS, 2.0)
+
+
+@pytest.mark.parametrize("angle", [0.0, 35.0, 90.0, 180.0, -120.0])
+def test_facing_reads_the_torso_whatever_its_rotation(angle: float) -> None:
+    assert facing(*_torso(front=True, angle_deg=angle)) == FRONT
+    assert facing(*_torso(front=False, angle_deg=angle)) == BACK
+
+
+def test_a_mirrored_person_still_faces_the_same_way() -> None:
+    points, visibility = _torso(front=True, angle_deg=20.0)
+    mirrored = points.copy()
+    mirrored[:, 0] = 300.0 - mirrored[:, 0]
+    assert facing(mirrored[list(FLIP_INDEX)], visibility) == FRONT  # flip + left/right swap, as augment does
+
+
+def test_facing_is_unknown_without_the_torso_or_edge_on() -> None:
+    points, visibility = _torso(front=True)
+    missing = visibility.copy()
+    missing[KEYPOINT_INDEX["right_hip"]] = 0
+    assert facing(points, missing) == UNKNOWN
+    edge_on = points.copy()
+    edge_on[:, 0] = 100.0  # seen from the side: left and right on one vertical line
+    assert facing(edge_on, visibility) == UNKNOWN
+
+
+def test_facing_from_keypoints_agrees_with_the_generators_truth() -> None:
+    from posewheel.synth.scene import DOMAINS, render_sample
+
+    checked = 0
+    for domain in ("studio", "street"):
+        for index in range(40):
+            sample = render_sample(DOMAINS[domain], 7, index, size=128)
+            found = facing(sample.projected, np.full(NUM_KEYPOINTS, 2.0))
+            if found != UNKNOWN:
+                assert found == (FRONT if sample.facing == "front" else BACK), (domain, index)
+                checked += 1
+    assert checked >= 60
+
+
+def test_the_network_swaps_pairs_only_for_back_facing_persons() -> None:
+    from training.model import to_person_order
+
+    canonical = torch.arange(2 * NUM_KEYPOINTS, dtype=torch.float32).reshape(2, NUM_KEYPOINTS)
+    flips = torch.tensor(FLIP_INDEX)
+    out = to_person_order(canonical, torch.tensor([2.5, -0.3]), flips)
+    assert torch.equal(out[0], canonical[0])
+    assert torch.equal(out[1], canonical[1, flips])
+    assert torch.equal(to_person_order(out, torch.tensor([2.5, -0.3]), flips), canonical)  # its own inverse

@@ -75,22 +75,28 @@ class CropAugmenter:
             v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=(0.3, 1.5))], p=params.blur),
         ])  # fmt: skip
 
-    def __call__(self, image: Image.Image, box: Box, keypoints: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    def __call__(
+        self, image: Image.Image, box: Box, keypoints: np.ndarray
+    ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         """Crop around `box` with random flip/affine/colour; keypoints (K, 2) image px -> input px.
 
-        Returns the crop (3, H, W) uint8 and keypoints (K, 2) float64 in continuous input pixels
-        (they may fall outside the crop; see `training.targets.inside_input`).
+        Returns the crop (3, H, W) uint8, keypoints (K, 2) float64 in continuous input pixels
+        (they may fall outside the crop; see `training.targets.inside_input`), and `order` (K,):
+        output slot k holds input joint order[k] (the left/right swap of a flip), so per-joint
+        labels such as visibility follow with `visibility[order]`.
         """
+        order: np.ndarray = np.arange(len(keypoints))
         x, y, w, h = crop_box(box, self.spec)
         window = (x - w * (MARGIN - 1) / 2, y - h * (MARGIN - 1) / 2, w * MARGIN, h * MARGIN)
         crop = tv_tensors.Image(torch.from_numpy(crop_image(image, window, self.big).copy()).permute(2, 0, 1))
         points = _to_tv(image_to_input(keypoints, window, self.big), (self.big.height, self.big.width))
         if torch.rand(()) < self.params.flip:
             crop, points = hflip(crop, points)
+            order = order[list(FLIP_INDEX)]
         crop, points = self.affine(crop, points)
         crop, points = self.center(crop, points)
         crop = self.photometric(crop)
-        return crop.as_subclass(torch.Tensor), _from_tv(points)
+        return crop.as_subclass(torch.Tensor), _from_tv(points), order
 
 
 def plain_crop(image: Image.Image, box: Box, keypoints: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:

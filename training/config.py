@@ -3,7 +3,7 @@
     from training.config import TrainConfig, load_params
     config = TrainConfig.from_params(load_params("params.yaml"))
 
-Sizes are data, not branches: `cpu` (MobileNetV2, 128x96 input) trains on a laptop's two
+Sizes are data, not branches: `cpu` (MobileNetV3-Large, 128x96 input) trains on a laptop's two
 cores; `gpu` (ResNet-50, 256x192) is the accuracy configuration. Accelerator, devices, precision,
 strategy (`ddp`) and `num_nodes` pass straight through to the Lightning Trainer.
 """
@@ -21,7 +21,7 @@ from posewheel.decoding import InputSpec
 
 # Named size configurations; params.yaml's `train` keys override any of these fields.
 SIZE_CONFIGS: dict[str, dict[str, Any]] = {
-    "cpu": {"backbone": "mobilenet_v2", "input_height": 128, "input_width": 96, "head_channels": 64},
+    "cpu": {"backbone": "mobilenet_v3_large", "input_height": 128, "input_width": 96, "head_channels": 64},
     "gpu": {"backbone": "resnet50", "input_height": 256, "input_width": 192, "head_channels": 256},
 }
 
@@ -35,13 +35,14 @@ class TrainConfig:
     """Every knob of one training run; units in the field comments."""
 
     config: str = "cpu"  # name of the size configuration these fields started from
-    backbone: str = "mobilenet_v2"  # torchvision model name, built from scratch
+    backbone: str = "mobilenet_v3_large"  # torchvision model name, built from scratch
     backbone_checkpoint: str | None = None  # optional local state dict for the backbone (no downloads)
     input_height: int = 128  # pixels
     input_width: int = 96  # pixels
     head_channels: int = 64
     sigma: float = 1.5  # Gaussian target std, heatmap cells
     foreground_weight: float = 10.0  # loss weight of a heatmap peak pixel relative to background
+    facing_loss_weight: float = 0.05  # weight of the facing classifier's cross-entropy (training/model.py)
     occluded_weight: float = 1.0  # loss weight of v=1 joints (v=2: 1, v=0: 0)
     whole_image_fraction: float = 0.3  # share of samples cropped from the whole image, not the box
     # augmentation

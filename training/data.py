@@ -23,7 +23,7 @@ from posewheel import dataset as coco
 from posewheel.decoding import Box, crop_box, normalize
 from training.augment import AugmentParams, CropAugmenter, plain_crop
 from training.config import TrainConfig
-from training.targets import gaussian_heatmaps, inside_input, joint_weights
+from training.targets import facing, gaussian_heatmaps, inside_input, joint_weights
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,11 @@ def persons(ds: coco.Dataset, source: int, image_ids: set[int] | None = None) ->
 
 
 class PersonCrops(torch.utils.data.Dataset[dict[str, Any]]):
-    """Crops (3, H, W) float32 normalised, heatmaps (17, h, w), weights (17,), and their geometry."""
+    """Crops (3, H, W) float32 normalised, heatmaps (17, h, w), weights (17,), facing, and geometry.
+
+    Heatmaps and weights are in COCO's person order; `facing` (+1 front, -1 back, 0 unknown; see
+    `training.targets.facing`) is what turns them into the network's canonical order.
+    """
 
     def __init__(self, items: list[Person], config: TrainConfig, train: bool):
         self.items = items
@@ -75,17 +79,19 @@ class PersonCrops(torch.utils.data.Dataset[dict[str, Any]]):
         box = person.box
         if self.train and torch.rand(()) < self.config.whole_image_fraction:
             box = (0.0, 0.0, float(person.width), float(person.height))  # the server's "no boxes" request
+        visibility = person.keypoints[:, 2]
         if self.train:
-            tensor, points = self.augment(image, box, person.keypoints[:, :2])
-            crop = tensor.permute(1, 2, 0).numpy()
+            tensor, points, order = self.augment(image, box, person.keypoints[:, :2])
+            crop, visibility = tensor.permute(1, 2, 0).numpy(), visibility[order]  # a flip swaps sides
         else:
             crop, points = plain_crop(image, box, person.keypoints[:, :2], self.spec)
-        weights = joint_weights(person.keypoints[:, 2], self.config.occluded_weight)
+        weights = joint_weights(visibility, self.config.occluded_weight)
         weights *= inside_input(points, self.spec)
         return {
             "image": torch.from_numpy(normalize(crop[None], self.spec)[0]),
             "heatmaps": torch.from_numpy(gaussian_heatmaps(points, weights, self.spec, self.config.sigma)),
             "weights": torch.from_numpy(weights),
+            "facing": torch.tensor(facing(points, visibility), dtype=torch.float32),
             "window": torch.tensor(crop_box(box, self.spec), dtype=torch.float64),
             "keypoints": torch.from_numpy(person.keypoints.astype(np.float64)),  # (17, 3) image px
             "box": torch.tensor(person.box, dtype=torch.float64),

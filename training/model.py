@@ -3,7 +3,16 @@
     image (N, 3, H, W) ─► backbone stages at strides 4, 8, 16, 32
                       ─► HeatmapHead: lateral 1x1 convs, top-down x2 upsampling + separable
                          3x3 convs (a light FPN), back to stride 4
-                      ─► heatmaps (N, 17, H/4, W/4), one Gaussian per joint
+                      ─► canonical heatmaps (N, 17, H/4, W/4), one Gaussian per joint
+      stride-32 features ─► global average pool ─► linear ─► facing logit (N,): > 0 is "front"
+      canonical heatmaps + facing ─► heatmaps (N, 17, H/4, W/4) in COCO's person-left/right order
+
+Left and right are split into two questions. Which of two arms is the person's left depends on one
+global fact, whether they face the camera; a heatmap head learns that binding slowly (short runs
+collapse both channels onto one limb). So the head answers the local question, in *canonical*
+order: slot "left" is the limb a front-facing person's left would be, relative to the torso (see
+`training.targets.facing`); a pooled classifier answers the global one; the forward pass swaps the
+pairs of back-facing persons. The exported model's output is plain COCO-order heatmaps.
 
 No weights are downloaded: the backbone starts random unless a local state dict is given. The
 Lightning side (loss, optimiser, validation) lives in training/module.py.
@@ -20,7 +29,9 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from posewheel.schema import NUM_KEYPOINTS
+from posewheel.schema import FLIP_INDEX, NUM_KEYPOINTS
+
+BN_MOMENTUM = 0.1  # PyTorch's default, for every BatchNorm of the network
 
 
 @dataclass(frozen=True)
@@ -71,8 +82,16 @@ class HeatmapHead(nn.Module):
         return self.out(x)
 
 
+def to_person_order(canonical: torch.Tensor, facing: torch.Tensor, flip_index: torch.Tensor) -> torch.Tensor:
+    """Canonical (N, K, ...) -> person-left/right order: back-facing rows (facing <= 0) swap their pairs."""
+    front = (facing > 0).reshape(-1, *([1] * (canonical.dim() - 1)))
+    return torch.where(front, canonical, canonical.index_select(1, flip_index))
+
+
 class PoseNet(nn.Module):
     """Image (N, 3, H, W) normalised float32 -> heatmaps (N, K, H/4, W/4); H, W multiples of 32."""
+
+    flip_index: torch.Tensor
 
     def __init__(self, config: NetConfig):
         super().__init__()
@@ -83,6 +102,13 @@ class PoseNet(nn.Module):
         with torch.no_grad():
             channels = [f.shape[1] for f in self.features(torch.zeros(1, 3, 64, 64))]
         self.head = HeatmapHead(channels, config.head_channels, config.num_keypoints)
+        self.facing = nn.Linear(channels[-1], 1)
+        self.register_buffer("flip_index", torch.tensor(FLIP_INDEX[: config.num_keypoints]), persistent=False)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                # torchvision's MobileNetV3 uses momentum 0.01: its running statistics trail the
+                # weights by ~100 steps, so per-epoch validation (eval mode) lags far behind training.
+                m.momentum = BN_MOMENTUM
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         out = []
@@ -91,8 +117,14 @@ class PoseNet(nn.Module):
             out.append(x)
         return out
 
+    def forward_parts(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Canonical heatmaps (N, K, H/4, W/4) and the facing logit (N,); what training fits."""
+        features = self.features(image)
+        return self.head(features), self.facing(features[-1].mean(dim=(2, 3)))[:, 0]
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(image))
+        canonical, facing = self.forward_parts(image)
+        return to_person_order(canonical, facing, self.flip_index)
 
     def load_backbone(self, path: Path) -> None:
         """Load a torchvision classifier state dict (e.g. ImageNet weights copied to disk) into the stages."""

@@ -1,5 +1,9 @@
 """The LightningModule: visibility-weighted heatmap MSE, AdamW with warm-up + cosine, validation PCK.
 
+The network is fitted in its canonical order (training/model.py): targets of back-facing persons
+swap their left/right pairs, and a binary cross-entropy teaches the facing classifier. Persons whose
+facing is unknown train only their unpaired joints (the nose) and no facing.
+
 The cosine runs on whichever is further along, steps or the wall-clock budget, so a run stopped by
 `max_minutes` still ends at a small learning rate instead of being cut off at the peak.
 """
@@ -18,7 +22,7 @@ import torch
 from posewheel.decoding import InputSpec, decode_to_image
 from training.config import TrainConfig
 from training.metrics import mean_px_error, pck
-from training.model import NetConfig, PoseNet
+from training.model import NetConfig, PoseNet, to_person_order
 
 
 def heatmap_loss(
@@ -53,8 +57,21 @@ class PoseModel(L.LightningModule):
         return self.net(image)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = heatmap_loss(self(batch["image"]), batch["heatmaps"], batch["weights"], self.config.foreground_weight)
+        canonical, logits = self.net.forward_parts(batch["image"])
+        facing, flips = batch["facing"], self.net.flip_index
+        known = facing != 0
+        paired = flips != torch.arange(len(flips), device=flips.device)
+        weights = to_person_order(batch["weights"], facing, flips) * (known[:, None] | ~paired[None, :])
+        targets = to_person_order(batch["heatmaps"], facing, flips)
+        joints = heatmap_loss(canonical, targets, weights, self.config.foreground_weight)
+        loss = joints
+        if known.any():
+            side = torch.nn.functional.binary_cross_entropy_with_logits(logits[known], (facing[known] > 0).float())
+            loss = joints + self.config.facing_loss_weight * side
+            accuracy = ((logits[known] > 0) == (facing[known] > 0)).float().mean()
+            self.log("train/facing_accuracy", accuracy, on_step=False, on_epoch=True, batch_size=int(known.sum()))
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["image"]))
+        self.log("train/joint_loss", joints, on_step=True, on_epoch=False, batch_size=len(batch["image"]))
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)  # type: ignore[union-attr]
         return loss
 
@@ -62,7 +79,12 @@ class PoseModel(L.LightningModule):
         self._val = []
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        heatmaps = self(batch["image"])
+        canonical, logits = self.net.forward_parts(batch["image"])
+        heatmaps = to_person_order(canonical, logits, self.net.flip_index)
+        known = batch["facing"] != 0
+        if known.any():
+            right = ((logits[known] > 0) == (batch["facing"][known] > 0)).float().mean()
+            self.log("val/facing_accuracy", right, on_epoch=True, batch_size=int(known.sum()), sync_dist=True)
         loss = heatmap_loss(heatmaps, batch["heatmaps"], batch["weights"], self.config.foreground_weight)
         self.log("val/loss", loss, on_epoch=True, batch_size=len(batch["image"]), sync_dist=True)
         windows = [tuple(w) for w in batch["window"].cpu().numpy().tolist()]

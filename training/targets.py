@@ -44,3 +44,36 @@ def inside_input(points: np.ndarray, spec: InputSpec) -> np.ndarray:
     """(K,) bool: which input-pixel points (K, 2) lie inside the input window [0, W) x [0, H)."""
     x, y = points[:, 0], points[:, 1]
     return (x >= 0) & (x < spec.width) & (y >= 0) & (y < spec.height)
+
+
+FRONT, BACK, UNKNOWN = 1.0, -1.0, 0.0
+
+
+def facing(points: np.ndarray, visibility: np.ndarray, min_sine: float = 0.1) -> float:
+    """FRONT, BACK or UNKNOWN: whether the person faces the camera, from the torso's labeled joints.
+
+    A front-facing person's left shoulder (and hip) lies on their torso's image-right: with
+    up = mid-shoulders - mid-hips and across = left - right (shoulders, else hips), the sign of the
+    2D cross product up x across (image axes, y down) is the facing, whatever the in-plane rotation;
+    a horizontal flip with its left/right swap keeps it. UNKNOWN when a joint it needs is not labeled
+    or the person is seen edge-on (|sine| of the angle between up and across below `min_sine`).
+    points: (K, 2) pixels; visibility: (K,) COCO v.
+    """
+    from posewheel.schema import KEYPOINT_INDEX
+
+    def pair(name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        left, right = KEYPOINT_INDEX[f"left_{name}"], KEYPOINT_INDEX[f"right_{name}"]
+        if visibility[left] > 0 and visibility[right] > 0:
+            return points[left], points[right]
+        return None
+
+    shoulders, hips = pair("shoulder"), pair("hip")
+    if shoulders is None or hips is None:
+        return UNKNOWN
+    up = (shoulders[0] + shoulders[1]) / 2 - (hips[0] + hips[1]) / 2
+    across = (shoulders[0] - shoulders[1]) + (hips[0] - hips[1])
+    cross = float(up[0] * across[1] - up[1] * across[0])
+    norm = float(np.linalg.norm(up) * np.linalg.norm(across))
+    if norm == 0.0 or abs(cross) < min_sine * norm:
+        return UNKNOWN
+    return FRONT if cross > 0 else BACK
