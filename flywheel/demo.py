@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from flywheel.pipeline import PipelinePaths, repro, venv_environ
+from flywheel.pipeline import PipelinePaths, load_params, repro, venv_environ
 from flywheel.stages.synth import TRAFFIC_SEED_OFFSET
 from flywheel.tracking import wandb_environ
 from posewheel import artifact
@@ -85,8 +85,12 @@ def _posewheel(*args: str, env: dict[str, str] | None = None) -> None:
         raise RuntimeError(f"`posewheel {' '.join(args)}` failed with exit code {result.returncode}")
 
 
-def _start_server(root: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    env = venv_environ({"POSEWHEEL_ROOT": str(root), "POSEWHEEL_REVIEW_DRAIN": "true"})
+def _start_server(root: Path, port: int, log_path: Path, review_cap: int) -> subprocess.Popen[bytes]:
+    # The hourly review cap (default 200) must not stop the demo short of the labels it asks for;
+    # a cap the user set in the environment wins.
+    cap = os.environ.get("POSEWHEEL_REVIEW_CAP_PER_HOUR", str(review_cap))
+    env = venv_environ({"POSEWHEEL_ROOT": str(root), "POSEWHEEL_REVIEW_DRAIN": "true",
+                        "POSEWHEEL_REVIEW_CAP_PER_HOUR": cap})  # fmt: skip
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
@@ -171,7 +175,7 @@ def run_demo(options: DemoOptions) -> DemoReport:
                     raise RuntimeError("the first `dvc repro` failed; see its output above")
         report.before_version = artifact.production_version(paths.models)
         with step("start the API server"):
-            server = _start_server(root, options.port, settings.var_dir / "logs" / "serve.log")
+            server = _start_server(root, options.port, settings.var_dir / "logs" / "serve.log", options.labels)
             _wait_ready(base)
         with step(f"send {options.traffic} street images to /v1/predict"):
             from posewheel.synth import generate
@@ -217,6 +221,17 @@ def labelstudio_url() -> str:
     return LabelStudioSettings().base_url
 
 
+def training_budget(root: Path) -> str:
+    """The demo's (lighter than the benchmarks') training budget, from params.yaml."""
+    try:
+        train = load_params(root).get("train", {})
+    except (OSError, ValueError):
+        return "params.yaml unreadable"
+    return (f"first model {train.get('max_minutes', '?')} min, each fine-tune "
+            f"{train.get('finetune_max_minutes', train.get('max_minutes', '?'))} min of training "
+            "(params.yaml; benchmarks/train_accuracy.py trains the first model for 20)")  # fmt: skip
+
+
 def format_report(report: DemoReport, options: DemoOptions, root: Path) -> str:
     def ap(metrics: dict[str, dict[str, float]], holdout: str) -> str:
         return f"{metrics[holdout]['oks_ap']:.3f}" if holdout in metrics else "  -  "
@@ -232,6 +247,7 @@ def format_report(report: DemoReport, options: DemoOptions, root: Path) -> str:
         f"  labels used      {report.labels_used} corrected street labels "
         f"({report.predictions} predictions, {report.queued} queued for review)",
         f"  server answers   {report.served_version}",
+        f"  parameters       {training_budget(root)}",
         f"  minutes          {sum(report.minutes.values()):.1f} in all: "
         + ", ".join(f"{k} {v:.1f}" for k, v in report.minutes.items()),
         "",
