@@ -1,0 +1,183 @@
+"""Flywheel learning curve: street OKS AP against the number of corrected street labels.
+
+    .venv/bin/python benchmarks/flywheel_curve.py                       # 0/50/100/200/400 labels, 2 seeds
+    .venv/bin/python benchmarks/flywheel_curve.py --base models/production --epochs 2   # quicker
+
+One studio-only model is the starting point (trained here for `--base-minutes`, or `--base ARTIFACT`).
+It predicts a pool of street traffic; then, for each seed and each selection strategy, the first N
+persons of the pool in that strategy's order get their true keypoints (what the simulated annotator
+writes back through Label Studio; `tests/test_flywheel_loop.py` covers that path for real) and the
+model is fine-tuned on the studio seed set plus those N, exactly as the `train` stage does
+(warm start, feedback weight from params.yaml), with the same epoch budget for every point.
+Strategies: `uncertainty` (least confident first, the order annotators see in Label Studio) and
+`random` (a seeded shuffle). The baseline (N = 0) is the starting model itself.
+
+Writes `<out>/flywheel_curve.csv` (every point), `<out>/flywheel_curve_<strategy>.csv` (mean over
+seeds, the data `dvc plots show` draws) and `<out>/flywheel_curve.png`; one JSON line per point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import training  # noqa: F401  (passive OpenMP waits, before torch loads)
+
+STRATEGIES = ("uncertainty", "random")
+POOL_SEED_OFFSET = 5000  # street traffic pools, away from every set the pipeline generates
+
+
+def emit(figure: str, **values: Any) -> None:
+    print(json.dumps({"benchmark": "flywheel_curve", "figure": figure, **values}), flush=True)
+
+
+def selection_order(strategy: str, confidence: np.ndarray, seed: int) -> np.ndarray:
+    """Indices of the pool in the order a strategy sends them to annotators."""
+    if strategy == "uncertainty":
+        return np.argsort(confidence, kind="stable")
+    return np.random.default_rng(seed).permutation(len(confidence))
+
+
+def subset(pool: Any, annotation_ids: list[int], out: Path) -> Path:
+    """Save the persons `annotation_ids` of `pool` (and their images) as a COCO folder `out`."""
+    from posewheel import dataset as coco
+
+    chosen = [a for a in pool.annotations if a.id in set(annotation_ids)]
+    image_ids = {a.image_id for a in chosen}
+    coco.save(coco.Dataset([i for i in pool.images if i.id in image_ids], chosen, pool.root, dict(pool.info)), out)
+    return out
+
+
+def plot(rows: list[dict[str, Any]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for strategy, colour in zip(STRATEGIES, ("tab:red", "tab:blue"), strict=True):
+        mine = [r for r in rows if r["strategy"] in (strategy, "baseline")]
+        if len(mine) < 2:
+            continue
+        counts = sorted({r["labels"] for r in mine})
+        for seed in sorted({r["seed"] for r in mine if r["seed"] is not None}):
+            series = [next(r for r in mine if r["labels"] == n and r["seed"] in (seed, None)) for n in counts]
+            ax.plot(counts, [r["street_oks_ap"] for r in series], color=colour, alpha=0.3, linewidth=1)
+        means = [np.mean([r["street_oks_ap"] for r in mine if r["labels"] == n]) for n in counts]
+        ax.plot(counts, means, color=colour, marker="o", label=f"{strategy} (mean of seeds)")
+    ax.set_xlabel("corrected street labels")
+    ax.set_ylabel("street OKS AP")
+    ax.set_title("Flywheel: street AP against labels")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out)
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    from posewheel import atomic
+
+    lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
+    atomic.write_text(path, "\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--counts", type=int, nargs="+", default=[0, 50, 100, 200, 400])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
+    parser.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs per point (same for all)")
+    parser.add_argument("--pool", type=int, default=800, help="street traffic images per seed")
+    parser.add_argument("--base", type=Path, default=None, help="start from this artifact instead of training one")
+    parser.add_argument("--base-minutes", type=float, default=None, help="training budget of the base model")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--work", type=Path, default=Path("var/bench/flywheel_curve"), help="data and models")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="CSV and PNG go here")
+    args = parser.parse_args()
+
+    from posewheel import dataset as coco
+    from posewheel.decoding import pose_score
+    from posewheel.synth import generate
+    from training.config import TrainConfig, load_params
+    from training.evaluate import evaluate_artifact, predict
+    from training.train import train
+
+    params = load_params(args.params)
+    synth, section = params.get("synth", {}), params.get("train", {})
+    seed0, count, holdout = int(synth.get("seed", 0)), int(synth.get("seed_count", 1500)), int(synth["holdout_count"])
+    work = args.work
+    sets = {  # the pipeline's own seeds (flywheel/stages/synth.py), so figures compare with `dvc repro`
+        "seed": ("studio", count, seed0),
+        "holdout_studio": ("studio", holdout, seed0 + 1000),
+        "holdout_street": ("street", holdout, seed0 + 2000),
+        **{f"pool_{s}": ("street", args.pool, seed0 + POOL_SEED_OFFSET + 100 * s) for s in args.seeds},
+    }
+    for name, (domain, n, seed) in sets.items():
+        if not (work / name / coco.ANNOTATIONS_FILE).is_file():
+            generate(domain, n, seed, work / name, size=int(synth.get("image_size", 256)), workers=2)
+
+    config = TrainConfig.from_params(params, wandb=False)
+    base = args.base
+    if base is None:
+        base = work / "models" / "m-base"
+        if not (base / "card.json").is_file():
+            minutes = args.base_minutes or config.max_minutes
+            train(TrainConfig.from_params(params, wandb=False, max_minutes=minutes), [(work / "seed", 1.0)],
+                  work / "models", version="m-base", log_dir=work / "logs" / "base")  # fmt: skip
+
+    def measure(artifact: Path) -> dict[str, float]:
+        street = evaluate_artifact(artifact, work / "holdout_street")
+        studio = evaluate_artifact(artifact, work / "holdout_studio")
+        return {"street_oks_ap": round(street["oks_ap"], 4), "studio_oks_ap": round(studio["oks_ap"], 4),
+                "street_pck@0.1": round(street["pck@0.1"], 4)}  # fmt: skip
+
+    rows: list[dict[str, Any]] = [{"labels": 0, "strategy": "baseline", "seed": None, **measure(base)}]
+    emit("point", **rows[0], base=str(base))
+    tune = TrainConfig.from_params(params, wandb=False, epochs=args.epochs, max_minutes=120.0)
+    weight = float(section.get("feedback_weight", 3.0))
+    for seed in args.seeds:
+        pool = coco.load(work / f"pool_{seed}")
+        seen = predict(base, work / f"pool_{seed}")
+        confidence = pose_score(seen.joint_scores)
+        for strategy in args.strategies:
+            order = selection_order(strategy, confidence, seed)
+            for n in sorted(c for c in args.counts if c > 0):
+                chosen = [seen.annotation_ids[i] for i in order[:n]]
+                feedback = subset(pool, chosen, work / "feedback" / f"{strategy}-{seed}-{n}")
+                start = time.monotonic()
+                artifact = train(tune, [(work / "seed", 1.0), (feedback, weight)], work / "models",
+                                 warm_start=base, version=f"m-{strategy}-{seed}-{n}",
+                                 log_dir=work / "logs" / f"{strategy}-{seed}-{n}")  # fmt: skip
+                minutes = round((time.monotonic() - start) / 60, 2)
+                row = {"labels": n, "strategy": strategy, "seed": seed, **measure(artifact),
+                       "mean_confidence_of_chosen": round(float(confidence[order[:n]].mean()), 4)}  # fmt: skip
+                rows.append(row)
+                emit("point", **row, train_minutes=minutes)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    keys = ["labels", "strategy", "seed", "street_oks_ap", "studio_oks_ap", "street_pck@0.1"]
+    write_csv(args.out / "flywheel_curve.csv", keys, [[r[k] if r[k] is not None else "" for k in keys] for r in rows])
+    for strategy in args.strategies:
+        mine = [r for r in rows if r["strategy"] in (strategy, "baseline")]
+        counts = sorted({r["labels"] for r in mine})
+        means = [
+            [n, *(round(float(np.mean([r[k] for r in mine if r["labels"] == n])), 4) for k in keys[3:5])]
+            for n in counts
+        ]
+        write_csv(args.out / f"flywheel_curve_{strategy}.csv", ["labels", "street_oks_ap", "studio_oks_ap"], means)
+    plot(rows, args.out / "flywheel_curve.png")
+    for n in sorted(c for c in args.counts if c > 0 and len(args.strategies) == len(STRATEGIES)):
+        gain = {s: float(np.mean([r["street_oks_ap"] for r in rows if r["strategy"] == s and r["labels"] == n]))
+                for s in STRATEGIES}  # fmt: skip
+        emit("uncertainty_vs_random", labels=n, uncertainty=round(gain["uncertainty"], 4),
+             random=round(gain["random"], 4), difference=round(gain["uncertainty"] - gain["random"], 4))  # fmt: skip
+    emit("files", csv=str(args.out / "flywheel_curve.csv"), png=str(args.out / "flywheel_curve.png"))
+
+
+if __name__ == "__main__":
+    main()
