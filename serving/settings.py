@@ -41,7 +41,9 @@ class ServingSettings(BaseSettings):
     max_pixels: int = Field(40_000_000, ge=1, description="decoded image limit, width * height")
     max_boxes: int = Field(64, ge=1, description="person boxes per request")
 
-    review_threshold: float = Field(0.3, ge=0.0, le=1.0, description="queue poses scoring below this")
+    review_threshold: float = Field(
+        0.6, ge=0.0, le=1.0, description="queue poses whose score (mean joint peak) is below this"
+    )
     review_random_fraction: float = Field(0.01, ge=0.0, le=1.0, description="queue this share at random")
     review_cap_per_hour: int = Field(200, ge=0, description="at most this many review items per hour")
     review_drain: bool = Field(False, description="start labeling's outbox drainer in the server")
