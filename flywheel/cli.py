@@ -10,7 +10,7 @@ flywheel_app = typer.Typer(help="The data flywheel: status of the loop, and `dvc
 
 
 def demo(
-    traffic: Annotated[int, typer.Option(help="street images sent to /v1/predict", min=1)] = 600,
+    traffic: Annotated[int, typer.Option(help="street images sent to /v1/predict", min=1)] = 900,
     labels: Annotated[int, typer.Option(help="most tasks the simulated annotator corrects", min=1)] = 300,
     port: Annotated[int, typer.Option(help="API server port (127.0.0.1)")] = 8000,
     keep: Annotated[bool, typer.Option("--keep", help="leave Label Studio and the API server running")] = False,

@@ -2,7 +2,7 @@
 
     posewheel demo                 # start Label Studio + API, build or reuse the first model, run the loop
     posewheel demo --keep          # leave the services up afterwards for a person to try
-    posewheel demo --traffic 600 --labels 300
+    posewheel demo --traffic 900 --labels 300
 
 Steps: Label Studio and the API server start; `dvc repro` builds the first model when there is none;
 `street` traffic goes to /v1/predict; the review queue fills Label Studio; the simulated annotator
@@ -36,7 +36,7 @@ from posewheel.settings import ProjectSettings
 
 @dataclass
 class DemoOptions:
-    traffic: int = 600
+    traffic: int = 900  # about a third of street traffic scores under the review threshold
     labels: int = 300
     port: int = 8000
     keep: bool = False
