@@ -508,6 +508,7 @@ def test_torchrun_launch_trains_with_ddp_from_params(tmp_path: Path) -> None:
     params.write_text(yaml.safe_dump({"train": train}), encoding="utf-8")
     env = dict(os.environ, NNODES="1", NPROC_PER_NODE="2", PARAMS=str(params), MASTER_PORT=str(free_port()))
     env["VENV"] = str(Path(sys.executable).parent.parent)
+    env["POSEWHEEL_ROOT"] = str(tmp_path)  # the CSV training log goes to <root>/metrics/train, not the checkout
     result = subprocess.run(
         [str(CLUSTER / "torchrun_train.sh"), "--data", str(tmp_path / "seed"), "--models-dir", str(tmp_path / "models"),
          "--version", "ddp-smoke"],
@@ -593,7 +594,7 @@ def test_training_picks_the_gpu_and_mixed_precision_from_params(tmp_path: Path) 
     result = subprocess.run(
         [str(Path(sys.executable).parent / "posewheel"), "train", "--params", str(tmp_path / "params.yaml"),
          "--data", str(tmp_path / "seed"), "--models-dir", str(tmp_path / "models"), "--version", "gpu-smoke"],
-        capture_output=True, text=True, timeout=600, check=False,
+        env=dict(os.environ, POSEWHEEL_ROOT=str(tmp_path)), capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
