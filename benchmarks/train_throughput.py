@@ -40,7 +40,7 @@ def main() -> None:
     from posewheel.synth import generate
     from training.config import TrainConfig, load_params
     from training.data import PoseDataModule
-    from training.module import PoseModel, heatmap_loss
+    from training.module import PoseModel, fit_loss
 
     config = TrainConfig.from_params(
         load_params(args.params), batch_size=args.batch_size, wandb=False, val_fraction=0.0
@@ -65,9 +65,7 @@ def main() -> None:
             times = []
             for step in range(args.warmup + args.steps):
                 start = time.perf_counter()
-                canonical, logits = model.net.forward_parts(batch["image"])  # what training_step computes
-                side = torch.nn.functional.binary_cross_entropy_with_logits(logits, (batch["facing"] > 0).float())
-                (heatmap_loss(canonical, batch["heatmaps"], batch["weights"]) + 0.05 * side).backward()
+                fit_loss(model.net, batch, model.config)[0].backward()  # what training_step computes
                 optimizer.step()
                 optimizer.zero_grad()
                 if step >= args.warmup:

@@ -39,6 +39,35 @@ def heatmap_loss(
     return (per_joint * weights).sum() / weights.numel()
 
 
+def facing_accuracy(logits: torch.Tensor, facing: torch.Tensor) -> torch.Tensor | None:
+    """Share of persons with a known facing (+1/-1) whose logit has its sign; None when none is known."""
+    known = facing != 0
+    if not known.any():
+        return None
+    return ((logits[known] > 0) == (facing[known] > 0)).float().mean()
+
+
+def fit_loss(
+    net: PoseNet, batch: dict[str, torch.Tensor], config: TrainConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """What a training step minimises: (total loss, heatmap loss, facing accuracy or None).
+
+    Targets and weights go to the network's canonical order with each person's facing; persons of
+    unknown facing keep only their unpaired joints and add no facing term.
+    """
+    canonical, logits = net.forward_parts(batch["image"])
+    facing, flips = batch["facing"], net.flip_index
+    known = facing != 0
+    paired = flips != torch.arange(len(flips), device=flips.device)
+    weights = to_person_order(batch["weights"], facing, flips) * (known[:, None] | ~paired[None, :])
+    targets = to_person_order(batch["heatmaps"], facing, flips)
+    joints = heatmap_loss(canonical, targets, weights, config.foreground_weight)
+    if not known.any():
+        return joints, joints, None
+    side = torch.nn.functional.binary_cross_entropy_with_logits(logits[known], (facing[known] > 0).float())
+    return joints + config.facing_loss_weight * side, joints, facing_accuracy(logits, facing)
+
+
 class PoseModel(L.LightningModule):
     """PoseNet trained on heatmaps; `self.net` is what gets exported."""
 
@@ -57,19 +86,10 @@ class PoseModel(L.LightningModule):
         return self.net(image)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        canonical, logits = self.net.forward_parts(batch["image"])
-        facing, flips = batch["facing"], self.net.flip_index
-        known = facing != 0
-        paired = flips != torch.arange(len(flips), device=flips.device)
-        weights = to_person_order(batch["weights"], facing, flips) * (known[:, None] | ~paired[None, :])
-        targets = to_person_order(batch["heatmaps"], facing, flips)
-        joints = heatmap_loss(canonical, targets, weights, self.config.foreground_weight)
-        loss = joints
-        if known.any():
-            side = torch.nn.functional.binary_cross_entropy_with_logits(logits[known], (facing[known] > 0).float())
-            loss = joints + self.config.facing_loss_weight * side
-            accuracy = ((logits[known] > 0) == (facing[known] > 0)).float().mean()
-            self.log("train/facing_accuracy", accuracy, on_step=False, on_epoch=True, batch_size=int(known.sum()))
+        loss, joints, accuracy = fit_loss(self.net, batch, self.config)
+        if accuracy is not None:
+            known = int((batch["facing"] != 0).sum())
+            self.log("train/facing_accuracy", accuracy, on_step=False, on_epoch=True, batch_size=known)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["image"]))
         self.log("train/joint_loss", joints, on_step=True, on_epoch=False, batch_size=len(batch["image"]))
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)  # type: ignore[union-attr]
@@ -81,10 +101,10 @@ class PoseModel(L.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         canonical, logits = self.net.forward_parts(batch["image"])
         heatmaps = to_person_order(canonical, logits, self.net.flip_index)
-        known = batch["facing"] != 0
-        if known.any():
-            right = ((logits[known] > 0) == (batch["facing"][known] > 0)).float().mean()
-            self.log("val/facing_accuracy", right, on_epoch=True, batch_size=int(known.sum()), sync_dist=True)
+        right = facing_accuracy(logits, batch["facing"])
+        if right is not None:
+            known = int((batch["facing"] != 0).sum())
+            self.log("val/facing_accuracy", right, on_epoch=True, batch_size=known, sync_dist=True)
         loss = heatmap_loss(heatmaps, batch["heatmaps"], batch["weights"], self.config.foreground_weight)
         self.log("val/loss", loss, on_epoch=True, batch_size=len(batch["image"]), sync_dist=True)
         windows = [tuple(w) for w in batch["window"].cpu().numpy().tolist()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from posewheel.decoding import InputSpec, input_to_heatmap_cells
-from posewheel.schema import V_OCCLUDED, V_VISIBLE
+from posewheel.schema import KEYPOINT_INDEX, V_OCCLUDED, V_VISIBLE
 
 
 def joint_weights(visibility: np.ndarray, occluded_weight: float = 1.0) -> np.ndarray:
@@ -53,13 +53,12 @@ def facing(points: np.ndarray, visibility: np.ndarray, min_sine: float = 0.1) ->
     """FRONT, BACK or UNKNOWN: whether the person faces the camera, from the torso's labeled joints.
 
     A front-facing person's left shoulder (and hip) lies on their torso's image-right: with
-    up = mid-shoulders - mid-hips and across = left - right (shoulders, else hips), the sign of the
+    up = mid-shoulders - mid-hips and across = (left - right) of shoulders plus of hips, the sign of the
     2D cross product up x across (image axes, y down) is the facing, whatever the in-plane rotation;
     a horizontal flip with its left/right swap keeps it. UNKNOWN when a joint it needs is not labeled
     or the person is seen edge-on (|sine| of the angle between up and across below `min_sine`).
     points: (K, 2) pixels; visibility: (K,) COCO v.
     """
-    from posewheel.schema import KEYPOINT_INDEX
 
     def pair(name: str) -> tuple[np.ndarray, np.ndarray] | None:
         left, right = KEYPOINT_INDEX[f"left_{name}"], KEYPOINT_INDEX[f"right_{name}"]
