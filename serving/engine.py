@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -155,21 +155,26 @@ class Answer:
 class _Job:
     model: PoseModel
     prepare: Callable[[], Prepared]
-    size: int
+    size: int  # crops: the expected count until prepared, then the real one
     future: asyncio.Future[Answer]
+    prepared: Prepared | None = None  # None: a lone request, prepared on the inference thread
 
 
 class MicroBatcher:
-    """Groups concurrent requests into batches of at most `max_batch_size` person crops.
+    """Continuous batching: at most `max_batch_size` person crops per ONNX Runtime run.
 
-    Each batch goes through two stages off the event loop: `prepare` (decode and crop, split
-    over `prepare_threads` threads; Pillow and NumPy release the GIL) and one ONNX Runtime run
-    with the heatmap decoding (one inference thread; ONNX Runtime spreads it over its own
-    intra-op threads). Two batches are in flight at once, so the next batch is decoded while
-    the current one is inferred. Each request gets back only its own rows, or its own error.
-    While both stages are busy, new requests queue up, so batches grow with the load by
-    themselves; after a batch of several requests the next one waits up to `max_wait_s` to
-    fill, and a lone request never waits.
+    Each request is decoded and cropped (`prepare`) on one of `prepare_threads` threads as soon
+    as it arrives (Pillow and NumPy release the GIL). One inference loop runs one batch at a time
+    on its own thread (ONNX Runtime spreads it over its intra-op threads) and, the moment a batch
+    is done, takes every prepared request that is ready (same model, up to the size limit) as the
+    next batch, so inference never waits for a whole batch to be decoded and decoding never waits
+    for inference. Batches grow with the load by themselves; after a batch of several requests the
+    next one also waits up to `max_wait_s` for requests still being decoded. A lone request (nothing
+    else in flight) skips the prepare hop: it is decoded and inferred in one trip to the inference
+    thread. Each request gets back only its own rows, or its own error.
+
+    Memory: requests holding decoded crops (or being decoded) add up to at most twice
+    `max_batch_size` crops (a bigger request is let in alone); the rest wait as their encoded bytes.
     """
 
     def __init__(
@@ -182,23 +187,23 @@ class MicroBatcher:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self._on_batch = on_batch  # (batch size in crops, requests still queued)
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
-        self._carry: _Job | None = None
         self._prepare_threads = max(1, prepare_threads)
         self._prepare_pool = ThreadPoolExecutor(self._prepare_threads, thread_name_prefix="posewheel-prepare")
-        # Decoded images are the big allocations: at most `prepare_threads` at once, on whichever
-        # thread prepares (a lone request prepares on the inference thread), so memory is bounded by
-        # threads, not by the number of clients.
-        self._decode_slots = threading.BoundedSemaphore(self._prepare_threads)
         self._infer_pool = ThreadPoolExecutor(1, thread_name_prefix="posewheel-infer")
-        self._slots = asyncio.Semaphore(2)
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._budget = 2 * max_batch_size  # crops decoded or being decoded, at most
+        self._held = 0
+        self._room = asyncio.Condition()
+        self._ready: deque[_Job] = deque()  # prepared (or lone) requests in arrival order
+        self._wake = asyncio.Event()  # set when a request becomes ready or its preparation ends
+        self._preparing = 0
+        self._inferring = False
+        self._current: list[_Job] = []
         self._task: asyncio.Task[None] | None = None
 
     @property
     def depth(self) -> int:
-        """Requests waiting for a batch."""
-        return self._queue.qsize() + (self._carry is not None)
+        """Requests being decoded or waiting for a batch."""
+        return len(self._ready) + self._preparing
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="posewheel-batcher")
@@ -208,8 +213,10 @@ class MicroBatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
+        for job in [*self._current, *self._ready]:  # nobody waits forever on a stopped batcher
+            if not job.future.done():
+                job.future.set_exception(RuntimeError("the server is shutting down"))
+        self._ready.clear()
         self._prepare_pool.shutdown(wait=True)
         self._infer_pool.shutdown(wait=True)
 
@@ -218,74 +225,81 @@ class MicroBatcher:
 
         Raises whatever `prepare` raised (e.g. serving.images.InputError) for this request only.
         """
-        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        job = _Job(model, prepare, max(1, size), loop.create_future())
+        reserved = min(job.size, self._budget)
+        async with self._room:
+            await self._room.wait_for(lambda: self._held + reserved <= self._budget)
+            self._held += reserved
+        try:
+            if not (self._inferring or self._preparing or self._ready):
+                self._enqueue(job)  # lone: one hop, prepared on the inference thread
+            else:
+                self._preparing += 1
+                try:
+                    job.prepared = await loop.run_in_executor(self._prepare_pool, prepare)
+                finally:
+                    self._preparing -= 1
+                    self._wake.set()
+                job.size = max(1, len(job.prepared.windows))
+                self._enqueue(job)
+            return await job.future
+        finally:
+            async with self._room:
+                self._held -= reserved
+                self._room.notify_all()
 
-        def bounded_prepare() -> Prepared:
-            with self._decode_slots:
-                return prepare()
-
-        self._queue.put_nowait(_Job(model, bounded_prepare, max(1, size), future))
-        return await future
+    def _enqueue(self, job: _Job) -> None:
+        self._ready.append(job)
+        self._wake.set()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         busy = False  # the last batch held several requests: wait a little for company
         while True:
-            await self._slots.acquire()
-            batch = await self._collect(loop.time() + (self.max_wait_s if busy else 0.0))
+            while not self._ready:
+                self._wake.clear()
+                await self._wake.wait()
+            batch = [self._ready.popleft()]
+            if batch[0].prepared is not None:
+                size = self._fill(batch, batch[0].size)
+                deadline = loop.time() + (self.max_wait_s if busy else 0.0)
+                while size < self.max_batch_size and self._preparing and (remaining := deadline - loop.time()) > 0:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), remaining)
+                    size = self._fill(batch, size)
             live = [job for job in batch if not job.future.done()]  # a cancelled request needs no answer
             busy = len(live) > 1
-            if not live:
-                self._slots.release()
-                continue
-            task = loop.create_task(self._process(live))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            if live:
+                await self._process(live)
 
-    async def _collect(self, deadline: float) -> list[_Job]:
-        """The next batch: the first queued job, then more of the same model until full or `deadline`."""
-        loop = asyncio.get_running_loop()
-        first = self._carry if self._carry is not None else await self._queue.get()
-        self._carry = None
-        batch, size = [first], first.size
-        while size < self.max_batch_size:
-            if self._queue.empty():
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    job = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
-                    break
-            else:
-                job = self._queue.get_nowait()
-            if job.model is not first.model or size + job.size > self.max_batch_size:
-                self._carry = job  # another model version or too big: it opens the next batch
-                break
-            batch.append(job)
+    def _fill(self, batch: list[_Job], size: int) -> int:
+        """Move ready requests of the batch's model into it, in order, while they fit; the new size."""
+        model = batch[0].model
+        while self._ready:
+            job = self._ready[0]
+            if job.prepared is None or job.model is not model or size + job.size > self.max_batch_size:
+                break  # a lone request, another model version or too big: it opens the next batch
+            batch.append(self._ready.popleft())
             size += job.size
-        return batch
+        return size
 
     async def _process(self, jobs: list[_Job]) -> None:
         loop = asyncio.get_running_loop()
         model = jobs[0].model
+        self._inferring, self._current = True, jobs
         try:
-            try:
-                if len(jobs) == 1:  # a lone request: one thread hop instead of two (no batch to overlap with)
-                    outcomes = await loop.run_in_executor(self._infer_pool, _prepare_infer, model, jobs)
-                else:
-                    n = -(-len(jobs) // self._prepare_threads)  # ceil: one chunk per prepare thread
-                    chunks = [jobs[i : i + n] for i in range(0, len(jobs), n)]
-                    parts = await asyncio.gather(
-                        *(loop.run_in_executor(self._prepare_pool, _prepare, c) for c in chunks)
-                    )
-                    prepared = [p for part in parts for p in part]
-                    outcomes = await loop.run_in_executor(self._infer_pool, _infer, model, prepared)
-            except Exception as exc:  # the batch's requests get the error, the batcher lives on
-                log.exception("inference failed for a batch of %d requests", len(jobs))
-                outcomes = [exc] * len(jobs)
+            if jobs[0].prepared is None:
+                outcomes = await loop.run_in_executor(self._infer_pool, _prepare_infer, model, jobs)
+            else:
+                prepared: list[Prepared | Exception] = [job.prepared for job in jobs if job.prepared is not None]
+                outcomes = await loop.run_in_executor(self._infer_pool, _infer, model, prepared)
+        except Exception as exc:  # the batch's requests get the error, the batcher lives on
+            log.exception("inference failed for a batch of %d requests", len(jobs))
+            outcomes = [exc] * len(jobs)
         finally:
-            self._slots.release()
+            self._inferring, self._current = False, []
         if self._on_batch is not None:
             self._on_batch(sum(o.points.shape[0] for o in outcomes if isinstance(o, Answer)), self.depth)
         for job, outcome in zip(jobs, outcomes, strict=True):

@@ -10,7 +10,6 @@ costs log lines and a counter, never a failed or slower prediction.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import queue
@@ -20,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+
+import orjson
 
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox, PredictedPose, ReviewItem
@@ -62,7 +63,7 @@ class PredictionLog:
         self.metrics = metrics
         self._queue: queue.Queue[PredictionRecord | None] = queue.Queue(maxsize=max_queue)
         self._thread = threading.Thread(target=self._run, name="posewheel-predlog", daemon=True)
-        self._file: IO[str] | None = None
+        self._file: IO[bytes] | None = None
         self._file_day: str | None = None
 
     def start(self) -> None:
@@ -128,13 +129,13 @@ class PredictionLog:
                 log.error("prediction %s: image not stored in %s: %s", record.request_id, self.image_store.root, exc)
                 self.metrics.predlog_errors.inc()
                 continue
-            lines.append(json.dumps(_log_line(record, sha), separators=(",", ":")) + "\n")
+            lines.append(orjson.dumps(_log_line(record, sha), option=orjson.OPT_APPEND_NEWLINE))
             if record.review_reason is not None:
                 reviews.append((record, sha))
         if lines:
             try:
                 handle = self._open_today()
-                handle.write("".join(lines))
+                handle.write(b"".join(lines))
                 handle.flush()
                 os.fsync(handle.fileno())
                 self.metrics.predlog_written.inc(len(lines))
@@ -185,12 +186,12 @@ class PredictionLog:
             self.metrics.predlog_errors.inc()
             return False
 
-    def _open_today(self) -> IO[str]:
+    def _open_today(self) -> IO[bytes]:
         day = datetime.now(UTC).strftime("%Y-%m-%d")
         if self._file is None or self._file_day != day:
             self._close()
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.log_dir / f"{day}.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - kept open
+            self._file = open(self.log_dir / f"{day}.jsonl", "ab")  # noqa: SIM115 - kept open
             self._file_day = day
         return self._file
 

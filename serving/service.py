@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+import orjson
 from PIL import Image
 
 from posewheel.decoding import Box, pose_score
@@ -242,4 +243,4 @@ class Prediction:
             "poses": self.poses,
             "review": {"queued": self.review_queued, "reason": self.review_reason},
         }
-        return json.dumps(body, separators=(",", ":")).encode()
+        return orjson.dumps(body)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 from typing import Any
 
@@ -68,8 +67,8 @@ async def read_request(request: Request) -> tuple[bytes, object]:
         text = body.image_base64
         if text.startswith("data:"):
             text = text.partition(",")[2]
-        try:
-            data = base64.b64decode(text, validate=True)
+        try:  # base64.b64decode(validate=True) checks with a regex first: 3x slower, on the event loop
+            data = binascii.a2b_base64(text, strict_mode=True)
         except (binascii.Error, ValueError) as exc:
             raise InputError(f"field 'image_base64' is not valid base64: {exc}") from exc
         return data, body.boxes
