@@ -1,11 +1,18 @@
 """Prometheus metrics of one server: traffic, latency, batching, model version, confidence drift.
 
 Each app gets its own registry, so several servers in one process (tests) never share counts.
+With several worker processes (`posewheel serve --workers N` sets PROMETHEUS_MULTIPROC_DIR before
+they start) every worker writes its values to that folder and /metrics, whichever worker answers
+it, adds them up: counters and histograms over all workers, gauges over the live ones.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128)
@@ -32,9 +39,19 @@ class ServingMetrics:
             "posewheel_batch_size", "person crops per inference batch", buckets=BATCH_BUCKETS, registry=r
         )
         self.queue_depth = Gauge(
-            "posewheel_queue_depth", "requests waiting for an inference batch when one starts", registry=r
+            "posewheel_queue_depth",
+            "requests waiting for an inference batch when one starts",
+            registry=r,
+            multiprocess_mode="livesum",
         )
-        self.model_info = Gauge("posewheel_model_info", "the served model version (value 1)", ["version"], registry=r)
+        self.model_info = Gauge(
+            "posewheel_model_info",
+            "the served model version (value 1; during a swap each worker's)",
+            ["version"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self._version: str | None = None
         self.pose_score = Histogram(
             "posewheel_pose_score",
             "confidence of each predicted pose (watch it drift)",
@@ -61,12 +78,22 @@ class ServingMetrics:
         self.predlog_dropped = Counter(
             "posewheel_predlog_dropped", "predictions not logged because the writer queue was full", registry=r
         )
-        self.predlog_backlog = Gauge("posewheel_predlog_backlog", "predictions waiting to be written", registry=r)
+        self.predlog_backlog = Gauge(
+            "posewheel_predlog_backlog", "predictions waiting to be written", registry=r, multiprocess_mode="livesum"
+        )
 
     def set_model(self, version: str) -> None:
         """Show `version` as the one served model."""
-        self.model_info.clear()
+        old, self._version = self._version, version
+        if old is not None and old != version:
+            self.model_info.labels(version=old).set(0)  # a worker's shared file keeps what it last wrote
+            self.model_info.remove(old)
         self.model_info.labels(version=version).set(1)
 
     def render(self) -> bytes:
+        """The text exposition: this registry's, or with several workers all workers' together."""
+        if os.environ.get(MULTIPROC_ENV):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
         return generate_latest(self.registry)

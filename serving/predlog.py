@@ -55,8 +55,10 @@ class PredictionLog:
         metrics: ServingMetrics,
         max_queue: int = 10_000,
         on_review_queued: Callable[[], object] | None = None,
+        file_tag: str = "",
     ) -> None:
         self.log_dir = log_dir
+        self.file_tag = file_tag  # "" or ".<pid>": each worker process appends to its own file
         self.on_review_queued = on_review_queued
         self.image_store = image_store
         self.outbox = outbox
@@ -191,7 +193,7 @@ class PredictionLog:
         if self._file is None or self._file_day != day:
             self._close()
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.log_dir / f"{day}.jsonl", "ab")  # noqa: SIM115 - kept open
+            self._file = open(self.log_dir / f"{day}{self.file_tag}.jsonl", "ab")  # noqa: SIM115 - kept open
             self._file_day = day
         return self._file
 

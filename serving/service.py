@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
+import os
 import sys
 import time
 import uuid
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import orjson
@@ -57,7 +60,7 @@ class PoseService:
         self.policy = ReviewPolicy(
             settings.review_threshold,
             settings.review_random_fraction,
-            settings.review_cap_per_hour,
+            -(-settings.review_cap_per_hour // settings.workers),  # each worker its share of the hourly cap
             seed=settings.review_seed,
             on_capped=self.metrics.review_capped.inc,
         )
@@ -68,9 +71,11 @@ class PoseService:
             self.metrics,
             max_queue=settings.log_queue_size,
             on_review_queued=self._wake_drainer,
+            file_tag=f".{os.getpid()}" if settings.workers > 1 else "",
         )
         self.batcher: MicroBatcher | None = None
         self.drainer: Any = None
+        self._drain_lock: IO[bytes] | None = None
         self._watch_task: asyncio.Task[None] | None = None
 
     @property
@@ -190,12 +195,27 @@ class PoseService:
             log.error("POSEWHEEL_REVIEW_DRAIN is on but labeling.queue.start_drainer is not importable: %s", exc)
             return
         outbox_dir = self.settings.resolved_outbox_dir()
+        if self.settings.workers > 1 and not self._take_drain_lock(outbox_dir):
+            log.info("another worker drains %s into Label Studio", outbox_dir)
+            return
         try:
             self.drainer = start_drainer(outbox_dir)
         except Exception:  # the server serves even when the review queue cannot start
             log.exception("the review outbox drainer for %s did not start; items stay in the outbox", outbox_dir)
             return
         log.info("draining review items from %s into Label Studio", outbox_dir)
+
+    def _take_drain_lock(self, outbox_dir: Path) -> bool:
+        """With several workers only one drains the outbox: the one holding its lock file (until it exits)."""
+        outbox_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(outbox_dir / ".drainer.lock", "ab")  # noqa: SIM115 - held for the process's life
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._drain_lock = handle
+        return True
 
 
 def pose_dicts(boxes: list[Box], points: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:

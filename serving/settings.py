@@ -30,10 +30,16 @@ class ServingSettings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="if set, predict/render need this X-API-Key")
     admin_key: SecretStr | None = Field(None, description="X-API-Key for /v1/admin/*; unset disables them")
 
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="server processes sharing the port (uvicorn workers); one per CPU core is the fastest on CPU",
+    )
     max_batch_size: int = Field(16, ge=1, le=1024, description="person crops per inference batch")
     max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0, description="how long a batch waits to fill, ms")
-    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 = one per CPU core")
-    prepare_threads: int = Field(0, ge=0, description="threads decoding and cropping images; 0 = one per CPU core")
+    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads per worker; 0 = CPU cores / workers")
+    prepare_threads: int = Field(0, ge=0, description="threads decoding images per worker; 0 = CPU cores / workers")
     execution_provider: Literal["cpu", "cuda"] = "cpu"
     gil_switch_interval_ms: float = Field(0.5, gt=0.0, le=100.0, description="sys.setswitchinterval, ms")
 
@@ -61,10 +67,11 @@ class ServingSettings(BaseSettings):
         return self.model_dir if self.model_dir is not None else production_dir(ProjectSettings().models_dir)
 
     def resolved_threads(self) -> int:
-        """ONNX Runtime intra-op threads: the setting, or the CPUs this process may use."""
+        """ONNX Runtime intra-op threads of each worker: the setting, or this process's CPUs shared by the workers."""
         if self.intra_op_threads > 0:
             return self.intra_op_threads
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, cores // self.workers)
 
     def resolved_predictions_dir(self) -> Path:
         return self.predictions_dir or ProjectSettings().var_dir / "predictions"

@@ -126,3 +126,17 @@ def test_a_prediction_answered_as_queued_is_already_in_the_outbox(start_server: 
         assert answer["request_id"] in {item.request_id for item in outbox.pending()}
     assert server.service.predlog.flush(10)
     assert outbox.depth() == 5  # the writer's own put found them there: queued once each
+
+
+def test_with_several_workers_one_drains_the_outbox_and_each_takes_its_share_of_the_cap(
+    tmp_path: Path, production_model: Path
+) -> None:
+    from serving.service import PoseService
+
+    settings = test_settings(tmp_path, production_model, workers=3, review_cap_per_hour=100)
+    first, second = PoseService(settings), PoseService(settings)
+    outbox = settings.resolved_outbox_dir()
+    assert first._take_drain_lock(outbox)
+    assert not second._take_drain_lock(outbox), "a second worker must not drain the same outbox"
+    assert first.policy.cap_per_hour == 34  # ceil(100 / 3): three workers never exceed the cap by more than 2
+    assert first.predlog.file_tag != "", "each worker appends to its own log file"
