@@ -1,6 +1,6 @@
 """Baseline for benchmarks/serve_load.py: LitServe serving the same ONNX artifact with its own batching.
 
-    python benchmarks/serve_litserve.py ARTIFACT_DIR PORT MAX_BATCH_SIZE BATCH_TIMEOUT_S THREADS
+    python benchmarks/serve_litserve.py ARTIFACT_DIR PORT MAX_BATCH_SIZE BATCH_TIMEOUT_S THREADS [WORKERS]
 
 Same decoding, cropping, ONNX Runtime session and heatmap decoding as posewheel's engine; only
 the server around them is LitServe's (API process + inference worker process, its batching).
@@ -65,6 +65,7 @@ class PoseLitAPI(ls.LitAPI):
 
 if __name__ == "__main__":
     artifact, port, max_batch, timeout_s, threads = sys.argv[1:6]
+    workers = int(sys.argv[6]) if len(sys.argv) > 6 else 1  # inference worker processes, THREADS each
     api = PoseLitAPI(Path(artifact), int(threads), max_batch_size=int(max_batch), batch_timeout=float(timeout_s))
-    server = ls.LitServer(api, accelerator="cpu", workers_per_device=1, timeout=60)
+    server = ls.LitServer(api, accelerator="cpu", workers_per_device=workers, timeout=60)
     server.run(host="127.0.0.1", port=int(port), log_level="warning", generate_client_file=False)

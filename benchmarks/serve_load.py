@@ -262,7 +262,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0, help="untimed seconds at the start of each round")
     parser.add_argument("--model", type=Path, help="artifact with weights.pt (default: export an untrained one)")
     parser.add_argument("--batch", type=int, default=16, help="max batch size for posewheel, LitServe and offline")
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="ONNX Runtime threads")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="ONNX Runtime threads in all")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+                        help="server processes of posewheel and LitServe (each gets threads / workers)")  # fmt: skip
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--client-nice", type=int, default=10, help="niceness of the load generator process")
     parser.add_argument("--size", type=int, default=256, help="image side, pixels")
@@ -278,25 +280,27 @@ def main() -> None:
         body_files[fmt] = work / f"bodies-{fmt}.pkl"
         body_files[fmt].write_bytes(pickle.dumps(bodies(images, fmt)))
     emit("setup", artifact=str(artifact), images=len(images), size=args.size, cpus=len(os.sched_getaffinity(0)),
-         duration_s=args.duration, rounds=args.rounds, batch=args.batch, threads=args.threads,
+         duration_s=args.duration, rounds=args.rounds, batch=args.batch, threads=args.threads, workers=args.workers,
          client_nice=args.client_nice, loadavg_1m=os.getloadavg()[0])  # fmt: skip
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "POSEWHEEL_ROOT": str(work), "OMP_NUM_THREADS": str(args.threads)}
     wanted = args.targets.split(",")
+    per_worker = max(1, args.threads // args.workers)
     targets: list[Target] = []
     try:
         if "posewheel" in wanted:
             port = free_port()
-            server_env = {**env, "POSEWHEEL_MAX_BATCH_SIZE": str(args.batch),
-                          "POSEWHEEL_INTRA_OP_THREADS": str(args.threads)}  # fmt: skip
+            server_env = {**env, "POSEWHEEL_MAX_BATCH_SIZE": str(args.batch), "POSEWHEEL_WORKERS": str(args.workers),
+                          "POSEWHEEL_INTRA_OP_THREADS": str(per_worker)}  # fmt: skip
             proc = start([str(Path(PY).parent / "posewheel"), "serve", "--model", str(artifact), "--port", str(port)],
                          server_env, f"http://127.0.0.1:{port}/readyz")  # fmt: skip
+            time.sleep(2.0 if args.workers > 1 else 0.0)  # /readyz answered by one worker: let the others load too
             for fmt in args.formats.split(","):
                 targets.append(Target("posewheel", fmt, f"http://127.0.0.1:{port}/v1/predict", proc, body_files[fmt]))
         if "litserve" in wanted:
             port = free_port()
             cmd = [PY, str(ROOT / "benchmarks" / "serve_litserve.py"), str(artifact), str(port), str(args.batch),
-                   "0.002", str(args.threads)]  # fmt: skip
+                   "0.002", str(per_worker), str(args.workers)]  # fmt: skip
             proc = start(cmd, env, f"http://127.0.0.1:{port}/health")
             targets.append(Target("litserve", "json", f"http://127.0.0.1:{port}/predict", proc, body_files["json"]))
         if "naive" in wanted:
