@@ -36,7 +36,7 @@ from posewheel.settings import ProjectSettings
 
 @dataclass
 class DemoOptions:
-    traffic: int = 900  # about a third of street traffic scores under the review threshold
+    traffic: int = 900  # enough for `labels` review items at the demo's review policy (see _start_server)
     labels: int = 300
     port: int = 8000
     keep: bool = False
@@ -86,11 +86,15 @@ def _posewheel(*args: str, env: dict[str, str] | None = None) -> None:
 
 
 def _start_server(root: Path, port: int, log_path: Path, review_cap: int) -> subprocess.Popen[bytes]:
-    # The hourly review cap (default 200) must not stop the demo short of the labels it asks for;
-    # a cap the user set in the environment wins.
+    # The hourly review cap (default 200) must not stop the demo short of the labels it asks for.
+    # How much street traffic scores under the review threshold depends on the first model (one
+    # queued 300+ of 900, another 162): a random 30% share fills the rest of the label budget
+    # (random picks taught as much as the least confident ones: benchmarks/flywheel_curve.py).
+    # Whatever the user set in the environment wins.
     cap = os.environ.get("POSEWHEEL_REVIEW_CAP_PER_HOUR", str(review_cap))
+    share = os.environ.get("POSEWHEEL_REVIEW_RANDOM_FRACTION", "0.3")
     env = venv_environ({"POSEWHEEL_ROOT": str(root), "POSEWHEEL_REVIEW_DRAIN": "true",
-                        "POSEWHEEL_REVIEW_CAP_PER_HOUR": cap})  # fmt: skip
+                        "POSEWHEEL_REVIEW_CAP_PER_HOUR": cap, "POSEWHEEL_REVIEW_RANDOM_FRACTION": share})  # fmt: skip
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
