@@ -3,11 +3,14 @@
     .venv/bin/python benchmarks/serve_load.py                    # 30 s per level, about 9 minutes
     .venv/bin/python benchmarks/serve_load.py --duration 5       # a quick look
     .venv/bin/python benchmarks/serve_load.py --model models/production   # a trained artifact (needs weights.pt)
+    .venv/bin/python benchmarks/serve_load.py --workers 1        # one server process (default: one per core)
 
 All targets serve the same artifact (by default a freshly exported, untrained production-architecture
 network: speed does not depend on the weights) to the same JPEG street images with their person
-box, over real HTTP on 127.0.0.1. The load generator (benchmarks/serve_client.py, async httpx) is a
-separate process; the CPU each side used is reported, since both share this machine's cores.
+box, over real HTTP on 127.0.0.1. posewheel and LitServe both run `--workers` processes with the
+ONNX Runtime threads shared out between them. The load generator (benchmarks/serve_client.py, raw
+keep-alive connections, ~0.1 ms of CPU per request) is a separate process; the CPU each side used
+is reported, since both share this machine's cores.
 
 Prints one JSON line per figure:
   offline_limit            engine without HTTP: decode, crop, batched ONNX inference, decoding (img/s)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -190,6 +191,10 @@ class MicroBatcher:
         self._prepare_threads = max(1, prepare_threads)
         self._prepare_pool = ThreadPoolExecutor(self._prepare_threads, thread_name_prefix="posewheel-prepare")
         self._infer_pool = ThreadPoolExecutor(1, thread_name_prefix="posewheel-infer")
+        # Decoded images are the big allocations: at most `prepare_threads` at once, on whichever
+        # thread prepares (a lone request prepares on the inference thread), so memory is bounded by
+        # threads, not by the number of clients.
+        self._decode_slots = threading.BoundedSemaphore(self._prepare_threads)
         self._budget = 2 * max_batch_size  # crops decoded or being decoded, at most
         self._held = 0
         self._room = asyncio.Condition()
@@ -226,7 +231,12 @@ class MicroBatcher:
         Raises whatever `prepare` raised (e.g. serving.images.InputError) for this request only.
         """
         loop = asyncio.get_running_loop()
-        job = _Job(model, prepare, max(1, size), loop.create_future())
+
+        def bounded_prepare() -> Prepared:
+            with self._decode_slots:
+                return prepare()
+
+        job = _Job(model, bounded_prepare, max(1, size), loop.create_future())
         reserved = min(job.size, self._budget)
         async with self._room:
             await self._room.wait_for(lambda: self._held + reserved <= self._budget)
@@ -237,7 +247,7 @@ class MicroBatcher:
             else:
                 self._preparing += 1
                 try:
-                    job.prepared = await loop.run_in_executor(self._prepare_pool, prepare)
+                    job.prepared = await loop.run_in_executor(self._prepare_pool, bounded_prepare)
                 finally:
                     self._preparing -= 1
                     self._wake.set()
