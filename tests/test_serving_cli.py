@@ -25,6 +25,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _wait_ready(url: str, timeout_s: float) -> None:
+    """Until /readyz answers 200 or `timeout_s` passes (the test's own requests then tell what went wrong)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+
+
 def test_serve_answers_predictions_and_stops_cleanly(production_model: Path, tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "POSEWHEEL_ROOT": str(tmp_path), "POSEWHEEL_INTRA_OP_THREADS": "1"}
@@ -37,13 +48,7 @@ def test_serve_answers_predictions_and_stops_cleanly(production_model: Path, tmp
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        _wait_ready(url, 30)
         r = httpx.post(url + "/v1/predict", files={"image": ("s.png", spot_image(64, 64, (32, 32)))})
         assert r.status_code == 200 and r.json()["model_version"] == "v1"
     finally:
@@ -99,13 +104,7 @@ def test_serve_with_two_workers_shares_the_port_the_metrics_and_a_promotion(
             return r.status_code, r.json().get("model_version", r.text)
 
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        _wait_ready(url, 60)
         time.sleep(2)  # the second worker may still be loading its model
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(predict, range(48)))
