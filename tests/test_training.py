@@ -129,6 +129,26 @@ def test_warm_start_begins_from_the_parent_and_records_it(
     assert not any(torch.allclose(parent_w[k], fresh_w[k], atol=1e-6) for k in convs)
 
 
+def test_frozen_stages_keep_the_parent_weights_while_the_rest_learns(
+    tmp_path: Path, trained_artifact: Path, studio_set: Dataset
+) -> None:
+    assert studio_set.root is not None
+    config = quick_config(frozen_stages=2, epochs=1, lr=1e-2, warmup_steps=1)
+    child = train(
+        config, [(studio_set.root, 1.0)], tmp_path / "models", warm_start=trained_artifact,
+        version="m-frozen", log_dir=tmp_path / "logs",
+    )  # fmt: skip
+    parent_w, child_w = (torch.load(a / WEIGHTS_FILE, weights_only=True) for a in (trained_artifact, child))
+    convs = [k for k, v in parent_w.items() if k.endswith("weight") and v.ndim == 4]
+    frozen = [k for k in convs if k.startswith(("stages.0.", "stages.1."))]
+    trained = [k for k in convs if not k.startswith(("stages.0.", "stages.1."))]
+    assert frozen and trained
+    assert all(torch.equal(parent_w[k], child_w[k]) for k in frozen)
+    assert not any(torch.allclose(parent_w[k], child_w[k], atol=1e-6) for k in trained)
+    with pytest.raises(ConfigError, match=r"train\.frozen_stages"):
+        quick_config(frozen_stages=5)
+
+
 def test_warm_start_from_a_different_architecture_is_refused_by_name(
     tmp_path: Path, trained_artifact: Path, studio_set: Dataset
 ) -> None:

@@ -59,6 +59,8 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
+    channels_last: bool = True  # NHWC activations: MobileNetV3 trains ~20% faster on 2 CPU cores
+    frozen_stages: int = 0  # backbone stages (of 4, input side first) whose weights stay as they are
     bn_recalibration_batches: int = 10  # after the fit, BatchNorm statistics are re-averaged over these
     val_fraction: float = 0.05  # of the first dataset, held out for per-epoch validation
     max_val: int = 256  # validation persons at most
@@ -116,6 +118,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if self.max_minutes <= 0 or self.lr <= 0:
             raise ConfigError(f"train.max_minutes and train.lr must be positive, got {self.max_minutes}, {self.lr}")
+        if not 0 <= int(self.frozen_stages) <= 4:
+            raise ConfigError(f"train.frozen_stages must be in 0..4, got {self.frozen_stages}")
         if not 0.0 <= self.whole_image_fraction <= 1.0 or not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError("train.whole_image_fraction must be in [0, 1] and train.val_fraction in [0, 1)")
 

@@ -26,7 +26,7 @@ OPSET = 18
 
 def export_onnx(net: nn.Module, spec: InputSpec, path: Path) -> None:
     """Write `net` as ONNX with a dynamic batch: 'image' (N, 3, H, W) -> 'heatmaps' (N, K, H/4, W/4)."""
-    net = net.eval().float().cpu()
+    net = net.eval().float().cpu().to(memory_format=torch.contiguous_format)
     example = torch.zeros(2, 3, spec.height, spec.width)
     with warnings.catch_warnings():
         # the TorchScript exporter is deprecated in favour of dynamo, which takes ~6 s more per export

@@ -78,6 +78,8 @@ class PoseModel(L.LightningModule):
         self.spec: InputSpec = self.config.input_spec
         self.net = PoseNet(NetConfig(self.config.backbone, self.config.head_channels,
                                      backbone_checkpoint=self.config.backbone_checkpoint))  # fmt: skip
+        for stage in self.net.stages[: self.config.frozen_stages]:
+            stage.requires_grad_(False)
         self._fit_start = time.monotonic()
         self._val: list[dict[str, np.ndarray]] = []
         self.last_validation: dict[str, np.ndarray] = {}
@@ -126,6 +128,15 @@ class PoseModel(L.LightningModule):
         }
         self.log_dict(metrics, prog_bar=True, sync_dist=True)
 
+    def on_fit_start(self) -> None:
+        if self.config.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+
+    def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
+        if self.config.channels_last:
+            batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+        return batch
+
     def on_train_start(self) -> None:
         self._fit_start = time.monotonic()
 
@@ -142,7 +153,8 @@ class PoseModel(L.LightningModule):
         return warm * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * self.progress())))
 
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+        trained = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trained, lr=self.config.lr, weight_decay=self.config.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

@@ -20,6 +20,9 @@ from posewheel.dataset import ANNOTATIONS_FILE
 
 log = logging.getLogger("flywheel.train")
 
+# params.yaml `train.finetune_<key>` replaces `train.<key>` when the candidate warm-starts.
+FINETUNE_KEYS = ("max_minutes", "lr")
+
 
 def training_sets(paths: PipelinePaths, feedback_weight: float) -> list[tuple[Path, float]]:
     """The seed set, plus the feedback set with its sampling weight when it holds any labels."""
@@ -38,8 +41,8 @@ def run(paths: PipelinePaths) -> Path:
     section = params["train"]
     production = artifact.production_dir(paths.models)
     warm = production.resolve() if section.get("warm_start", True) and production.exists() else None
-    # Fine-tuning the production model needs less time than learning from scratch.
-    overrides = {"max_minutes": section["finetune_max_minutes"]} if warm and "finetune_max_minutes" in section else {}
+    # Fine-tuning the production model: its own time budget and learning rate (finetune_* keys).
+    overrides = {key: section[f"finetune_{key}"] for key in FINETUNE_KEYS if warm and f"finetune_{key}" in section}
     config = TrainConfig.from_params(params, **overrides)
     sets = training_sets(paths, float(params["train"].get("feedback_weight", 1.0)))
     log.info("training on %s, warm start from %s", [(str(p), w) for p, w in sets], warm)
