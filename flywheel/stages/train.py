@@ -13,10 +13,14 @@ import json
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from flywheel.pipeline import PipelinePaths, load_params
 from posewheel import artifact, atomic
 from posewheel.dataset import ANNOTATIONS_FILE
+
+if TYPE_CHECKING:
+    from training.config import TrainConfig
 
 log = logging.getLogger("flywheel.train")
 
@@ -33,17 +37,23 @@ def training_sets(paths: PipelinePaths, feedback_weight: float) -> list[tuple[Pa
     return sets
 
 
-def run(paths: PipelinePaths) -> Path:
+def train_config(params: dict[str, Any], fine_tune: bool) -> TrainConfig:
+    """params.yaml's `train` section; a fine-tune of production takes the `finetune_*` values instead."""
     from training.config import TrainConfig
+
+    section = params["train"]
+    overrides = {key: section[f"finetune_{key}"] for key in FINETUNE_KEYS if fine_tune and f"finetune_{key}" in section}
+    return TrainConfig.from_params(params, **overrides)
+
+
+def run(paths: PipelinePaths) -> Path:
     from training.train import train
 
     params = load_params(paths.root)
     section = params["train"]
     production = artifact.production_dir(paths.models)
     warm = production.resolve() if section.get("warm_start", True) and production.exists() else None
-    # Fine-tuning the production model: its own time budget and learning rate (finetune_* keys).
-    overrides = {key: section[f"finetune_{key}"] for key in FINETUNE_KEYS if warm and f"finetune_{key}" in section}
-    config = TrainConfig.from_params(params, **overrides)
+    config = train_config(params, fine_tune=warm is not None)
     sets = training_sets(paths, float(params["train"].get("feedback_weight", 1.0)))
     log.info("training on %s, warm start from %s", [(str(p), w) for p, w in sets], warm)
     paths.models.mkdir(parents=True, exist_ok=True)
