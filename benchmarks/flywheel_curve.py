@@ -8,7 +8,7 @@ It predicts a pool of street traffic; then, for each seed and each selection str
 persons of the pool in that strategy's order get their true keypoints (what the simulated annotator
 writes back through Label Studio; `tests/test_flywheel_loop.py` covers that path for real) and the
 model is fine-tuned on the studio seed set plus those N, exactly as the `train` stage does
-(warm start, feedback weight from params.yaml), with the same epoch budget for every point.
+(warm start, feedback weight and fine-tune learning rate from params.yaml), with the same epoch budget for every point.
 Strategies: `uncertainty` (least confident first, the order annotators see in Label Studio) and
 `random` (a seeded shuffle). The baseline (N = 0) is the starting model itself.
 
@@ -19,6 +19,7 @@ seeds, the data `dvc plots show` draws) and `<out>/flywheel_curve.png`; one JSON
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -100,6 +101,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="CSV and PNG go here")
     args = parser.parse_args()
 
+    from flywheel.stages.train import train_config
     from posewheel import dataset as coco
     from posewheel.decoding import pose_score
     from posewheel.synth import generate
@@ -138,7 +140,8 @@ def main() -> None:
 
     rows: list[dict[str, Any]] = [{"labels": 0, "strategy": "baseline", "seed": None, **measure(base)}]
     emit("point", **rows[0], base=str(base))
-    tune = TrainConfig.from_params(params, wandb=False, epochs=args.epochs, max_minutes=120.0)
+    # the train stage's fine-tune settings (finetune_lr, ...), on an epoch budget instead of minutes
+    tune = dataclasses.replace(train_config(params, fine_tune=True), wandb=False, epochs=args.epochs, max_minutes=120.0)
     weight = float(section.get("feedback_weight", 3.0))
     for seed in args.seeds:
         pool = coco.load(work / f"pool_{seed}")
