@@ -5,7 +5,8 @@
 Same run, same batch size, same LightningModule: first forward+backward+AdamW on one fixed batch
 already in memory (model-only), then Lightning fitting through PoseDataModule (decode, crop,
 v2 augmentation, targets; train.num_workers workers) on a fresh synthetic studio set. Prints one
-JSON line per figure; the bar is pipeline >= 80% of model-only.
+JSON line per figure; the bar is pipeline >= 80% of model-only. Then the same fit with
+`channels_last` off (NCHW activations, the PyTorch default) as the baseline of the layout choice.
 """
 
 from __future__ import annotations
@@ -52,11 +53,14 @@ def main() -> None:
         datamodule.setup("fit")
 
         model = PoseModel(config.to_dict())
+        layout = torch.channels_last if config.channels_last else torch.contiguous_format
+        model.net.to(memory_format=layout)
         loader = torch.utils.data.DataLoader(
             torch.utils.data.Subset(datamodule.train_dataloader().dataset, range(args.batch_size)),
             batch_size=args.batch_size,
         )
         batch = next(iter(loader))
+        batch["image"] = batch["image"].contiguous(memory_format=layout)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
 
         def model_only() -> float:
@@ -79,24 +83,35 @@ def main() -> None:
             def on_train_batch_start(self, *_: Any) -> None:
                 self.marks.append(time.perf_counter())
 
-        clock = StepClock()
-        trainer = L.Trainer(
-            max_steps=args.warmup + args.steps + 1, accelerator="cpu", devices=1, logger=False,
-            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-            num_sanity_val_steps=0, limit_val_batches=0, callbacks=[clock],
-        )  # fmt: skip
+        def fit(channels_last: bool) -> float:
+            """img/s of Lightning fitting through the data pipeline, from the first timed step's start."""
+            clock = StepClock()
+            trainer = L.Trainer(
+                max_steps=args.warmup + args.steps + 1, accelerator="cpu", devices=1, logger=False,
+                enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                num_sanity_val_steps=0, limit_val_batches=0, callbacks=[clock],
+            )  # fmt: skip
+            trainer.fit(PoseModel({**config.to_dict(), "channels_last": channels_last}), datamodule=datamodule)
+            marks = clock.marks[args.warmup :]
+            return args.batch_size * (len(marks) - 1) / (marks[-1] - marks[0])
+
         before = model_only()  # the load on a shared machine drifts: measure on both sides and average
-        trainer.fit(PoseModel(config.to_dict()), datamodule=datamodule)
+        pipeline = fit(config.channels_last)
         after = model_only()
         baseline = (before + after) / 2
         emit("model_only_img_per_s", value=round(baseline, 2), before=round(before, 2), after=round(after, 2),
              batch_size=args.batch_size, steps=args.steps, threads=torch.get_num_threads())  # fmt: skip
-        marks = clock.marks[args.warmup :]
-        pipeline = args.batch_size * (len(marks) - 1) / (marks[-1] - marks[0])
-        emit("pipeline_img_per_s", value=round(pipeline, 2), batch_size=args.batch_size, steps=len(marks) - 1,
-             num_workers=config.num_workers)  # fmt: skip
+        emit("pipeline_img_per_s", value=round(pipeline, 2), batch_size=args.batch_size, steps=args.steps,
+             num_workers=config.num_workers, channels_last=config.channels_last)  # fmt: skip
         ratio = pipeline / baseline
         emit("pipeline_over_model_only", value=round(ratio, 3), bar=BAR, passed=ratio >= BAR)
+        # the layout: NCHW, then the configured layout again, so drift hits both sides alike
+        nchw = fit(False)
+        again = fit(config.channels_last)
+        mine = (pipeline + again) / 2
+        emit("pipeline_img_per_s_nchw", value=round(nchw, 2), batch_size=args.batch_size, steps=args.steps)
+        emit("channels_last_speedup", value=round(mine / nchw, 3), channels_last=round(mine, 2),
+             nchw=round(nchw, 2), runs=[round(pipeline, 2), round(again, 2)])  # fmt: skip
 
 
 if __name__ == "__main__":
