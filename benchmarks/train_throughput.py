@@ -53,8 +53,7 @@ def main() -> None:
         datamodule.setup("fit")
 
         model = PoseModel(config.to_dict())
-        layout = torch.channels_last if config.channels_last else torch.contiguous_format
-        model.net.to(memory_format=layout)
+        layout = torch.channels_last if config.channels_last else torch.contiguous_format  # as the module holds it
         loader = torch.utils.data.DataLoader(
             torch.utils.data.Subset(datamodule.train_dataloader().dataset, range(args.batch_size)),
             batch_size=args.batch_size,

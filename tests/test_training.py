@@ -149,6 +149,23 @@ def test_frozen_stages_keep_the_parent_weights_while_the_rest_learns(
         quick_config(frozen_stages=5)
 
 
+def test_channels_last_is_the_layout_the_network_trains_in_and_the_export_undoes() -> None:
+    from training.export import export_onnx
+    from training.module import PoseModel
+
+    def convs(net: torch.nn.Module) -> list[torch.Tensor]:  # the 3x3 and larger with several input channels
+        return [w for w in net.parameters() if w.ndim == 4 and w.shape[1] > 1 and w.shape[2] > 1]
+
+    nhwc, nchw = PoseModel(quick_config().to_dict()), PoseModel(quick_config(channels_last=False).to_dict())
+    assert convs(nhwc.net)
+    assert all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in convs(nhwc.net))
+    assert all(w.is_contiguous() for w in convs(nchw.net))
+    batch = nhwc.on_after_batch_transfer({"image": torch.zeros(2, 3, 128, 96)}, 0)
+    assert batch["image"].is_contiguous(memory_format=torch.channels_last)
+    export_onnx(nhwc.net, quick_config().input_spec, Path(os.devnull))
+    assert all(w.is_contiguous() for w in convs(nhwc.net))  # weights.pt is saved after the export: plain NCHW
+
+
 def test_warm_start_from_a_different_architecture_is_refused_by_name(
     tmp_path: Path, trained_artifact: Path, studio_set: Dataset
 ) -> None:

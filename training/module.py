@@ -80,6 +80,8 @@ class PoseModel(L.LightningModule):
                                      backbone_checkpoint=self.config.backbone_checkpoint))  # fmt: skip
         for stage in self.net.stages[: self.config.frozen_stages]:
             stage.requires_grad_(False)
+        if self.config.channels_last:  # before any strategy (DDP) wraps the parameters
+            self.net.to(memory_format=torch.channels_last)
         self._fit_start = time.monotonic()
         self._val: list[dict[str, np.ndarray]] = []
         self.last_validation: dict[str, np.ndarray] = {}
@@ -127,10 +129,6 @@ class PoseModel(L.LightningModule):
             "val/mean_px_error": mean_px_error(merged["pred"], merged["gt"]),
         }
         self.log_dict(metrics, prog_bar=True, sync_dist=True)
-
-    def on_fit_start(self) -> None:
-        if self.config.channels_last:
-            self.net.to(memory_format=torch.channels_last)
 
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
         if self.config.channels_last:
