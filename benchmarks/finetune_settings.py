@@ -1,0 +1,135 @@
+"""Which fine-tune settings turn corrected street labels into the most street AP per CPU-minute?
+
+    .venv/bin/python benchmarks/finetune_settings.py --base models/production        # ~5 min a variant
+    .venv/bin/python benchmarks/finetune_settings.py --variant lr4=lr=0.004 --variant b64=batch_size=64
+
+One studio-only model (`--base`, or trained here for `--base-minutes`) is fine-tuned, as the `train`
+stage does it (seed set plus the labels at the feedback weight, warm start), on the same N random
+street labels for the same wall-clock minutes, once per variant; then both holdouts are scored.
+The baseline is the first variant, `baseline` (the train stage's fine-tune settings, unchanged),
+measured in the same run. A variant is `name=key=value[,key=value]` over params.yaml's `train`
+keys. The defaults replay the comparison behind `channels_last` and `finetune_lr`
+(docs/flywheel.md): NCHW and lr 0.002 against today's settings. One JSON line per variant, then
+each variant's street and studio AP change against the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from flywheel_curve import POOL_SEED_OFFSET, subset  # a sibling: benchmarks/ is sys.path[0] when run
+
+import training  # noqa: F401  (passive OpenMP waits, before torch loads)
+
+DEFAULT_VARIANTS = ("nchw_lr2=channels_last=false,lr=0.002", "nhwc_lr2=lr=0.002")
+
+
+def emit(figure: str, **values: Any) -> None:
+    print(json.dumps({"benchmark": "finetune_settings", "figure": figure, **values}), flush=True)
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """`name=key=value,key=value` -> (name, {key: YAML value})."""
+    name, _, rest = text.partition("=")
+    if not name or not rest:
+        raise SystemExit(f"--variant {text!r}: expected name=key=value[,key=value]")
+    values = {}
+    for pair in rest.split(","):
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--variant {text!r}: {pair!r} is not key=value")
+        values[key.strip()] = yaml.safe_load(value)
+    return name, values
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", action="append", default=None, help="name=key=value[,key=value]; repeatable")
+    parser.add_argument("--labels", type=int, default=287, help="random street labels (the demo corrects 287)")
+    parser.add_argument("--minutes", type=float, default=4.0, help="fine-tune wall clock per variant")
+    parser.add_argument("--base", type=Path, default=None, help="start from this artifact instead of training one")
+    parser.add_argument("--base-minutes", type=float, default=None, help="training budget of the base model")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--work", type=Path, default=Path("var/bench/finetune_settings"), help="data and models")
+    args = parser.parse_args()
+    variants = [("baseline", {}), *(parse_variant(v) for v in (args.variant or DEFAULT_VARIANTS))]
+
+    from flywheel.stages.train import train_config
+    from posewheel import dataset as coco
+    from posewheel.synth import generate
+    from training.config import TrainConfig, load_params
+    from training.evaluate import evaluate_artifact
+    from training.train import train
+
+    params = load_params(args.params)
+    synth, section = params.get("synth", {}), params.get("train", {})
+    seed0, size = int(synth.get("seed", 0)), int(synth.get("image_size", 256))
+    work = args.work
+    sets = {  # the pipeline's own seeds (flywheel/stages/synth.py), and a street pool away from them
+        "seed": ("studio", int(synth.get("seed_count", 1500)), seed0),
+        "holdout_studio": ("studio", int(synth["holdout_count"]), seed0 + 1000),
+        "holdout_street": ("street", int(synth["holdout_count"]), seed0 + 2000),
+        "pool": ("street", args.labels, seed0 + POOL_SEED_OFFSET + 99),
+    }
+    for name, (domain, n, seed) in sets.items():
+        if not (work / name / coco.ANNOTATIONS_FILE).is_file():
+            generate(domain, n, seed, work / name, size=size, workers=2)
+    pool = coco.load(work / "pool")
+    feedback = subset(pool, [a.id for a in pool.annotations][: args.labels], work / "feedback")
+
+    base = args.base
+    if base is None:
+        base = work / "models" / "m-base"
+        if not (base / "card.json").is_file():
+            minutes = args.base_minutes or float(section.get("max_minutes", 12))
+            train(TrainConfig.from_params(params, wandb=False, max_minutes=minutes), [(work / "seed", 1.0)],
+                  work / "models", version="m-base", log_dir=work / "logs" / "base")  # fmt: skip
+
+    def measure(artifact: Path) -> dict[str, float]:
+        street = evaluate_artifact(artifact, work / "holdout_street")["oks_ap"]
+        studio = evaluate_artifact(artifact, work / "holdout_studio")["oks_ap"]
+        return {"street_oks_ap": round(street, 4), "studio_oks_ap": round(studio, 4)}
+
+    emit("base", **measure(base), base=str(base))
+    weight = float(section.get("feedback_weight", 3.0))
+    tune = dataclasses.replace(
+        train_config(params, fine_tune=True), wandb=False, max_minutes=args.minutes, epochs=10_000
+    )
+    results: dict[str, dict[str, float]] = {}
+    for name, values in variants:
+        config = dataclasses.replace(tune, **values)
+        config.check()
+        start = time.monotonic()
+        version = f"m-{name.replace('_', '-')}"
+        artifact = train(config, [(work / "seed", 1.0), (feedback, weight)], work / "models",
+                         warm_start=base, version=version, log_dir=work / "logs" / name)  # fmt: skip
+        steps = _steps(work / "logs" / name / "metrics.csv")
+        results[name] = measure(artifact)
+        emit("variant", name=name, **values, **results[name], steps=steps,
+             img_per_s=round(steps * config.batch_size / (args.minutes * 60), 1),
+             wall_minutes=round((time.monotonic() - start) / 60, 2))  # fmt: skip
+    ref = results["baseline"]
+    for name, got in results.items():
+        if name != "baseline":
+            emit("against_baseline", name=name, street_change=round(got["street_oks_ap"] - ref["street_oks_ap"], 4),
+                 studio_change=round(got["studio_oks_ap"] - ref["studio_oks_ap"], 4))  # fmt: skip
+
+
+def _steps(metrics_csv: Path) -> int:
+    """The last optimiser step the CSV log recorded (Lightning's `step` column)."""
+    import csv
+
+    with metrics_csv.open(encoding="utf-8") as f:
+        steps = [int(row["step"]) for row in csv.DictReader(f) if row.get("step")]
+    return int(np.max(steps)) + 1 if steps else 0
+
+
+if __name__ == "__main__":
+    main()
