@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from flywheel_curve import POOL_SEED_OFFSET, subset  # a sibling: benchmarks/ is sys.path[0] when run
+from flywheel_curve import POOL_SEED_OFFSET, base_model, subset  # a sibling: benchmarks/ is sys.path[0] when run
 
 import training  # noqa: F401  (passive OpenMP waits, before torch loads)
 
@@ -64,7 +64,7 @@ def main() -> None:
     from flywheel.stages.train import train_config
     from posewheel import dataset as coco
     from posewheel.synth import generate
-    from training.config import TrainConfig, load_params
+    from training.config import load_params
     from training.evaluate import evaluate_artifact
     from training.train import train
 
@@ -84,13 +84,7 @@ def main() -> None:
     pool = coco.load(work / "pool")
     feedback = subset(pool, [a.id for a in pool.annotations][: args.labels], work / "feedback")
 
-    base = args.base
-    if base is None:
-        base = work / "models" / "m-base"
-        if not (base / "card.json").is_file():
-            minutes = args.base_minutes or float(section.get("max_minutes", 12))
-            train(TrainConfig.from_params(params, wandb=False, max_minutes=minutes), [(work / "seed", 1.0)],
-                  work / "models", version="m-base", log_dir=work / "logs" / "base")  # fmt: skip
+    base = base_model(args.base, args.base_minutes, params, work)
 
     def measure(artifact: Path) -> dict[str, float]:
         street = evaluate_artifact(artifact, work / "holdout_street")["oks_ap"]

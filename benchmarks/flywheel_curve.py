@@ -54,6 +54,21 @@ def subset(pool: Any, annotation_ids: list[int], out: Path) -> Path:
     return out
 
 
+def base_model(base: Path | None, minutes: float | None, params: dict[str, Any], work: Path) -> Path:
+    """`base`, or a studio-only model trained once on `work/seed` into `work/models/m-base` (reused after)."""
+    from training.config import TrainConfig
+    from training.train import train
+
+    if base is not None:
+        return base
+    base = work / "models" / "m-base"
+    if not (base / "card.json").is_file():
+        config = TrainConfig.from_params(params, wandb=False)
+        config = dataclasses.replace(config, max_minutes=minutes or config.max_minutes)
+        train(config, [(work / "seed", 1.0)], work / "models", version="m-base", log_dir=work / "logs" / "base")
+    return base
+
+
 def plot(rows: list[dict[str, Any]], out: Path) -> None:
     import matplotlib
 
@@ -105,7 +120,7 @@ def main() -> None:
     from posewheel import dataset as coco
     from posewheel.decoding import pose_score
     from posewheel.synth import generate
-    from training.config import TrainConfig, load_params
+    from training.config import load_params
     from training.evaluate import evaluate_artifact, predict
     from training.train import train
 
@@ -123,14 +138,7 @@ def main() -> None:
         if not (work / name / coco.ANNOTATIONS_FILE).is_file():
             generate(domain, n, seed, work / name, size=int(synth.get("image_size", 256)), workers=2)
 
-    config = TrainConfig.from_params(params, wandb=False)
-    base = args.base
-    if base is None:
-        base = work / "models" / "m-base"
-        if not (base / "card.json").is_file():
-            minutes = args.base_minutes or config.max_minutes
-            train(TrainConfig.from_params(params, wandb=False, max_minutes=minutes), [(work / "seed", 1.0)],
-                  work / "models", version="m-base", log_dir=work / "logs" / "base")  # fmt: skip
+    base = base_model(args.base, args.base_minutes, params, work)
 
     def measure(artifact: Path) -> dict[str, float]:
         street = evaluate_artifact(artifact, work / "holdout_street")
