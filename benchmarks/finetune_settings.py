@@ -61,15 +61,15 @@ def main() -> None:
     args = parser.parse_args()
     variants = [("baseline", {}), *(parse_variant(v) for v in (args.variant or DEFAULT_VARIANTS))]
 
-    from flywheel.stages.train import train_config
     from posewheel import dataset as coco
+    from posewheel.params import load_params
     from posewheel.synth import generate
-    from training.config import load_params
+    from training.config import TrainConfig
     from training.evaluate import evaluate_artifact
     from training.train import train
 
     params = load_params(args.params)
-    synth, section = params.get("synth", {}), params.get("train", {})
+    synth = params.get("synth", {})
     seed0, size = int(synth.get("seed", 0)), int(synth.get("image_size", 256))
     work = args.work
     sets = {  # the pipeline's own seeds (flywheel/stages/synth.py), and a street pool away from them
@@ -92,10 +92,10 @@ def main() -> None:
         return {"street_oks_ap": round(street, 4), "studio_oks_ap": round(studio, 4)}
 
     emit("base", **measure(base), base=str(base))
-    weight = float(section.get("feedback_weight", 3.0))
     tune = dataclasses.replace(
-        train_config(params, fine_tune=True), wandb=False, max_minutes=args.minutes, epochs=10_000
+        TrainConfig.from_params(params, fine_tune=True), wandb=False, max_minutes=args.minutes, epochs=10_000
     )
+    weight = tune.feedback_weight
     results: dict[str, dict[str, float]] = {}
     for name, values in variants:
         config = dataclasses.replace(tune, **values)

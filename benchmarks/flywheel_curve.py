@@ -116,16 +116,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="CSV and PNG go here")
     args = parser.parse_args()
 
-    from flywheel.stages.train import train_config
     from posewheel import dataset as coco
     from posewheel.decoding import pose_score
+    from posewheel.params import load_params
     from posewheel.synth import generate
-    from training.config import load_params
+    from training.config import TrainConfig
     from training.evaluate import evaluate_artifact, predict
     from training.train import train
 
     params = load_params(args.params)
-    synth, section = params.get("synth", {}), params.get("train", {})
+    synth = params.get("synth", {})
     seed0, count, holdout = int(synth.get("seed", 0)), int(synth.get("seed_count", 1500)), int(synth["holdout_count"])
     work = args.work
     sets = {  # the pipeline's own seeds (flywheel/stages/synth.py), so figures compare with `dvc repro`
@@ -149,8 +149,10 @@ def main() -> None:
     rows: list[dict[str, Any]] = [{"labels": 0, "strategy": "baseline", "seed": None, **measure(base)}]
     emit("point", **rows[0], base=str(base))
     # the train stage's fine-tune settings (finetune_lr, ...), on an epoch budget instead of minutes
-    tune = dataclasses.replace(train_config(params, fine_tune=True), wandb=False, epochs=args.epochs, max_minutes=120.0)
-    weight = float(section.get("feedback_weight", 3.0))
+    tune = dataclasses.replace(
+        TrainConfig.from_params(params, fine_tune=True), wandb=False, epochs=args.epochs, max_minutes=120.0
+    )
+    weight = tune.feedback_weight
     for seed in args.seeds:
         pool = coco.load(work / f"pool_{seed}")
         seen = predict(base, work / f"pool_{seed}")

@@ -1,7 +1,8 @@
-"""Where the pipeline's folders are and how its parameters are read.
+"""Where the pipeline's folders are, and how `dvc repro` is run.
 
 `dvc.yaml` is the map of the pipeline; this module only names the paths it declares, so that the
-stages, the demo and `posewheel flywheel status` agree on them.
+stages, the demo and `posewheel flywheel status` agree on them. Parameters are read by
+`posewheel.params.load_params` (re-exported here for the stages).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from posewheel.params import load_params
 from posewheel.settings import ProjectSettings
+
+__all__ = ["PipelinePaths", "dvc_command", "load_params", "repro", "venv_environ"]
 
 
 @dataclass(frozen=True)
@@ -67,16 +68,6 @@ class PipelinePaths:
 
     def holdouts(self) -> dict[str, Path]:
         return {"studio": self.holdout_studio, "street": self.holdout_street}
-
-
-def load_params(root: Path | None = None) -> dict[str, Any]:
-    """params.yaml of the project as a dict (sections synth, train, evaluate, promote)."""
-    path = (root or ProjectSettings().root) / "params.yaml"
-    with open(path, encoding="utf-8") as handle:
-        params = yaml.safe_load(handle)
-    if not isinstance(params, dict):
-        raise ValueError(f"{path}: expected a mapping of sections")
-    return params
 
 
 def dvc_command(*args: str) -> list[str]:

@@ -1,17 +1,47 @@
-"""The `train` stage's configuration: the first model from `train`, each fine-tune from `train.finetune_*`."""
+"""One training configuration for `posewheel train` and the DVC `train` stage: the first model from
+params.yaml's `train` section, each fine-tune from `train.finetune_*`."""
 
 from __future__ import annotations
 
-from flywheel.stages.train import train_config
-from training.config import load_params
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from posewheel.params import load_params
+from training.config import ConfigError, TrainConfig
 
 
 def test_a_fine_tune_takes_its_own_minutes_and_learning_rate_from_params_yaml() -> None:
     params = load_params("params.yaml")
     section = params["train"]
-    first, fine = train_config(params, fine_tune=False), train_config(params, fine_tune=True)
+    first, fine = TrainConfig.from_params(params), TrainConfig.from_params(params, fine_tune=True)
     assert (first.max_minutes, first.lr) == (section["max_minutes"], section["lr"])
     assert (fine.max_minutes, fine.lr) == (section["finetune_max_minutes"], section["finetune_lr"])
     assert first.lr != fine.lr  # the defaults do differ, so the test can tell them apart
     plain = {"train": {k: v for k, v in section.items() if not k.startswith("finetune_")}}
-    assert train_config(plain, fine_tune=True).lr == section["lr"]  # no finetune_* key: the section's own
+    assert TrainConfig.from_params(plain, fine_tune=True).lr == section["lr"]  # no finetune_* key: the section's own
+
+
+def test_a_finetune_key_must_name_a_training_parameter() -> None:
+    with pytest.raises(ConfigError, match=r"train\.finetune_lrate"):
+        TrainConfig.from_params({"train": {"finetune_lrate": 0.1}})
+
+
+def test_the_cli_and_the_stage_build_the_same_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`posewheel train --warm-start DIR` fine-tunes with exactly the configuration `dvc repro` uses."""
+    from training import train as train_module
+    from training.cli import train_command
+
+    seen: list[TrainConfig] = []
+
+    def fake_train(config: TrainConfig, sources: object, models_dir: Path, **_: object) -> Path:
+        seen.append(config)
+        return models_dir
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "production").mkdir()
+    train_command(data=[str(tmp_path / "data")], warm_start=str(tmp_path / "production"), models_dir=tmp_path)
+    expected = TrainConfig.from_params(load_params("params.yaml"), fine_tune=True)
+    assert [dataclasses.asdict(c) for c in seen] == [dataclasses.asdict(expected)]

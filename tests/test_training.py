@@ -20,9 +20,10 @@ from typer.testing import CliRunner
 from posewheel.artifact import MODEL_FILE, load_card
 from posewheel.dataset import Dataset
 from posewheel.decoding import crop_box, crop_image, decode_to_image, normalize
+from posewheel.params import ParamsError, load_params
 from posewheel.synth import generate
 from tests.support.artifacts import TRAINED_VERSION, quick_config
-from training.config import SIZE_CONFIGS, ConfigError, TrainConfig, load_params
+from training.config import FINETUNE_PREFIX, SIZE_CONFIGS, ConfigError, TrainConfig
 from training.data import PoseDataModule
 from training.evaluate import METRIC_KEYS, evaluate_artifact, predict
 from training.export import WEIGHTS_FILE
@@ -204,8 +205,22 @@ def test_params_yaml_builds_the_cpu_configuration() -> None:
     assert (gpu.backbone, gpu.input_height, gpu.input_width) == ("resnet50", 256, 192)
     with pytest.raises(ConfigError, match=r"train\.config"):
         TrainConfig.from_section({"config": "tpu"})
-    with pytest.raises(ConfigError, match=r"params\.yaml"):
+    with pytest.raises(ParamsError, match=r"params\.yaml"):
         load_params(Path("/nonexistent/params.yaml"))
+
+
+def test_train_config_defaults_are_the_values_in_params_yaml() -> None:
+    """params.yaml is where a default lives: a TrainConfig built without it trains the same run."""
+    section = load_params("params.yaml")["train"]
+    defaults, fields = TrainConfig(), TrainConfig.field_names()
+    for key, value in section.items():
+        name = key.removeprefix(FINETUNE_PREFIX)
+        assert name in fields, f"params.yaml train.{key} is not a TrainConfig field"
+        if key == name:
+            assert getattr(defaults, key) == value, (
+                f"TrainConfig.{key} defaults to {getattr(defaults, key)!r}, params.yaml says {value!r}"
+            )
+    assert {k: getattr(defaults, k) for k in SIZE_CONFIGS[defaults.config]} == SIZE_CONFIGS[defaults.config]
 
 
 def test_time_budget_stops_training_by_wall_clock(tmp_path: Path, studio_set: Dataset) -> None:

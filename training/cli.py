@@ -1,6 +1,6 @@
 """Commands that training adds to the `posewheel` CLI: `train` and `evaluate`.
 
-    posewheel train --data data/seed --data data/feedback:3 --warm-start auto
+    posewheel train --data data/seed --data data/feedback --warm-start auto   # what the DVC stage runs
     posewheel evaluate --model models/production --data data/holdout_studio --out metrics/
 
 Heavy imports (torch, Lightning, ONNX Runtime) happen inside the commands so `posewheel --help`
@@ -69,15 +69,18 @@ def train_command(
     version: Annotated[str | None, typer.Option(help="artifact version (default: m-YYYYmmdd-HHMMSS, UTC)")] = None,
 ) -> None:
     """Train a pose model on COCO keypoint datasets and export it; prints the artifact folder last."""
-    from training.config import ConfigError, TrainConfig, load_params
+    from posewheel.params import load_params
+    from training.config import TrainConfig
     from training.train import train
 
     try:
-        config = TrainConfig.from_params(load_params(params))
+        values = load_params(params)
+        first = TrainConfig.from_params(values)
+        start = resolve_warm_start(warm_start, models_dir) if first.warm_start or warm_start != "auto" else None
+        config = TrainConfig.from_params(values, fine_tune=start is not None)  # as the DVC `train` stage builds it
         sources = parse_data(data, config.feedback_weight)
-        start = resolve_warm_start(warm_start, models_dir) if config.warm_start or warm_start != "auto" else None
         folder = train(config, sources, models_dir, warm_start=start, version=version)
-    except (ConfigError, DatasetError, ArtifactError, ValueError, FileNotFoundError) as exc:
+    except (DatasetError, ArtifactError, ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
     typer.echo(str(folder))
 
@@ -91,13 +94,13 @@ def evaluate_command(
     params: Annotated[Path, typer.Option(help="params.yaml (its `evaluate` section)")] = Path("params.yaml"),
 ) -> None:
     """Score an exported model with ONNX Runtime on ground-truth boxes: OKS AP, PCK, pixel error."""
-    from training.config import ConfigError, load_params
+    from posewheel.params import load_params, section
     from training.evaluate import write_evaluation
 
     try:
-        batch = int((load_params(params).get("evaluate") or {}).get("batch_size", 64)) if params.is_file() else 64
+        batch = int(section(load_params(params), "evaluate").get("batch_size", 64)) if params.is_file() else 64
         results = write_evaluation(model, data, out, batch_size=batch)
-    except (ConfigError, DatasetError, ArtifactError, ValueError) as exc:
+    except (DatasetError, ArtifactError, ValueError) as exc:
         raise fail(str(exc)) from exc
     for name, values in results.items():
         typer.echo(f"{name}: " + " ".join(f"{k}={v:.4g}" for k, v in values.items()))

@@ -1,7 +1,13 @@
 """Training configuration: params.yaml's `train` section on top of a named size configuration.
 
-    from training.config import TrainConfig, load_params
-    config = TrainConfig.from_params(load_params("params.yaml"))
+    from posewheel.params import load_params
+    from training.config import TrainConfig
+    config = TrainConfig.from_params(load_params())                  # a first model
+    config = TrainConfig.from_params(load_params(), fine_tune=True)  # a fine-tune: finetune_* keys win
+
+`posewheel train` and the DVC `train` stage both build their run this way. params.yaml is where the
+defaults live; the field defaults below carry the same values (tests/test_training.py checks it) so
+that a configuration built in a test or a notebook without params.yaml trains the same run.
 
 Sizes are data, not branches: `cpu` (MobileNetV3-Large, 128x96 input) trains on a laptop's two
 cores; `gpu` (ResNet-50, 256x192) is the accuracy configuration. Accelerator, devices, precision,
@@ -12,12 +18,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from posewheel.decoding import InputSpec
+from posewheel.params import ParamsError, load_params
+
+__all__ = ["FINETUNE_PREFIX", "SIZE_CONFIGS", "ConfigError", "TrainConfig", "load_params"]
+
+# params.yaml `train.finetune_<key>` replaces `train.<key>` when a run fine-tunes an existing model.
+FINETUNE_PREFIX = "finetune_"
 
 # Named size configurations; params.yaml's `train` keys override any of these fields.
 SIZE_CONFIGS: dict[str, dict[str, Any]] = {
@@ -26,7 +35,7 @@ SIZE_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(ParamsError):
     """A training parameter is missing, unknown or out of range (the message names which)."""
 
 
@@ -53,8 +62,8 @@ class TrainConfig:
     color_jitter: float = 0.3  # brightness/contrast/saturation strength
     blur: float = 0.2  # probability of a Gaussian blur
     # optimisation
-    max_minutes: float = 20.0  # wall clock for the fit (stops between batches)
-    epochs: int = 30
+    max_minutes: float = 12.0  # wall clock for the fit (stops between batches)
+    epochs: int = 200  # an upper bound: max_minutes usually ends the run first
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -66,7 +75,7 @@ class TrainConfig:
     max_val: int = 256  # validation persons at most
     num_workers: int = 2
     seed: int = 0
-    feedback_weight: float = 3.0  # default sampling weight of extra datasets
+    feedback_weight: float = 10.0  # default sampling weight of extra datasets (corrected labels)
     warm_start: bool = True
     # distribution (Lightning does it)
     accelerator: str = "auto"
@@ -85,11 +94,26 @@ class TrainConfig:
         return InputSpec(width=self.input_width, height=self.input_height)
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], **overrides: Any) -> TrainConfig:
-        """Build from the whole params dict (its `train` section) plus keyword overrides."""
+    def from_params(cls, params: dict[str, Any], *, fine_tune: bool = False, **overrides: Any) -> TrainConfig:
+        """The configuration of one run from params.yaml (its `train` section), keyword overrides last.
+
+        A fine-tune of an existing model (`fine_tune=True`) takes each `finetune_<key>` in place of
+        `<key>` (its own minutes and learning rate); a first model ignores them.
+        """
         section = dict(params.get("train", params) or {})
+        tuned = {k.removeprefix(FINETUNE_PREFIX): v for k, v in section.items() if k.startswith(FINETUNE_PREFIX)}
+        unknown = sorted(set(tuned) - cls.field_names())
+        if unknown:
+            raise ConfigError(f"train.{FINETUNE_PREFIX}{unknown[0]}: {unknown[0]!r} is not a training parameter")
+        if fine_tune:
+            section.update(tuned)
         section.update(overrides)
         return cls.from_section(section)
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        """The training parameters this class knows (every field but `extra`)."""
+        return {f.name for f in dataclasses.fields(cls)} - {"extra"}
 
     @classmethod
     def from_section(cls, section: dict[str, Any]) -> TrainConfig:
@@ -97,7 +121,7 @@ class TrainConfig:
         name = str(section.get("config", "cpu"))
         if name not in SIZE_CONFIGS:
             raise ConfigError(f"train.config is {name!r}; expected one of {sorted(SIZE_CONFIGS)}")
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = cls.field_names()
         values: dict[str, Any] = {"config": name, **SIZE_CONFIGS[name]}
         extra: dict[str, Any] = {}
         for key, value in section.items():
@@ -111,8 +135,8 @@ class TrainConfig:
     def check(self) -> None:
         """Raise ConfigError naming the first field out of range."""
         if self.input_height % 32 or self.input_width % 32:
-            raise ConfigError(f"train.input_height/input_width must be multiples of 32, got "
-                              f"{self.input_height}x{self.input_width}")  # fmt: skip
+            size = f"{self.input_height}x{self.input_width}"
+            raise ConfigError(f"train.input_height/input_width must be multiples of 32, got {size}")
         for name in ("batch_size", "epochs", "num_nodes"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
@@ -128,17 +152,3 @@ class TrainConfig:
         out = dataclasses.asdict(self)
         out["scale"] = list(self.scale)
         return out
-
-
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read params.yaml; raise ConfigError naming the file when it is missing or not a mapping."""
-    file = Path(path)
-    try:
-        params = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{file}: file not found") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
-    if not isinstance(params, dict):
-        raise ConfigError(f"{file}: top level must be a mapping of sections")
-    return params

@@ -13,19 +13,13 @@ import json
 import logging
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from flywheel.pipeline import PipelinePaths, load_params
+from flywheel.pipeline import PipelinePaths
 from posewheel import artifact, atomic
 from posewheel.dataset import ANNOTATIONS_FILE
-
-if TYPE_CHECKING:
-    from training.config import TrainConfig
+from posewheel.params import load_params
 
 log = logging.getLogger("flywheel.train")
-
-# params.yaml `train.finetune_<key>` replaces `train.<key>` when the candidate warm-starts.
-FINETUNE_KEYS = ("max_minutes", "lr")
 
 
 def training_sets(paths: PipelinePaths, feedback_weight: float) -> list[tuple[Path, float]]:
@@ -37,24 +31,15 @@ def training_sets(paths: PipelinePaths, feedback_weight: float) -> list[tuple[Pa
     return sets
 
 
-def train_config(params: dict[str, Any], fine_tune: bool) -> TrainConfig:
-    """params.yaml's `train` section; a fine-tune of production takes the `finetune_*` values instead."""
-    from training.config import TrainConfig
-
-    section = params["train"]
-    overrides = {key: section[f"finetune_{key}"] for key in FINETUNE_KEYS if fine_tune and f"finetune_{key}" in section}
-    return TrainConfig.from_params(params, **overrides)
-
-
 def run(paths: PipelinePaths) -> Path:
+    from training.config import TrainConfig
     from training.train import train
 
     params = load_params(paths.root)
-    section = params["train"]
     production = artifact.production_dir(paths.models)
-    warm = production.resolve() if section.get("warm_start", True) and production.exists() else None
-    config = train_config(params, fine_tune=warm is not None)
-    sets = training_sets(paths, float(params["train"].get("feedback_weight", 1.0)))
+    warm = production.resolve() if TrainConfig.from_params(params).warm_start and production.exists() else None
+    config = TrainConfig.from_params(params, fine_tune=warm is not None)  # as `posewheel train` builds it
+    sets = training_sets(paths, config.feedback_weight)
     log.info("training on %s, warm start from %s", [(str(p), w) for p, w in sets], warm)
     paths.models.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=paths.models, prefix=".train-") as scratch:
