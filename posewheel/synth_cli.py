@@ -2,6 +2,7 @@
 
 posewheel synth --domain studio --count 500 --seed 0 --out data/seed
 posewheel synth --domain street --count 300 --seed 1 --out data/holdout_street --workers 2
+posewheel synth --domain street --count 300 --seed 4 --out data/street_groups --persons 0-4
 posewheel show data/seed --out grid.png --count 16
 """
 
@@ -14,6 +15,18 @@ from typing import Annotated
 import typer
 
 from posewheel.cli import fail
+
+
+def parse_persons(text: str) -> tuple[int, int]:
+    """'LO-HI' (e.g. '0-4') or 'N' (exactly N) as (lo, hi) persons per image; ValueError if malformed."""
+    lo, sep, hi = text.strip().partition("-")
+    try:
+        span = (int(lo), int(hi) if sep else int(lo))
+    except ValueError:
+        raise ValueError(f"--persons {text!r}: expected LO-HI such as 0-4, or one number") from None
+    from posewheel.synth.group import check_persons
+
+    return check_persons(span)
 
 
 class DomainName(StrEnum):
@@ -30,7 +43,7 @@ def synth(
             help="studio: plain backdrops, upright poses; street: clutter, occluders, blur, noise, wide poses"
         ),
     ],
-    count: Annotated[int, typer.Option(min=1, max=1_000_000, help="number of images (one person each)")],
+    count: Annotated[int, typer.Option(min=1, max=1_000_000, help="number of images")],
     out: Annotated[Path, typer.Option(help="dataset folder to write (replaced atomically)")],
     seed: Annotated[int, typer.Option(min=0, help="random seed; same arguments give identical bytes")] = 0,
     size: Annotated[int, typer.Option(min=32, max=4096, help="image width = height in pixels")] = 256,
@@ -40,6 +53,14 @@ def synth(
     ] = None,
     no_truth: Annotated[bool, typer.Option("--no-truth", help="do not write ground truth")] = False,
     workers: Annotated[int, typer.Option(min=1, max=64, help="processes rendering in parallel")] = 1,
+    persons: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LO-HI",
+            help="several persons per image, LO to HI (e.g. 0-4: empty images too, overlapping people at "
+            "different scales) [default: one person per image]",
+        ),
+    ] = None,
 ) -> None:
     """Generate a synthetic COCO keypoint dataset: articulated people with true visibility."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -51,18 +72,26 @@ def synth(
         raise fail(f"--out {out} is a file; give a folder for the dataset")
     if out.is_dir() and any(out.iterdir()) and not (out / "annotations.json").is_file():
         raise fail(f"--out {out} is a non-empty folder that is not a dataset; refusing to replace it")
+    try:
+        span = None if persons is None else parse_persons(persons)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
     truth = None if no_truth else (truth_dir or ProjectSettings().truth_dir)
     columns = (TextColumn(f"synth {domain.value}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
         with Progress(*columns, transient=True, disable=count < 200) as bar:
             task = bar.add_task("synth", total=count)
             dataset = generate(domain.value, count, seed, out, size=size, truth_dir=truth, workers=workers,
-                               progress=lambda done: bar.update(task, completed=done))  # fmt: skip
+                               progress=lambda done: bar.update(task, completed=done), persons=span)  # fmt: skip
     except OSError as exc:
         raise fail(f"cannot write the dataset to {out} or the truth to {truth}: {exc}") from exc
     visible = sum(int((a.keypoints[:, 2] == 2).sum()) for a in dataset.annotations)
     occluded = sum(int((a.keypoints[:, 2] == 1).sum()) for a in dataset.annotations)
-    typer.echo(f"{out}: {len(dataset.images)} {domain.value} images ({size}x{size}), "
+    people = ""
+    if span is not None:
+        empty = len(dataset.images) - len({a.image_id for a in dataset.annotations})
+        people = f"{len(dataset.annotations)} persons ({span[0]}-{span[1]} per image, {empty} images empty), "
+    typer.echo(f"{out}: {len(dataset.images)} {domain.value} images ({size}x{size}), {people}"
                f"{visible} visible and {occluded} occluded joints; truth: {truth or 'not written'}")  # fmt: skip
 
 

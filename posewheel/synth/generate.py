@@ -2,6 +2,10 @@
 
 from posewheel.synth import generate
 dataset = generate("street", count=300, seed=1, out="data/holdout_street", truth_dir="var/truth")
+crowds = generate("street", count=300, seed=4, out="data/street_groups", persons=(0, 4))  # 0-4 per image
+
+Without `persons` every image holds one person (`scene.render_sample`); with it, `group.render_group`
+draws lo..hi persons per image, empty images included (an image record with no annotation).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 
 from posewheel import dataset as coco
 from posewheel.imagestore import content_hash
+from posewheel.synth.group import Person, check_persons, render_group
 from posewheel.synth.scene import DOMAINS, render_sample
 from posewheel.truth import TruthStore
 
@@ -28,13 +33,31 @@ GENERATOR_VERSION = 1  # bump when the rendering changes, so a cached dataset is
 
 @dataclass
 class Encoded:
-    """One generated image as file bytes with its label."""
+    """One generated image as file bytes with its annotated persons (far to near)."""
 
     index: int
     data: bytes
-    keypoints: np.ndarray  # (17, 3) pixels, v in {0,1,2}
-    bbox: tuple[float, float, float, float]
-    facing: str
+    persons: list[Person]
+
+    def _only(self) -> Person:
+        if len(self.persons) != 1:
+            raise ValueError(f"image {self.index} holds {len(self.persons)} persons, not one")
+        return self.persons[0]
+
+    @property
+    def keypoints(self) -> np.ndarray:
+        """(17, 3) pixels, v in {0,1,2}, of the image's only person (one-person mode)."""
+        return self._only().keypoints
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        """[x, y, w, h] pixels of the image's only person (one-person mode)."""
+        return self._only().bbox
+
+    @property
+    def facing(self) -> str:
+        """'front' or 'back', of the image's only person (one-person mode)."""
+        return self._only().facing
 
 
 def file_name(domain: str, seed: int, index: int) -> str:
@@ -42,27 +65,38 @@ def file_name(domain: str, seed: int, index: int) -> str:
     return f"{domain}_{seed}_{index:06d}.jpg"
 
 
-def encode_sample(domain: str, seed: int, index: int, size: int) -> Encoded:
-    """Render image `index` and encode it as JPEG (quality 92, deterministic bytes)."""
-    sample = render_sample(DOMAINS[domain], seed, index, size)
+def encode_sample(domain: str, seed: int, index: int, size: int, persons: tuple[int, int] | None = None) -> Encoded:
+    """Render image `index` and encode it as JPEG (quality 92, deterministic bytes).
+
+    persons: None for one person (today's stream), else (lo, hi) persons per image (group stream).
+    """
+    if persons is None:
+        sample = render_sample(DOMAINS[domain], seed, index, size)
+        image = sample.image
+        people = [Person(sample.keypoints, sample.bbox, sample.facing, 1, sample.projected, sample.face_hidden)]
+    else:
+        group = render_group(DOMAINS[domain], seed, index, size, persons)
+        image, people = group.image, group.persons
     buffer = io.BytesIO()
-    sample.image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    return Encoded(index, buffer.getvalue(), sample.keypoints, sample.bbox, sample.facing)
+    image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return Encoded(index, buffer.getvalue(), people)
 
 
-def _encode_chunk(args: tuple[str, int, int, int, int]) -> list[Encoded]:
-    domain, seed, start, stop, size = args
-    return [encode_sample(domain, seed, i, size) for i in range(start, stop)]
+def _encode_chunk(args: tuple[str, int, int, int, int, tuple[int, int] | None]) -> list[Encoded]:
+    domain, seed, start, stop, size, persons = args
+    return [encode_sample(domain, seed, i, size, persons) for i in range(start, stop)]
 
 
-def iter_encoded(domain: str, count: int, seed: int, size: int, workers: int = 1) -> Iterator[Encoded]:
+def iter_encoded(
+    domain: str, count: int, seed: int, size: int, workers: int = 1, persons: tuple[int, int] | None = None
+) -> Iterator[Encoded]:
     """Encoded images 0..count-1 in order; the same whatever `workers` is (each image has its own seed)."""
     if workers <= 1:
         for i in range(count):
-            yield encode_sample(domain, seed, i, size)
+            yield encode_sample(domain, seed, i, size, persons)
         return
     chunk = 64
-    jobs = [(domain, seed, s, min(s + chunk, count), size) for s in range(0, count, chunk)]
+    jobs = [(domain, seed, s, min(s + chunk, count), size, persons) for s in range(0, count, chunk)]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for batch in pool.map(_encode_chunk, jobs):
             yield from batch
@@ -77,17 +111,21 @@ def generate(
     truth_dir: str | os.PathLike[str] | None = None,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
+    persons: tuple[int, int] | None = None,
 ) -> coco.Dataset:
     """Generate `count` images of `domain` into dataset folder `out` (replaced atomically).
 
-    Image i is a pure function of (domain, seed, i, size): same arguments, identical bytes. When
-    `truth_dir` is given, each image's persons are also stored there under the SHA-256 of its file
-    bytes. `progress(n)` is called after every image with the number done.
+    Image i is a pure function of (domain, seed, i, size, persons): same arguments, identical
+    bytes. persons: None for one person per image; (lo, hi) for lo..hi persons per image (e.g.
+    `group.DEFAULT_PERSONS`, 0-4), annotation ids then count persons in image order. When
+    `truth_dir` is given, each image's persons (possibly none) are also stored there under the
+    SHA-256 of its file bytes. `progress(n)` is called after every image with the number done.
     """
     if domain not in DOMAINS:
         raise ValueError(f"unknown domain {domain!r}; choose one of {sorted(DOMAINS)}")
     if count < 1 or size < 32 or seed < 0:
         raise ValueError(f"need count >= 1, size >= 32 and seed >= 0 (got {count}, {size}, {seed})")
+    persons = None if persons is None else check_persons(persons)
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
     truth = TruthStore(truth_dir) if truth_dir is not None else None
@@ -96,19 +134,20 @@ def generate(
         images: list[coco.ImageRecord] = []
         annotations: list[coco.PersonAnnotation] = []
         sources: dict[int, Path] = {}
-        for done, item in enumerate(iter_encoded(domain, count, seed, size, workers), start=1):
+        for done, item in enumerate(iter_encoded(domain, count, seed, size, workers, persons), start=1):
             image_id = item.index + 1
             name = file_name(domain, seed, item.index)
             (scratch / name).write_bytes(item.data)
             sources[image_id] = scratch / name
             images.append(coco.ImageRecord(image_id, name, size, size))
-            annotations.append(coco.PersonAnnotation(
-                id=image_id, image_id=image_id, keypoints=item.keypoints, bbox=item.bbox,
-                extra={"facing": item.facing},
-            ))  # fmt: skip
+            for person in item.persons:  # one person: annotation id = image id, as ever
+                annotations.append(coco.PersonAnnotation(
+                    id=len(annotations) + 1, image_id=image_id, keypoints=person.keypoints, bbox=person.bbox,
+                    extra={"facing": person.facing},
+                ))  # fmt: skip
             if truth is not None:
-                persons = [{"keypoints": item.keypoints, "bbox": item.bbox}]
-                truth.put(content_hash(item.data), persons, durable=False)  # regenerable: skip fsyncs
+                shown = [{"keypoints": p.keypoints, "bbox": p.bbox} for p in item.persons]
+                truth.put(content_hash(item.data), shown, durable=False)  # regenerable: skip fsyncs
             if progress is not None:
                 progress(done)
         info = {
@@ -119,6 +158,8 @@ def generate(
             "count": count,
             "size": size,
         }
+        if persons is not None:
+            info["persons"] = list(persons)
         dataset = coco.Dataset(images=images, annotations=annotations, info=info)
         return coco.save(dataset, target, image_sources=sources)
     finally:

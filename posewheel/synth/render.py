@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import ImageDraw
+from PIL import Image, ImageDraw
 
 from posewheel.schema import NUM_KEYPOINTS, V_NOT_LABELED, V_OCCLUDED, V_VISIBLE
 from posewheel.synth.figure import BACKGROUND, JOINT_OWNERS, Figure
@@ -47,6 +47,15 @@ def draw_figure(rgb: ImageDraw.ImageDraw, labels: ImageDraw.ImageDraw, figure: F
         xy = (placement.apply(part.polygon) - 0.5).ravel().tolist()
         rgb.polygon(xy, fill=part.color)
         labels.polygon(xy, fill=part.part_id)
+
+
+def silhouette(figure: Figure, placement: Placement, size: int) -> np.ndarray:
+    """(size, size) bool: the pixels the figure covers, drawn exactly as `draw_figure` draws its parts."""
+    mask = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(mask)
+    for part in figure.parts:
+        draw.polygon((placement.apply(part.polygon) - 0.5).ravel().tolist(), fill=1)
+    return np.asarray(mask) > 0
 
 
 def visibility(joints_px: np.ndarray, label_map: np.ndarray, face_hidden: np.ndarray) -> np.ndarray:
