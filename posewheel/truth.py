@@ -28,7 +28,9 @@ def _round(value: float) -> float:
 class TruthStore:
     """Per-image truth: a list of persons, each `{"keypoints": (17, 3) list, "bbox": [x, y, w, h]}`.
 
-    keypoints are continuous pixels with v in {0, 1, 2}; bbox is in pixels.
+    keypoints are continuous pixels with v in {0, 1, 2}; bbox is in pixels. One image holds any
+    number of persons (scenes of several persons, far to near); an empty list is a synthetic image
+    with nobody in it, which `get` tells apart from an unknown image (None).
     """
 
     def __init__(self, root: str | os.PathLike[str]):
@@ -66,7 +68,7 @@ class TruthStore:
         os.replace(tmp, path)
 
     def get(self, sha256: str) -> list[dict[str, Any]] | None:
-        """The persons stored for this image, or None when it is not synthetic (unknown or malformed key)."""
+        """The persons stored for this image ([] if nobody is in it), or None when it is not synthetic."""
         if not _SHA_RE.match(sha256):
             return None  # nothing is ever stored under anything but a digest; never touch such a path
         path = self.path_for(sha256)

@@ -203,3 +203,10 @@ def test_show_draws_the_box_of_every_person(tmp_path: Path) -> None:
             left, top = tile[y : y + h, max(x - 1, 0) : x + 1], tile[max(y - 1, 0) : y + 1, x : x + w]
             for edge in (left, top):
                 assert (edge == BOX_COLOUR).all(axis=-1).any(), (record.file_name, ann.id)
+
+
+def test_the_truth_of_an_empty_scene_is_no_one_not_unknown(tmp_path: Path) -> None:
+    store = TruthStore(tmp_path / "truth")
+    empty, unknown = hashlib.sha256(b"nobody here").hexdigest(), hashlib.sha256(b"never stored").hexdigest()
+    store.put(empty, [])
+    assert store.get(empty) == [] and store.get(unknown) is None
