@@ -1,9 +1,11 @@
 """Project paths, from the environment (`POSEWHEEL_*`) with defaults under the project root.
 
-Each package with its own knobs (serving, labeling) keeps them in its own settings class with the
-same `POSEWHEEL_` prefix; this class holds what every package agrees on: where things live. Any
-folder can be moved by its variable (e.g. `POSEWHEEL_IMAGE_STORE_DIR`), and every package then finds
-it at the same place.
+One convention for every path setting of every package: unset means its default place under its
+parent folder (the project root, or `var/` for run-time state), a relative value is under that same
+parent, an absolute value is used as it is (`under`). So `POSEWHEEL_ROOT` moves everything and
+`POSEWHEEL_VAR_DIR` moves all run-time state, Label Studio's folders included. Each path is read by
+one class: the shared ones here (`ServingSettings` extends this class), Label Studio's own in
+`labeling.settings.LabelStudioSettings`.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ def _find_project_root() -> Path:
     return cwd
 
 
-def _under(base: Path, value: Path, default: str) -> Path:
-    if value == Path():
+def under(base: Path, value: Path | None, default: str) -> Path:
+    """The convention: unset (None or `Path()`) -> `base/default`; relative -> `base/value`; absolute as is."""
+    if value is None or value == Path():
         return base / default
     return value if value.is_absolute() else base / value
 
@@ -34,18 +37,20 @@ class ProjectSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="POSEWHEEL_", extra="ignore")
 
     # Path() (the default) means "the default place"; relative values are under their parent folder.
-    root: Path = Path()
+    root: Path = Path()  # the nearest folder above the working directory holding params.yaml and pyproject.toml
     var_dir: Path = Path()  # run-time state ignored by git; default <root>/var
     image_store_dir: Path = Path()  # content-addressed images; default <var>/images
     outbox_dir: Path = Path()  # review items waiting for Label Studio; default <var>/outbox
     truth_dir: Path = Path()  # synthetic ground truth, for the simulated annotator only; <var>/truth
+    predictions_dir: Path = Path()  # the server's prediction log, one JSONL file a day; default <var>/predictions
 
     def model_post_init(self, __context: object) -> None:
         self.root = (self.root if self.root != Path() else _find_project_root()).resolve()
-        self.var_dir = _under(self.root, self.var_dir, "var")
-        self.image_store_dir = _under(self.var_dir, self.image_store_dir, "images")
-        self.outbox_dir = _under(self.var_dir, self.outbox_dir, "outbox")
-        self.truth_dir = _under(self.var_dir, self.truth_dir, "truth")
+        self.var_dir = under(self.root, self.var_dir, "var")
+        self.image_store_dir = under(self.var_dir, self.image_store_dir, "images")
+        self.outbox_dir = under(self.var_dir, self.outbox_dir, "outbox")
+        self.truth_dir = under(self.var_dir, self.truth_dir, "truth")
+        self.predictions_dir = under(self.var_dir, self.predictions_dir, "predictions")
 
     @property
     def data_dir(self) -> Path:
