@@ -2,8 +2,9 @@
 
     POSEWHEEL_PORT=9000 POSEWHEEL_MAX_BATCH_SIZE=32 posewheel serve
 
-Paths of run-time state (prediction log, image store, outbox) default to the project's own
-folders (`posewheel.settings.ProjectSettings`); tests point them at temporary folders.
+Where things live (`POSEWHEEL_ROOT`, `POSEWHEEL_VAR_DIR`, the prediction log, image store and outbox)
+is `posewheel.settings.ProjectSettings`, which this class extends: one class reads each path, with
+the project's one default-path convention; tests point them at temporary folders.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from posewheel.artifact import production_dir
 from posewheel.settings import ProjectSettings
 
 
-class ServingSettings(BaseSettings):
+class ServingSettings(ProjectSettings):
     """Everything `posewheel serve` can be told; each field is `POSEWHEEL_<NAME>` in the environment."""
 
     model_config = SettingsConfigDict(env_prefix="POSEWHEEL_", extra="ignore")
@@ -58,13 +59,9 @@ class ServingSettings(BaseSettings):
     reload_poll_s: float = Field(2.0, gt=0.0, description="how often to look for a new production model, s")
     log_queue_size: int = Field(10_000, ge=1, description="predictions waiting for the background writer")
 
-    predictions_dir: Path | None = Field(None, description="default var/predictions")
-    image_store_dir: Path | None = Field(None, description="default ProjectSettings().image_store_dir")
-    outbox_dir: Path | None = Field(None, description="default ProjectSettings().outbox_dir")
-
     def resolved_model_dir(self) -> Path:
         """The artifact folder to serve: `model_dir` or the project's `models/production`."""
-        return self.model_dir if self.model_dir is not None else production_dir(ProjectSettings().models_dir)
+        return self.model_dir if self.model_dir is not None else production_dir(self.models_dir)
 
     def resolved_threads(self) -> int:
         """ONNX Runtime intra-op threads of each worker: the setting, or this process's CPUs shared by the workers."""
@@ -74,10 +71,10 @@ class ServingSettings(BaseSettings):
         return max(1, cores // self.workers)
 
     def resolved_predictions_dir(self) -> Path:
-        return self.predictions_dir or ProjectSettings().var_dir / "predictions"
+        return self.predictions_dir
 
     def resolved_image_store_dir(self) -> Path:
-        return self.image_store_dir or ProjectSettings().image_store_dir
+        return self.image_store_dir
 
     def resolved_outbox_dir(self) -> Path:
-        return self.outbox_dir or ProjectSettings().outbox_dir
+        return self.outbox_dir
