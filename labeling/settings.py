@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from posewheel import atomic
-from posewheel.settings import ProjectSettings
+from posewheel.settings import ProjectSettings, under
 
 URL_ENV = "POSEWHEEL_LABELSTUDIO_URL"
 
@@ -36,7 +36,11 @@ class Credentials:
 
 
 class LabelStudioSettings(BaseSettings):
-    """Label Studio's address, admin user, folders and project; relative paths are under the project root."""
+    """Label Studio's address, admin user, folders and project.
+
+    Paths follow the project's one convention (`posewheel.settings.under`): run-time folders default
+    under `POSEWHEEL_VAR_DIR`, the virtualenv under `POSEWHEEL_ROOT`; relative values are under the same.
+    """
 
     model_config = SettingsConfigDict(env_prefix="POSEWHEEL_LABELSTUDIO_", extra="ignore")
 
@@ -47,19 +51,20 @@ class LabelStudioSettings(BaseSettings):
     password: SecretStr | None = None
     token: SecretStr | None = None
     project_title: str = "Posewheel pose review"
-    data_dir: Path = Path("var/labelstudio")
-    venv: Path = Path(".venv-labelstudio")
-    secrets_file: Path = Path("var/secrets/labelstudio.json")
-    # Local-files serving root: the image store must lie strictly below it (Label Studio's rule).
-    document_root: Path = Path("var")
+    data_dir: Path = Path()  # its sqlite database, media, pid and log; default <var>/labelstudio
+    venv: Path = Path()  # its own virtualenv (its pins clash with training's); default <root>/.venv-labelstudio
+    secrets_file: Path = (
+        Path()
+    )  # generated admin password and token (mode 0600); default <var>/secrets/labelstudio.json
+    document_root: Path = Path()  # local-files serving root; the image store must lie below it; default <var>
     start_timeout_s: float = 300.0  # the first start runs ~100 s of migrations on 2 cores
 
     def model_post_init(self, __context: object) -> None:
-        root = ProjectSettings().root
-        for name in ("data_dir", "venv", "secrets_file", "document_root"):
-            value: Path = getattr(self, name)
-            if not value.is_absolute():
-                setattr(self, name, (root / value).resolve())
+        project = ProjectSettings()
+        self.data_dir = under(project.var_dir, self.data_dir, "labelstudio")
+        self.venv = under(project.root, self.venv, ".venv-labelstudio")
+        self.secrets_file = under(project.var_dir, self.secrets_file, "secrets/labelstudio.json")
+        self.document_root = under(project.var_dir, self.document_root, ".")
 
     @property
     def base_url(self) -> str:

@@ -4,8 +4,10 @@
     .venv/bin/python scripts/export_settings_doc.py --check    # exit 1 when the table is stale
 
 The table sits between the `<!-- settings:begin -->` and `<!-- settings:end -->` markers. Every
-pydantic-settings class in the project's packages is found by reading the sources (a class that
-subclasses `BaseSettings`), so a new setting shows up here without editing this script.
+pydantic-settings class in the project's packages is found by reading the sources (a class whose
+base is `BaseSettings` or another `...Settings` class, checked once imported), so a new setting
+shows up here without editing this script. A field is listed under the class that declares it (a
+class that extends `ProjectSettings` reads the project's paths through it, not a second time).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
 
 def settings_classes() -> list[Any]:
     """Every BaseSettings subclass defined in the project's packages, in package then file order."""
+    from pydantic_settings import BaseSettings
+
     sys.path.insert(0, str(ROOT))
     found: list[Any] = []
     for package in PACKAGES:
@@ -37,12 +41,18 @@ def settings_classes() -> list[Any]:
                 node.name
                 for node in tree.body
                 if isinstance(node, ast.ClassDef)
-                and any(isinstance(b, ast.Name) and b.id == "BaseSettings" for b in node.bases)
+                and any(isinstance(b, ast.Name) and b.id.endswith("Settings") for b in node.bases)
             ]
             if names:
                 module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
-                found.extend(getattr(module, name) for name in names)
+                classes = (getattr(module, name) for name in names)
+                found.extend(c for c in classes if isinstance(c, type) and issubclass(c, BaseSettings))
     return found
+
+
+def own_fields(cls: Any) -> dict[str, Any]:
+    """The fields `cls` declares itself (inherited ones belong to the class that declares them)."""
+    return {name: field for name, field in cls.model_fields.items() if name in inspect.get_annotations(cls)}
 
 
 def field_comments(cls: Any) -> dict[str, str]:
@@ -80,7 +90,7 @@ def table() -> str:
         prefix = str(cls.model_config.get("env_prefix", ""))
         owner = f"`{cls.__module__}.{cls.__name__}`"
         comments = field_comments(cls)
-        for name, field in cls.model_fields.items():
+        for name, field in own_fields(cls).items():
             meaning = field.description or comments.get(name, "")
             meaning = meaning.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;") or "-"
             rows.append(f"| `{(prefix + name).upper()}` | {owner} | {_default(field)} | {meaning} |")

@@ -216,7 +216,7 @@ def settings_variables() -> set[str]:
     names: set[str] = set()
     for package in ("posewheel", "serving", "labeling", "training", "flywheel"):
         for path in sorted((ROOT / package).rglob("*.py")):
-            if "BaseSettings" not in path.read_text(encoding="utf-8"):
+            if "Settings):" not in path.read_text(encoding="utf-8"):  # class X(BaseSettings) or a subclass of one
                 continue
             module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
             for value in vars(module).values():
