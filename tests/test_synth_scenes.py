@@ -65,6 +65,8 @@ def test_a_joint_behind_a_nearer_person_is_occluded(domain: str) -> None:
     causes = {"nearer_person": 0, "own_body": 0, "occluder": 0}
     for n, scene in enumerate(_scenes(domain, 6, 60)):
         size = scene.labels.shape[0]
+        body = (scene.labels != parts.BACKGROUND) & (scene.labels != OCCLUDER)
+        assert np.array_equal(scene.owners > 0, body), n  # the owner map matches the painted parts exactly
         for person in scene.persons:
             assert int((person.keypoints[:, 2] == V_VISIBLE).sum()) >= MIN_VISIBLE_JOINTS
             for j, (x, y, v) in enumerate(person.keypoints):
