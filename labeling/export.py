@@ -4,26 +4,33 @@
 
 Reads Label Studio's JSON export (it keeps region ids, which tie each visibility choice to its
 keypoint; JSON_MIN and Label Studio's own COCO export lose that). Skipped annotations
-(`was_cancelled`) are dropped; a task's newest completed annotation wins. The same Label Studio
+(`was_cancelled`) are dropped; a task's newest completed annotation wins. A region that cannot be
+used (a field missing, not a number, outside the image, not in our config) is left out and counted;
+only a task with no usable region stops the export, named. Several tasks of one image (a client
+retry) become one image record (see `tasks_to_dataset` for which persons are kept). The same Label Studio
 state always gives byte-identical output, so DVC sees no change when nothing new was labeled.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from labeling.results import LabelError, results_to_persons
+from labeling.results import PersonLabel, results_to_persons
 from posewheel.dataset import Dataset, ImageRecord, PersonAnnotation, save
-from posewheel.imagestore import ImageStore
+from posewheel.imagestore import ImageStore, exif_orientation, upright_bytes, upright_size
 
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
 
+log = logging.getLogger(__name__)
+_SAME_PERSON_IOU = 0.5  # two tasks of one image label the same person when their boxes overlap this much
+_LOGGED_REGIONS = 50
 _EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif"}
 
 
@@ -38,12 +45,13 @@ class ExportError(ValueError):
 
 @dataclass(frozen=True)
 class ExportSummary:
-    """What an export wrote: labeled tasks (= images), persons, skipped tasks, and the folder."""
+    """What an export wrote: labeled images, persons, skipped tasks, the folder, regions left out."""
 
     tasks: int
     persons: int
     skipped: int
     out_dir: Path
+    bad_regions: int = 0
 
 
 def fetch_tasks(client: LabelStudio, project_id: int) -> list[dict[str, Any]]:
@@ -55,12 +63,21 @@ def fetch_tasks(client: LabelStudio, project_id: int) -> list[dict[str, Any]]:
     return sorted(tasks, key=lambda t: int(t["id"]))
 
 
+def _recency(annotation: dict[str, Any]) -> tuple[str, int]:
+    """Sort key: last change time (ISO text), then annotation id."""
+    ann_id = annotation.get("id")
+    return (str(annotation.get("updated_at") or annotation.get("created_at") or ""),
+            ann_id if isinstance(ann_id, int) else 0)  # fmt: skip
+
+
 def _chosen_annotation(task: dict[str, Any]) -> dict[str, Any] | None:
     """The task's newest completed (not skipped) annotation, or None."""
-    done = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
+    annotations = task.get("annotations")
+    done = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")] if isinstance(
+        annotations, list) else []  # fmt: skip
     if not done:
         return None
-    return max(done, key=lambda a: (str(a.get("updated_at") or a.get("created_at") or ""), int(a.get("id", 0))))
+    return max(done, key=_recency)
 
 
 def _annotator(annotation: dict[str, Any], emails: dict[int, str]) -> str | int | None:
@@ -78,15 +95,65 @@ def user_emails(client: LabelStudio) -> dict[int, str]:
     return {int(u.id): str(u.email) for u in client.users.list() if u.id is not None and u.email}
 
 
+@dataclass
+class _Labeled:
+    """One usable task: its annotation's persons and where they came from."""
+
+    task_id: int
+    sha: str
+    annotation: dict[str, Any]
+    persons: list[PersonLabel]
+    provenance: dict[str, Any]
+
+
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _stored_image(image_store: ImageStore, sha: str) -> tuple[Path, str, int, int, str]:
+    """(path, file sha, upright width, height, format) of a stored image, turned upright if it is not.
+
+    The server stores images upright; an older store may hold a photo whose EXIF turns it. Its
+    upright copy is put into the store (content-addressed) and exported instead, so the dataset's
+    pixels are the frame annotators saw (browsers apply EXIF) and the one percentages refer to.
+    """
+    path = image_store.path_for(sha)
+    with Image.open(path) as img:
+        fmt, turned = img.format or "", exif_orientation(img) != 1
+        width, height = upright_size(img)
+    if turned:
+        sha = image_store.put(upright_bytes(path.read_bytes()))
+        path = image_store.path_for(sha)
+        with Image.open(path) as img:
+            fmt, (width, height) = img.format or "", img.size
+    return path, sha, width, height, fmt
+
+
 def tasks_to_dataset(
-    tasks: list[dict[str, Any]], image_store: ImageStore, emails: dict[int, str] | None = None
+    tasks: list[dict[str, Any]],
+    image_store: ImageStore,
+    emails: dict[int, str] | None = None,
+    bad_regions: list[str] | None = None,
 ) -> tuple[Dataset, dict[int, Path], int, list[str]]:
-    """COCO dataset from exported tasks: (dataset, image sources, skipped tasks, problems by task id)."""
-    images: list[ImageRecord] = []
-    annotations: list[PersonAnnotation] = []
+    """COCO dataset from exported tasks: (dataset, image sources, skipped tasks, problems by task id).
+
+    Regions that cannot be used are left out and described in `bad_regions` (when given); a task
+    whose every region is unusable, or whose image is missing, is a problem naming the task.
+    One image, several tasks (the same picture posted twice): one image record (id: the lowest
+    task id) holding every task's persons, except that a person whose box overlaps (IoU >= 0.5)
+    a person of a more recently annotated task of that image is the same person labeled twice:
+    the newer annotation wins.
+    """
     sources: dict[int, Path] = {}
     problems: list[str] = []
+    bad = bad_regions if bad_regions is not None else []
     skipped = 0
+    by_image: dict[str, list[_Labeled]] = {}
+    records: dict[str, ImageRecord] = {}
     for task in sorted(tasks, key=lambda t: int(t["id"])):
         task_id = int(task["id"])
         where = f"task {task_id}"
@@ -94,30 +161,33 @@ def tasks_to_dataset(
         if annotation is None:
             skipped += 1
             continue
-        data = task.get("data", {})
+        data: dict[str, Any] = task["data"] if isinstance(task.get("data"), dict) else {}
         sha = data.get("image_sha256")
         if not isinstance(sha, str):
             problems.append(f"{where}: data has no image_sha256; not a posewheel review task")
             continue
         try:
-            path = image_store.path_for(sha)
-            with Image.open(path) as img:
-                width, height, fmt = img.width, img.height, img.format or ""
-            label_where = f"{where} annotation {annotation.get('id')}"
-            persons = results_to_persons(annotation.get("result", []), where=label_where)
-        except LabelError as exc:
-            problems.append(str(exc))
-            continue
+            path, file_sha, width, height, fmt = _stored_image(image_store, sha)
         except (ValueError, OSError) as exc:  # image missing from the store or unreadable
             problems.append(f"{where}: image {sha[:12]}: {exc}")
             continue
+        label_where = f"{where} annotation {annotation.get('id')}"
+        task_bad: list[str] = []
+        persons = results_to_persons(annotation.get("result", []), where=label_where, bad=task_bad,
+                                     size=(width, height))  # fmt: skip
+        bad += task_bad
         persons = [p for p in persons if p.keypoints[:, 2].any()]
         if not persons:
-            skipped += 1  # completed with no keypoint at all: nothing to learn from
+            if task_bad:  # it had labels, none of them usable
+                problems.append(f"{where}: no usable person: all {len(task_bad)} unusable region(s), "
+                                f"first: {task_bad[0]}")  # fmt: skip
+            else:
+                skipped += 1  # completed with no keypoint at all: nothing to learn from
             continue
-        images.append(ImageRecord(task_id, sha + _EXTENSIONS.get(fmt, ""), width, height,
-                                  {"image_sha256": sha}))  # fmt: skip
-        sources[task_id] = path
+        if file_sha not in records:  # keyed by the file exported: one record per file name
+            records[file_sha] = ImageRecord(task_id, file_sha + _EXTENSIONS.get(fmt, ""), width, height,
+                                       {"image_sha256": sha})  # fmt: skip
+            sources[task_id] = path
         provenance = {
             "ls_task_id": task_id,
             "ls_annotation_id": annotation.get("id"),
@@ -126,24 +196,62 @@ def tasks_to_dataset(
             "request_id": data.get("request_id"),
             "model_version": data.get("model_version"),
         }
-        for person in persons:
-            annotations.append(PersonAnnotation(
-                id=len(annotations) + 1, image_id=task_id, keypoints=person.keypoints,
-                bbox=person.box_or_from_points(), extra=dict(provenance),
-            ))  # fmt: skip
+        by_image.setdefault(file_sha, []).append(_Labeled(task_id, sha, annotation, persons, provenance))
+    images = sorted(records.values(), key=lambda r: r.id)
+    annotations: list[PersonAnnotation] = []
+    for record in images:
+        labeled = by_image[Path(record.file_name).stem]
+        kept = _without_duplicates(labeled)
+        for item in labeled:
+            for person in item.persons:
+                if id(person) not in kept:
+                    continue
+                annotations.append(PersonAnnotation(
+                    id=len(annotations) + 1, image_id=record.id, keypoints=person.keypoints,
+                    bbox=_inside(person, record.width, record.height), extra=dict(item.provenance),
+                ))  # fmt: skip
     info = {"description": "posewheel corrected labels exported from Label Studio"}
     return Dataset(images=images, annotations=annotations, info=info), sources, skipped, problems
+
+
+def _inside(person: PersonLabel, width: int, height: int) -> tuple[float, float, float, float]:
+    """The person's box clipped to the image; a box with nothing inside gives way to one around the points."""
+    x, y, w, h = person.box_or_from_points()
+    x0, y0 = min(max(x, 0.0), width), min(max(y, 0.0), height)
+    x1, y1 = min(max(x + w, 0.0), width), min(max(y + h, 0.0), height)
+    if x1 > x0 and y1 > y0:
+        return (x0, y0, x1 - x0, y1 - y0)
+    return _inside(PersonLabel(person.keypoints, None), width, height) if person.bbox is not None else (x, y, w, h)
+
+
+def _without_duplicates(labeled: list[_Labeled]) -> set[int]:
+    """ids of the persons kept from the tasks of one image: newest annotation first, overlaps dropped."""
+    newest_first = sorted(labeled, key=lambda item: _recency(item.annotation), reverse=True)
+    kept: list[tuple[int, PersonLabel]] = []  # (task id, person)
+    for item in newest_first:
+        for person in item.persons:
+            box = person.box_or_from_points()
+            if any(t != item.task_id and _iou(box, p.box_or_from_points()) >= _SAME_PERSON_IOU for t, p in kept):
+                continue
+            kept.append((item.task_id, person))
+    return {id(person) for _, person in kept}
 
 
 def export_coco(client: LabelStudio, project_id: int, out_dir: Path, image_store: ImageStore) -> ExportSummary:
     """Write the project's completed labels as a COCO dataset at `out_dir` (atomically), images copied in.
 
-    Raises ExportError naming the task ids when any label is not one of ours.
+    Unusable regions are left out, counted and logged; raises ExportError naming the task ids
+    when a whole task is unusable (no usable region, image missing, not a posewheel task).
     """
     tasks = fetch_tasks(client, project_id)
-    dataset, sources, skipped, problems = tasks_to_dataset(tasks, image_store, user_emails(client))
+    bad: list[str] = []
+    dataset, sources, skipped, problems = tasks_to_dataset(tasks, image_store, user_emails(client), bad)
+    for line in bad[:_LOGGED_REGIONS]:
+        log.warning("label export: region left out: %s", line)
+    if len(bad) > _LOGGED_REGIONS:
+        log.warning("label export: %d more unusable region(s) left out", len(bad) - _LOGGED_REGIONS)
     if problems:
         raise ExportError(problems)
     save(dataset, out_dir, image_sources=sources)
     return ExportSummary(tasks=len(dataset.images), persons=len(dataset.annotations), skipped=skipped,
-                         out_dir=Path(out_dir))  # fmt: skip
+                         out_dir=Path(out_dir), bad_regions=len(bad))  # fmt: skip

@@ -8,6 +8,7 @@ get random ids; they join the person whose box holds them.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,10 +22,11 @@ from posewheel.schema import KEYPOINT_INDEX, KEYPOINT_NAMES, NUM_KEYPOINTS, V_OC
 
 _REGION_RE = re.compile(r"^p(\d+)-(.+)$")
 _POINT_WIDTH_PCT = 0.6  # display size of a keypoint in Label Studio, percent of the image width
+_PCT_SLACK = 0.01  # Label Studio rounds; a point this far past an edge is on the edge
 
 
 class LabelError(ValueError):
-    """A Label Studio result that is not one of ours (unknown label, from_name, duplicate joint)."""
+    """A Label Studio result we cannot use (not one of ours, a field missing or not a number, a duplicate joint)."""
 
 
 @dataclass
@@ -95,40 +97,116 @@ def _box_contains(box: tuple[float, float, float, float], x: float, y: float) ->
     return bx <= x <= bx + bw and by <= y <= by + bh
 
 
-def results_to_persons(results: Sequence[dict[str, Any]], where: str) -> list[PersonLabel]:
-    """The persons in an annotation's `result` list, in region order; raise LabelError naming `where`.
+def _number(container: dict[str, Any], key: str, rid: str) -> float:
+    """`container[key]` as a finite float, else LabelError naming the region and field."""
+    value = container.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise LabelError(f"region {rid}: field {key!r} is {value!r:.40}, not a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise LabelError(f"region {rid}: field {key!r} is {number}, not a finite number")
+    return number
 
-    Keypoints come back in pixels of `original_width`/`original_height`; visibility from the
-    region's choice (occluded -> 1, visible or no choice -> 2); joints without a region -> v=0.
+
+def _frame(r: dict[str, Any], rid: str, size: tuple[int, int] | None) -> tuple[float, float]:
+    """The pixel size that percentages refer to: the stored image's own size when known, else the region's."""
+    if size is not None:
+        return float(size[0]), float(size[1])
+    w, h = _number(r, "original_width", rid), _number(r, "original_height", rid)
+    if w <= 0 or h <= 0:
+        raise LabelError(f"region {rid}: original size {w}x{h} is not positive")
+    return w, h
+
+
+def _percent(value: dict[str, Any], key: str, rid: str) -> float:
+    """A coordinate in percent of the image, within [0, 100] (a hair outside is rounding: clamped)."""
+    pct = _number(value, key, rid)
+    if not -_PCT_SLACK <= pct <= 100.0 + _PCT_SLACK:
+        raise LabelError(f"region {rid}: {key}={pct:.4g}% lies outside the image")
+    return min(max(pct, 0.0), 100.0)
+
+
+@dataclass
+class _Region:
+    """One usable result: a visibility `choice`, a person `box` (x, y, w, h px) or a joint `point` (name, x, y px)."""
+
+    rid: str
+    choice: str | None = None
+    box: tuple[float, float, float, float] | None = None
+    point: tuple[str, float, float] | None = None
+
+
+def _read_region(r: object, size: tuple[int, int] | None) -> _Region:
+    """One result read and checked; raises LabelError (without `where`) when it cannot be used."""
+    if not isinstance(r, dict):
+        raise LabelError(f"result {r!r:.60} is not an object")
+    rid, from_name, kind, value = str(r.get("id", "")), r.get("from_name"), r.get("type"), r.get("value")
+    if not isinstance(value, dict):
+        raise LabelError(f"region {rid}: field 'value' is missing or not an object")
+    if from_name == VISIBILITY_NAME and kind == "choices":
+        picked = value.get("choices")
+        if not isinstance(picked, list) or len(picked) != 1 or picked[0] not in (VISIBLE, OCCLUDED):
+            raise LabelError(f"region {rid}: visibility choice {picked!r:.60} is not one of {[VISIBLE, OCCLUDED]}")
+        return _Region(rid, choice=str(picked[0]))
+    if from_name == BOX_NAME and kind == "rectanglelabels":
+        if value.get("rectanglelabels") != [BOX_LABEL]:
+            raise LabelError(f"region {rid}: box label {value.get('rectanglelabels')!r:.60} is not [{BOX_LABEL!r}]")
+        rotation = value.get("rotation", 0) or 0
+        if not isinstance(rotation, int | float) or float(rotation) != 0:
+            raise LabelError(f"region {rid}: rotated person boxes are not supported")
+        w, h = _frame(r, rid, size)
+        x0, y0 = _number(value, "x", rid), _number(value, "y", rid)
+        bw, bh = _number(value, "width", rid), _number(value, "height", rid)
+        if bw <= 0 or bh <= 0:
+            raise LabelError(f"region {rid}: person box of {bw}% x {bh}% has no area")
+        return _Region(rid, box=(_px(x0, w), _px(y0, h), _px(bw, w), _px(bh, h)))
+    if from_name == KEYPOINTS_NAME and kind == "keypointlabels":
+        names = value.get("keypointlabels")
+        if not isinstance(names, list) or len(names) != 1 or names[0] not in KEYPOINT_INDEX:
+            raise LabelError(f"region {rid}: keypoint label {names!r:.60} is not one COCO-17 joint name")
+        w, h = _frame(r, rid, size)
+        return _Region(rid, point=(str(names[0]), _px(_percent(value, "x", rid), w), _px(_percent(value, "y", rid), h)))
+    raise LabelError(f"region {rid}: result from_name={from_name!r:.40} type={kind!r:.40} "
+                     f"is not part of the posewheel labeling config")  # fmt: skip
+
+
+def results_to_persons(
+    results: object, where: str, bad: list[str] | None = None, size: tuple[int, int] | None = None
+) -> list[PersonLabel]:
+    """The persons in an annotation's `result` list, in region order.
+
+    Keypoints come back in pixels: percent of `size` (the stored image's width, height) when given,
+    else of each region's `original_width`/`original_height`; visibility from the region's choice
+    (occluded -> 1, visible or no choice -> 2); joints without a region -> v=0.
+
+    A region that cannot be used (a field missing or not a number, outside the image, a label or
+    from_name not in our config, a joint placed twice, a joint in no person's box) is left out and
+    described in `bad` ("<where>: region <id>: <why>"); without `bad` the first one raises LabelError.
     """
+
+    def reject(message: str) -> None:
+        if bad is None:
+            raise LabelError(f"{where}: {message}")
+        bad.append(f"{where}: {message}")
+
+    if not isinstance(results, list):
+        reject(f"field 'result' is a {type(results).__name__}, not a list")
+        return []
     choices: dict[str, str] = {}
     boxes: dict[str, tuple[float, float, float, float]] = {}
     points: list[tuple[str, str, float, float]] = []  # (region id, joint name, x px, y px)
     for r in results:
-        rid, from_name, kind, value = str(r.get("id", "")), r.get("from_name"), r.get("type"), r.get("value", {})
-        if from_name == VISIBILITY_NAME and kind == "choices":
-            picked = value.get("choices", [])
-            if len(picked) != 1 or picked[0] not in (VISIBLE, OCCLUDED):
-                raise LabelError(f"{where}: region {rid}: visibility choice {picked!r} is not one of "
-                                 f"{[VISIBLE, OCCLUDED]}")  # fmt: skip
-            choices[rid] = picked[0]
-        elif from_name == BOX_NAME and kind == "rectanglelabels":
-            if value.get("rectanglelabels") != [BOX_LABEL]:
-                raise LabelError(f"{where}: region {rid}: box label {value.get('rectanglelabels')!r} is not "
-                                 f"[{BOX_LABEL!r}]")  # fmt: skip
-            if float(value.get("rotation", 0) or 0) != 0:
-                raise LabelError(f"{where}: region {rid}: rotated person boxes are not supported")
-            w, h = float(r["original_width"]), float(r["original_height"])
-            boxes[rid] = (_px(value["x"], w), _px(value["y"], h), _px(value["width"], w), _px(value["height"], h))
-        elif from_name == KEYPOINTS_NAME and kind == "keypointlabels":
-            names = value.get("keypointlabels", [])
-            if len(names) != 1 or names[0] not in KEYPOINT_INDEX:
-                raise LabelError(f"{where}: region {rid}: keypoint label {names!r} is not one COCO-17 joint name")
-            w, h = float(r["original_width"]), float(r["original_height"])
-            points.append((rid, names[0], _px(value["x"], w), _px(value["y"], h)))
-        else:
-            raise LabelError(f"{where}: region {rid}: result from_name={from_name!r} type={kind!r} "
-                             f"is not part of the posewheel labeling config")  # fmt: skip
+        try:
+            region = _read_region(r, size)
+        except LabelError as exc:
+            reject(str(exc))
+            continue
+        if region.choice is not None:
+            choices[region.rid] = region.choice
+        elif region.box is not None:
+            boxes[region.rid] = region.box
+        elif region.point is not None:
+            points.append((region.rid, *region.point))
     # Group regions into persons: our own ids carry the person, an annotator's new regions join by box.
     groups: dict[str, PersonLabel] = {}
 
@@ -151,12 +229,14 @@ def results_to_persons(results: Sequence[dict[str, Any]], where: str) -> list[Pe
             elif len(groups) <= 1:
                 key = next(iter(groups), "p0")
             else:
-                raise LabelError(f"{where}: region {rid}: keypoint {name!r} lies in no person box; "
-                                 f"cannot tell which of {len(groups)} persons it belongs to")  # fmt: skip
+                reject(f"region {rid}: keypoint {name!r} lies in no person box; "
+                       f"cannot tell which of {len(groups)} persons it belongs to")  # fmt: skip
+                continue
         person = group(key)
         j = KEYPOINT_INDEX[name]
         if person.keypoints[j, 2] > 0:
-            raise LabelError(f"{where}: region {rid}: joint {name!r} placed twice for the same person")
+            reject(f"region {rid}: joint {name!r} placed twice for the same person")
+            continue
         v = V_OCCLUDED if choices.get(rid) == OCCLUDED else V_VISIBLE
         person.keypoints[j] = (x, y, v)
     return list(groups.values())

@@ -1,23 +1,84 @@
 """Content-addressed image store: each image's bytes saved once under its SHA-256.
 
 No client-controlled name ever reaches the file system: the only key is the hash we compute.
+
+One frame everywhere: the store keeps images *upright*. A photo whose EXIF orientation turns it
+(phones write 6 for a portrait shot) is stored as its upright pixels with no EXIF (`upright_bytes`),
+so Label Studio, the export and training all see the frame the server predicted in, whatever a
+viewer does with EXIF. Images without a turning orientation are stored byte for byte.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 from pathlib import Path
 
+from PIL import Image
+
 from posewheel import atomic
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_ORIENTATION_TAG = 0x0112
+# EXIF orientation -> the transpose that makes the image upright (as PIL.ImageOps.exif_transpose).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def content_hash(data: bytes) -> str:
     """SHA-256 hex digest of the image bytes: the image's identity everywhere in the project."""
     return hashlib.sha256(data).hexdigest()
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1..8) of an opened image; 1 when it has none or it cannot be read."""
+    try:
+        value = image.getexif().get(_ORIENTATION_TAG, 1)
+    # EXIF is untrusted metadata that Pillow parses lazily: malformed blocks raise struct.error,
+    # TypeError, AttributeError, KeyError, ... An orientation we cannot read is no orientation.
+    except Exception:  # noqa: BLE001
+        return 1
+    return value if isinstance(value, int) and value in _UPRIGHT else 1
+
+
+def upright(image: Image.Image, orientation: int | None = None) -> Image.Image:
+    """The image turned as its EXIF orientation says (the same image when there is nothing to turn)."""
+    method = _UPRIGHT.get(exif_orientation(image) if orientation is None else orientation)
+    return image if method is None else image.transpose(method)
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) of the image once upright, from its header (no pixels decoded)."""
+    width, height = image.size
+    return (height, width) if exif_orientation(image) in (5, 6, 7, 8) else (width, height)
+
+
+def upright_bytes(data: bytes) -> bytes:
+    """`data` itself unless its EXIF orientation turns it; then the upright pixels, re-encoded without EXIF.
+
+    JPEG sources become JPEG (quality 95), anything else PNG. Raises OSError/ValueError when the
+    bytes are not an image Pillow can decode.
+    """
+    with Image.open(io.BytesIO(data)) as image:
+        orientation = exif_orientation(image)
+        if orientation == 1:
+            return data
+        fmt = "JPEG" if image.format in ("JPEG", "MPO") else "PNG"
+        turned = upright(image, orientation)
+        if fmt == "JPEG" and turned.mode not in ("RGB", "L", "CMYK"):
+            turned = turned.convert("RGB")
+        buffer = io.BytesIO()
+        turned.save(buffer, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+        return buffer.getvalue()
 
 
 class ImageStore:
