@@ -2,12 +2,15 @@
 
 A `ReviewItem` is one prediction queued for annotators. The `Outbox` is a durable folder queue of
 them: one JSON file per item keyed by request id, written atomically; an item leaves only when the
-consumer acknowledges it, so a crash on either side loses nothing.
+consumer acknowledges it, so a crash on either side loses nothing. A file that is not a valid item
+(truncated by a full disk, edited by hand, written by an older version) is moved to `failed/` with
+a log line, and counted, so it never blocks the items behind it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -18,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from posewheel import atomic
 
+log = logging.getLogger(__name__)
 _KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
@@ -50,12 +54,15 @@ class ReviewItem(BaseModel):
 
 
 class Outbox:
-    """A durable queue of ReviewItems: `root/pending/<request_id>.json`, acked items move to `root/done/`."""
+    """A durable queue of ReviewItems: `root/pending/<request_id>.json`, acked items move to `root/done/`,
+    files that are not valid items to `root/failed/`."""
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
         self.pending_dir = self.root / "pending"
         self.done_dir = self.root / "done"
+        self.failed_dir = self.root / "failed"
+        self.quarantined = 0  # files this instance moved to failed/
 
     def _path(self, folder: Path, key: str) -> Path:
         if not _KEY_RE.match(key):
@@ -74,10 +81,43 @@ class Outbox:
         """Items not yet acknowledged, oldest first (by creation time, then request id)."""
         items: list[ReviewItem] = []
         for path in self._pending_paths():
-            with contextlib.suppress(FileNotFoundError):  # acked by another worker meanwhile
-                items.append(ReviewItem.model_validate_json(path.read_bytes()))
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:  # acked by another worker meanwhile
+                continue
+            except OSError as exc:  # a folder named *.json, no permission: never readable as an item
+                self._quarantine(path, f"unreadable: {exc}")
+                continue
+            try:
+                item = ReviewItem.model_validate_json(data)
+                if path.stem != item.request_id:
+                    raise ValueError(f"its request_id {item.request_id[:80]!r} is not its file name")
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                self._quarantine(path, f"not a valid review item: {str(exc)[:300]}")
+                continue
+            items.append(item)
         items.sort(key=lambda i: (i.created, i.request_id))
         return items[:limit] if limit is not None else items
+
+    def _quarantine(self, path: Path, why: str) -> None:
+        """Move a pending file that can never be delivered to `failed/` (logged, counted); the rest go on."""
+        self.failed_dir.mkdir(parents=True, exist_ok=True)
+        target = self.failed_dir / path.name
+        if target.exists():
+            target = self.failed_dir / f"{path.stem}.{os.urandom(4).hex()}{path.suffix}"
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            return  # acked or quarantined by another worker meanwhile
+        except OSError as exc:
+            log.error("outbox file %s %s, and it could not be moved to %s: %s", path, why, self.failed_dir, exc)
+            return
+        self.quarantined += 1
+        log.error("outbox file %s %s; moved to %s", path.name, why, target)
+
+    def failed(self) -> int:
+        """Files moved to `failed/` (by any worker, ever): each needs a person's look."""
+        return sum(1 for _ in self.failed_dir.iterdir()) if self.failed_dir.is_dir() else 0
 
     def _pending_paths(self) -> Iterator[Path]:
         if self.pending_dir.is_dir():

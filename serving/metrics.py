@@ -78,6 +78,12 @@ class ServingMetrics:
         self.predlog_dropped = Counter(
             "posewheel_predlog_dropped", "predictions not logged because the writer queue was full", registry=r
         )
+        self.outbox_failed = Gauge(
+            "posewheel_review_outbox_failed",
+            "outbox files that are not valid review items, moved to <outbox>/failed/ (look at them)",
+            registry=r,
+            multiprocess_mode="max",
+        )
         self.predlog_backlog = Gauge(
             "posewheel_predlog_backlog", "predictions waiting to be written", registry=r, multiprocess_mode="livesum"
         )

@@ -34,4 +34,5 @@ async def readyz(service: ServiceDep) -> Response:
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics")
 async def metrics(service: ServiceDep) -> Response:
     """Requests, latency, batch sizes, queue depth, model version, pose confidence, log and reload counters."""
+    service.metrics.outbox_failed.set(service.predlog.outbox.failed())
     return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
