@@ -1,13 +1,15 @@
 """The promotion rule: a candidate replaces production only when it is better where it matters.
 
 Better means: street OKS AP (the production traffic) up by at least `street_margin`, and studio OKS AP
-(what the first model was built for) down by no more than `studio_tolerance`.
+(what the first model was built for) down by no more than `studio_tolerance`. A metric that is
+missing or not finite (NaN: an empty holdout) never promotes.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +25,41 @@ class Decision:
     reason: str
 
 
+def _metric(metrics: Metrics | None, holdout: str, who: str) -> tuple[float | None, str]:
+    """`metrics[holdout]["oks_ap"]` when it is a finite number, else (None, why not)."""
+    values = metrics.get(holdout) if isinstance(metrics, dict) else None
+    value = values.get("oks_ap") if isinstance(values, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None, f"{who} has no {holdout} OKS AP ({value!r:.40})"
+    if not math.isfinite(value):
+        # oks_ap is NaN for an empty holdout; NaN < x and NaN > x are both false, so it must be caught here
+        return None, f"{who}'s {holdout} OKS AP is {value} (an empty or broken holdout?)"
+    return float(value), ""
+
+
 def decide(candidate: Metrics, production: Metrics | None, street_margin: float, studio_tolerance: float) -> Decision:
-    """Compare the candidate's and production's OKS AP on both holdouts."""
+    """Compare the candidate's and production's OKS AP on both holdouts.
+
+    A missing or non-finite metric (NaN from an empty holdout) never promotes: the decision says which.
+    """
+    if not (math.isfinite(street_margin) and math.isfinite(studio_tolerance)):
+        return Decision(False, f"not promoted: the rule's margin {street_margin} / tolerance {studio_tolerance} "
+                               f"must be finite numbers")  # fmt: skip
+    who = [("candidate", candidate)] + ([("production", production)] if production is not None else [])
+    values: dict[tuple[str, str], float] = {}
+    for name, metrics in who:
+        for holdout in ("street", "studio"):
+            value, why = _metric(metrics, holdout, name)
+            if value is None:
+                return Decision(False, f"not promoted: {why}")
+            values[(name, holdout)] = value
     if production is None:
         return Decision(True, "no production model yet: the first candidate is promoted")
-    street_gain = candidate["street"]["oks_ap"] - production["street"]["oks_ap"]
-    studio_loss = production["studio"]["oks_ap"] - candidate["studio"]["oks_ap"]
-    if street_gain < street_margin:
+    street_gain = values[("candidate", "street")] - values[("production", "street")]
+    studio_loss = values[("production", "studio")] - values[("candidate", "studio")]
+    if not street_gain >= street_margin:
         return Decision(False, f"street OKS AP gain {street_gain:+.4f} is below the margin {street_margin}")
-    if studio_loss > studio_tolerance:
+    if not studio_loss <= studio_tolerance:
         return Decision(False, f"studio OKS AP loss {studio_loss:.4f} exceeds the tolerance {studio_tolerance}")
     return Decision(True, f"street OKS AP {street_gain:+.4f}, studio {-studio_loss:+.4f}: within the rule")
 

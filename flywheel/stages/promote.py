@@ -24,10 +24,18 @@ log = logging.getLogger("flywheel.promote")
 
 
 def _candidate_metrics(paths: PipelinePaths) -> Metrics:
-    return {
-        name: json.loads((paths.candidate_metrics / f"{name}.json").read_text(encoding="utf-8"))
-        for name in paths.holdouts()
-    }
+    """The candidate's metrics per holdout; a missing or unreadable file gives no metrics (never promoted)."""
+    metrics: Metrics = {}
+    for name in paths.holdouts():
+        path = paths.candidate_metrics / f"{name}.json"
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.error("candidate metrics %s unreadable: %s", path, exc)
+            continue
+        if isinstance(values, dict):
+            metrics[name] = values
+    return metrics
 
 
 def _production_metrics(paths: PipelinePaths) -> Metrics | None:
@@ -60,8 +68,8 @@ def run(paths: PipelinePaths) -> dict[str, object]:
             "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "parent_version": card.parent_version or "",
             "feedback_labels": labels,
-            "studio_oks_ap": round(candidate["studio"]["oks_ap"], 4),
-            "street_oks_ap": round(candidate["street"]["oks_ap"], 4),
+            "studio_oks_ap": round(float(candidate["studio"]["oks_ap"]), 4),
+            "street_oks_ap": round(float(candidate["street"]["oks_ap"]), 4),
         })  # fmt: skip
     record: dict[str, object] = {
         "promoted": decision.promote,
