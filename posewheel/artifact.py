@@ -9,7 +9,7 @@ import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
@@ -21,19 +21,28 @@ MODEL_FILE = "model.onnx"
 CARD_FILE = "card.json"
 PRODUCTION = "production"
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Geometry a server can run: a card with a zero stride, a negative size or a NaN std would fail
+# deep inside loading or decoding (ZeroDivisionError, numpy errors), or worse, serve garbage.
+_MAX_INPUT_SIDE = 4096
+_Finite = Annotated[float, Field(allow_inf_nan=False)]
+_PositiveFinite = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 
 
 class InputCard(BaseModel):
     """How to turn a person crop into the network input."""
 
-    width: int
-    height: int
+    width: int = Field(gt=0, le=_MAX_INPUT_SIDE, description="network input width, pixels")
+    height: int = Field(gt=0, le=_MAX_INPUT_SIDE, description="network input height, pixels")
     channels: str = "RGB"
     layout: str = "NCHW"
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    scale: float = Field(1 / 255, description="pixel values are multiplied by this before mean/std")
-    padding: float = Field(description="the person box is grown by this factor to make the crop")
+    mean: tuple[_Finite, _Finite, _Finite]
+    std: tuple[_PositiveFinite, _PositiveFinite, _PositiveFinite]
+    scale: float = Field(
+        1 / 255, gt=0.0, allow_inf_nan=False, description="pixel values are multiplied by this before mean/std"
+    )
+    padding: float = Field(
+        gt=0.0, le=10.0, allow_inf_nan=False, description="the person box is grown by this factor to make the crop"
+    )
     input_name: str = "image"
 
 
@@ -42,7 +51,7 @@ class OutputCard(BaseModel):
 
     name: str = "heatmaps"
     kind: str = "heatmaps"
-    stride: int = 4
+    stride: int = Field(4, ge=1, le=64, description="input pixels per heatmap cell")
     decoding: str = "argmax + quarter-pixel offset (posewheel.decoding.decode_heatmaps)"
 
 
@@ -91,6 +100,8 @@ def load_card(folder: str | os.PathLike[str]) -> ModelCard:
         card = ModelCard.model_validate_json(path.read_bytes())
     except FileNotFoundError as exc:
         raise ArtifactError(f"{path}: file not found") from exc
+    except OSError as exc:  # a folder where the card should be, no permission
+        raise ArtifactError(f"{path}: unreadable: {exc}") from exc
     except ValueError as exc:
         raise ArtifactError(f"{path}: invalid model card: {exc}") from exc
     if card.keypoint_names != list(KEYPOINT_NAMES):

@@ -6,7 +6,9 @@ fingerprint is the symlink's resolved target plus the size and modification time
 compares it with the served model's. The swap is one reference assignment: requests already
 holding the old model finish on it, the next ones get the new one. A broken artifact is refused
 (log line and counter), remembered so it is not retried until it changes, and the old model
-keeps serving.
+keeps serving. Any error counts as broken, not only ModelLoadError (a card that is a folder, a
+file system error, a bug in a decoder): the watcher logs it and keeps polling, so hot reload
+never stops for good and shutdown never meets a dead watcher's exception.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ log = logging.getLogger(__name__)
 
 def fingerprint(model_dir: Path) -> str:
     """Identity of what `model_dir` points at now: resolved folder + card/model size and mtime (ns)."""
-    target = model_dir.resolve()
+    try:
+        target = model_dir.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop: nothing loadable there, but still an identity
+        return f"{model_dir}|unresolvable:{exc}"
     parts = [str(target)]
     for name in (CARD_FILE, MODEL_FILE):
         try:
@@ -74,12 +79,16 @@ class ModelHolder:
                 model = await asyncio.to_thread(
                     load_model, self.model_dir.resolve(), fp, self.threads, self.execution_provider
                 )
-            except ModelLoadError as exc:
-                self._refused, self.last_error = fp, str(exc)
+            except Exception as exc:  # whatever broke, this artifact is refused, not the server
+                error = exc if isinstance(exc, ModelLoadError) else ModelLoadError(
+                    f"{self.model_dir}: {type(exc).__name__}: {exc}")  # fmt: skip
+                self._refused, self.last_error = fp, str(error)
                 self.metrics.reload_failures.inc()
                 served = current.version if current is not None else "none"
-                log.error("model refused, still serving %s: %s", served, exc)
-                raise
+                log.error("model refused, still serving %s: %s", served, error)
+                if error is exc:
+                    raise
+                raise error from exc
             self.current, self._refused, self.last_error = model, None, None
             self.metrics.reloads.inc()
             self.metrics.set_model(model.version)
@@ -90,7 +99,7 @@ class ModelHolder:
             return model
 
     async def watch(self, poll_s: float) -> None:
-        """Poll `model_dir` every `poll_s` seconds and reload when it changes; runs until cancelled."""
+        """Poll `model_dir` every `poll_s` seconds and reload when it changes; runs until cancelled, never dies."""
         while True:
             await asyncio.sleep(poll_s)
             try:
@@ -100,3 +109,5 @@ class ModelHolder:
                 await self.reload()
             except ModelLoadError:
                 continue  # counted and logged by reload; the old model keeps serving
+            except Exception:  # e.g. a symlink loop in fingerprint(): log, poll again
+                log.exception("model watcher: looking at %s failed; still serving, polling again", self.model_dir)
