@@ -9,12 +9,12 @@ import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from posewheel import atomic
-from posewheel.decoding import InputSpec
+from posewheel.decoding import OUTPUT_NAMES, InputSpec
 from posewheel.schema import COCO_SKELETON_1BASED, KEYPOINT_NAMES
 
 MODEL_FILE = "model.onnx"
@@ -43,16 +43,49 @@ class InputCard(BaseModel):
     padding: float = Field(
         gt=0.0, le=10.0, allow_inf_nan=False, description="the person box is grown by this factor to make the crop"
     )
+    whole_image_padding: float | None = Field(
+        None,
+        gt=0.0,
+        le=10.0,
+        allow_inf_nan=False,
+        description="the crop of a request without boxes is the whole image grown by this factor; null: padding",
+    )
     input_name: str = "image"
 
 
 class OutputCard(BaseModel):
-    """How to read the network output."""
+    """How to read the network output: which graph outputs, and which decoding of posewheel.decoding."""
 
-    name: str = "heatmaps"
-    kind: str = "heatmaps"
+    name: str = Field("heatmaps", description="the joint heatmaps output (N, 17, H/stride, W/stride)")
+    kind: Literal["heatmaps", "movenet"] = Field(
+        "heatmaps",
+        description="heatmaps: argmax + quarter-pixel offset (decode_heatmaps); movenet: centre, regression, "
+        "heatmap and offset outputs (decode_movenet)",
+    )
+    names: list[str] = Field(
+        default_factory=lambda: ["heatmaps"], description="every graph output the decoding reads, in order"
+    )
     stride: int = Field(4, ge=1, le=64, description="input pixels per heatmap cell")
     decoding: str = "argmax + quarter-pixel offset (posewheel.decoding.decode_heatmaps)"
+
+    @model_validator(mode="after")
+    def _outputs_fit_kind(self) -> OutputCard:
+        wanted = OUTPUT_NAMES[self.kind]
+        if self.name not in self.names or not set(wanted) <= set(self.names):
+            raise ValueError(f"output kind {self.kind!r} reads outputs {list(wanted)}; the card names {self.names}")
+        return self
+
+
+class PretrainedSource(BaseModel):
+    """Where a model's starting weights came from (a registry package, pinned and checked)."""
+
+    model: str
+    package: str
+    version: str
+    integrity: str
+    file: str
+    sha256: str
+    licence: str
 
 
 class ModelCard(BaseModel):
@@ -68,6 +101,7 @@ class ModelCard(BaseModel):
     data: dict[str, str] = Field(default_factory=dict, description="training sets and their DVC hashes")
     git_commit: str | None = None
     parent_version: str | None = Field(None, description="the model this one was warm-started from")
+    pretrained: PretrainedSource | None = Field(None, description="the pretrained weights its lineage started from")
     params: dict[str, Any] = Field(default_factory=dict)
 
     def input_spec(self) -> InputSpec:
@@ -78,6 +112,7 @@ class ModelCard(BaseModel):
             std=self.input.std,
             stride=self.output.stride,
             padding=self.input.padding,
+            whole_image_padding=self.input.whole_image_padding,
         )
 
 

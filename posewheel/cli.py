@@ -65,9 +65,10 @@ def _register_plugins() -> None:
 
 
 def _register_core() -> None:
-    from posewheel import synth_cli
+    from posewheel import pretrained_cli, synth_cli
 
     synth_cli.register(app)
+    pretrained_cli.register(app)
 
 
 def main() -> None:

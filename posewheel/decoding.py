@@ -6,13 +6,18 @@ Coordinates are continuous pixels: pixel (i, j) covers [i, i+1) x [j, j+1), its 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 Box = tuple[float, float, float, float]  # x, y, w, h in pixels
+# The graph outputs each decoding reads (a model card's `output.kind` names one of these).
+OUTPUT_NAMES: dict[str, tuple[str, ...]] = {
+    "heatmaps": ("heatmaps",),
+    "movenet": ("heatmaps", "centers", "regress", "offsets"),
+}
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class InputSpec:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     stride: int = 4
     padding: float = 1.25  # the crop is the person box grown by this factor
+    whole_image_padding: float | None = None  # when the whole image is the person; None: `padding`
 
     @property
     def heatmap_size(self) -> tuple[int, int]:
@@ -44,6 +50,17 @@ def crop_box(box: Box, spec: InputSpec) -> Box:
         w = h * aspect
     w, h = w * spec.padding, h * spec.padding
     return (cx - w / 2.0, cy - h / 2.0, w, h)
+
+
+def whole_image_box(width: float, height: float, spec: InputSpec) -> Box:
+    """The person box to use when the whole image is the person (a request without boxes).
+
+    Its crop window (`crop_box`) is the image, fitted to the input's aspect ratio, grown by
+    `spec.whole_image_padding` instead of `spec.padding`; with no whole_image_padding, the image itself.
+    """
+    factor = (spec.whole_image_padding or spec.padding) / spec.padding
+    w, h = width * factor, height * factor
+    return ((width - w) / 2.0, (height - h) / 2.0, w, h)
 
 
 def crop_image(image: Image.Image, window: Box, spec: InputSpec) -> np.ndarray:
@@ -112,8 +129,24 @@ def decode_heatmaps(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def decode_to_image(heatmaps: np.ndarray, windows: Sequence[Box], spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
     """Decode heatmaps of N crops to image pixels: keypoints (N, K, 2) and scores (N, K) in [0, 1]."""
-    coords, scores = decode_heatmaps(heatmaps)
-    coords = coords * spec.stride  # heatmap -> input pixels
+    return decode_outputs({"heatmaps": heatmaps}, windows, spec, "heatmaps")
+
+
+def decode_outputs(
+    outputs: Mapping[str, np.ndarray], windows: Sequence[Box], spec: InputSpec, kind: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The network outputs of N crops (by name, see OUTPUT_NAMES) to keypoints (N, K, 2) in image pixels
+    and scores (N, K) in [0, 1]; `kind` is the model card's `output.kind`."""
+    if kind == "heatmaps":
+        coords, scores = decode_heatmaps(outputs["heatmaps"])
+        coords = coords * spec.stride  # heatmap -> input pixels
+    elif kind == "movenet":
+        maps = [outputs[name] for name in OUTPUT_NAMES["movenet"]]
+        coords, scores = decode_movenet(maps[0], maps[1], maps[2], maps[3], spec.stride)
+    else:
+        raise ValueError(f"unknown output kind {kind!r}; expected one of {sorted(OUTPUT_NAMES)}")
+    if not len(windows):
+        return coords.reshape(0, coords.shape[1], 2), scores
     points = np.stack([input_to_image(coords[i], windows[i], spec) for i in range(len(windows))])
     return points, np.clip(scores, 0.0, 1.0)
 
@@ -129,3 +162,42 @@ def input_to_heatmap_cells(points: np.ndarray, spec: InputSpec) -> np.ndarray:
     Training targets put their Gaussian peaks here, the inverse of `decode_heatmaps`.
     """
     return points / spec.stride - 0.5
+
+
+# ---- MoveNet (CenterNet-style single pose): heatmaps + centres + regression + offsets ---------------------------
+
+MOVENET_DISTANCE_BIAS = 1.8  # cells; the original graph's constant in both distance weightings
+
+
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.mgrid[0:h, 0:w]
+    return ys.astype(np.float32), xs.astype(np.float32)
+
+
+def decode_movenet(
+    heatmaps: np.ndarray, centers: np.ndarray, regress: np.ndarray, offsets: np.ndarray, stride: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """MoveNet SinglePose's own decoding, as its TF.js graph does it, batched.
+
+    heatmaps (N, K, h, w) and centers (N, 1, h, w) after their sigmoids; regress and offsets
+    (N, 2K, h, w), channel 2k the y and 2k+1 the x of joint k, in cells. The person is the centre
+    peak weighted towards the middle of the input; each joint is the heatmap peak weighted by
+    closeness to where that centre regresses it, plus its sub-cell offset. Returns keypoints
+    (N, K, 2) as (x, y) input pixels and scores (N, K), the heatmap value at each joint's cell.
+    """
+    n, k, h, w = heatmaps.shape
+    ys, xs = _grid(h, w)
+    centre_weight = 1.0 / (np.sqrt((ys - h / 2) ** 2 + (xs - w / 2) ** 2) + MOVENET_DISTANCE_BIAS)
+    flat = (centers[:, 0] * centre_weight).reshape(n, h * w)
+    cy, cx = np.divmod(flat.argmax(axis=1), w)  # (N,)
+    rows = np.arange(n)
+    reg = regress[rows, :, cy, cx].reshape(n, k, 2)  # (N, K, [dy, dx])
+    ry = cy[:, None] + reg[..., 0]
+    rx = cx[:, None] + reg[..., 1]
+    distance = np.sqrt((ys - ry[..., None, None]) ** 2 + (xs - rx[..., None, None]) ** 2) + MOVENET_DISTANCE_BIAS
+    peak = (heatmaps / distance).reshape(n, k, h * w).argmax(axis=2)
+    ky, kx = np.divmod(peak, w)  # (N, K)
+    ni, ki = np.meshgrid(rows, np.arange(k), indexing="ij")
+    off = offsets.reshape(n, k, 2, h, w)[ni, ki, :, ky, kx]  # (N, K, [dy, dx])
+    points = np.stack([kx + off[..., 1], ky + off[..., 0]], axis=-1).astype(np.float64) * stride
+    return points, heatmaps[ni, ki, ky, kx].astype(np.float64)

@@ -26,7 +26,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from posewheel.artifact import MODEL_FILE, ArtifactError, ModelCard, load_card
-from posewheel.decoding import Box, InputSpec, crop_box, crop_image, decode_to_image, normalize
+from posewheel.decoding import Box, InputSpec, crop_box, crop_image, decode_outputs, normalize, whole_image_box
 from posewheel.schema import NUM_KEYPOINTS
 
 log = logging.getLogger(__name__)
@@ -46,21 +46,21 @@ class PoseModel:
     folder: Path
     fingerprint: str
     input_name: str
-    output_name: str
+    output_names: tuple[str, ...]  # what the card's decoding reads; output_names[0] is the heatmaps
     loaded_at: float = field(default_factory=time.time)
 
     @property
     def version(self) -> str:
         return self.card.version
 
-    def infer(self, inputs: np.ndarray) -> np.ndarray:
-        """(N, 3, H, W) float32 network input -> (N, 17, H/stride, W/stride) float32 heatmaps."""
-        (heatmaps,) = self.session.run([self.output_name], {self.input_name: inputs})
-        return np.asarray(heatmaps)
+    def infer(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """(N, 3, H, W) float32 network input -> the card's outputs by name, (N, C, H/stride, W/stride) each."""
+        outputs = self.session.run(list(self.output_names), {self.input_name: inputs})
+        return {name: np.asarray(value) for name, value in zip(self.output_names, outputs, strict=True)}
 
     def infer_decode(self, inputs: np.ndarray, windows: Sequence[Box]) -> tuple[np.ndarray, np.ndarray]:
-        """Heatmaps of N crops decoded to image pixels: keypoints (N, 17, 2), scores (N, 17) in [0, 1]."""
-        return decode_to_image(self.infer(inputs), windows, self.spec)
+        """N crops decoded to image pixels (the card's decoding): keypoints (N, 17, 2), scores (N, 17) in [0, 1]."""
+        return decode_outputs(self.infer(inputs), windows, self.spec, self.card.output.kind)
 
 
 def providers_for(execution_provider: str) -> list[str]:
@@ -101,9 +101,11 @@ def load_model(folder: Path, fingerprint: str, threads: int, execution_provider:
     output_names = [o.name for o in session.get_outputs()]
     if card.input.input_name not in input_names:
         raise ModelLoadError(f"{folder}: card input {card.input.input_name!r} is not a graph input {input_names}")
-    if card.output.name not in output_names:
-        raise ModelLoadError(f"{folder}: card output {card.output.name!r} is not a graph output {output_names}")
-    model = PoseModel(card, spec, session, folder, fingerprint, card.input.input_name, card.output.name)
+    missing = [name for name in card.output.names if name not in output_names]
+    if missing:
+        raise ModelLoadError(f"{folder}: card outputs {missing} are not graph outputs {output_names}")
+    wanted = (card.output.name, *[n for n in card.output.names if n != card.output.name])
+    model = PoseModel(card, spec, session, folder, fingerprint, card.input.input_name, wanted)
     smoke_test(model)
     return model
 
@@ -115,20 +117,26 @@ def smoke_test(model: PoseModel) -> None:
     for n in (1, 2):
         crops = np.full((n, spec.height, spec.width, 3), 128, np.uint8)
         try:
-            heatmaps = model.infer(normalize(crops, spec))
+            outputs = model.infer(normalize(crops, spec))
         except Exception as exc:  # any failure of the graph means: refuse this model
             raise ModelLoadError(f"{model.folder}: smoke test failed running a batch of {n}: {exc}") from exc
+        heatmaps = outputs[model.output_names[0]]
         if heatmaps.shape != (n, NUM_KEYPOINTS, want_h, want_w):
             raise ModelLoadError(
                 f"{model.folder}: smoke test: heatmaps of shape {heatmaps.shape} for a batch of {n}, "
                 f"the card says {(n, NUM_KEYPOINTS, want_h, want_w)}"
             )
-        if not np.isfinite(heatmaps).all():
-            raise ModelLoadError(f"{model.folder}: smoke test: heatmaps hold NaN or infinity")
+        for name, value in outputs.items():
+            if value.shape[0] != n or value.shape[2:] != (want_h, want_w):
+                raise ModelLoadError(f"{model.folder}: smoke test: output {name!r} has shape {value.shape}")
+            if not np.isfinite(value).all():
+                raise ModelLoadError(f"{model.folder}: smoke test: output {name!r} holds NaN or infinity")
 
 
 def prepare(image: Image.Image, boxes: Sequence[Box], spec: InputSpec) -> tuple[np.ndarray, list[Box]]:
     """Crop each person box out of an RGB image: network input (N, 3, H, W) float32 and N crop windows."""
+    full = (0.0, 0.0, float(image.width), float(image.height))
+    boxes = [whole_image_box(image.width, image.height, spec) if box == full else box for box in boxes]
     windows = [crop_box(box, spec) for box in boxes]
     crops = np.stack([crop_image(image, window, spec) for window in windows])
     return normalize(crops, spec), windows

@@ -28,10 +28,32 @@ __all__ = ["FINETUNE_PREFIX", "SIZE_CONFIGS", "ConfigError", "TrainConfig", "loa
 # params.yaml `train.finetune_<key>` replaces `train.<key>` when a run fine-tunes an existing model.
 FINETUNE_PREFIX = "finetune_"
 
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+MOVENET_MEAN, MOVENET_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)  # its graph maps pixels to [-1, 1]
+
 # Named size configurations; params.yaml's `train` keys override any of these fields.
 SIZE_CONFIGS: dict[str, dict[str, Any]] = {
     "cpu": {"backbone": "mobilenet_v3_large", "input_height": 128, "input_width": 96, "head_channels": 64},
     "gpu": {"backbone": "resnet50", "input_height": 256, "input_width": 192, "head_channels": 256},
+    # Google's COCO-pretrained MoveNet (training/movenet.py), weights from `posewheel pretrained fetch`
+    "movenet-lightning": {
+        "network": "movenet-lightning",
+        "pretrained": "movenet-lightning",
+        "input_height": 192,
+        "input_width": 192,
+        "mean": MOVENET_MEAN,
+        "std": MOVENET_STD,
+        "whole_image_padding": 1.0,  # a request without boxes: the whole image, as MoveNet was trained
+    },
+    "movenet-thunder": {
+        "network": "movenet-thunder",
+        "pretrained": "movenet-thunder",
+        "input_height": 256,
+        "input_width": 256,
+        "mean": MOVENET_MEAN,
+        "std": MOVENET_STD,
+        "whole_image_padding": 1.0,  # a request without boxes: the whole image, as MoveNet was trained
+    },
 }
 
 
@@ -44,15 +66,21 @@ class TrainConfig:
     """Every knob of one training run; units in the field comments."""
 
     config: str = "cpu"  # name of the size configuration these fields started from
+    network: str = "heatmap"  # heatmap (training/model.py) | movenet-lightning | movenet-thunder (training/movenet.py)
+    pretrained: str | None = None  # posewheel.pretrained model a first model starts from (no warm start)
     backbone: str = "mobilenet_v3_large"  # torchvision model name, built from scratch
     backbone_checkpoint: str | None = None  # optional local state dict for the backbone (no downloads)
     input_height: int = 128  # pixels
     input_width: int = 96  # pixels
     head_channels: int = 64
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # input normalisation of RGB in [0, 1]
+    std: tuple[float, float, float] = IMAGENET_STD
     sigma: float = 1.5  # Gaussian target std, heatmap cells
     foreground_weight: float = 10.0  # loss weight of a heatmap peak pixel relative to background
+    regress_loss_weight: float = 0.1  # MoveNet: weight of the centre-to-joint regression's L1 (cells)
     facing_loss_weight: float = 0.05  # weight of the facing classifier's cross-entropy (training/model.py)
     occluded_weight: float = 1.0  # loss weight of v=1 joints (v=2: 1, v=0: 0)
+    whole_image_padding: float | None = None  # crop of a whole-image sample (and request); None: 1.25
     whole_image_fraction: float = 0.3  # share of samples cropped from the whole image, not the box
     # augmentation
     flip: float = 0.5  # probability
@@ -91,7 +119,13 @@ class TrainConfig:
     @property
     def input_spec(self) -> InputSpec:
         """The network input the artifact is served with."""
-        return InputSpec(width=self.input_width, height=self.input_height)
+        return InputSpec(
+            width=self.input_width,
+            height=self.input_height,
+            mean=self.mean,
+            std=self.std,
+            whole_image_padding=self.whole_image_padding,
+        )
 
     @classmethod
     def from_params(cls, params: dict[str, Any], *, fine_tune: bool = False, **overrides: Any) -> TrainConfig:
@@ -126,8 +160,9 @@ class TrainConfig:
         extra: dict[str, Any] = {}
         for key, value in section.items():
             (values if key in known else extra)[key] = value
-        if "scale" in values:
-            values["scale"] = tuple(float(v) for v in values["scale"])
+        for key in ("scale", "mean", "std"):
+            if key in values:
+                values[key] = tuple(float(v) for v in values[key])
         config = cls(**values, extra=extra)
         config.check()
         return config
@@ -150,5 +185,6 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for the model card and W&B (tuples become lists)."""
         out = dataclasses.asdict(self)
-        out["scale"] = list(self.scale)
+        for key in ("scale", "mean", "std"):
+            out[key] = list(getattr(self, key))
         return out

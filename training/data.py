@@ -20,10 +20,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from posewheel import dataset as coco
-from posewheel.decoding import Box, crop_box, normalize
+from posewheel.decoding import Box, crop_box, normalize, whole_image_box
 from training.augment import AugmentParams, CropAugmenter, plain_crop
 from training.config import TrainConfig
-from training.targets import facing, gaussian_heatmaps, inside_input, joint_weights
+from training.targets import facing, gaussian_heatmaps, inside_input, joint_weights, movenet_targets
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class PersonCrops(torch.utils.data.Dataset[dict[str, Any]]):
             image = raw.convert("RGB")
         box = person.box
         if self.train and torch.rand(()) < self.config.whole_image_fraction:
-            box = (0.0, 0.0, float(person.width), float(person.height))  # the server's "no boxes" request
+            box = whole_image_box(person.width, person.height, self.spec)  # the server's "no boxes" request
         visibility = person.keypoints[:, 2]
         if self.train:
             tensor, points, order = self.augment(image, box, person.keypoints[:, :2])
@@ -87,9 +87,17 @@ class PersonCrops(torch.utils.data.Dataset[dict[str, Any]]):
             crop, points = plain_crop(image, box, person.keypoints[:, :2], self.spec)
         weights = joint_weights(visibility, self.config.occluded_weight)
         weights *= inside_input(points, self.spec)
+        heatmaps = gaussian_heatmaps(points, weights, self.spec, self.config.sigma)
+        extra: dict[str, torch.Tensor] = {}
+        if self.config.network.startswith("movenet"):  # its centre, regression and offset heads' targets
+            extra = {
+                k: torch.from_numpy(v)
+                for k, v in movenet_targets(points, weights, self.spec, self.config.sigma).items()
+            }
         return {
+            **extra,
             "image": torch.from_numpy(normalize(crop[None], self.spec)[0]),
-            "heatmaps": torch.from_numpy(gaussian_heatmaps(points, weights, self.spec, self.config.sigma)),
+            "heatmaps": torch.from_numpy(heatmaps),
             "weights": torch.from_numpy(weights),
             "facing": torch.tensor(facing(points, visibility), dtype=torch.float32),
             "window": torch.tensor(crop_box(box, self.spec), dtype=torch.float64),

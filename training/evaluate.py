@@ -18,7 +18,7 @@ from PIL import Image
 from posewheel import atomic
 from posewheel import dataset as coco
 from posewheel.artifact import MODEL_FILE, load_card
-from posewheel.decoding import crop_box, crop_image, decode_to_image, normalize, pose_score
+from posewheel.decoding import crop_box, crop_image, decode_outputs, normalize, pose_score
 from posewheel.schema import KEYPOINT_NAMES
 from training import metrics
 
@@ -56,8 +56,9 @@ def predict(artifact: Path, dataset: Path, batch_size: int = 64) -> Predictions:
             with Image.open(ds.image_path(images[ann.image_id])) as raw:
                 crops.append(crop_image(raw.convert("RGB"), window, spec))
             windows.append(window)
-        (heatmaps,) = session.run([card.output.name], {card.input.input_name: normalize(np.stack(crops), spec)})
-        p, s = decode_to_image(heatmaps, windows, spec)
+        names = card.output.names
+        outputs = session.run(names, {card.input.input_name: normalize(np.stack(crops), spec)})
+        p, s = decode_outputs(dict(zip(names, outputs, strict=True)), windows, spec, card.output.kind)
         points.append(p)
         scores.append(s)
     k = len(KEYPOINT_NAMES)

@@ -1,7 +1,8 @@
 """Export a trained network as a model artifact: `model.onnx`, `card.json`, `weights.pt`.
 
 `model.onnx` takes input 'image' (N, 3, H, W) float32 normalised and returns 'heatmaps'
-(N, 17, H/4, W/4), with a dynamic batch dimension. The server needs nothing else.
+(N, 17, H/4, W/4), with a dynamic batch dimension; a MoveNet also returns 'centers', 'regress' and
+'offsets' (the card's `output.kind` says how to decode them). The server needs nothing else.
 """
 
 from __future__ import annotations
@@ -16,24 +17,45 @@ import torch
 from torch import nn
 
 from posewheel import atomic
-from posewheel.artifact import MODEL_FILE, InputCard, ModelCard, OutputCard, check_version, save_card
+from posewheel.artifact import MODEL_FILE, InputCard, ModelCard, OutputCard, PretrainedSource, check_version, save_card
 from posewheel.dataset import ANNOTATIONS_FILE
-from posewheel.decoding import InputSpec
+from posewheel.decoding import OUTPUT_NAMES, InputSpec
 
 WEIGHTS_FILE = "weights.pt"
 OPSET = 18
 
 
-def export_onnx(net: nn.Module, spec: InputSpec, path: Path) -> None:
-    """Write `net` as ONNX with a dynamic batch: 'image' (N, 3, H, W) -> 'heatmaps' (N, K, H/4, W/4)."""
-    net = net.eval().float().cpu().to(memory_format=torch.contiguous_format)
+DECODINGS = {
+    "heatmaps": "argmax + quarter-pixel offset (posewheel.decoding.decode_heatmaps)",
+    "movenet": "centre nearest the input's middle, joint peaks weighted by the regression, plus offsets "
+    "(posewheel.decoding.decode_movenet)",
+}
+
+
+class NamedOutputs(nn.Module):
+    """A network whose forward returns a dict of maps, as a tuple in the order of `names` (for ONNX)."""
+
+    def __init__(self, net: nn.Module, names: tuple[str, ...]):
+        super().__init__()
+        self.net, self.names = net, names
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.net(image)
+        return tuple(out[name] for name in self.names) if isinstance(out, dict) else (out,)
+
+
+def export_onnx(net: nn.Module, spec: InputSpec, path: Path, kind: str = "heatmaps") -> None:
+    """Write `net` as ONNX with a dynamic batch: 'image' (N, 3, H, W) -> OUTPUT_NAMES[kind], (N, C, H/4, W/4) each."""
+    names = OUTPUT_NAMES[kind]
+    net = NamedOutputs(net.eval().float().cpu().to(memory_format=torch.contiguous_format), names)
     example = torch.zeros(2, 3, spec.height, spec.width)
     with warnings.catch_warnings():
         # the TorchScript exporter is deprecated in favour of dynamo, which takes ~6 s more per export
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            net, (example,), str(path), input_names=["image"], output_names=["heatmaps"],
-            dynamic_axes={"image": {0: "batch"}, "heatmaps": {0: "batch"}}, opset_version=OPSET, dynamo=False,
+            net, (example,), str(path), input_names=["image"], output_names=list(names),
+            dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in names}}, opset_version=OPSET,
+            dynamo=False,
         )  # fmt: skip
 
 
@@ -69,13 +91,27 @@ def write_artifact(
     params: dict[str, Any],
     parent_version: str | None = None,
     metrics: dict[str, dict[str, float]] | None = None,
+    kind: str = "heatmaps",
+    pretrained: dict[str, str] | None = None,
 ) -> Path:
-    """Write the artifact folder `folder` (named `version`) atomically; returns `folder`."""
+    """Write the artifact folder `folder` (named `version`) atomically; returns `folder`.
+
+    `kind` is the output decoding (posewheel.decoding.OUTPUT_NAMES); `pretrained` the provenance of
+    the weights its lineage started from (posewheel.pretrained.Source.to_dict()), kept on the card.
+    """
     check_version(version)
     card = ModelCard(
         version=version,
-        input=InputCard(width=spec.width, height=spec.height, mean=spec.mean, std=spec.std, padding=spec.padding),
-        output=OutputCard(stride=spec.stride),
+        input=InputCard(
+            width=spec.width,
+            height=spec.height,
+            mean=spec.mean,
+            std=spec.std,
+            padding=spec.padding,
+            whole_image_padding=spec.whole_image_padding,
+        ),
+        output=OutputCard(kind=kind, names=list(OUTPUT_NAMES[kind]), stride=spec.stride, decoding=DECODINGS[kind]),
+        pretrained=PretrainedSource(**pretrained) if pretrained else None,
         data=data,
         git_commit=git_commit(),
         parent_version=parent_version,
@@ -83,7 +119,7 @@ def write_artifact(
         metrics=metrics or {},
     )
     with atomic.staged_dir(folder) as stage:
-        export_onnx(net, spec, stage / MODEL_FILE)
+        export_onnx(net, spec, stage / MODEL_FILE, kind)
         torch.save(net.state_dict(), stage / WEIGHTS_FILE)
         save_card(stage, card)
     return folder

@@ -19,10 +19,12 @@ import lightning.pytorch as L
 import numpy as np
 import torch
 
-from posewheel.decoding import InputSpec, decode_to_image
+from posewheel.decoding import InputSpec, decode_outputs
 from training.config import TrainConfig
 from training.metrics import mean_px_error, pck
 from training.model import NetConfig, PoseNet, to_person_order
+from training.movenet import CONFIGS as MOVENET_CONFIGS
+from training.movenet import MoveNet
 
 
 def heatmap_loss(
@@ -68,6 +70,57 @@ def fit_loss(
     return joints + config.facing_loss_weight * side, joints, facing_accuracy(logits, facing)
 
 
+def weighted_bce(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, foreground: float) -> torch.Tensor:
+    """Binary cross-entropy of sigmoid maps (N, K, h, w) against Gaussian targets, per-joint weights (N, K).
+
+    Pixels weigh 1 + (foreground - 1) * target, as in `heatmap_loss`: peaks are not drowned by background.
+    """
+    pixel_weight = 1.0 + (foreground - 1.0) * target
+    per_pixel = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return ((pixel_weight * per_pixel).mean(dim=(2, 3)) * weights).sum() / weights.numel()
+
+
+def at_cells(maps: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """Values of maps (N, C, h, w) at integer cells (N, M, 2) as (x, y) -> (N, M, C)."""
+    n, c, h, w = maps.shape
+    index = (cells[..., 1] * w + cells[..., 0]).long()  # (N, M)
+    flat = maps.reshape(n, c, h * w)
+    return torch.gather(flat, 2, index[:, None, :].expand(n, c, index.shape[1])).permute(0, 2, 1)
+
+
+def movenet_loss(
+    net: MoveNet, batch: dict[str, torch.Tensor], config: TrainConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MoveNet's four heads against training.targets.movenet_targets: (total loss, joint heatmap loss).
+
+    Heatmaps and centres: weighted binary cross-entropy on the logits; regression (at the centre
+    cell) and offsets (at each joint's cell): L1 in cells, weighted by visibility.
+    """
+    out = net.forward_logits(batch["image"])
+    weights = batch["weights"]
+    n, k = weights.shape
+    joints = weighted_bce(out["heatmaps"], batch["heatmaps"], weights, config.foreground_weight)
+    has_person = (weights.sum(dim=1, keepdim=True) > 0).float()
+    centre = weighted_bce(out["centers"], batch["center_heatmap"], has_person, config.foreground_weight)
+    regress = at_cells(out["regress"], batch["center_cell"][:, None, :])[:, 0].reshape(n, k, 2)
+    regress_l1 = ((regress - batch["regress"]).abs().sum(dim=2) * weights).sum() / weights.sum().clamp(min=1.0)
+    per_joint = at_cells(out["offsets"], batch["joint_cells"]).reshape(n, k, k, 2)
+    offsets = per_joint[:, torch.arange(k), torch.arange(k)]  # joint j's own (dy, dx) at its own cell
+    offset_l1 = ((offsets - batch["offsets"]).abs().sum(dim=2) * weights).sum() / weights.sum().clamp(min=1.0)
+    total = joints + centre + config.regress_loss_weight * regress_l1 + offset_l1
+    return total, joints
+
+
+def build_network(config: TrainConfig) -> torch.nn.Module:
+    """The network a configuration names: today's heatmap PoseNet or a MoveNet (random init; see train.py)."""
+    if config.network in MOVENET_CONFIGS:
+        return MoveNet(MOVENET_CONFIGS[config.network])
+    if config.network != "heatmap":
+        raise ValueError(f"train.network {config.network!r}: expected heatmap or one of {sorted(MOVENET_CONFIGS)}")
+    net_config = NetConfig(config.backbone, config.head_channels, backbone_checkpoint=config.backbone_checkpoint)
+    return PoseNet(net_config)
+
+
 class PoseModel(L.LightningModule):
     """PoseNet trained on heatmaps; `self.net` is what gets exported."""
 
@@ -76,9 +129,9 @@ class PoseModel(L.LightningModule):
         self.save_hyperparameters({"config": config})
         self.config = TrainConfig.from_section(config)
         self.spec: InputSpec = self.config.input_spec
-        self.net = PoseNet(NetConfig(self.config.backbone, self.config.head_channels,
-                                     backbone_checkpoint=self.config.backbone_checkpoint))  # fmt: skip
-        for stage in self.net.stages[: self.config.frozen_stages]:
+        self.net = build_network(self.config)
+        self.output_kind = "movenet" if isinstance(self.net, MoveNet) else "heatmaps"
+        for stage in getattr(self.net, "stages", [])[: self.config.frozen_stages]:
             stage.requires_grad_(False)
         if self.config.channels_last:  # before any strategy (DDP) wraps the parameters
             self.net.to(memory_format=torch.channels_last)
@@ -86,11 +139,16 @@ class PoseModel(L.LightningModule):
         self._val: list[dict[str, np.ndarray]] = []
         self.last_validation: dict[str, np.ndarray] = {}
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor) -> Any:
         return self.net(image)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, joints, accuracy = fit_loss(self.net, batch, self.config)
+        if isinstance(self.net, MoveNet):
+            loss, joints = movenet_loss(self.net, batch, self.config)
+            accuracy = None
+        else:
+            assert isinstance(self.net, PoseNet)
+            loss, joints, accuracy = fit_loss(self.net, batch, self.config)
         if accuracy is not None:
             known = int((batch["facing"] != 0).sum())
             self.log("train/facing_accuracy", accuracy, on_step=False, on_epoch=True, batch_size=known)
@@ -103,16 +161,22 @@ class PoseModel(L.LightningModule):
         self._val = []
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        canonical, logits = self.net.forward_parts(batch["image"])
-        heatmaps = to_person_order(canonical, logits, self.net.flip_index)
-        right = facing_accuracy(logits, batch["facing"])
-        if right is not None:
-            known = int((batch["facing"] != 0).sum())
-            self.log("val/facing_accuracy", right, on_epoch=True, batch_size=known, sync_dist=True)
-        loss = heatmap_loss(heatmaps, batch["heatmaps"], batch["weights"], self.config.foreground_weight)
+        if isinstance(self.net, MoveNet):
+            outputs = {k: v.float().cpu().numpy() for k, v in self.net(batch["image"]).items()}
+            loss, _ = movenet_loss(self.net, batch, self.config)
+        else:
+            assert isinstance(self.net, PoseNet)
+            canonical, logits = self.net.forward_parts(batch["image"])
+            heatmaps = to_person_order(canonical, logits, self.net.flip_index)
+            right = facing_accuracy(logits, batch["facing"])
+            if right is not None:
+                known = int((batch["facing"] != 0).sum())
+                self.log("val/facing_accuracy", right, on_epoch=True, batch_size=known, sync_dist=True)
+            loss = heatmap_loss(heatmaps, batch["heatmaps"], batch["weights"], self.config.foreground_weight)
+            outputs = {"heatmaps": heatmaps.float().cpu().numpy()}
         self.log("val/loss", loss, on_epoch=True, batch_size=len(batch["image"]), sync_dist=True)
         windows = [tuple(w) for w in batch["window"].cpu().numpy().tolist()]
-        points, scores = decode_to_image(heatmaps.float().cpu().numpy(), windows, self.spec)
+        points, scores = decode_outputs(outputs, windows, self.spec, self.output_kind)
         self._val.append({
             "pred": points, "scores": scores, "gt": batch["keypoints"].cpu().numpy(),
             "box": batch["box"].cpu().numpy(), "index": batch["index"].cpu().numpy(),

@@ -76,3 +76,35 @@ def facing(points: np.ndarray, visibility: np.ndarray, min_sine: float = 0.1) ->
     if norm == 0.0 or abs(cross) < min_sine * norm:
         return UNKNOWN
     return FRONT if cross > 0 else BACK
+
+
+def movenet_targets(points: np.ndarray, weights: np.ndarray, spec: InputSpec, sigma: float) -> dict[str, np.ndarray]:
+    """MoveNet's targets for one person (training/movenet.py), read back by `decode_movenet`.
+
+    points: (K, 2) input pixels; weights: (K,), 0 means no target. A joint at input pixel p lies at
+    u = p / stride in cells: its heatmap peaks in cell floor(u) and the offset there is u - floor(u);
+    the person's centre (the middle of its labeled joints' extent) peaks in cell c = floor(centre /
+    stride), and the regression there is u - c for every joint. Returns center_heatmap (1, h, w),
+    center_cell (2,) int64 (x, y), regress (K, 2) and offsets (K, 2) as (dy, dx) cells, joint_cells
+    (K, 2) int64 (x, y), clipped into the map; a person with no labeled joint gets a zero centre map.
+    """
+    h, w = spec.heatmap_size
+    labeled = np.asarray(weights) > 0
+    u = np.asarray(points, dtype=np.float64) / spec.stride
+    if labeled.any():
+        lo, hi = u[labeled].min(axis=0), u[labeled].max(axis=0)
+        centre = (lo + hi) / 2.0
+    else:
+        centre = np.array([w / 2.0, h / 2.0])
+    limit = np.array([w - 1, h - 1])
+    center_cell = np.clip(np.floor(centre), 0, limit).astype(np.int64)
+    joint_cells = np.clip(np.floor(u), 0, limit).astype(np.int64)
+    centre_px = (center_cell + 0.5) * spec.stride
+    center_heatmap = gaussian_heatmaps(centre_px[None], np.array([float(labeled.any())]), spec, sigma)
+    return {
+        "center_heatmap": center_heatmap,
+        "center_cell": center_cell,
+        "regress": (u - center_cell)[:, ::-1].astype(np.float32),
+        "offsets": (u - joint_cells)[:, ::-1].astype(np.float32),
+        "joint_cells": joint_cells,
+    }

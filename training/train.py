@@ -9,6 +9,9 @@ documents, e.g. with torchrun or SLURM):
     posewheel train --data data/seed
 Fine-tune the production model (the flywheel's retrain):
     posewheel train --data data/seed --data data/feedback:3 --warm-start auto
+Start from Google's COCO-pretrained MoveNet (params.yaml: train.config: movenet-lightning; the
+weights come from `posewheel pretrained fetch`, and the card records where from):
+    posewheel train --data data/seed
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import lightning.pytorch as L
+import torch
 
+from posewheel import pretrained
 from posewheel.artifact import check_version, load_card
 from posewheel.settings import ProjectSettings
 from training import tracking
@@ -27,6 +32,7 @@ from training.config import TrainConfig
 from training.data import PoseDataModule
 from training.export import dataset_hash, load_weights, write_artifact
 from training.module import PoseModel, recalibrate_batchnorm
+from training.movenet import MoveNet, load_tfjs_state, read_tfjs_weights
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +40,14 @@ log = logging.getLogger(__name__)
 def default_version(now: datetime | None = None) -> str:
     """A version name from the UTC time, like `m-20261125-231500`."""
     return (now or datetime.now(UTC)).strftime("m-%Y%m%d-%H%M%S")
+
+
+def load_pretrained_weights(net: torch.nn.Module, name: str) -> dict[str, str]:
+    """Load the cached pretrained weights `name` into `net` (a MoveNet); returns their provenance for the card."""
+    if not isinstance(net, MoveNet) or net.config.name != name:
+        raise ValueError(f"train.pretrained {name!r} does not fit train.network {getattr(net, 'config', None)}")
+    load_tfjs_state(net, read_tfjs_weights(pretrained.model_json(name)))
+    return pretrained.source(name).to_dict()
 
 
 def train(
@@ -58,9 +72,11 @@ def train(
     datamodule = PoseDataModule(config, datasets)
     datamodule.setup("fit")
     model = PoseModel(config.to_dict())
-    parent = None
+    parent, lineage = None, None
     if warm_start is not None:
-        parent = load_card(warm_start).version
+        parent_card = load_card(warm_start)
+        parent = parent_card.version
+        lineage = parent_card.pretrained.model_dump() if parent_card.pretrained else None
         try:
             model.net.load_state_dict(load_weights(warm_start))
         except RuntimeError as exc:
@@ -69,6 +85,8 @@ def train(
                 f"warm start {warm_start}: its weights do not fit backbone {config.backbone!r} "
                 f"with head_channels={config.head_channels}: {first_line}"
             ) from exc
+    elif config.pretrained:
+        lineage = load_pretrained_weights(model.net, config.pretrained)
     data = {str(path): dataset_hash(Path(path)) for path, _ in datasets}
     weights = {str(p): w for p, w in datasets}
     run_config = {
@@ -76,6 +94,7 @@ def train(
         "data": data,
         "data_weights": weights,
         "parent_version": parent,
+        "pretrained": lineage,
         "version": version,
     }
     project = ProjectSettings()
@@ -102,7 +121,10 @@ def train(
     if datamodule.val_items:
         trainer.validate(model, datamodule=datamodule, verbose=False)  # the final weights, for the table
     if trainer.is_global_zero:
-        write_artifact(folder, model.net, config.input_spec, version, data, config.to_dict(), parent_version=parent)
+        write_artifact(
+            folder, model.net, config.input_spec, version, data, config.to_dict(), parent_version=parent,
+            kind=model.output_kind, pretrained=lineage,
+        )  # fmt: skip
         wandb_run = tracking.wandb_logger(loggers)
         if wandb_run is not None:
             table = None

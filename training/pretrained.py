@@ -1,0 +1,27 @@
+"""Artifacts made from pretrained weights alone (no training): `posewheel pretrained promote`.
+
+from training.pretrained import export_pretrained
+folder = export_pretrained("movenet-lightning", Path("models"))   # models/pretrained-movenet-lightning
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from posewheel import pretrained
+from training.config import TrainConfig
+from training.export import write_artifact
+from training.movenet import load_pretrained
+
+
+def export_pretrained(name: str, models_dir: Path) -> Path:
+    """Write `models_dir/pretrained-<name>`: the ported network with its original weights, card with provenance."""
+    config = TrainConfig.from_section({"config": name, "wandb": False})
+    net = load_pretrained(name)
+    version = f"pretrained-{name}"
+    params = {**config.to_dict(), "note": "pretrained weights only, not trained by this project"}
+    source = pretrained.source(name).to_dict()
+    return write_artifact(
+        Path(models_dir) / version, net, config.input_spec, version, data={}, params=params,
+        kind="movenet", pretrained=source,
+    )  # fmt: skip
