@@ -23,13 +23,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
+
+from tests.support.figures import emit
+
 ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = (".venv", ".venv-serve")
 KNOWN_VULNERABLE = "requests==2.19.0"  # CVE-2018-18074 among others
-
-
-def emit(figure: str, **fields: Any) -> None:
-    print(json.dumps({"figure": figure, **fields}), flush=True)
 
 
 def frozen_requirements(venv: Path) -> list[str]:

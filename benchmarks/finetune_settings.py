@@ -17,22 +17,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
-from flywheel_curve import POOL_SEED_OFFSET, base_model, subset  # a sibling: benchmarks/ is sys.path[0] when run
 
 import training  # noqa: F401  (passive OpenMP waits, before torch loads)
+from flywheel.experiment import base_model, generate_missing, pipeline_sets, street_pool, subset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
+
+from tests.support.figures import emit as emit_figure
 
 DEFAULT_VARIANTS = ("nchw_lr2=channels_last=false,lr=0.002", "nhwc_lr2=lr=0.002")
 
 
-def emit(figure: str, **values: Any) -> None:
-    print(json.dumps({"benchmark": "finetune_settings", "figure": figure, **values}), flush=True)
+emit = partial(emit_figure, benchmark="finetune_settings")
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
@@ -63,24 +67,15 @@ def main() -> None:
 
     from posewheel import dataset as coco
     from posewheel.params import load_params
-    from posewheel.synth import generate
     from training.config import TrainConfig
     from training.evaluate import evaluate_artifact
     from training.train import train
 
     params = load_params(args.params)
     synth = params.get("synth", {})
-    seed0, size = int(synth.get("seed", 0)), int(synth.get("image_size", 256))
     work = args.work
-    sets = {  # the pipeline's own seeds (flywheel/stages/synth.py), and a street pool away from them
-        "seed": ("studio", int(synth.get("seed_count", 1500)), seed0),
-        "holdout_studio": ("studio", int(synth["holdout_count"]), seed0 + 1000),
-        "holdout_street": ("street", int(synth["holdout_count"]), seed0 + 2000),
-        "pool": ("street", args.labels, seed0 + POOL_SEED_OFFSET + 99),
-    }
-    for name, (domain, n, seed) in sets.items():
-        if not (work / name / coco.ANNOTATIONS_FILE).is_file():
-            generate(domain, n, seed, work / name, size=size, workers=2)
+    sets = {**pipeline_sets(synth), "pool": street_pool(synth, args.labels, index=99)}
+    generate_missing(sets, work, size=int(synth.get("image_size", 256)))
     pool = coco.load(work / "pool")
     feedback = subset(pool, [a.id for a in pool.annotations][: args.labels], work / "feedback")
 
@@ -102,18 +97,22 @@ def main() -> None:
         config.check()
         start = time.monotonic()
         version = f"m-{name.replace('_', '-')}"
-        artifact = train(config, [(work / "seed", 1.0), (feedback, weight)], work / "models",
-                         warm_start=base, version=version, log_dir=work / "logs" / name)  # fmt: skip
-        steps = _steps(work / "logs" / name / "metrics.csv")
+        sources = [(work / "seed", 1.0), (feedback, weight)]
+        log_dir = work / "logs" / name
+        artifact = train(config, sources, work / "models", warm_start=base, version=version, log_dir=log_dir)
+        steps = _steps(log_dir / "metrics.csv")
         results[name] = measure(artifact)
-        emit("variant", name=name, **values, **results[name], steps=steps,
-             img_per_s=round(steps * config.batch_size / (args.minutes * 60), 1),
-             wall_minutes=round((time.monotonic() - start) / 60, 2))  # fmt: skip
+        img_per_s = round(steps * config.batch_size / (args.minutes * 60), 1)
+        wall_minutes = round((time.monotonic() - start) / 60, 2)
+        emit(
+            "variant", name=name, **values, **results[name], steps=steps, img_per_s=img_per_s, wall_minutes=wall_minutes
+        )
     ref = results["baseline"]
     for name, got in results.items():
         if name != "baseline":
-            emit("against_baseline", name=name, street_change=round(got["street_oks_ap"] - ref["street_oks_ap"], 4),
-                 studio_change=round(got["studio_oks_ap"] - ref["studio_oks_ap"], 4))  # fmt: skip
+            street_change = round(got["street_oks_ap"] - ref["street_oks_ap"], 4)
+            studio_change = round(got["studio_oks_ap"] - ref["studio_oks_ap"], 4)
+            emit("against_baseline", name=name, street_change=street_change, studio_change=studio_change)
 
 
 def _steps(metrics_csv: Path) -> int:

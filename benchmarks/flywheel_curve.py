@@ -20,21 +20,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import training  # noqa: F401  (passive OpenMP waits, before torch loads)
+from flywheel.experiment import base_model, generate_missing, pipeline_sets, street_pool, subset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
+
+from tests.support.figures import emit as emit_figure
 
 STRATEGIES = ("uncertainty", "random")
-POOL_SEED_OFFSET = 5000  # street traffic pools, away from every set the pipeline generates
-
-
-def emit(figure: str, **values: Any) -> None:
-    print(json.dumps({"benchmark": "flywheel_curve", "figure": figure, **values}), flush=True)
+emit = partial(emit_figure, benchmark="flywheel_curve")
 
 
 def selection_order(strategy: str, confidence: np.ndarray, seed: int) -> np.ndarray:
@@ -42,31 +44,6 @@ def selection_order(strategy: str, confidence: np.ndarray, seed: int) -> np.ndar
     if strategy == "uncertainty":
         return np.argsort(confidence, kind="stable")
     return np.random.default_rng(seed).permutation(len(confidence))
-
-
-def subset(pool: Any, annotation_ids: list[int], out: Path) -> Path:
-    """Save the persons `annotation_ids` of `pool` (and their images) as a COCO folder `out`."""
-    from posewheel import dataset as coco
-
-    chosen = [a for a in pool.annotations if a.id in set(annotation_ids)]
-    image_ids = {a.image_id for a in chosen}
-    coco.save(coco.Dataset([i for i in pool.images if i.id in image_ids], chosen, pool.root, dict(pool.info)), out)
-    return out
-
-
-def base_model(base: Path | None, minutes: float | None, params: dict[str, Any], work: Path) -> Path:
-    """`base`, or a studio-only model trained once on `work/seed` into `work/models/m-base` (reused after)."""
-    from training.config import TrainConfig
-    from training.train import train
-
-    if base is not None:
-        return base
-    base = work / "models" / "m-base"
-    if not (base / "card.json").is_file():
-        config = TrainConfig.from_params(params, wandb=False)
-        config = dataclasses.replace(config, max_minutes=minutes or config.max_minutes)
-        train(config, [(work / "seed", 1.0)], work / "models", version="m-base", log_dir=work / "logs" / "base")
-    return base
 
 
 def plot(rows: list[dict[str, Any]], out: Path) -> None:
@@ -95,6 +72,11 @@ def plot(rows: list[dict[str, Any]], out: Path) -> None:
     fig.savefig(out)
 
 
+def mean_street_ap(rows: list[dict[str, Any]], strategy: str, labels: int) -> float:
+    """Street OKS AP of `strategy` at `labels` corrected labels, averaged over seeds."""
+    return float(np.mean([r["street_oks_ap"] for r in rows if r["strategy"] == strategy and r["labels"] == labels]))
+
+
 def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
     from posewheel import atomic
 
@@ -119,32 +101,26 @@ def main() -> None:
     from posewheel import dataset as coco
     from posewheel.decoding import pose_score
     from posewheel.params import load_params
-    from posewheel.synth import generate
     from training.config import TrainConfig
     from training.evaluate import evaluate_artifact, predict
     from training.train import train
 
     params = load_params(args.params)
     synth = params.get("synth", {})
-    seed0, count, holdout = int(synth.get("seed", 0)), int(synth.get("seed_count", 1500)), int(synth["holdout_count"])
     work = args.work
-    sets = {  # the pipeline's own seeds (flywheel/stages/synth.py), so figures compare with `dvc repro`
-        "seed": ("studio", count, seed0),
-        "holdout_studio": ("studio", holdout, seed0 + 1000),
-        "holdout_street": ("street", holdout, seed0 + 2000),
-        **{f"pool_{s}": ("street", args.pool, seed0 + POOL_SEED_OFFSET + 100 * s) for s in args.seeds},
-    }
-    for name, (domain, n, seed) in sets.items():
-        if not (work / name / coco.ANNOTATIONS_FILE).is_file():
-            generate(domain, n, seed, work / name, size=int(synth.get("image_size", 256)), workers=2)
+    pools = {f"pool_{s}": street_pool(synth, args.pool, index=100 * s) for s in args.seeds}
+    generate_missing({**pipeline_sets(synth), **pools}, work, size=int(synth.get("image_size", 256)))
 
     base = base_model(args.base, args.base_minutes, params, work)
 
     def measure(artifact: Path) -> dict[str, float]:
         street = evaluate_artifact(artifact, work / "holdout_street")
         studio = evaluate_artifact(artifact, work / "holdout_studio")
-        return {"street_oks_ap": round(street["oks_ap"], 4), "studio_oks_ap": round(studio["oks_ap"], 4),
-                "street_pck@0.1": round(street["pck@0.1"], 4)}  # fmt: skip
+        return {
+            "street_oks_ap": round(street["oks_ap"], 4),
+            "studio_oks_ap": round(studio["oks_ap"], 4),
+            "street_pck@0.1": round(street["pck@0.1"], 4),
+        }
 
     rows: list[dict[str, Any]] = [{"labels": 0, "strategy": "baseline", "seed": None, **measure(base)}]
     emit("point", **rows[0], base=str(base))
@@ -163,12 +139,15 @@ def main() -> None:
                 chosen = [seen.annotation_ids[i] for i in order[:n]]
                 feedback = subset(pool, chosen, work / "feedback" / f"{strategy}-{seed}-{n}")
                 start = time.monotonic()
-                artifact = train(tune, [(work / "seed", 1.0), (feedback, weight)], work / "models",
-                                 warm_start=base, version=f"m-{strategy}-{seed}-{n}",
-                                 log_dir=work / "logs" / f"{strategy}-{seed}-{n}")  # fmt: skip
+                name = f"{strategy}-{seed}-{n}"
+                sources = [(work / "seed", 1.0), (feedback, weight)]
+                artifact = train(
+                    tune, sources, work / "models", warm_start=base, version=f"m-{name}", log_dir=work / "logs" / name
+                )
                 minutes = round((time.monotonic() - start) / 60, 2)
-                row = {"labels": n, "strategy": strategy, "seed": seed, **measure(artifact),
-                       "mean_confidence_of_chosen": round(float(confidence[order[:n]].mean()), 4)}  # fmt: skip
+                chosen_confidence = round(float(confidence[order[:n]].mean()), 4)
+                row = {"labels": n, "strategy": strategy, "seed": seed, **measure(artifact)}
+                row["mean_confidence_of_chosen"] = chosen_confidence
                 rows.append(row)
                 emit("point", **row, train_minutes=minutes)
 
@@ -185,10 +164,11 @@ def main() -> None:
         write_csv(args.out / f"flywheel_curve_{strategy}.csv", ["labels", "street_oks_ap", "studio_oks_ap"], means)
     plot(rows, args.out / "flywheel_curve.png")
     for n in sorted(c for c in args.counts if c > 0 and len(args.strategies) == len(STRATEGIES)):
-        gain = {s: float(np.mean([r["street_oks_ap"] for r in rows if r["strategy"] == s and r["labels"] == n]))
-                for s in STRATEGIES}  # fmt: skip
-        emit("uncertainty_vs_random", labels=n, uncertainty=round(gain["uncertainty"], 4),
-             random=round(gain["random"], 4), difference=round(gain["uncertainty"] - gain["random"], 4))  # fmt: skip
+        ap = {s: round(mean_street_ap(rows, s, n), 4) for s in STRATEGIES}
+        difference = round(ap["uncertainty"] - ap["random"], 4)
+        emit(
+            "uncertainty_vs_random", labels=n, uncertainty=ap["uncertainty"], random=ap["random"], difference=difference
+        )
     emit("files", csv=str(args.out / "flywheel_curve.csv"), png=str(args.out / "flywheel_curve.png"))
 
 

@@ -26,7 +26,6 @@ import base64
 import json
 import os
 import pickle
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,18 +34,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
+
+from tests.support.figures import emit
+from tests.support.waiting import answers_ready, free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 CONCURRENCY = (1, 8, 32)
-
-
-def emit(figure: str, **fields: Any) -> None:
-    print(json.dumps({"figure": figure, **fields}), flush=True)
 
 
 def build_artifact(folder: Path) -> Path:
@@ -155,27 +153,21 @@ class Offline:
         return float(np.percentile(np.array(self.single_s) * 1000, q))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start(cmd: list[str], env: dict[str, str], ready_url: str, timeout_s: float = 120.0) -> subprocess.Popen[bytes]:
     log = tempfile.NamedTemporaryFile(prefix="serve-bench-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"{cmd[:3]} exited with {proc.returncode}; see {log.name}")
-        try:
-            if httpx.get(ready_url, timeout=2).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"{cmd[:3]} not ready at {ready_url} after {timeout_s}s; see {log.name}")
+        return answers_ready(ready_url, path="")
+
+    try:
+        wait_for(ready, timeout_s, f"{cmd[:3]} at {ready_url} (log {log.name})", poll_s=0.3)
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

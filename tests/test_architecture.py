@@ -118,3 +118,43 @@ def test_checker_catches_a_forbidden_import(package: str, source: str, caught: s
 def test_checker_allows_relative_and_permitted_imports() -> None:
     source = "from . import engine\nfrom .settings import ServingSettings\nimport posewheel.schema\nimport labeling\n"
     assert violations("serving", list(imports_in_source(source, "example.py", "serving"))) == []
+
+
+# Scripts (benchmarks/*.py, scripts/*.py) are run, never imported: shared helpers live in
+# tests/support (or the packages). These still import a script and are to switch to tests.support
+# (their owners' files; issue #17): they import benchmarks.fault_server's re-exports or fuzz_api.
+SCRIPT_IMPORTS_TO_SWITCH = frozenset(
+    {
+        "benchmarks/fault_labelstudio.py",
+        "benchmarks/fuzz_api.py",
+        "benchmarks/soak.py",
+        "tests/test_reliability_faults.py",
+        "tests/test_reliability_hostile.py",
+        "tests/test_reliability_inputs.py",
+        "tests/test_security.py",
+    }
+)
+
+
+def script_imports(path: Path, scripts: set[str]) -> list[str]:
+    """Modules `path` imports that are scripts: `benchmarks.x`, `scripts.x`, or a sibling script by name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+    return [n for n in names if n.split(".")[0] in {"benchmarks", "scripts"} or n in scripts]
+
+
+def test_no_script_imports_another_script() -> None:
+    scripts = {p.stem for folder in ("benchmarks", "scripts") for p in (ROOT / folder).glob("*.py")}
+    files = [*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "scripts").glob("*.py"), *(ROOT / "tests").rglob("*.py")]
+    bad = []
+    for path in sorted(files):
+        relative = str(path.relative_to(ROOT))
+        found = script_imports(path, scripts if path.parent.name in {"benchmarks", "scripts"} else set())
+        if found and relative not in SCRIPT_IMPORTS_TO_SWITCH:
+            bad.append(f"{relative} imports {found}")
+    assert not bad, "import shared helpers from tests.support instead:\n" + "\n".join(bad)

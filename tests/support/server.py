@@ -15,13 +15,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 import uvicorn
 
 from serving.app import create_app
 from serving.service import PoseService
 from serving.settings import ServingSettings
+from tests.support.waiting import answers_ready, wait_for
 
 StartServer = Callable[..., "RunningServer"]
 
@@ -33,16 +33,8 @@ class RunningServer:
     service: PoseService
 
     def wait_ready(self, timeout_s: float = 20.0) -> None:
-        """Wait until /readyz answers 200."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(f"{self.url}/readyz not ready after {timeout_s}s")
+        """Wait until /readyz answers 200 (AssertionError naming it after `timeout_s`)."""
+        wait_for(lambda: answers_ready(self.url), timeout_s, f"{self.url}/readyz", poll_s=0.05)
 
 
 @contextmanager
