@@ -3,7 +3,11 @@
 Every check that can be done before decoding pixels is done first: the format comes from the
 file's own header (never from a client's content type or file name) and the pixel count is
 checked against the limit before a single pixel is decoded, so a decompression bomb costs
-nothing. EXIF orientation is applied, so keypoints come back in the upright image's pixels.
+nothing. EXIF orientation is applied, so keypoints come back in the upright image's pixels; an
+orientation that cannot be read counts as none, in the server and in the image store alike
+(`posewheel.imagestore.exif_orientation`). Whatever Pillow raises while decoding untrusted bytes
+(struct.error, TypeError, IndexError, ... from broken metadata) is the client's 400, never a 500.
+Multi-frame files (MPO from phone cameras, animated PNG/WebP) are answered from their first frame.
 """
 
 from __future__ import annotations
@@ -14,16 +18,19 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from posewheel.decoding import Box
+from posewheel.imagestore import upright
 
 # Decoded images live in Pillow blocks; at its default 16 MiB they come from glibc's per-thread malloc
 # arenas, which keep freed memory, so RSS grew with every thread that ever decoded a large image.
 # Blocks above glibc's largest mmap threshold (32 MiB) are mapped and unmapped: freed memory goes back.
 Image.core.set_block_size(64 * 1024 * 1024)
 
-ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
+ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP"})  # MPO: a JPEG with more frames (phones)
+# The longest `boxes` text parsed: a box is at most 4 numbers of ~24 characters; past this, refuse unread.
+_BOX_TEXT_BYTES = 128
 
 
 class InputError(ValueError):
@@ -66,8 +73,8 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
         raise InputError("the body is not an image Pillow can identify; send JPEG, PNG or WebP", 415) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputError(f"the image is too large: {exc}", 413) from exc
-    except (OSError, ValueError, SyntaxError) as exc:  # a recognised format with a broken header
-        raise InputError(f"the image header could not be read: {exc}") from exc
+    except Exception as exc:  # a recognised format with a broken header: OSError, SyntaxError, struct.error, ...
+        raise InputError(f"the image header could not be read: {type(exc).__name__}: {exc}") from exc
     if image.format not in ALLOWED_FORMATS:
         raise InputError(f"unsupported image format {image.format}; send JPEG, PNG or WebP", 415)
     width, height = image.size
@@ -77,10 +84,12 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
         raise InputError(f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}", 413)
     try:
         image.load()
-        upright = ImageOps.exif_transpose(image)
-    except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data: Pillow's decoders raise these
-        raise InputError(f"the {image.format} image could not be decoded: {exc}") from exc
-    return DecodedImage(image=_to_rgb(upright), format=image.format, mode=image.mode)
+        rgb = _to_rgb(upright(image))
+    # Truncated or corrupt data, broken metadata, a mode with no RGB conversion: Pillow raises
+    # OSError, ValueError, SyntaxError, but also struct.error, TypeError, IndexError, ...
+    except Exception as exc:
+        raise InputError(f"the {image.format} image could not be decoded: {type(exc).__name__}: {exc}") from exc
+    return DecodedImage(image=rgb, format=image.format, mode=image.mode)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -102,6 +111,25 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def boxes_text_limit(max_boxes: int) -> int:
+    """The longest `boxes` JSON text accepted for `max_boxes` boxes, bytes."""
+    return 64 + max_boxes * _BOX_TEXT_BYTES
+
+
+def load_boxes_json(text: str | bytes, max_boxes: int) -> object:
+    """Parse a `boxes` JSON text; InputError 422 when it is longer than `max_boxes` boxes can be,
+    not JSON, or nested too deep. The length is checked before a byte is parsed."""
+    limit = boxes_text_limit(max_boxes)
+    if len(text) > limit:
+        raise InputError(f"field 'boxes' is {len(text)} bytes; {max_boxes} boxes fit in {limit}", 422)
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise InputError("field 'boxes' is nested too deep; send a list of [x, y, w, h] boxes", 422) from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise InputError(f"field 'boxes' is not valid JSON: {exc}", 422) from exc
+
+
 def parse_boxes(raw: object, width: int, height: int, max_boxes: int) -> list[Box]:
     """Validate person boxes `[[x, y, w, h], ...]` (pixels) against an image of `width` x `height`.
 
@@ -111,10 +139,7 @@ def parse_boxes(raw: object, width: int, height: int, max_boxes: int) -> list[Bo
     if raw is None or raw == "":
         return [(0.0, 0.0, float(width), float(height))]
     if isinstance(raw, str | bytes):
-        try:
-            raw = json.loads(raw)
-        except ValueError as exc:
-            raise InputError(f"field 'boxes' is not valid JSON: {exc}", 422) from exc
+        raw = load_boxes_json(raw, max_boxes)
     if not isinstance(raw, list):
         raise InputError("field 'boxes' must be a JSON list of [x, y, w, h] boxes", 422)
     if not raw:

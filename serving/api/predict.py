@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from serving.deps import ApiKeyDep, ServiceDep
-from serving.images import InputError
+from serving.images import InputError, load_boxes_json
 from serving.overlay import render_png
 from serving.schemas import ErrorBody, PredictJSON, PredictResponse
 
@@ -44,8 +44,18 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def read_request(request: Request) -> tuple[bytes, object]:
-    """The image bytes and raw boxes of a multipart or JSON prediction request; InputError if neither."""
+# JSON texts longer than this are parsed in a worker thread: parsing is never a stall of the event loop.
+_PARSE_INLINE_BYTES = 4096
+_DECODE_INLINE_CHARS = 256 * 1024  # base64 longer than this is decoded in a worker thread too
+
+
+async def read_request(request: Request, max_boxes: int) -> tuple[bytes, object]:
+    """The image bytes and parsed boxes (a list, or None) of a multipart or JSON prediction request.
+
+    Boxes are bounded before a byte of them is parsed (`max_boxes` decides how long their text, or
+    how many '[' a JSON body, may be) and long texts are parsed off the event loop, so no request
+    can hold up the others (health included). InputError (4xx) for anything else.
+    """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         form = await request.form(max_files=1, max_fields=4)
@@ -56,19 +66,34 @@ async def read_request(request: Request) -> tuple[bytes, object]:
             boxes = form.get("boxes")
             if boxes is not None and not isinstance(boxes, str):
                 raise InputError("multipart field 'boxes' must be text (JSON), not a file", 422)
-            return await image.read(), boxes
+            data = await image.read()
         finally:
             await form.close()
+        if not boxes:
+            return data, None
+        if len(boxes) <= _PARSE_INLINE_BYTES:
+            return data, load_boxes_json(boxes, max_boxes)
+        return data, await asyncio.to_thread(load_boxes_json, boxes, max_boxes)
     if content_type == "application/json":
+        raw = await request.body()
+        # base64 and a data: URI never hold '[': each one is a box list or a box (or nesting, or junk)
+        if raw.count(b"[") > max_boxes + 1:
+            raise InputError(f"field 'boxes' holds more than {max_boxes} boxes (the limit), or is nested", 422)
         try:
-            body = PredictJSON.model_validate_json(await request.body())
+            if len(raw) <= _PARSE_INLINE_BYTES:
+                body = PredictJSON.model_validate_json(raw)
+            else:
+                body = await asyncio.to_thread(PredictJSON.model_validate_json, raw)
         except ValidationError as exc:
             raise InputError(f"invalid JSON body: {_first_error(exc)}", 422) from exc
         text = body.image_base64
         if text.startswith("data:"):
             text = text.partition(",")[2]
-        try:  # base64.b64decode(validate=True) checks with a regex first: 3x slower, on the event loop
-            data = binascii.a2b_base64(text, strict_mode=True)
+        try:  # base64.b64decode(validate=True) checks with a regex first: 3x slower
+            if len(text) <= _DECODE_INLINE_CHARS:
+                data = binascii.a2b_base64(text, strict_mode=True)
+            else:
+                data = await asyncio.to_thread(binascii.a2b_base64, text, strict_mode=True)
         except (binascii.Error, ValueError) as exc:
             raise InputError(f"field 'image_base64' is not valid base64: {exc}") from exc
         return data, body.boxes
@@ -93,7 +118,7 @@ def _first_error(exc: ValidationError) -> str:
 )
 async def predict(request: Request, service: ServiceDep) -> Response:
     """Per person box: the box, a pose score and 17 keypoints {name, x, y, score} in image pixels."""
-    data, boxes = await read_request(request)
+    data, boxes = await read_request(request, service.settings.max_boxes)
     prediction = await service.predict(data, boxes)
     # already serialised: FastAPI would otherwise validate 17 keypoints per person against the model again
     return Response(prediction.to_json(), media_type="application/json")
@@ -108,7 +133,7 @@ async def predict(request: Request, service: ServiceDep) -> Response:
 )
 async def render(request: Request, service: ServiceDep) -> Response:
     """The same prediction as /v1/predict, drawn: boxes, skeleton edges and keypoints over the upright image."""
-    data, boxes = await read_request(request)
+    data, boxes = await read_request(request, service.settings.max_boxes)
     prediction = await service.predict(data, boxes, keep_image=True)
     assert prediction.image is not None  # asked for above
     png = await asyncio.to_thread(render_png, prediction.image, prediction.poses)
