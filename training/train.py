@@ -20,9 +20,11 @@ import logging
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as L
 import torch
+from lightning.pytorch.loggers import Logger
 
 from posewheel import pretrained
 from posewheel.artifact import check_version, load_card
@@ -66,33 +68,17 @@ def train(
     `dvc plots`) goes; default `metrics/train` of the project. Returns the artifact folder.
     """
     version = check_version(version or default_version())
-    models_dir = Path(models_dir)
-    folder = models_dir / version
+    folder = Path(models_dir) / version
     L.seed_everything(config.seed, workers=True)
     datamodule = PoseDataModule(config, datasets)
     datamodule.setup("fit")
     model = PoseModel(config.to_dict())
-    parent, lineage = None, None
-    if warm_start is not None:
-        parent_card = load_card(warm_start)
-        parent = parent_card.version
-        lineage = parent_card.pretrained.model_dump() if parent_card.pretrained else None
-        try:
-            model.net.load_state_dict(load_weights(warm_start))
-        except RuntimeError as exc:
-            first_line = str(exc).splitlines()[0]
-            raise ValueError(
-                f"warm start {warm_start}: its weights do not fit backbone {config.backbone!r} "
-                f"with head_channels={config.head_channels}: {first_line}"
-            ) from exc
-    elif config.pretrained:
-        lineage = load_pretrained_weights(model.net, config.pretrained)
+    parent, lineage = starting_weights(model, config, warm_start)
     data = {str(path): dataset_hash(Path(path)) for path, _ in datasets}
-    weights = {str(p): w for p, w in datasets}
     run_config = {
         **config.to_dict(),
         "data": data,
-        "data_weights": weights,
+        "data_weights": {str(p): w for p, w in datasets},
         "parent_version": parent,
         "pretrained": lineage,
         "version": version,
@@ -100,7 +86,53 @@ def train(
     project = ProjectSettings()
     csv_dir = Path(log_dir) if log_dir is not None else project.metrics_dir / "train"
     loggers = tracking.make_loggers(version, csv_dir, config.wandb, run_config)
-    trainer = L.Trainer(
+    trainer = make_trainer(config, loggers, project.var_dir / "lightning")
+    trainer.fit(model, datamodule=datamodule)
+    recalibrate_batchnorm(model.net, datamodule.train_dataloader(), config.bn_recalibration_batches)
+    if datamodule.val_items:
+        trainer.validate(model, datamodule=datamodule, verbose=False)  # the final weights, for the table
+    if trainer.is_global_zero:
+        write_artifact(
+            folder,
+            model.net,
+            config.input_spec,
+            version,
+            data,
+            config.to_dict(),
+            parent_version=parent,
+            kind=model.output_kind,
+            pretrained=lineage,
+        )
+        log_outputs_to_wandb(loggers, model, datamodule, config, folder)
+        log.info("trained %s in %d steps; artifact at %s", version, trainer.global_step, folder)
+    return folder
+
+
+def starting_weights(
+    model: PoseModel, config: TrainConfig, warm_start: Path | None
+) -> tuple[str | None, dict[str, Any] | None]:
+    """Load the warm start's weights (or the configured pretrained ones) into `model.net`.
+
+    Returns the parent version (None without a warm start) and the pretrained lineage for the card.
+    """
+    if warm_start is None:
+        return None, load_pretrained_weights(model.net, config.pretrained) if config.pretrained else None
+    parent_card = load_card(warm_start)
+    lineage = parent_card.pretrained.model_dump() if parent_card.pretrained else None
+    try:
+        model.net.load_state_dict(load_weights(warm_start))
+    except RuntimeError as exc:
+        first_line = str(exc).splitlines()[0]
+        raise ValueError(
+            f"warm start {warm_start}: its weights do not fit backbone {config.backbone!r} "
+            f"with head_channels={config.head_channels}: {first_line}"
+        ) from exc
+    return parent_card.version, lineage
+
+
+def make_trainer(config: TrainConfig, loggers: list[Logger], root_dir: Path) -> L.Trainer:
+    """The Lightning Trainer of `config`: its limits, hardware and distribution, no checkpoints."""
+    return L.Trainer(
         max_epochs=config.epochs,
         max_time=timedelta(minutes=config.max_minutes),
         accelerator=config.accelerator,
@@ -114,25 +146,21 @@ def train(
         log_every_n_steps=10,
         enable_progress_bar=sys.stderr.isatty(),
         enable_model_summary=False,
-        default_root_dir=str(project.var_dir / "lightning"),
+        default_root_dir=str(root_dir),
     )
-    trainer.fit(model, datamodule=datamodule)
-    recalibrate_batchnorm(model.net, datamodule.train_dataloader(), config.bn_recalibration_batches)
-    if datamodule.val_items:
-        trainer.validate(model, datamodule=datamodule, verbose=False)  # the final weights, for the table
-    if trainer.is_global_zero:
-        write_artifact(
-            folder, model.net, config.input_spec, version, data, config.to_dict(), parent_version=parent,
-            kind=model.output_kind, pretrained=lineage,
-        )  # fmt: skip
-        wandb_run = tracking.wandb_logger(loggers)
-        if wandb_run is not None:
-            table = None
-            val = model.last_validation
-            if val and config.worst_examples > 0:
-                paths = [datamodule.val_items[i].image_path for i in val["index"]]
-                table = tracking.worst_examples_table(paths, val["pred"], val["gt"], val["box"], config.worst_examples)
-            tracking.log_run_outputs(wandb_run, table, folder, load_card(folder).model_dump(mode="json"))
-            wandb_run.experiment.finish()
-        log.info("trained %s in %d steps; artifact at %s", version, trainer.global_step, folder)
-    return folder
+
+
+def log_outputs_to_wandb(
+    loggers: list[Logger], model: PoseModel, datamodule: PoseDataModule, config: TrainConfig, folder: Path
+) -> None:
+    """When W&B is on: the worst validation examples, the artifact and its card; then finish the run."""
+    wandb_run = tracking.wandb_logger(loggers)
+    if wandb_run is None:
+        return
+    table = None
+    val = model.last_validation
+    if val and config.worst_examples > 0:
+        paths = [datamodule.val_items[i].image_path for i in val["index"]]
+        table = tracking.worst_examples_table(paths, val["pred"], val["gt"], val["box"], config.worst_examples)
+    tracking.log_run_outputs(wandb_run, table, folder, load_card(folder).model_dump(mode="json"))
+    wandb_run.experiment.finish()
