@@ -93,8 +93,14 @@ def _start_server(root: Path, port: int, log_path: Path, review_cap: int) -> sub
     # Whatever the user set in the environment wins.
     cap = os.environ.get("POSEWHEEL_REVIEW_CAP_PER_HOUR", str(review_cap))
     share = os.environ.get("POSEWHEEL_REVIEW_RANDOM_FRACTION", "0.3")
-    env = venv_environ({"POSEWHEEL_ROOT": str(root), "POSEWHEEL_REVIEW_DRAIN": "true",
-                        "POSEWHEEL_REVIEW_CAP_PER_HOUR": cap, "POSEWHEEL_REVIEW_RANDOM_FRACTION": share})  # fmt: skip
+    env = venv_environ(
+        {
+            "POSEWHEEL_ROOT": str(root),
+            "POSEWHEEL_REVIEW_DRAIN": "true",
+            "POSEWHEEL_REVIEW_CAP_PER_HOUR": cap,
+            "POSEWHEEL_REVIEW_RANDOM_FRACTION": share,
+        }
+    )
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
@@ -195,8 +201,8 @@ def run_demo(options: DemoOptions) -> DemoReport:
         with step("review queue drains into Label Studio"):
             _wait_drained(Outbox(settings.outbox_dir), options.drain_timeout_s)
         with step(f"simulated annotator corrects up to {options.labels} tasks"):
-            _posewheel("labels", "annotate", "--limit", str(options.labels), "--noise-px", str(options.noise_px),
-                       "--skip-rate", str(options.skip_rate))  # fmt: skip
+            annotator = {"--limit": options.labels, "--noise-px": options.noise_px, "--skip-rate": options.skip_rate}
+            _posewheel("labels", "annotate", *(str(part) for item in annotator.items() for part in item))
         with step("dvc repro: export, retrain, evaluate, promote"):
             if repro(root).returncode != 0:
                 raise RuntimeError("`dvc repro` failed; see its output above")
@@ -226,14 +232,18 @@ def labelstudio_url() -> str:
 
 
 def training_budget(root: Path) -> str:
-    """The demo's (lighter than the benchmarks') training budget, from params.yaml."""
+    """The demo's (lighter than the benchmarks') training budget, from params.yaml, as the train stage reads it."""
+    from training.config import TrainConfig
+
     try:
-        train = load_params(root).get("train", {})
+        params = load_params(root)
+        first, fine = TrainConfig.from_params(params), TrainConfig.from_params(params, fine_tune=True)
     except (OSError, ValueError):
         return "params.yaml unreadable"
-    return (f"first model {train.get('max_minutes', '?')} min, each fine-tune "
-            f"{train.get('finetune_max_minutes', train.get('max_minutes', '?'))} min of training "
-            "(params.yaml; benchmarks/train_accuracy.py trains the first model for 20)")  # fmt: skip
+    return (
+        f"first model {first.max_minutes:g} min, each fine-tune {fine.max_minutes:g} min of training "
+        "(params.yaml; benchmarks/train_accuracy.py trains the first model for 20)"
+    )
 
 
 def format_report(report: DemoReport, options: DemoOptions, root: Path) -> str:

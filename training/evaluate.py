@@ -9,6 +9,7 @@ from its ground-truth box).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,8 +75,8 @@ def predict(artifact: Path, dataset: Path, batch_size: int = 64) -> Predictions:
 
 def score(pred: Predictions) -> dict[str, float]:
     """The metric dict (keys METRIC_KEYS) of a set of predictions."""
-    ap = metrics.oks_ap(pred.dataset, pred.annotation_ids, pred.keypoints, pred.joint_scores,
-                        pose_score(pred.joint_scores))  # fmt: skip
+    scores = pose_score(pred.joint_scores)
+    ap = metrics.oks_ap(pred.dataset, pred.annotation_ids, pred.keypoints, pred.joint_scores, scores)
     return {
         **ap,
         "pck@0.05": metrics.pck(pred.keypoints, pred.truth, pred.boxes, 0.05),
@@ -107,16 +108,16 @@ def write_evaluation(
         values = score(pred)
         results[name] = values
         atomic.write_json(Path(out) / f"{name}.json", {k: round(v, 6) for k, v in values.items()})
+        plots = Path(out) / "plots"
         curve = metrics.pck_curve(pred.keypoints, pred.truth, pred.boxes)
-        _write_csv(Path(out) / "plots" / f"{name}_pck.csv", ["threshold", "pck"],
-                   list(zip(metrics.PCK_THRESHOLDS, curve, strict=True)))  # fmt: skip
+        _write_csv(plots / f"{name}_pck.csv", ["threshold", "pck"], zip(metrics.PCK_THRESHOLDS, curve, strict=True))
         joints = metrics.per_joint_error(pred.keypoints, pred.truth)
-        _write_csv(Path(out) / "plots" / f"{name}_joint_error.csv", ["joint", "mean_px_error"],
-                   list(zip(KEYPOINT_NAMES, joints, strict=True)))  # fmt: skip
+        joint_rows = zip(KEYPOINT_NAMES, joints, strict=True)
+        _write_csv(plots / f"{name}_joint_error.csv", ["joint", "mean_px_error"], joint_rows)
     return results
 
 
-def _write_csv(path: Path, header: list[str], rows: list[tuple[object, ...]]) -> None:
+def _write_csv(path: Path, header: list[str], rows: Iterable[tuple[object, ...]]) -> None:
     lines = [",".join(header)]
     for row in rows:
         lines.append(",".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row))
