@@ -31,8 +31,8 @@ def _run(app: typer.Typer, *args: str) -> tuple[int, str]:
 
 
 def test_synth_writes_a_valid_dataset_and_truth(app: typer.Typer, tmp_path: Path) -> None:
-    code, out = _run(app, "synth", "--domain", "street", "--count", "5", "--seed", "2", "--size", "96",
-                     "--out", str(tmp_path / "set"), "--truth-dir", str(tmp_path / "truth"))  # fmt: skip
+    where = ["--out", str(tmp_path / "set"), "--truth-dir", str(tmp_path / "truth")]
+    code, out = _run(app, "synth", "--domain", "street", "--count", "5", "--seed", "2", "--size", "96", *where)
     assert code == 0, out
     assert "5 street images (96x96)" in out
     assert len(list((tmp_path / "truth").rglob("*.json"))) == 5
@@ -42,8 +42,9 @@ def test_synth_writes_a_valid_dataset_and_truth(app: typer.Typer, tmp_path: Path
 
 def test_show_draws_a_grid_of_the_requested_size(app: typer.Typer, studio_set: Dataset, tmp_path: Path) -> None:
     grid = tmp_path / "grid.png"
-    code, out = _run(app, "show", str(studio_set.root), "--out", str(grid), "--count", "6", "--columns", "3",
-                     "--cell", "128")  # fmt: skip
+    code, out = _run(
+        app, "show", str(studio_set.root), "--out", str(grid), "--count", "6", "--columns", "3", "--cell", "128"
+    )
     assert code == 0, out
     with Image.open(grid) as image:
         assert image.size == (3 * 128, 2 * 128)
@@ -81,8 +82,8 @@ def test_synth_will_not_replace_a_file_or_a_folder_that_is_not_a_dataset(app: ty
 
 def test_synth_reports_an_unwritable_destination_in_one_line(app: typer.Typer, tmp_path: Path) -> None:
     (tmp_path / "blocker").write_text("a file where a folder should be")
-    code, out = _run(app, "synth", "--domain", "studio", "--count", "2", "--out", str(tmp_path / "set"),
-                     "--truth-dir", str(tmp_path / "blocker" / "truth"))  # fmt: skip
+    where = ["--out", str(tmp_path / "set"), "--truth-dir", str(tmp_path / "blocker" / "truth")]
+    code, out = _run(app, "synth", "--domain", "studio", "--count", "2", *where)
     assert code == 2 and "cannot write" in out and "Traceback" not in out
 
 
@@ -108,6 +109,9 @@ def test_the_installed_command_fails_cleanly_on_a_bad_domain(tmp_path: Path) -> 
     posewheel = Path(sys.executable).parent / "posewheel"
     result = subprocess.run(
         [str(posewheel), "synth", "--domain", "mars", "--count", "1", "--out", str(tmp_path / "x")],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2 and "mars" in result.stderr and "Traceback" not in result.stderr

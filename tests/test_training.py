@@ -136,9 +136,13 @@ def test_frozen_stages_keep_the_parent_weights_while_the_rest_learns(
     assert studio_set.root is not None
     config = quick_config(frozen_stages=2, epochs=1, lr=1e-2, warmup_steps=1)
     child = train(
-        config, [(studio_set.root, 1.0)], tmp_path / "models", warm_start=trained_artifact,
-        version="m-frozen", log_dir=tmp_path / "logs",
-    )  # fmt: skip
+        config,
+        [(studio_set.root, 1.0)],
+        tmp_path / "models",
+        warm_start=trained_artifact,
+        version="m-frozen",
+        log_dir=tmp_path / "logs",
+    )
     parent_w, child_w = (torch.load(a / WEIGHTS_FILE, weights_only=True) for a in (trained_artifact, child))
     convs = [k for k, v in parent_w.items() if k.endswith("weight") and v.ndim == 4]
     frozen = [k for k in convs if k.startswith(("stages.0.", "stages.1."))]

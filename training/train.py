@@ -7,8 +7,9 @@ One GPU (params.yaml: train.config: gpu, accelerator: gpu, precision: 16-mixed):
 Several GPUs / nodes (train.strategy: ddp, devices: 4, num_nodes: 2; launch per node as Lightning
 documents, e.g. with torchrun or SLURM):
     posewheel train --data data/seed
-Fine-tune the production model (the flywheel's retrain):
-    posewheel train --data data/seed --data data/feedback:3 --warm-start auto
+Fine-tune the production model as the flywheel's `train` stage does (train.finetune_* and
+train.feedback_weight from params.yaml):
+    posewheel train --data data/seed --data data/feedback --warm-start auto
 Start from Google's COCO-pretrained MoveNet (params.yaml: train.config: movenet-lightning; the
 weights come from `posewheel pretrained fetch`, and the card records where from):
     posewheel train --data data/seed

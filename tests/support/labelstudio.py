@@ -54,10 +54,16 @@ def _reserved_port(preferred: int) -> Iterator[int]:
 
 def _settings(data_dir: Path, document_root: Path, port: int, title: str = "test") -> LabelStudioSettings:
     return LabelStudioSettings(
-        url=f"http://127.0.0.1:{port}", host="127.0.0.1", port=port, data_dir=data_dir,
-        secrets_file=data_dir / "secrets.json", document_root=document_root, project_title=title,
-        password=None, token=None,
-    )  # fmt: skip
+        url=f"http://127.0.0.1:{port}",
+        host="127.0.0.1",
+        port=port,
+        data_dir=data_dir,
+        secrets_file=data_dir / "secrets.json",
+        document_root=document_root,
+        project_title=title,
+        password=None,
+        token=None,
+    )
 
 
 def _template(port: int) -> Path:
