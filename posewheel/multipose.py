@@ -71,16 +71,16 @@ def multipose_candidates(
 
     size = np.maximum(box_scale[:, cy, cx], 0.0)  # (2, C): height, width
     mid_y, mid_x = cy + box_offset[0, cy, cx], cx + box_offset[1, cy, cx]
-    boxes = np.stack([np.clip(mid_y - size[0] / 2, 0, h), np.clip(mid_x - size[1] / 2, 0, w),
-                      np.clip(mid_y + size[0] / 2, 0, h), np.clip(mid_x + size[1] / 2, 0, w)], axis=1)  # fmt: skip
+    top, bottom = np.clip(mid_y - size[0] / 2, 0, h), np.clip(mid_y + size[0] / 2, 0, h)
+    left, right = np.clip(mid_x - size[1] / 2, 0, w), np.clip(mid_x + size[1] / 2, 0, w)
 
     reg = regress[:, cy, cx].T.reshape(-1, k, 2)  # (C, K, [dy, dx])
     ry, rx = cy[:, None] + reg[..., 0], cx[:, None] + reg[..., 1]  # where each centre puts its joints
-    ys = np.arange(h, dtype=np.float32)[:, None, None, None]
-    xs = np.arange(w, dtype=np.float32)[None, :, None, None]
-    closeness = np.exp(-((ys - ry) ** 2 + (xs - rx) ** 2) / (min(h, w) * DISTANCE_SCALE))  # (h, w, C, K)
-    inside = ((ys[..., 0] >= boxes[:, 0]) & (ys[..., 0] < boxes[:, 2])
-              & (xs[..., 0] >= boxes[:, 1]) & (xs[..., 0] < boxes[:, 3]))  # (h, w, C)  # fmt: skip
+    ys = np.arange(h, dtype=np.float32)[:, None, None]  # broadcast to (h, w, C)
+    xs = np.arange(w, dtype=np.float32)[None, :, None]
+    inside = (ys >= top) & (ys < bottom) & (xs >= left) & (xs < right)  # (h, w, C)
+    squared = (ys[..., None] - ry) ** 2 + (xs[..., None] - rx) ** 2  # (h, w, C, K)
+    closeness = np.exp(-squared / (min(h, w) * DISTANCE_SCALE))
     weighted = heatmaps.transpose(1, 2, 0)[:, :, None, :] * closeness * inside[..., None]
     best = weighted.reshape(h * w, -1).argmax(axis=0).reshape(-1, k)  # (C, K) flat cells
     ky, kx = np.divmod(best, w)
@@ -91,6 +91,7 @@ def multipose_candidates(
 
     counted = keypoint_scores > KEYPOINT_THRESHOLD
     mean = (keypoint_scores * counted).sum(axis=1) / np.maximum(counted.sum(axis=1), 1)
+    boxes = np.stack([top, left, bottom, right], axis=1)
     return boxes, centre_scores * mean, keypoints, keypoint_scores
 
 

@@ -81,8 +81,11 @@ def test_tfjs_weights_land_in_the_right_layers(net: MoveNetMultiPose) -> None:
     np.testing.assert_array_equal(net.backbone.stem[1].weight.detach().numpy(), stem.transpose(3, 2, 0, 1))
     box = weights["box_scale_0/conv2d_5/Conv2D/ReadVariableOp"]  # (1, 1, 96, 2)
     np.testing.assert_array_equal(net.box_scale_head[1].weight.detach().numpy(), box.transpose(3, 2, 0, 1))
-    layer_weights = [v for k, v in weights.items() if v.dtype == np.float32 and v.ndim
-                     and k not in ("Reshape", "truediv", "zeros_like")]  # fmt: skip
+    layer_weights = [
+        v
+        for k, v in weights.items()
+        if v.dtype == np.float32 and v.ndim and k not in ("Reshape", "truediv", "zeros_like")
+    ]
     assert sum(p.numel() for p in net.parameters()) == sum(v.size for v in layer_weights) == 4_723_346
 
 
@@ -114,8 +117,10 @@ def test_port_finds_the_people_the_original_finds(name: str, port_maps: dict[str
     ref_boxes, ref_scores, ref_points, ref_point_scores = reference_people(name)
     assert len(scores) == len(ref_scores), f"{name}: port finds {scores}, the original {ref_scores}"
     for p in range(len(ref_scores)):  # best first in both; a close score race would pair boxes badly
-        corners = np.abs(np.r_[boxes[p, :2], boxes[p, :2] + boxes[p, 2:]]
-                         - np.r_[ref_boxes[p, :2], ref_boxes[p, :2] + ref_boxes[p, 2:]])  # fmt: skip
+        corners = np.abs(
+            np.r_[boxes[p, :2], boxes[p, :2] + boxes[p, 2:]]
+            - np.r_[ref_boxes[p, :2], ref_boxes[p, :2] + ref_boxes[p, 2:]]
+        )
         assert np.median(corners) < 1.0 and corners.max() < 3.0, f"{name} person {p}: box corners off by {corners}"
         err = np.linalg.norm(points[p] - ref_points[p], axis=1)
         confident = ref_point_scores[p] > CONFIDENT

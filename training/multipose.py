@@ -54,9 +54,14 @@ WIDTH = 1.5  # MobileNetV2 width multiplier (stem 48 channels, last block 480)
 STRIDE = 4
 OUTPUT_NAMES = ("heatmaps", "centers", "regress", "offsets", "box_scale", "box_offset")
 # our head -> (TF.js head scope, its separable conv index k; its 1x1 conv is conv2d_{k+1})
-TFJS_HEADS = {"center_head": ("center_0", 3), "box_scale_head": ("box_scale_0", 4),
-              "box_offset_head": ("box_offset_0", 5), "heatmap_head": ("kpt_heatmap_0", 6),
-              "regress_head": ("kpt_regress_0", 7), "offset_head": ("kpt_offset_0", 8)}  # fmt: skip
+TFJS_HEADS = {
+    "center_head": ("center_0", 3),
+    "box_scale_head": ("box_scale_0", 4),
+    "box_offset_head": ("box_offset_0", 5),
+    "heatmap_head": ("kpt_heatmap_0", 6),
+    "regress_head": ("kpt_regress_0", 7),
+    "offset_head": ("kpt_offset_0", 8),
+}
 # Manifest arrays that are no layer: the input scaling (Reshape, truediv) and index tables of the decoding.
 GRAPH_CONSTANTS = ("Reshape_17", "Reshape_19", "zeros_like", "Reshape", "truediv")
 
@@ -79,9 +84,14 @@ class MoveNetMultiPose(nn.Module):
     def forward_logits(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """The heads before their sigmoids: what training fits (losses on logits are stable)."""
         x = self.fpn(self.backbone(image))
-        return {"heatmaps": self.heatmap_head(x), "centers": self.center_head(x),
-                "regress": self.regress_head(x), "offsets": self.offset_head(x),
-                "box_scale": self.box_scale_head(x), "box_offset": self.box_offset_head(x)}  # fmt: skip
+        return {
+            "heatmaps": self.heatmap_head(x),
+            "centers": self.center_head(x),
+            "regress": self.regress_head(x),
+            "offsets": self.offset_head(x),
+            "box_scale": self.box_scale_head(x),
+            "box_offset": self.box_offset_head(x),
+        }
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.forward_logits(image)
@@ -105,8 +115,10 @@ def tfjs_names_multipose() -> dict[str, tuple[str, str | None]]:
         sep = f"{tf_head}/separable_conv2d_{k}"
         names[f"{ours}.0.0"] = (f"{sep}/separable_conv2d/ReadVariableOp", None)
         names[f"{ours}.0.1"] = (f"{sep}/separable_conv2d/ReadVariableOp_1", f"{sep}/BiasAdd/ReadVariableOp")
-        names[f"{ours}.1"] = (f"{tf_head}/conv2d_{k + 1}/Conv2D/ReadVariableOp",
-                              f"{tf_head}/conv2d_{k + 1}/BiasAdd/ReadVariableOp")  # fmt: skip
+        names[f"{ours}.1"] = (
+            f"{tf_head}/conv2d_{k + 1}/Conv2D/ReadVariableOp",
+            f"{tf_head}/conv2d_{k + 1}/BiasAdd/ReadVariableOp",
+        )
     return names
 
 
@@ -155,7 +167,12 @@ def export_multipose_onnx(net: MoveNetMultiPose, path: Path, input_size: int = I
         # the TorchScript exporter is deprecated in favour of dynamo, which takes seconds more per export
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            NamedOutputs(net, OUTPUT_NAMES), (example,), str(path), input_names=["image"],
-            output_names=list(OUTPUT_NAMES), dynamic_axes={"image": axes, **{n: axes for n in OUTPUT_NAMES}},
-            opset_version=OPSET, dynamo=False,
-        )  # fmt: skip
+            NamedOutputs(net, OUTPUT_NAMES),
+            (example,),
+            str(path),
+            input_names=["image"],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes={"image": axes, **{n: axes for n in OUTPUT_NAMES}},
+            opset_version=OPSET,
+            dynamo=False,
+        )

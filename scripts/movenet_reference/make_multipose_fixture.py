@@ -33,8 +33,17 @@ sys.path.insert(0, str(ROOT))
 from posewheel import pretrained  # noqa: E402
 
 MODEL = "movenet-multipose"
-RECORDED = ["astronaut", "astronaut_mirrored", "cameraman", "cameraman_mirrored", "grace_hopper",
-            "grace_hopper_mirrored", "nobody_cat", "nobody_coffee", "nobody_rocket"]  # fmt: skip
+RECORDED = [
+    "astronaut",
+    "astronaut_mirrored",
+    "cameraman",
+    "cameraman_mirrored",
+    "grace_hopper",
+    "grace_hopper_mirrored",
+    "nobody_cat",
+    "nobody_coffee",
+    "nobody_rocket",
+]
 OUTPUT_NODE = "StatefulPartitionedCall/concat_1"  # = Identity:0, [1, 6, 56]; run.js keeps only row 0 of that
 
 
@@ -44,8 +53,10 @@ def load(name: str) -> Image.Image:
 
 def several_people() -> dict[str, Image.Image]:
     """Inputs with two and four people, pasted from the one-person 256x256 inputs."""
-    small = {n: load(n).resize((128, 128), Image.Resampling.BILINEAR)
-             for n in ("astronaut", "grace_hopper", "cameraman", "astronaut_mirrored")}  # fmt: skip
+    small = {
+        n: load(n).resize((128, 128), Image.Resampling.BILINEAR)
+        for n in ("astronaut", "grace_hopper", "cameraman", "astronaut_mirrored")
+    }
     two = Image.new("RGB", (256, 256))
     two.paste(small["astronaut"], (0, 64))
     two.paste(small["grace_hopper"], (128, 64))
@@ -55,24 +66,34 @@ def several_people() -> dict[str, Image.Image]:
     four = Image.new("RGB", (256, 256))
     for (x, y), name in zip([(0, 0), (128, 0), (0, 128), (128, 128)], small, strict=True):
         four.paste(small[name], (x, y))
-    return {"two_people_256": two, "two_halves_256": halves, "four_people_256": four,
-            "four_people_384": four.resize((384, 384), Image.Resampling.BILINEAR)}  # fmt: skip
+    return {
+        "two_people_256": two,
+        "two_halves_256": halves,
+        "four_people_256": four,
+        "four_people_384": four.resize((384, 384), Image.Resampling.BILINEAR),
+    }
 
 
 def run_graph(images: dict[str, Image.Image], size: int) -> tuple[str, dict[str, list[list[float]]]]:
     """The original graph's [6, 56] output per image (inputs of one size), and the runtime's name."""
-    inputs = {name: base64.b64encode(np.asarray(image, np.uint8).tobytes()).decode("ascii")
-              for name, image in images.items()}  # fmt: skip
+    inputs = {
+        name: base64.b64encode(np.asarray(image, np.uint8).tobytes()).decode("ascii") for name, image in images.items()
+    }
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump({"size": size, "inputs": inputs}, f)
-    proc = subprocess.run(["node", str(HERE / "run.js"), str(pretrained.model_json(MODEL)), f.name, OUTPUT_NODE],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    proc = subprocess.run(
+        ["node", str(HERE / "run.js"), str(pretrained.model_json(MODEL)), f.name, OUTPUT_NODE],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     Path(f.name).unlink()
     result = json.loads(proc.stdout)
     runtime = f"@tensorflow/tfjs {result['tfjs']}, backend {result['backend']}"
     # 1e-6 of the input is far below the port's error bars
-    return runtime, {name: [[round(v, 6) for v in row] for row in out[OUTPUT_NODE][0]]
-                     for name, out in result["outputs"].items()}  # fmt: skip
+    return runtime, {
+        name: [[round(v, 6) for v in row] for row in out[OUTPUT_NODE][0]] for name, out in result["outputs"].items()
+    }
 
 
 def main() -> None:
