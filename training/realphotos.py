@@ -1,0 +1,89 @@
+"""Real-photo agreement: how close a model stays to the pretrained MoveNet on real people.
+
+    from training.realphotos import agreement, overlay_grid
+    agreement(Path("models/production"))        # {"agreement@0.05": 0.97, "median_px": 1.2, ...}
+
+The check set (tests/fixtures/real_photos, see its README) holds public-domain photographs of real
+people and the keypoints the original MoveNet graph answered on them. No human labels exist for
+them here, so this measures agreement with the pretrained network, not accuracy: a model fine-tuned
+on synthetic figures that drifts from it has forgotten something about real people. A keypoint
+agrees when it lies within 5% of the input side of the reference; only reference keypoints the
+original scored above 0.3 count.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from posewheel.artifact import MODEL_FILE, load_card
+from posewheel.decoding import crop_box, crop_image, decode_outputs, normalize, whole_image_box
+
+CHECK_SET = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "real_photos"
+REFERENCE_MODEL = "movenet-lightning"
+CONFIDENT = 0.3
+TOLERANCE = 0.05  # of the input side
+
+
+def people(check_set: Path = CHECK_SET) -> list[str]:
+    """Names of the check-set photographs with a person in them."""
+    reference = json.loads((check_set / "reference.json").read_text(encoding="utf-8"))
+    return [n for n in reference["models"][REFERENCE_MODEL]["keypoints"] if not n.startswith("nobody")]
+
+
+def predict_photos(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The artifact's keypoints (17, 2) in photo pixels and scores (17,) per check-set photo, no boxes given."""
+    import onnxruntime as ort
+
+    card = load_card(artifact)
+    spec = card.input_spec()
+    session = ort.InferenceSession(str(Path(artifact) / MODEL_FILE), providers=["CPUExecutionProvider"])
+    size = json.loads((check_set / "reference.json").read_text(encoding="utf-8"))["models"][REFERENCE_MODEL][
+        "input_size"
+    ]
+    out = {}
+    for name in people(check_set):
+        image = Image.open(check_set / f"{name}_{size}.png").convert("RGB")
+        window = crop_box(whole_image_box(image.width, image.height, spec), spec)
+        batch = normalize(crop_image(image, window, spec)[None], spec)
+        names = card.output.names
+        maps = dict(zip(names, session.run(names, {card.input.input_name: batch}), strict=True))
+        points, scores = decode_outputs(maps, [window], spec, card.output.kind)
+        out[name] = (points[0], scores[0])
+    return out
+
+
+def agreement(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, float]:
+    """Share of the original's confident keypoints within 5% of the input side of the reference; median error."""
+    reference = json.loads((check_set / "reference.json").read_text(encoding="utf-8"))["models"][REFERENCE_MODEL]
+    size = reference["input_size"]
+    errors = []
+    for name, (points, _) in predict_photos(artifact, check_set).items():
+        kps = np.asarray(reference["keypoints"][name])
+        confident = kps[:, 2] > CONFIDENT
+        errors.append(np.linalg.norm(points - kps[:, [1, 0]] * size, axis=1)[confident] / size)
+    err = np.concatenate(errors)
+    return {
+        "agreement@0.05": float((err < TOLERANCE).mean()),
+        "median_error": float(np.median(err)),  # fraction of the input side
+        "keypoints": float(len(err)),
+    }
+
+
+def overlay_grid(artifact: Path, out: Path, check_set: Path = CHECK_SET) -> Path:
+    """Draw the artifact's answers on every check-set photo (a 3-column grid PNG at `out`); returns `out`."""
+    from posewheel.draw import draw_poses, image_grid
+
+    size = json.loads((check_set / "reference.json").read_text(encoding="utf-8"))["models"][REFERENCE_MODEL][
+        "input_size"
+    ]
+    tiles = []
+    for name, (points, scores) in predict_photos(artifact, check_set).items():
+        image = Image.open(check_set / f"{name}_{size}.png").convert("RGB").resize((2 * size, 2 * size))
+        tiles.append(draw_poses(image, points * 2, scores, threshold=CONFIDENT))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(tiles, columns=3, cell=2 * size).save(out)
+    return out
