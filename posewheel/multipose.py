@@ -68,24 +68,25 @@ def multipose_candidates(
     order = np.argsort(-peaks, kind="stable")[:candidates]  # stable: ties go to the lower index, like TopK
     centre_scores = peaks[order]
     cy, cx = np.divmod(order, w)
+    fy, fx = cy.astype(np.float32), cx.astype(np.float32)  # the graph computes in float32
 
     size = np.maximum(box_scale[:, cy, cx], 0.0)  # (2, C): height, width
-    mid_y, mid_x = cy + box_offset[0, cy, cx], cx + box_offset[1, cy, cx]
+    mid_y, mid_x = fy + box_offset[0, cy, cx], fx + box_offset[1, cy, cx]
     top, bottom = np.clip(mid_y - size[0] / 2, 0, h), np.clip(mid_y + size[0] / 2, 0, h)
     left, right = np.clip(mid_x - size[1] / 2, 0, w), np.clip(mid_x + size[1] / 2, 0, w)
 
     reg = regress[:, cy, cx].T.reshape(-1, k, 2)  # (C, K, [dy, dx])
-    ry, rx = cy[:, None] + reg[..., 0], cx[:, None] + reg[..., 1]  # where each centre puts its joints
+    ry, rx = fy[:, None] + reg[..., 0], fx[:, None] + reg[..., 1]  # where each centre puts its joints
     ys = np.arange(h, dtype=np.float32)[:, None, None]  # broadcast to (h, w, C)
     xs = np.arange(w, dtype=np.float32)[None, :, None]
     inside = (ys >= top) & (ys < bottom) & (xs >= left) & (xs < right)  # (h, w, C)
     squared = (ys[..., None] - ry) ** 2 + (xs[..., None] - rx) ** 2  # (h, w, C, K)
-    closeness = np.exp(-squared / (min(h, w) * DISTANCE_SCALE))
+    closeness = np.exp(-squared / np.float32(min(h, w) * DISTANCE_SCALE))
     weighted = heatmaps.transpose(1, 2, 0)[:, :, None, :] * closeness * inside[..., None]
     best = weighted.reshape(h * w, -1).argmax(axis=0).reshape(-1, k)  # (C, K) flat cells
     ky, kx = np.divmod(best, w)
     joint = np.arange(k)[None, :]
-    keypoint_scores = weighted.max(axis=2)[ky, kx, joint]  # the best over all candidates, as the graph does
+    keypoint_scores = weighted[ky, kx, :, joint].max(axis=-1)  # the best over all candidates, as the graph does
     off = offsets.reshape(k, 2, h, w)[joint, :, ky, kx]  # (C, K, [dy, dx])
     keypoints = np.stack([ky + off[..., 0], kx + off[..., 1]], axis=-1)
 
