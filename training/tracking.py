@@ -85,6 +85,25 @@ def log_run_outputs(logger: WandbLogger, table: Any | None, artifact_dir: Path, 
     run = logger.experiment
     if table is not None:
         run.log({"val/worst_examples": table})
+    log_real_photos(run, artifact_dir)
     model_artifact = wandb.Artifact(name="pose-model", type="model", metadata=card)
     model_artifact.add_dir(str(artifact_dir))
     run.log_artifact(model_artifact, aliases=[card["version"], "latest"])
+
+
+def log_real_photos(run: Any, artifact_dir: Path) -> None:
+    """The model on the real-photo check set (training/realphotos.py): agreement with the original MoveNet
+    as summary figures, and the overlay grid as an image, so a person sees at once if it still finds people."""
+    import tempfile
+
+    import wandb
+
+    from training.realphotos import CHECK_SET, agreement, overlay_grid
+
+    if not (CHECK_SET / "reference.json").is_file():
+        return
+    real = agreement(artifact_dir)
+    run.summary.update({f"real_photos/{k}": v for k, v in real.items()})
+    with tempfile.TemporaryDirectory() as tmp:
+        grid = overlay_grid(artifact_dir, Path(tmp) / "real_photos.png")
+        run.log({"real_photos/overlays": wandb.Image(str(grid))})
