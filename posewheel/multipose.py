@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-NUM_KEYPOINTS = 17
+# The network's maps (the exported ONNX graph's outputs), in the order decode_multipose takes them.
+OUTPUT_NAMES = ("heatmaps", "centers", "regress", "offsets", "box_scale", "box_offset")
 CANDIDATES = 6  # the graph's TopK
 PEAK_WINDOW = 5  # the graph's MaxPool kernel (SAME padding, stride 1)
 # The graph's constants are stored float16; these are the values it computes with.

@@ -17,9 +17,9 @@ import torch
 from PIL import Image
 
 from posewheel import pretrained
-from posewheel.multipose import decode_multipose, multipose_candidates
+from posewheel.multipose import OUTPUT_NAMES, decode_multipose, multipose_candidates
 from training.movenet import read_tfjs_weights
-from training.multipose import OUTPUT_NAMES, MoveNetMultiPose, export_multipose_onnx, load_pretrained_multipose
+from training.multipose import MoveNetMultiPose, export_multipose_onnx, load_pretrained_multipose
 
 FIXTURES = Path(__file__).parent / "fixtures" / "real_photos"
 REFERENCE = json.loads((FIXTURES / "reference_multipose.json").read_text(encoding="utf-8"))["images"]

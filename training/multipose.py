@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from posewheel import pretrained
+from posewheel.multipose import OUTPUT_NAMES
 from training.export import OPSET, NamedOutputs
 from training.movenet import (
     FPN_CHANNELS,
@@ -52,7 +53,6 @@ NAME = "movenet-multipose"
 INPUT_SIZE = 256  # the size it was trained at; any multiple of 32 runs
 WIDTH = 1.5  # MobileNetV2 width multiplier (stem 48 channels, last block 480)
 STRIDE = 4
-OUTPUT_NAMES = ("heatmaps", "centers", "regress", "offsets", "box_scale", "box_offset")
 # our head -> (TF.js head scope, its separable conv index k; its 1x1 conv is conv2d_{k+1})
 TFJS_HEADS = {
     "center_head": ("center_0", 3),
