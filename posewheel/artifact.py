@@ -13,8 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from posewheel import atomic
+from posewheel import atomic, multipose
 from posewheel.decoding import OUTPUT_NAMES, InputSpec
+from posewheel.detection import detector_spec
 from posewheel.schema import COCO_SKELETON_1BASED, KEYPOINT_NAMES
 
 MODEL_FILE = "model.onnx"
@@ -88,6 +89,26 @@ class PretrainedSource(BaseModel):
     licence: str
 
 
+class DetectorCard(BaseModel):
+    """A person detector beside the pose network: its file, its input and its decoding (posewheel/detection.py)."""
+
+    file: str = Field("detector.onnx", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*\.onnx$", description="in the artifact")
+    kind: Literal["movenet-multipose"] = Field(
+        "movenet-multipose", description="its decoding: posewheel.multipose.decode_multipose"
+    )
+    input_size: int = Field(256, ge=32, le=2048, multiple_of=32, description="square input; the image is fitted in")
+    mean: tuple[_Finite, _Finite, _Finite] = (0.5, 0.5, 0.5)
+    std: tuple[_PositiveFinite, _PositiveFinite, _PositiveFinite] = (0.5, 0.5, 0.5)
+    input_name: str = "image"
+    names: list[str] = Field(default_factory=lambda: list(multipose.OUTPUT_NAMES), description="graph outputs read")
+    score_threshold: float = Field(0.2, ge=0.0, le=1.0, description="default: persons scoring below are dropped")
+    max_persons: int = Field(6, ge=1, le=multipose.CANDIDATES, description="default and upper bound per image")
+    pretrained: PretrainedSource | None = None
+
+    def input_spec(self) -> InputSpec:
+        return detector_spec(self.input_size, self.mean, self.std)
+
+
 class ModelCard(BaseModel):
     """Everything needed to serve and to trust a model version."""
 
@@ -102,6 +123,7 @@ class ModelCard(BaseModel):
     git_commit: str | None = None
     parent_version: str | None = Field(None, description="the model this one was warm-started from")
     pretrained: PretrainedSource | None = Field(None, description="the pretrained weights its lineage started from")
+    detector: DetectorCard | None = Field(None, description="a person detector for requests without boxes")
     params: dict[str, Any] = Field(default_factory=dict)
 
     def input_spec(self) -> InputSpec:
@@ -139,6 +161,8 @@ def load_card(folder: str | os.PathLike[str]) -> ModelCard:
         raise ArtifactError(f"{path}: unreadable: {exc}") from exc
     except ValueError as exc:
         raise ArtifactError(f"{path}: invalid model card: {exc}") from exc
+    if card.detector is not None and not (Path(folder) / card.detector.file).is_file():
+        raise ArtifactError(f"{Path(folder) / card.detector.file}: the card's detector file is missing")
     if card.keypoint_names != list(KEYPOINT_NAMES):
         raise ArtifactError(f"{path}: field 'keypoint_names' is not the COCO-17 list")
     return card

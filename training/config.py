@@ -44,6 +44,7 @@ SIZE_CONFIGS: dict[str, dict[str, Any]] = {
         "mean": MOVENET_MEAN,
         "std": MOVENET_STD,
         "whole_image_padding": 1.0,  # a request without boxes: the whole image, as MoveNet was trained
+        "detector": "movenet-multipose",
     },
     "movenet-thunder": {
         "network": "movenet-thunder",
@@ -53,6 +54,7 @@ SIZE_CONFIGS: dict[str, dict[str, Any]] = {
         "mean": MOVENET_MEAN,
         "std": MOVENET_STD,
         "whole_image_padding": 1.0,  # a request without boxes: the whole image, as MoveNet was trained
+        "detector": "movenet-multipose",
     },
 }
 
@@ -68,6 +70,9 @@ class TrainConfig:
     config: str = "cpu"  # name of the size configuration these fields started from
     network: str = "heatmap"  # heatmap (training/model.py) | movenet-lightning | movenet-thunder (training/movenet.py)
     pretrained: str | None = None  # posewheel.pretrained model a first model starts from (no warm start)
+    detector: str | None = (
+        None  # person detector put in the artifact (movenet-multipose); a fine-tune keeps its parent's
+    )
     backbone: str = "mobilenet_v3_large"  # torchvision model name, built from scratch
     backbone_checkpoint: str | None = None  # optional local state dict for the backbone (no downloads)
     input_height: int = 128  # pixels

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import warnings
 from pathlib import Path
@@ -17,7 +18,17 @@ import torch
 from torch import nn
 
 from posewheel import atomic
-from posewheel.artifact import MODEL_FILE, InputCard, ModelCard, OutputCard, PretrainedSource, check_version, save_card
+from posewheel.artifact import (
+    MODEL_FILE,
+    DetectorCard,
+    InputCard,
+    ModelCard,
+    OutputCard,
+    PretrainedSource,
+    check_version,
+    load_card,
+    save_card,
+)
 from posewheel.dataset import ANNOTATIONS_FILE
 from posewheel.decoding import OUTPUT_NAMES, InputSpec
 
@@ -93,11 +104,13 @@ def write_artifact(
     metrics: dict[str, dict[str, float]] | None = None,
     kind: str = "heatmaps",
     pretrained: dict[str, str] | None = None,
+    detector: tuple[Path, DetectorCard] | None = None,
 ) -> Path:
     """Write the artifact folder `folder` (named `version`) atomically; returns `folder`.
 
     `kind` is the output decoding (posewheel.decoding.OUTPUT_NAMES); `pretrained` the provenance of
     the weights its lineage started from (posewheel.pretrained.Source.to_dict()), kept on the card.
+    `detector`: an ONNX person detector to put beside the pose network, and its card section.
     """
     check_version(version)
     card = ModelCard(
@@ -112,6 +125,7 @@ def write_artifact(
         ),
         output=OutputCard(kind=kind, names=list(OUTPUT_NAMES[kind]), stride=spec.stride, decoding=DECODINGS[kind]),
         pretrained=PretrainedSource(**pretrained) if pretrained else None,
+        detector=detector[1] if detector else None,
         data=data,
         git_commit=git_commit(),
         parent_version=parent_version,
@@ -120,6 +134,8 @@ def write_artifact(
     )
     with atomic.staged_dir(folder) as stage:
         export_onnx(net, spec, stage / MODEL_FILE, kind)
+        if detector is not None:
+            shutil.copyfile(detector[0], stage / detector[1].file)
         torch.save(net.state_dict(), stage / WEIGHTS_FILE)
         save_card(stage, card)
     return folder
@@ -132,3 +148,20 @@ def load_weights(artifact: Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"{path}: file not found (warm start needs an artifact trained by `posewheel train`)")
     state: dict[str, torch.Tensor] = torch.load(path, map_location="cpu", weights_only=True)
     return state
+
+
+def pretrained_detector(folder: Path) -> tuple[Path, DetectorCard]:
+    """Export Google's pretrained MoveNet MultiPose to `folder/detector.onnx`; with its card section."""
+    from posewheel import pretrained
+    from training.multipose import NAME, export_multipose_onnx, load_pretrained_multipose
+
+    card = DetectorCard(pretrained=PretrainedSource(**pretrained.source(NAME).to_dict()))
+    path = Path(folder) / card.file
+    export_multipose_onnx(load_pretrained_multipose(), path, card.input_size)
+    return path, card
+
+
+def inherited_detector(parent: Path) -> tuple[Path, DetectorCard] | None:
+    """The detector of the artifact `parent` (a warm start keeps its parent's), or None when it has none."""
+    card = load_card(parent)
+    return (Path(parent) / card.detector.file, card.detector) if card.detector else None

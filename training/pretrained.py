@@ -6,11 +6,12 @@ folder = export_pretrained("movenet-lightning", Path("models"))   # models/pretr
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from posewheel import pretrained
 from training.config import TrainConfig
-from training.export import write_artifact
+from training.export import pretrained_detector, write_artifact
 from training.movenet import load_pretrained
 
 
@@ -21,7 +22,9 @@ def export_pretrained(name: str, models_dir: Path) -> Path:
     version = f"pretrained-{name}"
     params = {**config.to_dict(), "note": "pretrained weights only, not trained by this project"}
     source = pretrained.source(name).to_dict()
-    return write_artifact(
-        Path(models_dir) / version, net, config.input_spec, version, data={}, params=params,
-        kind="movenet", pretrained=source,
-    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as scratch:
+        detector = pretrained_detector(Path(scratch)) if config.detector else None
+        folder = Path(models_dir) / version
+        return write_artifact(
+            folder, net, config.input_spec, version, {}, params, kind="movenet", pretrained=source, detector=detector
+        )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,12 @@ import torch
 from lightning.pytorch.loggers import Logger
 
 from posewheel import pretrained
-from posewheel.artifact import check_version, load_card
+from posewheel.artifact import DetectorCard, check_version, load_card
 from posewheel.settings import ProjectSettings
 from training import tracking
 from training.config import TrainConfig
 from training.data import PoseDataModule
-from training.export import dataset_hash, load_weights, write_artifact
+from training.export import dataset_hash, inherited_detector, load_weights, pretrained_detector, write_artifact
 from training.module import PoseModel, recalibrate_batchnorm
 from training.movenet import MoveNet, load_tfjs_state, read_tfjs_weights
 
@@ -93,17 +94,19 @@ def train(
     if datamodule.val_items:
         trainer.validate(model, datamodule=datamodule, verbose=False)  # the final weights, for the table
     if trainer.is_global_zero:
-        write_artifact(
-            folder,
-            model.net,
-            config.input_spec,
-            version,
-            data,
-            config.to_dict(),
-            parent_version=parent,
-            kind=model.output_kind,
-            pretrained=lineage,
-        )
+        with tempfile.TemporaryDirectory() as scratch:
+            write_artifact(
+                folder,
+                model.net,
+                config.input_spec,
+                version,
+                data,
+                config.to_dict(),
+                parent_version=parent,
+                kind=model.output_kind,
+                pretrained=lineage,
+                detector=artifact_detector(config, warm_start, Path(scratch)),
+            )
         log_outputs_to_wandb(loggers, model, datamodule, config, folder)
         log.info("trained %s in %d steps; artifact at %s", version, trainer.global_step, folder)
     return folder
@@ -129,6 +132,14 @@ def starting_weights(
             f"with head_channels={config.head_channels}: {first_line}"
         ) from exc
     return parent_card.version, lineage
+
+
+def artifact_detector(config: TrainConfig, warm_start: Path | None, scratch: Path) -> tuple[Path, DetectorCard] | None:
+    """The person detector the new artifact carries: its parent's, else the configured pretrained one, else none."""
+    inherited = inherited_detector(warm_start) if warm_start is not None else None
+    if inherited is None and config.detector:
+        return pretrained_detector(scratch)
+    return inherited
 
 
 def make_trainer(config: TrainConfig, loggers: list[Logger], root_dir: Path) -> L.Trainer:

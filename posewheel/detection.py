@@ -1,0 +1,69 @@
+"""Finding people: the artifact's person detector, run the same way by evaluation and by the server.
+
+    from posewheel.detection import detect_persons
+    boxes, scores = detect_persons(image, card.detector, run)   # run: batch -> {output name: maps}
+
+An artifact may hold a detector beside its pose network (`detector.onnx`, the card's `detector`
+section): today Google's MoveNet MultiPose (training/multipose.py), whose own decoding is
+`posewheel.multipose.decode_multipose`. The whole image is fitted into the detector's square input
+(centred, black around it), the people it finds come back as boxes in image pixels, best first; the
+pose network then estimates each person top-down from its box, as for boxes a client sends.
+
+The core runs no network itself: the caller passes `run`, its own ONNX Runtime session call, so
+serving and evaluation share this code without the core importing a runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+from PIL import Image
+
+from posewheel import multipose
+from posewheel.decoding import Box, InputSpec, crop_box, crop_image, input_to_image, normalize, whole_image_box
+
+Run = Callable[[np.ndarray], Mapping[str, np.ndarray]]
+
+
+def detector_spec(input_size: int, mean: tuple[float, float, float], std: tuple[float, float, float]) -> InputSpec:
+    """The detector's input as an InputSpec: a square that the whole image is fitted into."""
+    return InputSpec(width=input_size, height=input_size, mean=mean, std=std, padding=1.0, whole_image_padding=1.0)
+
+
+def detector_input(image: Image.Image, spec: InputSpec) -> tuple[np.ndarray, Box]:
+    """The network input (1, 3, S, S) float32 for the whole image, and its window in image pixels."""
+    window = crop_box(whole_image_box(image.width, image.height, spec), spec)
+    return normalize(crop_image(image, window, spec)[None], spec), window
+
+
+def persons_from_maps(
+    maps: Mapping[str, np.ndarray], window: Box, spec: InputSpec, score_threshold: float, max_persons: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The detector's maps of one image (batch of 1) -> boxes (P, 4) x, y, w, h in image pixels, scores (P,),
+    and its own keypoints (P, 17, 2) image pixels with their scores (P, 17); best first, at most `max_persons`."""
+    heatmaps, centers, regress, offsets, box_scale, box_offset = (maps[name][0] for name in multipose.OUTPUT_NAMES)
+    boxes, scores, keypoints, keypoint_scores = multipose.decode_multipose(
+        heatmaps, centers, regress, offsets, box_scale, box_offset, spec.stride, max_persons, score_threshold
+    )
+    corners = boxes.reshape(-1, 2, 2).copy()
+    corners[:, 1] += corners[:, 0]  # (x, y, w, h) -> two corners, mapped as points
+    corners = input_to_image(corners, window, spec)
+    image_boxes = np.concatenate([corners[:, 0], corners[:, 1] - corners[:, 0]], axis=1).reshape(-1, 4)
+    return image_boxes, scores, input_to_image(keypoints, window, spec), keypoint_scores
+
+
+def clip_box(box: np.ndarray, width: int, height: int) -> Box:
+    """A box (x, y, w, h) cut to the image; at least one pixel wide and high."""
+    x0, y0 = np.clip(box[:2], 0.0, [width - 1.0, height - 1.0])
+    x1, y1 = np.clip(box[:2] + box[2:], [x0 + 1.0, y0 + 1.0], [float(width), float(height)])
+    return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+
+
+def detect_persons(
+    image: Image.Image, spec: InputSpec, run: Run, score_threshold: float, max_persons: int
+) -> tuple[list[Box], np.ndarray]:
+    """Every person the detector finds in an RGB image: boxes in image pixels (clipped to it) and scores, best first."""
+    batch, window = detector_input(image, spec)
+    boxes, scores, _, _ = persons_from_maps(run(batch), window, spec, score_threshold, max_persons)
+    return [clip_box(b, image.width, image.height) for b in boxes], scores
