@@ -5,10 +5,16 @@ The config has one Image, a RectangleLabels person box, KeyPointLabels with the 
 that shares the keypoint's region id. Annotators get the least confident predictions first: the
 project samples by uncertainty (lowest prediction score of the current model version) and its
 default tab is ordered by prediction score, ascending.
+
+Creation is safe from several processes at once (two replicas starting together): the oldest
+project with the title is the project. A creator lists the projects again after creating, uses the
+oldest and renames newer ones that are still empty out of the way. Ids grow with creation, so a later creator
+always sees the earlier project, and all agree on one.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
@@ -18,6 +24,7 @@ from posewheel.schema import KEYPOINT_NAMES
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
 
+log = logging.getLogger(__name__)
 IMAGE_NAME = "image"
 BOX_NAME = "person"
 BOX_LABEL = "person"
@@ -25,6 +32,7 @@ KEYPOINTS_NAME = "keypoints"
 VISIBILITY_NAME = "visibility"
 VISIBLE, OCCLUDED = "visible", "occluded"
 VIEW_TITLE = "Least confident first"
+_TITLE_MAX = 50  # Label Studio's limit on a project title
 
 INSTRUCTIONS = """\
 <p>Correct the model's pose of each person.</p>
@@ -46,6 +54,17 @@ def _colour(name: str) -> str:
     if part in _COLOURS:
         return _COLOURS[part]
     return "#20b050" if name.startswith("left_") else "#2070f0"
+
+
+def _settings() -> dict[str, Any]:
+    return {
+        "label_config": label_config(),
+        "expert_instruction": INSTRUCTIONS,
+        "show_instruction": True,
+        "show_skip_button": True,
+        "sampling": "Uncertainty sampling",
+        "maximum_annotations": 1,
+    }
 
 
 def label_config() -> str:
@@ -80,39 +99,68 @@ def find_project(client: LabelStudio, title: str) -> int | None:
 
 
 def ensure_project(client: LabelStudio, title: str | None = None) -> int:
-    """Create the review project, or bring an existing one up to date; returns its id. Idempotent."""
+    """Create the review project, or bring an existing one up to date; returns its id. Idempotent,
+    also when several processes call it at once (all of them get the same project)."""
     if title is None:
         from labeling.settings import LabelStudioSettings
 
         title = LabelStudioSettings().project_title
-    config = label_config()
     project_id = find_project(client, title)
     if project_id is None:
-        created = client.projects.create(
-            title=title,
-            label_config=config,
-            expert_instruction=INSTRUCTIONS,
-            show_instruction=True,
-            show_skip_button=True,
-            sampling="Uncertainty sampling",
-            maximum_annotations=1,
-        )
-        if created.id is None:
-            raise RuntimeError(f"Label Studio created project {title!r} without returning its id")
-        project_id = created.id
-    else:
-        project = client.projects.get(project_id)
-        wanted: dict[str, Any] = {
-            "label_config": config,
-            "expert_instruction": INSTRUCTIONS,
-            "sampling": "Uncertainty sampling",
-        }
-        # Label Studio strips surrounding whitespace: compare what it keeps.
-        changed = {k: v for k, v in wanted.items() if str(getattr(project, k, None) or "").strip() != v.strip()}
-        if changed:
-            client.projects.update(project_id, **changed)
+        from label_studio_sdk.core.api_error import ApiError
+
+        created_id: int | None = None
+        try:
+            created_id = client.projects.create(title=title, **_settings()).id
+        except ApiError as exc:
+            # Label Studio on sqlite answers 500 "database is locked" to concurrent creates, sometimes
+            # after creating the project: whatever happened, the listing below decides.
+            if exc.status_code is None or exc.status_code < 500:
+                raise
+            log.warning("creating project %r: Label Studio answered %s; looking again", title, exc.status_code)
+        project_id = _settle(client, title)
+        if project_id == created_id:
+            _ensure_view(client, project_id)
+            return project_id
+    project = client.projects.get(project_id)
+    # Label Studio strips surrounding whitespace from text: compare what it keeps. (Only the text
+    # fields: updating maximum_annotations makes Label Studio recount every task's state.)
+    wanted = {k: v for k, v in _settings().items() if k in ("label_config", "expert_instruction", "sampling")}
+    changed = {k: v for k, v in wanted.items() if str(getattr(project, k, None) or "").strip() != v.strip()}
+    if changed:
+        client.projects.update(project_id, **changed)
     _ensure_view(client, project_id)
     return project_id
+
+
+def _settle(client: LabelStudio, title: str) -> int:
+    """After a create: the oldest project titled `title`; newer empty ones are renamed out of the way.
+
+    Several processes creating at once each made one (Label Studio on sqlite may even make two per
+    request): ids grow with creation, so every creator sees the oldest and agrees on it. Duplicates
+    are renamed, not deleted: Label Studio deletes a project with every signal of the process
+    switched off, and two deletes at once leave them off for good (task counters stop updating).
+    """
+    from label_studio_sdk.core.api_error import ApiError
+
+    projects: Iterable[Any] = client.projects.list(title=title, page_size=100)
+    same = sorted((p for p in projects if p.title == title and p.id is not None), key=lambda p: p.id)
+    if not same:
+        raise RuntimeError(f"Label Studio lists no project {title!r} right after creating it")
+    for duplicate in same[1:]:
+        if getattr(duplicate, "task_number", 0):
+            log.warning("project %r exists twice with tasks (%d and %d); using the older one",
+                        title, same[0].id, duplicate.id)  # fmt: skip
+            continue
+        unused = f"unused duplicate {duplicate.id} of {title}"[:_TITLE_MAX]
+        try:
+            client.projects.update(duplicate.id, title=unused)
+            log.info("project %r was created more than once at the same time; renamed empty duplicate %d",
+                     title, duplicate.id)  # fmt: skip
+        except ApiError as exc:  # 404: removed meanwhile; 5xx: it keeps its title, and stays unused
+            if exc.status_code is None or (exc.status_code != 404 and exc.status_code < 500):
+                raise
+    return int(same[0].id)
 
 
 def _ensure_view(client: LabelStudio, project_id: int) -> None:

@@ -8,14 +8,24 @@ A review item leaves the outbox only after Label Studio confirmed its task. Befo
 queue looks up which request ids the project already holds (a cache filled from the task list,
 refilled after any failed call), so a crash between import and ack never duplicates a task.
 Images reach Label Studio through a local-files storage over the image store, never as base64.
+
+Several drainers of one outbox (`posewheel labels drain` while the server drains, two replicas on
+one volume) take turns: each drain holds an exclusive lock on `<outbox>/.drain.lock`, and a drainer
+that finds another one drained last refills its cache of known request ids first, so no item is
+ever imported twice.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import random
 import threading
-from collections.abc import Callable, Iterable, Sequence
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 STORAGE_TITLE = "posewheel image store"
+DRAIN_LOCK = ".drain.lock"  # in the outbox folder; its content names the drainer that drained last
 
 
 def connect(settings: LabelStudioSettings | None = None, timeout_s: float = 30.0) -> LabelStudio:
@@ -248,6 +259,7 @@ class OutboxDrainer:
         poll_interval_s: float = 1.0,
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
+        lock_timeout_s: float = 120.0,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -265,6 +277,9 @@ class OutboxDrainer:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.lock_timeout_s = lock_timeout_s
+        self._id = uuid.uuid4().hex  # written into the drain lock: "I drained last"
+        self._last_holder: str | None = None
 
     @property
     def queue(self) -> ReviewQueue:
@@ -280,10 +295,15 @@ class OutboxDrainer:
         self._wake.set()
 
     def drain_once(self) -> DrainReport:
-        """Deliver everything pending in batches; ack what Label Studio confirmed. Raises on failure."""
+        """Deliver everything pending in batches; ack what Label Studio confirmed. Raises on failure.
+
+        Waits (up to `lock_timeout_s`) while another drainer of the same outbox is draining.
+        """
         delivered = 0
-        with self._lock:
+        with self._lock, self._outbox_lock():
             queue = self.queue
+            if self._last_holder != self._id:
+                queue._known = None  # someone else drained since we looked: what Label Studio holds changed
             if self._wanted_version is not None:
                 queue.set_model_version(self._wanted_version)
                 self._wanted_version = None
@@ -293,6 +313,31 @@ class OutboxDrainer:
                     self.outbox.ack(request_id)
                     delivered += 1
         return DrainReport(delivered=delivered, pending=self.outbox.depth())
+
+    @contextlib.contextmanager
+    def _outbox_lock(self) -> Iterator[None]:
+        """Hold `<outbox>/.drain.lock` exclusively (flock: other processes and other drainers alike)."""
+        self.outbox.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.outbox.root / DRAIN_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + self.lock_timeout_s
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"another drainer has held {self.outbox.root / DRAIN_LOCK} for "
+                                           f"{self.lock_timeout_s:.0f} s") from None  # fmt: skip
+                    time.sleep(0.05)
+            self._last_holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            try:
+                yield
+            finally:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, self._id.encode("ascii"), 0)
+        finally:
+            os.close(fd)  # releases the flock
 
     def start(self) -> OutboxDrainer:
         """Run the drain loop in a daemon thread; returns self."""
