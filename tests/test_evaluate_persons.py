@@ -1,0 +1,153 @@
+"""Evaluation without boxes: the detector's misses and phantoms cost AP, and what serves is what is scored.
+
+The scoring tests use hand-made predictions, so the metric cannot pass vacuously: perfect
+detections reach AP 1.0, and one phantom or one missed person lowers it. The end-to-end test runs
+the pretrained MoveNet pair (weights from the set-up step, `posewheel pretrained fetch`) on a tiny
+synthetic multi-person set that includes empty images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from posewheel import dataset as coco
+from training.evaluate_persons import (
+    PERSON_SCORES,
+    DetectedPersons,
+    evaluate_without_boxes,
+    predict_without_boxes,
+    score_without_boxes,
+)
+
+K = 17
+
+
+def person(ann_id: int, image_id: int, box: tuple[float, float, float, float], seed: int) -> coco.PersonAnnotation:
+    """A labeled person whose 17 visible joints lie inside `box`."""
+    rng = np.random.default_rng(seed)
+    x, y, w, h = box
+    keypoints = np.stack([x + rng.uniform(0.1, 0.9, K) * w, y + rng.uniform(0.1, 0.9, K) * h, np.full(K, 2.0)], 1)
+    return coco.PersonAnnotation(id=ann_id, image_id=image_id, keypoints=keypoints, bbox=box)
+
+
+@pytest.fixture
+def scene() -> coco.Dataset:
+    """Three 200x200 images: two persons, one person, nobody."""
+    images = [coco.ImageRecord(id=i, file_name=f"{i}.png", width=200, height=200) for i in (1, 2, 3)]
+    annotations = [
+        person(1, 1, (10.0, 20.0, 60.0, 150.0), seed=1),
+        person(2, 1, (110.0, 30.0, 70.0, 140.0), seed=2),
+        person(3, 2, (50.0, 40.0, 80.0, 150.0), seed=3),
+    ]
+    return coco.Dataset(images=images, annotations=annotations)
+
+
+Row = tuple[int, tuple[float, float, float, float], np.ndarray, float]  # image id, box, keypoints (17, 2), score
+
+
+def detections(ds: coco.Dataset, rows: list[Row]) -> DetectedPersons:
+    return DetectedPersons(
+        dataset=ds,
+        image_ids=np.array([r[0] for r in rows], dtype=np.int64),
+        boxes=np.array([r[1] for r in rows], dtype=np.float64).reshape(-1, 4),
+        box_scores=np.array([r[3] for r in rows], dtype=np.float64),
+        keypoints=np.array([r[2] for r in rows], dtype=np.float64).reshape(-1, K, 2),
+        joint_scores=np.full((len(rows), K), 0.9),
+    )
+
+
+def perfect(ds: coco.Dataset, score: float = 0.8) -> list[Row]:
+    return [(a.image_id, a.bbox, a.keypoints[:, :2].copy(), score) for a in ds.annotations]
+
+
+def test_perfect_detections_score_ap_one(scene: coco.Dataset) -> None:
+    values = score_without_boxes(detections(scene, perfect(scene)))
+    assert values["oks_ap"] == pytest.approx(1.0)
+    assert values["box_ap"] == pytest.approx(1.0)
+    assert values["images"] == 3 and values["empty_images"] == 1
+    assert values["persons_true"] == 3 and values["persons_found"] == 3 and values["persons_matched"] == 3
+    assert values["persons_missed"] == 0 and values["phantoms"] == 0 and values["empty_images_with_phantom"] == 0
+
+
+def test_a_confident_phantom_on_an_empty_image_lowers_ap(scene: coco.Dataset) -> None:
+    ghost = person(99, 3, (60.0, 30.0, 70.0, 150.0), seed=9)
+    rows = [*perfect(scene), (3, ghost.bbox, ghost.keypoints[:, :2], 0.95)]
+    values = score_without_boxes(detections(scene, rows))
+    assert values["oks_ap"] < 0.9 and values["box_ap"] < 0.9
+    assert values["phantoms"] == 1 and values["empty_images_with_phantom"] == 1 and values["persons_found"] == 4
+
+
+def test_a_missed_person_lowers_ap(scene: coco.Dataset) -> None:
+    values = score_without_boxes(detections(scene, perfect(scene)[:2]))
+    assert values["oks_ap"] < 0.9 and values["box_ap"] < 0.9
+    assert values["persons_missed"] == 1 and values["persons_matched"] == 2 and values["phantoms"] == 0
+
+
+def test_a_box_in_the_wrong_place_is_a_miss_and_a_phantom(scene: coco.Dataset) -> None:
+    rows = perfect(scene)
+    image_id, _, keypoints, score = rows[2]
+    rows[2] = (image_id, (150.0, 150.0, 40.0, 40.0), keypoints, score)
+    values = score_without_boxes(detections(scene, rows))
+    assert values["box_ap"] < 0.9
+    assert values["persons_missed"] == 1 and values["phantoms"] == 1 and values["empty_images_with_phantom"] == 0
+
+
+def test_finding_nobody_scores_zero_not_nan(scene: coco.Dataset) -> None:
+    values = score_without_boxes(detections(scene, []))
+    assert values["oks_ap"] == 0.0 and values["box_ap"] == 0.0
+    assert values["persons_missed"] == 3 and values["persons_found"] == 0
+
+
+@pytest.fixture(scope="module")
+def pretrained_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pretrained MoveNet Lightning artifact with its MultiPose detector (`posewheel pretrained promote`)."""
+    from training.pretrained import export_pretrained
+
+    return export_pretrained("movenet-lightning", tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def groups(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 studio images with 0-3 persons each, some of them empty."""
+    from posewheel.synth import generate
+
+    out = tmp_path_factory.mktemp("groups") / "studio_groups"
+    ds = generate("studio", 12, 7, out, persons=(0, 3))
+    assert {r.id for r in ds.images} - {a.image_id for a in ds.annotations}, "the set must include empty images"
+    return out
+
+
+def test_the_detector_and_pose_network_score_a_multi_person_set(pretrained_artifact: Path, groups: Path) -> None:
+    pred = predict_without_boxes(pretrained_artifact, groups)
+    ds = coco.load(groups)
+    assert pred.keypoints.shape == (len(pred.image_ids), K, 2) and pred.boxes.shape == (len(pred.image_ids), 4)
+    assert set(pred.image_ids.tolist()) <= {r.id for r in ds.images}
+    assert np.all(pred.box_scores >= 0.2)  # the card's detector threshold
+    values = evaluate_without_boxes(pretrained_artifact, groups)
+    assert values["images"] == len(ds.images) and values["persons_true"] == len(ds.annotations)
+    assert values["persons_found"] == len(pred.image_ids) > 0
+    assert values["persons_matched"] + values["persons_missed"] == values["persons_true"]
+    assert values["persons_matched"] + values["phantoms"] == values["persons_found"]
+    assert values["empty_images_with_phantom"] <= values["empty_images"]
+    assert 0.0 < values["oks_ap"] <= 1.0 and 0.0 < values["box_ap"] <= 1.0
+    assert values["oks_ap_ratio"] == pytest.approx(values["oks_ap"] / values["true_boxes_oks_ap"])
+    for kind in PERSON_SCORES:
+        assert 0.0 < score_without_boxes(pred, kind)["oks_ap"] <= 1.0
+
+
+def test_an_image_without_persons_is_scored_without_a_crash(pretrained_artifact: Path, tmp_path: Path) -> None:
+    from posewheel.synth import generate
+
+    generate("studio", 3, 11, tmp_path / "empty", persons=(0, 0))
+    values = evaluate_without_boxes(pretrained_artifact, tmp_path / "empty", true_boxes=False)
+    assert values["images"] == 3 and values["persons_true"] == 0 and np.isnan(values["oks_ap"])
+    assert values["phantoms"] == values["persons_found"]
+
+
+def test_an_artifact_without_a_detector_is_refused(make_artifact: Callable[..., Path], groups: Path) -> None:
+    with pytest.raises(ValueError, match="no detector"):
+        predict_without_boxes(make_artifact("v1"), groups)

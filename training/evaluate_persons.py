@@ -1,0 +1,251 @@
+"""Evaluate an artifact without ground-truth boxes: its detector finds the people, its pose network reads them.
+
+What serves is what is measured: a request without boxes runs the card's `detector.onnx` through
+`posewheel.detection.detect_persons`, then crops every box found with `crop_box`/`crop_image`/
+`normalize`, runs `model.onnx` on the crops in batches and decodes with `decode_outputs`. Every
+detection is a result with a score, so pycocotools charges both the persons the detector misses and
+the phantoms it invents (on empty images too), which the ground-truth-box protocol of
+`training/evaluate.py` cannot see.
+
+    from training.evaluate_persons import evaluate_without_boxes
+    evaluate_without_boxes("models/production", "data/holdout/studio_groups")
+    # {"oks_ap": ..., "box_ap": ..., "persons_found": ..., "true_boxes_oks_ap": ..., "oks_ap_ratio": ...}
+
+Detection score (`PERSON_SCORE`): the detector's person score times the pose's mean keypoint score
+(`box_x_pose`). Measured with the pretrained MoveNet pair on the 300-image studio and street
+multi-person holdouts (benchmarks/multi_person.py), it ranks best of the three choices; see the
+figures in `docs/` or the benchmark's `person_score` lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+
+from posewheel import dataset as coco
+from posewheel.artifact import MODEL_FILE, load_card
+from posewheel.decoding import Box, crop_box, crop_image, decode_outputs, normalize, pose_score
+from posewheel.detection import detect_persons
+from posewheel.schema import KEYPOINT_NAMES, OKS_SIGMAS, PERSON_CATEGORY_ID
+
+PersonScore = Literal["box", "pose", "box_x_pose"]
+PERSON_SCORES: tuple[PersonScore, ...] = ("box", "pose", "box_x_pose")
+PERSON_SCORE: PersonScore = "box_x_pose"  # the highest OKS AP of the three (module docstring)
+MATCH_IOU = 0.5  # a detection whose box overlaps a true person's this much found that person
+
+
+@dataclass
+class DetectedPersons:
+    """Every person the artifact found in the images of one dataset, in image pixels.
+
+    image_ids (P,); boxes (P, 4) x, y, w, h from the detector; box_scores (P,) the detector's
+    person scores; keypoints (P, 17, 2) and joint_scores (P, 17) from the pose network.
+    """
+
+    dataset: coco.Dataset
+    image_ids: np.ndarray
+    boxes: np.ndarray
+    box_scores: np.ndarray
+    keypoints: np.ndarray
+    joint_scores: np.ndarray
+
+    def person_scores(self, kind: PersonScore = PERSON_SCORE) -> np.ndarray:
+        """One score per detection (P,): the detector's, the pose's mean keypoint score, or their product."""
+        if kind == "box":
+            return self.box_scores
+        if kind == "pose":
+            return pose_score(self.joint_scores)
+        if kind == "box_x_pose":
+            return self.box_scores * pose_score(self.joint_scores)
+        raise ValueError(f"unknown person score {kind!r}; expected one of {PERSON_SCORES}")
+
+
+def predict_without_boxes(
+    artifact: str | Path,
+    dataset: str | Path,
+    batch_size: int = 64,
+    score_threshold: float | None = None,
+    max_persons: int | None = None,
+) -> DetectedPersons:
+    """Detect the persons of every image of `dataset` with the artifact's detector, then estimate each top-down.
+
+    score_threshold and max_persons default to the card's detector section, as in serving.
+    Raises ValueError when the artifact has no detector.
+    """
+    import onnxruntime as ort
+
+    folder = Path(artifact)
+    card = load_card(folder)
+    if card.detector is None:
+        raise ValueError(f"{folder / 'card.json'}: the card has no detector section; it cannot find persons itself")
+    detector = card.detector
+    threshold = detector.score_threshold if score_threshold is None else score_threshold
+    limit = detector.max_persons if max_persons is None else max_persons
+    providers = ["CPUExecutionProvider"]
+    pose_session = ort.InferenceSession(str(folder / MODEL_FILE), providers=providers)
+    detector_session = ort.InferenceSession(str(folder / detector.file), providers=providers)
+
+    def run_detector(batch: np.ndarray) -> dict[str, np.ndarray]:
+        maps = detector_session.run(detector.names, {detector.input_name: batch})
+        return dict(zip(detector.names, maps, strict=True))
+
+    spec, detector_spec = card.input_spec(), detector.input_spec()
+    names = card.output.names
+
+    def run_pose(crops: list[np.ndarray], windows: list[Box]) -> tuple[np.ndarray, np.ndarray]:
+        outputs = pose_session.run(names, {card.input.input_name: normalize(np.stack(crops), spec)})
+        return decode_outputs(dict(zip(names, outputs, strict=True)), windows, spec, card.output.kind)
+
+    ds = coco.load(dataset)
+    image_ids: list[int] = []
+    boxes: list[Box] = []
+    box_scores: list[float] = []
+    points, joint_scores = [], []
+    crops: list[np.ndarray] = []  # waiting for a full batch, as the server's micro-batches do
+    windows: list[Box] = []
+    for record in sorted(ds.images, key=lambda r: r.id):
+        with Image.open(ds.image_path(record)) as raw:
+            image = raw.convert("RGB")
+        found, scores = detect_persons(image, detector_spec, run_detector, threshold, limit)
+        for box, found_score in zip(found, scores, strict=True):
+            image_ids.append(record.id)
+            boxes.append(box)
+            box_scores.append(float(found_score))
+            windows.append(crop_box(box, spec))
+            crops.append(crop_image(image, windows[-1], spec))
+        if len(crops) >= batch_size:
+            p, s = run_pose(crops, windows)
+            points.append(p)
+            joint_scores.append(s)
+            crops, windows = [], []
+    if crops:
+        p, s = run_pose(crops, windows)
+        points.append(p)
+        joint_scores.append(s)
+    k = len(KEYPOINT_NAMES)
+    return DetectedPersons(
+        dataset=ds,
+        image_ids=np.asarray(image_ids, dtype=np.int64),
+        boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+        box_scores=np.asarray(box_scores, dtype=np.float64),
+        keypoints=np.concatenate(points) if points else np.zeros((0, k, 2)),
+        joint_scores=np.concatenate(joint_scores) if joint_scores else np.zeros((0, k)),
+    )
+
+
+def score_without_boxes(pred: DetectedPersons, person_score: PersonScore = PERSON_SCORE) -> dict[str, float]:
+    """OKS AP/AP50/AP75 of the detections, box AP/AP50/AP75 of their boxes, and person counts.
+
+    Every image of the dataset is scored, empty ones included, so a missed person lowers recall and
+    a phantom (a detection matching nobody) is a false positive. Counts: images, empty_images,
+    persons_true (labeled, not crowd), persons_found, persons_matched (box IoU >= MATCH_IOU with a
+    true person), persons_missed, phantoms, empty_images_with_phantom. AP is NaN when the dataset
+    has no labeled person.
+    """
+    ds = pred.dataset
+    scores = pred.person_scores(person_score)
+    truth = [a for a in ds.annotations if not a.iscrowd and a.num_keypoints > 0]
+    image_ids = sorted(r.id for r in ds.images)
+    keypoint_results = [
+        {"image_id": int(pred.image_ids[i]), "category_id": PERSON_CATEGORY_ID, "score": float(scores[i]),
+         "keypoints": [float(v) for v in np.concatenate([pred.keypoints[i], pred.joint_scores[i][:, None]], 1).ravel()]}
+        for i in range(len(pred.image_ids))
+    ]  # fmt: skip
+    box_results = [
+        {"image_id": int(pred.image_ids[i]), "category_id": PERSON_CATEGORY_ID, "score": float(scores[i]),
+         "bbox": [float(v) for v in pred.boxes[i]]}
+        for i in range(len(pred.image_ids))
+    ]  # fmt: skip
+    (oks_ap, ap50, ap75), _ = _coco_ap(ds, image_ids, keypoint_results, "keypoints", bool(truth))
+    (box_ap, box_ap50, box_ap75), box_eval = _coco_ap(ds, image_ids, box_results, "bbox", bool(truth))
+    matched = _matched_detections(box_eval, pred, image_ids)
+    empty = {r.id for r in ds.images} - {a.image_id for a in truth}
+    phantom_images = {int(i) for i, m in zip(pred.image_ids, matched, strict=True) if not m and int(i) in empty}
+    return {
+        "oks_ap": oks_ap,
+        "ap50": ap50,
+        "ap75": ap75,
+        "box_ap": box_ap,
+        "box_ap50": box_ap50,
+        "box_ap75": box_ap75,
+        "images": float(len(ds.images)),
+        "empty_images": float(len(empty)),
+        "persons_true": float(len(truth)),
+        "persons_found": float(len(pred.image_ids)),
+        "persons_matched": float(matched.sum()),
+        "persons_missed": float(len(truth) - matched.sum()),
+        "phantoms": float(len(matched) - matched.sum()),
+        "empty_images_with_phantom": float(len(phantom_images)),
+    }
+
+
+def evaluate_without_boxes(
+    artifact: str | Path, dataset: str | Path, batch_size: int = 64, true_boxes: bool = True
+) -> dict[str, float]:
+    """The artifact on `dataset` as served without boxes (score_without_boxes' keys, PERSON_SCORE).
+
+    With `true_boxes`, also `true_boxes_oks_ap` (training.evaluate.evaluate_artifact: the same
+    network given the ground-truth boxes) and `oks_ap_ratio` = oks_ap / true_boxes_oks_ap.
+    """
+    values = score_without_boxes(predict_without_boxes(artifact, dataset, batch_size))
+    if true_boxes:
+        from training.evaluate import evaluate_artifact
+
+        given = evaluate_artifact(Path(artifact), Path(dataset), batch_size)["oks_ap"]
+        values["true_boxes_oks_ap"] = given
+        values["oks_ap_ratio"] = values["oks_ap"] / given if given > 0 else float("nan")
+    return values
+
+
+def _coco_ap(
+    ds: coco.Dataset, image_ids: Sequence[int], results: list[dict[str, Any]], iou_type: str, any_truth: bool
+) -> tuple[tuple[float, float, float], Any]:
+    """(AP, AP50, AP75) of `results` over all of `image_ids` with COCOeval (COCO OKS sigmas for keypoints),
+    and the COCOeval (None when there was nothing to evaluate)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if not any_truth:
+        return (float("nan"),) * 3, None
+    if not results:  # loadRes cannot take an empty list; nothing found means every person missed
+        return (0.0, 0.0, 0.0), None
+    gt = COCO()
+    gt.dataset = ds.to_coco()
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+        dt = gt.loadRes(results)
+        ev = COCOeval(gt, dt, iouType=iou_type)
+        ev.params.imgIds = list(image_ids)
+        if iou_type == "keypoints":
+            ev.params.kpt_oks_sigmas = np.asarray(OKS_SIGMAS, dtype=np.float64)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return (float(ev.stats[0]), float(ev.stats[1]), float(ev.stats[2])), ev
+
+
+def _matched_detections(box_eval: Any, pred: DetectedPersons, image_ids: Sequence[int]) -> np.ndarray:
+    """(P,) bool: detection i matched a true person at box IoU MATCH_IOU (pycocotools' greedy matching)."""
+    matched = np.zeros(len(pred.image_ids), dtype=bool)
+    if box_eval is None:
+        return matched
+    t = int(np.argmin(np.abs(box_eval.params.iouThrs - MATCH_IOU)))
+    matched_ids: set[int] = set()
+    # evalImgs is laid out [category][area range][image]; area range 0 is "all"
+    for entry in box_eval.evalImgs[: len(image_ids)]:
+        if entry is None:
+            continue
+        for dt_id, gt_id in zip(entry["dtIds"], entry["dtMatches"][t], strict=True):
+            if gt_id > 0:
+                matched_ids.add(int(dt_id))
+    # loadRes numbers results 1.. in the order given, which is the order of pred's rows
+    for i in range(len(matched)):
+        matched[i] = (i + 1) in matched_ids
+    return matched
