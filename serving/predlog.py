@@ -22,7 +22,7 @@ from typing import IO, Any
 
 import orjson
 
-from posewheel.imagestore import ImageStore
+from posewheel.imagestore import ImageStore, upright_bytes
 from posewheel.review import Outbox, PredictedPose, ReviewItem
 from serving.metrics import ServingMetrics
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PredictionRecord:
-    """One answered prediction; `image` is the request's original bytes (stored by hash)."""
+    """One answered prediction; `image` is the request's bytes (stored by hash, upright: see `_store_image`)."""
 
     request_id: str
     model_version: str
@@ -42,6 +42,7 @@ class PredictionRecord:
     review_reason: str | None = None
     latency_ms: float | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+    upright: bool = False  # `image` already holds the upright bytes
 
 
 class PredictionLog:
@@ -122,11 +123,25 @@ class PredictionLog:
             if stop:
                 return
 
+    def _store_image(self, record: PredictionRecord) -> str:
+        """Store the image in the frame the prediction was made in (upright); return its hash.
+
+        A photo whose EXIF turns it is stored as its upright pixels without EXIF, once: the record
+        then holds those bytes, so its review item and its log line name the same image.
+        """
+        if not record.upright:
+            try:
+                record.image = upright_bytes(record.image)
+            except Exception as exc:  # noqa: BLE001 - decoded once, but Pillow may fail again: keep the bytes as sent
+                log.warning("prediction %s: image kept as sent, not turned upright: %s", record.request_id, exc)
+            record.upright = True
+        return self.image_store.put(record.image)
+
     def _write(self, records: list[PredictionRecord]) -> None:
         lines, reviews = [], []
         for record in records:
             try:
-                sha = self.image_store.put(record.image)
+                sha = self._store_image(record)
             except (OSError, ValueError) as exc:
                 log.error("prediction %s: image not stored in %s: %s", record.request_id, self.image_store.root, exc)
                 self.metrics.predlog_errors.inc()
@@ -157,7 +172,7 @@ class PredictionLog:
         only logged: the writer tries again and counts what it cannot write, once per prediction.
         """
         try:
-            sha = self.image_store.put(record.image)
+            sha = self._store_image(record)
             queued = self.outbox.put(self._review_item(record, sha))
         except (OSError, ValueError) as exc:
             log.warning("prediction %s: review item not queued before answering (the writer retries): %s",

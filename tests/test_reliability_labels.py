@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -19,7 +20,7 @@ from labeling.queue import ReviewQueue
 from labeling.results import pose_to_results
 from posewheel.dataset import load, save
 from posewheel.imagestore import ImageStore
-from posewheel.review import PredictedKeypoint, PredictedPose, ReviewItem
+from posewheel.review import Outbox, PredictedKeypoint, PredictedPose, ReviewItem
 from posewheel.schema import KEYPOINT_NAMES, V_OCCLUDED, V_VISIBLE
 from tests.support.labelstudio import LabelStudioServer
 
@@ -167,3 +168,60 @@ def test_label_studio_export_survives_a_retried_image_and_a_partial_region(
 def test_export_error_names_every_unusable_task() -> None:
     error = ExportError(["task 3: no usable person", "task 9: image 0123: missing"])
     assert "task 3" in str(error) and "task 9" in str(error)
+
+
+def _rotated_photo() -> tuple[bytes, dict[str, tuple[int, int]]]:
+    """A JPEG stored 64x48 with EXIF orientation 6 (upright 48x64, as a phone writes a portrait shot),
+    and where its coloured 'body parts' are in the upright image: joint name -> (x, y) pixels."""
+    upright = Image.new("RGB", (48, 64), (128, 128, 128))
+    parts = {
+        "nose": ((10, 8), (255, 0, 0)),
+        "left_ankle": ((36, 54), (0, 0, 255)),
+        "right_wrist": ((8, 40), (0, 255, 0)),
+    }
+    for (x, y), colour in parts.values():
+        upright.paste(colour, (x - 4, y - 4, x + 5, y + 5))
+    raw = upright.transpose(Image.Transpose.ROTATE_90)  # what exif_transpose (ROTATE_270) turns upright again
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    raw.save(buffer, "JPEG", quality=95, exif=exif.tobytes())
+    return buffer.getvalue(), {name: xy for name, (xy, _) in parts.items()}
+
+
+@pytest.mark.labelstudio
+def test_a_rotated_photo_keeps_one_frame_from_the_server_through_label_studio_to_the_training_image(
+    labelstudio: LabelStudioServer, start_server: Any, tmp_path: Path
+) -> None:
+    data, where = _rotated_photo()
+    server = start_server(image_store_dir=labelstudio.image_root, review_threshold=1.0,
+                          review_random_fraction=1.0)  # fmt: skip
+    r = httpx.post(server.url + "/v1/predict", files={"image": ("phone.jpg", data, "image/jpeg")})
+    assert r.status_code == 200 and r.json()["review"]["queued"], r.text
+    assert (r.json()["width"], r.json()["height"]) == (48, 64)  # upright
+    client, project_id = labelstudio.client, labelstudio.new_project("rotated")
+    outbox = Outbox(server.settings.resolved_outbox_dir())
+    [item] = outbox.pending()
+    assert (item.width, item.height) == (48, 64)
+    with Image.open(item.image_path) as stored:  # the store holds the frame the item speaks of
+        assert stored.size == (48, 64) and stored.getexif().get(0x0112, 1) == 1
+    assert ReviewQueue(client, project_id, labelstudio.document_root).deliver([item]) == [item.request_id]
+    # An annotator puts each joint on its coloured part, in the image Label Studio shows (upright).
+    kps = np.zeros((17, 3))
+    for name, (x, y) in where.items():
+        kps[KEYPOINT_NAMES.index(name)] = (x + 0.5, y + 0.5, V_VISIBLE)
+    listed: Any = client.tasks.list(project=project_id, fields="task_only", resolve_uri=False)
+    [task] = list(listed)
+    client.annotations.create(int(task.id), result=pose_to_results(kps, 48, 64, bbox=[1, 1, 46, 62]), lead_time=5.0)
+    export_coco(client, project_id, tmp_path / "feedback", ImageStore(labelstudio.image_root))
+    ds = load(tmp_path / "feedback")  # validated: every joint inside its image
+    [record], [annotation] = ds.images, ds.annotations
+    assert (record.width, record.height) == (48, 64)
+    with Image.open(ds.image_path(record)) as raw:  # as training reads it: no EXIF applied
+        image = raw.convert("RGB")
+    assert image.size == (48, 64)
+    colours = {"nose": 0, "left_ankle": 2, "right_wrist": 1}  # the channel each part is painted in
+    for name, channel in colours.items():
+        x, y, v = annotation.keypoints[KEYPOINT_NAMES.index(name)]
+        pixel: Any = image.getpixel((int(x), int(y)))
+        assert v == V_VISIBLE and pixel[channel] > 180 and sum(pixel) - pixel[channel] < 150, (name, pixel)
