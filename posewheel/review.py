@@ -34,6 +34,9 @@ class PredictedKeypoint(BaseModel):
 
 class PredictedPose(BaseModel):
     box: tuple[float, float, float, float] = Field(description="[x, y, w, h] pixels")
+    box_score: float | None = Field(
+        None, ge=0.0, le=1.0, description="the person detector's score of the box; null when the client gave it"
+    )
     score: float = Field(ge=0.0, le=1.0)
     keypoints: list[PredictedKeypoint]
 

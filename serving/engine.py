@@ -25,8 +25,9 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from posewheel.artifact import MODEL_FILE, ArtifactError, ModelCard, load_card
+from posewheel.artifact import MODEL_FILE, ArtifactError, DetectorCard, ModelCard, load_card
 from posewheel.decoding import Box, InputSpec, crop_box, crop_image, decode_outputs, normalize, whole_image_box
+from posewheel.detection import detect_persons
 from posewheel.schema import NUM_KEYPOINTS
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,29 @@ class ModelLoadError(RuntimeError):
 
 
 @dataclass(eq=False)
+class PersonDetector:
+    """The artifact's person detector (card.detector): finds the people of a request without boxes."""
+
+    card: DetectorCard
+    spec: InputSpec
+    session: ort.InferenceSession
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = self.session.run(self.card.names, {self.card.input_name: batch})
+        return dict(zip(self.card.names, outputs, strict=True))
+
+    def detect(
+        self, image: Image.Image, score_threshold: float | None = None, max_persons: int | None = None
+    ) -> tuple[list[Box], np.ndarray]:
+        """Boxes (image pixels) and scores of the people in `image`, best first; the card's defaults if None."""
+        threshold = self.card.score_threshold if score_threshold is None else score_threshold
+        cap = self.card.max_persons if max_persons is None else min(max_persons, self.card.max_persons)
+        return detect_persons(image, self.spec, self.run, threshold, cap)
+
+
+@dataclass(eq=False)
 class PoseModel:
-    """One loaded model version: its card, input spec and ONNX Runtime session."""
+    """One loaded model version: its card, input spec, ONNX Runtime session and person detector (if any)."""
 
     card: ModelCard
     spec: InputSpec
@@ -48,6 +70,7 @@ class PoseModel:
     input_name: str
     output_names: tuple[str, ...]  # what the card's decoding reads; output_names[0] is the heatmaps
     loaded_at: float = field(default_factory=time.time)
+    detector: PersonDetector | None = None
 
     @property
     def version(self) -> str:
@@ -60,6 +83,8 @@ class PoseModel:
 
     def infer_decode(self, inputs: np.ndarray, windows: Sequence[Box]) -> tuple[np.ndarray, np.ndarray]:
         """N crops decoded to image pixels (the card's decoding): keypoints (N, 17, 2), scores (N, 17) in [0, 1]."""
+        if not len(windows):  # an image where the detector found nobody
+            return np.zeros((0, NUM_KEYPOINTS, 2)), np.zeros((0, NUM_KEYPOINTS))
         return decode_outputs(self.infer(inputs), windows, self.spec, self.card.output.kind)
 
 
@@ -85,14 +110,7 @@ def load_model(folder: Path, fingerprint: str, threads: int, execution_provider:
     except ArtifactError as exc:
         raise ModelLoadError(str(exc)) from exc
     spec = card.input_spec()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    # a server shares its cores with HTTP and decoding threads: idle ORT threads must sleep, not spin
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options = session_options(threads)
     try:
         session = ort.InferenceSession(str(folder / MODEL_FILE), options, providers=providers_for(execution_provider))
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad graphs
@@ -106,8 +124,37 @@ def load_model(folder: Path, fingerprint: str, threads: int, execution_provider:
         raise ModelLoadError(f"{folder}: card outputs {missing} are not graph outputs {output_names}")
     wanted = (card.output.name, *[n for n in card.output.names if n != card.output.name])
     model = PoseModel(card, spec, session, folder, fingerprint, card.input.input_name, wanted)
+    if card.detector is not None:
+        model.detector = load_detector(folder, card.detector, options, providers_for(execution_provider))
     smoke_test(model)
     return model
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    """ONNX Runtime options for a server: `threads` intra-op threads that sleep when idle."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    # a server shares its cores with HTTP and decoding threads: idle ORT threads must sleep, not spin
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def load_detector(
+    folder: Path, card: DetectorCard, options: ort.SessionOptions, providers: list[str]
+) -> PersonDetector:
+    """The artifact's person detector; ModelLoadError when its graph does not answer what its card says."""
+    path = folder / card.file
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers)
+        detector = PersonDetector(card, card.input_spec(), session)
+        detector.detect(Image.new("RGB", (64, 48), (128, 128, 128)))  # smoke test and warm-up
+    except Exception as exc:  # onnxruntime raises its own untyped errors; decoding a wrong graph fails anywhere
+        raise ModelLoadError(f"{path}: the person detector cannot run: {exc}") from exc
+    return detector
 
 
 def smoke_test(model: PoseModel) -> None:
@@ -138,6 +185,8 @@ def prepare(image: Image.Image, boxes: Sequence[Box], spec: InputSpec) -> tuple[
     full = (0.0, 0.0, float(image.width), float(image.height))
     boxes = [whole_image_box(image.width, image.height, spec) if box == full else box for box in boxes]
     windows = [crop_box(box, spec) for box in boxes]
+    if not windows:
+        return np.zeros((0, 3, spec.height, spec.width), np.float32), []
     crops = np.stack([crop_image(image, window, spec) for window in windows])
     return normalize(crops, spec), windows
 

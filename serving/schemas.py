@@ -20,7 +20,8 @@ class PredictJSON(BaseModel):
 
     image_base64: str = Field(description="JPEG, PNG or WebP bytes, base64")
     boxes: list[list[float]] | None = Field(
-        None, description="person boxes [[x, y, w, h], ...] in pixels; none means the whole image is one person"
+        None,
+        description="person boxes [[x, y, w, h], ...] in pixels; none: the model's detector finds every person",
     )
 
 
@@ -34,7 +35,9 @@ class PredictResponse(BaseModel):
     model_version: str
     width: int = Field(description="upright image width, pixels (EXIF orientation applied)")
     height: int = Field(description="upright image height, pixels")
-    poses: list[PredictedPose] = Field(description="one per person box, in the order given")
+    poses: list[PredictedPose] = Field(
+        description="one per person box, in the order given; without boxes one per person found, best first"
+    )
     review: ReviewFlag
 
 

@@ -117,9 +117,19 @@ class PoseService:
             except Exception:  # another package's worker must not break our shutdown
                 log.exception("the review outbox drainer failed to stop")
 
-    async def predict(self, data: bytes, raw_boxes: object, keep_image: bool = False) -> Prediction:
+    async def predict(
+        self,
+        data: bytes,
+        raw_boxes: object,
+        keep_image: bool = False,
+        max_persons: int | None = None,
+        score_threshold: float | None = None,
+    ) -> Prediction:
         """Predict poses for the image `data` and person boxes `raw_boxes` (JSON text, a list or None).
 
+        Without boxes, a model with a person detector answers every person it finds (at most
+        `max_persons` scoring at least `score_threshold`; the card's defaults when None), best first,
+        and an empty list when it finds nobody; a model without one treats the whole image as one person.
         `keep_image`: return the decoded image too (only /v1/render needs it; holding every decoded
         image until its answer is sent made memory grow with concurrency).
         Raises serving.images.InputError for bad input, NotReadyError before the first model.
@@ -132,10 +142,11 @@ class PoseService:
             with contextlib.suppress(ValueError):  # parse_boxes reports bad JSON with its message
                 raw_boxes = json.loads(raw_boxes)
         expected = len(raw_boxes) if isinstance(raw_boxes, list) and raw_boxes else 1
-        answer = await batcher.submit(model, partial(self._prepare, data, raw_boxes, model, keep_image), expected)
-        image, (width, height), boxes = answer.extra
+        prepare = partial(self._prepare, data, raw_boxes, model, keep_image, max_persons, score_threshold)
+        answer = await batcher.submit(model, prepare, expected)
+        image, (width, height), boxes, box_scores = answer.extra
         points, scores = answer.points, answer.scores
-        poses = pose_dicts(boxes, points, scores)
+        poses = pose_dicts(boxes, points, scores, box_scores)
         pose_scores = [p["score"] for p in poses]
         reason = self.policy.decide(pose_scores)
         request_id = uuid.uuid4().hex
@@ -163,13 +174,26 @@ class PoseService:
         self.predlog.submit(record)
         return Prediction(request_id, model.version, width, height, poses, reason, queued, image)
 
-    def _prepare(self, data: bytes, raw_boxes: object, model: PoseModel, keep_image: bool) -> Prepared:
-        """Runs in the batcher's worker thread: decode, validate boxes, crop; the full image is let go here."""
+    def _prepare(
+        self,
+        data: bytes,
+        raw_boxes: object,
+        model: PoseModel,
+        keep_image: bool,
+        max_persons: int | None = None,
+        score_threshold: float | None = None,
+    ) -> Prepared:
+        """Runs in the batcher's worker thread: decode, find or validate boxes, crop; the full image is let go here."""
         decoded = decode_image(data, self.settings.max_pixels)
-        boxes = parse_boxes(raw_boxes, decoded.width, decoded.height, self.settings.max_boxes)
+        box_scores: list[float] | None = None
+        if model.detector is not None and raw_boxes in (None, "", []):
+            boxes, found = model.detector.detect(decoded.image, score_threshold, max_persons)
+            box_scores = found.tolist()
+        else:
+            boxes = parse_boxes(raw_boxes, decoded.width, decoded.height, self.settings.max_boxes)
         inputs, windows = prepare(decoded.image, boxes, model.spec)
         image = decoded.image if keep_image else None
-        return Prepared(inputs, windows, (image, (decoded.width, decoded.height), boxes))
+        return Prepared(inputs, windows, (image, (decoded.width, decoded.height), boxes, box_scores))
 
     def _on_batch(self, size: int, depth: int) -> None:
         self.metrics.batch_size.observe(size)
@@ -218,8 +242,11 @@ class PoseService:
         return True
 
 
-def pose_dicts(boxes: list[Box], points: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
-    """Poses as `PredictedPose`-shaped dicts from boxes, keypoints (N, 17, 2) pixels and scores (N, 17).
+def pose_dicts(
+    boxes: list[Box], points: np.ndarray, scores: np.ndarray, box_scores: list[float] | None = None
+) -> list[dict[str, Any]]:
+    """Poses as `PredictedPose`-shaped dicts from boxes, keypoints (N, 17, 2) pixels and scores (N, 17);
+    `box_scores`: the detector's score of each box (None: the caller gave the boxes).
 
     Plain dicts, serialised by the C JSON encoder: the values come from our own arrays (finite,
     scores clipped to [0, 1] by decode_to_image), so pydantic models per keypoint would only
@@ -230,6 +257,7 @@ def pose_dicts(boxes: list[Box], points: np.ndarray, scores: np.ndarray) -> list
     return [
         {
             "box": list(box),
+            "box_score": None if box_scores is None else box_scores[i],
             "score": totals[i],
             "keypoints": [
                 {"name": name, "x": xy[i][k][0], "y": xy[i][k][1], "score": sc[i][k]}

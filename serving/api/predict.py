@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
@@ -17,7 +17,17 @@ from serving.schemas import ErrorBody, PredictJSON, PredictResponse
 
 router = APIRouter(prefix="/v1", tags=["predict"], dependencies=[ApiKeyDep])
 
-_BOXES_HELP = "JSON list of person boxes [[x, y, w, h], ...] in pixels; absent: the whole image is one person"
+_BOXES_HELP = (
+    "JSON list of person boxes [[x, y, w, h], ...] in pixels; absent: the model's person detector finds every "
+    "person (a model without one treats the whole image as one person)"
+)
+MaxPersons = Annotated[
+    int | None, Query(ge=1, le=64, description="without boxes: answer at most this many persons (best first)")
+]
+ScoreThreshold = Annotated[
+    float | None,
+    Query(ge=0.0, le=1.0, description="without boxes: persons the detector scores below this are left out"),
+]
 _REQUEST_BODY: dict[str, Any] = {
     "required": True,
     "content": {
@@ -116,10 +126,13 @@ def _first_error(exc: ValidationError) -> str:
     openapi_extra={"requestBody": _REQUEST_BODY},
     summary="Predict the 17 COCO keypoints of each person",
 )
-async def predict(request: Request, service: ServiceDep) -> Response:
-    """Per person box: the box, a pose score and 17 keypoints {name, x, y, score} in image pixels."""
+async def predict(
+    request: Request, service: ServiceDep, max_persons: MaxPersons = None, score_threshold: ScoreThreshold = None
+) -> Response:
+    """Per person: the box, the detector's box score (null for boxes you sent), a pose score and 17
+    keypoints {name, x, y, score} in image pixels. Without boxes, every person the model finds, best first."""
     data, boxes = await read_request(request, service.settings.max_boxes)
-    prediction = await service.predict(data, boxes)
+    prediction = await service.predict(data, boxes, max_persons=max_persons, score_threshold=score_threshold)
     # already serialised: FastAPI would otherwise validate 17 keypoints per person against the model again
     return Response(prediction.to_json(), media_type="application/json")
 
@@ -131,10 +144,14 @@ async def predict(request: Request, service: ServiceDep) -> Response:
     openapi_extra={"requestBody": _REQUEST_BODY},
     summary="Draw the predicted skeletons on the image (PNG)",
 )
-async def render(request: Request, service: ServiceDep) -> Response:
+async def render(
+    request: Request, service: ServiceDep, max_persons: MaxPersons = None, score_threshold: ScoreThreshold = None
+) -> Response:
     """The same prediction as /v1/predict, drawn: boxes, skeleton edges and keypoints over the upright image."""
     data, boxes = await read_request(request, service.settings.max_boxes)
-    prediction = await service.predict(data, boxes, keep_image=True)
+    prediction = await service.predict(
+        data, boxes, keep_image=True, max_persons=max_persons, score_threshold=score_threshold
+    )
     assert prediction.image is not None  # asked for above
     png = await asyncio.to_thread(render_png, prediction.image, prediction.poses)
     return Response(

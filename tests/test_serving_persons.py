@@ -1,0 +1,104 @@
+"""Finding every person: /v1/predict without boxes on real photographs, over a real uvicorn server.
+
+The artifact is the pretrained one a fresh install serves (`posewheel pretrained promote`): MoveNet
+Lightning for poses and MoveNet MultiPose as its person detector, from the set-up step's cache.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from posewheel import artifact
+from tests.support.server import RunningServer, run_server, test_settings
+
+PHOTOS = Path(__file__).parent / "fixtures" / "real_photos"
+
+
+@pytest.fixture(scope="module")
+def pretrained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.pretrained import export_pretrained
+
+    models = tmp_path_factory.mktemp("models")
+    folder = export_pretrained("movenet-lightning", models)
+    artifact.promote(models, folder.name)
+    return artifact.production_dir(models)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, pretrained_models: Path) -> Iterator[RunningServer]:
+    settings = test_settings(tmp_path_factory.mktemp("serve"), pretrained_models, intra_op_threads=2)
+    with run_server(settings) as running:
+        yield running
+
+
+def post(server: RunningServer, name: str, query: str = "", **form: str) -> dict:
+    files = {"image": (name, (PHOTOS / name).read_bytes(), "image/png")}
+    r = httpx.post(f"{server.url}/v1/predict{query}", files=files, data=form, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def boxes_overlap(a: list[float], b: list[float]) -> float:
+    """Intersection over union of two [x, y, w, h] boxes."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+@pytest.mark.parametrize("name", ["astronaut_256.png", "cameraman_256.png", "grace_hopper_mirrored_256.png"])
+def test_one_person_photo_answers_one_person(server: RunningServer, name: str) -> None:
+    (pose,) = post(server, name)["poses"]
+    assert 0.2 <= pose["box_score"] <= 1.0
+    x, y, w, h = pose["box"]
+    assert w > 60 and h > 60  # the person, not a detail of them
+    inside = [x - 0.1 * w <= k["x"] <= x + 1.1 * w and y - 0.1 * h <= k["y"] <= y + 1.1 * h for k in pose["keypoints"]]
+    assert sum(inside) >= 15
+
+
+def test_two_people_are_both_found_best_first(server: RunningServer) -> None:
+    poses = post(server, "two_people_256.png")["poses"]
+    assert len(poses) == 2
+    scores = [p["box_score"] for p in poses]
+    assert scores == sorted(scores, reverse=True)
+    assert boxes_overlap(poses[0]["box"], poses[1]["box"]) < 0.1  # two people, not one twice
+    centres = sorted(p["box"][0] + p["box"][2] / 2 for p in poses)
+    assert centres[0] < 128 < centres[1]  # one on each half of the picture
+
+
+def test_nobody_answers_an_empty_list(server: RunningServer) -> None:
+    for name in ("nobody_cat_256.png", "nobody_coffee_256.png", "nobody_rocket_256.png"):
+        body = post(server, name)
+        assert body["poses"] == [], name
+
+
+def test_max_persons_and_score_threshold_are_the_callers(server: RunningServer) -> None:
+    assert len(post(server, "two_people_256.png", "?max_persons=1")["poses"]) == 1
+    assert post(server, "two_people_256.png", "?score_threshold=0.99")["poses"] == []
+    r = httpx.post(
+        f"{server.url}/v1/predict?max_persons=0",
+        files={"image": ("a.png", (PHOTOS / "astronaut_256.png").read_bytes(), "image/png")},
+    )
+    assert r.status_code == 422 and "max_persons" in r.text
+
+
+def test_boxes_given_keep_todays_behaviour(server: RunningServer) -> None:
+    poses = post(server, "two_people_256.png", boxes="[[0, 0, 128, 256]]")["poses"]
+    assert len(poses) == 1 and poses[0]["box"] == [0, 0, 128, 256] and poses[0]["box_score"] is None
+
+
+def test_render_draws_every_person(server: RunningServer) -> None:
+    files = {"image": ("two.png", (PHOTOS / "two_people_256.png").read_bytes(), "image/png")}
+    r = httpx.post(f"{server.url}/v1/render", files=files, timeout=60)
+    assert r.status_code == 200
+    drawn = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"), np.int16)
+    plain = np.asarray(Image.open(PHOTOS / "two_people_256.png").convert("RGB"), np.int16)
+    changed = np.abs(drawn - plain).sum(axis=2) > 60
+    assert changed[:, :128].sum() > 200 and changed[:, 128:].sum() > 200  # skeletons on both halves
