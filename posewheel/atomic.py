@@ -1,8 +1,11 @@
 """Atomic writes of files, folders and pointers: an interrupted write leaves the old state or the new.
 
 Files are written to a temporary sibling, fsynced and renamed over the target. Folders are built
-beside the target and swapped in with one `renameat2(RENAME_EXCHANGE)` call where the kernel has
-it (Linux), so readers see the old folder or the new one, never a mix and never nothing.
+beside the target, every file and folder in them fsynced, and swapped in with one
+`renameat2(RENAME_EXCHANGE)` call where the kernel has it (Linux), so readers see the old folder
+or the new one, never a mix and never nothing, and a power cut after the swap cannot leave the
+new folder's names pointing at empty files (files copied or written into a stage by any means,
+`shutil.copy2` or `Path.write_text`, are made durable here, before the swap).
 """
 
 from __future__ import annotations
@@ -28,6 +31,24 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_tree(root: str | os.PathLike[str]) -> None:
+    """fsync every regular file under `root`, then every folder (deepest first), `root` included."""
+    folders: list[str] = []
+    for folder, _dirs, files in os.walk(root):
+        folders.append(folder)
+        for name in files:
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                continue
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    for folder in reversed(folders):
+        _fsync_dir(Path(folder))
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
@@ -113,6 +134,7 @@ def staged_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
     try:
         yield stage
+        fsync_tree(stage)  # the contents are on disk before the name points at them
         replace_dir(stage, target_path)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

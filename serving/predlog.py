@@ -2,7 +2,8 @@
 
 A request only puts a record on a bounded in-memory queue (never blocks, never raises); the
 writer stores the image once by content hash, appends the record to
-`<predictions_dir>/YYYY-MM-DD.jsonl` (flush + fsync per group of records) and, for predictions
+`<predictions_dir>/YYYY-MM-DD.jsonl` (flush + fsync per group of records; a partial last line left
+by a crash is ended first, never continued) and, for predictions
 the review policy picked, puts a `ReviewItem` into the outbox. A full disk or a missing folder
 costs log lines and a counter, never a failed or slower prediction.
 """
@@ -208,8 +209,10 @@ class PredictionLog:
         if self._file is None or self._file_day != day:
             self._close()
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.log_dir / f"{day}{self.file_tag}.jsonl", "ab")  # noqa: SIM115 - kept open
+            path = self.log_dir / f"{day}{self.file_tag}.jsonl"
+            self._file = open(path, "ab")  # noqa: SIM115 - kept open
             self._file_day = day
+            _end_partial_line(path, self._file)
         return self._file
 
     def _close(self) -> None:
@@ -217,6 +220,20 @@ class PredictionLog:
             with contextlib.suppress(OSError):
                 self._file.close()
             self._file = None
+
+
+def _end_partial_line(path: Path, handle: IO[bytes]) -> None:
+    """A crash mid-write leaves a last line without its newline: end it, so the next record starts on
+    a line of its own (the broken line stays one unreadable line, instead of spoiling a good one)."""
+    if handle.tell() == 0:
+        return
+    with open(path, "rb") as reader:
+        reader.seek(-1, os.SEEK_END)
+        if reader.read(1) == b"\n":
+            return
+    handle.write(b"\n")
+    handle.flush()
+    log.warning("prediction log %s ended in a partial line (a crash while writing?); it is left as it is", path)
 
 
 def _log_line(record: PredictionRecord, sha: str) -> dict[str, Any]:
