@@ -11,10 +11,13 @@ the phantoms it invents (on empty images too), which the ground-truth-box protoc
     evaluate_without_boxes("models/production", "data/holdout/studio_groups")
     # {"oks_ap": ..., "box_ap": ..., "persons_found": ..., "true_boxes_oks_ap": ..., "oks_ap_ratio": ...}
 
-Detection score (`PERSON_SCORE`): the detector's person score times the pose's mean keypoint score
-(`box_x_pose`). Measured with the pretrained MoveNet pair on the 300-image studio and street
-multi-person holdouts (benchmarks/multi_person.py), it ranks best of the three choices; see the
-figures in `docs/` or the benchmark's `person_score` lines.
+Detection score (`PERSON_SCORE`), which orders the detections for AP: the detector's person score
+times the pose's mean keypoint score (`box_x_pose`). It gave the highest OKS AP of the three
+choices on both 300-image multi-person holdouts (benchmarks/multi_person.py, pretrained MoveNet
+Lightning + MultiPose): studio 0.1549 vs. 0.1542 box score alone vs. 0.1521 mean keypoint score;
+street 0.0439 vs. 0.0417 vs. 0.0438. The margins are small; the product keeps both the detector's
+"is this a person" and the pose network's "can I read it", so a confident box with an unreadable
+pose, or a readable pose in a doubtful box, ranks below a detection that is both.
 """
 
 from __future__ import annotations
@@ -31,7 +34,16 @@ from PIL import Image
 
 from posewheel import dataset as coco
 from posewheel.artifact import MODEL_FILE, load_card
-from posewheel.decoding import Box, crop_box, crop_image, decode_outputs, normalize, pose_score
+from posewheel.decoding import (
+    Box,
+    InputSpec,
+    crop_box,
+    crop_image,
+    decode_outputs,
+    normalize,
+    pose_score,
+    whole_image_box,
+)
 from posewheel.detection import detect_persons
 from posewheel.schema import KEYPOINT_NAMES, OKS_SIGMAS, PERSON_CATEGORY_ID
 
@@ -76,7 +88,8 @@ def predict_without_boxes(
 ) -> DetectedPersons:
     """Detect the persons of every image of `dataset` with the artifact's detector, then estimate each top-down.
 
-    score_threshold and max_persons default to the card's detector section, as in serving.
+    score_threshold and max_persons default to the card's detector section and max_persons is capped
+    by it, as in serving (serving/engine.py PersonDetector.detect, then prepare).
     Raises ValueError when the artifact has no detector.
     """
     import onnxruntime as ort
@@ -87,7 +100,7 @@ def predict_without_boxes(
         raise ValueError(f"{folder / 'card.json'}: the card has no detector section; it cannot find persons itself")
     detector = card.detector
     threshold = detector.score_threshold if score_threshold is None else score_threshold
-    limit = detector.max_persons if max_persons is None else max_persons
+    limit = detector.max_persons if max_persons is None else min(max_persons, detector.max_persons)
     providers = ["CPUExecutionProvider"]
     pose_session = ort.InferenceSession(str(folder / MODEL_FILE), providers=providers)
     detector_session = ort.InferenceSession(str(folder / detector.file), providers=providers)
@@ -118,7 +131,7 @@ def predict_without_boxes(
             image_ids.append(record.id)
             boxes.append(box)
             box_scores.append(float(found_score))
-            windows.append(crop_box(box, spec))
+            windows.append(crop_box(_served_box(box, image, spec), spec))
             crops.append(crop_image(image, windows[-1], spec))
         if len(crops) >= batch_size:
             p, s = run_pose(crops, windows)
@@ -202,6 +215,14 @@ def evaluate_without_boxes(
         values["true_boxes_oks_ap"] = given
         values["oks_ap_ratio"] = values["oks_ap"] / given if given > 0 else float("nan")
     return values
+
+
+def _served_box(box: Box, image: Image.Image, spec: InputSpec) -> Box:
+    """The box the pose network is given for a detection: serving.engine.prepare reads a box covering the
+    whole image as "the whole image is the person" and crops it with the card's whole_image_padding."""
+    if box == (0.0, 0.0, float(image.width), float(image.height)):
+        return whole_image_box(image.width, image.height, spec)
+    return box
 
 
 def _coco_ap(
