@@ -178,7 +178,7 @@ def score_without_boxes(pred: DetectedPersons, person_score: PersonScore = PERSO
     ]  # fmt: skip
     (oks_ap, ap50, ap75), _ = _coco_ap(ds, image_ids, keypoint_results, "keypoints", bool(truth))
     (box_ap, box_ap50, box_ap75), box_eval = _coco_ap(ds, image_ids, box_results, "bbox", bool(truth))
-    matched = _matched_detections(box_eval, pred, image_ids)
+    matched = _matched_detections(box_eval, pred, image_ids, {a.id for a in truth})
     empty = {r.id for r in ds.images} - {a.image_id for a in truth}
     phantom_images = {int(i) for i, m in zip(pred.image_ids, matched, strict=True) if not m and int(i) in empty}
     return {
@@ -252,8 +252,12 @@ def _coco_ap(
     return (float(ev.stats[0]), float(ev.stats[1]), float(ev.stats[2])), ev
 
 
-def _matched_detections(box_eval: Any, pred: DetectedPersons, image_ids: Sequence[int]) -> np.ndarray:
-    """(P,) bool: detection i matched a true person at box IoU MATCH_IOU (pycocotools' greedy matching)."""
+def _matched_detections(
+    box_eval: Any, pred: DetectedPersons, image_ids: Sequence[int], truth_ids: set[int]
+) -> np.ndarray:
+    """(P,) bool: detection i matched a person of `truth_ids` at box IoU MATCH_IOU (pycocotools' greedy matching).
+
+    A detection matched to an unscored annotation (crowd, no labeled joint) counts as unmatched."""
     matched = np.zeros(len(pred.image_ids), dtype=bool)
     if box_eval is None:
         return matched
@@ -264,7 +268,7 @@ def _matched_detections(box_eval: Any, pred: DetectedPersons, image_ids: Sequenc
         if entry is None:
             continue
         for dt_id, gt_id in zip(entry["dtIds"], entry["dtMatches"][t], strict=True):
-            if gt_id > 0:
+            if int(gt_id) in truth_ids:
                 matched_ids.add(int(dt_id))
     # loadRes numbers results 1.. in the order given, which is the order of pred's rows
     for i in range(len(matched)):
