@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import uuid
@@ -21,6 +20,7 @@ import pytest
 from posewheel import artifact
 from tests.support.flywheel import SHORT_PARAMS, make_project
 from tests.support.labelstudio import LabelStudioServer
+from tests.support.waiting import free_port
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
@@ -28,14 +28,8 @@ pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 # 1.5 minutes in-process gave +0.016 AP, too close to noise to assert on).
 # A 2.5-minute fine-tune at the default 10x feedback weight sees too little studio: studio AP fell
 # 0.042 and the promotion gate (rightly) refused it. 5x keeps the short loop within the tolerance.
-LOOP_PARAMS = {**SHORT_PARAMS, "train": {**SHORT_PARAMS["train"], "max_minutes": 3.0, "finetune_max_minutes": 2.5,
-                                         "num_workers": 2, "feedback_weight": 5.0}}  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+LOOP_TRAIN = {"max_minutes": 3.0, "finetune_max_minutes": 2.5, "num_workers": 2, "feedback_weight": 5.0}
+LOOP_PARAMS = {**SHORT_PARAMS, "train": {**SHORT_PARAMS["train"], **LOOP_TRAIN}}
 
 
 @pytest.mark.timeout(1800)
@@ -52,11 +46,11 @@ def test_corrected_street_labels_promote_a_better_model_that_serving_answers_wit
         "POSEWHEEL_REVIEW_THRESHOLD": "0.9",
         "POSEWHEEL_REVIEW_CAP_PER_HOUR": "10000",
     }
+    posewheel = str(Path(sys.executable).with_name("posewheel"))
+    command = [posewheel, "demo", "--traffic", "160", "--labels", "150", "--port", str(free_port())]
     demo = subprocess.run(
-        [str(Path(sys.executable).with_name("posewheel")), "demo", "--traffic", "160", "--labels", "150",
-         "--port", str(_free_port())],
-        cwd=project.root, env={**os.environ, **env}, capture_output=True, text=True, timeout=1500, check=False,
-    )  # fmt: skip
+        command, cwd=project.root, env={**os.environ, **env}, capture_output=True, text=True, timeout=1500, check=False
+    )
     output = demo.stdout + demo.stderr
     assert demo.returncode == 0, output[-6000:]
 
