@@ -109,9 +109,8 @@ def _checker(
             case.validate_response(response, checks=checks)
         except (Exception, FailureGroup) as exc:  # noqa: BLE001 - a failed check of any kind is recorded
             if len(report.failures) < 50:
-                text = str(exc).strip()
-                first = text.splitlines()[0] if text else type(exc).__name__
-                report.failures.append(f"{label} -> {response.status_code}: {first[:200]}")
+                text = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+                report.failures.append(f"{label} -> {response.status_code}: {(text or type(exc).__name__)[:600]}")
 
     return check
 

@@ -5,6 +5,7 @@ uvicorn --factory serving.app:app_from_env      # or: posewheel serve
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,14 +28,33 @@ class _BodyTooLargeError(Exception):
     pass
 
 
-class LimitsAndMetrics:
-    """ASGI middleware: refuse bodies over `max_body_bytes` (413, also when streamed without a length)
-    and count every request by route and status with its latency."""
+class _BodyTimeoutError(Exception):
+    pass
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: ServingMetrics) -> None:
+
+_EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # never refused as "busy": they are how we look
+
+
+class LimitsAndMetrics:
+    """ASGI middleware: refuse bodies over `max_body_bytes` (413, also when streamed without a length),
+    bodies that stall longer than `body_timeout_s` between pieces (408: slow clients hold no slot for
+    long), requests beyond `max_in_flight` at once (503, health and metrics exempt), and count every
+    request by route and status with its latency."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        metrics: ServingMetrics,
+        max_in_flight: int = 256,
+        body_timeout_s: float = 15.0,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
+        self.max_in_flight = max_in_flight
+        self.body_timeout_s = body_timeout_s
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,14 +69,25 @@ class LimitsAndMetrics:
             await _send_error(send, 413, f"request body of {length} bytes exceeds the limit of {limit} bytes")
             self._observe(scope, 413, started)
             return
+        counted = scope.get("path") not in _EXEMPT_PATHS
+        if counted and self.in_flight >= self.max_in_flight:
+            await _send_error(send, 503, f"the server is busy: {self.max_in_flight} requests in flight; retry")
+            self._observe(scope, 503, started)
+            return
 
-        received = 0
+        received, more_body = 0, True
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, more_body
+            if not more_body:  # the body is complete: this waits for a disconnect, which has no time limit
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout_s)
+            except TimeoutError:
+                raise _BodyTimeoutError from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                more_body = bool(message.get("more_body", False))
                 if received > limit:
                     raise _BodyTooLargeError
             return message
@@ -65,13 +97,21 @@ class LimitsAndMetrics:
                 status["code"], status["sent"] = message["status"], True
             await send(message)
 
+        if counted:
+            self.in_flight += 1
         try:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLargeError:
             if not status["sent"]:
                 await _send_error(send, 413, f"request body exceeds the limit of {limit} bytes")
                 status["code"] = 413
+        except _BodyTimeoutError:
+            if not status["sent"]:
+                await _send_error(send, 408, f"the request body stalled for more than {self.body_timeout_s:g} s")
+                status["code"] = 408
         finally:
+            if counted:
+                self.in_flight -= 1
             self._observe(scope, int(status["code"]), started)
 
     def _observe(self, scope: Scope, code: int, started: float) -> None:
@@ -118,6 +158,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = service
+    # /v1/render decodes its image again to draw it: at most this many full images at once
+    app.state.render_slots = asyncio.Semaphore(settings.prepare_threads or settings.resolved_threads())
     for module in (predict, model, health, admin, page):
         app.include_router(module.router)
 
@@ -125,11 +167,26 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     async def _input_error(request: Request, exc: InputError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # One sentence, as every other error: the documented ErrorBody has `detail` as a string.
+        problems = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ())) or "request"
+            problems.append(f"{where}: {err.get('msg', 'invalid')}")
+        return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, status_code=422)
+
     @app.exception_handler(NotReadyError)
     async def _not_ready(request: Request, exc: NotReadyError) -> JSONResponse:
         return JSONResponse({"detail": f"no model loaded: {exc}"}, status_code=503)
 
-    app.add_middleware(LimitsAndMetrics, max_body_bytes=settings.max_body_bytes, metrics=service.metrics)
+    app.add_middleware(
+        LimitsAndMetrics,
+        max_body_bytes=settings.max_body_bytes,
+        metrics=service.metrics,
+        max_in_flight=settings.max_requests_in_flight,
+        body_timeout_s=settings.body_timeout_s,
+    )
     return app
 
 

@@ -29,6 +29,12 @@ from posewheel.imagestore import upright
 Image.core.set_block_size(64 * 1024 * 1024)
 
 ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP"})  # MPO: a JPEG with more frames (phones)
+# Peak bytes per pixel alive while one image of a mode is decoded, turned upright and made RGB
+# (Pillow keeps RGB as 4 bytes a pixel). The pixel limit is a memory budget set in RGB images:
+# a palette image with transparency costs more per pixel (P, RGBA, RGB and the alpha band), so
+# fewer of its pixels fit. Unknown modes are charged like the dearest.
+_PEAK_BYTES = {"RGB": 8, "YCbCr": 8, "CMYK": 8, "L": 5, "1": 5, "P": 9, "RGBA": 13, "LA": 13, "PA": 13}
+_PEAK_BYTES_OTHER = 16
 # The longest `boxes` text parsed: a box is at most 4 numbers of ~24 characters; past this, refuse unread.
 _BOX_TEXT_BYTES = 128
 
@@ -82,6 +88,11 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
         raise InputError(f"the image has no pixels ({width}x{height})")
     if width * height > max_pixels:
         raise InputError(f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}", 413)
+    peak = _peak_bytes(image)
+    if width * height * peak > max_pixels * _PEAK_BYTES["RGB"]:
+        allowed = max_pixels * _PEAK_BYTES["RGB"] // peak
+        raise InputError(f"the {image.mode} image is {width}x{height} = {width * height} pixels; decoding that mode "
+                         f"costs {peak} bytes a pixel, so its limit is {allowed} pixels", 413)  # fmt: skip
     try:
         image.load()
         rgb = _to_rgb(upright(image))
@@ -92,6 +103,14 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
     return DecodedImage(image=rgb, format=image.format, mode=image.mode)
 
 
+def _peak_bytes(image: Image.Image) -> int:
+    """Bytes a pixel of this image costs at the peak of `decode_image` (see _PEAK_BYTES)."""
+    mode = image.mode
+    if mode == "P" and "transparency" in image.info:
+        return _PEAK_BYTES["RGBA"]
+    return _PEAK_BYTES.get(mode, _PEAK_BYTES_OTHER)
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow mode to RGB; transparent pixels become white, as a viewer would show them."""
     if image.mode == "RGB":
@@ -100,8 +119,9 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        rgb = Image.new("RGB", rgba.size, (255, 255, 255))
+        rgb.paste(rgba, mask=rgba.getchannel("A"))  # one RGB image and one band, not three RGBA images
+        return rgb
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         # 16-bit and float greyscale: scale to 8 bit by the image's own range
         extrema = image.getextrema()

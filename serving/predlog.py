@@ -1,6 +1,7 @@
 """The durable prediction log and the review outbox, written by one background thread.
 
-A request only puts a record on a bounded in-memory queue (never blocks, never raises); the
+A request only puts a record on an in-memory queue bounded by count and by bytes (never blocks,
+never raises); the
 writer stores the image once by content hash, appends the record to
 `<predictions_dir>/YYYY-MM-DD.jsonl` (flush + fsync per group of records; a partial last line left
 by a crash is ended first, never continued) and, for predictions
@@ -58,6 +59,7 @@ class PredictionLog:
         max_queue: int = 10_000,
         on_review_queued: Callable[[], object] | None = None,
         file_tag: str = "",
+        max_queue_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self.log_dir = log_dir
         self.file_tag = file_tag  # "" or ".<pid>": each worker process appends to its own file
@@ -66,6 +68,10 @@ class PredictionLog:
         self.outbox = outbox
         self.metrics = metrics
         self._queue: queue.Queue[PredictionRecord | None] = queue.Queue(maxsize=max_queue)
+        # Records hold their request's image: bound the queue by bytes too (10,000 x 10 MiB is 100 GiB).
+        self.max_queue_bytes = max_queue_bytes
+        self._queued_bytes = 0
+        self._bytes_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="posewheel-predlog", daemon=True)
         self._file: IO[bytes] | None = None
         self._file_day: str | None = None
@@ -74,14 +80,25 @@ class PredictionLog:
         self._thread.start()
 
     def submit(self, record: PredictionRecord) -> bool:
-        """Hand a record to the writer; False (and a counted drop) when its queue is full."""
+        """Hand a record to the writer; False (and a counted drop) when its queue is full, by count or bytes."""
+        size = len(record.image)
+        with self._bytes_lock:
+            if self._queued_bytes + size > self.max_queue_bytes:
+                self.metrics.predlog_dropped.inc()
+                return False
+            self._queued_bytes += size
         try:
             self._queue.put_nowait(record)
         except queue.Full:
+            self._release(size)
             self.metrics.predlog_dropped.inc()
             return False
         self.metrics.predlog_backlog.set(self._queue.qsize())
         return True
+
+    def _release(self, size: int) -> None:
+        with self._bytes_lock:
+            self._queued_bytes -= size
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Write what is queued, then stop the thread (waits at most `timeout_s` seconds)."""
@@ -112,12 +129,14 @@ class PredictionLog:
                     break
             stop = any(r is None for r in batch)
             records = [r for r in batch if r is not None]
+            queued_bytes = sum(len(r.image) for r in records)  # as submitted (the writer may turn images upright)
             try:
                 self._write(records)
             except Exception:  # the writer must outlive any one bad record
                 log.exception("prediction log writer failed on %d records", len(records))
                 self.metrics.predlog_errors.inc(len(records))
             finally:
+                self._release(queued_bytes)
                 for _ in batch:
                     self._queue.task_done()
                 self.metrics.predlog_backlog.set(self._queue.qsize())

@@ -47,6 +47,12 @@ class ServingSettings(ProjectSettings):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="request body limit, bytes")
     max_pixels: int = Field(40_000_000, ge=1, description="decoded image limit, width * height")
     max_boxes: int = Field(64, ge=1, description="person boxes per request")
+    max_requests_in_flight: int = Field(
+        256, ge=1, description="requests served at once per worker; more get 503 at once (health and metrics exempt)"
+    )
+    body_timeout_s: float = Field(
+        15.0, gt=0.0, description="longest wait for the next piece of a request body, s (slow clients get 408)"
+    )
 
     review_threshold: float = Field(
         0.6, ge=0.0, le=1.0, description="queue poses whose score (mean joint peak) is below this"

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from serving.deps import ApiKeyDep, ServiceDep
-from serving.images import InputError, load_boxes_json
+from serving.images import InputError, decode_image, load_boxes_json
 from serving.overlay import render_png
 from serving.schemas import ErrorBody, PredictJSON, PredictResponse
 
@@ -149,13 +149,18 @@ async def render(
 ) -> Response:
     """The same prediction as /v1/predict, drawn: boxes, skeleton edges and keypoints over the upright image."""
     data, boxes = await read_request(request, service.settings.max_boxes)
-    prediction = await service.predict(
-        data, boxes, keep_image=True, max_persons=max_persons, score_threshold=score_threshold
-    )
-    assert prediction.image is not None  # asked for above
-    png = await asyncio.to_thread(render_png, prediction.image, prediction.poses)
+    prediction = await service.predict(data, boxes, max_persons=max_persons, score_threshold=score_threshold)
+    # The image is decoded again for drawing, in a bounded number of drawing slots, instead of being
+    # kept from the prediction's decode: a full image lives only while it is drawn, whatever the clients.
+    async with request.app.state.render_slots:
+        png = await asyncio.to_thread(_draw, data, prediction.poses, service.settings.max_pixels)
     return Response(
         png,
         media_type="image/png",
         headers={"X-Request-Id": prediction.request_id, "X-Model-Version": prediction.model_version},
     )
+
+
+def _draw(data: bytes, poses: list[dict[str, Any]], max_pixels: int) -> bytes:
+    """PNG of the upright image `data` with `poses` drawn (runs in a worker thread)."""
+    return render_png(decode_image(data, max_pixels).image, poses)
