@@ -37,6 +37,9 @@ class ModelLoadError(RuntimeError):
     """An artifact could not be loaded or failed its smoke test; the message names the folder."""
 
 
+UNSURE_BAND = 0.05  # detector scores this close to its threshold make an image worth a person's look
+
+
 @dataclass(eq=False)
 class PersonDetector:
     """The artifact's person detector (card.detector): finds the people of a request without boxes."""
@@ -51,11 +54,15 @@ class PersonDetector:
 
     def detect(
         self, image: Image.Image, score_threshold: float | None = None, max_persons: int | None = None
-    ) -> tuple[list[Box], np.ndarray]:
-        """Boxes (image pixels) and scores of the people in `image`, best first; the card's defaults if None."""
+    ) -> tuple[list[Box], np.ndarray, int]:
+        """Boxes (image pixels) and scores of the people in `image`, best first (the card's defaults if None),
+        and how many people it was unsure of: scored within UNSURE_BAND of the threshold, kept or not."""
         threshold = self.card.score_threshold if score_threshold is None else score_threshold
         cap = self.card.max_persons if max_persons is None else min(max_persons, self.card.max_persons)
-        return detect_persons(image, self.spec, self.run, threshold, cap)
+        boxes, scores = detect_persons(image, self.spec, self.run, max(0.0, threshold - UNSURE_BAND), cap)
+        kept = scores >= threshold
+        unsure = int((np.abs(scores - threshold) < UNSURE_BAND).sum())
+        return [b for b, k in zip(boxes, kept, strict=True) if k], scores[kept], unsure
 
 
 @dataclass(eq=False)

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 LOW_CONFIDENCE = "low_confidence"
+UNCERTAIN_PERSON = "uncertain_person"  # the detector was unsure whether someone is there (missed or phantom)
 RANDOM = "random"
 
 
@@ -36,17 +37,23 @@ class ReviewPolicy:
         self._recent: deque[float] = deque()  # times (s) of queued items within the last hour
         self._on_capped = on_capped
 
-    def wanted(self, pose_scores: Sequence[float]) -> str | None:
-        """The reason this prediction deserves review ignoring the cap, or None."""
+    def wanted(self, pose_scores: Sequence[float], uncertain_persons: int = 0) -> str | None:
+        """The reason this prediction deserves review ignoring the cap, or None.
+
+        `uncertain_persons`: people the detector scored close to its threshold, on either side (a
+        person it may have missed, or one it may have made up); their images teach the detector.
+        """
         if pose_scores and min(pose_scores) < self.threshold:
             return LOW_CONFIDENCE
+        if uncertain_persons > 0:
+            return UNCERTAIN_PERSON
         if self.random_fraction > 0 and self._rng.random() < self.random_fraction:
             return RANDOM
         return None
 
-    def decide(self, pose_scores: Sequence[float]) -> str | None:
-        """'low_confidence', 'random' or None for a prediction whose poses scored `pose_scores` (0..1)."""
-        reason = self.wanted(pose_scores)
+    def decide(self, pose_scores: Sequence[float], uncertain_persons: int = 0) -> str | None:
+        """'low_confidence', 'uncertain_person', 'random' or None for a prediction whose poses scored `pose_scores`."""
+        reason = self.wanted(pose_scores, uncertain_persons)
         if reason is None:
             return None
         now = self._clock()

@@ -27,7 +27,7 @@ class PredictJSON(BaseModel):
 
 class ReviewFlag(BaseModel):
     queued: bool = Field(description="the prediction was picked for review by annotators")
-    reason: str | None = Field(None, description="'low_confidence' or 'random' when queued")
+    reason: str | None = Field(None, description="'low_confidence', 'uncertain_person' or 'random' when queued")
 
 
 class PredictResponse(BaseModel):

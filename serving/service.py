@@ -144,11 +144,11 @@ class PoseService:
         expected = len(raw_boxes) if isinstance(raw_boxes, list) and raw_boxes else 1
         prepare = partial(self._prepare, data, raw_boxes, model, keep_image, max_persons, score_threshold)
         answer = await batcher.submit(model, prepare, expected)
-        image, (width, height), boxes, box_scores = answer.extra
+        image, (width, height), boxes, box_scores, unsure = answer.extra
         points, scores = answer.points, answer.scores
         poses = pose_dicts(boxes, points, scores, box_scores)
         pose_scores = [p["score"] for p in poses]
-        reason = self.policy.decide(pose_scores)
+        reason = self.policy.decide(pose_scores, unsure)
         request_id = uuid.uuid4().hex
         for s in pose_scores:
             self.metrics.pose_score.observe(s)
@@ -186,14 +186,15 @@ class PoseService:
         """Runs in the batcher's worker thread: decode, find or validate boxes, crop; the full image is let go here."""
         decoded = decode_image(data, self.settings.max_pixels)
         box_scores: list[float] | None = None
+        unsure = 0
         if model.detector is not None and raw_boxes in (None, "", []):
-            boxes, found = model.detector.detect(decoded.image, score_threshold, max_persons)
+            boxes, found, unsure = model.detector.detect(decoded.image, score_threshold, max_persons)
             box_scores = found.tolist()
         else:
             boxes = parse_boxes(raw_boxes, decoded.width, decoded.height, self.settings.max_boxes)
         inputs, windows = prepare(decoded.image, boxes, model.spec)
         image = decoded.image if keep_image else None
-        return Prepared(inputs, windows, (image, (decoded.width, decoded.height), boxes, box_scores))
+        return Prepared(inputs, windows, (image, (decoded.width, decoded.height), boxes, box_scores, unsure))
 
     def _on_batch(self, size: int, depth: int) -> None:
         self.metrics.batch_size.observe(size)

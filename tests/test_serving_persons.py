@@ -102,3 +102,22 @@ def test_render_draws_every_person(server: RunningServer) -> None:
     plain = np.asarray(Image.open(PHOTOS / "two_people_256.png").convert("RGB"), np.int16)
     changed = np.abs(drawn - plain).sum(axis=2) > 60
     assert changed[:, :128].sum() > 200 and changed[:, 128:].sum() > 200  # skeletons on both halves
+
+
+def test_a_person_the_detector_is_unsure_of_makes_the_image_a_review_candidate(pretrained_models: Path) -> None:
+    """A missed or phantom person is what teaches the detector: scores near its threshold are flagged."""
+    from serving.engine import UNSURE_BAND, load_model
+    from serving.review_policy import UNCERTAIN_PERSON, ReviewPolicy
+
+    model = load_model(pretrained_models.resolve(), "test", threads=2)
+    assert model.detector is not None
+    image = Image.open(PHOTOS / "cameraman_256.png").convert("RGB")
+    (box,), (score,), unsure = model.detector.detect(image)
+    assert unsure == 0 and score > model.detector.card.score_threshold + UNSURE_BAND
+    kept, _, unsure = model.detector.detect(image, score_threshold=score + UNSURE_BAND / 2)  # just missed
+    assert kept == [] and unsure == 1
+    kept, _, unsure = model.detector.detect(image, score_threshold=score - UNSURE_BAND / 2)  # barely kept
+    assert len(kept) == 1 and unsure == 1
+    policy = ReviewPolicy(threshold=0.1, random_fraction=0.0, cap_per_hour=10)
+    assert policy.decide([0.9], uncertain_persons=1) == UNCERTAIN_PERSON
+    assert policy.decide([0.9], uncertain_persons=0) is None
