@@ -39,8 +39,9 @@ def main() -> None:
 
     import os
 
+    from posewheel.params import load_params
     from posewheel.synth import generate
-    from training.config import TrainConfig, load_params
+    from training.config import TrainConfig
     from training.evaluate import evaluate_artifact
     from training.export import write_artifact
     from training.model import NetConfig, PoseNet

@@ -42,8 +42,9 @@ def main() -> None:
     import lightning.pytorch as L
     import torch
 
+    from posewheel.params import load_params
     from posewheel.synth import generate
-    from training.config import TrainConfig, load_params
+    from training.config import TrainConfig
     from training.data import PoseDataModule
     from training.module import PoseModel, fit_loss
 

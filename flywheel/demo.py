@@ -26,10 +26,11 @@ from pathlib import Path
 
 import httpx
 
-from flywheel.pipeline import PipelinePaths, load_params, repro, venv_environ
+from flywheel.pipeline import PipelinePaths, repro, venv_environ
 from flywheel.stages.synth import TRAFFIC_SEED_OFFSET
 from flywheel.tracking import wandb_environ
 from posewheel import artifact
+from posewheel.params import load_params
 from posewheel.review import Outbox
 from posewheel.settings import ProjectSettings
 

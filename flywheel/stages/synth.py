@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from flywheel.pipeline import PipelinePaths, load_params
+from flywheel.pipeline import PipelinePaths
+from posewheel.params import load_params
 from posewheel.settings import ProjectSettings
 
 log = logging.getLogger("flywheel.synth")
