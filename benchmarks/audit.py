@@ -34,8 +34,9 @@ KNOWN_VULNERABLE = "requests==2.19.0"  # CVE-2018-18074 among others
 
 def frozen_requirements(venv: Path) -> list[str]:
     """`pip freeze` of `venv` as pinned `name==version` lines (editable and local installs left out)."""
-    out = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "freeze", "--all"], capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True
+    ).stdout
     return [line for line in out.splitlines() if "==" in line and not line.startswith(("-e", "#"))]
 
 
@@ -48,10 +49,24 @@ def pip_audit(requirements: list[str], timeout_s: float = 600) -> dict[str, Any]
         handle.write("\n".join(requirements) + "\n")
     try:
         proc = subprocess.run(
-            [executable, "-r", handle.name, "--no-deps", "--disable-pip", "--format", "json",
-             "--progress-spinner", "off", "--timeout", "30"],
-            capture_output=True, text=True, timeout=timeout_s, check=False,
-        )  # fmt: skip
+            [
+                executable,
+                "-r",
+                handle.name,
+                "--no-deps",
+                "--disable-pip",
+                "--format",
+                "json",
+                "--progress-spinner",
+                "off",
+                "--timeout",
+                "30",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"pip-audit took over {timeout_s:.0f} s (advisory service unreachable?)"}
     finally:
@@ -67,11 +82,16 @@ def pip_audit(requirements: list[str], timeout_s: float = 600) -> dict[str, Any]
 def findings(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One entry per (package, advisory) in a pip-audit JSON report."""
     return [
-        {"package": dep["name"], "version": dep.get("version"), "id": vuln["id"], "aliases": vuln.get("aliases", []),
-         "fix_versions": vuln.get("fix_versions", [])}
+        {
+            "package": dep["name"],
+            "version": dep.get("version"),
+            "id": vuln["id"],
+            "aliases": vuln.get("aliases", []),
+            "fix_versions": vuln.get("fix_versions", []),
+        }
         for dep in report.get("dependencies", [])
         for vuln in dep.get("vulns", [])
-    ]  # fmt: skip
+    ]
 
 
 def main() -> None:
@@ -95,9 +115,18 @@ def main() -> None:
         error = report.get("error")
         if error is None and len(skipped) == len(requirements):
             error = "no package could be audited: the advisory database is unreachable from here"
-        emit("audit", environment=name, packages=len(requirements), audited=len(requirements) - len(skipped),
-             vulnerable_packages=len({f["package"] for f in found}), advisories=len(found), findings=found,
-             skipped=len(skipped), advisory_db_reachable=reachable, error=error)  # fmt: skip
+        emit(
+            "audit",
+            environment=name,
+            packages=len(requirements),
+            audited=len(requirements) - len(skipped),
+            vulnerable_packages=len({f["package"] for f in found}),
+            advisories=len(found),
+            findings=found,
+            skipped=len(skipped),
+            advisory_db_reachable=reachable,
+            error=error,
+        )
 
 
 if __name__ == "__main__":

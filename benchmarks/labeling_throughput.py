@@ -45,13 +45,25 @@ def make_items(store: ImageStore, count: int, seed: int) -> list[ReviewItem]:
         Image.fromarray(rng.integers(0, 255, (H // 4, W // 4, 3), dtype=np.uint8)).resize((W, H)).save(buffer, "PNG")
         sha = store.put(buffer.getvalue())
         xy = rng.uniform(10, [W - 10, H - 10], size=(17, 2))
-        kps = [PredictedKeypoint(name=name, x=float(x), y=float(y), score=float(rng.uniform(0.1, 0.9)))
-               for name, (x, y) in zip(KEYPOINT_NAMES, xy, strict=True)]  # fmt: skip
+        kps = [
+            PredictedKeypoint(name=name, x=float(x), y=float(y), score=float(rng.uniform(0.1, 0.9)))
+            for name, (x, y) in zip(KEYPOINT_NAMES, xy, strict=True)
+        ]
         score = float(rng.uniform(0.05, 0.6))
         pose = PredictedPose(box=(5, 5, W - 10, H - 10), score=score, keypoints=kps)
-        items.append(ReviewItem(request_id=f"bench-{seed}-{n}", image_sha256=sha, image_path=str(store.path_for(sha)),
-                                width=W, height=H, model_version="bench-1", score=score, reason="low_confidence",
-                                poses=[pose]))  # fmt: skip
+        items.append(
+            ReviewItem(
+                request_id=f"bench-{seed}-{n}",
+                image_sha256=sha,
+                image_path=str(store.path_for(sha)),
+                width=W,
+                height=H,
+                model_version="bench-1",
+                score=score,
+                reason="low_confidence",
+                poses=[pose],
+            )
+        )
     return items
 
 
@@ -101,11 +113,24 @@ def main() -> None:
         baseline_items = make_items(store, args.baseline_items, seed=2)
         base_rate, _ = drain_rate(server, baseline_items, Path(tmp) / f"ob-{uuid.uuid4().hex}", batch_size=1)
         rate, _ = drain_rate(server, items, Path(tmp) / f"ob-{uuid.uuid4().hex}", batch_size=args.batch_size)
-        print(json.dumps({"figure": "drain_items_per_s", "value": round(rate, 1), "unit": "items/s",
-                          "items": len(items), "batch_size": args.batch_size,
-                          "baseline": {"name": "one task per import request", "value": round(base_rate, 1),
-                                       "items": len(baseline_items)},
-                          "speedup": round(rate / base_rate, 2)}), flush=True)  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "figure": "drain_items_per_s",
+                    "value": round(rate, 1),
+                    "unit": "items/s",
+                    "items": len(items),
+                    "batch_size": args.batch_size,
+                    "baseline": {
+                        "name": "one task per import request",
+                        "value": round(base_rate, 1),
+                        "items": len(baseline_items),
+                    },
+                    "speedup": round(rate / base_rate, 2),
+                }
+            ),
+            flush=True,
+        )
 
         project_id = annotated_project(server, items, np.random.default_rng(3))
         start = time.perf_counter()
@@ -116,10 +141,20 @@ def main() -> None:
         export_s = time.perf_counter() - start
         if summary.tasks != len(items) or len(raw) != len(items):
             raise RuntimeError(f"exported {summary.tasks} of {len(items)} tasks")
-        print(json.dumps({"figure": f"export_{len(items)}_tasks_s", "value": round(export_s, 2), "unit": "s",
-                          "tasks": summary.tasks, "persons": summary.persons,
-                          "baseline": {"name": "Label Studio JSON export download alone", "value": round(fetch_s, 2)},
-                          "overhead_s": round(export_s - fetch_s, 2)}), flush=True)  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "figure": f"export_{len(items)}_tasks_s",
+                    "value": round(export_s, 2),
+                    "unit": "s",
+                    "tasks": summary.tasks,
+                    "persons": summary.persons,
+                    "baseline": {"name": "Label Studio JSON export download alone", "value": round(fetch_s, 2)},
+                    "overhead_s": round(export_s - fetch_s, 2),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

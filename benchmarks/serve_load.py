@@ -213,10 +213,19 @@ class Target:
         """One client process for `seconds` (after `warmup_s`), adding up its results and CPU."""
         server_cpu0, wall0 = tree_cpu(self.proc.pid), time.perf_counter()
         client = subprocess.run(
-            [PY, str(ROOT / "benchmarks" / "serve_client.py"), self.url, str(self.bodies), str(concurrency),
-             str(seconds), str(warmup_s), str(nice)],
-            stdout=subprocess.PIPE, check=True,
-        )  # fmt: skip
+            [
+                PY,
+                str(ROOT / "benchmarks" / "serve_client.py"),
+                self.url,
+                str(self.bodies),
+                str(concurrency),
+                str(seconds),
+                str(warmup_s),
+                str(nice),
+            ],
+            stdout=subprocess.PIPE,
+            check=True,
+        )
         self.wall_s += time.perf_counter() - wall0
         self.server_cpu_s += tree_cpu(self.proc.pid) - server_cpu0
         result = json.loads(client.stdout)
@@ -258,8 +267,12 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="artifact with weights.pt (default: export an untrained one)")
     parser.add_argument("--batch", type=int, default=16, help="max batch size for posewheel, LitServe and offline")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="ONNX Runtime threads in all")
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
-                        help="server processes of posewheel and LitServe (each gets threads / workers)")  # fmt: skip
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="server processes of posewheel and LitServe (each gets threads / workers)",
+    )
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--client-nice", type=int, default=10, help="niceness of the load generator process")
     parser.add_argument("--size", type=int, default=256, help="image side, pixels")
@@ -274,9 +287,20 @@ def main() -> None:
     for fmt in ("json", "multipart"):
         body_files[fmt] = work / f"bodies-{fmt}.pkl"
         body_files[fmt].write_bytes(pickle.dumps(bodies(images, fmt)))
-    emit("setup", artifact=str(artifact), images=len(images), size=args.size, cpus=len(os.sched_getaffinity(0)),
-         duration_s=args.duration, rounds=args.rounds, batch=args.batch, threads=args.threads, workers=args.workers,
-         client_nice=args.client_nice, loadavg_1m=os.getloadavg()[0])  # fmt: skip
+    emit(
+        "setup",
+        artifact=str(artifact),
+        images=len(images),
+        size=args.size,
+        cpus=len(os.sched_getaffinity(0)),
+        duration_s=args.duration,
+        rounds=args.rounds,
+        batch=args.batch,
+        threads=args.threads,
+        workers=args.workers,
+        client_nice=args.client_nice,
+        loadavg_1m=os.getloadavg()[0],
+    )
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "POSEWHEEL_ROOT": str(work), "OMP_NUM_THREADS": str(args.threads)}
     wanted = args.targets.split(",")
@@ -285,25 +309,44 @@ def main() -> None:
     try:
         if "posewheel" in wanted:
             port = free_port()
-            server_env = {**env, "POSEWHEEL_MAX_BATCH_SIZE": str(args.batch), "POSEWHEEL_WORKERS": str(args.workers),
-                          "POSEWHEEL_INTRA_OP_THREADS": str(per_worker)}  # fmt: skip
-            proc = start([str(Path(PY).parent / "posewheel"), "serve", "--model", str(artifact), "--port", str(port)],
-                         server_env, f"http://127.0.0.1:{port}/readyz")  # fmt: skip
+            server_env = {
+                **env,
+                "POSEWHEEL_MAX_BATCH_SIZE": str(args.batch),
+                "POSEWHEEL_WORKERS": str(args.workers),
+                "POSEWHEEL_INTRA_OP_THREADS": str(per_worker),
+            }
+            proc = start(
+                [str(Path(PY).parent / "posewheel"), "serve", "--model", str(artifact), "--port", str(port)],
+                server_env,
+                f"http://127.0.0.1:{port}/readyz",
+            )
             time.sleep(2.0 if args.workers > 1 else 0.0)  # /readyz answered by one worker: let the others load too
             for fmt in args.formats.split(","):
                 targets.append(Target("posewheel", fmt, f"http://127.0.0.1:{port}/v1/predict", proc, body_files[fmt]))
         if "litserve" in wanted:
             port = free_port()
-            cmd = [PY, str(ROOT / "benchmarks" / "serve_litserve.py"), str(artifact), str(port), str(args.batch),
-                   "0.002", str(per_worker), str(args.workers)]  # fmt: skip
+            cmd = [
+                PY,
+                str(ROOT / "benchmarks" / "serve_litserve.py"),
+                str(artifact),
+                str(port),
+                str(args.batch),
+                "0.002",
+                str(per_worker),
+                str(args.workers),
+            ]
             proc = start(cmd, env, f"http://127.0.0.1:{port}/health")
             targets.append(Target("litserve", "json", f"http://127.0.0.1:{port}/predict", proc, body_files["json"]))
         if "naive" in wanted:
             port = free_port()
-            proc = start([PY, str(ROOT / "benchmarks" / "serve_naive.py"), str(artifact), str(port)], env,
-                         f"http://127.0.0.1:{port}/docs")  # fmt: skip
-            targets.append(Target("naive-torch", "json", f"http://127.0.0.1:{port}/v1/predict", proc,
-                                  body_files["json"]))  # fmt: skip
+            proc = start(
+                [PY, str(ROOT / "benchmarks" / "serve_naive.py"), str(artifact), str(port)],
+                env,
+                f"http://127.0.0.1:{port}/docs",
+            )
+            targets.append(
+                Target("naive-torch", "json", f"http://127.0.0.1:{port}/v1/predict", proc, body_files["json"])
+            )
         offline = Offline(artifact, images, args.batch, args.threads)
         round_s = args.duration / args.rounds
         results: dict[int, dict[str, dict[str, Any]]] = {}
@@ -314,10 +357,20 @@ def main() -> None:
                     target.run_round(c, round_s, args.warmup, args.client_nice)
                 offline.run_round(round_s)
             results[c] = {f"{t.name}-{t.fmt}": t.report(c) for t in targets}
-        emit("offline_limit", value=round(offline.limit, 1), unit="img/s", batch=args.batch, threads=args.threads,
-             cpu_ms_per_image=round(1000 * offline.cpu_s / offline.done, 2))  # fmt: skip
-        emit("single_image_latency", p50_ms=round(offline.single_ms(50), 2), p99_ms=round(offline.single_ms(99), 2),
-             n=len(offline.single_s))  # fmt: skip
+        emit(
+            "offline_limit",
+            value=round(offline.limit, 1),
+            unit="img/s",
+            batch=args.batch,
+            threads=args.threads,
+            cpu_ms_per_image=round(1000 * offline.cpu_s / offline.done, 2),
+        )
+        emit(
+            "single_image_latency",
+            p50_ms=round(offline.single_ms(50), 2),
+            p99_ms=round(offline.single_ms(99), 2),
+            n=len(offline.single_s),
+        )
     finally:
         for proc in {id(t.proc): t.proc for t in targets}.values():
             stop(proc)
@@ -330,16 +383,31 @@ def goals(results: dict[int, dict[str, dict[str, Any]]], offline: Offline) -> No
         return
     ours = {c: results[c]["posewheel-json"] for c in CONCURRENCY}
     rps = ours[top]["throughput_rps"]
-    emit("goal", name="c32_vs_offline_limit", ratio=round(rps / offline.limit, 3), need=">= 0.8",
-         passed=rps >= 0.8 * offline.limit)  # fmt: skip
+    emit(
+        "goal",
+        name="c32_vs_offline_limit",
+        ratio=round(rps / offline.limit, 3),
+        need=">= 0.8",
+        passed=rps >= 0.8 * offline.limit,
+    )
     if "litserve-json" in results[top]:
         ratio = rps / max(results[top]["litserve-json"]["throughput_rps"], 1e-9)
         emit("goal", name="c32_vs_litserve", ratio=round(ratio, 3), need=">= 1.0", passed=ratio >= 1.0)
     p99 = ours[1]["p99_ms"]
-    emit("goal", name="c1_p99_vs_engine_single_image_p50", ratio=round(p99 / offline.single_ms(50), 3), need="< 1.5",
-         passed=p99 < 1.5 * offline.single_ms(50))  # fmt: skip
-    emit("goal", name="c1_p99_vs_engine_single_image_p99", ratio=round(p99 / offline.single_ms(99), 3), need="< 1.5",
-         passed=p99 < 1.5 * offline.single_ms(99))  # fmt: skip
+    emit(
+        "goal",
+        name="c1_p99_vs_engine_single_image_p50",
+        ratio=round(p99 / offline.single_ms(50), 3),
+        need="< 1.5",
+        passed=p99 < 1.5 * offline.single_ms(50),
+    )
+    emit(
+        "goal",
+        name="c1_p99_vs_engine_single_image_p99",
+        ratio=round(p99 / offline.single_ms(99), 3),
+        need="< 1.5",
+        passed=p99 < 1.5 * offline.single_ms(99),
+    )
     errors = sum(row["errors"] for c in CONCURRENCY for key, row in results[c].items() if key.startswith("posewheel"))
     emit("goal", name="zero_errors", errors=errors, passed=errors == 0)
 

@@ -67,15 +67,26 @@ def main() -> None:
     start = time.monotonic()
     artifact = train(config, [(args.work / "studio_train", 1.0)], args.work / "models", log_dir=args.work / "logs")
     minutes = (time.monotonic() - start) / 60
-    emit("train_minutes", value=round(minutes, 2), budget=config.max_minutes, backbone=config.backbone,
-         input=f"{config.input_height}x{config.input_width}", artifact=str(artifact))  # fmt: skip
+    emit(
+        "train_minutes",
+        value=round(minutes, 2),
+        budget=config.max_minutes,
+        backbone=config.backbone,
+        input=f"{config.input_height}x{config.input_width}",
+        artifact=str(artifact),
+    )
     for holdout in ("studio_holdout", "street_holdout"):
         trained = evaluate_artifact(artifact, args.work / holdout)
         untrained = evaluate_artifact(baseline, args.work / holdout)
         bar = STUDIO_BAR if holdout == "studio_holdout" else None
-        emit(f"{holdout}_oks_ap", value=round(trained["oks_ap"], 4), baseline_untrained=round(untrained["oks_ap"], 4),
-             bar=bar, passed=None if bar is None else trained["oks_ap"] >= bar,
-             **{k: round(v, 4) for k, v in trained.items() if k != "oks_ap"})  # fmt: skip
+        emit(
+            f"{holdout}_oks_ap",
+            value=round(trained["oks_ap"], 4),
+            baseline_untrained=round(untrained["oks_ap"], 4),
+            bar=bar,
+            passed=None if bar is None else trained["oks_ap"] >= bar,
+            **{k: round(v, 4) for k, v in trained.items() if k != "oks_ap"},
+        )
 
 
 if __name__ == "__main__":

@@ -91,10 +91,17 @@ def main() -> None:
             """img/s of Lightning fitting through the data pipeline, from the first timed step's start."""
             clock = StepClock()
             trainer = L.Trainer(
-                max_steps=args.warmup + args.steps + 1, accelerator="cpu", devices=1, logger=False,
-                enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                num_sanity_val_steps=0, limit_val_batches=0, callbacks=[clock],
-            )  # fmt: skip
+                max_steps=args.warmup + args.steps + 1,
+                accelerator="cpu",
+                devices=1,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                num_sanity_val_steps=0,
+                limit_val_batches=0,
+                callbacks=[clock],
+            )
             trainer.fit(PoseModel({**config.to_dict(), "channels_last": channels_last}), datamodule=datamodule)
             marks = clock.marks[args.warmup :]
             return args.batch_size * (len(marks) - 1) / (marks[-1] - marks[0])
@@ -103,10 +110,23 @@ def main() -> None:
         pipeline = fit(config.channels_last)
         after = model_only()
         baseline = (before + after) / 2
-        emit("model_only_img_per_s", value=round(baseline, 2), before=round(before, 2), after=round(after, 2),
-             batch_size=args.batch_size, steps=args.steps, threads=torch.get_num_threads())  # fmt: skip
-        emit("pipeline_img_per_s", value=round(pipeline, 2), batch_size=args.batch_size, steps=args.steps,
-             num_workers=config.num_workers, channels_last=config.channels_last)  # fmt: skip
+        emit(
+            "model_only_img_per_s",
+            value=round(baseline, 2),
+            before=round(before, 2),
+            after=round(after, 2),
+            batch_size=args.batch_size,
+            steps=args.steps,
+            threads=torch.get_num_threads(),
+        )
+        emit(
+            "pipeline_img_per_s",
+            value=round(pipeline, 2),
+            batch_size=args.batch_size,
+            steps=args.steps,
+            num_workers=config.num_workers,
+            channels_last=config.channels_last,
+        )
         ratio = pipeline / baseline
         emit("pipeline_over_model_only", value=round(ratio, 3), bar=BAR, passed=ratio >= BAR)
         # the layout: NCHW, then the configured layout again, so drift hits both sides alike
@@ -114,8 +134,13 @@ def main() -> None:
         again = fit(config.channels_last)
         mine = (pipeline + again) / 2
         emit("pipeline_img_per_s_nchw", value=round(nchw, 2), batch_size=args.batch_size, steps=args.steps)
-        emit("channels_last_speedup", value=round(mine / nchw, 3), channels_last=round(mine, 2),
-             nchw=round(nchw, 2), runs=[round(pipeline, 2), round(again, 2)])  # fmt: skip
+        emit(
+            "channels_last_speedup",
+            value=round(mine / nchw, 3),
+            channels_last=round(mine, 2),
+            nchw=round(nchw, 2),
+            runs=[round(pipeline, 2), round(again, 2)],
+        )
 
 
 if __name__ == "__main__":
