@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from labeling.results import pose_to_results
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox, PredictedKeypoint, PredictedPose, ReviewItem
 from posewheel.schema import KEYPOINT_NAMES
+from tests.support.figures import emit
 from tests.support.labelstudio import LabelStudioServer, running_labelstudio
 
 W, H = 192, 256
@@ -113,23 +113,18 @@ def main() -> None:
         baseline_items = make_items(store, args.baseline_items, seed=2)
         base_rate, _ = drain_rate(server, baseline_items, Path(tmp) / f"ob-{uuid.uuid4().hex}", batch_size=1)
         rate, _ = drain_rate(server, items, Path(tmp) / f"ob-{uuid.uuid4().hex}", batch_size=args.batch_size)
-        print(
-            json.dumps(
-                {
-                    "figure": "drain_items_per_s",
-                    "value": round(rate, 1),
-                    "unit": "items/s",
-                    "items": len(items),
-                    "batch_size": args.batch_size,
-                    "baseline": {
-                        "name": "one task per import request",
-                        "value": round(base_rate, 1),
-                        "items": len(baseline_items),
-                    },
-                    "speedup": round(rate / base_rate, 2),
-                }
-            ),
-            flush=True,
+        emit(
+            "drain_items_per_s",
+            value=round(rate, 1),
+            unit="items/s",
+            items=len(items),
+            batch_size=args.batch_size,
+            baseline={
+                "name": "one task per import request",
+                "value": round(base_rate, 1),
+                "items": len(baseline_items),
+            },
+            speedup=round(rate / base_rate, 2),
         )
 
         project_id = annotated_project(server, items, np.random.default_rng(3))
@@ -141,19 +136,14 @@ def main() -> None:
         export_s = time.perf_counter() - start
         if summary.tasks != len(items) or len(raw) != len(items):
             raise RuntimeError(f"exported {summary.tasks} of {len(items)} tasks")
-        print(
-            json.dumps(
-                {
-                    "figure": f"export_{len(items)}_tasks_s",
-                    "value": round(export_s, 2),
-                    "unit": "s",
-                    "tasks": summary.tasks,
-                    "persons": summary.persons,
-                    "baseline": {"name": "Label Studio JSON export download alone", "value": round(fetch_s, 2)},
-                    "overhead_s": round(export_s - fetch_s, 2),
-                }
-            ),
-            flush=True,
+        emit(
+            f"export_{len(items)}_tasks_s",
+            value=round(export_s, 2),
+            unit="s",
+            tasks=summary.tasks,
+            persons=summary.persons,
+            baseline={"name": "Label Studio JSON export download alone", "value": round(fetch_s, 2)},
+            overhead_s=round(export_s - fetch_s, 2),
         )
 
 

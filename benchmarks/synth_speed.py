@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,8 +21,11 @@ from pathlib import Path
 
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
+
 from posewheel.synth import generate
 from posewheel.synth.generate import JPEG_QUALITY, encode_sample
+from tests.support.figures import emit
 
 TARGET_IMAGES_PER_S = 100.0
 
@@ -88,47 +91,35 @@ def main() -> None:
     args = parser.parse_args()
     rates = render_rates(args.count, args.size, args.rounds)
     baseline = rates["blank_encode"]
-    print(
-        json.dumps(
-            {
-                "figure": "blank_jpeg_encode_images_per_s",
-                "value": baseline["wall"],
-                "per_cpu_s": baseline["cpu"],
-                "size": args.size,
-            }
-        )
+    emit(
+        "blank_jpeg_encode_images_per_s",
+        value=baseline["wall"],
+        per_cpu_s=baseline["cpu"],
+        size=args.size,
     )
     for domain in ("studio", "street"):
         rate = rates[domain]
-        print(
-            json.dumps(
-                {
-                    "figure": f"synth_{domain}_images_per_s",
-                    "value": rate["wall"],
-                    "per_cpu_s": rate["cpu"],
-                    "size": args.size,
-                    "processes": 1,
-                    "best_of_rounds": args.rounds,
-                    "images_per_round": args.count,
-                    "baseline_blank_encode_images_per_s": baseline["wall"],
-                    "fraction_of_baseline": round(rate["wall"] / baseline["wall"], 3),
-                    "target": TARGET_IMAGES_PER_S,
-                    "meets_target": rate["wall"] >= TARGET_IMAGES_PER_S,
-                }
-            )
+        emit(
+            f"synth_{domain}_images_per_s",
+            value=rate["wall"],
+            per_cpu_s=rate["cpu"],
+            size=args.size,
+            processes=1,
+            best_of_rounds=args.rounds,
+            images_per_round=args.count,
+            baseline_blank_encode_images_per_s=baseline["wall"],
+            fraction_of_baseline=round(rate["wall"] / baseline["wall"], 3),
+            target=TARGET_IMAGES_PER_S,
+            meets_target=rate["wall"] >= TARGET_IMAGES_PER_S,
         )
         full = generate_rate(domain, args.count * 2, args.size)
-        print(
-            json.dumps(
-                {
-                    "figure": f"generate_{domain}_images_per_s",
-                    "value": full,
-                    "size": args.size,
-                    "processes": 1,
-                    "render_only_images_per_s": rate["wall"],
-                    "includes": "render, encode, image files, truth store, atomic save",
-                }
-            )
+        emit(
+            f"generate_{domain}_images_per_s",
+            value=full,
+            size=args.size,
+            processes=1,
+            render_only_images_per_s=rate["wall"],
+            includes="render, encode, image files, truth store, atomic save",
         )
 
 
