@@ -65,10 +65,11 @@ def _register_plugins() -> None:
 
 
 def _register_core() -> None:
-    from posewheel import pretrained_cli, synth_cli
+    from posewheel import pretrained_cli, retention, synth_cli
 
     synth_cli.register(app)
     pretrained_cli.register(app)
+    retention.register(app)
 
 
 def main() -> None:

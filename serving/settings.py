@@ -9,11 +9,12 @@ the project's one default-path convention; tests point them at temporary folders
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from posewheel.artifact import production_dir
@@ -65,6 +66,16 @@ class ServingSettings(ProjectSettings):
     reload_poll_s: float = Field(2.0, gt=0.0, description="how often to look for a new production model, s")
     log_queue_size: int = Field(10_000, ge=1, description="predictions waiting for the background writer")
 
+    @model_validator(mode="after")
+    def _key_beyond_loopback(self) -> ServingSettings:
+        """A server any other machine can reach needs an API key: refuse to start without one."""
+        if not is_loopback(self.host) and (self.api_key is None or not self.api_key.get_secret_value()):
+            raise ValueError(
+                f"POSEWHEEL_HOST={self.host} listens beyond loopback, so POSEWHEEL_API_KEY must be set "
+                f"(predictions, renders and the model card then need it as X-API-Key)"
+            )
+        return self
+
     def resolved_model_dir(self) -> Path:
         """The artifact folder to serve: `model_dir` or the project's `models/production`."""
         return self.model_dir if self.model_dir is not None else production_dir(self.models_dir)
@@ -84,3 +95,13 @@ class ServingSettings(ProjectSettings):
 
     def resolved_outbox_dir(self) -> Path:
         return self.outbox_dir
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` is only reachable from this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name or an interface we cannot judge: treat as reachable

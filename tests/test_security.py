@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import yaml
+from pydantic import ValidationError
 
 import serving.deps
 from benchmarks.fault_server import ServerProcess, bright_spot_models, distinct_images, review_env, wait_for
@@ -81,11 +83,49 @@ def test_api_server_listens_on_loopback_unless_told_otherwise(tmp_path: Path, mo
     assert ServingSettings().host == "127.0.0.1"
     assert LabelStudioSettings().host == "127.0.0.1"
     monkeypatch.setenv("POSEWHEEL_HOST", "0.0.0.0")
-    assert ServingSettings().host == "0.0.0.0"  # exposing it is one explicit setting
+    monkeypatch.setenv("POSEWHEEL_API_KEY", API_KEY)
+    assert ServingSettings().host == "0.0.0.0"  # exposing it is one explicit setting, with a key
     monkeypatch.delenv("POSEWHEEL_HOST")
+    monkeypatch.delenv("POSEWHEEL_API_KEY")
     production = bright_spot_models(tmp_path / "models")
     with ServerProcess(tmp_path / "server", production).start() as server:  # `posewheel serve` without --host
         assert _listening_ips({server.pid}, server.port) == {"127.0.0.1"}
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "api.example.com"])
+def test_a_server_beyond_loopback_without_an_api_key_refuses_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    monkeypatch.delenv("POSEWHEEL_API_KEY", raising=False)
+    with pytest.raises(ValidationError, match="POSEWHEEL_API_KEY must be set"):
+        ServingSettings(host=host)
+    with pytest.raises(ValidationError, match="POSEWHEEL_API_KEY must be set"):
+        ServingSettings(host=host, api_key="")
+    assert ServingSettings(host=host, api_key=API_KEY).host == host
+    for loopback in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert ServingSettings(host=loopback).api_key is None  # a laptop needs no key
+    if host == "0.0.0.0":  # the command line says so, loudly, and exits
+        production = bright_spot_models(tmp_path / "models")
+        env = {k: v for k, v in os.environ.items() if k != "POSEWHEEL_API_KEY"}
+        command = [str(Path(sys.executable).parent / "posewheel"), "serve", "--host", host, "--model", str(production)]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=False)
+        assert run.returncode != 0 and "POSEWHEEL_API_KEY" in run.stdout + run.stderr
+
+
+def test_the_model_card_needs_the_api_key(start_server: StartServer) -> None:
+    server = start_server(api_key=API_KEY)
+    assert httpx.get(server.url + "/v1/model").status_code == 401
+    assert httpx.get(server.url + "/v1/model", headers={"X-API-Key": API_KEY + "x"}).status_code == 401
+    card = httpx.get(server.url + "/v1/model", headers={"X-API-Key": API_KEY})
+    assert card.status_code == 200 and card.json()["version"] == "v1"
+
+
+def test_the_deployment_requires_an_api_key_and_closes_label_studio_sign_up() -> None:
+    compose = yaml.safe_load((Path(__file__).parents[1] / "docker-compose.yml").read_text(encoding="utf-8"))
+    api = compose["services"]["api"]["environment"]
+    assert api["POSEWHEEL_HOST"] == "0.0.0.0" and str(api["POSEWHEEL_API_KEY"]).startswith("${POSEWHEEL_API_KEY:?")
+    labelstudio = compose["services"]["labelstudio"]["environment"]
+    assert labelstudio["LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK"] == "true"  # annotators by invitation only
 
 
 @pytest.mark.labelstudio

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 from posewheel.artifact import ModelCard
-from serving.deps import ServiceDep
+from serving.deps import ApiKeyDep, ServiceDep
 
-router = APIRouter(prefix="/v1", tags=["model"])
+# The card names the training data, commit and parameters: behind the same key as predictions.
+router = APIRouter(prefix="/v1", tags=["model"], dependencies=[ApiKeyDep])
 
 
 @router.get("/model", response_model=ModelCard, summary="The card of the model being served")
