@@ -131,6 +131,7 @@ SCRIPT_IMPORTS_TO_SWITCH = frozenset(
         "tests/test_reliability_faults.py",
         "tests/test_reliability_hostile.py",
         "tests/test_reliability_inputs.py",
+        "tests/test_reliability_memory.py",
         "tests/test_security.py",
     }
 )
