@@ -94,8 +94,10 @@ def main() -> None:
         emit("baseline_drain", predictions=baseline["predictions"], tasks=baseline["tasks"],
              seconds=baseline["seconds"])  # fmt: skip
         result = run_outage(ls, Path(tmp) / "fault", args.count)
-        emit("fault_labelstudio", **result, baseline_seconds=baseline["seconds"],
-             ok=result["missing"] == 0 and result["duplicated"] == 0 and result["tasks"] == args.count)  # fmt: skip
+        ok = result["missing"] == 0 and result["duplicated"] == 0 and result["tasks"] == args.count
+        ok = ok and baseline["missing"] == 0 and baseline["duplicated"] == 0
+        emit("fault_labelstudio", **result, baseline_seconds=baseline["seconds"], ok=ok)
+    sys.exit(0 if ok else 1)  # a benchmark that checks something fails like a test
 
 
 if __name__ == "__main__":

@@ -7,18 +7,23 @@ A real `posewheel serve` process (bright-spot model, an admin key set) is read f
 /openapi.json; schemathesis (v4) generates valid and invalid requests for every operation
 (positive and negative modes), sends them over HTTP and checks each response: not a server
 error, a documented status code, a documented content type, a body matching the documented
-schema. Figures (one JSON line each):
+schema. Half of the generated image fields are replaced by a decodable image with random metadata
+(tests/support/hostile_images.py: palette, alpha, 16-bit, MPO, EXIF orientations and broken EXIF
+blocks) and every request carries the admin key, so the requests reach decoding, the generated
+boxes and the reload route, not only the first refusal. Figures (one JSON line each):
 
   baseline           a valid prediction before fuzzing: status, latency ms, server RSS MiB
   fuzz               requests sent, by operation and status, 5xx count, schema failures
   after_fuzz         the same valid prediction after fuzzing, and the RSS growth against the baseline
 
-The test suite runs `fuzz()` with a smaller count (tests/test_reliability_hostile.py).
+The test suite runs `fuzz()` with a smaller count (tests/test_reliability_hostile.py). The exit
+status is 1 when a check failed (a 5xx, an answer off the schema, the server unwell afterwards).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import math
 import sys
 import tempfile
@@ -52,10 +57,13 @@ class FuzzReport:
         self.server_errors += status >= 500
 
 
-def fuzz(base_url: str, requests: int, seed: int = 0, headers: dict[str, str] | None = None) -> FuzzReport:
+def fuzz(
+    base_url: str, requests: int, seed: int = 0, headers: dict[str, str] | None = None, real_images: bool = True
+) -> FuzzReport:
     """Send about `requests` schemathesis-generated requests to `base_url`; check every response.
 
     The budget is shared over the operations that take input; parameterless GETs get one call each.
+    `real_images`: replace every other generated image by a decodable one with random metadata.
     """
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
@@ -84,7 +92,7 @@ def fuzz(base_url: str, requests: int, seed: int = 0, headers: dict[str, str] | 
                 continue
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 budget = per_run if op in with_input else 1
-                check = _checker(base_url, op.label, headers, checks, report)
+                check = _checker(base_url, op.label, headers, checks, report, real_images)
                 test = given(case=op.as_strategy(generation_mode=mode))(check)
                 test = settings(max_examples=budget, deadline=None, database=None, phases=[Phase.generate],
                                 suppress_health_check=list(HealthCheck))(test)  # fmt: skip
@@ -95,14 +103,35 @@ def fuzz(base_url: str, requests: int, seed: int = 0, headers: dict[str, str] | 
     return report
 
 
+def _with_real_image(case: Any, n: int) -> None:
+    """Put a decodable image with random metadata where the case has generated image bytes."""
+    from tests.support.hostile_images import generated_image
+
+    body = case.body
+    if not isinstance(body, dict):
+        return
+    _, data = generated_image(n)
+    if "image" in body:
+        body["image"] = data
+    elif isinstance(body.get("image_base64"), str):
+        body["image_base64"] = base64.b64encode(data).decode()
+
+
 def _checker(
-    base_url: str, label: str, headers: dict[str, str] | None, checks: list[Any], report: FuzzReport
+    base_url: str,
+    label: str,
+    headers: dict[str, str] | None,
+    checks: list[Any],
+    report: FuzzReport,
+    real_images: bool = True,
 ) -> Callable[[Any], None]:
     """The per-case body: send the case, record its status, run the checks (failures recorded, not raised)."""
 
     from schemathesis.checks import FailureGroup  # a BaseExceptionGroup of the failed checks
 
     def check(case: Any) -> None:
+        if real_images and report.requests % 2 == 0:
+            _with_real_image(case, report.requests)
         response = case.call(base_url=base_url, headers=headers, timeout=30)
         report.record(label, response.status_code)
         try:
@@ -137,16 +166,18 @@ def main() -> None:
             rss_before = server.rss_bytes()
             emit("baseline", status=status, latency_ms=round(ms, 1), rss_mib=round(rss_before / 2**20, 1))
             started = time.monotonic()
-            report = fuzz(server.url, args.requests, args.seed)
+            report = fuzz(server.url, args.requests, args.seed, headers={"X-API-Key": "fuzz-admin-key"})
             emit("fuzz", requests=report.requests, seconds=round(time.monotonic() - started, 1),
                  server_errors=report.server_errors, schema_failures=len(report.failures),
                  failures=report.failures[:20], statuses=dict(sorted(report.statuses.items())),
                  ok=report.requests >= args.requests and report.server_errors == 0 and not report.failures)  # fmt: skip
             status, ms = valid_prediction(server.url)
             rss_after = server.rss_bytes()
+            alive = server.proc is not None and server.proc.poll() is None
             emit("after_fuzz", status=status, latency_ms=round(ms, 1), rss_mib=round(rss_after / 2**20, 1),
-                 rss_growth=round(rss_after / rss_before - 1, 3), alive=server.proc is not None
-                 and server.proc.poll() is None)  # fmt: skip
+                 rss_growth=round(rss_after / rss_before - 1, 3), alive=alive)  # fmt: skip
+    ok = report.requests >= args.requests and report.server_errors == 0 and not report.failures
+    sys.exit(0 if ok and alive and status == 200 else 1)
 
 
 if __name__ == "__main__":

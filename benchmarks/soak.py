@@ -106,7 +106,7 @@ def percentiles(latencies: list[float]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(values, 50)), 1), "p99_ms": round(float(np.percentile(values, 99)), 1)}
 
 
-def report(soak: Soak, duration_s: float) -> None:
+def report(soak: Soak, duration_s: float) -> bool:
     count, failed = len(soak.answers), sum(soak.failures.values())
     emit("soak_requests", requests=count + failed, answered=count, failed=failed, failures=dict(soak.failures),
          req_per_s=round((count + failed) / duration_s, 1), duration_s=round(duration_s, 1))  # fmt: skip
@@ -134,6 +134,7 @@ def report(soak: Soak, duration_s: float) -> None:
     emit("goal", zero_failed=failed == 0, one_version_per_answer=ambiguous == 0 and same_across == 0,
          swapped=set(versions) == {"v1", "v2"}, rss_growth_under_10pct=growth < 0.10,
          at_least_10000_requests=count + failed >= 10_000, ok=ok)  # fmt: skip
+    return ok
 
 
 def main() -> None:
@@ -149,7 +150,8 @@ def main() -> None:
         with ServerProcess(Path(tmp) / "server", production, env).start() as server:
             started = time.perf_counter()
             soak = asyncio.run(run(server, models, args.duration, args.min_requests, args.concurrency))
-            report(soak, time.perf_counter() - started)
+            ok = report(soak, time.perf_counter() - started)
+    sys.exit(0 if ok else 1)  # a benchmark that checks something fails like a test
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from benchmarks.fuzz_api import fuzz
 from tests.support.onnx_models import spot_image
 
 MiB = 2**20
+ADMIN_KEY = "hostile-admin-key"
 
 
 def _png(width: int, height: int, idat: bytes) -> bytes:
@@ -97,7 +98,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One real `posewheel serve` process for the module (bright-spot model, default limits)."""
     root = tmp_path_factory.mktemp("hostile")
     production = bright_spot_models(root / "models")
-    with ServerProcess(root / "server", production, {"POSEWHEEL_REVIEW_RANDOM_FRACTION": "0"}).start() as server:
+    env = {"POSEWHEEL_REVIEW_RANDOM_FRACTION": "0", "POSEWHEEL_ADMIN_KEY": ADMIN_KEY}
+    with ServerProcess(root / "server", production, env).start() as server:
         yield server
 
 
@@ -176,13 +178,16 @@ def test_generated_requests_from_the_openapi_schema_get_no_5xx_and_only_document
     served: ServerProcess,
 ) -> None:
     server = served
-    report = fuzz(server.url, requests=100, seed=1)
+    report = fuzz(server.url, requests=100, seed=1, headers={"X-API-Key": ADMIN_KEY})  # decodable images too
     assert report.requests >= 100
     assert report.server_errors == 0, report.failures
     assert report.failures == []
     assert {"POST /v1/predict", "POST /v1/render", "POST /v1/admin/reload"} <= {
         s.rsplit(" ", 1)[0] for s in report.statuses
     }
+    # it got past the first refusal: images decoded and answered, the reload route reached with its key
+    assert report.statuses["POST /v1/predict 200"] + report.statuses["POST /v1/render 200"] > 0, report.statuses
+    assert report.statuses["POST /v1/admin/reload 200"] > 0, report.statuses
     assert httpx.get(server.url + "/readyz").status_code == 200
 
 
