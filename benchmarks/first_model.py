@@ -70,9 +70,12 @@ def main() -> None:
         arm_params = args.work / f"params-{arm}.yaml"
         arm_params.write_text(yaml.safe_dump({**params, "train": section}), encoding="utf-8")
         log = (args.work / f"train-{arm}.log").open("w")
+        root = args.work / f"root-{arm}"  # each run its own metrics/ and var/: two CSV logs in one file clash
+        root.mkdir(exist_ok=True)
         cmd = [sys.executable, "-m", "posewheel.cli", "train", "--data", str(args.work / "studio_train"),
                "--params", str(arm_params), "--models-dir", str(models), "--version", f"first-{arm}"]  # fmt: skip
-        procs[arm] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), time.monotonic(), log)
+        arm_env = {**env, "POSEWHEEL_ROOT": str(root.resolve())}
+        procs[arm] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=arm_env), time.monotonic(), log)
     baseline = export_pretrained("movenet-lightning", models)
     for arm, (proc, start, log) in procs.items():
         code = proc.wait()

@@ -31,10 +31,20 @@ FINETUNE_PREFIX = "finetune_"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 MOVENET_MEAN, MOVENET_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)  # its graph maps pixels to [-1, 1]
 
+# What every heatmap-network configuration states (the defaults below are MoveNet's, as in params.yaml).
+HEATMAP: dict[str, Any] = {
+    "network": "heatmap",
+    "pretrained": None,
+    "detector": None,
+    "mean": IMAGENET_MEAN,
+    "std": IMAGENET_STD,
+    "whole_image_padding": None,
+}
+
 # Named size configurations; params.yaml's `train` keys override any of these fields.
 SIZE_CONFIGS: dict[str, dict[str, Any]] = {
-    "cpu": {"backbone": "mobilenet_v3_large", "input_height": 128, "input_width": 96, "head_channels": 64},
-    "gpu": {"backbone": "resnet50", "input_height": 256, "input_width": 192, "head_channels": 256},
+    "cpu": {**HEATMAP, "backbone": "mobilenet_v3_large", "input_height": 128, "input_width": 96, "head_channels": 64},
+    "gpu": {**HEATMAP, "backbone": "resnet50", "input_height": 256, "input_width": 192, "head_channels": 256},
     # Google's COCO-pretrained MoveNet (training/movenet.py), weights from `posewheel pretrained fetch`
     "movenet-lightning": {
         "network": "movenet-lightning",
@@ -67,25 +77,23 @@ class ConfigError(ParamsError):
 class TrainConfig:
     """Every knob of one training run; units in the field comments."""
 
-    config: str = "cpu"  # name of the size configuration these fields started from
-    network: str = "heatmap"  # heatmap (training/model.py) | movenet-lightning | movenet-thunder (training/movenet.py)
-    pretrained: str | None = None  # posewheel.pretrained model a first model starts from (no warm start)
-    detector: str | None = (
-        None  # person detector put in the artifact (movenet-multipose); a fine-tune keeps its parent's
-    )
+    config: str = "movenet-lightning"  # name of the size configuration these fields started from
+    network: str = "movenet-lightning"  # heatmap (training/model.py) | movenet-lightning | movenet-thunder
+    pretrained: str | None = "movenet-lightning"  # posewheel.pretrained weights a first model starts from
+    detector: str | None = "movenet-multipose"  # person detector in the artifact; a fine-tune keeps its parent's
     backbone: str = "mobilenet_v3_large"  # torchvision model name, built from scratch
     backbone_checkpoint: str | None = None  # optional local state dict for the backbone (no downloads)
-    input_height: int = 128  # pixels
-    input_width: int = 96  # pixels
-    head_channels: int = 64
-    mean: tuple[float, float, float] = IMAGENET_MEAN  # input normalisation of RGB in [0, 1]
-    std: tuple[float, float, float] = IMAGENET_STD
+    input_height: int = 192  # pixels
+    input_width: int = 192  # pixels
+    head_channels: int = 64  # heatmap network only
+    mean: tuple[float, float, float] = MOVENET_MEAN  # input normalisation of RGB in [0, 1]
+    std: tuple[float, float, float] = MOVENET_STD
     sigma: float = 1.5  # Gaussian target std, heatmap cells
     foreground_weight: float = 10.0  # loss weight of a heatmap peak pixel relative to background
     regress_loss_weight: float = 0.1  # MoveNet: weight of the centre-to-joint regression's L1 (cells)
     facing_loss_weight: float = 0.05  # weight of the facing classifier's cross-entropy (training/model.py)
     occluded_weight: float = 1.0  # loss weight of v=1 joints (v=2: 1, v=0: 0)
-    whole_image_padding: float | None = None  # crop of a whole-image sample (and request); None: 1.25
+    whole_image_padding: float | None = 1.0  # crop of a whole-image sample (and request); None: 1.25
     whole_image_fraction: float = 0.3  # share of samples cropped from the whole image, not the box
     # augmentation
     flip: float = 0.5  # probability
@@ -98,7 +106,7 @@ class TrainConfig:
     max_minutes: float = 12.0  # wall clock for the fit (stops between batches)
     epochs: int = 200  # an upper bound: max_minutes usually ends the run first
     batch_size: int = 32
-    lr: float = 2e-3
+    lr: float = 2e-4
     weight_decay: float = 1e-4
     warmup_steps: int = 100
     channels_last: bool = True  # NHWC activations: 1.31x img/s on 2 CPU cores (benchmarks/train_throughput.py)
@@ -157,7 +165,7 @@ class TrainConfig:
     @classmethod
     def from_section(cls, section: dict[str, Any]) -> TrainConfig:
         """Build from a `train` section: the named size config first, then the section's keys."""
-        name = str(section.get("config", "cpu"))
+        name = str(section.get("config", cls.config))
         if name not in SIZE_CONFIGS:
             raise ConfigError(f"train.config is {name!r}; expected one of {sorted(SIZE_CONFIGS)}")
         known = cls.field_names()

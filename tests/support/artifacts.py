@@ -26,6 +26,7 @@ def quick_config(**overrides: Any) -> Any:
     from training.config import TrainConfig
 
     values: dict[str, Any] = {
+        "config": "cpu",  # the small from-scratch network: seconds per test, no pretrained cache
         "batch_size": 16,
         "num_workers": 0,
         "wandb": False,
