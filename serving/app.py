@@ -32,14 +32,15 @@ class _BodyTimeoutError(Exception):
     pass
 
 
+_BODY_DEADLINE_FACTOR = 4  # a whole body must arrive within 4 x body_timeout_s (60 s by default)
 _EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # never refused as "busy": they are how we look
 
 
 class LimitsAndMetrics:
     """ASGI middleware: refuse bodies over `max_body_bytes` (413, also when streamed without a length),
-    bodies that stall longer than `body_timeout_s` between pieces (408: slow clients hold no slot for
-    long), requests beyond `max_in_flight` at once (503, health and metrics exempt), and count every
-    request by route and status with its latency."""
+    bodies that stall longer than `body_timeout_s` between pieces or take more than four times that
+    in all (408: slow clients hold no slot for long), requests beyond `max_in_flight` at once (503,
+    health and metrics exempt), and count every request by route and status with its latency."""
 
     def __init__(
         self,
@@ -76,13 +77,17 @@ class LimitsAndMetrics:
             return
 
         received, more_body = 0, True
+        # A stall between pieces is cut after body_timeout_s, and a body trickled a byte at a time
+        # (slowloris) after _BODY_DEADLINE_FACTOR times that in all.
+        body_deadline = time.monotonic() + self.body_timeout_s * _BODY_DEADLINE_FACTOR
 
         async def limited_receive() -> Message:
             nonlocal received, more_body
             if not more_body:  # the body is complete: this waits for a disconnect, which has no time limit
                 return await receive()
+            wait = min(self.body_timeout_s, body_deadline - time.monotonic())
             try:
-                message = await asyncio.wait_for(receive(), self.body_timeout_s)
+                message = await asyncio.wait_for(receive(), max(wait, 0.0))
             except TimeoutError:
                 raise _BodyTimeoutError from None
             if message["type"] == "http.request":
@@ -107,7 +112,12 @@ class LimitsAndMetrics:
                 status["code"] = 413
         except _BodyTimeoutError:
             if not status["sent"]:
-                await _send_error(send, 408, f"the request body stalled for more than {self.body_timeout_s:g} s")
+                await _send_error(
+                    send,
+                    408,
+                    f"the request body stalled for {self.body_timeout_s:g} s, or took "
+                    f"longer than {self.body_timeout_s * _BODY_DEADLINE_FACTOR:g} s in all",
+                )
                 status["code"] = 408
         finally:
             if counted:

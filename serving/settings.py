@@ -52,7 +52,7 @@ class ServingSettings(ProjectSettings):
         256, ge=1, description="requests served at once per worker; more get 503 at once (health and metrics exempt)"
     )
     body_timeout_s: float = Field(
-        15.0, gt=0.0, description="longest wait for the next piece of a request body, s (slow clients get 408)"
+        15.0, gt=0.0, description="longest wait for the next piece of a request body, s; a whole body gets 4x (408)"
     )
 
     review_threshold: float = Field(

@@ -128,6 +128,22 @@ def test_a_stalled_body_is_cut_with_408(start_server: StartServer) -> None:
     assert time.monotonic() - started < 5
 
 
+def test_a_body_trickled_a_byte_at_a_time_is_cut_with_408(start_server: StartServer) -> None:
+    server = start_server(body_timeout_s=0.5)  # a pause of 0.5 s, or 2 s for the whole body
+    sock = _stalled_request(int(server.url.rsplit(":", 1)[1]))
+    sock.settimeout(0.2)
+    started, status = time.monotonic(), 0
+    try:
+        while time.monotonic() - started < 10 and not status:
+            try:
+                status = _status(sock)
+            except TimeoutError:
+                sock.sendall(b" ")  # never a pause long enough to be cut by the pause limit alone
+    finally:
+        sock.close()
+    assert status == 408 and time.monotonic() - started < 5
+
+
 def test_requests_beyond_the_in_flight_limit_get_503_while_health_answers(start_server: StartServer) -> None:
     server = start_server(max_requests_in_flight=3, body_timeout_s=30)
     port = int(server.url.rsplit(":", 1)[1])
