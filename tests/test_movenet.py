@@ -212,3 +212,23 @@ def test_a_short_fine_tune_lowers_the_movenet_loss(studio_set: Dataset) -> None:
         optimizer.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_the_anchor_pulls_the_weights_back_towards_the_pretrained_ones() -> None:
+    """train.anchor_weight (L2-SP): no penalty at the pretrained weights, a penalty growing with the drift."""
+    from training.module import PoseModel
+    from training.train import load_pretrained_weights
+
+    model = PoseModel(TrainConfig.from_section({"config": "movenet-lightning", "anchor_weight": 0.5}).to_dict())
+    load_pretrained_weights(model.net, "movenet-lightning")
+    model.on_fit_start()
+    penalty = model.anchor_penalty()
+    assert penalty is not None and float(penalty) == 0.0
+    with torch.no_grad():
+        model.net.heatmap_head[1].bias.add_(0.1)  # 17 biases drift by 0.1
+    drifted = model.anchor_penalty()
+    assert drifted is not None
+    assert float(drifted) == pytest.approx(0.5 * 17 * 0.01, rel=1e-3)
+    plain = PoseModel(TrainConfig.from_section({"config": "movenet-lightning"}).to_dict())
+    plain.on_fit_start()
+    assert plain.anchor_penalty() is None

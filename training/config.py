@@ -91,6 +91,7 @@ class TrainConfig:
     sigma: float = 1.5  # Gaussian target std, heatmap cells
     foreground_weight: float = 10.0  # loss weight of a heatmap peak pixel relative to background
     regress_loss_weight: float = 0.1  # MoveNet: weight of the centre-to-joint regression's L1 (cells)
+    anchor_weight: float = 0.0  # MoveNet: L2 pull of the weights towards the pretrained ones (less forgetting)
     facing_loss_weight: float = 0.05  # weight of the facing classifier's cross-entropy (training/model.py)
     occluded_weight: float = 1.0  # loss weight of v=1 joints (v=2: 1, v=0: 0)
     whole_image_padding: float | None = 1.0  # crop of a whole-image sample (and request); None: 1.25

@@ -24,7 +24,7 @@ from training.config import TrainConfig
 from training.metrics import mean_px_error, pck
 from training.model import NetConfig, PoseNet, to_person_order
 from training.movenet import CONFIGS as MOVENET_CONFIGS
-from training.movenet import MoveNet
+from training.movenet import MoveNet, load_pretrained
 
 
 def heatmap_loss(
@@ -138,6 +138,21 @@ class PoseModel(L.LightningModule):
         self._fit_start = time.monotonic()
         self._val: list[dict[str, np.ndarray]] = []
         self.last_validation: dict[str, np.ndarray] = {}
+        self._anchor: list[tuple[torch.nn.Parameter, torch.Tensor]] = []  # (parameter, its pretrained value)
+
+    def on_fit_start(self) -> None:
+        """With train.anchor_weight, remember the pretrained weights the fit is pulled back towards (L2-SP)."""
+        if self.config.anchor_weight > 0 and isinstance(self.net, MoveNet) and self.config.pretrained:
+            reference = load_pretrained(self.config.pretrained).to(self.device)
+            theirs = dict(reference.named_parameters())
+            self._anchor = [(p, theirs[name].detach()) for name, p in self.net.named_parameters() if p.requires_grad]
+
+    def anchor_penalty(self) -> torch.Tensor | None:
+        """anchor_weight x the squared distance of the weights from the pretrained ones, or None without an anchor."""
+        if not self._anchor:
+            return None
+        distance = sum(((p - ref) ** 2).sum() for p, ref in self._anchor)
+        return self.config.anchor_weight * distance  # type: ignore[return-value]
 
     def forward(self, image: torch.Tensor) -> Any:
         return self.net(image)
@@ -149,6 +164,10 @@ class PoseModel(L.LightningModule):
         else:
             assert isinstance(self.net, PoseNet)
             loss, joints, accuracy = fit_loss(self.net, batch, self.config)
+        penalty = self.anchor_penalty()
+        if penalty is not None:
+            self.log("train/anchor_penalty", penalty, on_step=True, on_epoch=False, batch_size=len(batch["image"]))
+            loss = loss + penalty
         if accuracy is not None:
             known = int((batch["facing"] != 0).sum())
             self.log("train/facing_accuracy", accuracy, on_step=False, on_epoch=True, batch_size=known)
