@@ -35,7 +35,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fault_server import ServerProcess, bright_spot_models, emit  # noqa: E402
+from tests.support.figures import emit  # noqa: E402
+from tests.support.server_process import ServerProcess, bright_spot_models  # noqa: E402
 
 
 def _png(width: int, height: int, colour_type: int = 2, extra: bytes = b"") -> bytes:

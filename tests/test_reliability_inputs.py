@@ -15,10 +15,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from benchmarks.fault_server import ServerProcess, bright_spot_models
 from posewheel.imagestore import upright_bytes, upright_size
 from serving.images import DecodedImage, InputError, decode_image, load_boxes_json
 from tests.support.hostile_images import generated_image
+from tests.support.server_process import ServerProcess, bright_spot_models
 
 
 def test_generated_images_with_random_metadata_decode_or_get_a_4xx_never_an_exception() -> None:

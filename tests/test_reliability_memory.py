@@ -17,13 +17,13 @@ import httpx
 import pytest
 from PIL import Image
 
-from benchmarks.fault_server import ServerProcess, bright_spot_models
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox
 from serving.images import InputError, decode_image
 from serving.metrics import ServingMetrics
 from serving.predlog import PredictionLog, PredictionRecord
 from tests.support.server import StartServer
+from tests.support.server_process import ServerProcess, bright_spot_models
 
 MiB = 2**20
 
