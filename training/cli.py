@@ -92,14 +92,30 @@ def evaluate_command(
         "metrics"
     ),
     params: Annotated[Path, typer.Option(help="params.yaml (its `evaluate` section)")] = Path("params.yaml"),
+    persons: Annotated[
+        bool,
+        typer.Option(
+            help="when the model has a person detector, also score it without boxes (OKS AP with its own boxes, "
+            "box AP, missed and phantom persons) into <out>/<dataset>_without_boxes.json"
+        ),
+    ] = True,
 ) -> None:
-    """Score an exported model with ONNX Runtime on ground-truth boxes: OKS AP, PCK, pixel error."""
+    """Score an exported model with ONNX Runtime on ground-truth boxes (OKS AP, PCK, pixel error) and, with a
+    detector, on the people it finds itself."""
+    from posewheel import atomic
+    from posewheel.artifact import load_card
     from posewheel.params import load_params, section
     from training.evaluate import write_evaluation
+    from training.evaluate_persons import evaluate_without_boxes
 
     try:
         batch = int(section(load_params(params), "evaluate").get("batch_size", 64)) if params.is_file() else 64
         results = write_evaluation(model, data, out, batch_size=batch)
+        if persons and load_card(model).detector is not None:
+            for path in data:
+                found = evaluate_without_boxes(model, path, batch, true_boxes=False)
+                atomic.write_json(out / f"{path.name}_without_boxes.json", {k: round(v, 6) for k, v in found.items()})
+                results[f"{path.name} without boxes"] = found
     except (DatasetError, ArtifactError, ValueError) as exc:
         raise fail(str(exc)) from exc
     for name, values in results.items():
