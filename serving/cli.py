@@ -4,6 +4,7 @@ posewheel serve                                   # models/production on 127.0.0
 posewheel serve --model models/v3 --port 9000
 posewheel serve --workers 2                       # one process per CPU core: the fastest on CPU
 POSEWHEEL_API_KEY=secret POSEWHEEL_MAX_BATCH_SIZE=32 posewheel serve --host 0.0.0.0
+posewheel predict photos/ clip.mp4 --fps 5 --out results.json --render overlays/   # in process, no HTTP
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +24,7 @@ from posewheel.cli import fail
 def register(app: typer.Typer) -> None:
     """Add serving's commands to the CLI."""
     app.command()(serve)
+    app.command()(predict)
 
 
 def serve(
@@ -81,3 +84,113 @@ def serve(
         uvicorn.run("serving.app:app_from_env", factory=True, workers=settings.workers, **common)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def predict(
+    paths: Annotated[
+        list[Path], typer.Argument(help="images (JPEG, PNG, WebP), videos, or folders searched recursively for both")
+    ],
+    out: Annotated[Path, typer.Option(help="COCO keypoint results JSON, written atomically")] = Path("results.json"),
+    model: Annotated[
+        Path | None,
+        typer.Option(help="artifact folder (model.onnx + card.json) or symlink [default: models/production]"),
+    ] = None,
+    render: Annotated[
+        Path | None,
+        typer.Option(help="write overlays here: a PNG per image, an MP4 per video (under each one's relative path)"),
+    ] = None,
+    every: Annotated[int, typer.Option(min=1, help="videos: predict every N-th frame")] = 1,
+    fps: Annotated[
+        float | None, typer.Option(min=0.001, help="videos: predict this many frames per second (instead of --every)")
+    ] = None,
+    review: Annotated[
+        bool, typer.Option(help="send predictions to review: the server's review policy, image store and outbox")
+    ] = False,
+    max_persons: Annotated[
+        int | None, typer.Option(min=1, max=64, help="answer at most this many persons per image (best first)")
+    ] = None,
+    score_threshold: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="persons the detector scores below this are left out [default: the card's]"
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1024, help="person crops per inference batch")] = 16,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="ONNX Runtime threads and decoding threads [default: CPU cores]")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar on stderr")] = True,
+) -> None:
+    """Predict poses for images, folders and videos in this process (no HTTP), with the server's engine.
+
+    Same decoding, person detector and model as POST /v1/predict, so an image's keypoints are the API's.
+    Files that cannot be read are reported and skipped; the exit code is then 1.
+    """
+    from pydantic import ValidationError
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from serving.batch_predict import BatchPredictor, Options, estimate_frames, find_sources, write_results
+    from serving.engine import ModelLoadError, load_model
+    from serving.reload import fingerprint
+    from serving.settings import ServingSettings
+
+    if fps is not None and every != 1:
+        raise fail("give --every or --fps, not both")
+    try:
+        settings = ServingSettings(**({"model_dir": model} if model is not None else {}))  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise fail(f"invalid serving settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+    sources, missing = find_sources(paths)
+    if not sources and not missing:
+        raise fail(f"no images or videos found in {', '.join(map(str, paths))}")
+    folder = settings.resolved_model_dir()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n_threads = threads or cores
+    try:
+        pose_model = load_model(folder.resolve(), fingerprint(folder), n_threads, settings.execution_provider)
+    except ModelLoadError as exc:
+        hint = " (promote a model first, or pass --model DIR)" if model is None else ""
+        raise fail(f"no model at {folder}: {exc}{hint}") from exc
+    options = Options(
+        batch_size=batch_size,
+        threads=n_threads,
+        every=every,
+        fps=fps,
+        max_persons=max_persons,
+        score_threshold=score_threshold,
+        render_dir=render,
+        review=review,
+    )
+    console = Console(stderr=True)
+    for name, why in missing.items():
+        console.print(f"[red]error[/red]: {name}: {why}", markup=True, highlight=False, soft_wrap=True)
+    total = sum(1 if s.kind == "image" else estimate_frames(s, options) for s in sources)
+    bar = Progress(
+        TextColumn("predicting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.1f} images/s"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not progress,
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task("predict", total=total or None, rate=0.0)
+        started = time.perf_counter()
+
+        def advance() -> None:
+            done = bar.tasks[0].completed + 1
+            bar.update(task, completed=done, rate=done / max(1e-9, time.perf_counter() - started))
+
+        def report(name: str, why: str) -> None:
+            bar.console.print(f"[red]error[/red]: {name}: {why}", markup=True, highlight=False, soft_wrap=True)
+
+        predictor = BatchPredictor(pose_model, settings, options, on_item=advance, on_failure=report)
+        summary = predictor.run(sources)
+    summary.failed = {**missing, **summary.failed}
+    write_results(out, predictor.results)
+    typer.echo(f"model {pose_model.version}: {summary.line()}; results in {out}")
+    if summary.failed:
+        raise typer.Exit(1)
