@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
@@ -139,3 +140,19 @@ class Outbox:
 
     def delivered(self) -> int:
         return sum(1 for p in self.done_dir.glob("*.json")) if self.done_dir.is_dir() else 0
+
+
+class ReviewDrainer(Protocol):
+    """What the server needs of whatever carries review items from the outbox to a labeling tool.
+
+    Label Studio's is `labeling.queue.OutboxDrainer`; another tool plugs in by offering these three.
+    """
+
+    def wake(self) -> None:
+        """A new item is in the outbox: deliver soon."""
+
+    def set_model_version(self, version: str) -> None:
+        """The served model changed: new pre-annotations carry this version."""
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop delivering; what is left stays in the outbox."""

@@ -27,7 +27,7 @@ from PIL import Image
 
 from posewheel.decoding import Box, pose_score
 from posewheel.imagestore import ImageStore
-from posewheel.review import Outbox
+from posewheel.review import Outbox, ReviewDrainer
 from posewheel.schema import KEYPOINT_NAMES
 from serving.engine import MicroBatcher, ModelLoadError, PoseModel, Prepared, prepare
 from serving.images import decode_image, parse_boxes
@@ -74,7 +74,7 @@ class PoseService:
             file_tag=f".{os.getpid()}" if settings.workers > 1 else "",
         )
         self.batcher: MicroBatcher | None = None
-        self.drainer: Any = None
+        self.drainer: ReviewDrainer | None = None
         self._drain_lock: IO[bytes] | None = None
         self._watch_task: asyncio.Task[None] | None = None
 
@@ -202,7 +202,7 @@ class PoseService:
 
     def _on_swap(self, model: PoseModel) -> None:
         drainer = self.drainer
-        if drainer is not None and hasattr(drainer, "set_model_version"):
+        if drainer is not None:
             try:
                 drainer.set_model_version(model.version)
             except Exception:  # Label Studio being down must not stop a model swap
@@ -210,7 +210,7 @@ class PoseService:
 
     def _wake_drainer(self) -> None:
         drainer = self.drainer
-        if drainer is not None and hasattr(drainer, "wake"):
+        if drainer is not None:
             drainer.wake()
 
     def _start_drainer(self) -> None:
