@@ -1,0 +1,198 @@
+"""`posewheel predict`: a folder of real photos, a broken file and a video, in process, with the server's engine.
+
+The artifact is the pretrained one a fresh install serves (MoveNet Lightning with the MultiPose person
+detector). The video is made here with PyAV from the real photos, a few frames each.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import httpx
+import pytest
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from posewheel import artifact
+from posewheel.review import Outbox
+from serving.batch_predict import FrameSampler, find_sources
+from serving.cli import register
+from tests.support.server import run_server, test_settings
+
+PHOTOS = Path(__file__).parent / "fixtures" / "real_photos"
+FPS = 10
+# The video: frame i shows VIDEO_FRAMES[i]; with --every 2 frames 0, 2, 4, 6 are predicted.
+VIDEO_FRAMES = ["astronaut_256"] * 3 + ["two_people_256"] * 3 + ["nobody_cat_256"] * 2
+PERSONS_IN = {"astronaut_256": 1, "two_people_256": 2, "nobody_cat_256": 0, "cameraman_256": 1}
+
+
+def make_video(path: Path, names: list[str], fps: int = FPS) -> None:
+    """An H.264 MP4 of the real photos `names` (256 x 256), one frame each, at `fps` frames per second."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
+        stream.options = {"crf": "12"}
+        for name in names:
+            frame = av.VideoFrame.from_image(Image.open(PHOTOS / f"{name}.png").convert("RGB"))
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.pretrained import export_pretrained
+
+    models = tmp_path_factory.mktemp("models")
+    folder = export_pretrained("movenet-lightning", models)
+    artifact.promote(models, folder.name)
+    return artifact.production_dir(models)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """photos/: two photos, a broken JPEG, and sub/ with a photo and the video."""
+    folder = tmp_path_factory.mktemp("photos")
+    for name in ("two_people_256", "nobody_cat_256"):
+        shutil.copy(PHOTOS / f"{name}.png", folder / f"{name}.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    (folder / "notes.txt").write_text("not an image, not a video: not an input")
+    (folder / "sub").mkdir()
+    shutil.copy(PHOTOS / "cameraman_256.png", folder / "sub" / "cameraman_256.png")
+    make_video(folder / "sub" / "clip.mp4", VIDEO_FRAMES)
+    return folder
+
+
+def predict(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run `posewheel predict ARGS` in this process; (exit code, stdout + stderr)."""
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["predict", *args, "--threads", "2", "--no-progress"], env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def folder_run(inputs: Path, production: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    out = tmp_path_factory.mktemp("out")
+    code, output = predict(
+        str(inputs), "--model", str(production), "--out", str(out / "results.json"), "--every", "2",
+        "--render", str(out / "render"),
+    )  # fmt: skip
+    yield {"code": code, "output": output, "results": json.loads((out / "results.json").read_text()), "out": out}
+
+
+def by_file(results: list[dict], name: str) -> list[dict]:
+    return [r for r in results if Path(r["file_name"]).name == name]
+
+
+def test_a_broken_file_is_reported_and_counted_and_the_rest_predicted(folder_run: dict, inputs: Path) -> None:
+    assert folder_run["code"] == 1, folder_run["output"]
+    assert f"{inputs / 'broken.jpg'}: " in folder_run["output"]  # named, with why
+    assert "3 images, 4 frames, " in folder_run["output"]
+    assert "1 file failed" in folder_run["output"]
+    assert "notes.txt" not in json.dumps(folder_run["results"])
+
+
+def test_results_are_coco_keypoint_results_with_every_person(folder_run: dict) -> None:
+    results = folder_run["results"]
+    for r in results:
+        assert r["category_id"] == 1
+        assert len(r["keypoints"]) == 17 * 3
+        assert 0.0 <= r["score"] <= 1.0 and len(r["bbox"]) == 4
+    assert len(by_file(results, "two_people_256.png")) == 2
+    assert len(by_file(results, "cameraman_256.png")) == 1
+    assert by_file(results, "nobody_cat_256.png") == []
+    ids = {r["file_name"]: r["image_id"] for r in results if "frame_index" not in r}
+    assert len(set(ids.values())) == len(ids)  # one id per image
+
+
+def test_video_frames_carry_their_index_and_time_and_their_persons(folder_run: dict) -> None:
+    frames = by_file(folder_run["results"], "clip.mp4")
+    persons: dict[int, int] = {}
+    for r in frames:
+        assert r["timestamp_s"] == pytest.approx(r["frame_index"] / FPS, abs=1e-3)
+        persons[r["frame_index"]] = persons.get(r["frame_index"], 0) + 1
+    # every 2nd frame: 0, 2 (astronaut), 4 (two people), 6 (nobody: no result)
+    assert persons == {0: 1, 2: 1, 4: 2}
+    assert len({r["image_id"] for r in frames}) == 3
+
+
+def test_render_writes_an_overlay_per_image_and_a_video(folder_run: dict) -> None:
+    render = folder_run["out"] / "render"
+    assert Image.open(render / "two_people_256.png").size == (256, 256)
+    assert (render / "sub" / "cameraman_256.png").is_file()
+    with av.open(str(render / "sub" / "clip.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 4
+    assert not (render / "broken.jpg.png").exists()
+
+
+def test_image_keypoints_equal_the_apis(folder_run: dict, inputs: Path, production: Path, tmp_path: Path) -> None:
+    with run_server(test_settings(tmp_path, production, intra_op_threads=2)) as server:
+        for name in ("two_people_256.png", "cameraman_256.png"):
+            files = {"image": (name, (PHOTOS / name).read_bytes(), "image/png")}
+            r = httpx.post(f"{server.url}/v1/predict", files=files, timeout=60)
+            assert r.status_code == 200, r.text
+            api = [
+                ([v for k in p["keypoints"] for v in (k["x"], k["y"], k["score"])], p["box"], p["score"])
+                for p in r.json()["poses"]
+            ]
+            cli = [(c["keypoints"], c["bbox"], c["score"]) for c in by_file(folder_run["results"], name)]
+            assert len(cli) == len(api)
+            for (ck, cb, cs), (ak, ab, as_) in zip(cli, api, strict=True):
+                assert cb == ab  # the detector's boxes: the same numbers
+                # the same numbers, though the CLI batches these crops with other images' crops
+                assert ck == ak and cs == as_
+
+
+def test_fps_sampling_takes_the_first_frame_of_each_slot(inputs: Path, production: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    code, output = predict(
+        str(inputs / "sub" / "clip.mp4"), "--model", str(production), "--out", str(out), "--fps", "4"
+    )
+    assert code == 0, output
+    # 10 fps sampled at 4 per second: the first frame of each 0.25 s slot, frames 0, 3 and 5 (of 0..7)
+    assert sorted({r["frame_index"] for r in json.loads(out.read_text())}) == [0, 3, 5]
+    assert "0 images, 3 frames, 5 persons" in output
+
+
+def test_review_queues_items_with_the_servers_policy_and_outbox(inputs: Path, production: Path, tmp_path: Path) -> None:
+    env = {
+        "POSEWHEEL_VAR_DIR": str(tmp_path / "var"),
+        "POSEWHEEL_REVIEW_THRESHOLD": "1.0",  # every pose is below it: everything with a person is queued
+        "POSEWHEEL_REVIEW_RANDOM_FRACTION": "0",
+    }
+    out = tmp_path / "r.json"
+    photos = [str(PHOTOS / "two_people_256.png"), str(PHOTOS / "nobody_cat_256.png")]
+    code, output = predict(*photos, "--model", str(production), "--out", str(out), "--review", env=env)
+    assert code == 0, output
+    items = Outbox(tmp_path / "var" / "outbox").pending()
+    results = json.loads(out.read_text())
+    two = [i for i in items if i.width == 256 and len(i.poses) == 2]
+    assert len(two) == 1 and two[0].reason == "low_confidence"
+    assert Path(two[0].image_path).read_bytes() == (PHOTOS / "two_people_256.png").read_bytes()
+    assert [p.score for p in two[0].poses] == [r["score"] for r in by_file(results, "two_people_256.png")]
+    assert len(list((tmp_path / "var" / "predictions").glob("*.jsonl"))) == 1
+
+
+def test_missing_path_fails_and_unknown_folder_files_are_not_inputs(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(b"")
+    (tmp_path / "b.mp4").write_bytes(b"")
+    (tmp_path / "c.txt").write_bytes(b"")
+    sources, missing = find_sources([tmp_path, tmp_path / "nope.jpg"])
+    assert [(s.rel.name, s.kind) for s in sources] == [("a.png", "image"), ("b.mp4", "video")]
+    assert list(missing) == [str(tmp_path / "nope.jpg")]
+
+
+def test_frame_sampler_every_and_fps() -> None:
+    every = FrameSampler(every=3)
+    assert [i for i in range(10) if every.keep(i, i / 30)] == [0, 3, 6, 9]
+    per_second = FrameSampler(fps=2.0)
+    assert [i for i in range(60) if per_second.keep(i, i / 30)] == [0, 15, 30, 45]
