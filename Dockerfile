@@ -85,6 +85,6 @@ COPY flywheel/ flywheel/
 RUN pip install --no-cache-dir ".[train,serve]" && pip check
 COPY --chown=posewheel:posewheel params.yaml dvc.yaml ./
 USER 1001:1001
-# W&B: offline runs under /app/wandb unless WANDB_API_KEY is set (training/tracking.py decides).
+# W&B: offline runs under /app/wandb unless WANDB_API_KEY is set (training/run_logging.py decides).
 VOLUME ["/app/models", "/app/var", "/app/data", "/app/metrics", "/app/wandb"]
 CMD ["posewheel", "--help"]

@@ -24,7 +24,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from labeling.export import export_coco, fetch_tasks
+from labeling.coco_export import export_coco, fetch_tasks
 from labeling.queue import OutboxDrainer, ReviewQueue, item_to_task
 from labeling.results import pose_to_results
 from posewheel.imagestore import ImageStore

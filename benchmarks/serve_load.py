@@ -50,7 +50,7 @@ CONCURRENCY = (1, 8, 32)
 def build_artifact(folder: Path) -> Path:
     """Export an untrained network of the production architecture (training.model defaults)."""
     from posewheel.decoding import InputSpec
-    from training.export import write_artifact
+    from training.artifact_export import write_artifact
     from training.model import NetConfig, PoseNet
 
     config = NetConfig()
@@ -60,7 +60,7 @@ def build_artifact(folder: Path) -> Path:
 
 def street_images(count: int, size: int) -> list[tuple[bytes, list[float]]]:
     """JPEG street scenes from the synthetic generator with their person box [x, y, w, h]."""
-    from posewheel.synth.generate import iter_encoded
+    from posewheel.synth.writer import iter_encoded
 
     return [(e.data, [float(v) for v in e.bbox]) for e in iter_encoded("street", count, seed=7, size=size)]
 

@@ -24,7 +24,7 @@ from posewheel.decoding import decode_to_image
 from serving.engine import prepare
 from serving.images import decode_image, parse_boxes
 from serving.service import pose_dicts
-from training.export import load_weights
+from training.artifact_export import load_weights
 from training.model import NetConfig, PoseNet
 
 

@@ -24,7 +24,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
 from posewheel.synth import generate
-from posewheel.synth.generate import JPEG_QUALITY, encode_sample
+from posewheel.synth.writer import JPEG_QUALITY, encode_sample
 from tests.support.figures import emit
 
 TARGET_IMAGES_PER_S = 100.0

@@ -41,9 +41,9 @@ def main() -> None:
 
     from posewheel.params import load_params
     from posewheel.synth import generate
+    from training.artifact_export import write_artifact
     from training.config import TrainConfig
     from training.evaluate import evaluate_artifact
-    from training.export import write_artifact
     from training.model import NetConfig, PoseNet
     from training.train import train
 

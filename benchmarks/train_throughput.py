@@ -46,7 +46,7 @@ def main() -> None:
     from posewheel.synth import generate
     from training.config import TrainConfig
     from training.data import PoseDataModule
-    from training.module import PoseModel, fit_loss
+    from training.lightning_module import PoseModel, fit_loss
 
     config = TrainConfig.from_params(
         load_params(args.params), batch_size=args.batch_size, wandb=False, val_fraction=0.0

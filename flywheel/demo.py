@@ -174,9 +174,9 @@ def run_demo(options: DemoOptions) -> DemoReport:
     started_labelstudio = False
     try:
         with step("start Label Studio"):
-            from labeling import service
+            from labeling import labelstudio_process
 
-            if not service.status().healthy:  # reuse a running (or external) Label Studio
+            if not labelstudio_process.status().healthy:  # reuse a running (or external) Label Studio
                 _posewheel("labelstudio", "start")
                 started_labelstudio = True
             _posewheel("labels", "setup")

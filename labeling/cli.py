@@ -29,7 +29,7 @@ def _call(what: str, action: Callable[[], T]) -> T:
     import httpx
     from label_studio_sdk.core.api_error import ApiError
 
-    from labeling.export import ExportError
+    from labeling.coco_export import ExportError
     from labeling.service import LabelStudioServiceError
     from labeling.settings import LabelStudioNotConfiguredError, LabelStudioSettings
 
@@ -49,26 +49,28 @@ def _call(what: str, action: Callable[[], T]) -> T:
 @labelstudio_app.command("start")
 def ls_start() -> None:
     """Start Label Studio in the background (first start ~100 s); returns once /health answers."""
-    from labeling import service
+    from labeling import labelstudio_process
 
-    status = _call("labelstudio start", service.start)
+    status = _call("labelstudio start", labelstudio_process.start)
     typer.echo(f"Label Studio is up at {status.url} (pid {status.pid})")
 
 
 @labelstudio_app.command("stop")
 def ls_stop() -> None:
     """Stop the Label Studio this project started (SIGTERM)."""
-    from labeling import service
+    from labeling import labelstudio_process
 
-    typer.echo("Label Studio stopped" if service.stop() else "Label Studio was not running (no live pid file)")
+    typer.echo(
+        "Label Studio stopped" if labelstudio_process.stop() else "Label Studio was not running (no live pid file)"
+    )
 
 
 @labelstudio_app.command("status")
 def ls_status() -> None:
     """Print Label Studio's URL, whether it answers and its pid; exit 1 when it is not healthy."""
-    from labeling import service
+    from labeling import labelstudio_process
 
-    status = _call("labelstudio status", service.status)
+    status = _call("labelstudio status", labelstudio_process.status)
     state = "up" if status.healthy else "down"
     typer.echo(f"{status.url} {state}" + (f" (pid {status.pid})" if status.pid else ""))
     if not status.healthy:
@@ -137,7 +139,7 @@ def labels_export(
     out: Annotated[Path, typer.Option(help="dataset folder to write (replaced atomically)")],
 ) -> None:
     """Export completed annotations as a COCO keypoint dataset (skipped tasks dropped; deterministic)."""
-    from labeling.export import ExportSummary, export_coco
+    from labeling.coco_export import ExportSummary, export_coco
     from labeling.project import find_project
     from labeling.queue import connect
     from labeling.settings import LabelStudioSettings

@@ -197,7 +197,7 @@ def test_training_image_takes_a_cuda_build_argument(stages: dict[str, Stage]) ->
 # --- docker-compose.yml --------------------------------------------------------------------------
 
 # Each container's own variables besides the POSEWHEEL_* ones the settings classes read. Label
-# Studio's are the ones labeling/service.py sets when it starts Label Studio locally.
+# Studio's are the ones labeling/labelstudio_process.py sets when it starts Label Studio locally.
 THIRD_PARTY_VARIABLES: dict[str, re.Pattern[str]] = {
     "labelstudio": re.compile(
         r"^(LABEL_STUDIO_[A-Z_]+|POSTGRE_[A-Z]+|DJANGO_DB|SENTRY_DSN|FRONTEND_SENTRY_DSN|LATEST_VERSION_CHECK|COLLECT_ANALYTICS)$"

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from labeling import queue as queue_module
 from labeling.annotator import annotate
 from labeling.cli import register
-from labeling.export import export_coco
+from labeling.coco_export import export_coco
 from labeling.project import VIEW_TITLE, ensure_project, find_project, label_config
 from labeling.queue import OutboxDrainer, ReviewQueue
 from posewheel.dataset import load

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labeling import service
-from labeling.export import tasks_to_dataset
+from labeling import labelstudio_process
+from labeling.coco_export import tasks_to_dataset
 from labeling.project import label_config
 from labeling.queue import start_drainer
 from labeling.results import LabelError, pose_to_results, results_to_persons
@@ -162,8 +162,8 @@ def test_start_refuses_a_busy_port_instead_of_drifting_to_the_next(tmp_path) -> 
         port = busy.getsockname()[1]
         settings = LabelStudioSettings(host="127.0.0.1", port=port, url=None, data_dir=tmp_path,
                                        secrets_file=tmp_path / "s.json")  # fmt: skip
-        with pytest.raises(service.LabelStudioServiceError, match=f"{port} is already in use"):
-            service.start(settings)
+        with pytest.raises(labelstudio_process.LabelStudioServiceError, match=f"{port} is already in use"):
+            labelstudio_process.start(settings)
 
 
 def test_drainer_started_while_label_studio_is_down_keeps_items_and_retries(tmp_path, monkeypatch) -> None:
@@ -198,8 +198,8 @@ def test_start_fails_when_label_studio_drifts_to_another_port(tmp_path) -> None:
         log.write(b"*** WARNING! ***\nStarting development server at http://127.0.0.1:19000/\n")
     process = subprocess.Popen(["sleep", "30"])
     try:
-        with pytest.raises(service.LabelStudioServiceError, match="it moved to port 19000"):
-            service._wait_started(settings, process, offset)
+        with pytest.raises(labelstudio_process.LabelStudioServiceError, match="it moved to port 19000"):
+            labelstudio_process._wait_started(settings, process, offset)
     finally:
         process.kill()
         process.wait()

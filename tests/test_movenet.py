@@ -190,7 +190,7 @@ def test_movenet_decoding_reads_back_its_training_targets() -> None:
 
 def test_a_short_fine_tune_lowers_the_movenet_loss(studio_set: Dataset) -> None:
     from training.data import PoseDataModule
-    from training.module import movenet_loss
+    from training.lightning_module import movenet_loss
     from training.train import load_pretrained_weights
 
     config = TrainConfig.from_section({"config": "movenet-lightning", "batch_size": 8, "num_workers": 0,
@@ -216,7 +216,7 @@ def test_a_short_fine_tune_lowers_the_movenet_loss(studio_set: Dataset) -> None:
 
 def test_the_anchor_pulls_the_weights_back_towards_the_pretrained_ones() -> None:
     """train.anchor_weight (L2-SP): no penalty at the pretrained weights, a penalty growing with the drift."""
-    from training.module import PoseModel
+    from training.lightning_module import PoseModel
     from training.train import load_pretrained_weights
 
     model = PoseModel(TrainConfig.from_section({"config": "movenet-lightning", "anchor_weight": 0.5}).to_dict())

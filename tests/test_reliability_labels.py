@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labeling.export import ExportError, export_coco, tasks_to_dataset
+from labeling.coco_export import ExportError, export_coco, tasks_to_dataset
 from labeling.queue import ReviewQueue
 from labeling.results import pose_to_results
 from posewheel.dataset import load, save

@@ -112,7 +112,7 @@ def test_a_person_the_detector_is_unsure_of_makes_the_image_a_review_candidate(p
     model = load_model(pretrained_models.resolve(), "test", threads=2)
     assert model.detector is not None
     image = Image.open(PHOTOS / "cameraman_256.png").convert("RGB")
-    (box,), (score,), unsure = model.detector.detect(image)
+    (_box,), (score,), unsure = model.detector.detect(image)
     assert unsure == 0 and score > model.detector.card.score_threshold + UNSURE_BAND
     kept, _, unsure = model.detector.detect(image, score_threshold=score + UNSURE_BAND / 2)  # just missed
     assert kept == [] and unsure == 1

@@ -23,10 +23,10 @@ from posewheel.decoding import crop_box, crop_image, decode_to_image, normalize
 from posewheel.params import ParamsError, load_params
 from posewheel.synth import generate
 from tests.support.artifacts import TRAINED_VERSION, quick_config
+from training.artifact_export import WEIGHTS_FILE
 from training.config import FINETUNE_PREFIX, SIZE_CONFIGS, ConfigError, TrainConfig
 from training.data import PoseDataModule
 from training.evaluate import METRIC_KEYS, evaluate_artifact, predict
-from training.export import WEIGHTS_FILE
 from training.model import NetConfig, PoseNet
 from training.train import train
 
@@ -155,8 +155,8 @@ def test_frozen_stages_keep_the_parent_weights_while_the_rest_learns(
 
 
 def test_channels_last_is_the_layout_the_network_trains_in_and_the_export_undoes() -> None:
-    from training.export import export_onnx
-    from training.module import PoseModel
+    from training.artifact_export import export_onnx
+    from training.lightning_module import PoseModel
 
     def convs(net: torch.nn.Module) -> list[torch.Tensor]:  # the 3x3 and larger with several input channels
         return [w for w in net.parameters() if w.ndim == 4 and w.shape[1] > 1 and w.shape[2] > 1]

@@ -15,7 +15,7 @@ order: slot "left" is the limb a front-facing person's left would be, relative t
 pairs of back-facing persons. The exported model's output is plain COCO-order heatmaps.
 
 No weights are downloaded: the backbone starts random unless a local state dict is given. The
-Lightning side (loss, optimiser, validation) lives in training/module.py.
+Lightning side (loss, optimiser, validation) lives in training/lightning_module.py.
 """
 
 from __future__ import annotations

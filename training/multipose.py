@@ -37,7 +37,7 @@ from torch import nn
 
 from posewheel import pretrained
 from posewheel.multipose import OUTPUT_NAMES
-from training.export import OPSET, NamedOutputs
+from training.artifact_export import OPSET, NamedOutputs
 from training.movenet import (
     FPN_CHANNELS,
     NUM_KEYPOINTS,

@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 
 from posewheel import pretrained
+from training.artifact_export import pretrained_detector, write_artifact
 from training.config import TrainConfig
-from training.export import pretrained_detector, write_artifact
 from training.movenet import load_pretrained
 
 

@@ -31,11 +31,11 @@ from lightning.pytorch.loggers import Logger
 from posewheel import pretrained
 from posewheel.artifact import DetectorCard, check_version, load_card
 from posewheel.settings import ProjectSettings
-from training import tracking
+from training import run_logging
+from training.artifact_export import dataset_hash, inherited_detector, load_weights, pretrained_detector, write_artifact
 from training.config import TrainConfig
 from training.data import PoseDataModule
-from training.export import dataset_hash, inherited_detector, load_weights, pretrained_detector, write_artifact
-from training.module import PoseModel, recalibrate_batchnorm
+from training.lightning_module import PoseModel, recalibrate_batchnorm
 from training.movenet import MoveNet, load_tfjs_state, read_tfjs_weights
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def train(
     }
     project = ProjectSettings()
     csv_dir = Path(log_dir) if log_dir is not None else project.metrics_dir / "train"
-    loggers = tracking.make_loggers(version, csv_dir, config.wandb, run_config)
+    loggers = run_logging.make_loggers(version, csv_dir, config.wandb, run_config)
     trainer = make_trainer(config, loggers, project.var_dir / "lightning")
     trainer.fit(model, datamodule=datamodule)
     recalibrate_batchnorm(model.net, datamodule.train_dataloader(), config.bn_recalibration_batches)
@@ -166,13 +166,13 @@ def log_outputs_to_wandb(
     loggers: list[Logger], model: PoseModel, datamodule: PoseDataModule, config: TrainConfig, folder: Path
 ) -> None:
     """When W&B is on: the worst validation examples, the artifact and its card; then finish the run."""
-    wandb_run = tracking.wandb_logger(loggers)
+    wandb_run = run_logging.wandb_logger(loggers)
     if wandb_run is None:
         return
     table = None
     val = model.last_validation
     if val and config.worst_examples > 0:
         paths = [datamodule.val_items[i].image_path for i in val["index"]]
-        table = tracking.worst_examples_table(paths, val["pred"], val["gt"], val["box"], config.worst_examples)
-    tracking.log_run_outputs(wandb_run, table, folder, load_card(folder).model_dump(mode="json"))
+        table = run_logging.worst_examples_table(paths, val["pred"], val["gt"], val["box"], config.worst_examples)
+    run_logging.log_run_outputs(wandb_run, table, folder, load_card(folder).model_dump(mode="json"))
     wandb_run.experiment.finish()

@@ -36,7 +36,7 @@ def run(paths: PipelinePaths) -> int:
     if not settings.configured:
         ensure_snapshot(paths)
         return 0
-    from labeling.export import export_coco
+    from labeling.coco_export import export_coco
     from labeling.project import ensure_project
     from labeling.queue import connect
 

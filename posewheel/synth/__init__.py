@@ -13,9 +13,9 @@ writer).
 """
 
 from posewheel.synth.figure import BODY_PARTS, JOINT_OWNERS, OCCLUDER
-from posewheel.synth.generate import encode_sample, file_name, generate
 from posewheel.synth.group import DEFAULT_PERSONS, MAX_PERSONS, GroupSample, Person, render_group
 from posewheel.synth.scene import DOMAINS, STREET, STUDIO, Domain, Sample, render_sample
+from posewheel.synth.writer import encode_sample, file_name, generate
 
 __all__ = [
     "BODY_PARTS",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from labeling import service
+from labeling import labelstudio_process
 from labeling.project import ensure_project
 from labeling.queue import connect
 from labeling.settings import LabelStudioSettings
@@ -76,9 +76,9 @@ def _template(port: int) -> Path:
             shutil.rmtree(template, ignore_errors=True)
             settings = _settings(template, template / "docroot", port)
             try:
-                service.start(settings)
+                labelstudio_process.start(settings)
             finally:
-                service.stop(settings)
+                labelstudio_process.stop(settings)
             (template / ".ready").touch()
     return template
 
@@ -104,10 +104,10 @@ class LabelStudioServer:
         return ensure_project(self.client, f"{prefix}-{uuid.uuid4().hex[:8]}")
 
     def start(self) -> None:
-        service.start(self.settings)
+        labelstudio_process.start(self.settings)
 
     def stop(self) -> None:
-        service.stop(self.settings)
+        labelstudio_process.stop(self.settings)
 
     def env(self, project_title: str | None = None) -> dict[str, str]:
         """Environment for a subprocess (e.g. the API server) to reach this Label Studio."""
@@ -139,11 +139,11 @@ def _run_from_template(root: Path, port: int) -> Iterator[LabelStudioServer]:
     document_root = root / "docroot"
     (document_root / "images").mkdir(parents=True)
     settings = _settings(data_dir, document_root, port)
-    service.start(settings)
+    labelstudio_process.start(settings)
     try:
         yield LabelStudioServer(settings=settings, document_root=document_root)
     finally:
-        service.stop(settings)
+        labelstudio_process.stop(settings)
 
 
 @pytest.fixture(scope="session")
