@@ -43,8 +43,10 @@ def decide(candidate: Metrics, production: Metrics | None, street_margin: float,
     A missing or non-finite metric (NaN from an empty holdout) never promotes: the decision says which.
     """
     if not (math.isfinite(street_margin) and math.isfinite(studio_tolerance)):
-        return Decision(False, f"not promoted: the rule's margin {street_margin} / tolerance {studio_tolerance} "
-                               f"must be finite numbers")  # fmt: skip
+        return Decision(
+            False,
+            f"not promoted: the rule's margin {street_margin} / tolerance {studio_tolerance} must be finite numbers",
+        )
     who = [("candidate", candidate)] + ([("production", production)] if production is not None else [])
     values: dict[tuple[str, str], float] = {}
     for name, metrics in who:

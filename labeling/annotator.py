@@ -43,8 +43,9 @@ def open_tasks(client: LabelStudio, project_id: int) -> list[Any]:
     return sorted(tasks, key=lambda t: (float((t.data or {}).get("score", 1.0)), int(t.id)))
 
 
-def noisy_results(persons: list[dict[str, Any]], width: int, height: int, noise_px: float,
-                  rng: np.random.Generator) -> list[dict[str, Any]]:  # fmt: skip
+def noisy_results(
+    persons: list[dict[str, Any]], width: int, height: int, noise_px: float, rng: np.random.Generator
+) -> list[dict[str, Any]]:
     """Label Studio results for the true persons with Gaussian jitter of `noise_px` pixels, kept in the image."""
     results: list[dict[str, Any]] = []
     for k, person in enumerate(persons):

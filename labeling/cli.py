@@ -38,8 +38,10 @@ def _call(what: str, action: Callable[[], T]) -> T:
         return action()
     except httpx.HTTPError as exc:
         url = LabelStudioSettings().base_url
-        raise fail(f"{what}: Label Studio at {url} is not reachable ({type(exc).__name__}); "
-                   f"run `posewheel labelstudio start`", code=1) from exc  # fmt: skip
+        raise fail(
+            f"{what}: Label Studio at {url} is not reachable ({type(exc).__name__}); run `posewheel labelstudio start`",
+            code=1,
+        ) from exc
     except ApiError as exc:
         raise fail(f"{what}: Label Studio answered HTTP {exc.status_code}: {str(exc.body)[:300]}", code=1) from exc
     except (LabelStudioServiceError, LabelStudioNotConfiguredError, ExportError) as exc:
@@ -130,8 +132,10 @@ def labels_annotate(
         return annotate(client, ensure_project(client, settings.project_title), truth, noise_px, skip_rate, seed, limit)
 
     summary = _call("labels annotate", run)
-    typer.echo(f"annotated {summary.annotated} task(s), skipped {summary.skipped}, "
-               f"{summary.no_truth} without ground truth (not synthetic) left open")  # fmt: skip
+    typer.echo(
+        f"annotated {summary.annotated} task(s), skipped {summary.skipped}, "
+        f"{summary.no_truth} without ground truth (not synthetic) left open"
+    )
 
 
 @labels_app.command("export")
@@ -153,13 +157,17 @@ def labels_export(
         client = connect(settings)
         project_id = find_project(client, settings.project_title)
         if project_id is None:
-            raise fail(f"labels export: no project {settings.project_title!r} in Label Studio; "
-                       f"run `posewheel labels setup`", code=1)  # fmt: skip
+            raise fail(
+                f"labels export: no project {settings.project_title!r} in Label Studio; run `posewheel labels setup`",
+                code=1,
+            )
         return export_coco(client, project_id, out, store)
 
     summary = _call("labels export", run)
-    typer.echo(f"exported {summary.tasks} labeled task(s), {summary.persons} person(s) to {summary.out_dir}; "
-               f"{summary.skipped} skipped task(s) left out")  # fmt: skip
+    typer.echo(
+        f"exported {summary.tasks} labeled task(s), {summary.persons} person(s) to {summary.out_dir}; "
+        f"{summary.skipped} skipped task(s) left out"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -66,15 +66,20 @@ def fetch_tasks(client: LabelStudio, project_id: int) -> list[dict[str, Any]]:
 def _recency(annotation: dict[str, Any]) -> tuple[str, int]:
     """Sort key: last change time (ISO text), then annotation id."""
     ann_id = annotation.get("id")
-    return (str(annotation.get("updated_at") or annotation.get("created_at") or ""),
-            ann_id if isinstance(ann_id, int) else 0)  # fmt: skip
+    return (
+        str(annotation.get("updated_at") or annotation.get("created_at") or ""),
+        ann_id if isinstance(ann_id, int) else 0,
+    )
 
 
 def _chosen_annotation(task: dict[str, Any]) -> dict[str, Any] | None:
     """The task's newest completed (not skipped) annotation, or None."""
     annotations = task.get("annotations")
-    done = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")] if isinstance(
-        annotations, list) else []  # fmt: skip
+    done = (
+        [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
+        if isinstance(annotations, list)
+        else []
+    )
     if not done:
         return None
     return max(done, key=_recency)
@@ -173,20 +178,23 @@ def tasks_to_dataset(
             continue
         label_where = f"{where} annotation {annotation.get('id')}"
         task_bad: list[str] = []
-        persons = results_to_persons(annotation.get("result", []), where=label_where, bad=task_bad,
-                                     size=(width, height))  # fmt: skip
+        persons = results_to_persons(
+            annotation.get("result", []), where=label_where, bad=task_bad, size=(width, height)
+        )
         bad += task_bad
         persons = [p for p in persons if p.keypoints[:, 2].any()]
         if not persons:
             if task_bad:  # it had labels, none of them usable
-                problems.append(f"{where}: no usable person: all {len(task_bad)} unusable region(s), "
-                                f"first: {task_bad[0]}")  # fmt: skip
+                problems.append(
+                    f"{where}: no usable person: all {len(task_bad)} unusable region(s), first: {task_bad[0]}"
+                )
             else:
                 skipped += 1  # completed with no keypoint at all: nothing to learn from
             continue
         if file_sha not in records:  # keyed by the file exported: one record per file name
-            records[file_sha] = ImageRecord(task_id, file_sha + _EXTENSIONS.get(fmt, ""), width, height,
-                                       {"image_sha256": sha})  # fmt: skip
+            records[file_sha] = ImageRecord(
+                task_id, file_sha + _EXTENSIONS.get(fmt, ""), width, height, {"image_sha256": sha}
+            )
             sources[task_id] = path
         provenance = {
             "ls_task_id": task_id,
@@ -206,10 +214,15 @@ def tasks_to_dataset(
             for person in item.persons:
                 if id(person) not in kept:
                     continue
-                annotations.append(PersonAnnotation(
-                    id=len(annotations) + 1, image_id=record.id, keypoints=person.keypoints,
-                    bbox=_inside(person, record.width, record.height), extra=dict(item.provenance),
-                ))  # fmt: skip
+                annotations.append(
+                    PersonAnnotation(
+                        id=len(annotations) + 1,
+                        image_id=record.id,
+                        keypoints=person.keypoints,
+                        bbox=_inside(person, record.width, record.height),
+                        extra=dict(item.provenance),
+                    )
+                )
     info = {"description": "posewheel corrected labels exported from Label Studio"}
     return Dataset(images=images, annotations=annotations, info=info), sources, skipped, problems
 
@@ -253,5 +266,10 @@ def export_coco(client: LabelStudio, project_id: int, out_dir: Path, image_store
     if problems:
         raise ExportError(problems)
     save(dataset, out_dir, image_sources=sources)
-    return ExportSummary(tasks=len(dataset.images), persons=len(dataset.annotations), skipped=skipped,
-                         out_dir=Path(out_dir), bad_regions=len(bad))  # fmt: skip
+    return ExportSummary(
+        tasks=len(dataset.images),
+        persons=len(dataset.annotations),
+        skipped=skipped,
+        out_dir=Path(out_dir),
+        bad_regions=len(bad),
+    )

@@ -47,8 +47,9 @@ def is_healthy(url: str, timeout_s: float = 2.0) -> bool:
         return False
 
 
-def wait_healthy(url: str, timeout_s: float = 300.0, process: subprocess.Popen[bytes] | None = None,
-                 log_file: Path | None = None) -> None:  # fmt: skip
+def wait_healthy(
+    url: str, timeout_s: float = 300.0, process: subprocess.Popen[bytes] | None = None, log_file: Path | None = None
+) -> None:
     """Poll `url`/health until it answers; raise LabelStudioServiceError after `timeout_s` seconds.
 
     When `process` is given, its early exit fails fast with the tail of `log_file`.
@@ -96,19 +97,21 @@ def server_environment(settings: LabelStudioSettings) -> dict[str, str]:
     if creds.password is None:
         raise LabelStudioServiceError("POSEWHEEL_LABELSTUDIO_TOKEN is set without POSEWHEEL_LABELSTUDIO_PASSWORD")
     env = dict(os.environ)
-    env.update({
-        "LABEL_STUDIO_BASE_DATA_DIR": str(settings.data_dir),
-        "LABEL_STUDIO_USERNAME": creds.username,
-        "LABEL_STUDIO_PASSWORD": creds.password,
-        "LABEL_STUDIO_USER_TOKEN": creds.token,
-        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
-        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
-        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(settings.document_root),
-        "SENTRY_DSN": "",
-        "FRONTEND_SENTRY_DSN": "",
-        "LATEST_VERSION_CHECK": "false",
-        "COLLECT_ANALYTICS": "false",
-    })  # fmt: skip
+    env.update(
+        {
+            "LABEL_STUDIO_BASE_DATA_DIR": str(settings.data_dir),
+            "LABEL_STUDIO_USERNAME": creds.username,
+            "LABEL_STUDIO_PASSWORD": creds.password,
+            "LABEL_STUDIO_USER_TOKEN": creds.token,
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+            "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(settings.document_root),
+            "SENTRY_DSN": "",
+            "FRONTEND_SENTRY_DSN": "",
+            "LATEST_VERSION_CHECK": "false",
+            "COLLECT_ANALYTICS": "false",
+        }
+    )
     return env
 
 
@@ -135,9 +138,15 @@ def start(settings: LabelStudioSettings | None = None) -> ServiceStatus:
     command = [str(executable), "start", "--no-browser", "--internal-host", settings.host, "--port", str(settings.port)]
     log_offset = settings.log_file.stat().st_size if settings.log_file.is_file() else 0
     with open(settings.log_file, "ab") as log:
-        process = subprocess.Popen(command, cwd=settings.data_dir, env=server_environment(settings),
-                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            command,
+            cwd=settings.data_dir,
+            env=server_environment(settings),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     settings.pid_file.write_text(f"{process.pid}\n")
     try:
         _wait_started(settings, process, log_offset)
@@ -164,8 +173,9 @@ def _wait_started(settings: LabelStudioSettings, process: subprocess.Popen[bytes
             log.seek(log_offset)
             match = _ANNOUNCED_RE.search(log.read())
         if match and int(match.group(1)) != settings.port:
-            raise LabelStudioServiceError(f"port {settings.port} was taken while Label Studio started; "
-                                          f"it moved to port {int(match.group(1))}")  # fmt: skip
+            raise LabelStudioServiceError(
+                f"port {settings.port} was taken while Label Studio started; it moved to port {int(match.group(1))}"
+            )
         if match and is_healthy(settings.base_url):
             return
         if process.poll() is not None:
@@ -174,8 +184,10 @@ def _wait_started(settings: LabelStudioSettings, process: subprocess.Popen[bytes
                 f"{_log_tail(settings.log_file)}"
             )
         time.sleep(0.5)
-    raise LabelStudioServiceError(f"Label Studio at {settings.base_url} not healthy after "
-                                  f"{settings.start_timeout_s:.0f} s{_log_tail(settings.log_file)}")  # fmt: skip
+    raise LabelStudioServiceError(
+        f"Label Studio at {settings.base_url} not healthy after "
+        f"{settings.start_timeout_s:.0f} s{_log_tail(settings.log_file)}"
+    )
 
 
 def _terminate(pid: int, timeout_s: float = 15.0) -> None:

@@ -149,14 +149,18 @@ def _settle(client: LabelStudio, title: str) -> int:
         raise RuntimeError(f"Label Studio lists no project {title!r} right after creating it")
     for duplicate in same[1:]:
         if getattr(duplicate, "task_number", 0):
-            log.warning("project %r exists twice with tasks (%d and %d); using the older one",
-                        title, same[0].id, duplicate.id)  # fmt: skip
+            log.warning(
+                "project %r exists twice with tasks (%d and %d); using the older one", title, same[0].id, duplicate.id
+            )
             continue
         unused = f"unused duplicate {duplicate.id} of {title}"[:_TITLE_MAX]
         try:
             client.projects.update(duplicate.id, title=unused)
-            log.info("project %r was created more than once at the same time; renamed empty duplicate %d",
-                     title, duplicate.id)  # fmt: skip
+            log.info(
+                "project %r was created more than once at the same time; renamed empty duplicate %d",
+                title,
+                duplicate.id,
+            )
         except ApiError as exc:  # 404: removed meanwhile; 5xx: it keeps its title, and stays unused
             if exc.status_code is None or (exc.status_code != 404 and exc.status_code < 500):
                 raise

@@ -146,8 +146,9 @@ class ReviewQueue:
         storages = self.client.import_storage.local.list(project=self.project_id)
         if not any(s.path and Path(s.path).resolve() == folder for s in storages):
             # Never synced: tasks are imported with their predictions; the storage only grants access.
-            self.client.import_storage.local.create(project=self.project_id, path=str(folder), title=STORAGE_TITLE,
-                                                   use_blob_urls=False, regex_filter=r"^$")  # fmt: skip
+            self.client.import_storage.local.create(
+                project=self.project_id, path=str(folder), title=STORAGE_TITLE, use_blob_urls=False, regex_filter=r"^$"
+            )
         self._storages.add(folder)
 
     def deliver(self, items: Sequence[ReviewItem]) -> list[str]:
@@ -171,8 +172,7 @@ class ReviewQueue:
                     tasks.append(item_to_task(item, self.image_url(item.image_path)))
                 except (ValueError, FileNotFoundError) as exc:
                     if item.request_id not in self._rejected:  # once, not at every poll
-                        log.error("review item %s cannot become a task (left in the outbox): %s",
-                                  item.request_id, exc)  # fmt: skip
+                        log.error("review item %s cannot become a task (left in the outbox): %s", item.request_id, exc)
                         self._rejected.add(item.request_id)
                     continue
                 fresh.append(item)
@@ -203,8 +203,11 @@ class ReviewQueue:
                 raise
             if len(tasks) == 1:
                 if items[0].request_id not in self._rejected:
-                    log.error("Label Studio refuses review item %s (left in the outbox): %s",
-                              items[0].request_id, str(exc.body)[:300])  # fmt: skip
+                    log.error(
+                        "Label Studio refuses review item %s (left in the outbox): %s",
+                        items[0].request_id,
+                        str(exc.body)[:300],
+                    )
                     self._rejected.add(items[0].request_id)
                 return []
         imported: list[ReviewItem] = []
@@ -327,8 +330,9 @@ class OutboxDrainer:
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise TimeoutError(f"another drainer has held {self.outbox.root / DRAIN_LOCK} for "
-                                           f"{self.lock_timeout_s:.0f} s") from None  # fmt: skip
+                        raise TimeoutError(
+                            f"another drainer has held {self.outbox.root / DRAIN_LOCK} for {self.lock_timeout_s:.0f} s"
+                        ) from None
                     time.sleep(0.05)
             self._last_holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
             try:
@@ -369,8 +373,9 @@ class OutboxDrainer:
                 self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
                 delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (self.failures - 1))
                 delay *= random.uniform(0.8, 1.2)
-                log.warning("review drain failed (%d in a row), retrying in %.1f s: %s",
-                            self.failures, delay, self.last_error)  # fmt: skip
+                log.warning(
+                    "review drain failed (%d in a row), retrying in %.1f s: %s", self.failures, delay, self.last_error
+                )
                 self._sleep(delay)
                 continue
             if self.failures:

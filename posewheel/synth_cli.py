@@ -81,8 +81,17 @@ def synth(
     try:
         with Progress(*columns, transient=True, disable=count < 200) as bar:
             task = bar.add_task("synth", total=count)
-            dataset = generate(domain.value, count, seed, out, size=size, truth_dir=truth, workers=workers,
-                               progress=lambda done: bar.update(task, completed=done), persons=span)  # fmt: skip
+            dataset = generate(
+                domain.value,
+                count,
+                seed,
+                out,
+                size=size,
+                truth_dir=truth,
+                workers=workers,
+                progress=lambda done: bar.update(task, completed=done),
+                persons=span,
+            )
     except OSError as exc:
         raise fail(f"cannot write the dataset to {out} or the truth to {truth}: {exc}") from exc
     visible = sum(int((a.keypoints[:, 2] == 2).sum()) for a in dataset.annotations)
@@ -91,8 +100,10 @@ def synth(
     if span is not None:
         empty = len(dataset.images) - len({a.image_id for a in dataset.annotations})
         people = f"{len(dataset.annotations)} persons ({span[0]}-{span[1]} per image, {empty} images empty), "
-    typer.echo(f"{out}: {len(dataset.images)} {domain.value} images ({size}x{size}), {people}"
-               f"{visible} visible and {occluded} occluded joints; truth: {truth or 'not written'}")  # fmt: skip
+    typer.echo(
+        f"{out}: {len(dataset.images)} {domain.value} images ({size}x{size}), {people}"
+        f"{visible} visible and {occluded} occluded joints; truth: {truth or 'not written'}"
+    )
 
 
 def show(

@@ -91,8 +91,11 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
     peak = _peak_bytes(image)
     if width * height * peak > max_pixels * _PEAK_BYTES["RGB"]:
         allowed = max_pixels * _PEAK_BYTES["RGB"] // peak
-        raise InputError(f"the {image.mode} image is {width}x{height} = {width * height} pixels; decoding that mode "
-                         f"costs {peak} bytes a pixel, so its limit is {allowed} pixels", 413)  # fmt: skip
+        raise InputError(
+            f"the {image.mode} image is {width}x{height} = {width * height} pixels; decoding that mode "
+            f"costs {peak} bytes a pixel, so its limit is {allowed} pixels",
+            413,
+        )
     try:
         image.load()
         rgb = _to_rgb(upright(image))

@@ -195,8 +195,11 @@ class PredictionLog:
             sha = self._store_image(record)
             queued = self.outbox.put(self._review_item(record, sha))
         except (OSError, ValueError) as exc:
-            log.warning("prediction %s: review item not queued before answering (the writer retries): %s",
-                        record.request_id, exc)  # fmt: skip
+            log.warning(
+                "prediction %s: review item not queued before answering (the writer retries): %s",
+                record.request_id,
+                exc,
+            )
             return False
         if queued and self.on_review_queued is not None:
             self.on_review_queued()

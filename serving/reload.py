@@ -80,8 +80,11 @@ class ModelHolder:
                     load_model, self.model_dir.resolve(), fp, self.threads, self.execution_provider
                 )
             except Exception as exc:  # whatever broke, this artifact is refused, not the server
-                error = exc if isinstance(exc, ModelLoadError) else ModelLoadError(
-                    f"{self.model_dir}: {type(exc).__name__}: {exc}")  # fmt: skip
+                error = (
+                    exc
+                    if isinstance(exc, ModelLoadError)
+                    else ModelLoadError(f"{self.model_dir}: {type(exc).__name__}: {exc}")
+                )
                 self._refused, self.last_error = fp, str(error)
                 self.metrics.reload_failures.inc()
                 served = current.version if current is not None else "none"

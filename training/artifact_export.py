@@ -64,10 +64,15 @@ def export_onnx(net: nn.Module, spec: InputSpec, path: Path, kind: str = "heatma
         # the TorchScript exporter is deprecated in favour of dynamo, which takes ~6 s more per export
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            net, (example,), str(path), input_names=["image"], output_names=list(names),
-            dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in names}}, opset_version=OPSET,
+            net,
+            (example,),
+            str(path),
+            input_names=["image"],
+            output_names=list(names),
+            dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in names}},
+            opset_version=OPSET,
             dynamo=False,
-        )  # fmt: skip
+        )
 
 
 def dataset_hash(folder: Path) -> str:
@@ -86,8 +91,13 @@ def git_commit(cwd: Path | None = None) -> str | None:
     """HEAD's commit hash (with '-dirty' when tracked files changed), or None outside a git checkout."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, check=True)  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

@@ -70,10 +70,12 @@ class CropAugmenter:
         )
         self.center = v2.CenterCrop((spec.height, spec.width))
         jitter = params.color_jitter
-        self.photometric = v2.Compose([
-            v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter),  # hue costs 1.5 ms a crop
-            v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=(0.3, 1.5))], p=params.blur),
-        ])  # fmt: skip
+        self.photometric = v2.Compose(
+            [
+                v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter),  # hue costs 1.5 ms a crop
+                v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=(0.3, 1.5))], p=params.blur),
+            ]
+        )
 
     def __call__(
         self, image: Image.Image, box: Box, keypoints: np.ndarray

@@ -167,15 +167,25 @@ def score_without_boxes(pred: DetectedPersons, person_score: PersonScore = PERSO
     truth = [a for a in ds.annotations if not a.iscrowd and a.num_keypoints > 0]
     image_ids = sorted(r.id for r in ds.images)
     keypoint_results = [
-        {"image_id": int(pred.image_ids[i]), "category_id": PERSON_CATEGORY_ID, "score": float(scores[i]),
-         "keypoints": [float(v) for v in np.concatenate([pred.keypoints[i], pred.joint_scores[i][:, None]], 1).ravel()]}
+        {
+            "image_id": int(pred.image_ids[i]),
+            "category_id": PERSON_CATEGORY_ID,
+            "score": float(scores[i]),
+            "keypoints": [
+                float(v) for v in np.concatenate([pred.keypoints[i], pred.joint_scores[i][:, None]], 1).ravel()
+            ],
+        }
         for i in range(len(pred.image_ids))
-    ]  # fmt: skip
+    ]
     box_results = [
-        {"image_id": int(pred.image_ids[i]), "category_id": PERSON_CATEGORY_ID, "score": float(scores[i]),
-         "bbox": [float(v) for v in pred.boxes[i]]}
+        {
+            "image_id": int(pred.image_ids[i]),
+            "category_id": PERSON_CATEGORY_ID,
+            "score": float(scores[i]),
+            "bbox": [float(v) for v in pred.boxes[i]],
+        }
         for i in range(len(pred.image_ids))
-    ]  # fmt: skip
+    ]
     (oks_ap, ap50, ap75), _ = _coco_ap(ds, image_ids, keypoint_results, "keypoints", bool(truth))
     (box_ap, box_ap50, box_ap75), box_eval = _coco_ap(ds, image_ids, box_results, "bbox", bool(truth))
     matched = _matched_detections(box_eval, pred, image_ids, {a.id for a in truth})

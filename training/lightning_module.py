@@ -196,10 +196,15 @@ class PoseModel(L.LightningModule):
         self.log("val/loss", loss, on_epoch=True, batch_size=len(batch["image"]), sync_dist=True)
         windows = [tuple(w) for w in batch["window"].cpu().numpy().tolist()]
         points, scores = decode_outputs(outputs, windows, self.spec, self.output_kind)
-        self._val.append({
-            "pred": points, "scores": scores, "gt": batch["keypoints"].cpu().numpy(),
-            "box": batch["box"].cpu().numpy(), "index": batch["index"].cpu().numpy(),
-        })  # fmt: skip
+        self._val.append(
+            {
+                "pred": points,
+                "scores": scores,
+                "gt": batch["keypoints"].cpu().numpy(),
+                "box": batch["box"].cpu().numpy(),
+                "index": batch["index"].cpu().numpy(),
+            }
+        )
 
     def on_validation_epoch_end(self) -> None:
         if not self._val:

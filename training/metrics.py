@@ -79,10 +79,14 @@ def oks_ap(
     results = []
     for row, ann_id in enumerate(annotation_ids):
         flat = np.concatenate([pred[row], joint_scores[row][:, None]], axis=1).reshape(-1)
-        results.append({
-            "image_id": by_id[ann_id].image_id, "category_id": PERSON_CATEGORY_ID,
-            "keypoints": [float(v) for v in flat], "score": float(person_scores[row]),
-        })  # fmt: skip
+        results.append(
+            {
+                "image_id": by_id[ann_id].image_id,
+                "category_id": PERSON_CATEGORY_ID,
+                "keypoints": [float(v) for v in flat],
+                "score": float(person_scores[row]),
+            }
+        )
     if not results or not any(a.num_keypoints > 0 for a in ds.annotations):
         return {"oks_ap": float("nan"), "ap50": float("nan"), "ap75": float("nan")}
     with contextlib.redirect_stdout(io.StringIO()):

@@ -60,9 +60,13 @@ def backbone_stages(name: str) -> nn.ModuleList:
 def separable(cin: int, cout: int) -> nn.Sequential:
     """Depthwise 3x3 + pointwise 1x1, each with BatchNorm and ReLU."""
     return nn.Sequential(
-        nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.ReLU(inplace=True),
-        nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-    )  # fmt: skip
+        nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False),
+        nn.BatchNorm2d(cin),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 class HeatmapHead(nn.Module):
@@ -139,8 +143,12 @@ class PoseNet(nn.Module):
         else:
             for mine, theirs in zip(
                 self.stages,
-                [nn.Sequential(reference.conv1, reference.bn1, reference.relu, reference.maxpool, reference.layer1),
-                 reference.layer2, reference.layer3, reference.layer4],
+                [
+                    nn.Sequential(reference.conv1, reference.bn1, reference.relu, reference.maxpool, reference.layer1),
+                    reference.layer2,
+                    reference.layer3,
+                    reference.layer4,
+                ],
                 strict=True,
-            ):  # fmt: skip
+            ):
                 mine.load_state_dict(theirs.state_dict())

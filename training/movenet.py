@@ -53,8 +53,15 @@ CONFIGS = {
 }
 
 # MobileNetV2's inverted residual blocks: (expansion, output channels at width 1, repeats, first stride)
-MOBILENET_V2_BLOCKS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
-                       (6, 320, 1, 1)]  # fmt: skip
+MOBILENET_V2_BLOCKS = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+]
 FEATURE_BLOCKS = (2, 5, 9)  # Keras block indices whose outputs feed the FPN (strides 4, 8, 16)
 FPN_CHANNELS = (64, 32, 24, 24)  # stride 32, 16, 8, 4
 HEAD_CHANNELS = 96
@@ -182,8 +189,12 @@ class MoveNet(nn.Module):
     def forward_logits(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """The heads before their sigmoids: what training fits (losses on logits are stable)."""
         x = self.fpn(self.backbone(image))
-        return {"heatmaps": self.heatmap_head(x), "centers": self.center_head(x),
-                "regress": self.regress_head(x), "offsets": self.offset_head(x)}  # fmt: skip
+        return {
+            "heatmaps": self.heatmap_head(x),
+            "centers": self.center_head(x),
+            "regress": self.regress_head(x),
+            "offsets": self.offset_head(x),
+        }
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.forward_logits(image)
@@ -235,26 +246,36 @@ def tfjs_names(config: MoveNetConfig) -> dict[str, tuple[str, str | None]]:
         ours = f"backbone.blocks.{i}."
         if i:
             fused(ours + "expand.1", tf_block + "expand/Conv2D")
-        names[ours + "depthwise.1"] = (f"{mb}{tf_block}depthwise/depthwise_weights",
-                                       f"{mb}{tf_block}depthwise/depthwise_bn_offset")  # fmt: skip
+        names[ours + "depthwise.1"] = (
+            f"{mb}{tf_block}depthwise/depthwise_weights",
+            f"{mb}{tf_block}depthwise/depthwise_bn_offset",
+        )
         fused(ours + "project.1", tf_block + "project/Conv2D")
     fused("backbone.head.1", "Conv_1/Conv2D")
     # (TF.js names the pointwise part of the FPN's separable convs the fused way, with bn_offset)
     names["fpn.top"] = (f"{fe}conv2d/Conv2D/ReadVariableOp", f"{fe}conv2d/BiasAdd/ReadVariableOp")
     for i in range(3):
-        names[f"fpn.lateral.{i}"] = (f"{fe}conv2d_{i + 1}/Conv2D/ReadVariableOp",
-                                     f"{fe}conv2d_{i + 1}/BiasAdd/ReadVariableOp")  # fmt: skip
+        names[f"fpn.lateral.{i}"] = (
+            f"{fe}conv2d_{i + 1}/Conv2D/ReadVariableOp",
+            f"{fe}conv2d_{i + 1}/BiasAdd/ReadVariableOp",
+        )
         sep = f"{fe}separable_conv2d{'_' + str(i) if i else ''}/separable_conv2d"
         names[f"fpn.smooth.{i}.0"] = (f"{sep}/ReadVariableOp", None)
         names[f"fpn.smooth.{i}.1"] = (f"{sep}_weights", f"{sep}_bn_offset")
-    heads = {"center_head": ("center_0", 3), "heatmap_head": ("kpt_heatmap_0", 4),
-             "regress_head": ("kpt_regress_0", 5), "offset_head": ("kpt_offset_0", 6)}  # fmt: skip
+    heads = {
+        "center_head": ("center_0", 3),
+        "heatmap_head": ("kpt_heatmap_0", 4),
+        "regress_head": ("kpt_regress_0", 5),
+        "offset_head": ("kpt_offset_0", 6),
+    }
     for ours, (tf_head, k) in heads.items():
         sep = f"{tf_head}/separable_conv2d_{k}"
         names[f"{ours}.0.0"] = (f"{sep}/separable_conv2d/ReadVariableOp", None)
         names[f"{ours}.0.1"] = (f"{sep}/separable_conv2d/ReadVariableOp_1", f"{sep}/BiasAdd/ReadVariableOp")
-        names[f"{ours}.1"] = (f"{tf_head}/conv2d_{k + 1}/Conv2D/ReadVariableOp",
-                              f"{tf_head}/conv2d_{k + 1}/BiasAdd/ReadVariableOp")  # fmt: skip
+        names[f"{ours}.1"] = (
+            f"{tf_head}/conv2d_{k + 1}/Conv2D/ReadVariableOp",
+            f"{tf_head}/conv2d_{k + 1}/BiasAdd/ReadVariableOp",
+        )
     return names
 
 

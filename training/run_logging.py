@@ -45,9 +45,13 @@ def make_loggers(run_name: str, csv_dir: Path, use_wandb: bool, config: dict[str
     if use_wandb:
         online = configure_wandb_env()
         wandb_logger = WandbLogger(
-            name=run_name, project=WANDB_PROJECT, save_dir=os.environ["WANDB_DIR"], offline=not online,
-            job_type="train", config=config,
-        )  # fmt: skip
+            name=run_name,
+            project=WANDB_PROJECT,
+            save_dir=os.environ["WANDB_DIR"],
+            offline=not online,
+            job_type="train",
+            config=config,
+        )
         loggers.append(wandb_logger)
     return loggers
 

@@ -63,14 +63,17 @@ def run(paths: PipelinePaths) -> dict[str, object]:
     labels = _feedback_labels(paths)
     if decision.promote:
         _install(paths, card, candidate)
-        append_history(paths.history, {
-            "version": card.version,
-            "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "parent_version": card.parent_version or "",
-            "feedback_labels": labels,
-            "studio_oks_ap": round(float(candidate["studio"]["oks_ap"]), 4),
-            "street_oks_ap": round(float(candidate["street"]["oks_ap"]), 4),
-        })  # fmt: skip
+        append_history(
+            paths.history,
+            {
+                "version": card.version,
+                "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "parent_version": card.parent_version or "",
+                "feedback_labels": labels,
+                "studio_oks_ap": round(float(candidate["studio"]["oks_ap"]), 4),
+                "street_oks_ap": round(float(candidate["street"]["oks_ap"]), 4),
+            },
+        )
     record: dict[str, object] = {
         "promoted": decision.promote,
         "reason": decision.reason,

@@ -132,8 +132,13 @@ def _occluder_shape(rng: np.random.Generator, x: float, y: float, w: float, h: f
         ow, oh = rng.uniform(0.3, 0.9) * w, rng.uniform(0.15, 0.45) * h
         poly = np.array([[cx - ow / 2, cy], [cx + ow / 2, cy], [cx + ow / 2, cy + oh * 3], [cx - ow / 2, cy + oh * 3]])
     else:  # bush / bag / sign
-        poly = ellipse(np.array([cx, cy]), rng.uniform(0.12, 0.35) * w, rng.uniform(0.06, 0.2) * h,
-                       float(rng.uniform(0, np.pi)), 14)  # fmt: skip
+        poly = ellipse(
+            np.array([cx, cy]),
+            rng.uniform(0.12, 0.35) * w,
+            rng.uniform(0.06, 0.2) * h,
+            float(rng.uniform(0, np.pi)),
+            14,
+        )
     return [(float(px), float(py)) for px, py in poly]
 
 

@@ -200,8 +200,14 @@ def sample_figure(rng: np.random.Generator, limits: PoseRange, outfit: Outfit) -
             image_side * (hip_abd - knee_bend) if mirrored_knees else image_side * hip_abd + knee_dir * knee_bend
         )
         ankle = knee + _unit(lean * 0.3 + shin_angle) * 0.245 * size[5]
-        for key, point in (("shoulder", shoulder), ("elbow", elbow), ("wrist", wrist), ("hip", hip),
-                           ("knee", knee), ("ankle", ankle)):  # fmt: skip
+        for key, point in (
+            ("shoulder", shoulder),
+            ("elbow", elbow),
+            ("wrist", wrist),
+            ("hip", hip),
+            ("knee", knee),
+            ("ankle", ankle),
+        ):
             joints[idx[f"{name}_{key}"]] = point
         upper, fore, hand, thigh, shin, foot = (
             (L_UPPER_ARM, L_FOREARM, L_HAND, L_THIGH, L_SHIN, L_FOOT)
@@ -216,24 +222,31 @@ def sample_figure(rng: np.random.Generator, limits: PoseRange, outfit: Outfit) -
         parts += [
             Part(upper, capsule(shoulder, elbow, 0.034, 0.027), arm_depth, sleeve),
             Part(fore, capsule(elbow, wrist, 0.026, 0.02), arm_depth + 0.001, fore_colour),
-            Part(hand, ellipse(wrist + (wrist - elbow) * 0.22, 0.024, 0.03, lean, 8), arm_depth + 0.002,
-                 outfit.skin),
+            Part(hand, ellipse(wrist + (wrist - elbow) * 0.22, 0.024, 0.03, lean, 8), arm_depth + 0.002, outfit.skin),
             Part(thigh, capsule(hip, knee, 0.05, 0.038), leg_depth, outfit.trousers),
             Part(shin, capsule(knee, ankle, 0.036, 0.027), leg_depth + 0.001, shin_colour),
-            Part(foot, ellipse(ankle + np.array([0.0, 0.025]), 0.035, 0.022, 0.0, 10), leg_depth + 0.002,
-                 outfit.shoes),
-        ]  # fmt: skip
+            Part(foot, ellipse(ankle + np.array([0.0, 0.025]), 0.035, 0.022, 0.0, 10), leg_depth + 0.002, outfit.shoes),
+        ]
         bodies[side] = (shoulder, hip)
 
     # Torso: shoulders to hips, widened to the body's outline.
     (ls, lh), (rs, rh) = bodies[1], bodies[-1]
     width_s, width_h = 0.035, 0.03
     out_l = across * np.sign(cos_y)  # image direction of the person's left side
-    torso = np.array([
-        ls + out_l * width_s, ls + up * 0.03, rs + up * 0.03, rs - out_l * width_s,
-        (rs + rh) / 2 - out_l * 0.01, rh - out_l * width_h, rh - up * 0.035,
-        lh - up * 0.035, lh + out_l * width_h, (ls + lh) / 2 + out_l * 0.01,
-    ])  # fmt: skip
+    torso = np.array(
+        [
+            ls + out_l * width_s,
+            ls + up * 0.03,
+            rs + up * 0.03,
+            rs - out_l * width_s,
+            (rs + rh) / 2 - out_l * 0.01,
+            rh - out_l * width_h,
+            rh - up * 0.035,
+            lh - up * 0.035,
+            lh + out_l * width_h,
+            (ls + lh) / 2 + out_l * 0.01,
+        ]
+    )
     parts.append(Part(TORSO, torso, 0.0, outfit.shirt))
     if not back:
         # What a viewer reads facing from below the head: a neckline and a button placket on the

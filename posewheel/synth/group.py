@@ -118,8 +118,16 @@ def _stand(figure: Figure, size: int, fill: float, x: float, feet: float, roll: 
     return Placement(placement.roll, placement.height, (ox, oy + feet - bottom))
 
 
-def _place(rng: np.random.Generator, domain: Domain, size: int, outfit: Outfit, figure: Figure, fill: float,
-           roll: float, farther: list[_Layer]) -> _Layer | None:  # fmt: skip
+def _place(
+    rng: np.random.Generator,
+    domain: Domain,
+    size: int,
+    outfit: Outfit,
+    figure: Figure,
+    fill: float,
+    roll: float,
+    farther: list[_Layer],
+) -> _Layer | None:
     """Stand a person in front of `farther` without hiding more than MAX_COVER of any; None if it never fits."""
     lo, hi = domain.group_fill
     near = (fill - lo) / (hi - lo)  # 0 the farthest possible, 1 the nearest

@@ -46,25 +46,49 @@ class Domain:
 STUDIO = Domain(
     name="studio",
     code=1,
-    pose=PoseRange(lean=6, head_tilt=10, yaw=30, arm_abduction=(4, 50), elbow_bend=60, hip_abduction=(0, 12),
-                   knee_bend=25, thigh_foreshortening=(0.9, 1.0), roll=5, lying=0.0, overhead=0.0, crouch=0.0),
+    pose=PoseRange(
+        lean=6,
+        head_tilt=10,
+        yaw=30,
+        arm_abduction=(4, 50),
+        elbow_bend=60,
+        hip_abduction=(0, 12),
+        knee_bend=25,
+        thigh_foreshortening=(0.9, 1.0),
+        roll=5,
+        lying=0.0,
+        overhead=0.0,
+        crouch=0.0,
+    ),
     fill=(0.72, 0.9),
     centre_jitter=0.03,
     cluttered=False,
     group_fill=(0.32, 0.85),
     group_spread=0.36,  # everyone in frame, as a lab would shoot them
-)  # fmt: skip
+)
 STREET = Domain(
     name="street",
     code=2,
-    pose=PoseRange(lean=25, head_tilt=25, yaw=55, arm_abduction=(-35, 120), elbow_bend=140, hip_abduction=(-8, 40),
-                   knee_bend=130, thigh_foreshortening=(0.35, 0.9), roll=25, lying=0.15, overhead=0.25, crouch=0.3),
+    pose=PoseRange(
+        lean=25,
+        head_tilt=25,
+        yaw=55,
+        arm_abduction=(-35, 120),
+        elbow_bend=140,
+        hip_abduction=(-8, 40),
+        knee_bend=130,
+        thigh_foreshortening=(0.35, 0.9),
+        roll=25,
+        lying=0.15,
+        overhead=0.25,
+        crouch=0.3,
+    ),
     fill=(0.55, 1.0),
     centre_jitter=0.16,
     cluttered=True,
     group_fill=(0.18, 0.95),
     group_spread=0.5,  # people at the edges are cut by the frame
-)  # fmt: skip
+)
 DOMAINS: dict[str, Domain] = {d.name: d for d in (STUDIO, STREET)}
 
 

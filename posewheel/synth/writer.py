@@ -141,10 +141,15 @@ def generate(
             sources[image_id] = scratch / name
             images.append(coco.ImageRecord(image_id, name, size, size))
             for person in item.persons:  # one person: annotation id = image id, as ever
-                annotations.append(coco.PersonAnnotation(
-                    id=len(annotations) + 1, image_id=image_id, keypoints=person.keypoints, bbox=person.bbox,
-                    extra={"facing": person.facing},
-                ))  # fmt: skip
+                annotations.append(
+                    coco.PersonAnnotation(
+                        id=len(annotations) + 1,
+                        image_id=image_id,
+                        keypoints=person.keypoints,
+                        bbox=person.bbox,
+                        extra={"facing": person.facing},
+                    )
+                )
             if truth is not None:
                 shown = [{"keypoints": p.keypoints, "bbox": p.bbox} for p in item.persons]
                 truth.put(content_hash(item.data), shown, durable=False)  # regenerable: skip fsyncs
