@@ -82,8 +82,8 @@ def ls_status() -> None:
 @labels_app.command("setup")
 def labels_setup() -> None:
     """Create the review project in Label Studio, or update its config; safe to run again."""
+    from labeling.labelstudio_client import connect
     from labeling.project import ensure_project
-    from labeling.queue import connect
     from labeling.settings import LabelStudioSettings
 
     settings = LabelStudioSettings()
@@ -118,8 +118,8 @@ def labels_annotate(
 ) -> None:
     """Simulated annotator: correct open tasks from synthetic ground truth, least confident first."""
     from labeling.annotator import AnnotateSummary, annotate
+    from labeling.labelstudio_client import connect
     from labeling.project import ensure_project
-    from labeling.queue import connect
     from labeling.settings import LabelStudioSettings
     from posewheel.settings import ProjectSettings
     from posewheel.truth import TruthStore
@@ -144,8 +144,8 @@ def labels_export(
 ) -> None:
     """Export completed annotations as a COCO keypoint dataset (skipped tasks dropped; deterministic)."""
     from labeling.coco_export import ExportSummary, export_coco
+    from labeling.labelstudio_client import connect
     from labeling.project import find_project
-    from labeling.queue import connect
     from labeling.settings import LabelStudioSettings
     from posewheel.imagestore import ImageStore
     from posewheel.settings import ProjectSettings

@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from labeling.labelstudio_client import connect
 from labeling.project import ensure_project
 from labeling.project import set_model_version as set_project_model_version
 from labeling.results import pose_to_results
@@ -47,18 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 STORAGE_TITLE = "posewheel image store"
 DRAIN_LOCK = ".drain.lock"  # in the outbox folder; its content names the drainer that drained last
-
-
-def connect(settings: LabelStudioSettings | None = None, timeout_s: float = 30.0) -> LabelStudio:
-    """An SDK client for the configured Label Studio (legacy token from settings; no network call)."""
-    from label_studio_sdk import LabelStudio
-
-    settings = settings or LabelStudioSettings()
-    # No SDK retries: a retried import after a timeout could land twice; the drainer retries itself,
-    # after looking up which request ids Label Studio already holds.
-    return LabelStudio(
-        base_url=settings.base_url, api_key=settings.credentials().token, timeout=timeout_s, max_retries=0
-    )
 
 
 def item_to_task(item: ReviewItem, image_url: str) -> dict[str, Any]:

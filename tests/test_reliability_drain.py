@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from labeling.labelstudio_client import connect
 from labeling.project import ensure_project, find_project
-from labeling.queue import OutboxDrainer, ReviewQueue, connect
+from labeling.queue import OutboxDrainer, ReviewQueue
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox, PredictedKeypoint, PredictedPose, ReviewItem
 from posewheel.schema import KEYPOINT_NAMES

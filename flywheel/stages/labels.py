@@ -37,8 +37,8 @@ def run(paths: PipelinePaths) -> int:
         ensure_snapshot(paths)
         return 0
     from labeling.coco_export import export_coco
+    from labeling.labelstudio_client import connect
     from labeling.project import ensure_project
-    from labeling.queue import connect
 
     try:
         client = connect(settings)

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from labeling import labelstudio_process
+from labeling.labelstudio_client import connect
 from labeling.project import ensure_project
-from labeling.queue import connect
 from labeling.settings import LabelStudioSettings
 from posewheel.settings import ProjectSettings
 
