@@ -8,9 +8,10 @@ It runs the server's own engine, step for step as `PoseService._prepare` does: `
 (same EXIF and size limits), the artifact's person detector (or the whole image as one person),
 `prepare` and `PoseModel.infer_decode`, so an image's keypoints are the API's. Images are read,
 decoded, searched for people and cropped on `threads` threads while the crops of several images
-run as one ONNX Runtime batch. Videos are decoded with PyAV (`--every N` frames or `--fps F`).
-With `review`, each prediction meets the server's review policy and a picked one goes into the
-server's outbox through the server's own writer (`PredictionLog.queue_review_now`).
+run as one ONNX Runtime batch. Videos are decoded with PyAV (`--every N` frames or `--fps F`) and
+turned upright by their display matrix, as photos are by EXIF. With `review`, each prediction meets
+the server's review policy and a picked one goes into the server's outbox through the server's own
+writer (`PredictionLog.queue_review_now`).
 """
 
 from __future__ import annotations
@@ -317,7 +318,7 @@ class BatchPredictor:
             data = item.source.path.read_bytes()
             image = decode_image(data, self.settings.max_pixels).image
         else:
-            image = item.frame.to_image()  # RGB
+            image = upright_frame(item.frame)
             if image.width * image.height > self.settings.max_pixels:
                 raise InputError(f"the frame is {image.width}x{image.height}; the limit is {self.settings.max_pixels}")
         box_scores: list[float] | None = None
@@ -446,6 +447,17 @@ class BatchPredictor:
         if name not in self.summary.failed:
             self.summary.failed[name] = why
             self.on_failure(name, why)
+
+
+def upright_frame(frame: Any) -> Image.Image:
+    """An av.VideoFrame as the RGB image a player shows: turned by its display matrix (phones film sideways),
+    as `decode_image` turns a photo by its EXIF orientation. Flips in the matrix are not applied."""
+    image: Image.Image = frame.to_image()
+    turn = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+    degrees = round(frame.rotation or 0) % 360  # counter-clockwise, as PIL's ROTATE_*
+    if degrees in turn:
+        return image.transpose(turn[degrees])
+    return image.rotate(degrees, expand=True) if degrees else image
 
 
 def _overlay(image: Image.Image, poses: Sequence[dict[str, Any]]) -> Image.Image:

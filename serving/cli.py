@@ -138,7 +138,9 @@ def predict(
     if fps is not None and every != 1:
         raise fail("give --every or --fps, not both")
     try:
-        settings = ServingSettings(**({"model_dir": model} if model is not None else {}))  # type: ignore[arg-type]
+        # host: predict listens nowhere, so a POSEWHEEL_HOST beyond loopback needs no API key here
+        overrides = {"host": "127.0.0.1", **({"model_dir": model} if model is not None else {})}
+        settings = ServingSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise fail(f"invalid serving settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
     sources, missing = find_sources(paths)

@@ -22,6 +22,7 @@ import json
 import os
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,7 @@ class PosewheelClient:
     def predict(
         self,
         image: str | os.PathLike[str] | bytes,
-        boxes: list[list[float]] | list[Box] | None = None,
+        boxes: Sequence[Sequence[float]] | None = None,
         max_persons: int | None = None,
         score_threshold: float | None = None,
         as_json: bool = False,

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from posewheel import artifact
 from posewheel.review import Outbox
-from serving.batch_predict import FrameSampler, find_sources
+from serving.batch_predict import FrameSampler, find_sources, upright_frame
 from serving.cli import register
 from tests.support.server import run_server, test_settings
 
@@ -196,3 +196,19 @@ def test_frame_sampler_every_and_fps() -> None:
     assert [i for i in range(10) if every.keep(i, i / 30)] == [0, 3, 6, 9]
     per_second = FrameSampler(fps=2.0)
     assert [i for i in range(60) if per_second.keep(i, i / 30)] == [0, 15, 30, 45]
+
+
+def test_a_sideways_phone_video_is_predicted_upright(tmp_path: Path) -> None:
+    image = Image.new("RGB", (64, 32), (255, 0, 0))
+    image.paste((0, 0, 255), (0, 0, 16, 16))  # blue top left
+    with av.open(str(tmp_path / "phone.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.set_display_rotation(-90)  # shown turned 90 degrees clockwise, as a phone held upright films
+        for packet in [*stream.encode(av.VideoFrame.from_image(image)), *stream.encode()]:
+            container.mux(packet)
+    with av.open(str(tmp_path / "phone.mp4")) as container:
+        upright = upright_frame(next(container.decode(video=0)))
+    assert upright.size == (32, 64)
+    r, _, b = upright.getpixel((28, 4))  # type: ignore[misc]
+    assert b > 200 and r < 60  # the blue corner is now top right
