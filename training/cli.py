@@ -1,7 +1,7 @@
 """Commands that training adds to the `posewheel` CLI: `train` and `evaluate`.
 
     posewheel train --data data/seed --data data/feedback --warm-start auto   # what the DVC stage runs
-    posewheel evaluate --model models/production --data data/holdout_studio --out metrics/
+    posewheel evaluate --model models/production --data data/holdout/studio --out metrics/
 
 Heavy imports (torch, Lightning, ONNX Runtime) happen inside the commands so `posewheel --help`
 stays fast.

@@ -4,7 +4,7 @@ What serves is what is measured: the same `model.onnx`, `crop_box`/`crop_image`/
 `decode_to_image` as the server, with the standard top-down protocol (one crop per labeled person,
 from its ground-truth box).
 
-    posewheel evaluate --model models/production --data data/holdout_studio --data data/holdout_street --out metrics/
+    posewheel evaluate --model models/production --data data/holdout/studio --data data/holdout/street --out metrics/
 """
 
 from __future__ import annotations

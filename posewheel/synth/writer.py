@@ -1,7 +1,7 @@
 """Write a synthetic COCO keypoint dataset (atomically) and its ground truth (apart, by image hash).
 
 from posewheel.synth import generate
-dataset = generate("street", count=300, seed=1, out="data/holdout_street", truth_dir="var/truth")
+dataset = generate("street", count=300, seed=1, out="data/holdout/street", truth_dir="var/truth")
 crowds = generate("street", count=300, seed=4, out="data/street_groups", persons=(0, 4))  # 0-4 per image
 
 Without `persons` every image holds one person (`scene.render_sample`); with it, `group.render_group`
