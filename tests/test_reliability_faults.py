@@ -25,7 +25,7 @@ import pytest
 from benchmarks.fault_server import distinct_images, predict_images, project_request_ids, run_fault, wait_for
 from flywheel.pipeline import dvc_command, venv_environ
 from labeling.project import ensure_project
-from labeling.queue import item_to_task
+from labeling.queue import OutboxDrainer, item_to_task
 from posewheel import atomic
 from posewheel.artifact import promote
 from posewheel.imagestore import ImageStore
@@ -64,7 +64,9 @@ def test_label_studio_stopped_while_predictions_arrive_every_item_reaches_it_exa
         answers += predict_images(server.url, images[20:40])  # served while Label Studio is down
         assert all(a["review"]["queued"] for a in answers)
         wait_for(lambda: outbox.depth() == 20, 30, "the 20 items of the outage to wait in the outbox")
-        wait_for(lambda: server.service.drainer.failures >= 1, 30, "the drainer to notice the outage")
+        drainer = server.service.drainer
+        assert isinstance(drainer, OutboxDrainer)  # Label Studio's ReviewDrainer
+        wait_for(lambda: drainer.failures >= 1, 30, "the drainer to notice the outage")
     finally:
         labelstudio.start()
     answers += predict_images(server.url, images[40:])
