@@ -57,11 +57,12 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """photos/: two photos, a broken JPEG, and sub/ with a photo and the video."""
+    """photos/: two photos, a broken JPEG, an unreadable video, and sub/ with a photo and the video."""
     folder = tmp_path_factory.mktemp("photos")
     for name in ("two_people_256", "nobody_cat_256"):
         shutil.copy(PHOTOS / f"{name}.png", folder / f"{name}.png")
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 and then nothing a decoder can use")
     (folder / "notes.txt").write_text("not an image, not a video: not an input")
     (folder / "sub").mkdir()
     shutil.copy(PHOTOS / "cameraman_256.png", folder / "sub" / "cameraman_256.png")
@@ -93,11 +94,12 @@ def by_file(results: list[dict], name: str) -> list[dict]:
     return [r for r in results if Path(r["file_name"]).name == name]
 
 
-def test_a_broken_file_is_reported_and_counted_and_the_rest_predicted(folder_run: dict, inputs: Path) -> None:
+def test_broken_files_are_reported_and_counted_and_the_rest_predicted(folder_run: dict, inputs: Path) -> None:
     assert folder_run["code"] == 1, folder_run["output"]
     assert f"{inputs / 'broken.jpg'}: " in folder_run["output"]  # named, with why
+    assert f"{inputs / 'broken.mp4'}: video could not be read" in folder_run["output"]
     assert "3 images, 4 frames, " in folder_run["output"]
-    assert "1 file failed" in folder_run["output"]
+    assert "2 files failed" in folder_run["output"]
     assert "notes.txt" not in json.dumps(folder_run["results"])
 
 
