@@ -30,7 +30,7 @@ def _call(what: str, action: Callable[[], T]) -> T:
     from label_studio_sdk.core.api_error import ApiError
 
     from labeling.coco_export import ExportError
-    from labeling.service import LabelStudioServiceError
+    from labeling.labelstudio_process import LabelStudioServiceError
     from labeling.settings import LabelStudioNotConfiguredError, LabelStudioSettings
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the report
