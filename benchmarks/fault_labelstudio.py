@@ -27,17 +27,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fault_server import (  # noqa: E402
+from tests.support.faults import run_fault  # noqa: E402
+from tests.support.figures import emit  # noqa: E402
+from tests.support.server_process import (  # noqa: E402
     ServerProcess,
     bright_spot_models,
     distinct_images,
-    emit,
     predict_images,
     project_request_ids,
     review_env,
-    run_fault,
-    wait_for,
 )
+from tests.support.waiting import wait_for  # noqa: E402
 
 
 def run_outage(ls: Any, work: Path, count: int) -> dict[str, Any]:

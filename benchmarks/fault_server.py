@@ -14,10 +14,7 @@ restarted on the same folders, and left to finish. Figures (one JSON line each):
                         "queued for review" whose item never reached the outbox on disk
 
 The scenario and the server process live in tests/support (`faults.run_fault`,
-`server_process.ServerProcess`), shared with tests/test_reliability_faults.py. The names below are
-re-exported only for the scripts and tests that still import them from here (soak, fuzz_api,
-fault_labelstudio, tests/test_security.py, tests/test_reliability_*.py): they should import
-tests.support directly.
+`server_process.ServerProcess`), shared with tests/test_reliability_faults.py.
 """
 
 from __future__ import annotations
@@ -31,31 +28,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
-from tests.support.faults import kill_while_draining, run_fault
+from tests.support.faults import run_fault
 from tests.support.figures import emit
 from tests.support.server_process import (
     ServerProcess,
     bright_spot_models,
     distinct_images,
     predict_images,
-    project_request_ids,
-    review_env,
 )
-from tests.support.waiting import free_port, wait_for
-
-__all__ = [  # re-exported for the importers named in the docstring, until they import tests.support
-    "ServerProcess",
-    "bright_spot_models",
-    "distinct_images",
-    "emit",
-    "free_port",
-    "kill_while_draining",
-    "predict_images",
-    "project_request_ids",
-    "review_env",
-    "run_fault",
-    "wait_for",
-]
 
 
 def run_kill_after_answers(work: Path, count: int) -> dict[str, Any]:

@@ -35,7 +35,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fault_server import ServerProcess, bright_spot_models, distinct_images, emit  # noqa: E402
+from tests.support.figures import emit  # noqa: E402
+from tests.support.server_process import ServerProcess, bright_spot_models, distinct_images  # noqa: E402
 
 
 @dataclass

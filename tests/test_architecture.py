@@ -121,20 +121,8 @@ def test_checker_allows_relative_and_permitted_imports() -> None:
 
 
 # Scripts (benchmarks/*.py, scripts/*.py) are run, never imported: shared helpers live in
-# tests/support (or the packages). These still import a script and are to switch to tests.support
-# (their owners' files; issue #17): they import benchmarks.fault_server's re-exports or fuzz_api.
-SCRIPT_IMPORTS_TO_SWITCH = frozenset(
-    {
-        "benchmarks/fault_labelstudio.py",
-        "benchmarks/fuzz_api.py",
-        "benchmarks/soak.py",
-        "tests/test_reliability_faults.py",
-        "tests/test_reliability_hostile.py",
-        "tests/test_reliability_inputs.py",
-        "tests/test_reliability_memory.py",
-        "tests/test_security.py",
-    }
-)
+# tests/support (or the packages).
+SCRIPT_IMPORTS_TO_SWITCH: frozenset[str] = frozenset()
 
 
 def script_imports(path: Path, scripts: set[str]) -> list[str]:

@@ -22,7 +22,6 @@ import httpx
 import numpy as np
 import pytest
 
-from benchmarks.fault_server import distinct_images, predict_images, project_request_ids, run_fault, wait_for
 from flywheel.pipeline import dvc_command, venv_environ
 from labeling.project import ensure_project
 from labeling.queue import OutboxDrainer, item_to_task
@@ -31,10 +30,13 @@ from posewheel.artifact import promote
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox, PredictedKeypoint, PredictedPose, ReviewItem
 from posewheel.schema import KEYPOINT_NAMES
+from tests.support.faults import run_fault
 from tests.support.flywheel import make_project
 from tests.support.labelstudio import LabelStudioServer
 from tests.support.onnx_models import MakeArtifact, spot_image
 from tests.support.server import StartServer
+from tests.support.server_process import distinct_images, predict_images, project_request_ids
+from tests.support.waiting import wait_for
 
 
 def _metric(url: str, name: str) -> float:

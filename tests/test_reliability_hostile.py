@@ -27,9 +27,9 @@ from fastapi.responses import JSONResponse
 from PIL import Image
 from pydantic import BaseModel
 
-from benchmarks.fault_server import ServerProcess, bright_spot_models
-from benchmarks.fuzz_api import fuzz
+from tests.support.fuzzing import fuzz
 from tests.support.onnx_models import spot_image
+from tests.support.server_process import ServerProcess, bright_spot_models
 
 MiB = 2**20
 ADMIN_KEY = "hostile-admin-key"

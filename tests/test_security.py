@@ -21,7 +21,6 @@ import yaml
 from pydantic import ValidationError
 
 import serving.deps
-from benchmarks.fault_server import ServerProcess, bright_spot_models, distinct_images, review_env, wait_for
 from labeling.settings import LabelStudioSettings
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox
@@ -29,6 +28,8 @@ from serving.settings import ServingSettings
 from tests.support.labelstudio import LabelStudioServer
 from tests.support.onnx_models import spot_image
 from tests.support.server import StartServer
+from tests.support.server_process import ServerProcess, bright_spot_models, distinct_images, review_env
+from tests.support.waiting import wait_for
 
 API_KEY = "api-" + uuid.uuid4().hex
 ADMIN_KEY = "adm-" + uuid.uuid4().hex
