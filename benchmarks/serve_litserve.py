@@ -15,7 +15,7 @@ import litserve as ls
 import numpy as np
 
 from posewheel.decoding import Box
-from serving.engine import PoseModel, load_model, prepare
+from serving.engine import ServedModel, load_model, prepare
 from serving.images import decode_image, parse_boxes
 from serving.reload import fingerprint
 from serving.service import pose_dicts
@@ -26,7 +26,7 @@ class PoseLitAPI(ls.LitAPI):
         super().__init__(**kwargs)
         self.artifact = artifact
         self.threads = threads
-        self.model: PoseModel | None = None
+        self.model: ServedModel | None = None
 
     def setup(self, device: str) -> None:
         self.model = load_model(self.artifact, fingerprint(self.artifact), self.threads)

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.api import admin, health, model, page, predict
 from serving.images import InputError
-from serving.metrics import ServingMetrics
+from serving.prometheus import ServingMetrics
 from serving.service import NotReadyError, PoseService
 from serving.settings import ServingSettings
 

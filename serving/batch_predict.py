@@ -6,7 +6,7 @@
 
 It runs the server's own engine, step for step as `PoseService._prepare` does: `decode_image`
 (same EXIF and size limits), the artifact's person detector (or the whole image as one person),
-`prepare` and `PoseModel.infer_decode`, so an image's keypoints are the API's. Images are read,
+`prepare` and `ServedModel.infer_decode`, so an image's keypoints are the API's. Images are read,
 decoded, searched for people and cropped on `threads` threads while the crops of several images
 run as one ONNX Runtime batch. Videos are decoded with PyAV (`--every N` frames or `--fps F`) and
 turned upright by their display matrix, as photos are by EXIF. With `review`, each prediction meets
@@ -38,11 +38,11 @@ from posewheel.decoding import Box
 from posewheel.draw import draw_poses
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox
-from serving.engine import PoseModel, prepare
+from serving.engine import ServedModel, prepare
 from serving.images import InputError, decode_image, parse_boxes
-from serving.metrics import ServingMetrics
 from serving.overlay import render_png
 from serving.predlog import PredictionLog, PredictionRecord
+from serving.prometheus import ServingMetrics
 from serving.review_policy import ReviewPolicy
 from serving.service import pose_dicts
 from serving.settings import ServingSettings
@@ -211,7 +211,7 @@ class BatchPredictor:
 
     def __init__(
         self,
-        model: PoseModel,
+        model: ServedModel,
         settings: ServingSettings,
         options: Options,
         on_item: Callable[[], None] | None = None,

@@ -66,7 +66,7 @@ class PersonDetector:
 
 
 @dataclass(eq=False)
-class PoseModel:
+class ServedModel:
     """One loaded model version: its card, input spec, ONNX Runtime session and person detector (if any)."""
 
     card: ModelCard
@@ -106,7 +106,7 @@ def providers_for(execution_provider: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def load_model(folder: Path, fingerprint: str, threads: int, execution_provider: str = "cpu") -> PoseModel:
+def load_model(folder: Path, fingerprint: str, threads: int, execution_provider: str = "cpu") -> ServedModel:
     """Load the artifact in `folder`, check its graph against its card and run a smoke test.
 
     Raises ModelLoadError naming the folder and what was wrong; never returns a model that
@@ -130,7 +130,7 @@ def load_model(folder: Path, fingerprint: str, threads: int, execution_provider:
     if missing:
         raise ModelLoadError(f"{folder}: card outputs {missing} are not graph outputs {output_names}")
     wanted = (card.output.name, *[n for n in card.output.names if n != card.output.name])
-    model = PoseModel(card, spec, session, folder, fingerprint, card.input.input_name, wanted)
+    model = ServedModel(card, spec, session, folder, fingerprint, card.input.input_name, wanted)
     if card.detector is not None:
         model.detector = load_detector(folder, card.detector, options, providers_for(execution_provider))
     smoke_test(model)
@@ -164,7 +164,7 @@ def load_detector(
     return detector
 
 
-def smoke_test(model: PoseModel) -> None:
+def smoke_test(model: ServedModel) -> None:
     """Run batches of 1 and 2 grey crops (also the warm-up); raise ModelLoadError on a wrong answer."""
     spec = model.spec
     want_h, want_w = spec.heatmap_size
@@ -218,7 +218,7 @@ class Answer:
 
 @dataclass(eq=False)
 class _Job:
-    model: PoseModel
+    model: ServedModel
     prepare: Callable[[], Prepared]
     size: int  # crops: the expected count until prepared, then the real one
     future: asyncio.Future[Answer]
@@ -289,7 +289,7 @@ class MicroBatcher:
         self._prepare_pool.shutdown(wait=True)
         self._infer_pool.shutdown(wait=True)
 
-    async def submit(self, model: PoseModel, prepare: Callable[[], Prepared], size: int = 1) -> Answer:
+    async def submit(self, model: ServedModel, prepare: Callable[[], Prepared], size: int = 1) -> Answer:
         """Run `prepare()` then `model` on its crops within a batch; `size` is the expected crop count.
 
         Raises whatever `prepare` raised (e.g. serving.images.InputError) for this request only.
@@ -396,11 +396,11 @@ def _prepare(jobs: list[_Job]) -> list[Prepared | Exception]:
     return out
 
 
-def _prepare_infer(model: PoseModel, jobs: list[_Job]) -> list[Answer | Exception]:
+def _prepare_infer(model: ServedModel, jobs: list[_Job]) -> list[Answer | Exception]:
     return _infer(model, _prepare(jobs))
 
 
-def _infer(model: PoseModel, prepared: list[Prepared | Exception]) -> list[Answer | Exception]:
+def _infer(model: ServedModel, prepared: list[Prepared | Exception]) -> list[Answer | Exception]:
     """One batch over the prepared jobs; returns each job's Answer (or its preparation error) in order."""
     ready = [p for p in prepared if isinstance(p, Prepared)]
     if not ready:

@@ -26,7 +26,7 @@ import orjson
 
 from posewheel.imagestore import ImageStore, upright_bytes
 from posewheel.review import Outbox, PredictedPose, ReviewItem
-from serving.metrics import ServingMetrics
+from serving.prometheus import ServingMetrics
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from posewheel.artifact import CARD_FILE, MODEL_FILE
-from serving.engine import ModelLoadError, PoseModel, load_model
-from serving.metrics import ServingMetrics
+from serving.engine import ModelLoadError, ServedModel, load_model
+from serving.prometheus import ServingMetrics
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +50,19 @@ class ModelHolder:
         threads: int,
         execution_provider: str,
         metrics: ServingMetrics,
-        on_swap: Callable[[PoseModel], None] | None = None,
+        on_swap: Callable[[ServedModel], None] | None = None,
     ) -> None:
         self.model_dir = model_dir
         self.threads = threads
         self.execution_provider = execution_provider
         self.metrics = metrics
         self.on_swap = on_swap
-        self.current: PoseModel | None = None
+        self.current: ServedModel | None = None
         self.last_error: str | None = None
         self._refused: str | None = None  # fingerprint of the last refused artifact
         self._lock = asyncio.Lock()
 
-    async def reload(self, force: bool = False) -> PoseModel:
+    async def reload(self, force: bool = False) -> ServedModel:
         """Load the model `model_dir` points at if it changed (or `force`); return the served model.
 
         Raises ModelLoadError (after counting and logging it) when the new artifact is refused;

@@ -29,10 +29,10 @@ from posewheel.decoding import Box, pose_score
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox, ReviewDrainer
 from posewheel.schema import KEYPOINT_NAMES
-from serving.engine import MicroBatcher, ModelLoadError, PoseModel, Prepared, prepare
+from serving.engine import MicroBatcher, ModelLoadError, Prepared, ServedModel, prepare
 from serving.images import decode_image, parse_boxes
-from serving.metrics import ServingMetrics
 from serving.predlog import PredictionLog, PredictionRecord
+from serving.prometheus import ServingMetrics
 from serving.reload import ModelHolder
 from serving.review_policy import ReviewPolicy
 from serving.settings import ServingSettings
@@ -79,7 +79,7 @@ class PoseService:
         self._watch_task: asyncio.Task[None] | None = None
 
     @property
-    def model(self) -> PoseModel | None:
+    def model(self) -> ServedModel | None:
         return self.holder.current
 
     async def start(self) -> None:
@@ -178,7 +178,7 @@ class PoseService:
         self,
         data: bytes,
         raw_boxes: object,
-        model: PoseModel,
+        model: ServedModel,
         keep_image: bool,
         max_persons: int | None = None,
         score_threshold: float | None = None,
@@ -200,7 +200,7 @@ class PoseService:
         self.metrics.batch_size.observe(size)
         self.metrics.queue_depth.set(depth)
 
-    def _on_swap(self, model: PoseModel) -> None:
+    def _on_swap(self, model: ServedModel) -> None:
         drainer = self.drainer
         if drainer is not None:
             try:

@@ -19,8 +19,8 @@ from posewheel import atomic
 from posewheel.dataset import Dataset, ImageRecord, PersonAnnotation, save
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox
-from serving.metrics import ServingMetrics
 from serving.predlog import PredictionLog, PredictionRecord
+from serving.prometheus import ServingMetrics
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from PIL import Image
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox
 from serving.images import InputError, decode_image
-from serving.metrics import ServingMetrics
 from serving.predlog import PredictionLog, PredictionRecord
+from serving.prometheus import ServingMetrics
 from tests.support.server import StartServer
 from tests.support.server_process import ServerProcess, bright_spot_models
 
