@@ -134,92 +134,104 @@ def _is_int(value: object) -> bool:
 def parse_coco(coco: dict[str, Any], source: str = ANNOTATIONS_FILE) -> tuple[Dataset, list[str]]:
     """Build a Dataset from a COCO dict; returns it with the structural problems found."""
     problems: list[str] = []
-    images: list[ImageRecord] = []
-    annotations: list[PersonAnnotation] = []
     for key in ("images", "annotations", "categories"):
         if not isinstance(coco.get(key, []), list) or not all(isinstance(r, dict) for r in coco.get(key, [])):
             problems.append(f"{source}: field '{key}' must be a list of objects")
             coco = {**coco, key: []}
-    categories = coco.get("categories", [])
-    person_ids = {c.get("id") for c in categories if c.get("name") == "person"}
+    person_ids = _person_category_ids(coco.get("categories", []), source, problems)
+    images = [
+        image
+        for n, record in enumerate(coco.get("images", []))
+        if (image := _parse_image(record, f"{source}: image id={record.get('id', f'#{n}')}", problems)) is not None
+    ]
+    annotations = [
+        annotation
+        for n, record in enumerate(coco.get("annotations", []))
+        if (
+            annotation := _parse_annotation(
+                record, f"{source}: annotation id={record.get('id', f'#{n}')}", person_ids, problems
+            )
+        )
+        is not None
+    ]
+    info = coco.get("info", {}) if isinstance(coco.get("info"), dict) else {}
+    return Dataset(images=images, annotations=annotations, info=info), problems
+
+
+def _person_category_ids(categories: list[dict[str, Any]], source: str, problems: list[str]) -> set[Any]:
+    """Ids of the `person` categories; a person category with a wrong keypoint list is a problem."""
     for c in categories:
         if c.get("name") == "person" and len(c.get("keypoints", [])) not in (0, NUM_KEYPOINTS):
             problems.append(
                 f"{source}: category id={c.get('id')}: field 'keypoints' lists "
                 f"{len(c['keypoints'])} names, expected {NUM_KEYPOINTS}"
             )
-    for n, img in enumerate(coco.get("images", [])):
-        where = f"{source}: image id={img.get('id', f'#{n}')}"
-        missing = [k for k in ("id", "file_name", "width", "height") if k not in img]
-        if missing:
-            problems.append(f"{where}: missing field(s) {', '.join(missing)}")
-            continue
-        bad = [k for k in ("id", "width", "height") if not _is_int(img[k])]
-        if bad:
-            problems.append(
-                f"{where}: field(s) {', '.join(repr(k) for k in bad)} must be integers, got {[img[k] for k in bad]}"
-            )
-            continue
-        images.append(
-            ImageRecord(
-                int(img["id"]),
-                str(img["file_name"]),
-                int(img["width"]),
-                int(img["height"]),
-                {k: v for k, v in img.items() if k not in _IMAGE_KEYS},
-            )
+    return {c.get("id") for c in categories if c.get("name") == "person"}
+
+
+def _parse_image(img: dict[str, Any], where: str, problems: list[str]) -> ImageRecord | None:
+    """One `images` record, or None with the problem appended."""
+    missing = [k for k in ("id", "file_name", "width", "height") if k not in img]
+    if missing:
+        problems.append(f"{where}: missing field(s) {', '.join(missing)}")
+        return None
+    bad = [k for k in ("id", "width", "height") if not _is_int(img[k])]
+    if bad:
+        problems.append(
+            f"{where}: field(s) {', '.join(repr(k) for k in bad)} must be integers, got {[img[k] for k in bad]}"
         )
-    for n, ann in enumerate(coco.get("annotations", [])):
-        where = f"{source}: annotation id={ann.get('id', f'#{n}')}"
-        missing = [k for k in ("id", "image_id", "keypoints") if k not in ann]
-        if missing:
-            problems.append(f"{where}: missing field(s) {', '.join(missing)}")
-            continue
-        if ann.get("category_id", PERSON_CATEGORY_ID) not in person_ids:
-            problems.append(
-                f"{where}: field 'category_id' is {ann.get('category_id')!r}, "
-                f"not a person category {sorted(person_ids)}"
-            )
-            continue
-        raw = ann["keypoints"]
-        if not isinstance(raw, list) or len(raw) != NUM_KEYPOINTS * 3:
-            count = len(raw) if isinstance(raw, list) else type(raw).__name__
-            problems.append(
-                f"{where}: field 'keypoints' has {count} values, expected {NUM_KEYPOINTS * 3} (17 x [x, y, v])"
-            )
-            continue
-        if not all(_is_number(v) for v in raw):
-            problems.append(
-                f"{where}: field 'keypoints' holds non-numbers {[v for v in raw if not _is_number(v)][:5]!r}"
-            )
-            continue
-        if not _is_int(ann["id"]) or not _is_int(ann["image_id"]):
-            problems.append(f"{where}: fields 'id'/'image_id' must be integers, got {ann['id']!r}/{ann['image_id']!r}")
-            continue
-        kps = np.asarray(raw, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
-        bbox = ann.get("bbox")
-        if bbox is None:
-            bbox = bbox_from_keypoints(kps)
-        if not isinstance(bbox, list | tuple) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
-            problems.append(f"{where}: field 'bbox' must be [x, y, w, h] numbers, got {bbox!r}")
-            continue
-        if "area" in ann and not _is_number(ann["area"]):
-            problems.append(f"{where}: field 'area' must be a number, got {ann['area']!r}")
-            continue
-        annotations.append(
-            PersonAnnotation(
-                id=int(ann["id"]),
-                image_id=int(ann["image_id"]),
-                keypoints=kps,
-                bbox=(float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])),
-                area=float(ann["area"]) if "area" in ann else None,
-                iscrowd=int(ann.get("iscrowd", 0)),
-                category_id=PERSON_CATEGORY_ID,
-                extra={k: v for k, v in ann.items() if k not in _ANN_KEYS},
-            )
-        )
-    info = coco.get("info", {}) if isinstance(coco.get("info"), dict) else {}
-    return Dataset(images=images, annotations=annotations, info=info), problems
+        return None
+    extra = {k: v for k, v in img.items() if k not in _IMAGE_KEYS}
+    return ImageRecord(int(img["id"]), str(img["file_name"]), int(img["width"]), int(img["height"]), extra)
+
+
+def _annotation_problem(ann: dict[str, Any], person_ids: set[Any]) -> str | None:
+    """What makes an `annotations` record unusable (the field and what it held), or None."""
+    missing = [k for k in ("id", "image_id", "keypoints") if k not in ann]
+    if missing:
+        return f"missing field(s) {', '.join(missing)}"
+    if ann.get("category_id", PERSON_CATEGORY_ID) not in person_ids:
+        return f"field 'category_id' is {ann.get('category_id')!r}, not a person category {sorted(person_ids)}"
+    raw = ann["keypoints"]
+    if not isinstance(raw, list) or len(raw) != NUM_KEYPOINTS * 3:
+        count = len(raw) if isinstance(raw, list) else type(raw).__name__
+        return f"field 'keypoints' has {count} values, expected {NUM_KEYPOINTS * 3} (17 x [x, y, v])"
+    if not all(_is_number(v) for v in raw):
+        return f"field 'keypoints' holds non-numbers {[v for v in raw if not _is_number(v)][:5]!r}"
+    if not _is_int(ann["id"]) or not _is_int(ann["image_id"]):
+        return f"fields 'id'/'image_id' must be integers, got {ann['id']!r}/{ann['image_id']!r}"
+    bbox = ann.get("bbox")
+    if bbox is not None and (
+        not isinstance(bbox, list | tuple) or len(bbox) != 4 or not all(_is_number(v) for v in bbox)
+    ):
+        return f"field 'bbox' must be [x, y, w, h] numbers, got {bbox!r}"
+    if "area" in ann and not _is_number(ann["area"]):
+        return f"field 'area' must be a number, got {ann['area']!r}"
+    return None
+
+
+def _parse_annotation(
+    ann: dict[str, Any], where: str, person_ids: set[Any], problems: list[str]
+) -> PersonAnnotation | None:
+    """One `annotations` record, or None with the problem appended (the bbox defaults to the keypoints' box)."""
+    problem = _annotation_problem(ann, person_ids)
+    if problem is not None:
+        problems.append(f"{where}: {problem}")
+        return None
+    kps = np.asarray(ann["keypoints"], dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
+    bbox = ann.get("bbox")
+    if bbox is None:
+        bbox = bbox_from_keypoints(kps)
+    return PersonAnnotation(
+        id=int(ann["id"]),
+        image_id=int(ann["image_id"]),
+        keypoints=kps,
+        bbox=(float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])),
+        area=float(ann["area"]) if "area" in ann else None,
+        iscrowd=int(ann.get("iscrowd", 0)),
+        category_id=PERSON_CATEGORY_ID,
+        extra={k: v for k, v in ann.items() if k not in _ANN_KEYS},
+    )
 
 
 def validate(dataset: Dataset, source: str = ANNOTATIONS_FILE, check_files: bool = True) -> list[str]:

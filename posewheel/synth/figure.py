@@ -156,26 +156,58 @@ def sample_outfit(rng: np.random.Generator) -> Outfit:
     )
 
 
+@dataclass(frozen=True)
+class _Body:
+    """One figure's frame while it is posed: which way it faces, its lean and proportions, in body units."""
+
+    yaw: float  # radians; pi is a back view
+    lean: float  # radians from upright
+    size: np.ndarray  # (8,) per-person proportions
+    up: np.ndarray  # image direction from pelvis toward neck
+    across: np.ndarray  # image direction of body +x (the person's left) when facing the camera
+    neck: np.ndarray
+
+    @property
+    def cos_y(self) -> float:
+        return float(np.cos(self.yaw))
+
+    @property
+    def sin_y(self) -> float:
+        return float(np.sin(self.yaw))
+
+    def side_point(self, origin: np.ndarray, half: float, side: int) -> tuple[np.ndarray, float]:
+        """A point `half` to the person's `side` (+1 left) of `origin` in the image, and its depth.
+
+        x in the body's 3D frame projects to image x * cos(yaw), depth -x * sin(yaw).
+        """
+        return origin + self.across * half * side * self.cos_y, -half * side * self.sin_y
+
+
 def sample_figure(rng: np.random.Generator, limits: PoseRange, outfit: Outfit) -> Figure:
-    """Pose a figure within `limits`; joints (17, 2) in body units, pelvis at the origin."""
-    idx = KEYPOINT_INDEX
+    """Pose a figure within `limits`; joints (17, 2) in body units, pelvis at the origin.
+
+    The random draws happen in a fixed order (body, limbs, head), so a seed gives the same figure.
+    """
     back = bool(rng.random() < 0.5)
     yaw = _deg(rng, limits.yaw) + (np.pi if back else 0.0)
-    cos_y, sin_y = np.cos(yaw), np.sin(yaw)
     size = rng.uniform(0.93, 1.07, 8)  # per-person proportions
-
     lean = _deg(rng, limits.lean)
-    up = -_unit(lean)  # from pelvis toward neck
-    neck = up * 0.30 * size[0]
+    up = -_unit(lean)
+    body = _Body(yaw, lean, size, up, np.array([-up[1], up[0]]), up * 0.30 * size[0])
     joints = np.zeros((NUM_KEYPOINTS, 2))
     parts: list[Part] = []
-    # x in the body's 3D frame (person's left +) projects to image x * cos(yaw), depth -x * sin(yaw).
-    across = np.array([-up[1], up[0]])  # image direction of body +x when facing the camera
+    shoulders_hips = _limbs(rng, body, limits, outfit, joints, parts)
+    parts += _torso(body, shoulders_hips, outfit, back)
+    hidden = _head(rng, body, limits, outfit, back, joints, parts)
+    return Figure(joints=joints, parts=parts, face_hidden=hidden, facing="back" if back else "front")
 
-    def side_point(origin: np.ndarray, half: float, side: int) -> tuple[np.ndarray, float]:
-        return origin + across * half * side * cos_y, -half * side * sin_y
 
-    arm_front = 0.06 * cos_y  # arms hang a little in front of the torso plane
+def _limbs(
+    rng: np.random.Generator, body: _Body, limits: PoseRange, outfit: Outfit, joints: np.ndarray, parts: list[Part]
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Arms and legs of both sides into `joints` and `parts`; returns {side: (shoulder, hip)}."""
+    idx, lean, size, up = KEYPOINT_INDEX, body.lean, body.size, body.up
+    arm_front = 0.06 * body.cos_y  # arms hang a little in front of the torso plane
     overhead = rng.random() < limits.overhead
     crouch = rng.random() < limits.crouch
     # Knees seen from the front (or back) come back inward below splayed thighs; seen from the side
@@ -184,9 +216,9 @@ def sample_figure(rng: np.random.Generator, limits: PoseRange, outfit: Outfit) -
     knee_dir = 1.0 if rng.random() < 0.5 else -1.0
     bodies: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for side, name in ((1, "left"), (-1, "right")):
-        image_side = float(np.sign(side * cos_y))  # +1 when this limb sits on the image's right
-        shoulder, depth_s = side_point(neck - up * 0.02, 0.105 * size[1], side)
-        hip, depth_h = side_point(np.zeros(2), 0.06 * size[1], side)
+        image_side = float(np.sign(side * body.cos_y))  # +1 when this limb sits on the image's right
+        shoulder, depth_s = body.side_point(body.neck - up * 0.02, 0.105 * size[1], side)
+        hip, depth_h = body.side_point(np.zeros(2), 0.06 * size[1], side)
         abduction = np.radians(rng.uniform(130, 180) if overhead else rng.uniform(*limits.arm_abduction))
         upper_dir = _unit(lean + image_side * abduction)
         elbow = shoulder + upper_dir * 0.17 * size[2]
@@ -200,27 +232,20 @@ def sample_figure(rng: np.random.Generator, limits: PoseRange, outfit: Outfit) -
             image_side * (hip_abd - knee_bend) if mirrored_knees else image_side * hip_abd + knee_dir * knee_bend
         )
         ankle = knee + _unit(lean * 0.3 + shin_angle) * 0.245 * size[5]
-        for key, point in (
-            ("shoulder", shoulder),
-            ("elbow", elbow),
-            ("wrist", wrist),
-            ("hip", hip),
-            ("knee", knee),
-            ("ankle", ankle),
-        ):
+        points = {"shoulder": shoulder, "elbow": elbow, "wrist": wrist, "hip": hip, "knee": knee, "ankle": ankle}
+        for key, point in points.items():
             joints[idx[f"{name}_{key}"]] = point
         upper, fore, hand, thigh, shin, foot = (
             (L_UPPER_ARM, L_FOREARM, L_HAND, L_THIGH, L_SHIN, L_FOOT)
             if side == 1
             else (R_UPPER_ARM, R_FOREARM, R_HAND, R_THIGH, R_SHIN, R_FOOT)
         )
-        sleeve = outfit.shirt
         fore_colour = outfit.shirt if outfit.long_sleeves else outfit.skin
         shin_colour = outfit.skin if outfit.shorts else outfit.trousers
         arm_depth = depth_s + arm_front
         leg_depth = depth_h - 0.05
         parts += [
-            Part(upper, capsule(shoulder, elbow, 0.034, 0.027), arm_depth, sleeve),
+            Part(upper, capsule(shoulder, elbow, 0.034, 0.027), arm_depth, outfit.shirt),
             Part(fore, capsule(elbow, wrist, 0.026, 0.02), arm_depth + 0.001, fore_colour),
             Part(hand, ellipse(wrist + (wrist - elbow) * 0.22, 0.024, 0.03, lean, 8), arm_depth + 0.002, outfit.skin),
             Part(thigh, capsule(hip, knee, 0.05, 0.038), leg_depth, outfit.trousers),
@@ -228,26 +253,28 @@ def sample_figure(rng: np.random.Generator, limits: PoseRange, outfit: Outfit) -
             Part(foot, ellipse(ankle + np.array([0.0, 0.025]), 0.035, 0.022, 0.0, 10), leg_depth + 0.002, outfit.shoes),
         ]
         bodies[side] = (shoulder, hip)
+    return bodies
 
-    # Torso: shoulders to hips, widened to the body's outline.
+
+def _torso(body: _Body, bodies: dict[int, tuple[np.ndarray, np.ndarray]], outfit: Outfit, back: bool) -> list[Part]:
+    """The torso from shoulders to hips, widened to the body's outline, and the shirt's front cues."""
     (ls, lh), (rs, rh) = bodies[1], bodies[-1]
+    up = body.up
     width_s, width_h = 0.035, 0.03
-    out_l = across * np.sign(cos_y)  # image direction of the person's left side
-    torso = np.array(
-        [
-            ls + out_l * width_s,
-            ls + up * 0.03,
-            rs + up * 0.03,
-            rs - out_l * width_s,
-            (rs + rh) / 2 - out_l * 0.01,
-            rh - out_l * width_h,
-            rh - up * 0.035,
-            lh - up * 0.035,
-            lh + out_l * width_h,
-            (ls + lh) / 2 + out_l * 0.01,
-        ]
-    )
-    parts.append(Part(TORSO, torso, 0.0, outfit.shirt))
+    out_l = body.across * np.sign(body.cos_y)  # image direction of the person's left side
+    outline = [
+        ls + out_l * width_s,
+        ls + up * 0.03,
+        rs + up * 0.03,
+        rs - out_l * width_s,
+        (rs + rh) / 2 - out_l * 0.01,
+        rh - out_l * width_h,
+        rh - up * 0.035,
+        lh - up * 0.035,
+        lh + out_l * width_h,
+        (ls + lh) / 2 + out_l * 0.01,
+    ]
+    parts = [Part(TORSO, np.array(outline), 0.0, outfit.shirt)]
     if not back:
         # What a viewer reads facing from below the head: a neckline and a button placket on the
         # front of the shirt. Without a body cue, the person's left/right is only decidable from the
@@ -259,15 +286,39 @@ def sample_figure(rng: np.random.Generator, limits: PoseRange, outfit: Outfit) -
         placket = (r, g, b)
         for k in (0.3, 0.5, 0.7):
             parts.append(Part(TORSO, ellipse(mid_s + (mid_h - mid_s) * k, 0.009, 0.009, 0.0, 6), 0.002, placket))
+    return parts
 
-    # Neck and head: a sphere turning with yaw plus its own small turn and tilt.
-    head_yaw = yaw + _deg(rng, 25.0)
-    tilt = lean + _deg(rng, limits.head_tilt)
+
+# Face points on the head's sphere: (x toward the person's left, y up, z toward the face), in radii,
+# and how far toward the camera (depth) each must turn to be seen.
+FACE = {
+    "nose": ((0.0, -0.2, 1.0), 0.25),
+    "left_eye": ((0.36, 0.12, 0.88), 0.3),
+    "right_eye": ((-0.36, 0.12, 0.88), 0.3),
+    "left_ear": ((0.88, 0.02, -0.1), -0.45),
+    "right_ear": ((-0.88, 0.02, -0.1), -0.45),
+}
+
+
+def _head(
+    rng: np.random.Generator,
+    body: _Body,
+    limits: PoseRange,
+    outfit: Outfit,
+    back: bool,
+    joints: np.ndarray,
+    parts: list[Part],
+) -> np.ndarray:
+    """Neck, head, hair and face joints (a sphere turning with yaw plus its own turn and tilt);
+    returns which face joints are turned away (17,) bool."""
+    idx, size = KEYPOINT_INDEX, body.size
+    head_yaw = body.yaw + _deg(rng, 25.0)
+    tilt = body.lean + _deg(rng, limits.head_tilt)
     head_up = -_unit(tilt)
     head_across = np.array([-head_up[1], head_up[0]])
-    head_centre = neck + head_up * 0.115 * size[6]
+    head_centre = body.neck + head_up * 0.115 * size[6]
     radius = 0.062 * size[7]
-    parts.append(Part(NECK, capsule(neck - up * 0.01, head_centre, 0.03, 0.028), 0.005, outfit.skin))
+    parts.append(Part(NECK, capsule(body.neck - body.up * 0.01, head_centre, 0.03, 0.028), 0.005, outfit.skin))
     t = np.linspace(0, 2 * np.pi, 20, endpoint=False)[:, None]
     head_shape = head_centre - head_up * 0.01 + head_across * radius * np.cos(t) + head_up * radius * 1.22 * np.sin(t)
     parts.append(Part(HEAD, head_shape, 0.01, outfit.skin))
@@ -276,23 +327,14 @@ def sample_figure(rng: np.random.Generator, limits: PoseRange, outfit: Outfit) -
     t = np.linspace(-reach, np.pi + reach, 14)[:, None]
     hair = head_centre - head_up * 0.01 + head_across * radius * 1.04 * np.cos(t) + head_up * radius * 1.26 * np.sin(t)
     parts.append(Part(HEAD, hair, 0.011, outfit.hair))
-    # Face points on the sphere: (x toward the person's left, y up, z toward the face), in radii.
     ch, sh = np.cos(head_yaw), np.sin(head_yaw)
-    face = {
-        "nose": (0.0, -0.2, 1.0),
-        "left_eye": (0.36, 0.12, 0.88),
-        "right_eye": (-0.36, 0.12, 0.88),
-        "left_ear": (0.88, 0.02, -0.1),
-        "right_ear": (-0.88, 0.02, -0.1),
-    }
     hidden = np.zeros(NUM_KEYPOINTS, dtype=bool)
-    thresholds = {"nose": 0.25, "left_eye": 0.3, "right_eye": 0.3, "left_ear": -0.45, "right_ear": -0.45}
-    for name, (x, y, z) in face.items():
+    for name, ((x, y, z), seen_above) in FACE.items():
         x_img = x * ch + z * sh
         depth = -x * sh + z * ch
         joints[idx[name]] = head_centre + (head_across * x_img + head_up * y) * radius
-        hidden[idx[name]] = depth < thresholds[name]
+        hidden[idx[name]] = depth < seen_above
         if name.endswith("eye") and depth > 0.3:  # draw the eyes that face the camera
             eye = ellipse(joints[idx[name]], 0.011, 0.008, 0.0, 6)
             parts.append(Part(HEAD, eye, 0.012, (35, 25, 20)))
-    return Figure(joints=joints, parts=parts, face_hidden=hidden, facing="back" if back else "front")
+    return hidden
