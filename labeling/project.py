@@ -42,7 +42,12 @@ has their left side on the right of the image).</li>
 <li>Select a joint and choose <b>occluded</b> when it is hidden but you can tell where it is;
 otherwise leave or choose <b>visible</b>.</li>
 <li>Delete a joint you cannot place at all (outside the image or fully unknown).</li>
-<li>Fix the person box when it is wrong. Skip the task if there is no person.</li>
+<li>Fix the person box when it is wrong.</li>
+<li><b>A missed person:</b> draw a <b>person</b> box around them first, then place their joints
+inside it (joints join the person whose box holds them).</li>
+<li><b>A person who is not there:</b> select their box and every joint inside it, and delete them.</li>
+<li>An image with nobody in it: delete every region and submit (that is a label too); skip only
+when you cannot tell.</li>
 </ul>"""
 
 # Colours along the body: head yellow, left side green, right side blue (as in most pose viewers).
