@@ -46,7 +46,7 @@ otherwise leave or choose <b>visible</b>.</li>
 <li><b>A missed person:</b> draw a <b>person</b> box around them first, then place their joints
 inside it (joints join the person whose box holds them).</li>
 <li><b>A person who is not there:</b> select their box and every joint inside it, and delete them.</li>
-<li>An image with nobody in it: delete every region and submit (that is a label too); skip only
+<li>An image with nobody in it: delete every region and submit; skip only
 when you cannot tell.</li>
 </ul>"""
 
