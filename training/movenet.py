@@ -27,6 +27,7 @@ stride-2 convolution pads only the bottom and right: `SamePad` does that explici
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -279,12 +280,29 @@ def tfjs_names(config: MoveNetConfig) -> dict[str, tuple[str, str | None]]:
     return names
 
 
-def load_tfjs_state(net: MoveNet, weights: dict[str, np.ndarray]) -> None:
-    """Copy TF.js weights into the network: HWIO kernels -> OIHW, depthwise HWC1 -> C1HW; strict both ways."""
+# What the TF.js graph keeps beside the layers: the input normalisation and the decoding's grids and
+# weights (posewheel.decoding.decode_movenet computes them itself).
+GRAPH_CONSTANTS = (
+    "Reshape",
+    "truediv",
+    "Reshape_13",
+    "strided_slice_3",
+    "strided_slice_4",
+    "ConstantFolding/StatefulPartitionedCall/truediv_2_recip",
+)
+
+
+def copy_tfjs_weights(
+    net: nn.Module, names: dict[str, tuple[str, str | None]], weights: dict[str, np.ndarray], constants: Iterable[str]
+) -> None:
+    """Copy TF.js weights into `net`'s convolutions by `names`: HWIO kernels -> OIHW, depthwise HWC1 -> C1HW.
+
+    Strict both ways: every convolution gets a kernel of its shape, and every float tensor of the
+    graph is taken by a layer or named in `constants`.
+    """
     convs = {name: m for name, m in net.named_modules() if isinstance(m, nn.Conv2d)}
-    names = tfjs_names(net.config)
     if set(convs) != set(names):
-        raise ValueError(f"MoveNet layers without a TF.js name: {sorted(set(convs) ^ set(names))}")
+        raise ValueError(f"{type(net).__name__} layers without a TF.js name: {sorted(set(convs) ^ set(names))}")
     used = set()
     with torch.no_grad():
         for ours, (kernel_name, bias_name) in names.items():
@@ -299,14 +317,14 @@ def load_tfjs_state(net: MoveNet, weights: dict[str, np.ndarray]) -> None:
                 assert layer.bias is not None
                 layer.bias.copy_(torch.from_numpy(weights[bias_name]))
                 used.add(bias_name)
-    unused = [k for k, v in weights.items() if v.dtype == np.float32 and v.ndim and v.size > 64 and k not in used]
-    decoding_constants = {
-        "strided_slice_3",
-        "strided_slice_4",
-        "ConstantFolding/StatefulPartitionedCall/truediv_2_recip",
-    }
-    if set(unused) - decoding_constants:
-        raise ValueError(f"TF.js weights that no layer took: {sorted(set(unused) - decoding_constants)}")
+    unused = {k for k, v in weights.items() if v.dtype == np.float32 and v.ndim and k not in used} - set(constants)
+    if unused:
+        raise ValueError(f"TF.js weights that no layer took: {sorted(unused)}")
+
+
+def load_tfjs_state(net: MoveNet, weights: dict[str, np.ndarray]) -> None:
+    """Copy a SinglePose graph's TF.js weights into `net` (see copy_tfjs_weights)."""
+    copy_tfjs_weights(net, tfjs_names(net.config), weights, GRAPH_CONSTANTS)
 
 
 def load_pretrained(name: str = "movenet-lightning", cache: Path | None = None) -> MoveNet:

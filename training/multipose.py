@@ -45,6 +45,7 @@ from training.movenet import (
     Head,
     MobileNetV2,
     MoveNetConfig,
+    copy_tfjs_weights,
     read_tfjs_weights,
     tfjs_names,
 )
@@ -123,28 +124,8 @@ def tfjs_names_multipose() -> dict[str, tuple[str, str | None]]:
 
 
 def load_tfjs_state_multipose(net: MoveNetMultiPose, weights: dict[str, np.ndarray]) -> None:
-    """Copy TF.js weights into the network: HWIO kernels -> OIHW, depthwise HWC1 -> C1HW; strict both ways."""
-    convs = {name: m for name, m in net.named_modules() if isinstance(m, nn.Conv2d)}
-    names = tfjs_names_multipose()
-    if set(convs) != set(names):
-        raise ValueError(f"MultiPose layers without a TF.js name: {sorted(set(convs) ^ set(names))}")
-    used = set()
-    with torch.no_grad():
-        for ours, (kernel_name, bias_name) in names.items():
-            layer = convs[ours]
-            # TF kernels are (h, w, in, out), depthwise ones (h, w, channels, 1); torch wants (out, in, h, w)
-            kernel = weights[kernel_name].transpose((2, 3, 0, 1) if layer.groups > 1 else (3, 2, 0, 1))
-            if tuple(kernel.shape) != tuple(layer.weight.shape):
-                raise ValueError(f"{ours}: TF.js {kernel_name} has shape {kernel.shape}, expected {layer.weight.shape}")
-            layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel)))
-            used.add(kernel_name)
-            if bias_name is not None:
-                assert layer.bias is not None
-                layer.bias.copy_(torch.from_numpy(weights[bias_name]))
-                used.add(bias_name)
-    unused = {k for k, v in weights.items() if v.dtype == np.float32 and v.ndim and k not in used}
-    if unused - set(GRAPH_CONSTANTS):
-        raise ValueError(f"TF.js weights that no layer took: {sorted(unused - set(GRAPH_CONSTANTS))}")
+    """Copy the MultiPose graph's TF.js weights into `net` (training.movenet.copy_tfjs_weights)."""
+    copy_tfjs_weights(net, tfjs_names_multipose(), weights, GRAPH_CONSTANTS)
 
 
 def load_pretrained_multipose(cache: Path | None = None) -> MoveNetMultiPose:
