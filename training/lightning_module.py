@@ -151,8 +151,8 @@ class PoseModel(L.LightningModule):
         """anchor_weight x the squared distance of the weights from the pretrained ones, or None without an anchor."""
         if not self._anchor:
             return None
-        distance = sum(((p - ref) ** 2).sum() for p, ref in self._anchor)
-        return self.config.anchor_weight * distance  # type: ignore[return-value]
+        distance = torch.stack([((p - ref) ** 2).sum() for p, ref in self._anchor]).sum()
+        return self.config.anchor_weight * distance
 
     def forward(self, image: torch.Tensor) -> Any:
         return self.net(image)
