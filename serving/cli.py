@@ -71,6 +71,7 @@ def serve(
         "access_log": access_log,
         "log_level": "info",
         "timeout_graceful_shutdown": 10,
+        "limit_concurrency": settings.max_connections,  # slow or idle clients cannot hold unbounded sockets
     }
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **common)

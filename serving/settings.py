@@ -51,6 +51,9 @@ class ServingSettings(ProjectSettings):
     max_requests_in_flight: int = Field(
         256, ge=1, description="requests served at once per worker; more get 503 at once (health and metrics exempt)"
     )
+    max_connections: int = Field(
+        1024, ge=1, description="open connections and tasks per worker (uvicorn limit_concurrency); more get 503"
+    )
     body_timeout_s: float = Field(
         15.0, gt=0.0, description="longest wait for the next piece of a request body, s; a whole body gets 4x (408)"
     )
