@@ -46,13 +46,8 @@ def make_video(path: Path, names: list[str], fps: int = FPS) -> None:
 
 
 @pytest.fixture(scope="module")
-def production(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.pretrained import export_pretrained
-
-    models = tmp_path_factory.mktemp("models")
-    folder = export_pretrained("movenet-lightning", models)
-    artifact.promote(models, folder.name)
-    return artifact.production_dir(models)
+def production(pretrained_artifact: Path) -> Path:
+    return artifact.production_dir(pretrained_artifact.parent)
 
 
 @pytest.fixture(scope="module")

@@ -24,17 +24,8 @@ KEY = "client-test-key"
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The pretrained artifact folder (MoveNet Lightning + MultiPose detector), not yet promoted anywhere."""
-    from training.pretrained import export_pretrained
-
-    return export_pretrained("movenet-lightning", tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, exported: Path) -> Iterator[RunningServer]:
-    models = exported.parent
-    artifact.promote(models, exported.name)
+def server(tmp_path_factory: pytest.TempPathFactory, pretrained_artifact: Path) -> Iterator[RunningServer]:
+    models = pretrained_artifact.parent
     settings = test_settings(tmp_path_factory.mktemp("serve"), artifact.production_dir(models), api_key=KEY)
     with run_server(settings) as running:
         yield running
@@ -94,7 +85,7 @@ def test_a_4xx_raises_with_the_servers_message(server: RunningServer) -> None:
     assert caught.value.status_code == 422 and "boxes[0]" in caught.value.detail
 
 
-def test_503_before_a_model_is_loaded_is_retried_until_it_answers(exported: Path, tmp_path: Path) -> None:
+def test_503_before_a_model_is_loaded_is_retried_until_it_answers(pretrained_artifact: Path, tmp_path: Path) -> None:
     production = tmp_path / "production"  # no model yet: the server answers 503
     settings = test_settings(tmp_path, production, reload_poll_s=0.1)
     with run_server(settings, wait_ready=False) as server:
@@ -106,7 +97,7 @@ def test_503_before_a_model_is_loaded_is_retried_until_it_answers(exported: Path
             assert "no model loaded" in caught.value.detail
         assert transport.statuses == [503, 503, 503]
 
-        threading.Timer(0.3, lambda: os.symlink(exported, production)).start()  # the model arrives
+        threading.Timer(0.3, lambda: os.symlink(pretrained_artifact, production)).start()  # the model arrives
         transport = CountingTransport()
         started = time.monotonic()
         with PosewheelClient(server.url, retries=30, backoff_s=0.05, max_backoff_s=0.5, transport=transport) as client:

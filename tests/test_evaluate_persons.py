@@ -103,14 +103,6 @@ def test_finding_nobody_scores_zero_not_nan(scene: coco.Dataset) -> None:
 
 
 @pytest.fixture(scope="module")
-def pretrained_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The pretrained MoveNet Lightning artifact with its MultiPose detector (`posewheel pretrained promote`)."""
-    from training.pretrained import export_pretrained
-
-    return export_pretrained("movenet-lightning", tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="module")
 def groups(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """12 studio images with 0-3 persons each, some of them empty."""
     from posewheel.synth import generate

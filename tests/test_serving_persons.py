@@ -22,13 +22,8 @@ PHOTOS = Path(__file__).parent / "fixtures" / "real_photos"
 
 
 @pytest.fixture(scope="module")
-def pretrained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.pretrained import export_pretrained
-
-    models = tmp_path_factory.mktemp("models")
-    folder = export_pretrained("movenet-lightning", models)
-    artifact.promote(models, folder.name)
-    return artifact.production_dir(models)
+def pretrained_models(pretrained_artifact: Path) -> Path:
+    return artifact.production_dir(pretrained_artifact.parent)
 
 
 @pytest.fixture(scope="module")

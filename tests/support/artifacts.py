@@ -51,3 +51,16 @@ def trained_artifact(tmp_path_factory: pytest.TempPathFactory, studio_set: Datas
     return train(
         quick_config(), [(studio_set.root, 1.0)], models, version=TRAINED_VERSION, log_dir=models.parent / "logs"
     )
+
+
+@pytest.fixture(scope="session")
+def pretrained_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The artifact a fresh install serves (`posewheel pretrained promote movenet-lightning --production`):
+    MoveNet Lightning with its MultiPose detector, production of its own models folder. Tests only read it."""
+    from posewheel import artifact
+    from training.pretrained import export_pretrained
+
+    models = tmp_path_factory.mktemp("pretrained-models")
+    folder = export_pretrained("movenet-lightning", models)
+    artifact.promote(models, folder.name)
+    return folder
