@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -28,10 +29,15 @@ CONFIDENT = 0.3
 TOLERANCE = 0.05  # of the input side
 
 
+def reference(check_set: Path = CHECK_SET) -> dict[str, Any]:
+    """The original MoveNet's answers on the check set: {"input_size": S, "keypoints": {name: 17 x [y, x, score]}}."""
+    recorded: dict[str, Any] = json.loads((check_set / "reference.json").read_text(encoding="utf-8"))
+    return dict(recorded["models"][REFERENCE_MODEL])
+
+
 def people(check_set: Path = CHECK_SET) -> list[str]:
     """Names of the check-set photographs with a person in them."""
-    reference = json.loads((check_set / "reference.json").read_text(encoding="utf-8"))
-    return [n for n in reference["models"][REFERENCE_MODEL]["keypoints"] if not n.startswith("nobody")]
+    return [n for n in reference(check_set)["keypoints"] if not n.startswith("nobody")]
 
 
 def predict_photos(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -41,9 +47,7 @@ def predict_photos(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, tup
     card = load_card(artifact)
     spec = card.input_spec()
     session = ort.InferenceSession(str(Path(artifact) / MODEL_FILE), providers=["CPUExecutionProvider"])
-    size = json.loads((check_set / "reference.json").read_text(encoding="utf-8"))["models"][REFERENCE_MODEL][
-        "input_size"
-    ]
+    size = reference(check_set)["input_size"]
     out = {}
     for name in people(check_set):
         image = Image.open(check_set / f"{name}_{size}.png").convert("RGB")
@@ -58,11 +62,11 @@ def predict_photos(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, tup
 
 def agreement(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, float]:
     """Share of the original's confident keypoints within 5% of the input side of the reference; median error."""
-    reference = json.loads((check_set / "reference.json").read_text(encoding="utf-8"))["models"][REFERENCE_MODEL]
-    size = reference["input_size"]
+    recorded = reference(check_set)
+    size = recorded["input_size"]
     errors = []
     for name, (points, _) in predict_photos(artifact, check_set).items():
-        kps = np.asarray(reference["keypoints"][name])
+        kps = np.asarray(recorded["keypoints"][name])
         confident = kps[:, 2] > CONFIDENT
         errors.append(np.linalg.norm(points - kps[:, [1, 0]] * size, axis=1)[confident] / size)
     err = np.concatenate(errors)
@@ -77,9 +81,7 @@ def overlay_grid(artifact: Path, out: Path, check_set: Path = CHECK_SET) -> Path
     """Draw the artifact's answers on every check-set photo (a 3-column grid PNG at `out`); returns `out`."""
     from posewheel.draw import draw_poses, image_grid
 
-    size = json.loads((check_set / "reference.json").read_text(encoding="utf-8"))["models"][REFERENCE_MODEL][
-        "input_size"
-    ]
+    size = reference(check_set)["input_size"]
     tiles = []
     for name, (points, scores) in predict_photos(artifact, check_set).items():
         image = Image.open(check_set / f"{name}_{size}.png").convert("RGB").resize((2 * size, 2 * size))
