@@ -2,21 +2,26 @@
 
     cd scripts/movenet_reference && npm ci && cd - && .venv/bin/python scripts/movenet_reference/make_fixture.py
 
-Takes the public-domain photographs that ship inside installed packages (scikit-image's astronaut
-and cameraman, matplotlib's Grace Hopper) and their mirror images, pads each to a square, resizes it
-to each MoveNet's input size, and writes those exact model inputs to `tests/fixtures/real_photos/`
-as PNG. Then runs the original TF.js graphs (Node, @tensorflow/tfjs + the wasm backend, offline) on
-them and writes what the graphs answered to `reference.json`. People-free photographs (a cat, a
-cup of coffee, a rocket) are added for the person-finding checks. Run once; commit the outputs.
+Takes the public-domain photographs that ship inside packages (scikit-image's astronaut and
+cameraman, matplotlib's Grace Hopper, and "ascent", two people on a stairway, from the scipy 1.9.3
+wheel, pinned by hash, which `pip download` fetches into a temporary folder) and their mirror
+images, pads each to a square, resizes it to each MoveNet's input size, and writes those exact model
+inputs to `tests/fixtures/real_photos/` as PNG. Then runs the original TF.js graphs (Node,
+@tensorflow/tfjs + the wasm backend, offline) on them and writes what the graphs answered to
+`reference.json`. People-free photographs (a cat, a cup of coffee, a rocket) are added for the
+person-finding checks. Run once; commit the outputs.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import pickle
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import matplotlib
@@ -36,6 +41,9 @@ MPL = Path(matplotlib.get_data_path()) / "sample_data"
 PEOPLE = {"astronaut": SKIMAGE / "astronaut.png", "cameraman": SKIMAGE / "camera.png",
           "grace_hopper": MPL / "grace_hopper.jpg"}  # fmt: skip
 NOBODY = {"cat": SKIMAGE / "chelsea.png", "coffee": SKIMAGE / "coffee.png", "rocket": SKIMAGE / "rocket.jpg"}
+# scipy <= 1.9 shipped "ascent" (derived from accent-to-the-top.jpg, public-domain-image.com) in the wheel
+ASCENT_WHEEL = "scipy==1.9.3"
+ASCENT_SHA256 = "e8a84939484463ab8051aedc5b40aa262ab33a91d6458a6cd13c6a1cad5a023d"
 SIZES = {"movenet-lightning": 192, "movenet-thunder": 256}
 
 
@@ -47,10 +55,24 @@ def square(image: Image.Image, size: int) -> Image.Image:
     return canvas.resize((size, size), Image.Resampling.BILINEAR)
 
 
+def ascent() -> Image.Image:
+    """The 512x512 greyscale "ascent" photograph from the pinned scipy wheel, checked by hash."""
+    with tempfile.TemporaryDirectory() as folder:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", folder,
+                        ASCENT_WHEEL], check=True, capture_output=True)  # fmt: skip
+        wheel = next(Path(folder).glob("scipy-*.whl"))
+        data = zipfile.ZipFile(wheel).read("scipy/misc/ascent.dat")
+    if hashlib.sha256(data).hexdigest() != ASCENT_SHA256:
+        raise SystemExit(f"ascent.dat in {wheel.name} is not the pinned one")
+    pixels = np.asarray(pickle.loads(data), dtype=np.uint8)  # the pinned file, checked above
+    return Image.fromarray(pixels).convert("RGB")
+
+
 def photos() -> dict[str, Image.Image]:
     out = {}
-    for name, path in PEOPLE.items():
-        image = Image.open(path).convert("RGB")
+    sources = {name: Image.open(path) for name, path in PEOPLE.items()} | {"ascent": ascent()}
+    for name, source in sources.items():
+        image = source.convert("RGB")
         out[name] = image
         out[name + "_mirrored"] = ImageOps.mirror(image)
     for name, path in NOBODY.items():
