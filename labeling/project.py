@@ -14,6 +14,7 @@ always sees the earlier project, and all agree on one.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ VISIBILITY_NAME = "visibility"
 VISIBLE, OCCLUDED = "visible", "occluded"
 VIEW_TITLE = "Least confident first"
 _TITLE_MAX = 50  # Label Studio's limit on a project title
+_PREDICTIONS_PER_REQUEST = 500  # Label Studio imports predictions in batches of this size anyway
 
 INSTRUCTIONS = """\
 <p>Correct the model's pose of each person.</p>
@@ -183,8 +185,69 @@ def _ensure_view(client: LabelStudio, project_id: int) -> None:
     )
 
 
+def open_tasks_query() -> str:
+    """A data manager query (JSON text) for tasks nobody has annotated or skipped yet."""
+    items = [
+        {"filter": f"filter:tasks:{field}", "operator": "equal", "type": "Number", "value": 0}
+        for field in ("total_annotations", "cancelled_annotations")
+    ]
+    return json.dumps({"filters": {"conjunction": "and", "items": items}})
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def carry_predictions_forward(client: LabelStudio, project_id: int, version: str) -> int:
+    """Give every open task without a `version` prediction a copy of its newest prediction under
+    `version` (same result and score); returns how many tasks got one. See `set_model_version`."""
+    pager: Iterable[Any] = client.tasks.list(
+        project=project_id, fields="all", query=open_tasks_query(), resolve_uri=False, page_size=1000
+    )
+    copies: list[dict[str, Any]] = []
+    for task in pager:
+        if task.total_annotations or task.cancelled_annotations:
+            continue  # done meanwhile: nobody opens it as a pre-annotated task again
+        predictions = [p for p in task.predictions or [] if _field(p, "result")]
+        if not predictions or any(_field(p, "model_version") == version for p in predictions):
+            continue
+        newest = max(predictions, key=lambda p: (str(_field(p, "created_at") or ""), _field(p, "id") or 0))
+        copies.append(
+            {
+                "task": task.id,
+                "result": _field(newest, "result"),
+                "score": _field(newest, "score"),
+                "model_version": version,
+            }
+        )
+    for start in range(0, len(copies), _PREDICTIONS_PER_REQUEST):
+        client.projects.import_predictions(project_id, request=copies[start : start + _PREDICTIONS_PER_REQUEST])  # type: ignore[arg-type]
+    if copies:
+        log.info("model version %s: %d open task(s) keep their pre-annotation under it", version, len(copies))
+    return len(copies)
+
+
 def set_model_version(client: LabelStudio, project_id: int, version: str) -> None:
-    """Point the project at the served model so annotators see its pre-annotations (LS sets it only once)."""
+    """Point the project at the served model `version` (Label Studio sets it only once); open tasks
+    keep a visible pre-annotation.
+
+    Label Studio shows an annotator only the predictions of the project's `model_version`: the label
+    stream (`/api/projects/{id}/next`: `NextTaskSerializer.get_predictions` ->
+    `Task.get_predictions_for_prelabeling`, label_studio/tasks/serializers.py and tasks/models.py),
+    uncertainty sampling (`_try_uncertainty_sampling`, projects/functions/next_task.py) and the data
+    manager's prediction score, by which our "least confident first" tab sorts
+    (`annotate_predictions_score`, data_manager/managers.py), all filter on it. Moved to a new version,
+    an open task predicted by the old model would open with no pose at all and fall out of the
+    least-confident-first order. So before the move, every open task gets a copy of its newest
+    prediction under the new version: the annotator still starts from a model's pose. The task's data
+    keeps the model that really predicted it (`data.model_version`), which the export records.
+
+    Not chosen: keeping the old version until its tasks are done (tasks of the new model would open
+    empty instead: one version is shown at a time), and predicting open tasks again (labeling never
+    runs a model; a Label Studio ML backend named after the version would, but Label Studio asks it
+    only for tasks with no prediction of that version, tasks/models.py, so it is not this function's job).
+    """
     project = client.projects.get(project_id)
     if getattr(project, "model_version", None) != version:
+        carry_predictions_forward(client, project_id, version)
         client.projects.update(project_id, model_version=version)

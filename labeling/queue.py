@@ -158,12 +158,13 @@ class ReviewQueue:
                 if any(f.request_id == item.request_id for f in fresh):
                     continue
                 try:
-                    tasks.append(item_to_task(item, self.image_url(item.image_path)))
+                    task = item_to_task(item, self.image_url(item.image_path))
                 except (ValueError, FileNotFoundError) as exc:
                     if item.request_id not in self._rejected:  # once, not at every poll
                         log.error("review item %s cannot become a task (left in the outbox): %s", item.request_id, exc)
                         self._rejected.add(item.request_id)
                     continue
+                tasks.append(self._shown_under_project_version(task))
                 fresh.append(item)
             imported = self._import(fresh, tasks)
             if imported:
@@ -176,6 +177,18 @@ class ReviewQueue:
             self._known = None  # the import may have landed: look again before the next one
             raise
         return present
+
+    def _shown_under_project_version(self, task: dict[str, Any]) -> dict[str, Any]:
+        """An item of an older model drained after the project moved on also carries its prediction
+        under the project's version, or Label Studio would not show it (`project.set_model_version`)."""
+        predictions = task.get("predictions") or []
+        if (
+            self._applied is None
+            or not predictions
+            or any(p.get("model_version") == self._applied for p in predictions)
+        ):
+            return task
+        return {**task, "predictions": [*predictions, {**predictions[0], "model_version": self._applied}]}
 
     def _import(self, items: list[ReviewItem], tasks: list[dict[str, Any]]) -> list[ReviewItem]:
         """Import tasks in one request; when Label Studio refuses the batch (HTTP 400), one by one,
@@ -205,7 +218,11 @@ class ReviewQueue:
         return imported
 
     def set_model_version(self, version: str) -> None:
-        """Make `version` the project's model version (applied once Label Studio holds its predictions)."""
+        """Make `version` the project's model version; open tasks of older models keep their pre-annotation.
+
+        Applied at once when open tasks exist (they get a copy of their prediction under `version`),
+        else once Label Studio holds a prediction of `version` (it refuses a version nothing predicted).
+        """
         self._note_version(datetime.now(UTC).isoformat(timespec="milliseconds"), version)
         self._apply_model_version()
 

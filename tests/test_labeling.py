@@ -163,10 +163,10 @@ def test_project_model_version_follows_the_served_model(labelstudio: LabelStudio
     store, truth = ImageStore(labelstudio.image_root), TruthStore(tmp_path / "truth")
     queue = ReviewQueue(client, project_id, labelstudio.document_root)
     queue.deliver([_review_item(store, truth, 7, 0.4, version="m1")])
-    queue.set_model_version("m2")  # served already, no m2 prediction in Label Studio yet: kept for later
-    assert client.projects.get(project_id).model_version == "m1"
-    queue.deliver([_review_item(store, truth, 8, 0.4, version="m2")])
+    queue.set_model_version("m2")  # the open m1 task keeps its pose under m2 (tests/test_labeling_promotion.py)
     assert client.projects.get(project_id).model_version == "m2"
+    queue.deliver([_review_item(store, truth, 8, 0.4, version="m3")])  # a newer model's item
+    assert client.projects.get(project_id).model_version == "m3"
 
 
 def test_cli_drains_annotates_and_exports(labelstudio: LabelStudioServer, tmp_path: Path,
