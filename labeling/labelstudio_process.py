@@ -11,6 +11,7 @@ The admin user and API token are created from the settings at the first start on
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import re
 import signal
@@ -23,6 +24,8 @@ from pathlib import Path
 import httpx
 
 from labeling.settings import LabelStudioSettings
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class LabelStudioServiceError(RuntimeError):
@@ -91,8 +94,77 @@ def _read_pid(pid_file: Path) -> int | None:
     return pid
 
 
+# Label Studio's own list of reserved networks (label_studio/core/utils/io.py `validate_ip`, 1.23.2),
+# which its SSRF protection refuses for ML backends, webhooks and URL imports alike.
+DEFAULT_BANNED_SUBNETS = (
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "233.252.0.0/24",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "::/128",
+    "::1/128",
+    "::ffff:0:0/96",
+    "::ffff:0:0:0/96",
+    "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001:0000::/32",
+    "2001:20::/28",
+    "2001:db8::/32",
+    "2002::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+)
+
+
+def ssrf_environment(reachable: list[str]) -> dict[str, str]:
+    """Label Studio's SSRF switches with only the `reachable` subnets opened, every other reserved one still banned.
+
+    Label Studio refuses an ML backend on a reserved address (`POST /api/ml` answers 403 "URL resolves
+    to a reserved network address (block: 127.0.0.0/8)"), and the posewheel server's backend listens
+    on loopback. Its switches cannot open one subnet: the default list is all or nothing. So the
+    default list goes off and comes back, less the opened subnets, as the user's list; SSRF protection
+    itself stays on. (ML_BLOCK_LOCAL_IP=false would open every address to ML backends alone, the
+    cloud metadata service included.) The opened subnets are open to webhooks and URL imports too.
+    """
+    if not reachable:
+        return {}
+    try:
+        opened = [ipaddress.ip_network(subnet) for subnet in reachable]
+    except ValueError as exc:
+        raise LabelStudioServiceError(f"POSEWHEEL_LABELSTUDIO_REACHABLE_SUBNETS: {exc}") from exc
+    banned = [ipaddress.ip_network(subnet) for subnet in DEFAULT_BANNED_SUBNETS]
+    for hole in opened:  # cut each opened subnet out of every banned one that holds it
+        kept: list[IPNetwork] = []
+        for net in banned:
+            if net.version != hole.version or not net.overlaps(hole):
+                kept.append(net)
+            elif not net.subnet_of(hole):  # type: ignore[arg-type]
+                kept.extend(net.address_exclude(hole))  # type: ignore[arg-type]
+        banned = kept
+    return {
+        "SSRF_PROTECTION_ENABLED": "true",
+        "USE_DEFAULT_BANNED_SUBNETS": "false",
+        "USER_ADDITIONAL_BANNED_SUBNETS": ",".join(str(net) for net in banned),
+    }
+
+
 def server_environment(settings: LabelStudioSettings) -> dict[str, str]:
-    """The environment Label Studio runs with: data dir, admin, token, local files, no telemetry."""
+    """The environment Label Studio runs with: data dir, admin, token, local files, SSRF subnets, no telemetry."""
     creds = settings.credentials(create=True)
     if creds.password is None:
         raise LabelStudioServiceError("POSEWHEEL_LABELSTUDIO_TOKEN is set without POSEWHEEL_LABELSTUDIO_PASSWORD")
@@ -111,6 +183,7 @@ def server_environment(settings: LabelStudioSettings) -> dict[str, str]:
             "FRONTEND_SENTRY_DSN": "",
             "LATEST_VERSION_CHECK": "false",
             "COLLECT_ANALYTICS": "false",
+            **ssrf_environment(settings.reachable_subnets),
         }
     )
     return env

@@ -58,6 +58,9 @@ class LabelStudioSettings(BaseSettings):
     )  # generated admin password and token (mode 0600); default <var>/secrets/labelstudio.json
     document_root: Path = Path()  # local-files serving root; the image store must lie below it; default <var>
     start_timeout_s: float = 300.0  # the first start runs ~100 s of migrations on 2 cores
+    # Reserved subnets Label Studio may still reach (its SSRF protection blocks all of them by default):
+    # loopback, where the posewheel server's ML backend listens. JSON list; [] keeps every one blocked.
+    reachable_subnets: list[str] = ["127.0.0.0/8", "::1/128"]
 
     def model_post_init(self, __context: object) -> None:
         project = ProjectSettings()
