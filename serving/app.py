@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving import ml_backend
 from serving.api import admin, health, model, page, predict
 from serving.images import InputError
 from serving.prometheus import ServingMetrics
@@ -172,6 +173,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.state.render_slots = asyncio.Semaphore(settings.prepare_threads or settings.resolved_threads())
     for module in (predict, model, health, admin, page):
         app.include_router(module.router)
+    app.include_router(ml_backend.router)  # Label Studio's ML-backend protocol at /ml-backend
 
     @app.exception_handler(InputError)
     async def _input_error(request: Request, exc: InputError) -> JSONResponse:

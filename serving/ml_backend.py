@@ -102,7 +102,7 @@ async def require_ml_backend_key(
 router = APIRouter(prefix=PREFIX, tags=["ml-backend"], dependencies=[Depends(require_ml_backend_key)])
 
 
-class SetupRequest(BaseModel):
+class BackendSetupRequest(BaseModel):
     """What Label Studio sends to /setup (its access token is accepted and ignored, never logged)."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
@@ -111,11 +111,11 @@ class SetupRequest(BaseModel):
     label_config: str | None = Field(None, alias="schema", description="the project's labeling config (XML)")
 
 
-class SetupResponse(BaseModel):
+class BackendSetupResponse(BaseModel):
     model_version: str
 
 
-class PredictRequest(BaseModel):
+class BackendPredictRequest(BaseModel):
     """What Label Studio sends to /predict: its tasks as it stores them, and the project's labeling config."""
 
     model_config = ConfigDict(extra="allow")
@@ -125,20 +125,20 @@ class PredictRequest(BaseModel):
     label_config: str | None = Field(None, description="the project's labeling config; absent: posewheel's own")
 
 
-class TaskError(BaseModel):
+class BackendTaskError(BaseModel):
     task: int | str | None = Field(description="the Label Studio task id")
     detail: str
 
 
-class PredictResponse(BaseModel):
+class BackendPredictResponse(BaseModel):
     results: list[list[dict[str, Any]] | dict[str, Any]] = Field(
         description="per task, in order: a prediction {result, score, model_version}, or [] when it failed"
     )
     model_version: str
-    errors: list[TaskError] = Field(description="the tasks left without a prediction, and why")
+    errors: list[BackendTaskError] = Field(description="the tasks left without a prediction, and why")
 
 
-class Health(BaseModel):
+class BackendHealth(BaseModel):
     status: str
     model_class: str = "posewheel"
     model_version: str | None = None
@@ -296,42 +296,42 @@ def _served(service: PoseService) -> ServedModel:
 
 @router.get(
     "/health",
-    response_model=Health,
-    responses={503: {"model": Health, "description": "no model loaded yet"}},
+    response_model=BackendHealth,
+    responses={503: {"model": BackendHealth, "description": "no model loaded yet"}},
     summary="Label Studio's health check of the ML backend",
 )
 async def health(service: ServiceDep) -> JSONResponse:
     model = service.model
     if model is None:
-        body = Health(status="DOWN", detail=service.holder.last_error or "no model loaded yet")
+        body = BackendHealth(status="DOWN", detail=service.holder.last_error or "no model loaded yet")
         return JSONResponse(body.model_dump(), status_code=503)
-    return JSONResponse(Health(status="UP", model_version=model.version).model_dump())
+    return JSONResponse(BackendHealth(status="UP", model_version=model.version).model_dump())
 
 
 @router.post(
     "/setup",
-    response_model=SetupResponse,
+    response_model=BackendSetupResponse,
     responses={422: {"description": "the project's labeling config cannot hold posewheel's regions"}},
     summary="Label Studio connects a project: answers the served model version",
 )
-async def setup(body: SetupRequest, service: ServiceDep) -> SetupResponse:
+async def setup(body: BackendSetupRequest, service: ServiceDep) -> BackendSetupResponse:
     try:
         image_field(body.label_config)
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"project {body.project}: {exc}") from exc
-    return SetupResponse(model_version=_served(service).version)
+    return BackendSetupResponse(model_version=_served(service).version)
 
 
 @router.post(
     "/predict",
-    response_model=PredictResponse,
+    response_model=BackendPredictResponse,
     responses={
         422: {"description": "not a list of tasks, or a labeling config that cannot hold posewheel's regions"},
         503: {"description": "no model loaded yet"},
     },
     summary="Pre-annotations for Label Studio tasks: every person's box and 17 keypoints",
 )
-async def predict(body: PredictRequest, service: ServiceDep) -> PredictResponse:
+async def predict(body: BackendPredictRequest, service: ServiceDep) -> BackendPredictResponse:
     """One prediction per task, in task order; a task that fails gets [] and a line in `errors`."""
     try:
         key = image_field(body.label_config)
@@ -347,7 +347,7 @@ async def predict(body: PredictRequest, service: ServiceDep) -> PredictResponse:
             return_exceptions=True,
         )
     results: list[list[dict[str, Any]] | dict[str, Any]] = []
-    errors: list[TaskError] = []
+    errors: list[BackendTaskError] = []
     for task, outcome in zip(body.tasks, outcomes, strict=True):
         if isinstance(outcome, dict):
             results.append(outcome)
@@ -360,8 +360,8 @@ async def predict(body: PredictRequest, service: ServiceDep) -> PredictResponse:
             detail = f"internal error: {type(outcome).__name__}: {outcome}"
             log.error("Label Studio task %s: prediction failed", task_id, exc_info=outcome)
         results.append([])
-        errors.append(TaskError(task=task_id if isinstance(task_id, int | str) else None, detail=detail))
-    return PredictResponse(results=results, model_version=model.version, errors=errors)
+        errors.append(BackendTaskError(task=task_id if isinstance(task_id, int | str) else None, detail=detail))
+    return BackendPredictResponse(results=results, model_version=model.version, errors=errors)
 
 
 @router.post("/webhook", summary="Label Studio's project events: acknowledged, not acted on")
