@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from posewheel import atomic
@@ -58,9 +58,11 @@ class LabelStudioSettings(BaseSettings):
     )  # generated admin password and token (mode 0600); default <var>/secrets/labelstudio.json
     document_root: Path = Path()  # local-files serving root; the image store must lie below it; default <var>
     start_timeout_s: float = 300.0  # the first start runs ~100 s of migrations on 2 cores
-    # Reserved subnets Label Studio may still reach (its SSRF protection blocks all of them by default):
-    # loopback, where the posewheel server's ML backend listens. JSON list; [] keeps every one blocked.
-    reachable_subnets: list[str] = ["127.0.0.0/8", "::1/128"]
+    reachable_subnets: list[str] = Field(
+        ["127.0.0.0/8", "::1/128"],
+        description="reserved subnets that `posewheel labelstudio start` lets Label Studio reach despite its "
+        "SSRF protection (loopback: the server's ML backend); a JSON list, [] blocks them all",
+    )
 
     def model_post_init(self, __context: object) -> None:
         project = ProjectSettings()
