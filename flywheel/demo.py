@@ -8,6 +8,10 @@ Steps: Label Studio and the API server start; `dvc repro` builds the first model
 `street` traffic goes to /v1/predict; the review queue fills Label Studio; the simulated annotator
 corrects the least confident tasks; `dvc repro` exports, retrains, evaluates and promotes; the running
 server hot-reloads the new model; a before/after table is printed.
+
+The terminal shows one line per step (a spinner and bars while it runs); everything else, the
+server's, DVC's and training's output included, goes to `var/log/demo-<UTC time>.log`, which the
+summary names.
 """
 
 from __future__ import annotations
@@ -16,20 +20,22 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from flywheel.pipeline import PipelinePaths, repro, venv_environ
+from flywheel.pipeline import PipelinePaths, dvc_command, venv_environ
 from flywheel.stages.synth import TRAFFIC_SEED_OFFSET
 from flywheel.tracking import wandb_environ
-from posewheel import artifact
+from posewheel import artifact, console
+from posewheel.console import terminal
 from posewheel.params import load_params
 from posewheel.review import Outbox
 from posewheel.settings import ProjectSettings
@@ -37,7 +43,7 @@ from posewheel.settings import ProjectSettings
 
 @dataclass
 class DemoOptions:
-    traffic: int = 900  # enough for `labels` review items at the demo's review policy (see _start_server)
+    traffic: int = 900  # enough for `labels` review items at the demo's review policy (see start_server)
     labels: int = 300
     port: int = 8000
     keep: bool = False
@@ -61,32 +67,59 @@ class DemoReport:
     minutes: dict[str, float] = field(default_factory=dict)
     metrics_before: dict[str, dict[str, float]] = field(default_factory=dict)
     metrics_after: dict[str, dict[str, float]] = field(default_factory=dict)
+    log_file: Path = Path("var/log/demo.log")
 
 
 class Step:
-    """Times a named step of the demo and prints it as it starts and ends."""
+    """A named step of the demo on the terminal (console.stage), its minutes kept for the report."""
 
     def __init__(self, report: DemoReport):
         self.report = report
 
     @contextlib.contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        print(f"\n==> {name}", flush=True)
+    def __call__(self, name: str) -> Iterator[console.Stage]:
         start = time.monotonic()
-        yield
-        minutes = (time.monotonic() - start) / 60
-        self.report.minutes[name] = round(minutes, 2)
-        print(f"    done in {minutes:.1f} min", flush=True)
+        with console.stage(name) as stage:
+            yield stage
+        self.report.minutes[name] = round((time.monotonic() - start) / 60, 2)
 
 
-def _posewheel(*args: str, env: dict[str, str] | None = None) -> None:
+def _posewheel(log_file: Path, *args: str) -> None:
     cmd = [str(Path(sys.executable).with_name("posewheel")), *args]
-    result = subprocess.run(cmd, env=venv_environ(env), check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"`posewheel {' '.join(args)}` failed with exit code {result.returncode}")
+    code = console.run_logged(cmd, log_file, env=venv_environ())
+    if code != 0:
+        raise RuntimeError(f"`posewheel {' '.join(args)}` failed with exit code {code}; its output is in {log_file}")
 
 
-def _start_server(root: Path, port: int, log_path: Path, review_cap: int) -> subprocess.Popen[bytes]:
+def _repro(root: Path, log_file: Path, stage: console.Stage, train_minutes: float) -> None:
+    """`dvc repro` with its output in the log; the step's line names the DVC stage running, with a bar of
+    the training budget (wall-clock minutes, params.yaml) during `train`."""
+    training: tuple[console.Bar, float] | None = None
+
+    def follow(lines: list[str]) -> None:
+        nonlocal training
+        for line in lines:
+            running = re.match(r"Running stage '([^']+)'", line)
+            if running is None:
+                continue
+            stage.status(f"dvc stage {running[1]}")
+            if training is not None:
+                training[0].finish()
+                training = None
+            if running[1] == "train":
+                bar = stage.bar(f"training (budget {train_minutes:g} min)", total=train_minutes, unit="min")
+                training = (bar, time.monotonic())
+        if training is not None:
+            bar, start = training
+            bar.update(min(train_minutes, (time.monotonic() - start) / 60))
+
+    code = console.run_logged(dvc_command("repro"), log_file, cwd=root, env=venv_environ(), on_output=follow)
+    if code != 0:
+        raise RuntimeError(f"`dvc repro` failed with exit code {code}; its output is in {log_file}")
+
+
+def start_server(root: Path, port: int, log_path: Path, review_cap: int) -> subprocess.Popen[bytes]:
+    """`posewheel serve` for the project at `root`, its output appended to `log_path` (never the terminal)."""
     # The hourly review cap (default 200) must not stop the demo short of the labels it asks for.
     # How much street traffic scores under the review threshold depends on the first model (one
     # queued 300+ of 900, another 162): a random 30% share fills the rest of the label budget
@@ -114,7 +147,8 @@ def _start_server(root: Path, port: int, log_path: Path, review_cap: int) -> sub
         )
 
 
-def _wait_ready(base: str, timeout_s: float = 120.0) -> None:
+def wait_ready(base: str, timeout_s: float = 120.0) -> None:
+    """Wait until the server at `base` answers /readyz with 200."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
@@ -124,8 +158,10 @@ def _wait_ready(base: str, timeout_s: float = 120.0) -> None:
     raise RuntimeError(f"the API server at {base} did not become ready in {timeout_s:.0f} s")
 
 
-async def _send_traffic(base: str, images: list[Path], concurrency: int) -> tuple[int, int]:
-    """POST every image to /v1/predict; returns (answered, queued for review)."""
+async def send_traffic(
+    base: str, images: list[Path], concurrency: int, on_answer: Callable[[], None] = lambda: None
+) -> tuple[int, int]:
+    """POST every image to /v1/predict (`on_answer` after each answer); returns (answered, queued for review)."""
     limiter = asyncio.Semaphore(concurrency)
     answered = queued = 0
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
@@ -138,16 +174,20 @@ async def _send_traffic(base: str, images: list[Path], concurrency: int) -> tupl
                 response.raise_for_status()
                 answered += 1
                 queued += bool(response.json()["review"]["queued"])
+                on_answer()
 
         await asyncio.gather(*(one(p) for p in images))
     return answered, queued
 
 
-def _wait_drained(outbox: Outbox, timeout_s: float) -> None:
+def _wait_drained(outbox: Outbox, timeout_s: float, stage: console.Stage) -> None:
     deadline = time.monotonic() + timeout_s
+    queued = outbox.depth()
+    bar = stage.bar("sent to Label Studio", total=queued, unit="tasks")
     while outbox.depth() and time.monotonic() < deadline:
-        print(f"    review queue: {outbox.depth()} waiting for Label Studio", flush=True)
-        time.sleep(3)
+        bar.update(queued - outbox.depth())
+        time.sleep(1)
+    bar.update(queued - outbox.depth())
     if outbox.depth():
         raise RuntimeError(f"{outbox.depth()} review items still queued after {timeout_s:.0f} s: is Label Studio up?")
 
@@ -167,7 +207,9 @@ def run_demo(options: DemoOptions) -> DemoReport:
     settings = ProjectSettings()
     root, paths = settings.root, PipelinePaths.from_settings(settings)
     os.environ.update({k: v for k, v in wandb_environ(root).items() if k not in os.environ})
-    report = DemoReport()
+    report = DemoReport(log_file=console.start_log(settings.var_dir / "log", "demo"))
+    log_file = report.log_file
+    terminal.print(f"[bold]Posewheel demo[/]: one turn of the flywheel [dim](full log: {_shown(log_file, root)})[/]")
     step = Step(report)
     base = f"http://127.0.0.1:{options.port}"
     server: subprocess.Popen[bytes] | None = None
@@ -177,53 +219,68 @@ def run_demo(options: DemoOptions) -> DemoReport:
             from labeling import labelstudio_process
 
             if not labelstudio_process.status().healthy:  # reuse a running (or external) Label Studio
-                _posewheel("labelstudio", "start")
+                _posewheel(log_file, "labelstudio", "start")
                 started_labelstudio = True
-            _posewheel("labels", "setup")
+            _posewheel(log_file, "labels", "setup")
+        first, fine_tune = train_minutes(root)
         if not artifact.production_dir(paths.models).exists():
-            with step("build the first model (dvc repro)"):
-                if repro(root).returncode != 0:
-                    raise RuntimeError("the first `dvc repro` failed; see its output above")
+            with step("build the first model (dvc repro)") as stage:
+                _repro(root, log_file, stage, first)
         report.before_version = artifact.production_version(paths.models)
-        with step("start the API server"):
-            server = _start_server(root, options.port, settings.var_dir / "logs" / "serve.log", options.labels)
-            _wait_ready(base)
-        with step(f"send {options.traffic} street images to /v1/predict"):
+        with step("start the API server") as stage:
+            server = start_server(root, options.port, log_file, options.labels)
+            wait_ready(base)
+            stage.result(f"{base}, model {report.before_version}")
+        with step(f"send {options.traffic} street images to /v1/predict") as stage:
             from posewheel.synth import generate
 
             traffic_dir = settings.var_dir / "traffic" / f"street-{options.seed}-{options.traffic}"
             if not traffic_dir.exists():
+                stage.status("generating the street images")
                 seed = options.seed + TRAFFIC_SEED_OFFSET
                 truth = settings.truth_dir
                 generate(domain="street", count=options.traffic, seed=seed, out=traffic_dir, truth_dir=truth)
             images = sorted((traffic_dir / "images").iterdir())
-            report.predictions, report.queued = asyncio.run(_send_traffic(base, images, options.concurrency))
-            print(f"    {report.predictions} answered, {report.queued} queued for review", flush=True)
-        with step("review queue drains into Label Studio"):
-            _wait_drained(Outbox(settings.outbox_dir), options.drain_timeout_s)
+            answers = stage.bar("answered", total=len(images), unit="images")
+            report.predictions, report.queued = asyncio.run(
+                send_traffic(base, images, options.concurrency, on_answer=answers.advance)
+            )
+            stage.result(f"{report.predictions} answered, {report.queued} queued for review")
+        with step("review queue drains into Label Studio") as stage:
+            _wait_drained(Outbox(settings.outbox_dir), options.drain_timeout_s, stage)
         with step(f"simulated annotator corrects up to {options.labels} tasks"):
             annotator = {"--limit": options.labels, "--noise-px": options.noise_px, "--skip-rate": options.skip_rate}
-            _posewheel("labels", "annotate", *(str(part) for item in annotator.items() for part in item))
-        with step("dvc repro: export, retrain, evaluate, promote"):
-            if repro(root).returncode != 0:
-                raise RuntimeError("`dvc repro` failed; see its output above")
+            _posewheel(log_file, "labels", "annotate", *(str(part) for item in annotator.items() for part in item))
+        with step("dvc repro: export, retrain, evaluate, promote") as stage:
+            _repro(root, log_file, stage, fine_tune)
         decision = json.loads(paths.promotion.read_text(encoding="utf-8"))
         report.promoted, report.reason = bool(decision["promoted"]), str(decision["reason"])
         report.labels_used = int(decision["feedback_labels"])
         report.metrics_after = decision["candidate"]
         report.metrics_before = decision["production"] or {}
         report.after_version = decision["production_version_after"]
-        with step("the running server picks up the production model"):
+        with step("the running server picks up the production model") as stage:
             report.served_version = _wait_served(base, str(report.after_version))
+            stage.result(report.served_version)
+    except Exception:
+        # The step's own output is in the log: show its end here, so the failure can be read without opening it.
+        terminal.print(f"\n[dim]last lines of {_shown(log_file, root)}:[/]")
+        terminal.print(console.tail(log_file), markup=False, soft_wrap=True)
+        raise
     finally:
         if server is not None and not options.keep:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
         if started_labelstudio and not options.keep:
             with contextlib.suppress(RuntimeError):
-                _posewheel("labelstudio", "stop")
-    print(format_report(report, options, root))
+                _posewheel(log_file, "labelstudio", "stop")
+    terminal.print(format_report(report, options, root), markup=False, soft_wrap=True)
     return report
+
+
+def _shown(path: Path, root: Path) -> str:
+    """`path` relative to the project when it is inside it (shorter to read), else as is."""
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def labelstudio_url() -> str:
@@ -232,17 +289,22 @@ def labelstudio_url() -> str:
     return LabelStudioSettings().base_url
 
 
-def training_budget(root: Path) -> str:
-    """The demo's (lighter than the benchmarks') training budget, from params.yaml, as the train stage reads it."""
+def train_minutes(root: Path) -> tuple[float, float]:
+    """Wall-clock training budgets from params.yaml, as the train stage reads them: (first model, each fine-tune)."""
     from training.config import TrainConfig
 
+    params = load_params(root)
+    return TrainConfig.from_params(params).max_minutes, TrainConfig.from_params(params, fine_tune=True).max_minutes
+
+
+def training_budget(root: Path) -> str:
+    """The demo's (lighter than the benchmarks') training budget, from params.yaml, as the train stage reads it."""
     try:
-        params = load_params(root)
-        first, fine = TrainConfig.from_params(params), TrainConfig.from_params(params, fine_tune=True)
+        first, fine = train_minutes(root)
     except (OSError, ValueError):
         return "params.yaml unreadable"
     return (
-        f"first model {first.max_minutes:g} min, each fine-tune {fine.max_minutes:g} min of training "
+        f"first model {first:g} min, each fine-tune {fine:g} min of training "
         "(params.yaml; benchmarks/train_accuracy.py trains the first model for 20)"
     )
 
@@ -272,6 +334,7 @@ def format_report(report: DemoReport, options: DemoOptions, root: Path) -> str:
         f"  demo page        http://127.0.0.1:{options.port}/",
         f"  W&B runs         {root / 'wandb'} (offline; `wandb sync wandb/offline-run-*` uploads them)",
         "  metrics          dvc metrics show; dvc plots show; posewheel flywheel status",
+        f"  full log         {_shown(report.log_file, root)} (the server, DVC and training output)",
     ]
     if not options.keep:
         lines.append("  (services stopped; run `posewheel demo --keep` to leave them up)")

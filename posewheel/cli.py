@@ -19,6 +19,8 @@ from typing import Annotated
 
 import typer
 
+from posewheel.console import LOG_FORMAT
+
 app = typer.Typer(
     name="posewheel",
     help="2D human pose estimation with a data flywheel: synth, train, serve, review, retrain.",
@@ -72,9 +74,17 @@ def _register_core() -> None:
     retention.register(app)
 
 
+def configure_logging() -> None:
+    """INFO and up on stderr, less the lines nobody can act on (`posewheel demo` then moves them to its log file)."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    # httpx logs every request at INFO ("HTTP Request: POST .../v1/predict 200 OK"): hundreds of lines from
+    # the demo's traffic and the labeling commands, nothing to act on. Its warnings still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def main() -> None:
     """Console entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     _register_core()
     _register_plugins()
     try:
