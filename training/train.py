@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import sys
 import tempfile
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,28 @@ from training.lightning_module import PoseModel, recalibrate_batchnorm
 from training.movenet import MoveNet, load_tfjs_state, read_tfjs_weights
 
 log = logging.getLogger(__name__)
+
+
+def _not_a_tip(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("💡 Tip")
+
+
+def quiet_lightning() -> None:
+    """Drop what Lightning prints that nobody running this project can act on; each filter says why."""
+    # Lightning gives the `lightning` logger its own stderr handler on import, besides the root logger's
+    # (the CLI's, the demo's log file): every one of its lines printed twice.
+    logging.getLogger("lightning").handlers.clear()
+    # Advertisements for Lightning's cloud products ("💡 Tip: ... litlogger", "... litmodels").
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)
+    # Lightning's own code uses torch's deprecated LeafSpec: a Lightning release fixes it, not our users.
+    warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
+    # PoseModel's on_after_batch_transfer (channels_last on the device) is meant to run beside a DataModule;
+    # Lightning warns that the module's hook is the one used, which is the intent.
+    warnings.filterwarnings("ignore", r"You have overridden `on_after_batch_transfer` in `LightningModule`")
+    # log_every_n_steps is fixed (make_trainer); on a set of fewer batches the epoch values are still logged.
+    warnings.filterwarnings("ignore", r"The number of training batches \(\d+\) is smaller than the logging interval")
+    # metrics/train is the DVC plot each run rewrites (dvc.yaml): the CSV logger's "will be deleted" is the design.
+    warnings.filterwarnings("ignore", r"Experiment logs directory .* exists and is not empty")
 
 
 def default_version(now: datetime | None = None) -> str:
@@ -69,6 +92,7 @@ def train(
     recorded as the new card's `parent_version`. `log_dir`: where the CSV log (`metrics.csv`, for
     `dvc plots`) goes; default `metrics/train` of the project. Returns the artifact folder.
     """
+    quiet_lightning()
     version = check_version(version or default_version())
     folder = Path(models_dir) / version
     L.seed_everything(config.seed, workers=True)
