@@ -2,15 +2,17 @@
 
     .venv/bin/python benchmarks/serve_load.py                    # 30 s per level, about 9 minutes
     .venv/bin/python benchmarks/serve_load.py --duration 5       # a quick look
-    .venv/bin/python benchmarks/serve_load.py --model models/production   # a trained artifact (needs weights.pt)
-    .venv/bin/python benchmarks/serve_load.py --workers 1        # one server process (default: one per core)
+    .venv/bin/python benchmarks/serve_load.py --model models/production   # another artifact
+    .venv/bin/python benchmarks/serve_load.py --posewheel-workers 2 --lanes 1   # posewheel as 2 processes
 
-All targets serve the same artifact (by default a freshly exported, untrained production-architecture
-network: speed does not depend on the weights) to the same JPEG street images with their person
-box, over real HTTP on 127.0.0.1. posewheel and LitServe both run `--workers` processes with the
-ONNX Runtime threads shared out between them. The load generator (benchmarks/serve_client.py, raw
-keep-alive connections, ~0.1 ms of CPU per request) is a separate process; the CPU each side used
-is reported, since both share this machine's cores.
+All targets serve the same artifact (by default the params.yaml default network, MoveNet Lightning,
+with its pretrained weights: what a fresh install serves) to the same JPEG street images with their
+person box, over real HTTP on 127.0.0.1. Each server runs in its best configuration for this
+machine: LitServe with `--workers` inference processes (one per core, one ONNX Runtime thread each:
+its API process balances requests over them), posewheel with `--posewheel-workers` processes of
+`--lanes` inference lanes each (default one process, one lane per core, one thread per lane). The
+load generator (benchmarks/serve_client.py, raw keep-alive connections, ~0.1 ms of CPU per request)
+is a separate process; the CPU each side used is reported, since both share this machine's cores.
 
 Prints one JSON line per figure:
   offline_limit            engine without HTTP: decode, crop, batched ONNX inference, decoding (img/s)
@@ -48,29 +50,33 @@ CONCURRENCY = (1, 8, 32)
 
 
 def build_artifact(folder: Path) -> Path:
-    """Export an untrained network of the production architecture (training.model defaults)."""
-    from posewheel.decoding import InputSpec
-    from training.artifact_export import write_artifact
-    from training.model import NetConfig, PoseNet
+    """Export the default network (params.yaml train.config) with its pretrained weights."""
+    from posewheel.params import load_params
+    from training.pretrained import export_pretrained
 
-    config = NetConfig()
-    net = PoseNet(config)
-    return write_artifact(folder, net, InputSpec(), "bench", data={}, params={"backbone": config.backbone})
+    return export_pretrained(str(load_params(ROOT / "params.yaml")["train"]["config"]), folder)
 
 
-def street_images(count: int, size: int) -> list[tuple[bytes, list[float]]]:
+def street_images(count: int, size: int) -> list[tuple[bytes, list[float] | None]]:
     """JPEG street scenes from the synthetic generator with their person box [x, y, w, h]."""
     from posewheel.synth.writer import iter_encoded
 
     return [(e.data, [float(v) for v in e.bbox]) for e in iter_encoded("street", count, seed=7, size=size)]
 
 
-def bodies(images: list[tuple[bytes, list[float]]], fmt: str) -> list[tuple[str, bytes]]:
+def scene_images(count: int, size: int, persons: tuple[int, int]) -> list[tuple[bytes, list[float] | None]]:
+    """JPEG studio scenes of `persons` people each, sent without boxes: the server's detector finds them."""
+    from posewheel.synth.writer import iter_encoded
+
+    return [(e.data, None) for e in iter_encoded("studio", count, seed=7, size=size, persons=persons)]
+
+
+def bodies(images: list[tuple[bytes, list[float] | None]], fmt: str) -> list[tuple[str, bytes]]:
     out = []
     for data, box in images:
         if fmt == "json":
-            body = json.dumps({"image_base64": base64.b64encode(data).decode(), "boxes": [box]}).encode()
-            out.append(("application/json", body))
+            fields = {"image_base64": base64.b64encode(data).decode()} | ({"boxes": [box]} if box else {})
+            out.append(("application/json", json.dumps(fields).encode()))
         else:
             boundary = "posewheelbench"
             parts = [
@@ -78,7 +84,9 @@ def bodies(images: list[tuple[bytes, list[float]]], fmt: str) -> list[tuple[str,
                 "Content-Type: image/jpeg\r\n\r\n".encode()
                 + data
                 + b"\r\n",
-                f'--{boundary}\r\nContent-Disposition: form-data; name="boxes"\r\n\r\n{json.dumps([box])}\r\n'.encode(),
+                f'--{boundary}\r\nContent-Disposition: form-data; name="boxes"\r\n\r\n{json.dumps([box])}\r\n'.encode()
+                if box
+                else b"",
                 f"--{boundary}--\r\n".encode(),
             ]
             out.append((f"multipart/form-data; boundary={boundary}", b"".join(parts)))
@@ -88,61 +96,67 @@ def bodies(images: list[tuple[bytes, list[float]]], fmt: str) -> list[tuple[str,
 class Offline:
     """The engine without HTTP, in this process: decode, crop, batched ONNX inference, decoding.
 
-    Throughput is measured the way the server runs the engine, so that it is a fair limit: the next
-    batch is decoded and cropped on `threads` prepare threads while the current one is inferred.
-    Single-image latency is one image through the whole pipeline on one thread.
+    Throughput is measured the way the server runs the engine at its best on this machine, so that
+    it is a fair limit: `threads` lanes, each a thread that decodes and crops a batch then infers it
+    on a one-thread ONNX Runtime session (ONNX Runtime releases the GIL, so lanes run in parallel).
+    Single-image latency is one image at a time through the whole pipeline, inferred with all
+    `threads` ONNX Runtime threads (the fastest one image can go).
     """
 
-    def __init__(self, artifact: Path, images: list[tuple[bytes, list[float]]], batch: int, threads: int) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
+    def __init__(
+        self, artifact: Path, images: list[tuple[bytes, list[float] | None]], batch: int, threads: int
+    ) -> None:
         from serving.engine import load_model
         from serving.reload import fingerprint
 
         self.model = load_model(artifact, fingerprint(artifact), threads)
+        self.lane_model = load_model(artifact, fingerprint(artifact), 1)
         self.images, self.batch, self.threads = images, batch, threads
-        self.pool = ThreadPoolExecutor(threads)
         self.done, self.seconds, self.cpu_s, self.single_s = 0, 0.0, 0.0, list[float]()
-        self.infer(self.prepare(images[:batch]))  # warm-up
+        self.model.infer_decode(*self.prepare(images[:batch]))  # warm-up
+        self.lane_model.infer_decode(*self.prepare(images[:batch], self.lane_model))
 
-    def prepare(self, chunk: list[tuple[bytes, list[float]]]) -> tuple[np.ndarray, list[Any]]:
+    def prepare(self, chunk: list[tuple[bytes, list[float] | None]], model: Any = None) -> tuple[np.ndarray, list[Any]]:
+        """Decode and crop; an image without a box goes through `model`'s person detector, as the server does."""
         from serving.engine import prepare
         from serving.images import decode_image, parse_boxes
 
+        model = model or self.model
         inputs, windows = [], []
         for data, box in chunk:
             decoded = decode_image(data, 40_000_000)
-            x, w = prepare(decoded.image, parse_boxes([box], decoded.width, decoded.height, 64), self.model.spec)
+            if box is None:
+                boxes = model.detector.detect(decoded.image)[0]
+            else:
+                boxes = parse_boxes([box], decoded.width, decoded.height, 64)
+            x, w = prepare(decoded.image, boxes, model.spec)
             inputs.append(x)
             windows += w
         return np.concatenate(inputs), windows
 
-    def infer(self, prepared: tuple[np.ndarray, list[Any]]) -> None:
-        self.model.infer_decode(*prepared)
-
-    def prepare_async(self, start: int) -> list[Any]:
-        """Submit the batch starting at image `start`, split over the prepare threads."""
-        chunk = [self.images[(start + i) % len(self.images)] for i in range(self.batch)]
-        n = -(-len(chunk) // self.threads)
-        return [self.pool.submit(self.prepare, chunk[i : i + n]) for i in range(0, len(chunk), n)]
+    def lane(self, deadline: float, first: int) -> int:
+        """One lane until `deadline`: batches of images from `first` on; returns the images it did."""
+        done = 0
+        while time.perf_counter() < deadline:
+            chunk = [self.images[(first + done + i) % len(self.images)] for i in range(self.batch)]
+            self.lane_model.infer_decode(*self.prepare(chunk, self.lane_model))
+            done += self.batch
+        return done
 
     def run_round(self, seconds: float) -> None:
-        """Half the time batched throughput (prepare overlapped with inference), half single-image latency."""
+        """Half the time batched throughput on `threads` lanes, half single-image latency."""
+        from concurrent.futures import ThreadPoolExecutor
+
         start, cpu0 = time.perf_counter(), time.process_time()
-        pending = self.prepare_async(self.done)
-        while time.perf_counter() - start < seconds / 2:
-            parts = [f.result() for f in pending]
-            pending = self.prepare_async(self.done + self.batch)
-            self.infer((np.concatenate([p[0] for p in parts]), [w for p in parts for w in p[1]]))
-            self.done += self.batch
-        for f in pending:
-            f.result()
+        with ThreadPoolExecutor(self.threads) as pool:
+            lanes = [pool.submit(self.lane, start + seconds / 2, 7 * i) for i in range(self.threads)]
+            self.done += sum(f.result() for f in lanes)
         self.seconds += time.perf_counter() - start
         self.cpu_s += time.process_time() - cpu0
         start = time.perf_counter()
         while time.perf_counter() - start < seconds / 2:
             t0 = time.perf_counter()
-            self.infer(self.prepare([self.images[len(self.single_s) % len(self.images)]]))
+            self.model.infer_decode(*self.prepare([self.images[len(self.single_s) % len(self.images)]]))
             self.single_s.append(time.perf_counter() - t0)
 
     @property
@@ -264,25 +278,36 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="timed seconds per target and concurrency")
     parser.add_argument("--rounds", type=int, default=3, help="the duration is split into this many interleaved rounds")
     parser.add_argument("--warmup", type=float, default=1.0, help="untimed seconds at the start of each round")
-    parser.add_argument("--model", type=Path, help="artifact with weights.pt (default: export an untrained one)")
+    parser.add_argument("--model", type=Path, help="artifact folder (default: the pretrained default network)")
     parser.add_argument("--batch", type=int, default=16, help="max batch size for posewheel, LitServe and offline")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="ONNX Runtime threads in all")
     parser.add_argument(
         "--workers",
         type=int,
         default=len(os.sched_getaffinity(0)),
-        help="server processes of posewheel and LitServe (each gets threads / workers)",
+        help="LitServe inference processes (each gets threads / workers)",
     )
+    parser.add_argument("--posewheel-workers", type=int, default=1, help="posewheel server processes")
+    parser.add_argument("--lanes", type=int, default=0, help="posewheel inference lanes per process (0: auto)")
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--client-nice", type=int, default=10, help="niceness of the load generator process")
     parser.add_argument("--size", type=int, default=256, help="image side, pixels")
+    parser.add_argument(
+        "--persons",
+        help="LO-HI: studio scenes of LO to HI people sent WITHOUT boxes (the artifact's detector finds them); "
+        "default: one-person street images with their box",
+    )
     parser.add_argument("--targets", default="posewheel,litserve,naive", help="comma-separated subset")
     parser.add_argument("--formats", default="json,multipart", help="posewheel request formats to load")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     artifact = args.model.resolve() if args.model else build_artifact(work / "models" / "bench")
-    images = street_images(args.images, args.size)
+    if args.persons:
+        lo, _, hi = args.persons.partition("-")
+        images = scene_images(args.images, args.size, (int(lo), int(hi or lo)))
+    else:
+        images = street_images(args.images, args.size)
     body_files = {}
     for fmt in ("json", "multipart"):
         body_files[fmt] = work / f"bodies-{fmt}.pkl"
@@ -292,12 +317,15 @@ def main() -> None:
         artifact=str(artifact),
         images=len(images),
         size=args.size,
+        persons=args.persons,
         cpus=len(os.sched_getaffinity(0)),
         duration_s=args.duration,
         rounds=args.rounds,
         batch=args.batch,
         threads=args.threads,
         workers=args.workers,
+        posewheel_workers=args.posewheel_workers,
+        lanes=args.lanes,
         client_nice=args.client_nice,
         loadavg_1m=os.getloadavg()[0],
     )
@@ -312,15 +340,16 @@ def main() -> None:
             server_env = {
                 **env,
                 "POSEWHEEL_MAX_BATCH_SIZE": str(args.batch),
-                "POSEWHEEL_WORKERS": str(args.workers),
-                "POSEWHEEL_INTRA_OP_THREADS": str(per_worker),
+                "POSEWHEEL_WORKERS": str(args.posewheel_workers),
+                "POSEWHEEL_INFERENCE_LANES": str(args.lanes),
             }
             proc = start(
                 [str(Path(PY).parent / "posewheel"), "serve", "--model", str(artifact), "--port", str(port)],
                 server_env,
                 f"http://127.0.0.1:{port}/readyz",
             )
-            time.sleep(2.0 if args.workers > 1 else 0.0)  # /readyz answered by one worker: let the others load too
+            # /readyz answered by one worker: let the others load too
+            time.sleep(2.0 if args.posewheel_workers > 1 else 0.0)
             for fmt in args.formats.split(","):
                 targets.append(Target("posewheel", fmt, f"http://127.0.0.1:{port}/v1/predict", proc, body_files[fmt]))
         if "litserve" in wanted:

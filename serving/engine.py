@@ -228,17 +228,20 @@ class _Job:
 class MicroBatcher:
     """Continuous batching: at most `max_batch_size` person crops per ONNX Runtime run.
 
-    Each request is decoded and cropped (`prepare`) on one of `prepare_threads` threads as soon
-    as it arrives (Pillow and NumPy release the GIL). One inference loop runs one batch at a time
-    on its own thread (ONNX Runtime spreads it over its intra-op threads) and, the moment a batch
-    is done, takes every prepared request that is ready (same model, up to the size limit) as the
-    next batch, so inference never waits for a whole batch to be decoded and decoding never waits
-    for inference. Batches grow with the load by themselves; after a batch of several requests the
-    next one also waits up to `max_wait_s` for requests still being decoded. A lone request (nothing
-    else in flight) skips the prepare hop: it is decoded and inferred in one trip to the inference
-    thread. Each request gets back only its own rows, or its own error.
+    Each request is decoded and cropped (`prepare`) on one of `prepare_threads` threads as soon as
+    it arrives (Pillow and NumPy release the GIL). `lanes` inference loops each run one batch at a
+    time on a thread of their own (ONNX Runtime releases the GIL, so lanes run in parallel) and, the
+    moment a lane's batch is done, it takes every prepared request that is ready (same model, up to
+    the size limit) as its next batch, so inference never waits for a whole batch to be decoded and
+    decoding never waits for inference. Lanes share one queue: on CPU, one lane per core with one
+    ONNX Runtime thread each keeps every core busy with no load imbalance, which uvicorn worker
+    processes (each holding the connections it happened to accept) do not. Batches grow with the
+    load by themselves; after a batch of several requests the next one also waits up to `max_wait_s`
+    for requests still being decoded. A lone request (nothing else in flight) skips the prepare hop:
+    it is decoded and inferred in one trip to the inference thread. Each request gets back only its
+    own rows, or its own error.
 
-    Memory: requests holding decoded crops (or being decoded) add up to at most twice
+    Memory: requests holding decoded crops (or being decoded) add up to at most `lanes + 1` times
     `max_batch_size` crops (a bigger request is let in alone); the rest wait as their encoded bytes.
     """
 
@@ -248,26 +251,28 @@ class MicroBatcher:
         max_wait_s: float,
         on_batch: Callable[[int, int], None] | None = None,
         prepare_threads: int = 2,
+        lanes: int = 1,
     ) -> None:
         self.max_batch_size = max_batch_size
+        self.lanes = max(1, lanes)
         self.max_wait_s = max_wait_s
         self._on_batch = on_batch  # (batch size in crops, requests still queued)
         self._prepare_threads = max(1, prepare_threads)
         self._prepare_pool = ThreadPoolExecutor(self._prepare_threads, thread_name_prefix="posewheel-prepare")
-        self._infer_pool = ThreadPoolExecutor(1, thread_name_prefix="posewheel-infer")
+        self._infer_pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="posewheel-infer")
         # Decoded images are the big allocations: at most `prepare_threads` at once, on whichever
         # thread prepares (a lone request prepares on the inference thread), so memory is bounded by
         # threads, not by the number of clients.
         self._decode_slots = threading.BoundedSemaphore(self._prepare_threads)
-        self._budget = 2 * max_batch_size  # crops decoded or being decoded, at most
+        self._budget = (self.lanes + 1) * max_batch_size  # crops decoded or being decoded: a batch per lane, one more
         self._held = 0
         self._room = asyncio.Condition()
         self._ready: deque[_Job] = deque()  # prepared (or lone) requests in arrival order
         self._wake = asyncio.Event()  # set when a request becomes ready or its preparation ends
         self._preparing = 0
-        self._inferring = False
-        self._current: list[_Job] = []
-        self._task: asyncio.Task[None] | None = None
+        self._inferring = 0  # lanes running a batch
+        self._current: set[_Job] = set()  # the requests of the batches being run
+        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def depth(self) -> int:
@@ -275,13 +280,14 @@ class MicroBatcher:
         return len(self._ready) + self._preparing
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="posewheel-batcher")
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._run(), name=f"posewheel-batcher-{i}") for i in range(self.lanes)]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         for job in [*self._current, *self._ready]:  # nobody waits forever on a stopped batcher
             if not job.future.done():
                 job.future.set_exception(RuntimeError("the server is shutting down"))
@@ -306,8 +312,8 @@ class MicroBatcher:
             await self._room.wait_for(lambda: self._held + reserved <= self._budget)
             self._held += reserved
         try:
-            if not (self._inferring or self._preparing or self._ready):
-                self._enqueue(job)  # lone: one hop, prepared on the inference thread
+            if self._inferring < self.lanes and not (self._preparing or self._ready):
+                self._enqueue(job)  # lone: a lane is free, one hop, prepared on its inference thread
             else:
                 self._preparing += 1
                 try:
@@ -362,7 +368,8 @@ class MicroBatcher:
     async def _process(self, jobs: list[_Job]) -> None:
         loop = asyncio.get_running_loop()
         model = jobs[0].model
-        self._inferring, self._current = True, jobs
+        self._inferring += 1
+        self._current.update(jobs)
         try:
             if jobs[0].prepared is None:
                 outcomes = await loop.run_in_executor(self._infer_pool, _prepare_infer, model, jobs)
@@ -373,7 +380,8 @@ class MicroBatcher:
             log.exception("inference failed for a batch of %d requests", len(jobs))
             outcomes = [exc] * len(jobs)
         finally:
-            self._inferring, self._current = False, []
+            self._inferring -= 1
+            self._current.difference_update(jobs)
         if self._on_batch is not None:
             self._on_batch(sum(o.points.shape[0] for o in outcomes if isinstance(o, Answer)), self.depth)
         for job, outcome in zip(jobs, outcomes, strict=True):

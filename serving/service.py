@@ -91,7 +91,8 @@ class PoseService:
             self.settings.max_batch_size,
             self.settings.max_wait_ms / 1000.0,
             self._on_batch,
-            prepare_threads=self.settings.prepare_threads or self.settings.resolved_threads(),
+            prepare_threads=self.settings.prepare_threads or self.settings.worker_cores(),
+            lanes=self.settings.resolved_lanes(),
         )
         self.batcher.start()
         self.predlog.start()

@@ -40,7 +40,15 @@ class ServingSettings(ProjectSettings):
     )
     max_batch_size: int = Field(16, ge=1, le=1024, description="person crops per inference batch")
     max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0, description="how long a batch waits to fill, ms")
-    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads per worker; 0 = CPU cores / workers")
+    inference_lanes: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="batches inferred at once per worker, from one queue, each on its own thread; 0 = 1",
+    )
+    intra_op_threads: int = Field(
+        0, ge=0, description="ONNX Runtime threads per inference lane; 0 = CPU cores / workers / lanes"
+    )
     prepare_threads: int = Field(0, ge=0, description="threads decoding images per worker; 0 = CPU cores / workers")
     execution_provider: Literal["cpu", "cuda"] = "cpu"
     gil_switch_interval_ms: float = Field(0.5, gt=0.0, le=100.0, description="sys.setswitchinterval, ms")
@@ -83,12 +91,20 @@ class ServingSettings(ProjectSettings):
         """The artifact folder to serve: `model_dir` or the project's `models/production`."""
         return self.model_dir if self.model_dir is not None else production_dir(self.models_dir)
 
-    def resolved_threads(self) -> int:
-        """ONNX Runtime intra-op threads of each worker: the setting, or this process's CPUs shared by the workers."""
-        if self.intra_op_threads > 0:
-            return self.intra_op_threads
+    def worker_cores(self) -> int:
+        """This process's CPUs shared out between the workers."""
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return max(1, cores // self.workers)
+
+    def resolved_lanes(self) -> int:
+        """Inference lanes of each worker: the setting, else one."""
+        return self.inference_lanes or 1
+
+    def resolved_threads(self) -> int:
+        """ONNX Runtime intra-op threads of each lane: the setting, else the worker's cores shared by its lanes."""
+        if self.intra_op_threads > 0:
+            return self.intra_op_threads
+        return max(1, self.worker_cores() // self.resolved_lanes())
 
     def resolved_predictions_dir(self) -> Path:
         return self.predictions_dir

@@ -84,6 +84,44 @@ def test_batches_never_mix_model_versions(make_artifact: MakeArtifact) -> None:
         assert abs(scores.max() / expected - 0.99) < 0.02, (i, scores.max())
 
 
+class _SlowModel:
+    """Stands in for a ServedModel whose inference takes `seconds` (sleeping releases the GIL, as ONNX Runtime does)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.running, self.most = seconds, 0, 0
+        self.lock = threading.Lock()
+
+    def infer_decode(self, inputs: np.ndarray, windows: list) -> tuple[np.ndarray, np.ndarray]:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(self.seconds)
+        with self.lock:
+            self.running -= 1
+        return np.zeros((len(windows), 17, 2)), np.zeros((len(windows), 17))
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 4])
+def test_lanes_run_that_many_batches_at_once_from_one_queue(lanes: int) -> None:
+    model = _SlowModel(0.1)
+    prepared = Prepared(np.zeros((1, 3, 8, 8), np.float32), [(0.0, 0.0, 8.0, 8.0)])
+
+    async def run() -> list[Answer]:
+        batcher = MicroBatcher(max_batch_size=1, max_wait_s=0.0, lanes=lanes)
+        batcher.start()
+        try:
+            return await asyncio.gather(*[batcher.submit(model, lambda: prepared) for _ in range(8)])  # type: ignore[arg-type]
+        finally:
+            await batcher.stop()
+
+    started = time.perf_counter()
+    answers = asyncio.run(run())
+    elapsed = time.perf_counter() - started
+    assert len(answers) == 8 and all(a.points.shape == (1, 17, 2) for a in answers)
+    assert model.most == lanes, f"{model.most} batches ran at once with {lanes} lanes"
+    assert elapsed < 0.1 * 8 / lanes + 0.3, f"8 one-request batches of 0.1 s on {lanes} lanes took {elapsed:.2f} s"
+
+
 def _hammer(server: RunningServer, stop: threading.Event, seen: list[tuple[int, str]]) -> None:
     data = spot_image(128, 96, (64, 48))
     with httpx.Client(base_url=server.url, timeout=30) as client:
