@@ -3,21 +3,26 @@
     posewheel labels annotate --limit 50 --noise-px 1.5 --skip-rate 0.05
 
 For demos, tests and benchmarks. Like a person, it takes the least confident unlabeled tasks first,
-looks at the image (here: its ground truth, found by the image's content hash), moves each joint
-to where it is with a little hand jitter (`noise_px`, pixels, Gaussian), marks occluded joints,
-and sometimes skips a task (`skip_rate`, saved as `was_cancelled`). Seeded per task, so the same
-seed gives the same labels whatever the order.
+looks at the image (here: its ground truth, found by the image's content hash) and corrects the
+pre-annotation the way the project's instructions say: a predicted person who is there keeps its
+regions, each joint moved to where it is with a little hand jitter (`noise_px`, pixels, Gaussian)
+and occluded joints marked; a phantom person is deleted; a missed person is added as a new box,
+then its joints. An image with nobody in it is submitted with no region. Sometimes it skips a task
+(`skip_rate`, saved as `was_cancelled`). Seeded per task, so the same seed gives the same labels
+whatever the order.
 """
 
 from __future__ import annotations
 
+import re
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labeling.results import pose_to_results
+from labeling.results import person_groups, pose_to_results
 from posewheel.schema import NUM_KEYPOINTS
 from posewheel.truth import TruthStore
 
@@ -25,6 +30,9 @@ if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
 
 SECONDS_PER_JOINT = 1.8  # simulated lead time per placed joint, plus a few seconds to look
+MATCH_IOU = 0.3  # a predicted person whose box overlaps a true person's this much is that person
+_OWN_PERSON = re.compile(r"^p\d+$")  # the key of a predicted person (labeling.results.person_groups)
+_ID_CHARS = string.ascii_letters + string.digits
 
 
 @dataclass(frozen=True)
@@ -48,25 +56,104 @@ def noisy_results(
 ) -> list[dict[str, Any]]:
     """Label Studio results for the true persons with Gaussian jitter of `noise_px` pixels, kept in the image."""
     results: list[dict[str, Any]] = []
-    for k, person in enumerate(persons):
+    for k, (kps, box) in enumerate(noisy_persons(persons, width, height, noise_px, rng)):
+        results += pose_to_results(kps, width, height, person=k, bbox=box)
+    return results
+
+
+def corrected_results(
+    prediction: list[dict[str, Any]] | None,
+    persons: list[dict[str, Any]],
+    width: int,
+    height: int,
+    noise_px: float,
+    rng: np.random.Generator,
+) -> list[dict[str, Any]]:
+    """The pre-annotation `prediction` (Label Studio results) corrected to the true `persons`.
+
+    A predicted person whose box overlaps a true person's (IoU >= MATCH_IOU, best pairs first) keeps
+    its region ids, as in Label Studio's editor, with the true joints (jittered by `noise_px`) and box;
+    a predicted person matching nobody is deleted; a true person nobody predicted is added after
+    them with new random region ids, its box first, then its joints.
+    """
+    labeled = noisy_persons(persons, width, height, noise_px, rng)
+    predicted = person_groups(prediction or [], where="prediction", bad=[], size=(width, height))
+    boxes = {key: p.box_or_from_points() for key, p in predicted.items() if _OWN_PERSON.match(key)}
+    pairs = sorted(
+        ((_iou(box, true_box), key, t) for key, box in boxes.items() for t, (_, true_box) in enumerate(labeled)),
+        reverse=True,
+    )
+    kept: dict[int, str] = {}  # true person -> predicted person key
+    for iou, key, t in pairs:
+        if iou >= MATCH_IOU and t not in kept and key not in kept.values():
+            kept[t] = key
+    results: list[dict[str, Any]] = []
+    for t, key in sorted(kept.items(), key=lambda pair: int(pair[1][1:])):
+        kps, box = labeled[t]
+        results += pose_to_results(kps, width, height, person=int(key[1:]), bbox=box)
+    unused = 1 + max((int(key[1:]) for key in boxes), default=-1)  # a person index no predicted person has
+    for t, (kps, box) in enumerate(labeled):
+        if t in kept:
+            continue
+        added = pose_to_results(kps, width, height, person=unused + t, bbox=box)
+        # Drawn by hand: fresh ids, the joints find their person by its box (without one, keep ours).
+        results += _with_new_ids(added, rng) if box is not None else added
+    return results
+
+
+def noisy_persons(
+    persons: list[dict[str, Any]], width: int, height: int, noise_px: float, rng: np.random.Generator
+) -> list[tuple[np.ndarray, tuple[float, float, float, float] | None]]:
+    """(keypoints (17, 3) px, box [x, y, w, h] px or None) per true person: joints jittered by
+    `noise_px` and kept in the image, the box clipped to it."""
+    labeled: list[tuple[np.ndarray, tuple[float, float, float, float] | None]] = []
+    for person in persons:
         kps = np.asarray(person["keypoints"], dtype=np.float64).reshape(NUM_KEYPOINTS, 3).copy()
-        labeled = kps[:, 2] > 0
-        kps[:, :2] += rng.normal(0.0, noise_px, size=(NUM_KEYPOINTS, 2)) * labeled[:, None]
+        visible = kps[:, 2] > 0
+        kps[:, :2] += rng.normal(0.0, noise_px, size=(NUM_KEYPOINTS, 2)) * visible[:, None]
         kps[:, 0] = np.clip(kps[:, 0], 0.0, width)
         kps[:, 1] = np.clip(kps[:, 1], 0.0, height)
         x, y, w, h = (float(v) for v in person["bbox"])
         x0, y0 = max(0.0, x), max(0.0, y)
         box = (x0, y0, min(float(width), x + w) - x0, min(float(height), y + h) - y0)
-        results += pose_to_results(kps, width, height, person=k, bbox=box if box[2] > 0 and box[3] > 0 else None)
-    return results
+        labeled.append((kps, box if box[2] > 0 and box[3] > 0 else None))
+    return labeled
 
 
-def _prediction_id(task: Any) -> int | None:
-    for prediction in task.predictions or []:
-        pid = prediction.get("id") if isinstance(prediction, dict) else getattr(prediction, "id", None)
-        if pid is not None:
-            return int(pid)
-    return None
+def _with_new_ids(results: list[dict[str, Any]], rng: np.random.Generator) -> list[dict[str, Any]]:
+    """The regions of one person under fresh random ids, as Label Studio gives regions drawn by hand
+    (a keypoint's visibility choice keeps sharing its keypoint's id)."""
+    fresh: dict[str, str] = {}
+    for r in results:
+        if r["id"] not in fresh:
+            fresh[r["id"]] = "".join(rng.choice(list(_ID_CHARS), size=10))
+    return [{**r, "id": fresh[r["id"]]} for r in results]
+
+
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float] | None) -> float:
+    if b is None:
+        return 0.0
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def shown_prediction(task: Any, model_version: str | None) -> tuple[int | None, list[dict[str, Any]] | None]:
+    """(id, result) of the prediction Label Studio shows on the task: the one of the project's
+    `model_version` (see `labeling.project.set_model_version`), else the task's newest; (None, None)."""
+    predictions = [p for p in task.predictions or [] if isinstance(_field(p, "result"), list)]
+    shown = [p for p in predictions if _field(p, "model_version") == model_version] or predictions
+    if not shown:
+        return None, None
+    newest = max(shown, key=lambda p: (str(_field(p, "created_at") or ""), _field(p, "id") or 0))
+    pid = _field(newest, "id")
+    return (int(pid) if pid is not None else None), _field(newest, "result")
 
 
 def annotate(
@@ -82,6 +169,7 @@ def annotate(
     if noise_px < 0 or not 0.0 <= skip_rate <= 1.0:
         raise ValueError(f"noise_px must be >= 0 and skip_rate in [0, 1], got {noise_px} and {skip_rate}")
     annotated = skipped = no_truth = 0
+    model_version = client.projects.get(project_id).model_version
     for task in open_tasks(client, project_id):
         if limit is not None and annotated + skipped >= limit:
             break
@@ -96,13 +184,14 @@ def annotate(
             skipped += 1
             continue
         width, height = _task_size(task)
-        results = noisy_results(persons, width, height, noise_px, rng)
+        prediction_id, prediction = shown_prediction(task, model_version)
+        results = corrected_results(prediction, persons, width, height, noise_px, rng)
         joints = sum(1 for r in results if r["type"] == "keypointlabels")
         client.annotations.create(
             int(task.id),
             result=results,
             lead_time=round(3.0 + SECONDS_PER_JOINT * joints * float(rng.uniform(0.7, 1.3)), 3),
-            parent_prediction=_prediction_id(task),
+            parent_prediction=prediction_id,
         )
         annotated += 1
     return AnnotateSummary(annotated=annotated, skipped=skipped, no_truth=no_truth)

@@ -165,8 +165,8 @@ def labels_export(
 
     summary = _call("labels export", run)
     typer.echo(
-        f"exported {summary.tasks} labeled task(s), {summary.persons} person(s) to {summary.out_dir}; "
-        f"{summary.skipped} skipped task(s) left out"
+        f"exported {summary.tasks} labeled task(s) ({summary.empty} with nobody in them), "
+        f"{summary.persons} person(s) to {summary.out_dir}; {summary.skipped} skipped task(s) left out"
     )
 
 

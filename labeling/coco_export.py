@@ -4,7 +4,9 @@
 
 Reads Label Studio's JSON export (it keeps region ids, which tie each visibility choice to its
 keypoint; JSON_MIN and Label Studio's own COCO export lose that). Skipped annotations
-(`was_cancelled`) are dropped; a task's newest completed annotation wins. A region that cannot be
+(`was_cancelled`) are dropped; a task's newest completed annotation wins. An image the annotator
+submitted with no person in it (every pre-annotated person deleted) is exported as an image with
+zero annotations: a confirmed negative, which teaches the person detector. A region that cannot be
 used (a field missing, not a number, outside the image, not in our config) is left out and counted;
 only a task with no usable region stops the export, named. Several tasks of one image (a client
 retry) become one image record (see `tasks_to_dataset` for which persons are kept). The same Label Studio
@@ -45,13 +47,15 @@ class ExportError(ValueError):
 
 @dataclass(frozen=True)
 class ExportSummary:
-    """What an export wrote: labeled images, persons, skipped tasks, the folder, regions left out."""
+    """What an export wrote: labeled images (`empty` of them with nobody in them), persons, skipped
+    tasks, the folder, regions left out."""
 
     tasks: int
     persons: int
     skipped: int
     out_dir: Path
     bad_regions: int = 0
+    empty: int = 0
 
 
 def fetch_tasks(client: LabelStudio, project_id: int) -> list[dict[str, Any]]:
@@ -182,15 +186,17 @@ def tasks_to_dataset(
             annotation.get("result", []), where=label_where, bad=task_bad, size=(width, height)
         )
         bad += task_bad
-        persons = [p for p in persons if p.keypoints[:, 2].any()]
-        if not persons:
+        with_joints = [p for p in persons if p.keypoints[:, 2].any()]
+        if not with_joints:
             if task_bad:  # it had labels, none of them usable
                 problems.append(
                     f"{where}: no usable person: all {len(task_bad)} unusable region(s), first: {task_bad[0]}"
                 )
-            else:
-                skipped += 1  # completed with no keypoint at all: nothing to learn from
-            continue
+                continue
+            if persons:  # boxes without a joint: someone is there, but nothing to learn a pose from
+                skipped += 1
+                continue
+        persons = with_joints  # [] for an image confirmed empty: exported with no annotation
         if file_sha not in records:  # keyed by the file exported: one record per file name
             records[file_sha] = ImageRecord(
                 task_id, file_sha + _EXTENSIONS.get(fmt, ""), width, height, {"image_sha256": sha}
@@ -266,9 +272,11 @@ def export_coco(client: LabelStudio, project_id: int, out_dir: Path, image_store
     if problems:
         raise ExportError(problems)
     save(dataset, out_dir, image_sources=sources)
+    with_persons = {a.image_id for a in dataset.annotations}
     return ExportSummary(
         tasks=len(dataset.images),
         persons=len(dataset.annotations),
+        empty=sum(1 for image in dataset.images if image.id not in with_persons),
         skipped=skipped,
         out_dir=Path(out_dir),
         bad_regions=len(bad),

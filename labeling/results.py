@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,11 +198,25 @@ def _read_region(r: object, size: tuple[int, int] | None) -> _Region:
 def results_to_persons(
     results: object, where: str, bad: list[str] | None = None, size: tuple[int, int] | None = None
 ) -> list[PersonLabel]:
-    """The persons in an annotation's `result` list, in region order.
+    """The persons in an annotation's `result` list, in region order (see `person_groups`)."""
+    return list(person_groups(results, where, bad, size).values())
+
+
+def person_groups(
+    results: object, where: str, bad: list[str] | None = None, size: tuple[int, int] | None = None
+) -> dict[str, PersonLabel]:
+    """The persons in an annotation's `result` list by key, in region order: `p{k}` for a person of
+    ours (a prediction's, kept by the annotator), the box's region id for a person the annotator added.
 
     Keypoints come back in pixels: percent of `size` (the stored image's width, height) when given,
     else of each region's `original_width`/`original_height`; visibility from the region's choice
     (occluded -> 1, visible or no choice -> 2); joints without a region -> v=0.
+
+    A joint the annotator placed (a region id not of ours) joins, in this order: the box its
+    `parentID` names (a region nested under a box in Label Studio's outliner); the latest box before
+    it in the result that the annotator drew and that holds it (Label Studio keeps regions in the
+    order they were drawn, and the instructions add a missed person as a box, then its joints); the
+    smallest box that holds it; the only person there is.
 
     A region that cannot be used (a field missing or not a number, outside the image, a label or
     from_name not in our config, a joint placed twice, a joint in no person's box) is left out and
@@ -216,10 +230,10 @@ def results_to_persons(
 
     if not isinstance(results, list):
         reject(f"field 'result' is a {type(results).__name__}, not a list")
-        return []
+        return {}
     choices: dict[str, str] = {}
-    boxes: dict[str, tuple[float, float, float, float]] = {}
-    points: list[tuple[str, str, float, float]] = []  # (region id, joint name, x px, y px)
+    boxes: dict[str, tuple[float, float, float, float]] = {}  # region id -> box, in result order
+    points: list[tuple[str, str, float, float, str | None, list[str]]] = []  # id, joint, x, y px, parent, boxes before
     for r in results:
         try:
             region = _read_region(r, size)
@@ -231,9 +245,13 @@ def results_to_persons(
         elif region.box is not None:
             boxes[region.rid] = region.box
         elif region.point is not None:
-            points.append((region.rid, *region.point))
-    # Group regions into persons: our own ids carry the person, an annotator's new regions join by box.
+            parent = r.get("parentID") if isinstance(r, dict) else None
+            points.append((region.rid, *region.point, parent if isinstance(parent, str) else None, list(boxes)))
     groups: dict[str, PersonLabel] = {}
+
+    def key_of(rid: str) -> str:
+        match = _REGION_RE.match(rid)
+        return f"p{match.group(1)}" if match else rid
 
     def group(key: str) -> PersonLabel:
         if key not in groups:
@@ -241,24 +259,15 @@ def results_to_persons(
         return groups[key]
 
     for rid, box in boxes.items():
-        match = _REGION_RE.match(rid)
-        group(f"p{match.group(1)}" if match else rid).bbox = box
-    for rid, name, x, y in points:
-        match = _REGION_RE.match(rid)
-        if match:
-            key = f"p{match.group(1)}"
-        else:
-            holders = [k for k, g in groups.items() if g.bbox is not None and _box_contains(g.bbox, x, y)]
-            if holders:
-                key = min(holders, key=lambda k: groups[k].box_or_from_points()[2] * groups[k].box_or_from_points()[3])
-            elif len(groups) <= 1:
-                key = next(iter(groups), "p0")
-            else:
-                reject(
-                    f"region {rid}: keypoint {name!r} lies in no person box; "
-                    f"cannot tell which of {len(groups)} persons it belongs to"
-                )
-                continue
+        group(key_of(rid)).bbox = box
+    for rid, name, x, y, parent, boxes_before in points:
+        key = _owner(rid, x, y, parent, boxes_before, boxes, groups, key_of)
+        if key is None:
+            reject(
+                f"region {rid}: keypoint {name!r} lies in no person box; "
+                f"cannot tell which of {len(groups)} persons it belongs to"
+            )
+            continue
         person = group(key)
         j = KEYPOINT_INDEX[name]
         if person.keypoints[j, 2] > 0:
@@ -266,4 +275,30 @@ def results_to_persons(
             continue
         v = V_OCCLUDED if choices.get(rid) == OCCLUDED else V_VISIBLE
         person.keypoints[j] = (x, y, v)
-    return list(groups.values())
+    return groups
+
+
+def _owner(
+    rid: str,
+    x: float,
+    y: float,
+    parent: str | None,
+    boxes_before: list[str],
+    boxes: dict[str, tuple[float, float, float, float]],
+    groups: dict[str, PersonLabel],
+    key_of: Callable[[str], str],
+) -> str | None:
+    """The key of the person a joint belongs to (see `person_groups`), or None when no rule tells."""
+    if _REGION_RE.match(rid):
+        return key_of(rid)
+    if parent is not None and parent in boxes:
+        return key_of(parent)
+    for box_id in reversed(boxes_before):
+        if not _REGION_RE.match(box_id) and _box_contains(boxes[box_id], x, y):  # a box the annotator drew
+            return key_of(box_id)
+    holders = [k for k, g in groups.items() if g.bbox is not None and _box_contains(g.bbox, x, y)]
+    if holders:
+        return min(holders, key=lambda k: groups[k].box_or_from_points()[2] * groups[k].box_or_from_points()[3])
+    if len(groups) <= 1:
+        return next(iter(groups), "p0")
+    return None

@@ -76,6 +76,34 @@ def test_a_joint_the_annotator_adds_joins_the_person_whose_box_holds_it() -> Non
     assert persons[0].keypoints[KEYPOINT_NAMES.index("right_hip"), 2] == V_NOT_LABELED
 
 
+def _drawn_by_hand(results: list[dict], suffix: str) -> list[dict]:
+    """Regions as Label Studio saves what an annotator drew: random ids (a choice shares its keypoint's)."""
+    return [{**r, "id": r["id"].replace("p0-", f"x{suffix}")} for r in results]
+
+
+def test_missed_persons_drawn_as_a_box_then_their_joints_keep_them_where_boxes_overlap() -> None:
+    small, large = np.zeros((17, 3)), np.zeros((17, 3))
+    small[0], small[5] = (30, 30, V_VISIBLE), (35, 50, V_OCCLUDED)
+    large[0], large[5], large[6] = (40, 35, V_VISIBLE), (32, 52, V_VISIBLE), (90, 60, V_VISIBLE)  # 0, 5 in both boxes
+    first = _drawn_by_hand(pose_to_results(small, 200, 100, bbox=[20, 20, 30, 40]), "a")
+    second = _drawn_by_hand(pose_to_results(large, 200, 100, bbox=[10, 10, 100, 80]), "b")
+    persons = results_to_persons([*first, *second], where="task 8")
+    assert len(persons) == 2
+    np.testing.assert_allclose(persons[0].keypoints, small, atol=1e-9)
+    np.testing.assert_allclose(persons[1].keypoints, large, atol=1e-9)
+    # A joint nested under a box in Label Studio's outliner (parentID) joins that box's person.
+    extra = _drawn_by_hand(pose_to_results(_one_joint(14, 45.0, 40.0), 200, 100), "c")
+    extra = [{**r, "parentID": first[0]["id"]} for r in extra]
+    persons = results_to_persons([*first, *second, *extra], where="task 8")
+    assert persons[0].keypoints[14].tolist() == [45.0, 40.0, V_VISIBLE] and persons[1].keypoints[14, 2] == 0
+
+
+def _one_joint(j: int, x: float, y: float) -> np.ndarray:
+    kps = np.zeros((17, 3))
+    kps[j] = (x, y, V_VISIBLE)
+    return kps
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
@@ -132,6 +160,21 @@ def test_export_is_byte_identical_drops_skipped_tasks_and_keeps_provenance(tmp_p
     assert first.extra == {"ls_task_id": 1, "ls_annotation_id": 101, "annotator": 1, "lead_time_s": 12.5,
                            "request_id": "r1", "model_version": "m1"}  # fmt: skip
     assert (tmp_path / "out0" / "images" / f"{shas[0]}.png").read_bytes() == store.get(shas[0])
+
+
+def test_an_image_confirmed_empty_exports_with_no_annotation_and_a_box_alone_is_left_out(tmp_path) -> None:
+    store = ImageStore(tmp_path / "store")
+    shas = []
+    for n in range(2):
+        path = tmp_path / f"{n}.png"
+        Image.new("RGB", (64, 48), (n * 90, 10, 10)).save(path)
+        shas.append(store.put(path.read_bytes()))
+    empty = _export_task(1, shas[0], np.zeros((17, 3)), box=False)  # every pre-annotated person deleted
+    box_alone = _export_task(2, shas[1], np.zeros((17, 3)))  # someone is there, no joint placed
+    assert empty["annotations"][0]["result"] == [] and box_alone["annotations"][0]["result"]
+    dataset, _, skipped, problems = tasks_to_dataset([empty, box_alone], store)
+    assert problems == [] and skipped == 1
+    assert [img.id for img in dataset.images] == [1] and dataset.annotations == []
 
 
 def test_labeling_config_names_the_17_coco_joints_with_their_index() -> None:
