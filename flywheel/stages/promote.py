@@ -4,12 +4,17 @@
 
 Production is re-evaluated on the current holdouts (not trusted from its card), so both models are
 compared on exactly the same data. The decision and both models' metrics are written either way.
+
+`models/production` is this stage's DVC output (`persist: true`: it stays what it was unless the
+candidate wins), so dvc.lock records the production model of every commit and `dvc pull` brings it
+back. A promotion writes `models/<version>` and repoints the `models/production` symlink at it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,10 +46,9 @@ def _candidate_metrics(paths: PipelinePaths) -> Metrics:
 def _production_metrics(paths: PipelinePaths) -> Metrics | None:
     from training.evaluate import evaluate_artifact
 
-    production = artifact.production_dir(paths.models)
-    if not production.exists():
+    if not paths.production.exists():
         return None
-    return {name: evaluate_artifact(production, holdout) for name, holdout in paths.holdouts().items()}
+    return {name: evaluate_artifact(paths.production, holdout) for name, holdout in paths.holdouts().items()}
 
 
 def _feedback_labels(paths: PipelinePaths) -> int:
@@ -86,7 +90,7 @@ def run(paths: PipelinePaths) -> dict[str, object]:
     }
     atomic.write_json(paths.promotion, record)
     log.info("%s %s: %s", "promoted" if decision.promote else "kept production over", card.version, decision.reason)
-    log_iteration(paths.root, record)
+    log_iteration(paths.root, record, paths.candidate)
     return record
 
 
@@ -98,7 +102,20 @@ def _install(paths: PipelinePaths, card: artifact.ModelCard, metrics: Metrics) -
             shutil.copy2(item, stage / item.name)
         card.metrics = {name: dict(values) for name, values in metrics.items()}
         artifact.save_card(stage, card)
-    artifact.promote(paths.models, card.version)
+    if paths.production.is_dir() and not paths.production.is_symlink():
+        _replace_folder_with_link(paths, card.version)
+    else:
+        artifact.promote(paths.models, card.version)
+
+
+def _replace_folder_with_link(paths: PipelinePaths, version: str) -> None:
+    """Swap the plain folder `dvc pull` / `dvc checkout` leave at models/production for a symlink to
+    `version`, in one atomic exchange (readers see the old model or the new one, never none)."""
+    artifact.load_card(paths.models / version)  # as artifact.promote: only a valid artifact becomes production
+    link = paths.models / f".{paths.production.name}.{os.getpid()}.link"
+    link.unlink(missing_ok=True)
+    os.symlink(version, link)
+    atomic.replace_dir(link, paths.production)  # the link takes the folder's place; the folder is removed
 
 
 def main() -> None:
