@@ -7,17 +7,21 @@ stages, the demo and `posewheel flywheel status` agree on them. Parameters are r
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from posewheel.params import load_params
 from posewheel.settings import ProjectSettings
 
-__all__ = ["PipelinePaths", "dvc_command", "load_params", "repro", "venv_environ"]
+__all__ = ["PipelineBusyError", "PipelinePaths", "dvc_command", "load_params", "pipeline_lock", "repro", "venv_environ"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,12 @@ class PipelinePaths:
         return self.models / "candidate"
 
     @property
+    def production(self) -> Path:
+        """The production model: a symlink to `models/<version>` after a promotion, the same files as a
+        plain folder after `dvc pull` / `dvc checkout` (DVC stores an output's contents, not links)."""
+        return self.models / "production"
+
+    @property
     def candidate_metrics(self) -> Path:
         return self.root / "metrics" / "candidate"
 
@@ -66,8 +76,43 @@ class PipelinePaths:
     def history(self) -> Path:
         return self.root / "metrics" / "history.csv"
 
+    @property
+    def lock(self) -> Path:
+        """Held while a pipeline run (`posewheel flywheel repro` or `watch`) is under way."""
+        return self.root / "var" / "flywheel.lock"
+
     def holdouts(self) -> dict[str, Path]:
         return {"studio": self.holdout_studio, "street": self.holdout_street}
+
+
+class PipelineBusyError(RuntimeError):
+    """Another pipeline run holds the lock; the message says which process and since when."""
+
+
+@contextlib.contextmanager
+def pipeline_lock(paths: PipelinePaths) -> Iterator[None]:
+    """Hold `var/flywheel.lock` for one pipeline run; raise PipelineBusyError at once when another run holds it.
+
+    An advisory `flock`: the kernel drops it when the holder exits, killed or not, so no stale lock
+    outlives a crash. The holder's pid and start time are written into the file for the message.
+    """
+    paths.lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(paths.lock, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise PipelineBusyError(f"a pipeline run is already under way ({holder}; lock {paths.lock})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
 
 
 def dvc_command(*args: str) -> list[str]:
