@@ -87,6 +87,12 @@ def log_run_outputs(logger: WandbLogger, table: Any | None, artifact_dir: Path, 
     import wandb
 
     run = logger.experiment
+    parent = card.get("parent_version")
+    if parent and not run.offline:  # lineage: the model fine-tuned here; W&B 0.31 refuses use_artifact offline
+        try:
+            run.use_artifact(f"pose-model:{parent}")
+        except (ValueError, wandb.errors.CommError) as exc:  # a parent no W&B run logged (a pretrained install)
+            wandb.termwarn(f"parent model pose-model:{parent} is not in W&B, lineage not recorded: {exc}")
     if table is not None:
         run.log({"val/worst_examples": table})
     log_real_photos(run, artifact_dir)
