@@ -1,4 +1,4 @@
-"""Commands of the loop: `posewheel demo` and `posewheel flywheel status|repro`."""
+"""Commands of the loop: `posewheel demo` and `posewheel flywheel status|repro|watch`."""
 
 from __future__ import annotations
 
@@ -37,11 +37,43 @@ def status(
 
 @flywheel_app.command("repro", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def repro_command(ctx: typer.Context) -> None:
-    """`dvc repro [ARGS]` with the project's virtualenv on PATH (extra arguments go to DVC)."""
-    from flywheel.pipeline import repro
-    from posewheel.settings import ProjectSettings
+    """`dvc repro [ARGS]` with the project's virtualenv on PATH (extra arguments go to DVC).
 
-    raise typer.Exit(repro(ProjectSettings().root, *ctx.args).returncode)
+    Holds var/flywheel.lock while it runs: a second run (or `watch`) at the same time exits at once.
+    """
+    from flywheel.pipeline import PipelineBusyError, PipelinePaths, pipeline_lock, repro
+
+    paths = PipelinePaths.from_settings()
+    try:
+        with pipeline_lock(paths):
+            code = repro(paths.root, *ctx.args).returncode
+    except PipelineBusyError as exc:
+        typer.echo(f"not started: {exc}", err=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
+@flywheel_app.command("watch")
+def watch_command(
+    min_labels: Annotated[
+        int,
+        typer.Option(envvar="POSEWHEEL_WATCH_MIN_LABELS", min=1, help="run when at least this many new labels wait"),
+    ] = 100,
+    interval: Annotated[
+        float, typer.Option(envvar="POSEWHEEL_WATCH_INTERVAL_S", min=1.0, help="seconds between polls")
+    ] = 300.0,
+    once: Annotated[bool, typer.Option("--once", help="poll once and exit (cron, tests)")] = False,
+) -> None:
+    """Continuous training: poll Label Studio, run `dvc repro` when enough new corrected labels wait.
+
+    One line per poll to the terminal and var/log/flywheel-watch.log. Never two runs at once: a poll
+    skips while another run (`watch` or `repro`) holds var/flywheel.lock. Exit code with --once: 1 when
+    the poll could not count the labels or the run failed, else 0 (a skipped poll included).
+    """
+    from flywheel.pipeline import PipelinePaths
+    from flywheel.watch import watch
+
+    raise typer.Exit(watch(PipelinePaths.from_settings(), min_labels, interval, once))
 
 
 def register(app: typer.Typer) -> None:
