@@ -24,7 +24,8 @@ Images are fetched from Label Studio with its API token (`POSEWHEEL_LABELSTUDIO_
 `POSEWHEEL_LABELSTUDIO_TOKEN`, as the review queue uses): uploads (`/data/upload/...`), local files
 (`/data/local-files/?d=...`), cloud storage URIs (through Label Studio's `/tasks/<id>/presign/`) and
 absolute URLs on Label Studio's own origin; `data:` URIs are decoded in place. Any other URL is
-refused: the server never fetches an address a task author wrote (no SSRF through task data).
+refused: the server never fetches an address a task author wrote (no SSRF through task data), and
+the token goes to Label Studio's media routes only, never to its API.
 
 Inference takes the same batcher, person detector and crops as /v1/predict, and the regions are the
 review queue's own (`labeling.queue.item_to_task`), so a pre-annotation from here is exactly the one
@@ -47,6 +48,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 import httpx
 from fastapi import APIRouter, Depends, Header, HTTPException, status
@@ -67,7 +69,12 @@ log = logging.getLogger(__name__)
 PREFIX = "/ml-backend"
 FETCH_CONCURRENCY = 8  # images downloaded from Label Studio at once per /predict call
 FETCH_TIMEOUT_S = 30.0
-_CLOUD_SCHEMES = ("s3:", "gs:", "azure-blob:")  # Label Studio's cloud storage URIs, resolved by its presign route
+_CLOUD_SCHEMES = ("s3:", "gs:", "azure-blob:")
+_MEDIA_PATHS = (
+    "/data/upload/",
+    "/data/local-files/",
+    "/storage-data/",
+)  # uploads, local files, cloud uploads  # Label Studio's cloud storage URIs, resolved by its presign route
 # What our regions name (labeling/results.py): a project whose config lacks one cannot hold our prediction.
 _REQUIRED_TAGS = {
     "RectangleLabels": BOX_NAME,
@@ -197,15 +204,21 @@ class ImageSource:
                 raise _TaskFailedError(f"cloud storage image {ref[:120]!r} needs the task id to be presigned")
             fileuri = base64.urlsafe_b64encode(ref.encode()).decode()
             return f"{self.base_url}/tasks/{task_id}/presign/?fileuri={fileuri}", True
-        if ref.startswith("/"):
-            return self.base_url + ref, False
         url, base = httpx.URL(ref), httpx.URL(self.base_url)
-        if url.scheme in ("http", "https") and (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port):
-            return ref, False
-        raise _TaskFailedError(
-            f"image {ref[:120]!r} is not on Label Studio ({self.base_url}); the ML backend fetches only "
-            f"Label Studio's own media (uploads, local files, cloud storage) and data: URIs"
-        )
+        if ref.startswith("/"):
+            url = httpx.URL(self.base_url + ref)
+        elif (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):  # not Label Studio's origin
+            raise _TaskFailedError(
+                f"image {ref[:120]!r} is not on Label Studio ({self.base_url}); the ML backend fetches only "
+                f"Label Studio's own media (uploads, local files, cloud storage) and data: URIs"
+            )
+        # Label Studio's token goes with the request: to its media routes only, never to its API.
+        path = unquote(url.path)[len(base.path.rstrip("/")) :]
+        if not path.startswith(_MEDIA_PATHS) or ".." in path.split("/"):
+            raise _TaskFailedError(
+                f"image {ref[:120]!r} is not one of Label Studio's media paths {', '.join(_MEDIA_PATHS)}"
+            )
+        return str(url), False
 
 
 async def fetch_image(client: httpx.AsyncClient, source: ImageSource, ref: str, task_id: object, limit: int) -> bytes:

@@ -144,18 +144,20 @@ def test_a_bad_task_gets_an_error_line_not_a_failed_call(server: ServerProcess) 
         {"id": 2, "data": {"text": "no image here"}},
         {"id": 3, "data": {"image": "http://169.254.169.254/latest/meta-data/"}},
         {"id": 4, "data": {"image": "data:image/png;base64," + base64.b64encode(b"not a png").decode()}},
+        {"id": 5, "data": {"image": "/api/projects/"}},  # on Label Studio, but its API: the token never goes there
     ]
     auth = ("anyone", API_KEY)
     body = {"tasks": tasks, "project": "1.0", "label_config": label_config()}
     response = httpx.post(f"{server.url}/ml-backend/predict", json=body, auth=auth, timeout=60)
     assert response.status_code == 200, response.text
     answer = response.json()
-    assert len(answer["results"]) == 4
-    assert answer["results"][0]["result"] and answer["results"][1:] == [[], [], []]
+    assert len(answer["results"]) == 5
+    assert answer["results"][0]["result"] and answer["results"][1:] == [[], [], [], []]
     details = {e["task"]: e["detail"] for e in answer["errors"]}
     assert "no image URL under 'image'" in details[2]
     assert "not on Label Studio" in details[3]
     assert "image" in details[4].lower()
+    assert "not one of Label Studio's media paths" in details[5]
 
 
 @pytest.mark.labelstudio
