@@ -69,12 +69,9 @@ log = logging.getLogger(__name__)
 PREFIX = "/ml-backend"
 FETCH_CONCURRENCY = 8  # images downloaded from Label Studio at once per /predict call
 FETCH_TIMEOUT_S = 30.0
-_CLOUD_SCHEMES = ("s3:", "gs:", "azure-blob:")
-_MEDIA_PATHS = (
-    "/data/upload/",
-    "/data/local-files/",
-    "/storage-data/",
-)  # uploads, local files, cloud uploads  # Label Studio's cloud storage URIs, resolved by its presign route
+_CLOUD_SCHEMES = ("s3:", "gs:", "azure-blob:")  # Label Studio's cloud storage URIs, resolved by its presign route
+# Label Studio's media routes: uploads, local files, uploads kept in cloud storage. Its token goes nowhere else.
+_MEDIA_PATHS = ("/data/upload/", "/data/local-files/", "/storage-data/")
 # What our regions name (labeling/results.py): a project whose config lacks one cannot hold our prediction.
 _REQUIRED_TAGS = {
     "RectangleLabels": BOX_NAME,
@@ -239,7 +236,7 @@ async def fetch_image(client: httpx.AsyncClient, source: ImageSource, ref: str, 
         # httpx drops Authorization on a redirect to another origin (a presigned cloud URL)
         async with client.stream("GET", url, headers=headers, follow_redirects=follow) as response:
             if response.status_code != 200:
-                hint = "; set POSEWHEEL_LABELSTUDIO_TOKEN" if response.status_code in (401, 403) else ""
+                hint = "; set POSEWHEEL_LABELSTUDIO_TOKEN" if response.status_code in (302, 401, 403) else ""
                 raise _TaskFailedError(f"Label Studio answered HTTP {response.status_code} for {ref[:120]!r}{hint}")
             chunks, size = [], 0
             async for chunk in response.aiter_bytes():
