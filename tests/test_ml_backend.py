@@ -101,6 +101,8 @@ def test_label_studio_gets_keypoints_for_photos_imported_straight_into_it(
         backend = ls.get(f"/api/ml/{connected.json()['id']}").json()
         assert backend["state"] == "CO", backend  # connected: /health and /setup answered
         assert backend["model_version"] == version
+        # A project without a model version takes the backend's title: annotators see its current predictions.
+        assert ls.get(f"/api/projects/{project_id}").json()["model_version"] == "posewheel"
 
         # What the data manager's "Retrieve Predictions" action sends for the selected tasks.
         action = ls.post(
