@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from flywheel.pipeline import PipelinePaths, dvc_command, venv_environ
+from flywheel.pipeline import PipelinePaths, dvc_command, pipeline_lock, venv_environ
 from flywheel.stages.synth import TRAFFIC_SEED_OFFSET
 from flywheel.tracking import wandb_environ
 from posewheel import artifact, console
@@ -107,13 +107,14 @@ def _repro(root: Path, log_file: Path, stage: console.Stage, train_minutes: floa
                 training[0].finish()
                 training = None
             if running[1] == "train":
-                bar = stage.bar(f"training (budget {train_minutes:g} min)", total=train_minutes, unit="min")
+                bar = stage.bar("training", total=train_minutes, unit="min")
                 training = (bar, time.monotonic())
         if training is not None:
             bar, start = training
             bar.update(min(train_minutes, (time.monotonic() - start) / 60))
 
-    code = console.run_logged(dvc_command("repro"), log_file, cwd=root, env=venv_environ(), on_output=follow)
+    with pipeline_lock(PipelinePaths(root)):  # one pipeline run at a time, as `flywheel repro` and `watch` hold it
+        code = console.run_logged(dvc_command("repro"), log_file, cwd=root, env=venv_environ(), on_output=follow)
     if code != 0:
         raise RuntimeError(f"`dvc repro` failed with exit code {code}; its output is in {log_file}")
 

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rich.console import Console, RenderableType
+from rich.console import Console, Group
+from rich.live import Live
 from rich.logging import RichHandler
 from rich.progress import (
     BarColumn,
@@ -33,6 +34,7 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -48,24 +50,11 @@ def duration(seconds: float) -> str:
     return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
 
 
-class _BarWhenCounted(ProgressColumn):
-    """A bar only for rows with a known total (the step's own row is a spinner)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._bar = BarColumn(bar_width=30)
-
-    def render(self, task: Task) -> RenderableType:
-        return self._bar.render(task) if task.total is not None else Text()
-
-
 class _Count(ProgressColumn):
-    """`312/900 images`, `4.2/12 min` for rows with a known total."""
+    """`312/900 images`, `4.2/12 min`."""
 
     def render(self, task: Task) -> Text:
-        if task.total is None:
-            return Text()
-        done, total = round(task.completed, 1), round(task.total, 1)
+        done, total = round(task.completed, 1), round(task.total or 0, 1)
         return Text(f"{done:g}/{total:g} {task.fields.get('unit', '')}".rstrip())
 
 
@@ -90,19 +79,27 @@ class Bar:
 class Stage:
     """A running step: its spinner line can say what it is doing, it can show bars, and leave a result line."""
 
-    def __init__(self, name: str, progress: Progress):
+    def __init__(self, name: str):
         self.name = name
         self.summary = ""
-        self._progress = progress
-        self._row = progress.add_task(name, total=None)
+        # Two tables, so a long step name does not squeeze the bars' columns.
+        self.line = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=terminal)
+        self.bars = Progress(
+            TextColumn("  {task.description}"),
+            BarColumn(bar_width=30),
+            _Count(),
+            TimeRemainingColumn(),
+            console=terminal,
+        )
+        self._row = self.line.add_task(name, total=None)
 
     def status(self, text: str) -> None:
         """Show `text` after the step's name on its spinner line (e.g. the DVC stage running)."""
-        self._progress.update(self._row, description=f"{self.name} [dim]· {text}[/]")
+        self.line.update(self._row, description=f"{self.name} [dim]· {text}[/]")
 
     def bar(self, description: str, total: float, unit: str = "") -> Bar:
         """A new bar under the step, from 0 to `total` (`unit` follows the count: `images`, `min`)."""
-        return Bar(self._progress, self._progress.add_task(f"  {description}", total=total, unit=unit))
+        return Bar(self.bars, self.bars.add_task(description, total=total, unit=unit))
 
     def result(self, text: str) -> None:
         """What the step achieved, printed after its time when it ends."""
@@ -112,23 +109,16 @@ class Stage:
 @contextlib.contextmanager
 def stage(name: str) -> Iterator[Stage]:
     """Run a step: a spinner with its elapsed time while it runs, then `✓ name  time  result` (or `✗`)."""
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        _BarWhenCounted(),
-        _Count(),
-        TimeElapsedColumn(),
-        console=terminal,
-        transient=True,  # the finished step is one line, not its last frame of bars
-        disable=not terminal.is_terminal,
-    )
-    if not terminal.is_terminal:  # no live display when piped: say what starts, so a long step is not silence
+    step = Stage(name)
+    # transient: the finished step is one line, not its last frame of bars. Piped, nothing live is drawn,
+    # so say what starts: a long step is not silence.
+    live = Live(Group(step.line, step.bars), console=terminal, transient=True, refresh_per_second=8)
+    if not terminal.is_terminal:
         terminal.print(f"… {name}", markup=False)
     log.info("step started: %s", name)
-    step = Stage(name, progress)
     start = time.monotonic()
     try:
-        with progress:
+        with live if terminal.is_terminal else contextlib.nullcontext():
             yield step
     except BaseException:
         elapsed = duration(time.monotonic() - start)
