@@ -1,7 +1,7 @@
 """Core data commands: `synth` (generate a synthetic dataset) and `show` (look at a dataset).
 
 posewheel synth --domain studio --count 500 --seed 0 --out data/seed
-posewheel synth --domain street --count 300 --seed 1 --out data/holdout_street --workers 2
+posewheel synth --domain street --count 300 --seed 1 --out data/holdout/street --workers 2
 posewheel synth --domain street --count 300 --seed 4 --out data/street_groups --persons 0-4
 posewheel show data/seed --out grid.png --count 16
 """
