@@ -55,13 +55,8 @@ def repro_command(ctx: typer.Context) -> None:
 
 @flywheel_app.command("watch")
 def watch_command(
-    min_labels: Annotated[
-        int,
-        typer.Option(envvar="POSEWHEEL_WATCH_MIN_LABELS", min=1, help="run when at least this many new labels wait"),
-    ] = 100,
-    interval: Annotated[
-        float, typer.Option(envvar="POSEWHEEL_WATCH_INTERVAL_S", min=1.0, help="seconds between polls")
-    ] = 300.0,
+    min_labels: Annotated[int, typer.Option(min=1, help="run when at least this many new labels wait")] = 100,
+    interval: Annotated[float, typer.Option(min=1.0, help="seconds between polls")] = 300.0,
     once: Annotated[bool, typer.Option("--once", help="poll once and exit (cron, tests)")] = False,
 ) -> None:
     """Continuous training: poll Label Studio, run `dvc repro` when enough new corrected labels wait.
