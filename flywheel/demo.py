@@ -67,7 +67,7 @@ class DemoReport:
     minutes: dict[str, float] = field(default_factory=dict)
     metrics_before: dict[str, dict[str, float]] = field(default_factory=dict)
     metrics_after: dict[str, dict[str, float]] = field(default_factory=dict)
-    log_file: Path = Path("var/log/demo.log")
+    log_file: Path | None = None  # var/log/demo-<time>.log: everything the terminal does not show
 
 
 class Step:
@@ -208,9 +208,9 @@ def run_demo(options: DemoOptions) -> DemoReport:
     settings = ProjectSettings()
     root, paths = settings.root, PipelinePaths.from_settings(settings)
     os.environ.update({k: v for k, v in wandb_environ(root).items() if k not in os.environ})
-    report = DemoReport(log_file=console.start_log(settings.var_dir / "log", "demo"))
-    log_file = report.log_file
-    terminal.print(f"[bold]Posewheel demo[/]: one turn of the flywheel [dim](full log: {_shown(log_file, root)})[/]")
+    log_file = console.start_log(settings.var_dir / "log", "demo")
+    report = DemoReport(log_file=log_file)
+    terminal.print(f"[bold]Posewheel demo[/] [dim]· full log: {_shown(log_file, root)}[/]", soft_wrap=True)
     step = Step(report)
     base = f"http://127.0.0.1:{options.port}"
     server: subprocess.Popen[bytes] | None = None
@@ -335,8 +335,9 @@ def format_report(report: DemoReport, options: DemoOptions, root: Path) -> str:
         f"  demo page        http://127.0.0.1:{options.port}/",
         f"  W&B runs         {root / 'wandb'} (offline; `wandb sync wandb/offline-run-*` uploads them)",
         "  metrics          dvc metrics show; dvc plots show; posewheel flywheel status",
-        f"  full log         {_shown(report.log_file, root)} (the server, DVC and training output)",
     ]
+    if report.log_file is not None:
+        lines.append(f"  full log         {_shown(report.log_file, root)} (the server's, DVC's and training's output)")
     if not options.keep:
         lines.append("  (services stopped; run `posewheel demo --keep` to leave them up)")
     return "\n".join(lines)

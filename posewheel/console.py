@@ -114,7 +114,7 @@ def stage(name: str) -> Iterator[Stage]:
     # so say what starts: a long step is not silence.
     live = Live(Group(step.line, step.bars), console=terminal, transient=True, refresh_per_second=8)
     if not terminal.is_terminal:
-        terminal.print(f"… {name}", markup=False)
+        terminal.print(f"… {name}", markup=False, soft_wrap=True)
     log.info("step started: %s", name)
     start = time.monotonic()
     try:
@@ -122,11 +122,11 @@ def stage(name: str) -> Iterator[Stage]:
             yield step
     except BaseException:
         elapsed = duration(time.monotonic() - start)
-        terminal.print(f"[red]✗[/] {name} [red]failed after {elapsed}[/]")
+        terminal.print(f"[red]✗[/] {name} [red]failed after {elapsed}[/]", soft_wrap=True)
         log.info("step failed: %s after %s", name, elapsed)
         raise
     elapsed = duration(time.monotonic() - start)
-    terminal.print(f"[green]✓[/] {name}  [dim]{elapsed}[/]  {step.summary}".rstrip())
+    terminal.print(f"[green]✓[/] {name}  [dim]{elapsed}[/]  {step.summary}".rstrip(), soft_wrap=True)
     log.info("step done: %s in %s %s", name, elapsed, step.summary)
 
 
