@@ -21,7 +21,16 @@ from pathlib import Path
 from posewheel.params import load_params
 from posewheel.settings import ProjectSettings
 
-__all__ = ["PipelineBusyError", "PipelinePaths", "dvc_command", "load_params", "pipeline_lock", "repro", "venv_environ"]
+__all__ = [
+    "PipelineBusyError",
+    "PipelinePaths",
+    "dvc_command",
+    "load_params",
+    "pipeline_lock",
+    "repro",
+    "running_pipeline",
+    "venv_environ",
+]
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,11 @@ class PipelinePaths:
         """Held while a pipeline run (`posewheel flywheel repro` or `watch`) is under way."""
         return self.root / "var" / "flywheel.lock"
 
+    @property
+    def watch_log(self) -> Path:
+        """One line per `posewheel flywheel watch` poll."""
+        return self.root / "var" / "log" / "flywheel-watch.log"
+
     def holdouts(self) -> dict[str, Path]:
         return {"studio": self.holdout_studio, "street": self.holdout_street}
 
@@ -128,6 +142,21 @@ def venv_environ(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(extra or {})
     return env
+
+
+def running_pipeline(paths: PipelinePaths) -> str | None:
+    """Who holds the pipeline lock ("pid N since T"), or None when no run is under way.
+
+    Reads what the holder wrote instead of trying the lock, so asking never makes a starting run
+    find the lock taken. A holder killed with SIGKILL leaves its line behind: its pid is checked.
+    """
+    try:
+        holder = paths.lock.read_text(encoding="utf-8").strip()
+        pid = int(holder.split()[1])
+        os.kill(pid, 0)
+    except (OSError, IndexError, ValueError):  # no file, an empty one (released), or a dead holder
+        return None
+    return holder
 
 
 def repro(root: Path, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from flywheel.pipeline import PipelinePaths
+from flywheel.pipeline import PipelinePaths, running_pipeline
 from flywheel.promotion import read_history
 from posewheel import artifact
 from posewheel.dataset import ANNOTATIONS_FILE
@@ -23,6 +24,8 @@ class FlywheelStatus:
     production_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     last_decision: dict[str, Any] | None = None
     history: list[dict[str, str]] = field(default_factory=list)
+    pipeline_run: str | None = None  # "pid N since T" while a run holds var/flywheel.lock
+    last_watch_decision: str | None = None  # the last line of var/log/flywheel-watch.log
 
 
 def read_status(settings: ProjectSettings | None = None) -> FlywheelStatus:
@@ -46,7 +49,14 @@ def read_status(settings: ProjectSettings | None = None) -> FlywheelStatus:
         production_metrics=metrics,
         last_decision=decision,
         history=read_history(paths.history),
+        pipeline_run=running_pipeline(paths),
+        last_watch_decision=_last_line(paths.watch_log),
     )
+
+
+def _last_line(path: Path) -> str | None:
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    return lines[-1] if lines else None
 
 
 def format_status(status: FlywheelStatus) -> str:
@@ -63,6 +73,9 @@ def format_status(status: FlywheelStatus) -> str:
         d = status.last_decision
         verdict = "promoted" if d["promoted"] else "not promoted"
         lines.append(f"last candidate {d['candidate_version']}: {verdict} ({d['reason']})")
+    lines.append(f"pipeline: {'running, ' + status.pipeline_run if status.pipeline_run else 'no run under way'}")
+    if status.last_watch_decision:
+        lines.append(f"last watch poll: {status.last_watch_decision}")
     if status.history:
         lines.append("production history (version, feedback labels, studio AP, street AP):")
         for h in status.history:

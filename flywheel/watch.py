@@ -24,7 +24,6 @@ from flywheel.pipeline import PipelineBusyError, PipelinePaths, pipeline_lock, r
 from posewheel.dataset import ANNOTATIONS_FILE
 
 log = logging.getLogger("flywheel.watch")
-LOG_FILE = Path("var") / "log" / "flywheel-watch.log"
 
 
 def exported_labels(feedback: Path) -> set[tuple[int, int]]:
@@ -126,7 +125,7 @@ def _logged(line: str) -> str:
 
 def log_to(paths: PipelinePaths) -> Path:
     """Send the decision lines to the terminal and to var/log/flywheel-watch.log; returns the file."""
-    path = paths.root / LOG_FILE
+    path = paths.watch_log
     path.parent.mkdir(parents=True, exist_ok=True)
     formatter = logging.Formatter("%(asctime)s %(message)s")
     for handler in (logging.FileHandler(path, encoding="utf-8"), logging.StreamHandler()):

@@ -126,6 +126,10 @@ def test_a_second_run_exits_with_a_clear_message_while_one_holds_the_lock(tmp_pa
             [POSEWHEEL, "flywheel", "repro"], env=env, capture_output=True, text=True, timeout=60, check=False
         )
         assert manual.returncode == 1 and f"not started: {busy}" in manual.stderr
+
+        status = subprocess.run([POSEWHEEL, "flywheel", "status"], env=env, capture_output=True, text=True, check=True)
+        assert f"pipeline: running, pid {holder.pid} since " in status.stdout
+        assert "last watch poll: " in status.stdout and busy in status.stdout
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
@@ -138,6 +142,8 @@ def test_a_second_run_exits_with_a_clear_message_while_one_holds_the_lock(tmp_pa
     assert after.returncode == 1 and "error: cannot count the waiting labels: Label Studio is not configured" in (
         after.stderr
     )
+    status = subprocess.run([POSEWHEEL, "flywheel", "status"], env=env, capture_output=True, text=True, check=True)
+    assert "pipeline: no run under way" in status.stdout
 
 
 def _review_item(store: ImageStore, truth: TruthStore, seed: int) -> ReviewItem:
