@@ -1,11 +1,13 @@
 """The server as Label Studio's ML backend: a real Label Studio, connected to a real `posewheel serve` on the
 pretrained artifact, gets keypoint pre-annotations for photos uploaded straight into it (never seen by the
-outbox), one bad task costs only its own prediction, and the backend asks Label Studio for its API key."""
+outbox), one bad task costs only its own prediction, the backend asks Label Studio for its API key, and a
+promotion reaches Label Studio as a new model version."""
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +188,40 @@ def test_label_studio_may_reach_loopback_and_nothing_else_reserved() -> None:
     assert "172.18.0.0/16" not in compose and "172.19.0.0/16" in compose and "127.0.0.0/8" in compose
     assert ssrf_environment([]) == {}
     json.dumps(env)  # plain strings, fit for a process environment
+
+
+@pytest.mark.labelstudio
+def test_a_promotion_reaches_label_studio_as_a_new_model_version(
+    labelstudio: LabelStudioServer, tmp_path: Path
+) -> None:
+    from posewheel.artifact import promote
+    from tests.support.onnx_models import spot_image
+    from tests.support.server_process import bright_spot_models
+
+    production = bright_spot_models(tmp_path / "models", ("v1", "v2"))
+    env = {**labelstudio.env(), "POSEWHEEL_RELOAD_POLL_S": "0.2"}
+    project_id = labelstudio.new_project("mlb-promote")
+    with ServerProcess(tmp_path / "server", production, env=env).start() as server, _ls(labelstudio) as ls:
+        photo = tmp_path / "spot.png"
+        photo.write_bytes(spot_image(96, 128, (40, 60)))
+        task_id = _upload(ls, project_id, photo)
+        backend = ls.post("/api/ml", json={"project": project_id, "url": f"{server.url}/ml-backend", "title": "pw"})
+        assert backend.status_code == 201, backend.text
+
+        def retrieve() -> set[str]:
+            action = ls.post(
+                "/api/dm/actions",
+                params={"id": "retrieve_tasks_predictions", "project": project_id},
+                json={"selectedItems": {"all": True, "excluded": []}},
+            )
+            assert action.status_code == 200, action.text
+            return {p["model_version"] for p in _predictions(ls, task_id)}
+
+        assert retrieve() == {"v1"}
+        promote(tmp_path / "models", "v2")
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{server.url}/readyz").json().get("model_version") != "v2":
+            assert time.monotonic() < deadline, "the server did not load v2"
+            time.sleep(0.1)
+        assert retrieve() == {"v1", "v2"}  # the task now also holds the promoted model's prediction
+        assert ls.get(f"/api/ml/{backend.json()['id']}").json()["model_version"] == "v2"
