@@ -170,7 +170,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     )
     app.state.service = service
     # /v1/render decodes its image again to draw it: at most this many full images at once
-    app.state.render_slots = asyncio.Semaphore(settings.prepare_threads or settings.resolved_threads())
+    app.state.render_slots = asyncio.Semaphore(settings.prepare_threads or settings.worker_cores())
     for module in (predict, model, health, admin, page):
         app.include_router(module.router)
     app.include_router(ml_backend.router)  # Label Studio's ML-backend protocol at /ml-backend
