@@ -52,7 +52,8 @@ def count_waiting(tasks: list[dict[str, Any]], exported: set[tuple[int, int]]) -
         annotation = chosen_annotation(task)
         if annotation is None or not any(r.get("type") == "keypointlabels" for r in annotation.get("result") or []):
             continue
-        waiting += (int(task["id"]), int(annotation["id"])) not in exported
+        if (int(task["id"]), int(annotation["id"])) not in exported:
+            waiting += 1
     return waiting
 
 
