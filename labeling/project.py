@@ -45,11 +45,17 @@ has their left side on the right of the image).</li>
 otherwise leave or choose <b>visible</b>.</li>
 <li>Delete a joint you cannot place at all (outside the image or fully unknown).</li>
 <li>Fix the person box when it is wrong.</li>
-<li><b>A missed person:</b> draw a <b>person</b> box around them first, then place their joints
-inside it (joints join the person whose box holds them).</li>
-<li><b>A person who is not there:</b> select their box and every joint inside it, and delete them.</li>
-<li>An image with nobody in it: delete every region and submit; skip only
-when you cannot tell.</li>
+<li><b>A missed person:</b> pick the <b>person</b> label and draw a box around them first (start
+the drag outside every other box: a drag that starts inside a box moves that box). Then click the new
+box and press <b>Alt+H</b> to hide it (a click inside a shown box selects the box instead of placing
+a joint), and place each of their joints: press <b>Esc</b>, pick the joint's name, click where it is.
+Joints belong to the box drawn just before them: finish one person before you draw the next box.
+To add a joint to a person already there, hide their box the same way.</li>
+<li><b>A person who is not there:</b> press <b>V</b> (move tool), drag a rectangle from outside
+their box over the box and every joint of theirs, check the region list, and press
+<b>Backspace</b> to delete them.</li>
+<li>An image with nobody in it: delete every region (<b>Ctrl/Cmd+Backspace</b>) and submit: an empty
+image is a useful label. Skip only when you cannot tell.</li>
 </ul>"""
 
 # Colours along the body: head yellow, left side green, right side blue (as in most pose viewers).
@@ -81,7 +87,7 @@ def label_config() -> str:
         for i, name in enumerate(KEYPOINT_NAMES)
     )
     return f"""<View>
-  <Header value="Correct the pose: drag joints, mark hidden ones occluded, delete joints you cannot place."/>
+  <Header value="Correct every person: move joints, mark hidden ones occluded, add or delete persons (Instructions)."/>
   <Image name="{IMAGE_NAME}" value="$image" zoom="true" zoomControl="true"/>
   <RectangleLabels name="{BOX_NAME}" toName="{IMAGE_NAME}">
     <Label value="{BOX_LABEL}" background="#ff7f0e"/>

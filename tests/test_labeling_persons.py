@@ -3,12 +3,16 @@
 A 3-person synthetic scene is pre-annotated with one of its persons and a phantom; the simulated
 annotator corrects it through Label Studio's API the way the project's instructions say (delete the
 phantom's box and joints, draw each missed person's box, then its joints) and the COCO export must
-hold exactly the true persons.
+hold exactly the true persons. A browser test does the same by hand in Label Studio's editor, as
+the instructions tell a person to.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -27,6 +31,7 @@ from posewheel.schema import KEYPOINT_NAMES
 from posewheel.synth import DOMAINS, render_group
 from posewheel.truth import TruthStore
 from tests.support.labelstudio import LabelStudioServer
+from tests.test_labeling import _review_item
 
 pytestmark = pytest.mark.labelstudio
 SIZE = 256
@@ -122,6 +127,99 @@ def test_the_instructions_say_how_to_add_a_missed_person_and_delete_a_phantom(la
     project = labelstudio.client.projects.get(labelstudio.new_project("instructions"))
     shown = project.expert_instruction or ""
     assert project.show_instruction and shown.strip() == INSTRUCTIONS.strip()
-    assert "A missed person:" in shown and "draw a <b>person</b> box around them first" in shown
-    assert "A person who is not there:" in shown and "delete them" in shown
-    assert "nobody in it" in shown
+    # What the UI test below does, and what results.person_groups relies on: a box, then its joints.
+    assert "A missed person:" in shown and "draw a box around them first" in shown and "Alt+H" in shown
+    assert "Joints belong to the box drawn just before them" in shown
+    assert "A person who is not there:" in shown and "every joint of theirs" in shown and "Backspace" in shown
+    assert "nobody in it: delete every region" in shown
+
+
+@pytest.mark.slow
+def test_a_person_deletes_a_phantom_and_adds_a_missed_person_in_the_label_studio_ui(
+    labelstudio: LabelStudioServer, tmp_path: Path
+) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("needs Debian's chromium (`make browser`)")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import sync_playwright
+
+    client, project_id = labelstudio.client, labelstudio.new_project("persons-ui")
+    store = ImageStore(labelstudio.image_root)
+    item = _review_item(store, TruthStore(tmp_path / "truth"), 71, 0.2)  # a 96 x 128 px image
+    rng = np.random.default_rng(0)
+    found = np.c_[rng.uniform(5, 38, 17), rng.uniform(5, 58, 17), np.full(17, 2.0)]
+    phantom = np.c_[rng.uniform(58, 88, 17), rng.uniform(8, 42, 17), np.full(17, 2.0)]
+    poses = [_pose(found, (2.0, 2.0, 40.0, 60.0), rng), _pose(phantom, (55.0, 5.0, 35.0, 40.0), rng)]
+    item = item.model_copy(update={"poses": poses})
+    ReviewQueue(client, project_id, labelstudio.document_root).deliver([item])
+    task_id = next(iter(client.tasks.list(project=project_id, fields="task_only"))).id
+    creds, base = labelstudio.settings.credentials(), labelstudio.settings.base_url
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{base}/user/login")
+        page.fill("input[name=email]", creds.username)
+        page.fill("input[name=password]", creds.password or "")
+        page.click("button[type=submit]")
+        page.wait_for_url(lambda url: "/user/login" not in url)
+        page.goto(f"{base}/projects/{project_id}/data?task={task_id}")
+        image = page.locator("img[src^=blob]")
+        page.get_by_text("nose", exact=True).last.wait_for()  # the pre-annotation is drawn
+        time.sleep(1.0)  # the layout settles (the image is fitted to the panel)
+
+        def at(x: float, y: float) -> tuple[float, float]:  # image pixels -> page pixels (the page scrolls)
+            box = image.bounding_box()
+            assert box is not None
+            return box["x"] + x * box["width"] / 96, box["y"] + y * box["height"] / 128
+
+        def drag(start: tuple[float, float], end: tuple[float, float]) -> None:
+            page.mouse.move(*at(*start))
+            page.mouse.down()
+            page.mouse.move(*at(*end), steps=10)
+            page.mouse.up()
+
+        def pick(label: str) -> None:
+            page.keyboard.press("Escape")  # nothing selected: a label click must not relabel a region
+            page.locator(".lsf-label", has_text=label).first.click()
+
+        # The phantom: with the move tool, drag a selection over its box and joints, then Backspace.
+        # The region panel then lists the selected regions by id ("p1-box", ...).
+        selected = page.get_by_text("p1-box", exact=True)
+        for _ in range(3):  # the editor may still be settling and miss the first drag
+            page.keyboard.press("Escape")
+            page.keyboard.press("v")
+            drag((52.0, 2.5), (93.0, 47.0))
+            with contextlib.suppress(PlaywrightTimeout):
+                selected.wait_for(timeout=3000)
+                break
+        assert page.get_by_text("p1-right_ankle", exact=True).count() == 1  # the joints are selected too
+        page.keyboard.press("Backspace")
+        selected.wait_for(state="detached", timeout=5000)
+        # The missed person: a box, hidden (Alt+H) so that clicks inside it place joints, then its joints.
+        pick("person")
+        drag((50.0, 70.0), (90.0, 120.0))
+        page.keyboard.press("Escape")
+        page.mouse.click(*at(85.0, 115.0))  # selects the new box
+        page.keyboard.press("Alt+h")
+        for name, (x, y) in {"left_wrist": (60.0, 80.0), "right_wrist": (80.0, 110.0)}.items():
+            pick(name)
+            page.mouse.click(*at(x, y))
+        page.get_by_role("button", name="Submit").click()
+        deadline = time.monotonic() + 30
+        while not client.tasks.get(task_id).annotations and time.monotonic() < deadline:
+            time.sleep(0.2)
+        browser.close()
+
+    [annotation] = client.tasks.get(task_id).annotations
+    ids = sorted({r["id"] for r in annotation["result"]})
+    assert not [i for i in ids if i.startswith("p1-")], ids  # every region of the phantom deleted
+    summary = export_coco(client, project_id, tmp_path / "ui", store)
+    assert (summary.persons, summary.bad_regions) == (2, 0), ids
+    kept, added = load(tmp_path / "ui").annotations
+    assert kept.bbox == pytest.approx((2.0, 2.0, 40.0, 60.0), abs=0.01)
+    assert (kept.keypoints[:, 2] > 0).sum() == 17  # the found person, untouched
+    assert added.bbox == pytest.approx((50.0, 70.0, 40.0, 50.0), abs=1.5)
+    wrists = [KEYPOINT_NAMES.index("left_wrist"), KEYPOINT_NAMES.index("right_wrist")]
+    np.testing.assert_allclose(added.keypoints[wrists], [[60, 80, 2], [80, 110, 2]], atol=1.5)
+    assert (added.keypoints[:, 2] > 0).sum() == 2
