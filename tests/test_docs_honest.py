@@ -1,4 +1,4 @@
-"""The docs name only what exists: commands and their options, params.yaml keys, settings, files, make targets.
+"""The docs name only what exists: commands and their options, params keys, settings, files, links, make targets.
 
 Reads the code in README.md and docs/*.md (fenced blocks and `inline spans`) and checks each name
 against the real thing: the `posewheel` command tree that `posewheel --help` shows, the keys the
@@ -127,6 +127,18 @@ def test_every_documented_repository_file_exists() -> None:
         for where, path in documented(rf"(?<![\w/.-])((?:{folders})/[\w./-]*\w)")
         if not (ROOT / path).exists()
     ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_relative_link_in_the_docs_resolves() -> None:
+    wrong = []
+    for doc in DOCS:
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            for target in re.findall(r"\]\(([^)\s]+)\)", line):
+                if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                    continue  # a URL or an anchor on the same page
+                if not (doc.parent / target.split("#")[0]).exists():
+                    wrong.append(f"{doc.relative_to(ROOT)}:{number}: the link to {target} goes nowhere")
     assert not wrong, "\n".join(wrong)
 
 
