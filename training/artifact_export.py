@@ -1,4 +1,5 @@
-"""Export a trained network as a model artifact: `model.onnx`, `card.json`, `weights.pt`.
+"""Export a trained network as a model artifact: `model.onnx`, `card.json`, `weights.pt`, and a person
+detector beside it (`detector.onnx`, its weights `detector.pt`).
 
 `model.onnx` takes input 'image' (N, 3, H, W) float32 normalised and returns 'heatmaps'
 (N, 17, H/4, W/4), with a dynamic batch dimension; a MoveNet also returns 'centers', 'regress' and
@@ -12,7 +13,7 @@ import shutil
 import subprocess
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -31,6 +32,9 @@ from posewheel.artifact import (
 )
 from posewheel.dataset import ANNOTATIONS_FILE
 from posewheel.decoding import OUTPUT_NAMES, InputSpec
+
+if TYPE_CHECKING:  # training.multipose imports this module
+    from training.multipose import MoveNetMultiPose
 
 WEIGHTS_FILE = "weights.pt"
 OPSET = 18
@@ -145,7 +149,7 @@ def write_artifact(
     with atomic.staged_dir(folder) as stage:
         export_onnx(net, spec, stage / MODEL_FILE, kind)
         if detector is not None:
-            shutil.copyfile(detector[0], stage / detector[1].file)
+            copy_detector(detector, stage)
         torch.save(net.state_dict(), stage / WEIGHTS_FILE)
         save_card(stage, card)
     return folder
@@ -160,15 +164,41 @@ def load_weights(artifact: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def detector_weights_file(card: DetectorCard) -> str:
+    """Its state dict beside the detector's ONNX graph (`detector.onnx` -> `detector.pt`), for the next fine-tune."""
+    return str(Path(card.file).with_suffix(".pt"))
+
+
+def export_detector(
+    net: MoveNetMultiPose, folder: Path, card: DetectorCard, weights: bool = True
+) -> tuple[Path, DetectorCard]:
+    """Write a MoveNet MultiPose `net` as `folder/<card.file>` (ONNX), with `weights` its state dict beside
+    it; returns what write_artifact(detector=...) takes. (Pretrained weights need no copy: they are cached.)"""
+    from training.multipose import export_multipose_onnx
+
+    path = Path(folder) / card.file
+    export_multipose_onnx(net, path, card.input_size)
+    if weights:
+        torch.save(net.state_dict(), Path(folder) / detector_weights_file(card))
+    return path, card
+
+
+def copy_detector(detector: tuple[Path, DetectorCard], folder: Path) -> None:
+    """Copy a detector's ONNX graph, and its weights when it has them, into the artifact folder `folder`."""
+    path, card = detector
+    shutil.copyfile(path, Path(folder) / card.file)
+    weights = path.with_name(detector_weights_file(card))
+    if weights.is_file():
+        shutil.copyfile(weights, Path(folder) / detector_weights_file(card))
+
+
 def pretrained_detector(folder: Path) -> tuple[Path, DetectorCard]:
     """Export Google's pretrained MoveNet MultiPose to `folder/detector.onnx`; with its card section."""
     from posewheel import pretrained
-    from training.multipose import NAME, export_multipose_onnx, load_pretrained_multipose
+    from training.multipose import NAME, load_pretrained_multipose
 
     card = DetectorCard(pretrained=pretrained.source(NAME))
-    path = Path(folder) / card.file
-    export_multipose_onnx(load_pretrained_multipose(), path, card.input_size)
-    return path, card
+    return export_detector(load_pretrained_multipose(), Path(folder), card, weights=False)
 
 
 def inherited_detector(parent: Path) -> tuple[Path, DetectorCard] | None:

@@ -1,6 +1,7 @@
-"""Commands that training adds to the `posewheel` CLI: `train` and `evaluate`.
+"""Commands that training adds to the `posewheel` CLI: `train`, `train-detector` and `evaluate`.
 
     posewheel train --data data/seed --data data/feedback --warm-start auto   # what the DVC stage runs
+    posewheel train-detector --model models/candidate --data data/seed --data data/feedback
     posewheel evaluate --model models/production --data data/holdout/studio --out metrics/
 
 Heavy imports (torch, Lightning, ONNX Runtime) happen inside the commands so `posewheel --help`
@@ -85,6 +86,30 @@ def train_command(
     typer.echo(str(folder))
 
 
+def train_detector_command(
+    model: Annotated[Path, typer.Option(help="artifact folder whose person detector is fine-tuned")],
+    data: Annotated[
+        list[str],
+        typer.Option("--data", help="dataset folder of whole images, optionally DIR:WEIGHT; repeatable"),
+    ],
+    params: Annotated[Path, typer.Option(help="params.yaml: its optional `detector` section")] = Path("params.yaml"),
+    out: Annotated[
+        Path | None, typer.Option(help="write a new artifact folder (its name is the version); default: in place")
+    ] = None,
+) -> None:
+    """Fine-tune an artifact's person detector on every image of the datasets; prints the artifact folder last."""
+    from posewheel.params import load_params
+    from training.config import TrainConfig
+    from training.detector_training import train_detector
+
+    try:
+        config = TrainConfig.for_detector(load_params(params) if params.is_file() else {})
+        folder = train_detector(config, parse_data(data, config.feedback_weight), model, out=out)
+    except (DatasetError, ArtifactError, ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(str(folder))
+
+
 def evaluate_command(
     model: Annotated[Path, typer.Option(help="artifact folder (model.onnx + card.json)")],
     data: Annotated[list[Path], typer.Option("--data", help="dataset folder to evaluate on; repeatable")],
@@ -125,4 +150,5 @@ def evaluate_command(
 def register(app: typer.Typer) -> None:
     """Add training's commands to the CLI."""
     app.command("train")(train_command)
+    app.command("train-detector")(train_detector_command)
     app.command("evaluate")(evaluate_command)

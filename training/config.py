@@ -10,8 +10,10 @@ defaults live; the field defaults below carry the same values (tests/test_traini
 that a configuration built in a test or a notebook without params.yaml trains the same run.
 
 Sizes are data, not branches: `cpu` (MobileNetV3-Large, 128x96 input) trains on a laptop's two
-cores; `gpu` (ResNet-50, 256x192) is the accuracy configuration. Accelerator, devices, precision,
-strategy (`ddp`) and `num_nodes` pass straight through to the Lightning Trainer.
+cores; `gpu` (ResNet-50, 256x192) is the accuracy configuration; `movenet-multipose` is the person
+detector's fine-tune (`TrainConfig.for_detector(load_params())`, params.yaml's `detector` section).
+Accelerator, devices, precision, strategy (`ddp`) and `num_nodes` pass straight through to the
+Lightning Trainer.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 from posewheel.decoding import InputSpec
 from posewheel.params import ParamsError, load_params
 
-__all__ = ["FINETUNE_PREFIX", "SIZE_CONFIGS", "ConfigError", "TrainConfig", "load_params"]
+__all__ = ["DETECTOR_CONFIG", "FINETUNE_PREFIX", "SIZE_CONFIGS", "ConfigError", "TrainConfig", "load_params"]
 
 # params.yaml `train.finetune_<key>` replaces `train.<key>` when a run fine-tunes an existing model.
 FINETUNE_PREFIX = "finetune_"
@@ -66,7 +68,31 @@ SIZE_CONFIGS: dict[str, dict[str, Any]] = {
         "whole_image_padding": 1.0,  # a request without boxes: the whole image, as MoveNet was trained
         "detector": "movenet-multipose",
     },
+    # the person detector (training/multipose.py), fine-tuned on whole images: `posewheel train-detector`,
+    # params.yaml's `detector` section (TrainConfig.for_detector); docs/detector.md
+    "movenet-multipose": {
+        "network": "movenet-multipose",
+        "pretrained": "movenet-multipose",
+        "detector": None,
+        "input_height": 256,
+        "input_width": 256,
+        "mean": MOVENET_MEAN,
+        "std": MOVENET_STD,
+        "whole_image_padding": 1.0,
+        "rotation": 0.0,  # whole-image augmentation has none: boxes stay the persons' boxes
+        "scale": (0.6, 1.5),  # zoom of the whole-image window: below 1 people get smaller, above 1 larger
+        "translate": 0.15,
+        "max_minutes": 8.0,
+        "batch_size": 8,
+        "lr": 3e-3,  # relative: a step is this share of each tensor's mean |weight| (DetectorModel)
+        "warmup_steps": 20,
+        "frozen_stages": 4,  # the backbone keeps Google's features: 2x faster steps, less forgetting of real photos
+        "bn_recalibration_batches": 0,  # its BatchNorms were folded into the convolutions
+    },
 }
+DETECTOR_CONFIG = "movenet-multipose"
+# `train` keys a `detector` section inherits when it does not set them: the hardware and the logging.
+DETECTOR_INHERITS = ("accelerator", "devices", "precision", "strategy", "num_nodes", "num_workers", "seed", "wandb")
 
 
 class ConfigError(ParamsError):
@@ -78,7 +104,7 @@ class TrainConfig:
     """Every knob of one training run; units in the field comments."""
 
     config: str = "movenet-lightning"  # name of the size configuration these fields started from
-    network: str = "movenet-lightning"  # heatmap (training/model.py) | movenet-lightning | movenet-thunder
+    network: str = "movenet-lightning"  # heatmap | movenet-lightning | movenet-thunder | movenet-multipose (detector)
     pretrained: str | None = "movenet-lightning"  # posewheel.pretrained weights a first model starts from
     detector: str | None = "movenet-multipose"  # person detector in the artifact; a fine-tune keeps its parent's
     backbone: str = "mobilenet_v3_large"  # torchvision model name, built from scratch
@@ -91,6 +117,7 @@ class TrainConfig:
     sigma: float = 1.5  # Gaussian target std, heatmap cells
     foreground_weight: float = 10.0  # loss weight of a heatmap peak pixel relative to background
     regress_loss_weight: float = 0.1  # MoveNet: weight of the centre-to-joint regression's L1 (cells)
+    box_scale_loss_weight: float = 0.1  # detector: weight of the box size's L1 (cells), as CenterNet's
     anchor_weight: float = 0.0  # MoveNet: L2 pull of the weights towards the pretrained ones (less forgetting)
     facing_loss_weight: float = 0.05  # weight of the facing classifier's cross-entropy (training/model.py)
     occluded_weight: float = 1.0  # loss weight of v=1 joints (v=2: 1, v=0: 0)
@@ -157,6 +184,18 @@ class TrainConfig:
             section.update(tuned)
         section.update(overrides)
         return cls.from_section(section)
+
+    @classmethod
+    def for_detector(cls, params: dict[str, Any], **overrides: Any) -> TrainConfig:
+        """The person detector's fine-tune from params.yaml's `detector` section (all optional; config
+        movenet-multipose), inheriting DETECTOR_INHERITS from `train`; keyword overrides last."""
+        train = dict(params.get("train") or {})
+        section = {k: train[k] for k in DETECTOR_INHERITS if k in train}
+        section.update({"config": DETECTOR_CONFIG, **dict(params.get("detector") or {}), **overrides})
+        config = cls.from_section(section)
+        if config.network != DETECTOR_CONFIG:
+            raise ConfigError(f"detector.network is {config.network!r}; the detector is {DETECTOR_CONFIG!r}")
+        return config
 
     @classmethod
     def field_names(cls) -> set[str]:

@@ -1,10 +1,13 @@
-"""Top-down training data: person crops with heatmap targets from one or more COCO keypoint datasets.
+"""Training data from one or more COCO keypoint datasets: person crops for the pose network, whole
+images for the person detector.
 
     dm = PoseDataModule(config, [(Path("data/seed"), 1.0), (Path("data/feedback"), 3.0)])
+    dm = DetectorDataModule(config, [(Path("data/seed"), 1.0), (Path("data/feedback"), 3.0)])
 
-Sources are concatenated and sampled with replacement in proportion to their weight per person
-(a person of a weight-3 source is drawn three times as often as one of a weight-1 source). The
-validation split comes from the first source, by image, so no image is in both.
+Sources are concatenated and sampled with replacement in proportion to their weight per example
+(a person, or for the detector an image, of a weight-3 source is drawn three times as often as one
+of a weight-1 source). The validation split comes from the first source, by image, so no image is in
+both.
 """
 
 from __future__ import annotations
@@ -18,12 +21,22 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, WeightedRandomSampler
+from torchvision.transforms import v2
 
 from posewheel import dataset as coco
-from posewheel.decoding import Box, crop_box, normalize, whole_image_box
+from posewheel.decoding import Box, crop_box, crop_image, image_to_input, normalize, whole_image_box
+from posewheel.detection import detector_spec
+from posewheel.schema import FLIP_INDEX
 from training.augment import AugmentParams, CropAugmenter, plain_crop
 from training.config import TrainConfig
-from training.targets import facing, gaussian_heatmaps, inside_input, joint_weights, movenet_targets
+from training.targets import (
+    facing,
+    gaussian_heatmaps,
+    inside_input,
+    joint_weights,
+    movenet_targets,
+    multipose_targets,
+)
 
 
 @dataclass(frozen=True)
@@ -149,26 +162,196 @@ class PoseDataModule(L.LightningDataModule):
         weights = [self.sources[p.source][1] for p in self.train_items]
         return torch.tensor(weights, dtype=torch.float64)
 
-    def _loader(self, items: list[Person], train: bool) -> DataLoader[dict[str, Any]]:
-        workers = self.config.num_workers
-        sampler = None
-        if train:
-            generator = torch.Generator().manual_seed(self.config.seed)
-            sampler = WeightedRandomSampler(
-                self.sample_weights().tolist(), len(items), replacement=True, generator=generator
-            )
-        return DataLoader(
-            PersonCrops(items, self.config, train=train),
-            batch_size=self.config.batch_size,
-            sampler=sampler,
-            shuffle=False,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            drop_last=train and len(items) > self.config.batch_size,
-        )
-
     def train_dataloader(self) -> DataLoader[dict[str, Any]]:
-        return self._loader(self.train_items, train=True)
+        data = PersonCrops(self.train_items, self.config, train=True)
+        return make_loader(data, self.config, self.sample_weights())
 
     def val_dataloader(self) -> DataLoader[dict[str, Any]]:
-        return self._loader(self.val_items, train=False)
+        return make_loader(PersonCrops(self.val_items, self.config, train=False), self.config)
+
+
+def make_loader(
+    data: torch.utils.data.Dataset[dict[str, Any]], config: TrainConfig, sample_weights: torch.Tensor | None = None
+) -> DataLoader[dict[str, Any]]:
+    """Batches of `data`: drawn with replacement by `sample_weights` (one per example) when given, else in order."""
+    workers = config.num_workers
+    train = sample_weights is not None
+    sampler = None
+    if sample_weights is not None:
+        generator = torch.Generator().manual_seed(config.seed)
+        sampler = WeightedRandomSampler(
+            sample_weights.tolist(), len(sample_weights), replacement=True, generator=generator
+        )
+    return DataLoader(
+        data,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        shuffle=False,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        drop_last=train and len(data) > config.batch_size,  # type: ignore[arg-type]
+    )
+
+
+# ---- whole images for the person detector ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One whole image and every person in it: boxes (P, 4) x, y, w, h and keypoints (P, 17, 3), image pixels."""
+
+    image_path: Path
+    width: int
+    height: int
+    boxes: np.ndarray
+    keypoints: np.ndarray
+    source: int
+
+
+def scenes(ds: coco.Dataset, source: int, image_ids: set[int] | None = None) -> list[Scene]:
+    """The images of `ds` (optionally some) with all their persons; an image without persons is a negative.
+
+    Images with a crowd annotation are left out (people inside a crowd region are not labeled, so
+    they would teach the detector that they are background); a person without a box gets the extent
+    of its labeled joints.
+    """
+    by_image = ds.annotations_by_image()
+    out = []
+    for img in ds.images:
+        anns = by_image.get(img.id, [])
+        if (image_ids is not None and img.id not in image_ids) or any(a.iscrowd for a in anns):
+            continue
+        boxes, keypoints = [], []
+        for ann in anns:
+            box = np.asarray(ann.bbox, dtype=np.float64)
+            labeled = ann.keypoints[:, 2] > 0
+            if (box[2] <= 0 or box[3] <= 0) and labeled.any():
+                lo, hi = ann.keypoints[labeled, :2].min(axis=0), ann.keypoints[labeled, :2].max(axis=0)
+                box = np.r_[lo, hi - lo]
+            if box[2] > 0 and box[3] > 0:
+                boxes.append(box)
+                keypoints.append(ann.keypoints.astype(np.float64))
+        out.append(
+            Scene(
+                ds.image_path(img),
+                img.width,
+                img.height,
+                np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+                np.asarray(keypoints, dtype=np.float64).reshape(-1, 17, 3),
+                source,
+            )
+        )
+    return out
+
+
+class SceneImages(torch.utils.data.Dataset[dict[str, Any]]):
+    """Whole images (3, S, S) float32 normalised, fitted into the detector's square input as served
+    (posewheel.detection.detector_input), with `training.targets.multipose_targets`.
+
+    Training augments the window, not the pixels' geometry: a zoom (`scale`, above 1 zooms in, below
+    1 shows the image smaller with black around it), a shift (`translate`, a fraction of the window)
+    and a horizontal flip that swaps each person's left and right joints; then colour jitter and blur.
+    There is no rotation (an axis-aligned box would not stay the person's box). Joints leaving the
+    input lose their weight; a person whose box, cut to the input, is under a cell wide or high is
+    dropped.
+    """
+
+    def __init__(self, items: list[Scene], config: TrainConfig, train: bool):
+        self.items = items
+        self.config = config
+        self.spec = detector_spec(config.input_width, config.mean, config.std)
+        self.train = train
+        jitter = config.color_jitter
+        self.photometric = v2.Compose(
+            [
+                v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter),
+                v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=(0.3, 1.5))], p=config.blur),
+            ]
+        )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def window(self, scene: Scene) -> Box:
+        """The served window (the whole image fitted into the square), zoomed and shifted when training."""
+        x, y, w, h = crop_box(whole_image_box(scene.width, scene.height, self.spec), self.spec)
+        if not self.train:
+            return (x, y, w, h)
+        lo, hi = self.config.scale
+        zoom = lo + (hi - lo) * float(torch.rand(()))
+        shift = (torch.rand(2).numpy() * 2.0 - 1.0) * self.config.translate * w
+        cx, cy = x + w / 2 + shift[0], y + h / 2 + shift[1]
+        side = w / zoom
+        return (cx - side / 2, cy - side / 2, side, side)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        scene = self.items[index]
+        with Image.open(scene.image_path) as raw:
+            image = raw.convert("RGB")
+        window = self.window(scene)
+        crop = crop_image(image, window, self.spec)
+        size = float(self.spec.width)
+        points = image_to_input(scene.keypoints[..., :2], window, self.spec)  # (P, 17, 2)
+        corners = image_to_input(
+            np.stack([scene.boxes[:, :2], scene.boxes[:, :2] + scene.boxes[:, 2:]], 1), window, self.spec
+        )
+        visibility = scene.keypoints[..., 2]
+        if self.train and torch.rand(()) < self.config.flip:
+            crop = np.ascontiguousarray(crop[:, ::-1])
+            points = points[:, list(FLIP_INDEX)] * [-1.0, 1.0] + [size, 0.0]  # slot k holds the person's own joint k
+            visibility = visibility[:, list(FLIP_INDEX)]
+            left, right = size - corners[:, 1, 0], size - corners[:, 0, 0]  # the right edge becomes the left
+            corners = np.stack([np.stack([left, corners[:, 0, 1]], 1), np.stack([right, corners[:, 1, 1]], 1)], 1)
+        corners = np.clip(corners, 0.0, size)
+        boxes = np.concatenate([corners[:, 0], corners[:, 1] - corners[:, 0]], axis=1)
+        kept = (boxes[:, 2] >= self.spec.stride) & (boxes[:, 3] >= self.spec.stride)
+        weights = joint_weights(visibility, self.config.occluded_weight)
+        weights *= np.stack([inside_input(p, self.spec) for p in points]) if len(points) else 1.0
+        if self.train:
+            tensor = self.photometric(torch.from_numpy(np.array(crop)).permute(2, 0, 1))
+            crop = tensor.permute(1, 2, 0).numpy()
+        targets = multipose_targets(points[kept], weights[kept], boxes[kept], self.spec, self.config.sigma)
+        return {
+            **{k: torch.from_numpy(v) for k, v in targets.items()},
+            "image": torch.from_numpy(normalize(crop[None], self.spec)[0]),
+            "index": index,
+        }
+
+
+class DetectorDataModule(L.LightningDataModule):
+    """Whole images of weighted COCO keypoint datasets for the person detector; validation held out from the first."""
+
+    def __init__(self, config: TrainConfig, sources: list[tuple[Path, float]]):
+        super().__init__()
+        if not sources:
+            raise ValueError("training needs at least one dataset (--data DIR)")
+        self.config = config
+        self.sources = [(Path(p), float(w)) for p, w in sources]
+        self.train_items: list[Scene] = []
+        self.val_items: list[Scene] = []
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_items:
+            return
+        for n, (path, weight) in enumerate(self.sources):
+            if weight <= 0:
+                raise ValueError(f"dataset {path}: weight must be positive, got {weight}")
+            ds = coco.load(path)
+            if n == 0:
+                train_ids, val_ids = split_by_image(ds, self.config.val_fraction, self.config.seed, self.config.max_val)
+                self.train_items += scenes(ds, n, train_ids)
+                self.val_items += scenes(ds, n, val_ids)
+            else:
+                self.train_items += scenes(ds, n)
+        if not self.train_items:
+            raise ValueError(f"datasets {[str(p) for p, _ in self.sources]} hold no image to train on")
+
+    def sample_weights(self) -> torch.Tensor:
+        """Per-image sampling weight: its source's weight. (I,) float64."""
+        return torch.tensor([self.sources[s.source][1] for s in self.train_items], dtype=torch.float64)
+
+    def train_dataloader(self) -> DataLoader[dict[str, Any]]:
+        return make_loader(SceneImages(self.train_items, self.config, train=True), self.config, self.sample_weights())
+
+    def val_dataloader(self) -> DataLoader[dict[str, Any]]:
+        return make_loader(SceneImages(self.val_items, self.config, train=False), self.config)

@@ -25,6 +25,8 @@ from training.metrics import mean_px_error, pck
 from training.model import NetConfig, PoseNet, to_person_order
 from training.movenet import CONFIGS as MOVENET_CONFIGS
 from training.movenet import MoveNet, load_pretrained
+from training.multipose import NAME as MULTIPOSE
+from training.multipose import MoveNetMultiPose, load_pretrained_multipose
 
 
 def heatmap_loss(
@@ -111,12 +113,73 @@ def movenet_loss(
     return total, joints
 
 
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss of sigmoid maps (N, C, h, w) against Gaussian targets peaking at 1.
+
+    Summed over the pixels and divided by the number of peaks (at least 1): each person weighs the
+    same however large the image, and the easy background does not drown the few peaks (Zhou et al. 2019).
+    """
+    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    peak = target >= 1.0
+    positive = peak * (1 - p) ** alpha * torch.log(p)
+    negative = ~peak * (1 - target) ** beta * p**alpha * torch.log(1 - p)
+    return -(positive + negative).sum() / peak.sum().clamp(min=1)
+
+
+def multipose_loss(
+    net: MoveNetMultiPose, batch: dict[str, torch.Tensor], config: TrainConfig
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The person detector's six heads against training.targets.multipose_targets: (total, each term).
+
+    Heatmaps and centres: CenterNet's focal loss over every image, people-free ones included (that
+    is what teaches it not to invent persons). At each person's centre cell: L1
+    of the box size (x box_scale_loss_weight) and of the box offset; of the joint regression (x
+    regress_loss_weight, labeled joints); at each labeled joint's cell: L1 of its offset. In cells.
+    """
+    out = net.forward_logits(batch["image"])
+    n, k = out["heatmaps"].shape[:2]
+    joints = focal_loss(out["heatmaps"], batch["heatmaps"])
+    centre = focal_loss(out["centers"], batch["centers"])
+    mask, weights = batch["person_mask"], batch["joint_weights"]  # (N, M), (N, M, K)
+    m = mask.shape[1]
+    persons = mask.sum().clamp(min=1.0)
+    labeled = weights.sum().clamp(min=1.0)
+    cells = batch["center_cell"]
+    box_scale = ((at_cells(out["box_scale"], cells) - batch["box_scale"]).abs().sum(2) * mask).sum() / persons
+    box_offset = ((at_cells(out["box_offset"], cells) - batch["box_offset"]).abs().sum(2) * mask).sum() / persons
+    regress = at_cells(out["regress"], cells).reshape(n, m, k, 2)
+    regress_l1 = ((regress - batch["regress"]).abs().sum(3) * weights).sum() / labeled
+    per_joint = at_cells(out["offsets"], batch["joint_cells"].reshape(n, m * k, 2)).reshape(n, m, k, k, 2)
+    offsets = per_joint[:, :, torch.arange(k), torch.arange(k)]  # joint j's own (dy, dx) at its own cell
+    offset_l1 = ((offsets - batch["offsets"]).abs().sum(3) * weights).sum() / labeled
+    terms = {
+        "heatmaps": joints,
+        "centers": centre,
+        "box_scale": box_scale,
+        "box_offset": box_offset,
+        "regress": regress_l1,
+        "offsets": offset_l1,
+    }
+    total = (
+        joints
+        + centre
+        + config.box_scale_loss_weight * box_scale
+        + box_offset
+        + config.regress_loss_weight * regress_l1
+        + offset_l1
+    )
+    return total, terms
+
+
 def build_network(config: TrainConfig) -> torch.nn.Module:
-    """The network a configuration names: today's heatmap PoseNet or a MoveNet (random init; see train.py)."""
+    """The network a configuration names: today's heatmap PoseNet, a MoveNet or the MultiPose detector (random init)."""
     if config.network in MOVENET_CONFIGS:
         return MoveNet(MOVENET_CONFIGS[config.network])
+    if config.network == MULTIPOSE:
+        return MoveNetMultiPose()
     if config.network != "heatmap":
-        raise ValueError(f"train.network {config.network!r}: expected heatmap or one of {sorted(MOVENET_CONFIGS)}")
+        known = ["heatmap", *sorted(MOVENET_CONFIGS), MULTIPOSE]
+        raise ValueError(f"train.network {config.network!r}: expected one of {known}")
     net_config = NetConfig(config.backbone, config.head_channels, backbone_checkpoint=config.backbone_checkpoint)
     return PoseNet(net_config)
 
@@ -241,6 +304,68 @@ class PoseModel(L.LightningModule):
     def configure_optimizers(self) -> Any:
         trained = [p for p in self.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trained, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def relative_adamw(net: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over the trained weights whose step is `config.lr` times each tensor's mean |weight|.
+
+    The ported graph folded its BatchNorms: a few layers hold weights near 3e-4 fed by activations
+    in the hundreds, and one plain Adam step of 1e-4 (the same size for every weight) multiplied the
+    detector's loss by 3,000 on one batch; relative steps train smoothly.
+    """
+    trained = [p for p in net.parameters() if p.requires_grad]
+    groups = [{"params": [p], "lr": config.lr * float(p.detach().abs().mean().clamp(min=1e-3))} for p in trained]
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
+class DetectorModel(PoseModel):
+    """The person detector (MoveNet MultiPose) fitted on whole images by `multipose_loss`; `self.net` is exported.
+
+    The pose model's optimiser, warm-up + cosine schedule and anchor; validation is the loss alone
+    (detection is scored on the exported artifact, training/evaluate_persons.py).
+    """
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__(config)
+        if not isinstance(self.net, MoveNetMultiPose):
+            raise ValueError(f"train.network {self.config.network!r}: the detector is {MULTIPOSE!r}")
+        self.detector: MoveNetMultiPose = self.net
+        self.output_kind = MULTIPOSE
+
+    def on_fit_start(self) -> None:
+        """With train.anchor_weight, remember the pretrained detector's weights the fit is pulled back towards."""
+        if self.config.anchor_weight > 0 and self.config.pretrained:
+            reference = load_pretrained_multipose().to(self.device)
+            theirs = dict(reference.named_parameters())
+            self._anchor = [(p, theirs[name].detach()) for name, p in self.net.named_parameters() if p.requires_grad]
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        assert isinstance(self.net, MoveNetMultiPose)
+        loss, terms = multipose_loss(self.net, batch, self.config)
+        size = len(batch["image"])
+        penalty = self.anchor_penalty()
+        if penalty is not None:
+            self.log("train/anchor_penalty", penalty, on_step=True, on_epoch=False, batch_size=size)
+            loss = loss + penalty
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
+        self.log_dict({f"train/{k}_loss": v for k, v in terms.items()}, on_step=True, on_epoch=False, batch_size=size)
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)  # type: ignore[union-attr]
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        assert isinstance(self.net, MoveNetMultiPose)
+        loss, terms = multipose_loss(self.net, batch, self.config)
+        size = len(batch["image"])
+        self.log("val/loss", loss, on_epoch=True, batch_size=size, sync_dist=True, prog_bar=True)
+        self.log_dict({f"val/{k}_loss": v for k, v in terms.items()}, on_epoch=True, batch_size=size, sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        return None
+
+    def configure_optimizers(self) -> Any:
+        optimizer = relative_adamw(self.detector, self.config)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

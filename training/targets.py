@@ -2,6 +2,8 @@
 
 The peak sits where `posewheel.decoding.decode_heatmaps` will read it back (`input_to_heatmap_cells`
 is its inverse), so a perfect heatmap decodes to the true point within the quarter-cell rounding.
+MoveNet's heads get `movenet_targets` (one person per crop) and the person detector's
+`multipose_targets` (every person of a whole image), each read back by its decoding.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from posewheel.decoding import InputSpec, input_to_heatmap_cells
-from posewheel.schema import KEYPOINT_INDEX, V_OCCLUDED, V_VISIBLE
+from posewheel.schema import KEYPOINT_INDEX, KEYPOINT_NAMES, V_OCCLUDED, V_VISIBLE
+
+NUM_KEYPOINTS = len(KEYPOINT_NAMES)
 
 
 def joint_weights(visibility: np.ndarray, occluded_weight: float = 1.0) -> np.ndarray:
@@ -108,3 +112,61 @@ def movenet_targets(points: np.ndarray, weights: np.ndarray, spec: InputSpec, si
         "offsets": (u - joint_cells)[:, ::-1].astype(np.float32),
         "joint_cells": joint_cells,
     }
+
+
+MAX_SCENE_PERSONS = 24  # persons per image a detector batch carries targets for (synthetic scenes: at most 16)
+
+
+def multipose_targets(
+    points: np.ndarray, weights: np.ndarray, boxes: np.ndarray, spec: InputSpec, sigma: float
+) -> dict[str, np.ndarray]:
+    """MoveNet MultiPose's targets for the persons of one whole image, read back by `decode_multipose`.
+
+    points: (P, K, 2) input pixels; weights: (P, K), 0 means no target; boxes: (P, 4) x, y, w, h input
+    pixels, inside the input. The cell convention is the graph's (what its pretrained offsets show): a
+    point at input pixel p lies at u = p / stride in cells, cell floor(u), offset u - floor(u). A
+    person's centre is its box's centre c: it peaks in cell floor(c), where box_offset = c - floor(c),
+    box_scale = (box height, box width) and regress = u - floor(c) for every joint. Heatmaps peak
+    (1.0) at every labeled joint's cell, centres at every person's centre cell; several persons take
+    the max. Returns heatmaps (K, h, w), centers (1, h, w), and per person, padded to
+    MAX_SCENE_PERSONS (the first P rows; extra persons are dropped): person_mask (M,), center_cell
+    (M, 2) int64 (x, y), box_scale (M, 2) (h, w), box_offset (M, 2) (dy, dx), regress (M, K, 2) and
+    offsets (M, K, 2) (dy, dx), joint_cells (M, K, 2) int64 (x, y), joint_weights (M, K). An image
+    without persons is a negative: all maps zero.
+    """
+    h, w = spec.heatmap_size
+    points = np.asarray(points, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 2)[:MAX_SCENE_PERSONS]
+    weights = np.asarray(weights, dtype=np.float32).reshape(-1, NUM_KEYPOINTS)[: len(points)]
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[: len(points)]
+    m, k = MAX_SCENE_PERSONS, NUM_KEYPOINTS
+    limit = np.array([w - 1, h - 1])
+    out: dict[str, np.ndarray] = {
+        "heatmaps": np.zeros((k, h, w), np.float32),
+        "centers": np.zeros((1, h, w), np.float32),
+        "person_mask": np.zeros(m, np.float32),
+        "center_cell": np.zeros((m, 2), np.int64),
+        "box_scale": np.zeros((m, 2), np.float32),
+        "box_offset": np.zeros((m, 2), np.float32),
+        "regress": np.zeros((m, k, 2), np.float32),
+        "offsets": np.zeros((m, k, 2), np.float32),
+        "joint_cells": np.zeros((m, k, 2), np.int64),
+        "joint_weights": np.zeros((m, k), np.float32),
+    }
+    for p, (u, weight, box) in enumerate(zip(points / spec.stride, weights, boxes / spec.stride, strict=True)):
+        centre = box[:2] + box[2:] / 2.0  # (x, y) cells
+        cell = np.clip(np.floor(centre), 0, limit).astype(np.int64)
+        joint_cells = np.clip(np.floor(u), 0, limit).astype(np.int64)
+        labeled = weight > 0
+        peaks = (joint_cells + 0.5) * spec.stride  # the Gaussians peak on the cells the decoding reads
+        out["heatmaps"] = np.maximum(out["heatmaps"], gaussian_heatmaps(peaks, labeled.astype(np.float32), spec, sigma))
+        centre_map = gaussian_heatmaps(((cell + 0.5) * spec.stride)[None], np.ones(1, np.float32), spec, sigma)
+        out["centers"] = np.maximum(out["centers"], centre_map)
+        out["person_mask"][p] = 1.0
+        out["center_cell"][p] = cell
+        out["box_scale"][p] = box[3], box[2]
+        out["box_offset"][p] = (centre - cell)[::-1]
+        out["regress"][p] = (u - cell)[:, ::-1]
+        out["offsets"][p] = (u - joint_cells)[:, ::-1]
+        out["joint_cells"][p] = joint_cells
+        out["joint_weights"][p] = weight * labeled
+    return out

@@ -1,0 +1,167 @@
+"""The person detector learns in the project: targets its decoding reads back, a fine-tune that lowers its loss,
+and a fine-tuned detector that exports to ONNX and serves from the artifact like the pretrained one.
+
+The pretrained weights come from the set-up step (`posewheel pretrained fetch`), never at test time.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from posewheel.decoding import InputSpec
+from posewheel.multipose import OUTPUT_NAMES, decode_multipose
+from posewheel.schema import KEYPOINT_INDEX
+from training.config import TrainConfig
+from training.data import DetectorDataModule, SceneImages, scenes
+from training.lightning_module import DetectorModel, multipose_loss, relative_adamw
+from training.targets import multipose_targets
+
+SPEC = InputSpec(width=256, height=256, mean=(0.5,) * 3, std=(0.5,) * 3, stride=4)
+
+
+@pytest.fixture(scope="module")
+def group_scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Twelve street images of 0 to 4 persons (empty ones included)."""
+    from posewheel.synth import generate
+
+    folder = tmp_path_factory.mktemp("groups") / "street_groups"
+    generate("street", 12, 5, folder, persons=(0, 4), workers=1)
+    return folder
+
+
+def detector_config(**overrides: object) -> TrainConfig:
+    return TrainConfig.for_detector({}, num_workers=0, wandb=False, **overrides)
+
+
+def maps_from_targets(t: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The six maps a perfect detector would output for targets `t` (one image, channels first)."""
+    k, h, w = t["heatmaps"].shape
+    maps = {"heatmaps": t["heatmaps"], "centers": t["centers"]}
+    maps.update({name: np.zeros((c, h, w), np.float32) for name, c in (("regress", 2 * k), ("offsets", 2 * k))})
+    maps.update({name: np.zeros((2, h, w), np.float32) for name in ("box_scale", "box_offset")})
+    for p in np.flatnonzero(t["person_mask"]):
+        cx, cy = t["center_cell"][p]
+        maps["regress"][:, cy, cx] = t["regress"][p].reshape(-1)
+        maps["box_scale"][:, cy, cx] = t["box_scale"][p]
+        maps["box_offset"][:, cy, cx] = t["box_offset"][p]
+        for j, (jx, jy) in enumerate(t["joint_cells"][p]):
+            maps["offsets"][2 * j : 2 * j + 2, jy, jx] = t["offsets"][p, j]
+    return maps
+
+
+def test_detector_decoding_reads_back_its_training_targets() -> None:
+    """Three persons' targets drawn as perfect maps decode (posewheel/multipose.py) to their boxes and joints."""
+    rng = np.random.default_rng(0)
+    boxes = np.array([[20.0, 30.0, 60.0, 150.0], [110.0, 60.0, 50.0, 120.0], [180.0, 20.0, 55.0, 200.0]])
+    # joints at least a cell inside their box: the graph searches a person's joints among the cells inside it
+    points = np.stack([rng.uniform(b[:2] + 4.5, b[:2] + b[2:] - 4.5, size=(17, 2)) for b in boxes])
+    t = multipose_targets(points, np.ones((3, 17), np.float32), boxes, SPEC, sigma=1.5)
+    found, scores, keypoints, keypoint_scores = decode_multipose(*(maps_from_targets(t)[k] for k in OUTPUT_NAMES))
+    assert len(found) == 3
+    order = np.argsort(found[:, 0])  # decode ranks by score; the persons stand left to right
+    np.testing.assert_allclose(found[order], boxes, atol=1e-4)
+    np.testing.assert_allclose(keypoints[order], points, atol=1e-4)
+    assert keypoint_scores.min() > 0.9 and scores.min() > 0.9
+
+
+def test_an_image_without_persons_is_a_negative() -> None:
+    t = multipose_targets(np.zeros((0, 17, 2)), np.zeros((0, 17)), np.zeros((0, 4)), SPEC, sigma=1.5)
+    assert not t["heatmaps"].any() and not t["centers"].any() and not t["person_mask"].any()
+    assert len(decode_multipose(*(maps_from_targets(t)[k] for k in OUTPUT_NAMES))[0]) == 0
+
+
+def test_a_flipped_scene_keeps_each_persons_left_and_right(group_scenes: Path) -> None:
+    """Mirrored, the person's left shoulder is drawn where the right one was seen, so the right-shoulder slot
+    holds the mirror of the left shoulder (and the box mirrors)."""
+    from posewheel import dataset as coco
+
+    items = [s for s in scenes(coco.load(group_scenes), 0) if len(s.boxes)]
+    still = dict(flip=0.0, scale=(1.0, 1.0), translate=0.0, color_jitter=0.0, blur=0.0)
+    plain = SceneImages(items, detector_config(**still), train=True)[0]
+    mirrored = SceneImages(items, detector_config(**{**still, "flip": 1.0}), train=True)[0]
+    np.testing.assert_allclose(mirrored["image"].numpy(), plain["image"].numpy()[:, :, ::-1], atol=1e-6)
+    size = 256 / 4  # cells
+
+    def joint_x(item: dict[str, torch.Tensor], joint: str) -> np.ndarray:
+        k = KEYPOINT_INDEX[joint]
+        return (item["joint_cells"][:, k, 0] + item["offsets"][:, k, 1]).numpy()
+
+    labeled = (plain["joint_weights"][:, KEYPOINT_INDEX["left_shoulder"]] > 0).numpy()
+    assert labeled.any()
+    right, left = joint_x(mirrored, "right_shoulder"), joint_x(plain, "left_shoulder")
+    np.testing.assert_allclose(right[labeled], size - left[labeled], atol=1e-4)
+    persons = plain["person_mask"].numpy() > 0
+    width = plain["box_scale"][:, 1].numpy()
+    box_left = lambda item: (item["center_cell"][:, 0] + item["box_offset"][:, 1]).numpy() - width / 2  # noqa: E731
+    np.testing.assert_allclose(box_left(mirrored)[persons], (size - box_left(plain) - width)[persons], atol=1e-4)
+
+
+def test_a_short_fine_tune_lowers_the_detector_loss(group_scenes: Path) -> None:
+    from training.multipose import load_pretrained_multipose
+
+    torch.manual_seed(0)
+    config = detector_config(batch_size=4, flip=0.0)
+    dm = DetectorDataModule(config, [(group_scenes, 1.0)])
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    model = DetectorModel(config.to_dict())
+    model.detector.load_state_dict(load_pretrained_multipose().state_dict())
+    optimizer = relative_adamw(model.detector, config)
+    model.train()
+    losses = []
+    for _ in range(10):  # the same batch: the loss must fall
+        loss, _ = multipose_loss(model.detector, batch, config)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_a_fine_tuned_detector_exports_to_onnx_and_serves_from_the_artifact(
+    pretrained_artifact: Path, group_scenes: Path, tmp_path: Path
+) -> None:
+    import onnxruntime as ort
+
+    from serving.engine import load_model
+    from training.detector_training import train_detector
+    from training.multipose import MoveNetMultiPose
+
+    config = detector_config(batch_size=4, epochs=1, val_fraction=0.25, max_minutes=2.0)
+    folder = train_detector(
+        config, [(group_scenes, 1.0)], pretrained_artifact, out=tmp_path / "m-det", log_dir=tmp_path
+    )
+    card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+    assert card["version"] == "m-det" and card["detector"]["pretrained"]["package"]
+    record = card["params"]["detector"]
+    assert record["started_from"] == "pretrained movenet-multipose" and record["steps"] >= 1
+    assert card["detector"]["score_threshold"] == record["threshold_calibration"]["score_threshold"]
+    assert (folder / "model.onnx").read_bytes() == (pretrained_artifact / "model.onnx").read_bytes()  # pose kept
+
+    net = MoveNetMultiPose()
+    net.load_state_dict(torch.load(folder / "detector.pt", weights_only=True))
+    image = Image.open(sorted((group_scenes / "images").iterdir())[0]).convert("RGB")
+    x = torch.from_numpy(np.asarray(image, np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+    session = ort.InferenceSession(str(folder / "detector.onnx"), providers=["CPUExecutionProvider"])
+    served = dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), {"image": x.numpy()}), strict=True))
+    with torch.no_grad():
+        eager = {k: v.numpy() for k, v in net.eval()(x).items()}
+    for name in OUTPUT_NAMES:
+        np.testing.assert_allclose(served[name], eager[name], atol=2e-4, err_msg=name)
+
+    model = load_model(folder, "test", threads=1)  # the server's loader: ONNX Runtime and the card only
+    assert model.detector is not None
+    boxes, scores, _ = model.detector.detect(image, score_threshold=0.0)
+    assert len(boxes) == len(scores) >= 1
+
+    again = train_detector(config, [(group_scenes, 1.0)], folder, log_dir=tmp_path)  # in place, from detector.pt
+    assert again == folder
+    assert json.loads((folder / "card.json").read_text())["params"]["detector"]["started_from"] == "m-det/detector.pt"
+    shutil.rmtree(folder)
