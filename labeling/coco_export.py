@@ -211,6 +211,8 @@ def tasks_to_dataset(
             "model_version": data.get("model_version"),
         }
         by_image.setdefault(file_sha, []).append(_Labeled(task_id, sha, annotation, persons, provenance))
+        if not persons:  # the negative's provenance sits on the image: it has no annotation to carry it
+            records[file_sha].extra["confirmed_empty"] = provenance
     images = sorted(records.values(), key=lambda r: r.id)
     annotations: list[PersonAnnotation] = []
     for record in images:

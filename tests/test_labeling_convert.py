@@ -175,6 +175,7 @@ def test_an_image_confirmed_empty_exports_with_no_annotation_and_a_box_alone_is_
     dataset, _, skipped, problems = tasks_to_dataset([empty, box_alone], store)
     assert problems == [] and skipped == 1
     assert [img.id for img in dataset.images] == [1] and dataset.annotations == []
+    assert dataset.images[0].extra["confirmed_empty"]["ls_annotation_id"] == 101  # whose label says so
 
 
 def test_labeling_config_names_the_17_coco_joints_with_their_index() -> None:

@@ -113,6 +113,7 @@ def test_a_deleted_phantom_and_added_missed_persons_export_exactly_the_true_pers
     by_image = dataset.annotations_by_image()
     image_of = {img.extra["image_sha256"]: img for img in dataset.images}
     assert by_image.get(image_of[empty.image_sha256].id, []) == []  # a confirmed negative, kept
+    assert image_of[empty.image_sha256].extra["confirmed_empty"]["request_id"] == empty.request_id
     exported = by_image[image_of[crowd.image_sha256].id]
     true_persons = truth.get(crowd.image_sha256)
     assert true_persons is not None and len(exported) == len(true_persons) == 3
