@@ -80,6 +80,9 @@ def configure_logging() -> None:
     # httpx logs every request at INFO ("HTTP Request: POST .../v1/predict 200 OK"): hundreds of lines from
     # the demo's traffic and the labeling commands, nothing to act on. Its warnings still show.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # A step's start and end are already a line on the terminal (posewheel.console); its log records are for a
+    # log file (console.start_log turns them back on).
+    logging.getLogger("posewheel.console").setLevel(logging.WARNING)
 
 
 def main() -> None:

@@ -148,6 +148,7 @@ def start_log(log_dir: Path, name: str) -> Path:
     root.addHandler(to_file)
     root.addHandler(to_terminal)
     root.setLevel(logging.INFO)
+    log.setLevel(logging.INFO)  # the step markers, quiet on the terminal, belong in the file
     logging.captureWarnings(True)  # Python warnings reach the file too (and, being warnings, the terminal)
     return path
 

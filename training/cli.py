@@ -127,20 +127,24 @@ def evaluate_command(
 ) -> None:
     """Score an exported model with ONNX Runtime on ground-truth boxes (OKS AP, PCK, pixel error) and, with a
     detector, on the people it finds itself."""
-    from posewheel import atomic
+    from posewheel import atomic, console
     from posewheel.artifact import load_card
     from posewheel.params import load_params, section
     from training.evaluate import write_evaluation
     from training.evaluate_persons import evaluate_without_boxes
 
     try:
-        batch = int(section(load_params(params), "evaluate").get("batch_size", 64)) if params.is_file() else 64
-        results = write_evaluation(model, data, out, batch_size=batch)
-        if persons and load_card(model).detector is not None:
-            for path in data:
-                found = evaluate_without_boxes(model, path, batch, true_boxes=False)
-                atomic.write_json(out / f"{path.name}_without_boxes.json", {k: round(v, 6) for k, v in found.items()})
-                results[f"{path.name} without boxes"] = found
+        with console.stage(f"evaluate {model.name} on {', '.join(path.name for path in data)}") as step:
+            batch = int(section(load_params(params), "evaluate").get("batch_size", 64)) if params.is_file() else 64
+            step.status("ground-truth boxes")
+            results = write_evaluation(model, data, out, batch_size=batch)
+            if persons and load_card(model).detector is not None:
+                for path in data:
+                    step.status(f"{path.name}, the people its detector finds")
+                    found = evaluate_without_boxes(model, path, batch, true_boxes=False)
+                    rounded = {k: round(v, 6) for k, v in found.items()}
+                    atomic.write_json(out / f"{path.name}_without_boxes.json", rounded)
+                    results[f"{path.name} without boxes"] = found
     except (DatasetError, ArtifactError, ValueError) as exc:
         raise fail(str(exc)) from exc
     for name, values in results.items():
