@@ -31,26 +31,32 @@ def exported_labels(feedback: Path) -> set[tuple[int, int]]:
     path = feedback / ANNOTATIONS_FILE
     if not path.is_file():
         return set()
-    annotations = json.loads(path.read_text(encoding="utf-8"))["annotations"]
+    dataset = json.loads(path.read_text(encoding="utf-8"))
+    # a person's label sits on its annotation; an image confirmed empty has none, its label sits on the image
+    sources = [*dataset["annotations"], *(i["confirmed_empty"] for i in dataset["images"] if i.get("confirmed_empty"))]
     return {
         (int(a["ls_task_id"]), int(a["ls_annotation_id"]))
-        for a in annotations
+        for a in sources
         if a.get("ls_task_id") is not None and a.get("ls_annotation_id") is not None
     }
 
 
 def count_waiting(tasks: list[dict[str, Any]], exported: set[tuple[int, int]]) -> int:
-    """Tasks whose newest completed annotation places at least one keypoint and is not in `exported`.
+    """Tasks whose newest completed annotation the export keeps and that is not in `exported`.
 
-    `tasks`: Label Studio's JSON export (labeling.coco_export.fetch_tasks). A completed annotation
-    with no keypoint is never exported (nothing to learn from), so it is never waiting either.
+    `tasks`: Label Studio's JSON export (labeling.coco_export.fetch_tasks). The export keeps an
+    annotation that places a keypoint, or one with no region at all (an image confirmed empty: a
+    negative for the detector); boxes without a joint teach nothing and are never waiting.
     """
     from labeling.coco_export import _chosen_annotation as chosen_annotation  # the export's own choice
 
     waiting = 0
     for task in tasks:
         annotation = chosen_annotation(task)
-        if annotation is None or not any(r.get("type") == "keypointlabels" for r in annotation.get("result") or []):
+        if annotation is None:
+            continue
+        result = annotation.get("result") or []
+        if result and not any(r.get("type") == "keypointlabels" for r in result):
             continue
         if (int(task["id"]), int(annotation["id"])) not in exported:
             waiting += 1

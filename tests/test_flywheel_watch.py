@@ -201,3 +201,25 @@ def test_the_waiting_count_is_the_labels_the_last_export_does_not_hold(
     result = next(a for a in exported_task.annotations if not a["was_cancelled"])["result"]
     client.annotations.create(int(exported_task.id), result=result, lead_time=3.0)  # corrected again
     assert waiting() == 2  # one new task, one task whose newest annotation is not the exported one
+
+
+def test_an_image_confirmed_empty_is_a_waiting_label_until_exported(tmp_path: Path) -> None:
+    from flywheel.watch import count_waiting, exported_labels
+
+    joint = {"type": "keypointlabels", "value": {"x": 1, "y": 1, "keypointlabels": ["nose"]}}
+    box = {"type": "rectanglelabels", "value": {"x": 1, "y": 1, "width": 5, "height": 5}}
+    tasks = [
+        {"id": 1, "annotations": [{"id": 11, "result": [joint]}]},
+        {"id": 2, "annotations": [{"id": 21, "result": []}]},  # every person deleted: a negative
+        {"id": 3, "annotations": [{"id": 31, "result": [box]}]},  # a box without joints: never exported
+    ]
+    assert count_waiting(tasks, set()) == 2
+    feedback = tmp_path / "feedback"
+    feedback.mkdir()
+    dataset = {
+        "images": [{"id": 2, "confirmed_empty": {"ls_task_id": 2, "ls_annotation_id": 21}}, {"id": 1}],
+        "annotations": [{"image_id": 1, "ls_task_id": 1, "ls_annotation_id": 11}],
+    }
+    (feedback / "annotations.json").write_text(json.dumps(dataset))
+    assert exported_labels(feedback) == {(1, 11), (2, 21)}
+    assert count_waiting(tasks, exported_labels(feedback)) == 0
