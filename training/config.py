@@ -84,9 +84,12 @@ SIZE_CONFIGS: dict[str, dict[str, Any]] = {
         "translate": 0.15,
         "max_minutes": 8.0,
         "batch_size": 8,
-        "lr": 3e-3,  # relative: a step is this share of each tensor's mean |weight| (DetectorModel)
+        "lr": 3e-3,  # relative: a step is this share of each tensor's mean |weight| (lightning_module.relative_adamw)
         "warmup_steps": 20,
-        "frozen_stages": 4,  # the backbone keeps Google's features: 2x faster steps, less forgetting of real photos
+        "regress_loss_weight": 1.0,  # CenterNet's for the joint regression of several persons
+        # the backbone's first three stages keep Google's features: faster steps, less forgetting; training
+        # them too at this lr diverged within 40 steps, and freezing all four learned less (docs/detector.md)
+        "frozen_stages": 3,
         "bn_recalibration_batches": 0,  # its BatchNorms were folded into the convolutions
     },
 }
