@@ -103,7 +103,17 @@ async def require_ml_backend_key(
         )
 
 
-router = APIRouter(prefix=PREFIX, tags=["ml-backend"], dependencies=[Depends(require_ml_backend_key)])
+router = APIRouter(
+    prefix=PREFIX,
+    tags=["ml-backend"],
+    dependencies=[Depends(require_ml_backend_key)],
+    responses={  # every route: the key check, the app's own body checks, no model yet
+        400: {"description": "malformed JSON body"},
+        401: {"description": "missing or wrong API key (Basic auth password or X-API-Key)"},
+        413: {"description": "body larger than the limit"},
+        503: {"description": "no model loaded yet"},
+    },
+)
 
 
 class BackendSetupRequest(BaseModel):
