@@ -88,7 +88,7 @@ SIZE_CONFIGS: dict[str, dict[str, Any]] = {
         "warmup_steps": 20,
         "regress_loss_weight": 1.0,  # CenterNet's for the joint regression of several persons
         # the backbone's first three stages keep Google's features: faster steps, less forgetting; training
-        # them too at this lr diverged within 40 steps, and freezing all four learned less (docs/detector.md)
+        # the third too (at lr 1e-2) diverged within 40 steps, freezing all four learned less (docs/detector.md)
         "frozen_stages": 3,
         "bn_recalibration_batches": 0,  # its BatchNorms were folded into the convolutions
     },
