@@ -4,6 +4,7 @@ params.yaml's `train` section, each fine-tune from `train.finetune_*`."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,35 @@ def test_the_cli_and_the_stage_build_the_same_configuration(monkeypatch: pytest.
     train_command(data=[str(tmp_path / "data")], warm_start=str(tmp_path / "production"), models_dir=tmp_path)
     expected = TrainConfig.from_params(load_params("params.yaml"), fine_tune=True)
     assert [dataclasses.asdict(c) for c in seen] == [dataclasses.asdict(expected)]
+
+
+def test_the_train_stage_fine_tunes_the_detector_on_the_same_data_when_asked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pretrained_artifact: Path
+) -> None:
+    """detector.fine_tune: the candidate's detector is trained (for real, a few steps) on seed + feedback."""
+    import shutil
+
+    import yaml
+
+    from flywheel.pipeline import PipelinePaths
+    from flywheel.stages import train as stage
+    from posewheel.artifact import load_card
+    from posewheel.synth import generate
+    from training import train as train_module
+
+    params = load_params("params.yaml")
+    params["detector"] = {"fine_tune": True, "max_minutes": 0.2, "epochs": 1, "batch_size": 2, "num_workers": 0}
+    params["train"]["wandb"] = False
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    paths = PipelinePaths(tmp_path)
+    generate("street", 6, 5, paths.seed, persons=(0, 3), workers=1)
+
+    def pose_training(config: TrainConfig, sources: object, models_dir: Path, **_: object) -> Path:
+        return Path(shutil.copytree(pretrained_artifact, models_dir / "built"))  # the pose net is not the subject
+
+    monkeypatch.setattr(train_module, "train", pose_training)
+    stage.run(paths)
+    record = load_card(paths.candidate).params["detector"]
+    assert record["steps"] >= 1, record
+    assert str(paths.seed) in json.dumps(record)
+    assert (paths.candidate / "detector.pt").is_file()  # the next fine-tune continues from it

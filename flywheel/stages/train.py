@@ -5,6 +5,11 @@
 Warm start: when `train.warm_start` is on and a production model exists, the candidate fine-tunes it.
 Production is an input that is recorded (its version becomes the card's `parent_version` and goes to
 W&B), not declared: `promote` writes it, and a DVC pipeline cannot have a cycle.
+
+Person detector: with `detector.fine_tune: true` the candidate's detector is fine-tuned too, on the
+same seed and feedback sets (whole images; corrected persons, added and deleted ones, and images
+confirmed empty), continuing from the parent's fine-tuned detector when it has one
+(training/detector_training.py, docs/detector.md). The rest of the `detector` section configures it.
 """
 
 from __future__ import annotations
@@ -42,8 +47,16 @@ def run(paths: PipelinePaths) -> Path:
     sets = training_sets(paths, config.feedback_weight)
     log.info("training on %s, warm start from %s", [(str(p), w) for p, w in sets], warm)
     paths.models.mkdir(parents=True, exist_ok=True)
+    detector = dict(params.get("detector") or {})
+    fine_tune_detector = bool(detector.pop("fine_tune", False))
     with tempfile.TemporaryDirectory(dir=paths.models, prefix=".train-") as scratch:
         built = train(config, sets, Path(scratch), warm_start=warm)
+        if fine_tune_detector:
+            from training.detector_training import train_detector
+
+            log.info("fine-tuning the person detector on %s", [str(p) for p, _ in sets])
+            detector_config = TrainConfig.for_detector({**params, "detector": detector})
+            train_detector(detector_config, sets, built, log_dir=paths.root / "metrics" / "train_detector")
         atomic.replace_dir(built, paths.candidate)
     log.info("candidate %s at %s", artifact.load_card(paths.candidate).version, paths.candidate)
     return paths.candidate
