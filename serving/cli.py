@@ -2,7 +2,7 @@
 
 posewheel serve                                   # models/production on 127.0.0.1:8000
 posewheel serve --model models/v3 --port 9000
-posewheel serve --workers 2                       # one process per CPU core: the fastest on CPU
+posewheel serve --workers 2                       # two processes (each with one inference lane per core)
 POSEWHEEL_API_KEY=secret POSEWHEEL_MAX_BATCH_SIZE=32 posewheel serve --host 0.0.0.0
 posewheel predict photos/ clip.mp4 --fps 5 --out results.json --render overlays/   # in process, no HTTP
 """
@@ -35,7 +35,10 @@ def serve(
         typer.Option(help="artifact folder (model.onnx + card.json) or symlink [default: models/production]"),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="server processes sharing the port; one per CPU core is the fastest [default: 1]")
+        int | None,
+        typer.Option(
+            help="server processes sharing the port; one, with an inference lane per core, is the fastest [default: 1]"
+        ),
     ] = None,
     access_log: Annotated[bool, typer.Option(help="log every request (costs throughput)")] = False,
 ) -> None:
