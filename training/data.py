@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import lightning.pytorch as L
 import numpy as np
@@ -129,8 +129,23 @@ def split_by_image(ds: coco.Dataset, fraction: float, seed: int, cap: int) -> tu
     return set(ids.tolist()) - val, val
 
 
-class PoseDataModule(L.LightningDataModule):
-    """Weighted concatenation of COCO keypoint datasets; validation held out from the first one."""
+class _Sourced(Protocol):
+    @property
+    def source(self) -> int:
+        """Index of the dataset it came from."""
+
+
+Item = TypeVar("Item", bound=_Sourced)
+
+
+class WeightedSources(L.LightningDataModule, Generic[Item]):
+    """Weighted concatenation of COCO keypoint datasets; validation held out from the first one.
+
+    What an example is (`read`: a person crop or a whole image) and how it is fed (`examples`) is
+    the subclass's; sampling by source weight and the held-out split are shared.
+    """
+
+    holds = "example"  # what the error says the datasets lack
 
     def __init__(self, config: TrainConfig, sources: list[tuple[Path, float]]):
         super().__init__()
@@ -138,8 +153,14 @@ class PoseDataModule(L.LightningDataModule):
             raise ValueError("training needs at least one dataset (--data DIR)")
         self.config = config
         self.sources = [(Path(p), float(w)) for p, w in sources]
-        self.train_items: list[Person] = []
-        self.val_items: list[Person] = []
+        self.train_items: list[Item] = []
+        self.val_items: list[Item] = []
+
+    def read(self, ds: coco.Dataset, source: int, image_ids: set[int] | None = None) -> list[Item]:
+        raise NotImplementedError
+
+    def examples(self, items: list[Item], train: bool) -> torch.utils.data.Dataset[dict[str, Any]]:
+        raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_items:
@@ -150,24 +171,34 @@ class PoseDataModule(L.LightningDataModule):
             ds = coco.load(path)
             if n == 0:
                 train_ids, val_ids = split_by_image(ds, self.config.val_fraction, self.config.seed, self.config.max_val)
-                self.train_items += persons(ds, n, train_ids)
-                self.val_items += persons(ds, n, val_ids)
+                self.train_items += self.read(ds, n, train_ids)
+                self.val_items += self.read(ds, n, val_ids)
             else:
-                self.train_items += persons(ds, n)
+                self.train_items += self.read(ds, n)
         if not self.train_items:
-            raise ValueError(f"datasets {[str(p) for p, _ in self.sources]} hold no labeled person to train on")
+            raise ValueError(f"datasets {[str(p) for p, _ in self.sources]} hold no {self.holds} to train on")
 
     def sample_weights(self) -> torch.Tensor:
-        """Per-person sampling weight: its source's weight. (P,) float64."""
-        weights = [self.sources[p.source][1] for p in self.train_items]
-        return torch.tensor(weights, dtype=torch.float64)
+        """Per-example sampling weight: its source's weight. (N,) float64."""
+        return torch.tensor([self.sources[i.source][1] for i in self.train_items], dtype=torch.float64)
 
     def train_dataloader(self) -> DataLoader[dict[str, Any]]:
-        data = PersonCrops(self.train_items, self.config, train=True)
-        return make_loader(data, self.config, self.sample_weights())
+        return make_loader(self.examples(self.train_items, train=True), self.config, self.sample_weights())
 
     def val_dataloader(self) -> DataLoader[dict[str, Any]]:
-        return make_loader(PersonCrops(self.val_items, self.config, train=False), self.config)
+        return make_loader(self.examples(self.val_items, train=False), self.config)
+
+
+class PoseDataModule(WeightedSources[Person]):
+    """Person crops of weighted COCO keypoint datasets; validation held out from the first one."""
+
+    holds = "labeled person"
+
+    def read(self, ds: coco.Dataset, source: int, image_ids: set[int] | None = None) -> list[Person]:
+        return persons(ds, source, image_ids)
+
+    def examples(self, items: list[Person], train: bool) -> torch.utils.data.Dataset[dict[str, Any]]:
+        return PersonCrops(items, self.config, train=train)
 
 
 def make_loader(
@@ -318,40 +349,13 @@ class SceneImages(torch.utils.data.Dataset[dict[str, Any]]):
         }
 
 
-class DetectorDataModule(L.LightningDataModule):
+class DetectorDataModule(WeightedSources[Scene]):
     """Whole images of weighted COCO keypoint datasets for the person detector; validation held out from the first."""
 
-    def __init__(self, config: TrainConfig, sources: list[tuple[Path, float]]):
-        super().__init__()
-        if not sources:
-            raise ValueError("training needs at least one dataset (--data DIR)")
-        self.config = config
-        self.sources = [(Path(p), float(w)) for p, w in sources]
-        self.train_items: list[Scene] = []
-        self.val_items: list[Scene] = []
+    holds = "image"
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_items:
-            return
-        for n, (path, weight) in enumerate(self.sources):
-            if weight <= 0:
-                raise ValueError(f"dataset {path}: weight must be positive, got {weight}")
-            ds = coco.load(path)
-            if n == 0:
-                train_ids, val_ids = split_by_image(ds, self.config.val_fraction, self.config.seed, self.config.max_val)
-                self.train_items += scenes(ds, n, train_ids)
-                self.val_items += scenes(ds, n, val_ids)
-            else:
-                self.train_items += scenes(ds, n)
-        if not self.train_items:
-            raise ValueError(f"datasets {[str(p) for p, _ in self.sources]} hold no image to train on")
+    def read(self, ds: coco.Dataset, source: int, image_ids: set[int] | None = None) -> list[Scene]:
+        return scenes(ds, source, image_ids)
 
-    def sample_weights(self) -> torch.Tensor:
-        """Per-image sampling weight: its source's weight. (I,) float64."""
-        return torch.tensor([self.sources[s.source][1] for s in self.train_items], dtype=torch.float64)
-
-    def train_dataloader(self) -> DataLoader[dict[str, Any]]:
-        return make_loader(SceneImages(self.train_items, self.config, train=True), self.config, self.sample_weights())
-
-    def val_dataloader(self) -> DataLoader[dict[str, Any]]:
-        return make_loader(SceneImages(self.val_items, self.config, train=False), self.config)
+    def examples(self, items: list[Scene], train: bool) -> torch.utils.data.Dataset[dict[str, Any]]:
+        return SceneImages(items, self.config, train=train)
