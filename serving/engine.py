@@ -255,6 +255,10 @@ class MicroBatcher:
     ) -> None:
         self.max_batch_size = max_batch_size
         self.lanes = max(1, lanes)
+        # A lane takes its share of the limit: while every lane runs, as many requests again wait
+        # prepared for the next free lane, so a lane never idles while the answers it just sent turn
+        # into new requests (at 32 clients and two lanes of 16, every client sat in a batch).
+        self._lane_batch = max(1, -(-max_batch_size // self.lanes))
         self.max_wait_s = max_wait_s
         self._on_batch = on_batch  # (batch size in crops, requests still queued)
         self._prepare_threads = max(1, prepare_threads)
@@ -344,7 +348,7 @@ class MicroBatcher:
             if batch[0].prepared is not None:
                 size = self._fill(batch, batch[0].size)
                 deadline = loop.time() + (self.max_wait_s if busy else 0.0)
-                while size < self.max_batch_size and self._preparing and (remaining := deadline - loop.time()) > 0:
+                while size < self._lane_batch and self._preparing and (remaining := deadline - loop.time()) > 0:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), remaining)
@@ -359,7 +363,7 @@ class MicroBatcher:
         model = batch[0].model
         while self._ready:
             job = self._ready[0]
-            if job.prepared is None or job.model is not model or size + job.size > self.max_batch_size:
+            if job.prepared is None or job.model is not model or size + job.size > self._lane_batch:
                 break  # a lone request, another model version or too big: it opens the next batch
             batch.append(self._ready.popleft())
             size += job.size
