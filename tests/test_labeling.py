@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import time
 import uuid
 from collections import Counter
@@ -204,31 +203,16 @@ def test_cli_drains_annotates_and_exports(labelstudio: LabelStudioServer, tmp_pa
 def test_a_person_marks_a_joint_occluded_in_the_label_studio_ui_and_export_says_v1(
     labelstudio: LabelStudioServer, tmp_path: Path
 ) -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("needs Debian's chromium (`make browser`)")
-    from playwright.sync_api import sync_playwright
-
     client, project_id = labelstudio.client, labelstudio.new_project("ui")
     store = ImageStore(labelstudio.image_root)
     item = _review_item(store, TruthStore(tmp_path / "truth"), 31, 0.2)
     ReviewQueue(client, project_id, labelstudio.document_root).deliver([item])
     task_id = next(iter(client.tasks.list(project=project_id, fields="task_only"))).id
-    creds, base = labelstudio.settings.credentials(), labelstudio.settings.base_url
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{base}/user/login")
-        page.fill("input[name=email]", creds.username)
-        page.fill("input[name=password]", creds.password or "")
-        page.click("button[type=submit]")
-        page.wait_for_url(lambda url: "/user/login" not in url)
-        page.goto(f"{base}/projects/{project_id}/data?task={task_id}")
+    with labelstudio.editor(project_id, task_id) as page:
         page.get_by_text("nose", exact=True).last.click()  # the region in the outliner, not the label button
         page.locator("label", has_text="occluded").first.click()  # the per-region visibility choice
         page.get_by_role("button", name="Submit").click()
         _wait(lambda: bool(client.tasks.get(task_id).annotations), 30, "the submitted annotation")
-        browser.close()
     export_coco(client, project_id, tmp_path / "ui", store)
     [annotation] = load(tmp_path / "ui").annotations
     predicted = {k.name: k for k in item.poses[0].keypoints}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -31,7 +30,7 @@ from posewheel.schema import KEYPOINT_NAMES
 from posewheel.synth import DOMAINS, render_group
 from posewheel.truth import TruthStore
 from tests.support.labelstudio import LabelStudioServer
-from tests.test_labeling import _review_item
+from tests.test_labeling import _review_item, _wait
 
 pytestmark = pytest.mark.labelstudio
 SIZE = 256
@@ -139,11 +138,7 @@ def test_the_instructions_say_how_to_add_a_missed_person_and_delete_a_phantom(la
 def test_a_person_deletes_a_phantom_and_adds_a_missed_person_in_the_label_studio_ui(
     labelstudio: LabelStudioServer, tmp_path: Path
 ) -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("needs Debian's chromium (`make browser`)")
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    from playwright.sync_api import sync_playwright
 
     client, project_id = labelstudio.client, labelstudio.new_project("persons-ui")
     store = ImageStore(labelstudio.image_root)
@@ -155,16 +150,7 @@ def test_a_person_deletes_a_phantom_and_adds_a_missed_person_in_the_label_studio
     item = item.model_copy(update={"poses": poses})
     ReviewQueue(client, project_id, labelstudio.document_root).deliver([item])
     task_id = next(iter(client.tasks.list(project=project_id, fields="task_only"))).id
-    creds, base = labelstudio.settings.credentials(), labelstudio.settings.base_url
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{base}/user/login")
-        page.fill("input[name=email]", creds.username)
-        page.fill("input[name=password]", creds.password or "")
-        page.click("button[type=submit]")
-        page.wait_for_url(lambda url: "/user/login" not in url)
-        page.goto(f"{base}/projects/{project_id}/data?task={task_id}")
+    with labelstudio.editor(project_id, task_id) as page:
         image = page.locator("img[src^=blob]")
         page.get_by_text("nose", exact=True).last.wait_for()  # the pre-annotation is drawn
         time.sleep(1.0)  # the layout settles (the image is fitted to the panel)
@@ -207,10 +193,7 @@ def test_a_person_deletes_a_phantom_and_adds_a_missed_person_in_the_label_studio
             pick(name)
             page.mouse.click(*at(x, y))
         page.get_by_role("button", name="Submit").click()
-        deadline = time.monotonic() + 30
-        while not client.tasks.get(task_id).annotations and time.monotonic() < deadline:
-            time.sleep(0.2)
-        browser.close()
+        _wait(lambda: bool(client.tasks.get(task_id).annotations), 30, "the submitted annotation")
 
     [annotation] = client.tasks.get(task_id).annotations
     ids = sorted({r["id"] for r in annotation["result"]})

@@ -29,6 +29,7 @@ from posewheel.settings import ProjectSettings
 
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
+    from playwright.sync_api import Page
 
 TEST_PORT = int(os.environ.get("POSEWHEEL_TEST_LABELSTUDIO_PORT", "18080"))
 
@@ -108,6 +109,32 @@ class LabelStudioServer:
 
     def stop(self) -> None:
         labelstudio_process.stop(self.settings)
+
+    @contextlib.contextmanager
+    def editor(self, project_id: int, task_id: int) -> Iterator[Page]:
+        """Debian's headless Chromium, logged in as the admin, on the task in Label Studio's editor.
+
+        Skips the test when chromium is missing (`make browser` installs it); closes the browser after.
+        """
+        chromium = shutil.which("chromium")
+        if chromium is None:
+            pytest.skip("needs Debian's chromium (`make browser`)")
+        from playwright.sync_api import sync_playwright
+
+        creds, base = self.settings.credentials(), self.settings.base_url
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(f"{base}/user/login")
+                page.fill("input[name=email]", creds.username)
+                page.fill("input[name=password]", creds.password or "")
+                page.click("button[type=submit]")
+                page.wait_for_url(lambda url: "/user/login" not in url)
+                page.goto(f"{base}/projects/{project_id}/data?task={task_id}")
+                yield page
+            finally:
+                browser.close()
 
     def env(self, project_title: str | None = None) -> dict[str, str]:
         """Environment for a subprocess (e.g. the API server) to reach this Label Studio."""
