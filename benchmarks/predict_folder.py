@@ -155,7 +155,7 @@ class Offline:
         self.crops = 0
 
     def prepare(self, data: bytes) -> tuple[np.ndarray, list[Any]]:
-        """PoseService._prepare without a request: decode, find the persons (or the whole image), crop."""
+        """PoseService.prepare_request without a request: decode, find the persons (or the whole image), crop."""
         from serving.engine import prepare
         from serving.images import decode_image, parse_boxes
 

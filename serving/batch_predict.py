@@ -4,7 +4,7 @@
     posewheel predict clip.mp4 --fps 5 --out clip.json --render overlays/
     posewheel predict photos/ street.jpg --model models/v3 --review
 
-It runs the server's own engine, step for step as `PoseService._prepare` does: `decode_image`
+It runs the server's own engine, step for step as `PoseService.prepare_request` does: `decode_image`
 (same EXIF and size limits), the artifact's person detector (or the whole image as one person),
 `prepare` and `ServedModel.infer_decode`, so an image's keypoints are the API's. Images are read,
 decoded, searched for people and cropped on `threads` threads while the crops of several images
@@ -312,7 +312,7 @@ class BatchPredictor:
     # --- preparing (prepare threads) -----------------------------------------------------------------
 
     def _prepare(self, item: _Item) -> _Ready:
-        """As PoseService._prepare: decode (file) or convert (frame), find the people, crop them."""
+        """As PoseService.prepare_request: decode (file) or convert (frame), find the people, crop them."""
         data: bytes | None = None
         if item.frame is None:
             data = item.source.path.read_bytes()

@@ -300,7 +300,7 @@ async def predict_task(
         raise NotReadyError("the server is starting")
     # The server's own path from bytes to crops (decode limits, EXIF, the artifact's person detector),
     # without /v1/predict's review decision and prediction log: the task is already in Label Studio.
-    prepare = partial(service._prepare, data, None, model, False)
+    prepare = partial(service.prepare_request, data, None, model, False)
     answer = await batcher.submit(model, prepare, 1)
     _, (width, height), boxes, box_scores, _ = answer.extra
     poses = pose_dicts(boxes, answer.points, answer.scores, box_scores)

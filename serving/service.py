@@ -143,7 +143,7 @@ class PoseService:
             with contextlib.suppress(ValueError):  # parse_boxes reports bad JSON with its message
                 raw_boxes = json.loads(raw_boxes)
         expected = len(raw_boxes) if isinstance(raw_boxes, list) and raw_boxes else 1
-        prepare = partial(self._prepare, data, raw_boxes, model, keep_image, max_persons, score_threshold)
+        prepare = partial(self.prepare_request, data, raw_boxes, model, keep_image, max_persons, score_threshold)
         answer = await batcher.submit(model, prepare, expected)
         image, (width, height), boxes, box_scores, unsure = answer.extra
         points, scores = answer.points, answer.scores
@@ -175,7 +175,7 @@ class PoseService:
         self.predlog.submit(record)
         return Prediction(request_id, model.version, width, height, poses, reason, queued, image)
 
-    def _prepare(
+    def prepare_request(
         self,
         data: bytes,
         raw_boxes: object,
@@ -184,18 +184,24 @@ class PoseService:
         max_persons: int | None = None,
         score_threshold: float | None = None,
     ) -> Prepared:
-        """Runs in the batcher's worker thread: decode, find or validate boxes, crop; the full image is let go here."""
+        """A request's preparation for the batcher: decode, then validate the boxes and crop, here on a decoding
+        thread; or, without boxes and with a detector, find the people and crop on the inference lane
+        (`Prepared.finish`). Only `keep_image` keeps the decoded image past its crops."""
         decoded = decode_image(data, self.settings.max_pixels)
-        box_scores: list[float] | None = None
-        unsure = 0
-        if model.detector is not None and raw_boxes in (None, "", []):
-            boxes, found, unsure = model.detector.detect(decoded.image, score_threshold, max_persons)
-            box_scores = found.tolist()
-        else:
-            boxes = parse_boxes(raw_boxes, decoded.width, decoded.height, self.settings.max_boxes)
-        inputs, windows = prepare(decoded.image, boxes, model.spec)
+        size = (decoded.width, decoded.height)
         image = decoded.image if keep_image else None
-        return Prepared(inputs, windows, (image, (decoded.width, decoded.height), boxes, box_scores, unsure))
+        detector = model.detector
+        if detector is None or raw_boxes not in (None, "", []):
+            boxes = parse_boxes(raw_boxes, decoded.width, decoded.height, self.settings.max_boxes)
+            inputs, windows = prepare(decoded.image, boxes, model.spec)
+            return Prepared(inputs, windows, (image, size, boxes, None, 0))
+
+        def find_people() -> Prepared:  # on the inference lane (Prepared.finish)
+            found, scores, unsure = detector.detect(decoded.image, score_threshold, max_persons)
+            inputs, windows = prepare(decoded.image, found, model.spec)
+            return Prepared(inputs, windows, (image, size, found, scores.tolist(), unsure))
+
+        return Prepared(np.zeros((0, 3, model.spec.height, model.spec.width), np.float32), [], finish=find_people)
 
     def _on_batch(self, size: int, depth: int) -> None:
         self.metrics.batch_size.observe(size)

@@ -122,6 +122,36 @@ def test_lanes_run_that_many_batches_at_once_from_one_queue(lanes: int) -> None:
     assert elapsed < 0.1 * 8 / lanes + 0.3, f"8 one-request batches of 0.1 s on {lanes} lanes took {elapsed:.2f} s"
 
 
+def test_the_deferred_step_runs_on_the_inference_lane_and_fails_only_its_own_request() -> None:
+    """Finding the people (Prepared.finish) runs on a lane's thread, not on a decoding thread; an
+    error there is that request's answer and the others in its batch still get theirs."""
+    model = _SlowModel(0.0)
+    threads: list[str] = []
+
+    def finish(fail: bool) -> Prepared:
+        threads.append(threading.current_thread().name)
+        if fail:
+            raise ValueError("the detector choked")
+        return Prepared(np.zeros((2, 3, 8, 8), np.float32), [(0.0, 0.0, 8.0, 8.0)] * 2)
+
+    def deferred(fail: bool) -> Prepared:
+        return Prepared(np.zeros((0, 3, 8, 8), np.float32), [], finish=lambda: finish(fail))
+
+    async def run() -> list[Answer | BaseException]:
+        batcher = MicroBatcher(max_batch_size=8, max_wait_s=0.05, lanes=2)
+        batcher.start()
+        try:
+            jobs = [batcher.submit(model, lambda i=i: deferred(i == 3)) for i in range(6)]  # type: ignore[arg-type,misc]
+            return await asyncio.gather(*jobs, return_exceptions=True)
+        finally:
+            await batcher.stop()
+
+    answers = asyncio.run(run())
+    assert [type(a).__name__ for a in answers] == ["Answer"] * 3 + ["ValueError"] + ["Answer"] * 2
+    assert all(a.points.shape == (2, 17, 2) for a in answers if isinstance(a, Answer))
+    assert len(threads) == 6 and all(name.startswith("posewheel-infer") for name in threads), threads
+
+
 def _hammer(server: RunningServer, stop: threading.Event, seen: list[tuple[int, str]]) -> None:
     data = spot_image(128, 96, (64, 48))
     with httpx.Client(base_url=server.url, timeout=30) as client:
