@@ -11,15 +11,22 @@ flywheel_app = typer.Typer(help="The data flywheel: status of the loop, and `dvc
 
 def demo(
     traffic: Annotated[int, typer.Option(help="street images sent to /v1/predict", min=1)] = 900,
-    labels: Annotated[int, typer.Option(help="most tasks the simulated annotator corrects", min=1)] = 300,
+    labels: Annotated[int, typer.Option(help="most persons the simulated annotator labels", min=1)] = 300,
     port: Annotated[int, typer.Option(help="API server port (127.0.0.1)")] = 8000,
     keep: Annotated[bool, typer.Option("--keep", help="leave Label Studio and the API server running")] = False,
     seed: Annotated[int, typer.Option(help="seed of the street traffic")] = 0,
+    scenes: Annotated[
+        bool,
+        typer.Option(
+            help="traffic of several people per image (params.yaml synth.scene_persons) sent without boxes; "
+            "--no-scenes: one person filling each image (a model without a person detector)"
+        ),
+    ] = True,
 ) -> None:
     """Run one turn of the whole loop on the synthetic data and print a before/after table."""
     from flywheel.demo import DemoOptions, run_demo
 
-    report = run_demo(DemoOptions(traffic=traffic, labels=labels, port=port, keep=keep, seed=seed))
+    report = run_demo(DemoOptions(traffic=traffic, labels=labels, port=port, keep=keep, seed=seed, scenes=scenes))
     if not report.promoted:
         raise typer.Exit(1)
 

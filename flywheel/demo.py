@@ -5,9 +5,12 @@
     posewheel demo --traffic 900 --labels 300
 
 Steps: Label Studio and the API server start; `dvc repro` builds the first model when there is none;
-`street` traffic goes to /v1/predict; the review queue fills Label Studio; the simulated annotator
-corrects the least confident tasks; `dvc repro` exports, retrains, evaluates and promotes; the running
-server hot-reloads the new model; a before/after table is printed.
+`street` traffic goes to /v1/predict: scenes of several people (`synth.scene_persons`, empty ones
+included) sent without boxes, so the server's detector finds the people; the review queue fills
+Label Studio; the simulated annotator corrects the least confident tasks (fixing, adding and
+deleting persons) up to `labels` persons; `dvc repro` exports, retrains, evaluates and promotes; the
+running server hot-reloads the new model; a before/after table is printed, the street scenes' OKS AP
+without boxes in it.
 
 The terminal shows one line per step (a spinner and bars while it runs); everything else, the
 server's, DVC's and training's output included, goes to `var/log/demo-<UTC time>.log`, which the
@@ -31,8 +34,8 @@ from pathlib import Path
 
 import httpx
 
-from flywheel.pipeline import PipelinePaths, dvc_command, pipeline_lock, venv_environ
-from flywheel.stages.synth import TRAFFIC_SEED_OFFSET
+from flywheel.pipeline import SCENES_HOLDOUT, PipelinePaths, dvc_command, pipeline_lock, venv_environ
+from flywheel.stages.synth import TRAFFIC_SEED_OFFSET, scene_persons
 from flywheel.tracking import wandb_environ
 from posewheel import artifact, console
 from posewheel.console import terminal
@@ -43,8 +46,9 @@ from posewheel.settings import ProjectSettings
 
 @dataclass
 class DemoOptions:
-    traffic: int = 900  # enough for `labels` review items at the demo's review policy (see start_server)
-    labels: int = 300
+    traffic: int = 900  # street scenes; enough for `labels` reviewed persons at the demo's review policy
+    labels: int = 300  # persons the simulated annotator labels at most (a label is a person)
+    scenes: bool = True  # traffic of several people per image, no boxes; False: one person filling each image
     port: int = 8000
     keep: bool = False
     concurrency: int = 8
@@ -62,6 +66,8 @@ class DemoReport:
     promoted: bool = False
     reason: str = ""
     labels_used: int = 0
+    labeled_images: int = 0
+    persons: tuple[int, int] | None = None  # people per traffic image (lo, hi); None: one filling the image
     predictions: int = 0
     queued: int = 0
     minutes: dict[str, float] = field(default_factory=dict)
@@ -228,19 +234,22 @@ def run_demo(options: DemoOptions) -> DemoReport:
             with step("build the first model (dvc repro)") as stage:
                 _repro(root, log_file, stage, first)
         report.before_version = artifact.production_version(paths.models)
+        scenes_before = artifact.load_card(paths.production).metrics.get(SCENES_HOLDOUT, {})
+        report.persons = scene_persons(load_params(root)["synth"]) if options.scenes else None
         with step("start the API server") as stage:
             server = start_server(root, options.port, log_file, options.labels)
             wait_ready(base)
             stage.result(f"{base}, model {report.before_version}")
-        with step(f"send {options.traffic} street images to /v1/predict") as stage:
+        with step(f"send {options.traffic} {traffic_kind(report.persons)} to /v1/predict") as stage:
             from posewheel.synth import generate
 
-            traffic_dir = settings.var_dir / "traffic" / f"street-{options.seed}-{options.traffic}"
+            persons = report.persons
+            people = "" if persons is None else f"-{persons[0]}-{persons[1]}"
+            traffic_dir = settings.var_dir / "traffic" / f"street-{options.seed}-{options.traffic}{people}"
             if not traffic_dir.exists():
                 stage.status("generating the street images")
-                seed = options.seed + TRAFFIC_SEED_OFFSET
-                truth = settings.truth_dir
-                generate(domain="street", count=options.traffic, seed=seed, out=traffic_dir, truth_dir=truth)
+                seed, truth = options.seed + TRAFFIC_SEED_OFFSET, settings.truth_dir
+                generate("street", options.traffic, seed, traffic_dir, truth_dir=truth, persons=report.persons)
             images = sorted((traffic_dir / "images").iterdir())
             answers = stage.bar("answered", total=len(images), unit="images")
             report.predictions, report.queued = asyncio.run(
@@ -249,16 +258,21 @@ def run_demo(options: DemoOptions) -> DemoReport:
             stage.result(f"{report.predictions} answered, {report.queued} queued for review")
         with step("review queue drains into Label Studio") as stage:
             _wait_drained(Outbox(settings.outbox_dir), options.drain_timeout_s, stage)
-        with step(f"simulated annotator corrects up to {options.labels} tasks"):
-            annotator = {"--limit": options.labels, "--noise-px": options.noise_px, "--skip-rate": options.skip_rate}
+        with step(f"simulated annotator labels up to {options.labels} persons"):
+            annotator = {
+                "--person-limit": options.labels,
+                "--noise-px": options.noise_px,
+                "--skip-rate": options.skip_rate,
+            }
             _posewheel(log_file, "labels", "annotate", *(str(part) for item in annotator.items() for part in item))
         with step("dvc repro: export, retrain, evaluate, promote") as stage:
             _repro(root, log_file, stage, fine_tune)
         decision = json.loads(paths.promotion.read_text(encoding="utf-8"))
         report.promoted, report.reason = bool(decision["promoted"]), str(decision["reason"])
         report.labels_used = int(decision["feedback_labels"])
+        report.labeled_images = feedback_images(paths)
         report.metrics_after = decision["candidate"]
-        report.metrics_before = decision["production"] or {}
+        report.metrics_before = {**(decision["production"] or {}), SCENES_HOLDOUT: scenes_before}
         report.after_version = decision["production_version_after"]
         with step("the running server picks up the production model") as stage:
             report.served_version = _wait_served(base, str(report.after_version))
@@ -277,6 +291,20 @@ def run_demo(options: DemoOptions) -> DemoReport:
                 _posewheel(log_file, "labelstudio", "stop")
     terminal.print(format_report(report, options, root), markup=False, soft_wrap=True)
     return report
+
+
+def traffic_kind(persons: tuple[int, int] | None) -> str:
+    if persons is None:
+        return "street images (one person each, no boxes)"
+    return "street scenes ({}-{} people, no boxes)".format(*persons)
+
+
+def feedback_images(paths: PipelinePaths) -> int:
+    """Images in the exported feedback set (each holds zero or more labeled persons)."""
+    from posewheel.dataset import ANNOTATIONS_FILE
+
+    ann = paths.feedback / ANNOTATIONS_FILE
+    return len(json.loads(ann.read_text(encoding="utf-8"))["images"]) if ann.is_file() else 0
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -311,10 +339,11 @@ def training_budget(root: Path) -> str:
 
 
 def format_report(report: DemoReport, options: DemoOptions, root: Path) -> str:
-    def ap(metrics: dict[str, dict[str, float]], holdout: str) -> str:
-        return f"{metrics[holdout]['oks_ap']:.3f}" if holdout in metrics else "  -  "
+    def ap(metrics: dict[str, dict[str, float]], holdout: str, key: str = "oks_ap") -> str:
+        return f"{metrics[holdout][key]:.3f}" if key in metrics.get(holdout, {}) else "  -  "
 
     b, a = report.metrics_before, report.metrics_after
+    scene_people = "{}-{}".format(*scene_persons(load_params(root)["synth"]))
     lines = [
         "",
         "Posewheel demo: one turn of the flywheel",
@@ -322,8 +351,12 @@ def format_report(report: DemoReport, options: DemoOptions, root: Path) -> str:
         f"  ({'promoted' if report.promoted else 'not promoted'}: {report.reason})",
         f"  studio OKS AP    {ap(b, 'studio')}  ->  {ap(a, 'studio')}",
         f"  street OKS AP    {ap(b, 'street')}  ->  {ap(a, 'street')}",
-        f"  labels used      {report.labels_used} corrected street labels "
-        f"({report.predictions} predictions, {report.queued} queued for review)",
+        f"  street scenes    {ap(b, SCENES_HOLDOUT)}  ->  {ap(a, SCENES_HOLDOUT)}  OKS AP without boxes "
+        f"({scene_people} people; given the true boxes {ap(b, SCENES_HOLDOUT, 'true_boxes_oks_ap')}"
+        f"  ->  {ap(a, SCENES_HOLDOUT, 'true_boxes_oks_ap')}; box AP {ap(b, SCENES_HOLDOUT, 'box_ap')}"
+        f"  ->  {ap(a, SCENES_HOLDOUT, 'box_ap')})",
+        f"  labels used      {report.labels_used} corrected street persons in {report.labeled_images} images "
+        f"({report.predictions} predictions on {traffic_kind(report.persons)}, {report.queued} queued for review)",
         f"  server answers   {report.served_version}",
         f"  parameters       {training_budget(root)}",
         f"  minutes          {sum(report.minutes.values()):.1f} in all: "

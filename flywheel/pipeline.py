@@ -22,6 +22,7 @@ from posewheel.params import load_params
 from posewheel.settings import ProjectSettings
 
 __all__ = [
+    "SCENES_HOLDOUT",
     "PipelineBusyError",
     "PipelinePaths",
     "dvc_command",
@@ -31,6 +32,9 @@ __all__ = [
     "running_pipeline",
     "venv_environ",
 ]
+
+
+SCENES_HOLDOUT = "street_scenes"  # its metrics file and the key of its metrics in cards and promotion.json
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,12 @@ class PipelinePaths:
     @property
     def holdout_street(self) -> Path:
         return self.root / "data" / "holdout" / "street"
+
+    @property
+    def holdout_scenes(self) -> Path:
+        """Street scenes of several people (some of nobody), scored as served without boxes: the detector
+        finds the people (`scenes_holdout`); informative, not part of the promotion rule."""
+        return self.root / "data" / "holdout" / SCENES_HOLDOUT
 
     @property
     def feedback(self) -> Path:

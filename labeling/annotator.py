@@ -37,11 +37,13 @@ _ID_CHARS = string.ascii_letters + string.digits
 
 @dataclass(frozen=True)
 class AnnotateSummary:
-    """What one session did: tasks annotated, skipped (was_cancelled), and without ground truth."""
+    """What one session did: tasks annotated, skipped (was_cancelled), and without ground truth; and the
+    persons in the annotated tasks (a label is a person: the training set counts them)."""
 
     annotated: int
     skipped: int
     no_truth: int
+    persons: int = 0
 
 
 def open_tasks(client: LabelStudio, project_id: int) -> list[Any]:
@@ -164,11 +166,14 @@ def annotate(
     skip_rate: float = 0.05,
     seed: int = 0,
     limit: int | None = None,
+    person_limit: int | None = None,
 ) -> AnnotateSummary:
-    """Annotate up to `limit` open tasks through the Label Studio API, least confident first."""
+    """Annotate up to `limit` open tasks through the Label Studio API, least confident first; with
+    `person_limit`, stop before a task whose people would take the persons labeled past it (a budget
+    in labels, which on images of several people runs out before a budget in tasks)."""
     if noise_px < 0 or not 0.0 <= skip_rate <= 1.0:
         raise ValueError(f"noise_px must be >= 0 and skip_rate in [0, 1], got {noise_px} and {skip_rate}")
-    annotated = skipped = no_truth = 0
+    annotated = skipped = no_truth = labeled = 0
     model_version = client.projects.get(project_id).model_version
     for task in open_tasks(client, project_id):
         if limit is not None and annotated + skipped >= limit:
@@ -178,6 +183,8 @@ def annotate(
         if persons is None:
             no_truth += 1
             continue
+        if person_limit is not None and labeled + len(persons) > person_limit:
+            break
         rng = np.random.default_rng([seed, int(task.id)])
         if rng.random() < skip_rate:
             client.annotations.create(int(task.id), result=[], was_cancelled=True, lead_time=float(rng.uniform(2, 6)))
@@ -194,7 +201,8 @@ def annotate(
             parent_prediction=prediction_id,
         )
         annotated += 1
-    return AnnotateSummary(annotated=annotated, skipped=skipped, no_truth=no_truth)
+        labeled += len(persons)
+    return AnnotateSummary(annotated=annotated, skipped=skipped, no_truth=no_truth, persons=labeled)
 
 
 def _task_size(task: Any) -> tuple[int, int]:

@@ -115,6 +115,9 @@ def labels_annotate(
     noise_px: Annotated[float, typer.Option(min=0.0, help="hand jitter, pixels (Gaussian sigma)")] = 1.5,
     skip_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="fraction of tasks skipped")] = 0.05,
     seed: Annotated[int, typer.Option(help="random seed (per task, order-independent)")] = 0,
+    person_limit: Annotated[
+        int | None, typer.Option(min=1, help="stop before the persons labeled would pass this many [default: no limit]")
+    ] = None,
 ) -> None:
     """Simulated annotator: correct open tasks from synthetic ground truth, least confident first."""
     from labeling.annotator import AnnotateSummary, annotate
@@ -129,11 +132,12 @@ def labels_annotate(
 
     def run() -> AnnotateSummary:
         client = connect(settings)
-        return annotate(client, ensure_project(client, settings.project_title), truth, noise_px, skip_rate, seed, limit)
+        project = ensure_project(client, settings.project_title)
+        return annotate(client, project, truth, noise_px, skip_rate, seed, limit, person_limit)
 
     summary = _call("labels annotate", run)
     typer.echo(
-        f"annotated {summary.annotated} task(s), skipped {summary.skipped}, "
+        f"annotated {summary.annotated} task(s) holding {summary.persons} person(s), skipped {summary.skipped}, "
         f"{summary.no_truth} without ground truth (not synthetic) left open"
     )
 

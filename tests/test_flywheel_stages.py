@@ -78,3 +78,35 @@ def test_the_train_stage_fine_tunes_the_detector_on_the_same_data_when_asked(
     assert record["steps"] >= 1, record
     assert str(paths.seed) in json.dumps(record)
     assert (paths.candidate / "detector.pt").is_file()  # the next fine-tune continues from it
+
+
+def test_the_evaluate_stage_scores_the_street_scenes_without_boxes(tmp_path: Path, pretrained_artifact: Path) -> None:
+    """metrics/candidate/street_scenes.json: the candidate's detector finds the people (OKS AP, box AP, misses
+    and phantoms counted) beside the same network given the true boxes; promote carries it into the card."""
+    import shutil
+
+    import yaml
+
+    from flywheel.pipeline import SCENES_HOLDOUT, PipelinePaths
+    from flywheel.stages import evaluate, synth
+
+    params = load_params("params.yaml")
+    params["synth"].update({"seed_count": 2, "holdout_count": 4, "scenes_count": 12, "scene_persons": [0, 3]})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    paths = PipelinePaths(tmp_path)
+    synth.run(paths)
+    shutil.copytree(pretrained_artifact, paths.candidate)
+    results = evaluate.run(paths)
+    written = json.loads((paths.candidate_metrics / f"{SCENES_HOLDOUT}.json").read_text())
+    assert written == pytest.approx({k: round(v, 6) for k, v in results[SCENES_HOLDOUT].items()}, nan_ok=True)
+    assert {"oks_ap", "box_ap", "true_boxes_oks_ap", "persons_missed", "phantoms"} <= written.keys()
+    assert 0.0 <= written["oks_ap"] <= 1.0 and 0.0 < written["true_boxes_oks_ap"] <= 1.0
+    assert written["images"] == 12
+
+
+def test_scene_persons_must_be_a_pair_of_counts() -> None:
+    from flywheel.stages.synth import scene_persons
+
+    assert scene_persons({"scene_persons": [0, 4]}) == (0, 4)
+    with pytest.raises(ValueError, match=r"synth\.scene_persons"):
+        scene_persons({"scene_persons": "0-4"})

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 # The smallest loop that still trains, exports and evaluates for real; the rule is opened wide so
 # that each loop promotes (what is tested here is where the promoted model goes, not the rule).
 TINY_PARAMS: dict[str, dict[str, Any]] = {
-    "synth": {"seed_count": 64, "holdout_count": 16},
+    "synth": {"seed_count": 64, "holdout_count": 16, "scenes_count": 16},
     "train": {
         "config": "cpu",
         "epochs": 3,

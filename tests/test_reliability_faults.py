@@ -217,7 +217,8 @@ def test_label_export_killed_half_way_leaves_the_old_or_the_new_snapshot_and_the
 
 
 def test_two_dvc_repro_at_once_the_second_stops_on_the_lock_and_the_first_finishes(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "project", {"synth": {"seed_count": 300, "holdout_count": 60}})
+    small = {"synth": {"seed_count": 300, "holdout_count": 60, "scenes_count": 30}}
+    project = make_project(tmp_path / "project", small)
     env = venv_environ(project.env)
     first = subprocess.Popen(dvc_command("repro", "synth"), cwd=project.root, env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip

@@ -4,14 +4,19 @@
 
 Writes `metrics/candidate/{studio,street}.json` (DVC metrics) and `metrics/candidate/plots/*.csv`
 (PCK curve, pixel error per joint), scored with ONNX Runtime on ground-truth boxes exactly as
-`posewheel evaluate` does.
+`posewheel evaluate` does; and `metrics/candidate/street_scenes.json`: the street scenes scored as
+served without boxes (the candidate's detector finds the people; OKS AP, box AP, persons missed and
+invented) beside the same network given the true boxes. A candidate without a detector gets an
+empty file there.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flywheel.pipeline import PipelinePaths
+from flywheel.pipeline import SCENES_HOLDOUT, PipelinePaths
+from posewheel import atomic
+from posewheel.artifact import load_card
 from posewheel.params import load_params, section
 
 log = logging.getLogger("flywheel.evaluate")
@@ -23,9 +28,21 @@ def run(paths: PipelinePaths) -> dict[str, dict[str, float]]:
 
     batch_size = int(section(load_params(paths.root), "evaluate").get("batch_size", 64))
     results = write_evaluation(paths.candidate, list(paths.holdouts().values()), paths.candidate_metrics, batch_size)
+    results[SCENES_HOLDOUT] = scenes = evaluate_scenes(paths, batch_size)
+    atomic.write_json(paths.candidate_metrics / f"{SCENES_HOLDOUT}.json", {k: round(v, 6) for k, v in scenes.items()})
     for name, values in results.items():
         log.info("%s: %s", name, " ".join(f"{k}={v:.4g}" for k, v in values.items()))
     return results
+
+
+def evaluate_scenes(paths: PipelinePaths, batch_size: int) -> dict[str, float]:
+    """The candidate on the street scenes without boxes, and with the true boxes; {} without a detector."""
+    from training.evaluate_persons import evaluate_without_boxes
+
+    if load_card(paths.candidate).detector is None:
+        log.info("%s: the candidate has no person detector; nothing to score without boxes", SCENES_HOLDOUT)
+        return {}
+    return evaluate_without_boxes(paths.candidate, paths.holdout_scenes, batch_size, true_boxes=True)
 
 
 def main() -> None:

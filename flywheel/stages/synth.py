@@ -1,4 +1,7 @@
-"""DVC stage `synth`: the seed set (studio) and the two fixed holdouts (studio, street).
+"""DVC stage `synth`: the seed set (studio), the two fixed holdouts (studio, street) and the street scenes.
+
+The street scenes (`synth.scenes_count` images of `synth.scene_persons` people, empty ones included)
+are scored without boxes, as the server answers the demo's traffic (flywheel/stages/evaluate.py).
 
     python -m flywheel.stages.synth         # reads params.yaml:synth; run by `dvc repro`
 
@@ -19,6 +22,7 @@ log = logging.getLogger("flywheel.synth")
 HOLDOUT_STUDIO_SEED_OFFSET = 1000
 HOLDOUT_STREET_SEED_OFFSET = 2000
 TRAFFIC_SEED_OFFSET = 3000
+HOLDOUT_SCENES_SEED_OFFSET = 4000
 
 
 def run(paths: PipelinePaths) -> None:
@@ -35,6 +39,18 @@ def run(paths: PipelinePaths) -> None:
     for domain, count, set_seed, out in sets:
         generate(domain=domain, count=count, seed=set_seed, out=out, truth_dir=truth_dir, size=size)
         log.info("wrote %d %s images to %s", count, domain, out)
+    count, persons = int(params["scenes_count"]), scene_persons(params)
+    scenes_seed = seed + HOLDOUT_SCENES_SEED_OFFSET
+    generate(domain="street", count=count, seed=scenes_seed, out=paths.holdout_scenes, size=size, persons=persons)
+    log.info("wrote %d street scenes of %d-%d people to %s", count, *persons, paths.holdout_scenes)
+
+
+def scene_persons(params: dict[str, object]) -> tuple[int, int]:
+    """`synth.scene_persons` ([lo, hi] people per street scene) as a pair; ValueError naming the key if not."""
+    value = params.get("scene_persons")
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value)):
+        raise ValueError(f"params.yaml synth.scene_persons must be [lo, hi] people per image, got {value!r}")
+    return value[0], value[1]
 
 
 def main() -> None:

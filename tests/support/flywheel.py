@@ -28,7 +28,7 @@ PIPELINE_CODE = ("posewheel", "training", "labeling", "flywheel")
 
 # Small enough for the test suite on 2 cores; the loop still has to show a real street gain.
 SHORT_PARAMS: dict[str, dict[str, Any]] = {
-    "synth": {"seed_count": 400, "holdout_count": 80},
+    "synth": {"seed_count": 400, "holdout_count": 80, "scenes_count": 40},
     # the from-scratch cpu network (its lr): the loop's machinery is what these tests check, in minutes;
     # MoveNet's own training is tested in tests/test_movenet.py and measured by the demo.
     "train": {
