@@ -22,11 +22,16 @@ def demo(
             "--no-scenes: one person filling each image (a model without a person detector)"
         ),
     ] = True,
+    loops: Annotated[
+        int, typer.Option(min=1, help="turns of the wheel, each on fresh street traffic with up to --labels labels")
+    ] = 1,
 ) -> None:
-    """Run one turn of the whole loop on the synthetic data and print a before/after table."""
+    """Run one turn (or --loops turns) of the whole loop on the synthetic data and print a before/after table."""
     from flywheel.demo import DemoOptions, run_demo
 
-    report = run_demo(DemoOptions(traffic=traffic, labels=labels, port=port, keep=keep, seed=seed, scenes=scenes))
+    report = run_demo(
+        DemoOptions(traffic=traffic, labels=labels, port=port, keep=keep, seed=seed, scenes=scenes, loops=loops)
+    )
     if not report.promoted:
         raise typer.Exit(1)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -37,7 +38,7 @@ import httpx
 from flywheel.pipeline import SCENES_HOLDOUT, PipelinePaths, dvc_command, pipeline_lock, venv_environ
 from flywheel.stages.synth import TRAFFIC_SEED_OFFSET, scene_persons
 from flywheel.tracking import wandb_environ
-from posewheel import artifact, console
+from posewheel import artifact, atomic, console
 from posewheel.console import terminal
 from posewheel.params import load_params
 from posewheel.review import Outbox
@@ -49,6 +50,7 @@ class DemoOptions:
     traffic: int = 900  # street scenes; enough for `labels` reviewed persons at the demo's review policy
     labels: int = 300  # persons the simulated annotator labels at most (a label is a person)
     scenes: bool = True  # traffic of several people per image, no boxes; False: one person filling each image
+    loops: int = 1  # turns of the wheel, each on fresh traffic (seed + turn) with up to `labels` new labels
     port: int = 8000
     keep: bool = False
     concurrency: int = 8
@@ -56,6 +58,22 @@ class DemoOptions:
     skip_rate: float = 0.03
     seed: int = 0
     drain_timeout_s: float = 300.0
+
+
+@dataclass
+class Turn:
+    """One turn of the wheel: its traffic, the labels so far, the candidate's metrics and the decision."""
+
+    number: int
+    predictions: int
+    queued: int
+    labels: int  # corrected persons in the feedback set after this turn (all turns so far)
+    images: int  # images they are in
+    candidate: dict[str, dict[str, float]]
+    promoted: bool
+    reason: str
+    production: str  # the production version after the turn
+    minutes: float
 
 
 @dataclass
@@ -74,6 +92,7 @@ class DemoReport:
     metrics_before: dict[str, dict[str, float]] = field(default_factory=dict)
     metrics_after: dict[str, dict[str, float]] = field(default_factory=dict)
     log_file: Path | None = None  # var/log/demo-<time>.log: everything the terminal does not show
+    turns: list[Turn] = field(default_factory=list)
 
 
 class Step:
@@ -237,46 +256,22 @@ def run_demo(options: DemoOptions) -> DemoReport:
         scenes_before = artifact.load_card(paths.production).metrics.get(SCENES_HOLDOUT, {})
         report.persons = scene_persons(load_params(root)["synth"]) if options.scenes else None
         with step("start the API server") as stage:
-            server = start_server(root, options.port, log_file, options.labels)
+            server = start_server(root, options.port, log_file, options.labels * options.loops)
             wait_ready(base)
             stage.result(f"{base}, model {report.before_version}")
-        with step(f"send {options.traffic} {traffic_kind(report.persons)} to /v1/predict") as stage:
-            from posewheel.synth import generate
-
-            persons = report.persons
-            people = "" if persons is None else f"-{persons[0]}-{persons[1]}"
-            traffic_dir = settings.var_dir / "traffic" / f"street-{options.seed}-{options.traffic}{people}"
-            if not traffic_dir.exists():
-                stage.status("generating the street images")
-                seed, truth = options.seed + TRAFFIC_SEED_OFFSET, settings.truth_dir
-                generate("street", options.traffic, seed, traffic_dir, truth_dir=truth, persons=report.persons)
-            images = sorted((traffic_dir / "images").iterdir())
-            answers = stage.bar("answered", total=len(images), unit="images")
-            report.predictions, report.queued = asyncio.run(
-                send_traffic(base, images, options.concurrency, on_answer=answers.advance)
-            )
-            stage.result(f"{report.predictions} answered, {report.queued} queued for review")
-        with step("review queue drains into Label Studio") as stage:
-            _wait_drained(Outbox(settings.outbox_dir), options.drain_timeout_s, stage)
-        with step(f"simulated annotator labels up to {options.labels} persons"):
-            annotator = {
-                "--person-limit": options.labels,
-                "--noise-px": options.noise_px,
-                "--skip-rate": options.skip_rate,
-            }
-            _posewheel(log_file, "labels", "annotate", *(str(part) for item in annotator.items() for part in item))
-        with step("dvc repro: export, retrain, evaluate, promote") as stage:
-            _repro(root, log_file, stage, fine_tune)
-        decision = json.loads(paths.promotion.read_text(encoding="utf-8"))
-        report.promoted, report.reason = bool(decision["promoted"]), str(decision["reason"])
-        report.labels_used = int(decision["feedback_labels"])
-        report.labeled_images = feedback_images(paths)
-        report.metrics_after = decision["candidate"]
-        report.metrics_before = {**(decision["production"] or {}), SCENES_HOLDOUT: scenes_before}
-        report.after_version = decision["production_version_after"]
-        with step("the running server picks up the production model") as stage:
-            report.served_version = _wait_served(base, str(report.after_version))
-            stage.result(report.served_version)
+        for number in range(1, options.loops + 1):
+            turn = run_turn(number, options, report, step, base, fine_tune)
+            report.turns.append(turn)
+            if number == 1:
+                report.metrics_before = {**(report.metrics_before or {}), SCENES_HOLDOUT: scenes_before}
+        last = report.turns[-1]
+        report.promoted = any(t.promoted for t in report.turns)
+        report.reason = last.reason
+        report.labels_used, report.labeled_images = last.labels, last.images
+        report.predictions = sum(t.predictions for t in report.turns)
+        report.queued = sum(t.queued for t in report.turns)
+        report.metrics_after = last.candidate
+        report.after_version = last.production
     except Exception:
         # The step's own output is in the log: show its end here, so the failure can be read without opening it.
         terminal.print(f"\n[dim]last lines of {_shown(log_file, root)}:[/]")
@@ -290,7 +285,66 @@ def run_demo(options: DemoOptions) -> DemoReport:
             with contextlib.suppress(RuntimeError):
                 _posewheel(log_file, "labelstudio", "stop")
     terminal.print(format_report(report, options, root), markup=False, soft_wrap=True)
+    atomic.write_json(log_file.with_suffix(".json"), report_record(report))
     return report
+
+
+def report_record(report: DemoReport) -> dict[str, object]:
+    """The report as JSON (var/log/demo-<time>.json, beside the log): what benchmarks/flywheel_turns.py reads."""
+    record = dataclasses.asdict(report)
+    record["log_file"] = str(report.log_file) if report.log_file else None
+    return record
+
+
+def run_turn(number: int, options: DemoOptions, report: DemoReport, step: Step, base: str, minutes: float) -> Turn:
+    """Traffic, review, labels, `dvc repro` and the hot swap, on fresh traffic (seed + number - 1)."""
+    settings = ProjectSettings()
+    root, paths, log_file = settings.root, PipelinePaths.from_settings(settings), report.log_file
+    assert log_file is not None
+    prefix = f"turn {number}/{options.loops}: " if options.loops > 1 else ""
+    started = time.monotonic()
+    with step(f"{prefix}send {options.traffic} {traffic_kind(report.persons)} to /v1/predict") as stage:
+        from posewheel.synth import generate
+
+        seed, persons = options.seed + number - 1, report.persons
+        people = "" if persons is None else f"-{persons[0]}-{persons[1]}"
+        traffic_dir = settings.var_dir / "traffic" / f"street-{seed}-{options.traffic}{people}"
+        if not traffic_dir.exists():
+            stage.status("generating the street images")
+            truth = settings.truth_dir
+            generate(
+                "street", options.traffic, seed + TRAFFIC_SEED_OFFSET, traffic_dir, truth_dir=truth, persons=persons
+            )
+        images = sorted((traffic_dir / "images").iterdir())
+        answers = stage.bar("answered", total=len(images), unit="images")
+        predictions, queued = asyncio.run(send_traffic(base, images, options.concurrency, on_answer=answers.advance))
+        stage.result(f"{predictions} answered, {queued} queued for review")
+    with step(f"{prefix}review queue drains into Label Studio") as stage:
+        _wait_drained(Outbox(settings.outbox_dir), options.drain_timeout_s, stage)
+    with step(f"{prefix}simulated annotator labels up to {options.labels} persons"):
+        annotator = {"--person-limit": options.labels, "--noise-px": options.noise_px, "--skip-rate": options.skip_rate}
+        _posewheel(log_file, "labels", "annotate", *(str(part) for item in annotator.items() for part in item))
+    with step(f"{prefix}dvc repro: export, retrain, evaluate, promote") as stage:
+        _repro(root, log_file, stage, minutes)
+    decision = json.loads(paths.promotion.read_text(encoding="utf-8"))
+    if number == 1:
+        report.metrics_before = decision["production"] or {}
+    version = str(decision["production_version_after"])
+    with step(f"{prefix}the running server picks up the production model") as stage:
+        report.served_version = _wait_served(base, version)
+        stage.result(report.served_version)
+    return Turn(
+        number=number,
+        predictions=predictions,
+        queued=queued,
+        labels=int(decision["feedback_labels"]),
+        images=feedback_images(paths),
+        candidate=decision["candidate"],
+        promoted=bool(decision["promoted"]),
+        reason=str(decision["reason"]),
+        production=version,
+        minutes=round((time.monotonic() - started) / 60, 2),
+    )
 
 
 def traffic_kind(persons: tuple[int, int] | None) -> str:
@@ -344,9 +398,10 @@ def format_report(report: DemoReport, options: DemoOptions, root: Path) -> str:
 
     b, a = report.metrics_before, report.metrics_after
     scene_people = "{}-{}".format(*scene_persons(load_params(root)["synth"]))
+    turns = len(report.turns)
     lines = [
         "",
-        "Posewheel demo: one turn of the flywheel",
+        f"Posewheel demo: {'one turn' if turns <= 1 else f'{turns} turns'} of the flywheel",
         f"  model            before {report.before_version}  ->  after {report.after_version}"
         f"  ({'promoted' if report.promoted else 'not promoted'}: {report.reason})",
         f"  studio OKS AP    {ap(b, 'studio')}  ->  {ap(a, 'studio')}",
@@ -360,7 +415,19 @@ def format_report(report: DemoReport, options: DemoOptions, root: Path) -> str:
         f"  server answers   {report.served_version}",
         f"  parameters       {training_budget(root)}",
         f"  minutes          {sum(report.minutes.values()):.1f} in all: "
-        + ", ".join(f"{k} {v:.1f}" for k, v in report.minutes.items()),
+        + ", ".join(f"{k} {v:.1f}" for k, v in report.minutes.items() if turns <= 1 or not k.startswith("turn "))
+        + ("" if turns <= 1 else ", the turns as below"),
+    ]
+    if turns > 1:
+        lines += ["", "  turn  labels so far (images)  studio AP  street AP  scenes AP no boxes  promoted  minutes"]
+        lines.append(f"  0     {'-':<23}  {ap(b, 'studio'):<9}  {ap(b, 'street'):<9}  {ap(b, SCENES_HOLDOUT):<18}")
+        for t in report.turns:
+            c, labels = t.candidate, f"{t.labels} ({t.images})"
+            lines.append(
+                f"  {t.number:<4}  {labels:<23}  {ap(c, 'studio'):<9}  {ap(c, 'street'):<9}  "
+                f"{ap(c, SCENES_HOLDOUT):<18}  {'yes' if t.promoted else 'no':<8}  {t.minutes:.1f}"
+            )
+    lines += [
         "",
         "Where to look:",
         f"  Label Studio     {labelstudio_url()} (login: var/secrets/labelstudio.json)",
