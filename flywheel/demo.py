@@ -73,6 +73,7 @@ class Turn:
     promoted: bool
     reason: str
     production: str  # the production version after the turn
+    production_metrics: dict[str, dict[str, float]]  # the production before the turn, re-evaluated by promote
     minutes: float
 
 
@@ -263,7 +264,7 @@ def run_demo(options: DemoOptions) -> DemoReport:
             turn = run_turn(number, options, report, step, base, fine_tune)
             report.turns.append(turn)
             if number == 1:
-                report.metrics_before = {**(report.metrics_before or {}), SCENES_HOLDOUT: scenes_before}
+                report.metrics_before = {**turn.production_metrics, SCENES_HOLDOUT: scenes_before}
         last = report.turns[-1]
         report.promoted = any(t.promoted for t in report.turns)
         report.reason = last.reason
@@ -327,8 +328,6 @@ def run_turn(number: int, options: DemoOptions, report: DemoReport, step: Step, 
     with step(f"{prefix}dvc repro: export, retrain, evaluate, promote") as stage:
         _repro(root, log_file, stage, minutes)
     decision = json.loads(paths.promotion.read_text(encoding="utf-8"))
-    if number == 1:
-        report.metrics_before = decision["production"] or {}
     version = str(decision["production_version_after"])
     with step(f"{prefix}the running server picks up the production model") as stage:
         report.served_version = _wait_served(base, version)
@@ -343,6 +342,7 @@ def run_turn(number: int, options: DemoOptions, report: DemoReport, step: Step, 
         promoted=bool(decision["promoted"]),
         reason=str(decision["reason"]),
         production=version,
+        production_metrics=decision["production"] or {},
         minutes=round((time.monotonic() - started) / 60, 2),
     )
 
