@@ -37,6 +37,11 @@ from serving.reload import ModelHolder
 from serving.review_policy import ReviewPolicy
 from serving.settings import ServingSettings
 
+# Requests waiting for a lane hold their decoded image when detection is left to the lane: up to
+# (lanes + 1) x max_batch_size of them (MicroBatcher's budget), 48 at the defaults, 144 MB at 1 MP.
+# Bigger images are searched for people on the decoding thread, which holds only their crops after.
+DEFER_MAX_PIXELS = 1_000_000
+
 log = logging.getLogger(__name__)
 
 
@@ -186,7 +191,8 @@ class PoseService:
     ) -> Prepared:
         """A request's preparation for the batcher: decode, then validate the boxes and crop, here on a decoding
         thread; or, without boxes and with a detector, find the people and crop on the inference lane
-        (`Prepared.finish`). Only `keep_image` keeps the decoded image past its crops."""
+        (`Prepared.finish`) when the image is at most DEFER_MAX_PIXELS, here otherwise. Only `keep_image`
+        keeps the decoded image past its crops."""
         decoded = decode_image(data, self.settings.max_pixels)
         size = (decoded.width, decoded.height)
         image = decoded.image if keep_image else None
@@ -196,11 +202,14 @@ class PoseService:
             inputs, windows = prepare(decoded.image, boxes, model.spec)
             return Prepared(inputs, windows, (image, size, boxes, None, 0))
 
-        def find_people() -> Prepared:  # on the inference lane (Prepared.finish)
+        def find_people() -> Prepared:
             found, scores, unsure = detector.detect(decoded.image, score_threshold, max_persons)
             inputs, windows = prepare(decoded.image, found, model.spec)
             return Prepared(inputs, windows, (image, size, found, scores.tolist(), unsure))
 
+        if decoded.width * decoded.height > DEFER_MAX_PIXELS:
+            return find_people()  # here: a waiting request must not hold a big decoded image (memory bound)
+        # on the inference lane (Prepared.finish), holding the decoded image until then
         return Prepared(np.zeros((0, 3, model.spec.height, model.spec.width), np.float32), [], finish=find_people)
 
     def _on_batch(self, size: int, depth: int) -> None:

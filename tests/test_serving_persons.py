@@ -116,3 +116,22 @@ def test_a_person_the_detector_is_unsure_of_makes_the_image_a_review_candidate(p
     policy = ReviewPolicy(threshold=0.1, random_fraction=0.0, cap_per_hour=10)
     assert policy.decide([0.9], uncertain_persons=1) == UNCERTAIN_PERSON
     assert policy.decide([0.9], uncertain_persons=0) is None
+
+
+def test_a_big_image_is_searched_on_the_decoding_thread_with_the_same_answer(server: RunningServer) -> None:
+    """Above DEFER_MAX_PIXELS the detector runs before the request waits for a lane (so no big decoded
+    image waits there); the people found are the same as in the small image, scaled."""
+    from serving.service import DEFER_MAX_PIXELS
+
+    small = post(server, "two_people_256.png")["poses"]
+    scale = 5
+    assert (256 * scale) ** 2 > DEFER_MAX_PIXELS >= 256**2  # the two sizes take the two paths
+    big_image = Image.open(PHOTOS / "two_people_256.png").convert("RGB").resize((256 * scale, 256 * scale))
+    buffer = io.BytesIO()
+    big_image.save(buffer, format="PNG")
+    r = httpx.post(f"{server.url}/v1/predict", files={"image": ("big.png", buffer.getvalue(), "image/png")}, timeout=60)
+    assert r.status_code == 200, r.text
+    big = r.json()["poses"]
+    assert len(big) == len(small) == 2
+    for s, b in zip(small, big, strict=True):
+        assert boxes_overlap([v * scale for v in s["box"]], b["box"]) > 0.8, (s["box"], b["box"])
