@@ -107,7 +107,7 @@ def real_photo_figures(name: str, artifact: Path, threshold: float | None = None
         photo = path.stem.removesuffix("_256")
         with Image.open(path) as raw:
             boxes, scores = detect_persons(
-                raw.convert("RGB"), detector.input_spec(), run, threshold, detector.max_persons
+                raw.convert("RGB"), detector.input_spec(), run, threshold, detector.max_persons, detector.kind
             )
         expected = persons_in_photo(photo)
         if len(boxes) != expected:

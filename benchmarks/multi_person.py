@@ -75,7 +75,12 @@ def real_photo_counts(artifact: Path) -> None:
         name = path.name.removesuffix("_256.png")
         with Image.open(path) as raw:
             boxes, scores = detect_persons(
-                raw.convert("RGB"), detector.input_spec(), run, detector.score_threshold, detector.max_persons
+                raw.convert("RGB"),
+                detector.input_spec(),
+                run,
+                detector.score_threshold,
+                detector.max_persons,
+                detector.kind,
             )
         expected = persons_in_photo(name)
         if len(boxes) != expected:

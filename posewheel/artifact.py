@@ -13,9 +13,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from posewheel import atomic, multipose
+from posewheel import atomic, centernet, multipose
 from posewheel.decoding import OUTPUT_NAMES, InputSpec
-from posewheel.detection import detector_spec
+from posewheel.detection import OUTPUT_NAMES as DETECTOR_OUTPUT_NAMES
+from posewheel.detection import DetectorKind, detector_spec
 from posewheel.schema import COCO_SKELETON_1BASED, KEYPOINT_NAMES
 
 MODEL_FILE = "model.onnx"
@@ -93,17 +94,30 @@ class DetectorCard(BaseModel):
     """A person detector beside the pose network: its file, its input and its decoding (posewheel/detection.py)."""
 
     file: str = Field("detector.onnx", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*\.onnx$", description="in the artifact")
-    kind: Literal["movenet-multipose"] = Field(
-        "movenet-multipose", description="its decoding: posewheel.multipose.decode_multipose"
+    kind: DetectorKind = Field(
+        "movenet-multipose",
+        description="its network and decoding: posewheel.multipose or posewheel.centernet (decode_*)",
     )
     input_size: int = Field(256, ge=32, le=2048, multiple_of=32, description="square input; the image is fitted in")
     mean: tuple[_Finite, _Finite, _Finite] = (0.5, 0.5, 0.5)
     std: tuple[_PositiveFinite, _PositiveFinite, _PositiveFinite] = (0.5, 0.5, 0.5)
     input_name: str = "image"
-    names: list[str] = Field(default_factory=lambda: list(multipose.OUTPUT_NAMES), description="graph outputs read")
+    names: list[str] = Field(default_factory=list, description="graph outputs read; empty: the kind's own")
     score_threshold: float = Field(0.2, ge=0.0, le=1.0, description="default: persons scoring below are dropped")
-    max_persons: int = Field(6, ge=1, le=multipose.CANDIDATES, description="default and upper bound per image")
+    max_persons: int = Field(6, ge=1, le=centernet.MAX_PERSONS, description="default and upper bound per image")
     pretrained: PretrainedSource | None = None
+
+    @model_validator(mode="after")
+    def _fits_its_kind(self) -> DetectorCard:
+        if not self.names:
+            self.names = list(DETECTOR_OUTPUT_NAMES[self.kind])
+        if sorted(self.names) != sorted(DETECTOR_OUTPUT_NAMES[self.kind]):
+            raise ValueError(
+                f"a {self.kind} detector reads the outputs {DETECTOR_OUTPUT_NAMES[self.kind]}, not {self.names}"
+            )
+        if self.kind == "movenet-multipose" and self.max_persons > multipose.CANDIDATES:
+            raise ValueError(f"MoveNet MultiPose finds at most {multipose.CANDIDATES} persons, not {self.max_persons}")
+        return self
 
     def input_spec(self) -> InputSpec:
         return detector_spec(self.input_size, self.mean, self.std)

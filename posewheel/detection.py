@@ -4,8 +4,10 @@
     boxes, scores = detect_persons(image, card.detector, run)   # run: batch -> {output name: maps}
 
 An artifact may hold a detector beside its pose network (`detector.onnx`, the card's `detector`
-section): today Google's MoveNet MultiPose (training/multipose.py), whose own decoding is
-`posewheel.multipose.decode_multipose`. The whole image is fitted into the detector's square input
+section), of one of two kinds (`DetectorKind`): Google's MoveNet MultiPose (training/multipose.py),
+decoded by `posewheel.multipose.decode_multipose`, or the COCO object detector CenterNet
+(training/centernet.py) restricted to persons, decoded by `posewheel.centernet.decode_centernet`.
+The whole image is fitted into the detector's square input
 (centred, black around it), the people it finds come back as boxes in image pixels, best first; the
 pose network then estimates each person top-down from its box, as for boxes a client sends.
 
@@ -16,14 +18,20 @@ serving and evaluation share this code without the core importing a runtime.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
-from posewheel import multipose
+from posewheel import centernet, multipose
 from posewheel.decoding import Box, InputSpec, crop_box, crop_image, input_to_image, normalize, whole_image_box
 
 Run = Callable[[np.ndarray], Mapping[str, np.ndarray]]
+DetectorKind = Literal["movenet-multipose", "centernet"]
+OUTPUT_NAMES: dict[DetectorKind, tuple[str, ...]] = {
+    "movenet-multipose": multipose.OUTPUT_NAMES,
+    "centernet": centernet.OUTPUT_NAMES,
+}
 
 
 def detector_spec(input_size: int, mean: tuple[float, float, float], std: tuple[float, float, float]) -> InputSpec:
@@ -38,14 +46,25 @@ def detector_input(image: Image.Image, spec: InputSpec) -> tuple[np.ndarray, Box
 
 
 def persons_from_maps(
-    maps: Mapping[str, np.ndarray], window: Box, spec: InputSpec, score_threshold: float, max_persons: int
+    maps: Mapping[str, np.ndarray],
+    window: Box,
+    spec: InputSpec,
+    score_threshold: float,
+    max_persons: int,
+    kind: DetectorKind,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The detector's maps of one image (batch of 1) -> boxes (P, 4) x, y, w, h in image pixels, scores (P,),
-    and its own keypoints (P, 17, 2) image pixels with their scores (P, 17); best first, at most `max_persons`."""
-    heatmaps, centers, regress, offsets, box_scale, box_offset = (maps[name][0] for name in multipose.OUTPUT_NAMES)
-    boxes, scores, keypoints, keypoint_scores = multipose.decode_multipose(
-        heatmaps, centers, regress, offsets, box_scale, box_offset, spec.stride, max_persons, score_threshold
-    )
+    and its own keypoints (P, 17, 2) image pixels with their scores (P, 17), zero for a detector that
+    reads no joints (CenterNet); best first, at most `max_persons`."""
+    if kind == "centernet":
+        person, wh = (maps[name][0] for name in centernet.OUTPUT_NAMES)
+        boxes, scores = centernet.decode_centernet(person, wh, spec.stride, max_persons, score_threshold)
+        keypoints, keypoint_scores = np.zeros((len(boxes), 17, 2)), np.zeros((len(boxes), 17))
+    else:
+        heatmaps, centers, regress, offsets, box_scale, box_offset = (maps[name][0] for name in multipose.OUTPUT_NAMES)
+        boxes, scores, keypoints, keypoint_scores = multipose.decode_multipose(
+            heatmaps, centers, regress, offsets, box_scale, box_offset, spec.stride, max_persons, score_threshold
+        )
     corners = boxes.reshape(-1, 2, 2).copy()
     corners[:, 1] += corners[:, 0]  # (x, y, w, h) -> two corners, mapped as points
     corners = input_to_image(corners, window, spec)
@@ -61,9 +80,14 @@ def clip_box(box: np.ndarray, width: int, height: int) -> Box:
 
 
 def detect_persons(
-    image: Image.Image, spec: InputSpec, run: Run, score_threshold: float, max_persons: int
+    image: Image.Image,
+    spec: InputSpec,
+    run: Run,
+    score_threshold: float,
+    max_persons: int,
+    kind: DetectorKind,
 ) -> tuple[list[Box], np.ndarray]:
     """Every person the detector finds in an RGB image: boxes in image pixels (clipped to it) and scores, best first."""
     batch, window = detector_input(image, spec)
-    boxes, scores, _, _ = persons_from_maps(run(batch), window, spec, score_threshold, max_persons)
+    boxes, scores, _, _ = persons_from_maps(run(batch), window, spec, score_threshold, max_persons, kind)
     return [clip_box(b, image.width, image.height) for b in boxes], scores

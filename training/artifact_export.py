@@ -59,6 +59,29 @@ class NamedOutputs(nn.Module):
         return tuple(out[name] for name in self.names) if isinstance(out, dict) else (out,)
 
 
+def export_detector_onnx(net: nn.Module, names: tuple[str, ...], path: Path, input_size: int) -> None:
+    """Write a detector as ONNX: 'image' (N, 3, H, W) -> `names`, (N, C, H/4, W/4) each.
+
+    Batch, height and width are dynamic (height and width multiples of 32); the decoding stays
+    outside the graph (posewheel.multipose, posewheel.centernet).
+    """
+    example = torch.zeros(2, 3, input_size, input_size)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        # the TorchScript exporter is deprecated in favour of dynamo, which takes seconds more per export
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            NamedOutputs(net.eval().float().cpu(), names),
+            (example,),
+            str(path),
+            input_names=["image"],
+            output_names=list(names),
+            dynamic_axes={"image": axes, **{n: axes for n in names}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
 def export_onnx(net: nn.Module, spec: InputSpec, path: Path, kind: str = "heatmaps") -> None:
     """Write `net` as ONNX with a dynamic batch: 'image' (N, 3, H, W) -> OUTPUT_NAMES[kind], (N, C, H/4, W/4) each."""
     names = OUTPUT_NAMES[kind]

@@ -173,7 +173,7 @@ def calibrate_threshold(
             batch, window = detector_input(raw.convert("RGB"), spec)
         with torch.no_grad():
             maps = {k: v.numpy() for k, v in net(torch.from_numpy(batch)).items()}
-        boxes, scores, _, _ = persons_from_maps(maps, window, spec, 0.0, section.max_persons)
+        boxes, scores, _, _ = persons_from_maps(maps, window, spec, 0.0, section.max_persons, section.kind)
         found.append((scores, boxes, scene.boxes))
     best: tuple[float, float, dict[str, float]] = (-1.0, section.score_threshold, {})
     for threshold in THRESHOLDS:

@@ -126,7 +126,7 @@ def predict_without_boxes(
     for record in sorted(ds.images, key=lambda r: r.id):
         with Image.open(ds.image_path(record)) as raw:
             image = raw.convert("RGB")
-        found, scores = detect_persons(image, detector_spec, run_detector, threshold, limit)
+        found, scores = detect_persons(image, detector_spec, run_detector, threshold, limit, detector.kind)
         for box, found_score in zip(found, scores, strict=True):
             image_ids.append(record.id)
             boxes.append(box)

