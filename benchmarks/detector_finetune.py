@@ -31,20 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys
 
 from tests.support.figures import emit as emit_figure
 
-PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "real_photos"
 TRAIN = ("street", 3000)
 HOLDOUT = ("street", 4002)
 
 
 def emit(figure: str, **fields: Any) -> None:
     emit_figure(figure, benchmark="detector_finetune", **fields)
-
-
-def persons_in_photo(name: str) -> int:
-    """How many people a check-set photograph shows (tests/fixtures/real_photos/README.md)."""
-    if name.startswith("nobody"):
-        return 0
-    return 2 if name.startswith("two_") else 4 if name.startswith("four_") else 1
 
 
 def holdout_figures(name: str, artifact: Path, holdout: Path, threshold: float | None = None) -> dict[str, float]:
@@ -82,39 +74,19 @@ def holdout_figures(name: str, artifact: Path, holdout: Path, threshold: float |
 
 
 def real_photo_figures(name: str, artifact: Path, threshold: float | None = None) -> list[str]:
-    """Emit the persons the detector finds on each check-set photograph (the card's threshold unless
-    `threshold`); returns the photographs counted wrong."""
-    import numpy as np
-    import onnxruntime as ort
-    from PIL import Image
-
+    """Emit the persons the detector finds on each real photograph (tests/support/real_photos.py, as served,
+    the card's threshold unless `threshold`); returns the photographs counted wrong."""
     from posewheel.artifact import load_card
-    from posewheel.detection import detect_persons
+    from tests.support.real_photos import count_persons
 
     detector = load_card(artifact).detector
     assert detector is not None
     threshold = detector.score_threshold if threshold is None else threshold
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(artifact / detector.file), options, providers=["CPUExecutionProvider"])
-
-    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(zip(detector.names, session.run(detector.names, {detector.input_name: batch}), strict=True))
-
-    wrong = []
-    photos = [*sorted(PHOTOS.glob("*_256.png")), PHOTOS / "four_people_384.png"]
-    for path in photos:
-        photo = path.stem.removesuffix("_256")
-        with Image.open(path) as raw:
-            boxes, scores = detect_persons(
-                raw.convert("RGB"), detector.input_spec(), run, threshold, detector.max_persons, detector.kind
-            )
-        expected = persons_in_photo(photo)
-        if len(boxes) != expected:
-            wrong.append(photo)
-        emit("real_photo_persons", detector=name, threshold=threshold, photo=photo, found=len(boxes), expected=expected,
-             ok=len(boxes) == expected, scores=[round(float(s), 3) for s in scores])  # fmt: skip
-    emit("real_photos_counted_right", detector=name, value=len(photos) - len(wrong), photos=len(photos), wrong=wrong,
+    rows = count_persons(artifact, threshold)
+    for row in rows:
+        emit("real_photo_persons", detector=name, threshold=threshold, **row)
+    wrong = [str(row["photo"]) for row in rows if not row["ok"]]
+    emit("real_photos_counted_right", detector=name, value=len(rows) - len(wrong), photos=len(rows), wrong=wrong,
          threshold=threshold)  # fmt: skip
     return wrong
 
@@ -144,8 +116,15 @@ def main() -> None:
         emit("data", set=name, domain=domain, seed=seed, images=count, persons="0-4", path=str(sets[name]))
 
     pretrained = export_pretrained("movenet-lightning", args.work / "models")
+    from training.detector_training import detector_kind
+
     config = TrainConfig.for_detector(
-        {}, max_minutes=args.minutes, num_workers=0, wandb=False, anchor_weight=args.anchor_weight
+        {},
+        kind=detector_kind(pretrained),
+        max_minutes=args.minutes,
+        num_workers=0,
+        wandb=False,
+        anchor_weight=args.anchor_weight,
     )
     emit("fine_tune_config", threads=torch.get_num_threads(), **{k: config.to_dict()[k] for k in (
         "max_minutes", "batch_size", "lr", "warmup_steps", "frozen_stages", "scale", "translate", "flip",

@@ -8,9 +8,10 @@ studio (seed 2001) and street (seed 2002). Evaluates the artifact on each as ser
 and invented) and with the true boxes (training/evaluate.py), and under each of the three detection
 scores, so the choice of `PERSON_SCORE` stays measured. The bar: OKS AP without boxes >= 0.9 x OKS
 AP with true boxes on the studio holdout. Then the real-photo check: persons found on every
-tests/fixtures/real_photos/*_256.png against the number in the photograph (bar: one-person photos
-give 1, nobody_* 0, two_* 2; four_people is reported outside the bar, see OUTSIDE_BAR). Without --model, the
-pretrained MoveNet Lightning + MultiPose artifact is promoted into the work folder. One JSON line
+photograph of tests/fixtures/real_photos/ at 512 px, mirrored too, and the 256-px composites
+(tests/support/real_photos.py), against the number of people in it (bar: every photograph of 0 to 3
+people; four_people is reported outside the bar). Without --model, the pretrained MoveNet Lightning
+artifact (with params' default detector, CenterNet) is promoted into the work folder. One JSON line
 per figure.
 """
 
@@ -33,61 +34,21 @@ def emit(figure: str, **fields: Any) -> None:
 
 BAR = 0.9  # OKS AP without boxes / OKS AP with true boxes, studio multi-person holdout
 HOLDOUTS = {"studio_groups": ("studio", 2001), "street_groups": ("street", 2002)}
-PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "real_photos"
 
 
-# At 256 px the four pasted people are small: the original MultiPose graph scores the fourth 0.175,
-# under the card's 0.2 (reference_multipose.json), so four_people is reported but not part of the bar.
+# The bar counts photographs of 1 to 3 people; four_people (a 256-px composite) is reported beside it.
 OUTSIDE_BAR = {"four_people"}
-
-
-def persons_in_photo(name: str) -> int:
-    """How many people the check-set photograph shows (tests/fixtures/real_photos/README.md)."""
-    if name.startswith("nobody"):
-        return 0
-    if name.startswith("two_"):
-        return 2
-    if name.startswith("four_"):
-        return 4
-    return 1
 
 
 def real_photo_counts(artifact: Path) -> None:
     """Emit the persons the artifact's detector finds on each real photograph, and whether that is right."""
-    import numpy as np
-    import onnxruntime as ort
-    from PIL import Image
+    from tests.support.real_photos import count_persons
 
-    from posewheel.artifact import load_card
-    from posewheel.detection import detect_persons
-
-    card = load_card(artifact)
-    assert card.detector is not None
-    detector = card.detector
-    session = ort.InferenceSession(str(artifact / detector.file), providers=["CPUExecutionProvider"])
-
-    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(zip(detector.names, session.run(detector.names, {detector.input_name: batch}), strict=True))
-
-    wrong = []
-    photos = sorted(PHOTOS.glob("*_256.png"))
-    for path in photos:
-        name = path.name.removesuffix("_256.png")
-        with Image.open(path) as raw:
-            boxes, scores = detect_persons(
-                raw.convert("RGB"),
-                detector.input_spec(),
-                run,
-                detector.score_threshold,
-                detector.max_persons,
-                detector.kind,
-            )
-        expected = persons_in_photo(name)
-        if len(boxes) != expected:
-            wrong.append(name)
-        emit("real_photo_persons", photo=name, found=len(boxes), expected=expected, ok=len(boxes) == expected,
-             in_bar=name not in OUTSIDE_BAR, scores=[round(float(s), 3) for s in scores])  # fmt: skip
-    emit("real_photos_counted_right", value=len(photos) - len(wrong), photos=len(photos), wrong=wrong,
+    rows = count_persons(artifact)
+    for row in rows:
+        emit("real_photo_persons", **row, in_bar=row["photo"] not in OUTSIDE_BAR)
+    wrong = [str(row["photo"]) for row in rows if not row["ok"]]
+    emit("real_photos_counted_right", value=len(rows) - len(wrong), photos=len(rows), wrong=wrong,
          passed=not set(wrong) - OUTSIDE_BAR)  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labeling.results import person_groups, pose_to_results
+from posewheel.boxes import iou
 from posewheel.schema import NUM_KEYPOINTS
 from posewheel.truth import TruthStore
 
@@ -82,12 +83,16 @@ def corrected_results(
     predicted = person_groups(prediction or [], where="prediction", bad=[], size=(width, height))
     boxes = {key: p.box_or_from_points() for key, p in predicted.items() if _OWN_PERSON.match(key)}
     pairs = sorted(
-        ((_iou(box, true_box), key, t) for key, box in boxes.items() for t, (_, true_box) in enumerate(labeled)),
+        (
+            (iou(box, true_box) if true_box is not None else 0.0, key, t)
+            for key, box in boxes.items()
+            for t, (_, true_box) in enumerate(labeled)
+        ),
         reverse=True,
     )
     kept: dict[int, str] = {}  # true person -> predicted person key
-    for iou, key, t in pairs:
-        if iou >= MATCH_IOU and t not in kept and key not in kept.values():
+    for overlap, key, t in pairs:
+        if overlap >= MATCH_IOU and t not in kept and key not in kept.values():
             kept[t] = key
     results: list[dict[str, Any]] = []
     for t, key in sorted(kept.items(), key=lambda pair: int(pair[1][1:])):
@@ -130,16 +135,6 @@ def _with_new_ids(results: list[dict[str, Any]], rng: np.random.Generator) -> li
         if r["id"] not in fresh:
             fresh[r["id"]] = "".join(rng.choice(list(_ID_CHARS), size=10))
     return [{**r, "id": fresh[r["id"]]} for r in results]
-
-
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float] | None) -> float:
-    if b is None:
-        return 0.0
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _field(obj: Any, name: str) -> Any:

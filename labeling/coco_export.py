@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from labeling.results import PersonLabel, results_to_persons
+from posewheel.boxes import iou
 from posewheel.dataset import Dataset, ImageRecord, PersonAnnotation, save
 from posewheel.imagestore import ImageStore, exif_orientation, upright_bytes, upright_size
 
@@ -113,14 +114,6 @@ class _Labeled:
     annotation: dict[str, Any]
     persons: list[PersonLabel]
     provenance: dict[str, Any]
-
-
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _stored_image(image_store: ImageStore, sha: str) -> tuple[Path, str, int, int, str]:
@@ -252,7 +245,7 @@ def _without_duplicates(labeled: list[_Labeled]) -> set[int]:
     for item in newest_first:
         for person in item.persons:
             box = person.box_or_from_points()
-            if any(t != item.task_id and _iou(box, p.box_or_from_points()) >= _SAME_PERSON_IOU for t, p in kept):
+            if any(t != item.task_id and iou(box, p.box_or_from_points()) >= _SAME_PERSON_IOU for t, p in kept):
                 continue
             kept.append((item.task_id, person))
     return {id(person) for _, person in kept}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
@@ -34,6 +35,8 @@ VISIBILITY_NAME = "visibility"
 VISIBLE, OCCLUDED = "visible", "occluded"
 VIEW_TITLE = "Least confident first"
 _TITLE_MAX = 50  # Label Studio's limit on a project title
+_SETTLE_PAUSE_S = 0.3  # between the listings that must agree after a create
+_SETTLE_LISTINGS = 5
 _PREDICTIONS_PER_REQUEST = 500  # Label Studio imports predictions in batches of this size anyway
 
 INSTRUCTIONS = """\
@@ -154,6 +157,20 @@ def _settle(client: LabelStudio, title: str) -> int:
     are renamed, not deleted: Label Studio deletes a project with every signal of the process
     switched off, and two deletes at once leave them off for good (task counters stop updating).
     """
+    oldest = _rename_duplicates(client, title)
+    # A create still in flight elsewhere can commit an older id after this listing (sqlite orders the
+    # ids by insert, not by commit): the answer stands only once two listings a moment apart agree.
+    for _ in range(_SETTLE_LISTINGS):
+        time.sleep(_SETTLE_PAUSE_S)
+        again = _rename_duplicates(client, title)
+        if again == oldest:
+            return oldest
+        oldest = again
+    return oldest
+
+
+def _rename_duplicates(client: LabelStudio, title: str) -> int:
+    """The oldest project titled `title`; the newer empty ones get an `unused duplicate` title."""
     from label_studio_sdk.core.api_error import ApiError
 
     projects: Iterable[Any] = client.projects.list(title=title, page_size=100)

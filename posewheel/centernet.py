@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from posewheel.boxes import iou_matrix
 from posewheel.multipose import max_pool_same
 
 OUTPUT_NAMES = ("person", "wh")  # the exported ONNX graph's outputs, in the order decode_centernet takes them
@@ -45,23 +46,14 @@ def centernet_candidates(
     return boxes, peaks[order]
 
 
-def box_iou_corners(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """IoU of one (x1, y1, x2, y2) box with each of `others` (N, 4)."""
-    lo = np.maximum(box[:2], others[:, :2])
-    hi = np.minimum(box[2:], others[:, 2:])
-    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=1)
-    area = np.prod(np.clip(box[2:] - box[:2], 0.0, None))
-    areas = np.prod(np.clip(others[:, 2:] - others[:, :2], 0.0, None), axis=1)
-    return np.asarray(inter / np.maximum(area + areas - inter, 1e-9))
-
-
 def suppress_overlaps(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int) -> np.ndarray:
-    """Indices of the boxes kept by greedy non-maximum suppression, best first, at most `limit`."""
+    """Indices of the boxes (x1, y1, x2, y2) kept by greedy non-maximum suppression, best first, at most `limit`."""
+    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1) if len(boxes) else boxes
     kept: list[int] = []
     for i in np.argsort(-scores, kind="stable"):
         if len(kept) == limit:
             break
-        if not kept or box_iou_corners(boxes[i], boxes[kept]).max() <= iou:
+        if not kept or iou_matrix(xywh[i], xywh[kept]).max() <= iou:
             kept.append(int(i))
     return np.asarray(kept, dtype=np.int64)
 

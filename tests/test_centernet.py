@@ -188,3 +188,18 @@ def test_a_card_says_which_detector_it_carries() -> None:
         DetectorCard(kind="centernet", names=["heatmaps"])
     with pytest.raises(ValidationError, match="at most 6"):
         DetectorCard(max_persons=10)
+
+
+def test_a_fresh_install_counts_the_people_in_every_real_photograph(pretrained_artifact: Path) -> None:
+    """The real-photo bar of the find-every-person issue, as served: the pretrained artifact (CenterNet at
+    its card's threshold) finds every person in the photographs of 1 to 3 people, ascent's two seen from
+    behind included, and nobody in the people-free ones (tests/support/real_photos.py)."""
+    from posewheel.artifact import load_card
+    from tests.support.real_photos import count_persons
+
+    assert load_card(pretrained_artifact).detector.kind == "centernet"  # type: ignore[union-attr]
+    rows = count_persons(pretrained_artifact)
+    in_bar = [row for row in rows if int(row["expected"]) <= 3]  # type: ignore[call-overload]
+    assert len(in_bar) == 13 and any(row["photo"] == "ascent" for row in in_bar)
+    wrong = [row for row in in_bar if not row["ok"]]
+    assert not wrong, wrong

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,9 +32,6 @@ from posewheel.artifact import (
 )
 from posewheel.dataset import ANNOTATIONS_FILE
 from posewheel.decoding import OUTPUT_NAMES, InputSpec
-
-if TYPE_CHECKING:  # training.multipose imports this module
-    from training.multipose import MoveNetMultiPose
 
 WEIGHTS_FILE = "weights.pt"
 OPSET = 18
@@ -193,14 +190,14 @@ def detector_weights_file(card: DetectorCard) -> str:
 
 
 def export_detector(
-    net: MoveNetMultiPose, folder: Path, card: DetectorCard, weights: bool = True
+    net: nn.Module, folder: Path, card: DetectorCard, weights: bool = True
 ) -> tuple[Path, DetectorCard]:
-    """Write a MoveNet MultiPose `net` as `folder/<card.file>` (ONNX), with `weights` its state dict beside
-    it; returns what write_artifact(detector=...) takes. (Pretrained weights need no copy: they are cached.)"""
-    from training.multipose import export_multipose_onnx
+    """Write the detector `net` of kind `card.kind` as `folder/<card.file>` (ONNX), with `weights` its state
+    dict beside it; returns what write_artifact(detector=...) takes. (Pretrained weights need no copy: cached.)"""
+    from training.detectors import detector_network
 
     path = Path(folder) / card.file
-    export_multipose_onnx(net, path, card.input_size)
+    detector_network(card.kind).export_onnx(net, path, card.input_size)
     if weights:
         torch.save(net.state_dict(), Path(folder) / detector_weights_file(card))
     return path, card
@@ -215,13 +212,12 @@ def copy_detector(detector: tuple[Path, DetectorCard], folder: Path) -> None:
         shutil.copyfile(weights, Path(folder) / detector_weights_file(card))
 
 
-def pretrained_detector(folder: Path) -> tuple[Path, DetectorCard]:
-    """Export Google's pretrained MoveNet MultiPose to `folder/detector.onnx`; with its card section."""
-    from posewheel import pretrained
-    from training.multipose import NAME, load_pretrained_multipose
+def pretrained_detector(folder: Path, kind: str) -> tuple[Path, DetectorCard]:
+    """Export the pretrained detector `kind` (training/detectors.py) to `folder/detector.onnx`, with its card."""
+    from training.detectors import detector_network
 
-    card = DetectorCard(pretrained=pretrained.source(NAME))
-    return export_detector(load_pretrained_multipose(), Path(folder), card, weights=False)
+    network = detector_network(kind)
+    return export_detector(network.load_pretrained(), Path(folder), network.pretrained_card(), weights=False)
 
 
 def inherited_detector(parent: Path) -> tuple[Path, DetectorCard] | None:

@@ -100,10 +100,10 @@ def train_detector_command(
     """Fine-tune an artifact's person detector on every image of the datasets; prints the artifact folder last."""
     from posewheel.params import load_params
     from training.config import TrainConfig
-    from training.detector_training import train_detector
+    from training.detector_training import detector_kind, train_detector
 
     try:
-        config = TrainConfig.for_detector(load_params(params) if params.is_file() else {})
+        config = TrainConfig.for_detector(load_params(params) if params.is_file() else {}, kind=detector_kind(model))
         folder = train_detector(config, parse_data(data, config.feedback_weight), model, out=out)
     except (DatasetError, ArtifactError, ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc

@@ -25,7 +25,16 @@ from typing import Any
 from posewheel.decoding import InputSpec
 from posewheel.params import ParamsError, load_params
 
-__all__ = ["DETECTOR_CONFIG", "FINETUNE_PREFIX", "SIZE_CONFIGS", "ConfigError", "TrainConfig", "load_params"]
+__all__ = [
+    "CENTERNET",
+    "DETECTOR_CONFIG",
+    "DETECTOR_CONFIGS",
+    "FINETUNE_PREFIX",
+    "SIZE_CONFIGS",
+    "ConfigError",
+    "TrainConfig",
+    "load_params",
+]
 
 # params.yaml `train.finetune_<key>` replaces `train.<key>` when a run fine-tunes an existing model.
 FINETUNE_PREFIX = "finetune_"
@@ -56,7 +65,7 @@ SIZE_CONFIGS: dict[str, dict[str, Any]] = {
         "mean": MOVENET_MEAN,
         "std": MOVENET_STD,
         "whole_image_padding": 1.0,  # a request without boxes: the whole image, as MoveNet was trained
-        "detector": "movenet-multipose",
+        "detector": "centernet",
     },
     "movenet-thunder": {
         "network": "movenet-thunder",
@@ -66,7 +75,7 @@ SIZE_CONFIGS: dict[str, dict[str, Any]] = {
         "mean": MOVENET_MEAN,
         "std": MOVENET_STD,
         "whole_image_padding": 1.0,  # a request without boxes: the whole image, as MoveNet was trained
-        "detector": "movenet-multipose",
+        "detector": "centernet",
     },
     # the person detector (training/multipose.py), fine-tuned on whole images: `posewheel train-detector`,
     # params.yaml's `detector` section (TrainConfig.for_detector); docs/detector.md
@@ -92,8 +101,31 @@ SIZE_CONFIGS: dict[str, dict[str, Any]] = {
         "frozen_stages": 3,
         "bn_recalibration_batches": 0,  # its BatchNorms were folded into the convolutions
     },
+    # the COCO person detector (training/centernet.py), fine-tuned on whole images like the one above
+    "centernet": {
+        "network": "centernet",
+        "pretrained": "centernet",
+        "detector": None,
+        "input_height": 512,
+        "input_width": 512,
+        "mean": (0.0, 0.0, 0.0),
+        "std": (1 / 255.0, 1 / 255.0, 1 / 255.0),  # the graph takes RGB 0..255
+        "whole_image_padding": 1.0,
+        "rotation": 0.0,
+        "scale": (0.6, 1.5),
+        "translate": 0.15,
+        "max_minutes": 8.0,
+        "batch_size": 8,
+        "lr": 3e-3,  # relative, as above: its BatchNorms are folded too
+        "warmup_steps": 20,
+        "box_scale_loss_weight": 0.1,  # the box distances' L1, cells
+        "frozen_stages": 3,
+        "bn_recalibration_batches": 0,
+    },
 }
 DETECTOR_CONFIG = "movenet-multipose"
+CENTERNET = "centernet"
+DETECTOR_CONFIGS = (DETECTOR_CONFIG, CENTERNET)  # a `detector` section's config: the artifact's detector kind
 # `train` keys a `detector` section inherits when it does not set them: the hardware and the logging.
 DETECTOR_INHERITS = ("accelerator", "devices", "precision", "strategy", "num_nodes", "num_workers", "seed", "wandb")
 
@@ -109,7 +141,9 @@ class TrainConfig:
     config: str = "movenet-lightning"  # name of the size configuration these fields started from
     network: str = "movenet-lightning"  # heatmap | movenet-lightning | movenet-thunder | movenet-multipose (detector)
     pretrained: str | None = "movenet-lightning"  # posewheel.pretrained weights a first model starts from
-    detector: str | None = "movenet-multipose"  # person detector in the artifact; a fine-tune keeps its parent's
+    detector: str | None = (
+        "centernet"  # person detector in the artifact (training/detectors.py); a fine-tune keeps its parent's
+    )
     backbone: str = "mobilenet_v3_large"  # torchvision model name, built from scratch
     backbone_checkpoint: str | None = None  # optional local state dict for the backbone (no downloads)
     input_height: int = 192  # pixels
@@ -189,15 +223,18 @@ class TrainConfig:
         return cls.from_section(section)
 
     @classmethod
-    def for_detector(cls, params: dict[str, Any], **overrides: Any) -> TrainConfig:
-        """The person detector's fine-tune from params.yaml's `detector` section (all optional; config
-        movenet-multipose), inheriting DETECTOR_INHERITS from `train`; keyword overrides last."""
+    def for_detector(cls, params: dict[str, Any], kind: str = CENTERNET, **overrides: Any) -> TrainConfig:
+        """The fine-tune of a detector of `kind` (one of DETECTOR_CONFIGS: the artifact's `detector.kind`) from
+        params.yaml's `detector` section (all optional), inheriting DETECTOR_INHERITS from `train`;
+        keyword overrides last."""
+        if kind not in DETECTOR_CONFIGS:
+            raise ConfigError(f"detector {kind!r}: expected one of {list(DETECTOR_CONFIGS)}")
         train = dict(params.get("train") or {})
         section = {k: train[k] for k in DETECTOR_INHERITS if k in train}
-        section.update({"config": DETECTOR_CONFIG, **dict(params.get("detector") or {}), **overrides})
+        section.update({"config": kind, **dict(params.get("detector") or {}), **overrides})
         config = cls.from_section(section)
-        if config.network != DETECTOR_CONFIG:
-            raise ConfigError(f"detector.network is {config.network!r}; the detector is {DETECTOR_CONFIG!r}")
+        if config.network != kind:
+            raise ConfigError(f"detector.network is {config.network!r}; the artifact's detector is {kind!r}")
         return config
 
     @classmethod

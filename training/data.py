@@ -28,8 +28,9 @@ from posewheel.decoding import Box, crop_box, crop_image, image_to_input, normal
 from posewheel.detection import detector_spec
 from posewheel.schema import FLIP_INDEX
 from training.augment import AugmentParams, CropAugmenter, plain_crop
-from training.config import TrainConfig
+from training.config import CENTERNET, TrainConfig
 from training.targets import (
+    centernet_targets,
     facing,
     gaussian_heatmaps,
     inside_input,
@@ -277,7 +278,8 @@ def scenes(ds: coco.Dataset, source: int, image_ids: set[int] | None = None) -> 
 
 class SceneImages(torch.utils.data.Dataset[dict[str, Any]]):
     """Whole images (3, S, S) float32 normalised, fitted into the detector's square input as served
-    (posewheel.detection.detector_input), with `training.targets.multipose_targets`.
+    (posewheel.detection.detector_input), with the targets of the configured detector
+    (`training.targets.multipose_targets`, or `centernet_targets` for train.network centernet).
 
     Training augments the window, not the pixels' geometry: a zoom (`scale`, above 1 zooms in, below
     1 shows the image smaller with black around it), a shift (`translate`, a fraction of the window)
@@ -341,7 +343,10 @@ class SceneImages(torch.utils.data.Dataset[dict[str, Any]]):
         if self.train:
             tensor = self.photometric(torch.from_numpy(np.array(crop)).permute(2, 0, 1))
             crop = tensor.permute(1, 2, 0).numpy()
-        targets = multipose_targets(points[kept], weights[kept], boxes[kept], self.spec, self.config.sigma)
+        if self.config.network == CENTERNET:
+            targets = centernet_targets(boxes[kept], self.spec)
+        else:
+            targets = multipose_targets(points[kept], weights[kept], boxes[kept], self.spec, self.config.sigma)
         return {
             **{k: torch.from_numpy(v) for k, v in targets.items()},
             "image": torch.from_numpy(normalize(crop[None], self.spec)[0]),

@@ -1,7 +1,7 @@
-"""Fine-tune an artifact's person detector (MoveNet MultiPose) on whole images, and put it back in the artifact.
+"""Fine-tune an artifact's person detector (CenterNet or MoveNet MultiPose) on whole images, put it back in it.
 
 The detector starts from the artifact's own fine-tuned weights (`detector.pt`, so each loop builds on
-the last) or, for an artifact carrying Google's pretrained detector, from the cached pretrained
+the last) or, for an artifact carrying a pretrained detector, from the cached pretrained
 weights; it trains in Lightning (training.lightning_module.DetectorModel) on every image of the
 datasets, people-free ones included, and is exported to ONNX where the pretrained one goes
 (`detector.onnx` + the card's `detector` section); the card's `params.detector` records the run.
@@ -13,7 +13,8 @@ Into a new artifact version, leaving the old one as it is:
     posewheel train-detector --model models/production --data data/street_groups --out models/m-det-1
 In Python (the flywheel's `train` stage, after `train(...)` built the candidate):
     from training.detector_training import train_detector
-    train_detector(TrainConfig.for_detector(params), sets, built)   # replaces built's detector in place
+    config = TrainConfig.for_detector(params, kind=detector_kind(built))
+    train_detector(config, sets, built)   # replaces built's detector in place
 """
 
 from __future__ import annotations
@@ -28,42 +29,48 @@ from typing import Any
 import lightning.pytorch as L
 import numpy as np
 from PIL import Image
+from torch import nn
 
 from posewheel.artifact import DetectorCard, check_version, load_card, save_card
 from posewheel.atomic import staged_dir
+from posewheel.boxes import iou_matrix
 from posewheel.detection import detector_input, persons_from_maps
 from posewheel.settings import ProjectSettings
 from training import run_logging
 from training.artifact_export import copy_detector, dataset_hash, detector_weights_file, export_detector
-from training.config import TrainConfig
+from training.config import CENTERNET, TrainConfig
 from training.data import DetectorDataModule, Scene
+from training.detectors import detector_network
 from training.lightning_module import DetectorModel
-from training.multipose import MoveNetMultiPose, load_pretrained_multipose
 from training.train import make_trainer
 
 log = logging.getLogger(__name__)
 
 
-def starting_detector(artifact: Path) -> tuple[MoveNetMultiPose, DetectorCard, str]:
+def starting_detector(artifact: Path, kind: str = CENTERNET) -> tuple[nn.Module, DetectorCard, str]:
     """The detector `artifact` carries as a network, its card section, and where its weights came from.
 
-    Fine-tuned weights (`detector.pt`) when the artifact has them, else Google's pretrained ones
+    Fine-tuned weights (`detector.pt`) when the artifact has them, else the pretrained ones of its kind
     (an artifact made by `posewheel pretrained promote` or `posewheel train`); an artifact with
-    no detector starts one from the pretrained weights with the default card section.
+    no detector starts the pretrained detector `kind` with that kind's card section.
     """
     card = load_card(artifact)
-    section = card.detector or DetectorCard()
+    section = card.detector or detector_network(kind).pretrained_card()
+    network = detector_network(section.kind)
     weights = Path(artifact) / detector_weights_file(section)
     if card.detector is not None and weights.is_file():
-        net = MoveNetMultiPose()
+        net = network.build()
         net.load_state_dict(load_weights_file(weights))
         return net, section, f"{card.version}/{weights.name}"
     if section.pretrained is None:
-        from posewheel import pretrained
-        from training.multipose import NAME
+        section = section.model_copy(update={"pretrained": network.pretrained_card().pretrained})
+    return network.load_pretrained(), section, f"pretrained {section.kind}"
 
-        section = section.model_copy(update={"pretrained": pretrained.source(NAME)})
-    return load_pretrained_multipose(), section, "pretrained movenet-multipose"
+
+def detector_kind(artifact: Path) -> str:
+    """The kind of detector `artifact` carries (what its fine-tune must configure); CenterNet when it has none."""
+    section = load_card(artifact).detector
+    return section.kind if section is not None else CENTERNET
 
 
 def load_weights_file(path: Path) -> dict[str, Any]:
@@ -94,7 +101,12 @@ def train_detector(
     artifact = Path(artifact)
     target = Path(out) if out is not None else artifact
     version = check_version(target.name) if target.resolve() != artifact.resolve() else load_card(artifact).version
-    net, section, started_from = starting_detector(artifact)
+    net, section, started_from = starting_detector(artifact, config.network)
+    if section.kind != config.network:
+        raise ValueError(
+            f"{artifact}: its detector is {section.kind!r}, the configuration fine-tunes {config.network!r} "
+            f"(TrainConfig.for_detector(params, kind={section.kind!r}))"
+        )
     L.seed_everything(config.seed, workers=True)
     datamodule = DetectorDataModule(config, datasets)
     datamodule.setup("fit")
@@ -145,18 +157,7 @@ THRESHOLDS = np.round(np.arange(0.05, 0.501, 0.025), 3)  # person-score threshol
 MATCH_IOU = 0.5  # a found box overlapping a true one this much found that person
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes a (A, 4) and b (B, 4), x, y, w, h -> (A, B)."""
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=2)
-    union = a[:, None, 2:].prod(axis=2) + b[None, :, 2:].prod(axis=2) - inter
-    return np.asarray(inter / np.maximum(union, 1e-9))
-
-
-def calibrate_threshold(
-    net: MoveNetMultiPose, items: list[Scene], section: DetectorCard
-) -> tuple[float, dict[str, float]]:
+def calibrate_threshold(net: nn.Module, items: list[Scene], section: DetectorCard) -> tuple[float, dict[str, float]]:
     """The person-score threshold (of THRESHOLDS) with the best F1 of found persons on `items`, and its counts.
 
     Fine-tuning moves the scores (centre x joint scores) away from the pretrained graph's, for which
@@ -182,7 +183,7 @@ def calibrate_threshold(
             keep = boxes[scores >= threshold]
             kept += len(keep)
             free = np.ones(len(truth), dtype=bool)
-            for row in box_iou(keep, truth) if len(truth) else []:  # best first: greedy, as pycocotools
+            for row in iou_matrix(keep, truth) if len(truth) else []:  # best first: greedy, as pycocotools
                 hits = np.flatnonzero(free & (row >= MATCH_IOU))
                 if len(hits):
                     free[hits[np.argmax(row[hits])]] = False
@@ -197,7 +198,7 @@ def calibrate_threshold(
 
 
 def replace_detector(
-    artifact: Path, net: MoveNetMultiPose, section: DetectorCard, out: Path, version: str, record: dict[str, Any]
+    artifact: Path, net: nn.Module, section: DetectorCard, out: Path, version: str, record: dict[str, Any]
 ) -> Path:
     """Write `out`: the files of `artifact` with `net` as its detector (ONNX + weights), atomically.
 

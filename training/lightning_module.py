@@ -20,13 +20,15 @@ import numpy as np
 import torch
 
 from posewheel.decoding import InputSpec, decode_outputs
-from training.config import TrainConfig
+from training.centernet import STRIDE as CENTERNET_STRIDE
+from training.centernet import CenterNet
+from training.config import DETECTOR_CONFIGS, TrainConfig
+from training.detectors import detector_network
 from training.metrics import mean_px_error, pck
 from training.model import NetConfig, PoseNet, to_person_order
 from training.movenet import CONFIGS as MOVENET_CONFIGS
 from training.movenet import MoveNet, load_pretrained
-from training.multipose import NAME as MULTIPOSE
-from training.multipose import MoveNetMultiPose, load_pretrained_multipose
+from training.multipose import MoveNetMultiPose
 
 
 def heatmap_loss(
@@ -171,14 +173,31 @@ def multipose_loss(
     return total, terms
 
 
+def centernet_loss(
+    net: CenterNet, batch: dict[str, torch.Tensor], config: TrainConfig
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """CenterNet's two heads against training.targets.centernet_targets: (total, each term).
+
+    The person map: the focal loss over every image, people-free ones included. At each person's
+    centre cell: the L1 of the four box distances, in cells (x box_scale_loss_weight, as the
+    MultiPose box size), averaged over the persons of the batch.
+    """
+    out = net.forward_logits(batch["image"])
+    person = focal_loss(out["person"], batch["person"])
+    mask = batch["person_mask"]
+    ltrb = at_cells(out["wh"], batch["center_cell"]) / CENTERNET_STRIDE  # (N, M, 4) pixels -> cells
+    box = ((ltrb - batch["ltrb"]).abs().sum(2) * mask).sum() / mask.sum().clamp(min=1.0)
+    return person + config.box_scale_loss_weight * box, {"person": person, "box": box}
+
+
 def build_network(config: TrainConfig) -> torch.nn.Module:
     """The network a configuration names: today's heatmap PoseNet, a MoveNet or the MultiPose detector (random init)."""
     if config.network in MOVENET_CONFIGS:
         return MoveNet(MOVENET_CONFIGS[config.network])
-    if config.network == MULTIPOSE:
-        return MoveNetMultiPose()
+    if config.network in DETECTOR_CONFIGS:
+        return detector_network(config.network).build()
     if config.network != "heatmap":
-        known = ["heatmap", *sorted(MOVENET_CONFIGS), MULTIPOSE]
+        known = ["heatmap", *sorted(MOVENET_CONFIGS), *DETECTOR_CONFIGS]
         raise ValueError(f"train.network {config.network!r}: expected one of {known}")
     net_config = NetConfig(config.backbone, config.head_channels, backbone_checkpoint=config.backbone_checkpoint)
     return PoseNet(net_config)
@@ -321,7 +340,8 @@ def relative_adamw(net: torch.nn.Module, config: TrainConfig) -> torch.optim.Ada
 
 
 class DetectorModel(PoseModel):
-    """The person detector (MoveNet MultiPose) fitted on whole images by `multipose_loss`; `self.net` is exported.
+    """A person detector (MoveNet MultiPose or CenterNet, train.network) fitted on whole images by its loss
+    (`multipose_loss`, `centernet_loss`); `self.net` is exported.
 
     The pose model's optimiser, warm-up + cosine schedule and anchor; validation is the loss alone
     (detection is scored on the exported artifact, training/evaluate_persons.py).
@@ -329,21 +349,26 @@ class DetectorModel(PoseModel):
 
     def __init__(self, config: dict[str, Any]):
         super().__init__(config)
-        if not isinstance(self.net, MoveNetMultiPose):
-            raise ValueError(f"train.network {self.config.network!r}: the detector is {MULTIPOSE!r}")
-        self.detector: MoveNetMultiPose = self.net
-        self.output_kind = MULTIPOSE
+        if self.config.network not in DETECTOR_CONFIGS:
+            raise ValueError(f"train.network {self.config.network!r}: a detector is one of {list(DETECTOR_CONFIGS)}")
+        self.detector: torch.nn.Module = self.net
+        self.output_kind = self.config.network
+
+    def detector_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if isinstance(self.net, CenterNet):
+            return centernet_loss(self.net, batch, self.config)
+        assert isinstance(self.net, MoveNetMultiPose)
+        return multipose_loss(self.net, batch, self.config)
 
     def on_fit_start(self) -> None:
         """With train.anchor_weight, remember the pretrained detector's weights the fit is pulled back towards."""
         if self.config.anchor_weight > 0 and self.config.pretrained:
-            reference = load_pretrained_multipose().to(self.device)
+            reference = detector_network(self.config.network).load_pretrained().to(self.device)
             theirs = dict(reference.named_parameters())
             self._anchor = [(p, theirs[name].detach()) for name, p in self.net.named_parameters() if p.requires_grad]
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        assert isinstance(self.net, MoveNetMultiPose)
-        loss, terms = multipose_loss(self.net, batch, self.config)
+        loss, terms = self.detector_loss(batch)
         size = len(batch["image"])
         penalty = self.anchor_penalty()
         if penalty is not None:
@@ -355,8 +380,7 @@ class DetectorModel(PoseModel):
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        assert isinstance(self.net, MoveNetMultiPose)
-        loss, terms = multipose_loss(self.net, batch, self.config)
+        loss, terms = self.detector_loss(batch)
         size = len(batch["image"])
         self.log("val/loss", loss, on_epoch=True, batch_size=size, sync_dist=True, prog_bar=True)
         self.log_dict({f"val/{k}_loss": v for k, v in terms.items()}, on_epoch=True, batch_size=size, sync_dist=True)

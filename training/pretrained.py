@@ -23,7 +23,7 @@ def export_pretrained(name: str, models_dir: Path) -> Path:
     params = {**config.to_dict(), "note": "pretrained weights only, not trained by this project"}
     source = pretrained.source(name).model_dump()
     with tempfile.TemporaryDirectory() as scratch:
-        detector = pretrained_detector(Path(scratch)) if config.detector else None
+        detector = pretrained_detector(Path(scratch), config.detector) if config.detector else None
         folder = Path(models_dir) / version
         return write_artifact(
             folder, net, config.input_spec, version, {}, params, kind="movenet", pretrained=source, detector=detector

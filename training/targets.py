@@ -3,7 +3,8 @@
 The peak sits where `posewheel.decoding.decode_heatmaps` will read it back (`input_to_heatmap_cells`
 is its inverse), so a perfect heatmap decodes to the true point within the quarter-cell rounding.
 MoveNet's heads get `movenet_targets` (one person per crop) and the person detector's
-`multipose_targets` (every person of a whole image), each read back by its decoding.
+`multipose_targets` (every person of a whole image), CenterNet's `centernet_targets` (every person's
+box), each read back by its decoding.
 """
 
 from __future__ import annotations
@@ -169,4 +170,48 @@ def multipose_targets(
         out["offsets"][p] = (u - joint_cells)[:, ::-1]
         out["joint_cells"][p] = joint_cells
         out["joint_weights"][p] = weight * labeled
+    return out
+
+
+def centernet_radius(height: float, width: float, min_overlap: float = 0.7) -> float:
+    """CenterNet's Gaussian radius for a box of `height` x `width` cells: how far its centre may move while
+    a box of its size there still overlaps it by `min_overlap` (Law & Deng's CornerNet formula, as
+    CenterNet trains with it, quirks included: the original divides by 2, not 2a)."""
+    b1, c1 = height + width, width * height * (1 - min_overlap) / (1 + min_overlap)
+    r1 = (b1 + np.sqrt(b1**2 - 4 * c1)) / 2
+    b2, c2 = 2 * (height + width), (1 - min_overlap) * width * height
+    r2 = (b2 + np.sqrt(b2**2 - 16 * c2)) / 2
+    a3, b3, c3 = 4 * min_overlap, -2 * min_overlap * (height + width), (min_overlap - 1) * width * height
+    r3 = (b3 + np.sqrt(b3**2 - 4 * a3 * c3)) / 2
+    return float(min(r1, r2, r3))
+
+
+def centernet_targets(boxes: np.ndarray, spec: InputSpec) -> dict[str, np.ndarray]:
+    """CenterNet's targets for the persons of one whole image, read back by `posewheel.centernet`.
+
+    boxes: (P, 4) x, y, w, h input pixels, inside the input. The decoding reads a peak at cell (x, y)
+    as the point (stride x, stride y) of the input and the box as that point's distances to its left,
+    top, right and bottom edges; so a person peaks at the cell nearest its box centre (rounded), with
+    CenterNet's size-adaptive Gaussian around it (sigma = (2 radius + 1) / 6, centernet_radius), and
+    ltrb holds the four distances in cells. Returns person (1, h, w) and, padded to MAX_SCENE_PERSONS,
+    person_mask (M,), center_cell (M, 2) int64 (x, y) and ltrb (M, 4). No persons: all zero.
+    """
+    h, w = spec.heatmap_size
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[:MAX_SCENE_PERSONS] / spec.stride
+    m = MAX_SCENE_PERSONS
+    out: dict[str, np.ndarray] = {
+        "person": np.zeros((1, h, w), np.float32),
+        "person_mask": np.zeros(m, np.float32),
+        "center_cell": np.zeros((m, 2), np.int64),
+        "ltrb": np.zeros((m, 4), np.float32),
+    }
+    limit = np.array([w - 1, h - 1])
+    for p, (x, y, bw, bh) in enumerate(boxes):
+        cell = np.clip(np.round([x + bw / 2.0, y + bh / 2.0]), 0, limit).astype(np.int64)
+        sigma = (2.0 * max(0, int(centernet_radius(bh, bw))) + 1.0) / 6.0
+        peak = ((cell + 0.5) * spec.stride)[None]  # gaussian_heatmaps' cell centres: exactly 1.0 on `cell`
+        out["person"] = np.maximum(out["person"], gaussian_heatmaps(peak, np.ones(1, np.float32), spec, sigma))
+        out["person_mask"][p] = 1.0
+        out["center_cell"][p] = cell
+        out["ltrb"][p] = cell[0] - x, cell[1] - y, x + bw - cell[0], y + bh - cell[1]
     return out

@@ -162,7 +162,7 @@ def artifact_detector(config: TrainConfig, warm_start: Path | None, scratch: Pat
     """The person detector the new artifact carries: its parent's, else the configured pretrained one, else none."""
     inherited = inherited_detector(warm_start) if warm_start is not None else None
     if inherited is None and config.detector:
-        return pretrained_detector(scratch)
+        return pretrained_detector(scratch, config.detector)
     return inherited
 
 

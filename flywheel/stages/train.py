@@ -52,10 +52,10 @@ def run(paths: PipelinePaths) -> Path:
     with tempfile.TemporaryDirectory(dir=paths.models, prefix=".train-") as scratch:
         built = train(config, sets, Path(scratch), warm_start=warm)
         if fine_tune_detector:
-            from training.detector_training import train_detector
+            from training.detector_training import detector_kind, train_detector
 
             log.info("fine-tuning the person detector on %s", [str(p) for p, _ in sets])
-            detector_config = TrainConfig.for_detector({**params, "detector": detector})
+            detector_config = TrainConfig.for_detector({**params, "detector": detector}, kind=detector_kind(built))
             train_detector(detector_config, sets, built, log_dir=paths.root / "metrics" / "train_detector")
         atomic.replace_dir(built, paths.candidate)
     log.info("candidate %s at %s", artifact.load_card(paths.candidate).version, paths.candidate)

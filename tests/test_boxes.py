@@ -1,0 +1,23 @@
+"""posewheel.boxes: the one box-overlap implementation the detector, its calibration and the labeling use."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from posewheel.boxes import iou, iou_matrix
+
+
+def test_iou_of_known_overlaps() -> None:
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == 50 / 150
+    assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+    assert iou((0, 0, 0, 10), (0, 0, 0, 10)) == 0.0  # no area, no overlap (and no division by zero)
+
+
+def test_iou_matrix_is_every_pair() -> None:
+    a = np.array([[0, 0, 10, 10], [5, 5, 10, 10]])
+    b = np.array([[0, 0, 10, 10], [100, 100, 1, 1], [5, 0, 10, 10]])
+    m = iou_matrix(a, b)
+    assert m.shape == (2, 3)
+    np.testing.assert_allclose(m, [[iou(x, y) for y in b] for x in a])
+    assert iou_matrix(np.zeros((0, 4)), b).shape == (0, 3)
