@@ -1,7 +1,8 @@
 """Does fine-tuning the person detector on the project's scenes find the people the pretrained one misses?
 
     .venv/bin/python benchmarks/detector_finetune.py [--minutes 9] [--train-count 1500] [--holdout-count 200] \
-        [--anchor-weight 0.01] [--work var/bench/detector_finetune] | tee benchmarks/results/detector_finetune.jsonl
+        [--anchor-weight 0.01] [--frozen-stages 4] [--work var/bench/detector_finetune] \
+        | tee benchmarks/results/detector_finetune.jsonl
 
 On ONE thread (torch and ONNX Runtime; the machine is shared), in one run:
 1. Data (fixed seeds): a street training set of 0-4 persons per image (seed 3000) and a street holdout
@@ -97,6 +98,7 @@ def main() -> None:
     parser.add_argument("--train-count", type=int, default=1500, help="street training images (0-4 persons)")
     parser.add_argument("--holdout-count", type=int, default=200, help="street holdout images (0-4 persons)")
     parser.add_argument("--anchor-weight", type=float, default=0.0, help="train.anchor_weight: L2 pull to pretrained")
+    parser.add_argument("--frozen-stages", type=int, default=None, help="train.frozen_stages; default: the config's")
     parser.add_argument("--work", type=Path, default=Path("var/bench/detector_finetune"), help="data and models")
     args = parser.parse_args()
 
@@ -125,12 +127,14 @@ def main() -> None:
         num_workers=0,
         wandb=False,
         anchor_weight=args.anchor_weight,
+        **({"frozen_stages": args.frozen_stages} if args.frozen_stages is not None else {}),
     )
     emit("fine_tune_config", threads=torch.get_num_threads(), **{k: config.to_dict()[k] for k in (
         "max_minutes", "batch_size", "lr", "warmup_steps", "frozen_stages", "scale", "translate", "flip",
         "anchor_weight")})  # fmt: skip
     start = time.monotonic()
     name = "finetuned-detector" + (f"-anchor{args.anchor_weight:g}" if args.anchor_weight else "")
+    name += f"-frozen{args.frozen_stages}" if args.frozen_stages is not None else ""
     tuned = train_detector(config, [(sets["train"], 1.0)], pretrained, out=args.work / "models" / name,
                            log_dir=args.work / "logs" / name)  # fmt: skip
     from posewheel.artifact import load_card
