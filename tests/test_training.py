@@ -75,10 +75,18 @@ def test_onnx_runtime_and_lightning_agree_on_decoded_keypoints(trained_artifact:
             crops.append(crop_image(raw.convert("RGB"), window, spec))
     batch = normalize(np.stack(crops), spec)
     with torch.no_grad():
-        eager, _ = decode_to_image(net(torch.from_numpy(batch)).numpy(), windows, spec)
+        eager_maps = net(torch.from_numpy(batch)).numpy()
     session = ort.InferenceSession(str(trained_artifact / MODEL_FILE), providers=["CPUExecutionProvider"])
-    served, _ = decode_to_image(session.run(["heatmaps"], {"image": batch})[0], windows, spec)
-    assert np.abs(served - eager).max() <= 0.5
+    served_maps = session.run(["heatmaps"], {"image": batch})[0]
+    np.testing.assert_allclose(served_maps, eager_maps, atol=1e-4)
+    eager, _ = decode_to_image(eager_maps, windows, spec)
+    served, _ = decode_to_image(served_maps, windows, spec)
+    # A briefly trained net has flat heatmaps: where its two best cells are within float noise of each other
+    # the argmax may pick either (a cell, 4+ px, apart). Everywhere the peak is decided, the same point.
+    top2 = np.sort(eager_maps.reshape(*eager_maps.shape[:2], -1), axis=2)[:, :, -2:]
+    decided = (top2[:, :, 1] - top2[:, :, 0]) > 1e-3
+    assert decided.mean() > 0.8, "too few decided peaks for the comparison to mean anything"
+    assert np.abs(served - eager).max(axis=2)[decided].max() <= 0.5
     # and the evaluation path (what `posewheel evaluate` measures) is that same computation
     assert studio_set.root is not None
     evaluated = predict(trained_artifact, studio_set.root)
