@@ -10,8 +10,9 @@ defaults live; the field defaults below carry the same values (tests/test_traini
 that a configuration built in a test or a notebook without params.yaml trains the same run.
 
 Sizes are data, not branches: `cpu` (MobileNetV3-Large, 128x96 input) trains on a laptop's two
-cores; `gpu` (ResNet-50, 256x192) is the accuracy configuration; `movenet-multipose` is the person
-detector's fine-tune (`TrainConfig.for_detector(load_params())`, params.yaml's `detector` section).
+cores; `gpu` (ResNet-50, 256x192) is the accuracy configuration; `centernet` and `movenet-multipose`
+are the person detectors' fine-tunes (`TrainConfig.for_detector(load_params(), kind=...)`, params.yaml's
+`detector` section).
 Accelerator, devices, precision, strategy (`ddp`) and `num_nodes` pass straight through to the
 Lightning Trainer.
 """
@@ -27,9 +28,9 @@ from posewheel.params import ParamsError, load_params
 
 __all__ = [
     "CENTERNET",
-    "DETECTOR_CONFIG",
     "DETECTOR_CONFIGS",
     "FINETUNE_PREFIX",
+    "MULTIPOSE",
     "SIZE_CONFIGS",
     "ConfigError",
     "TrainConfig",
@@ -123,9 +124,8 @@ SIZE_CONFIGS: dict[str, dict[str, Any]] = {
         "bn_recalibration_batches": 0,
     },
 }
-DETECTOR_CONFIG = "movenet-multipose"
-CENTERNET = "centernet"
-DETECTOR_CONFIGS = (DETECTOR_CONFIG, CENTERNET)  # a `detector` section's config: the artifact's detector kind
+MULTIPOSE, CENTERNET = "movenet-multipose", "centernet"
+DETECTOR_CONFIGS = (CENTERNET, MULTIPOSE)  # a `detector` section's config: the artifact's detector kind
 # `train` keys a `detector` section inherits when it does not set them: the hardware and the logging.
 DETECTOR_INHERITS = ("accelerator", "devices", "precision", "strategy", "num_nodes", "num_workers", "seed", "wandb")
 
@@ -141,9 +141,8 @@ class TrainConfig:
     config: str = "movenet-lightning"  # name of the size configuration these fields started from
     network: str = "movenet-lightning"  # heatmap | movenet-lightning | movenet-thunder | movenet-multipose (detector)
     pretrained: str | None = "movenet-lightning"  # posewheel.pretrained weights a first model starts from
-    detector: str | None = (
-        "centernet"  # person detector in the artifact (training/detectors.py); a fine-tune keeps its parent's
-    )
+    # the person detector a new artifact carries (training/detectors.py); a fine-tune keeps its parent's
+    detector: str | None = "centernet"
     backbone: str = "mobilenet_v3_large"  # torchvision model name, built from scratch
     backbone_checkpoint: str | None = None  # optional local state dict for the backbone (no downloads)
     input_height: int = 192  # pixels

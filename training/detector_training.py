@@ -160,9 +160,9 @@ MATCH_IOU = 0.5  # a found box overlapping a true one this much found that perso
 def calibrate_threshold(net: nn.Module, items: list[Scene], section: DetectorCard) -> tuple[float, dict[str, float]]:
     """The person-score threshold (of THRESHOLDS) with the best F1 of found persons on `items`, and its counts.
 
-    Fine-tuning moves the scores (centre x joint scores) away from the pretrained graph's, for which
-    the card's 0.2 was chosen; the threshold is re-chosen on held-out images, people-free ones
-    included, so phantoms cost as much as misses. Ties go to the higher threshold (fewer phantoms).
+    Fine-tuning moves the person scores away from the pretrained graph's, for which the card's threshold
+    was chosen (0.2 MultiPose, 0.3 CenterNet); the threshold is re-chosen on held-out images, people-free
+    ones included, so phantoms cost as much as misses. Ties go to the higher threshold (fewer phantoms).
     """
     import torch
 
