@@ -11,6 +11,10 @@ line per turn (studio, street and no-box street-scene OKS AP of the candidate, l
 promoted) and the bars of the several-loops issue: street OKS AP of production after K turns >= 0.6,
 studio no more than 0.02 below the first model, each turn at most 15 minutes. The baseline is the
 first model, measured in the same run. Heavy (about 15 minutes a turn on 2 cores): run it alone.
+
+Also writes the measured curve that `posewheel flywheel status` reads to say what labels waiting are
+expected to buy (`--curve`, default flywheel/gain_curve.json: production's street OKS AP against the
+labels it was trained on). `--from-results FILE` rewrites that curve from an earlier run's JSON lines.
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
+from flywheel.gain import SHIPPED as SHIPPED_CURVE
+from flywheel.gain import write_curve
 from tests.support.figures import emit as emit_figure
 from tests.support.waiting import free_port
 
@@ -41,7 +48,15 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=300, help="most persons labeled per turn")
     parser.add_argument("--traffic", type=int, default=900, help="street images per turn")
     parser.add_argument("--work", type=Path, help="folder for the clone (default: a new temporary one)")
+    parser.add_argument("--curve", type=Path, default=SHIPPED_CURVE, help="where to write the measured gain curve")
+    parser.add_argument("--from-results", type=Path, help="only rewrite the curve from this run's JSON lines")
     args = parser.parse_args()
+    if args.from_results:
+        lines = args.from_results.read_text(encoding="utf-8").splitlines()
+        rows = [json.loads(line) for line in lines if line.strip()]
+        commit = next(r["commit"] for r in rows if r["figure"] == "setup")
+        write_gain_curve(args.curve, [r for r in rows if r["figure"] == "turn"], commit)
+        return
 
     work = (args.work or Path(tempfile.mkdtemp(prefix="flywheel-turns-"))).resolve()
     clone = work / "posewheel"
@@ -68,6 +83,7 @@ def main() -> None:
     first = report["metrics_before"]
     emit("turn", turn=0, **_aps(first), labels=0, promoted=True, version=report["before_version"])
     production = first
+    turns = [{"labels": 0, "promoted": True, **_aps(first)}]  # turn 0, then one per turn
     for turn in report["turns"]:
         candidate = turn["candidate"]
         if turn["promoted"]:
@@ -83,6 +99,10 @@ def main() -> None:
             minutes=turn["minutes"],
             production=turn["production"],
         )
+        turns.append(
+            {"turn": turn["number"], "labels": turn["labels"], "promoted": turn["promoted"], **_aps(candidate)}
+        )
+    write_gain_curve(args.curve, turns, commit)
     emit("demo", minutes=round(minutes, 1), log=report["log_file"])
     street, studio = production["street"]["oks_ap"], production["studio"]["oks_ap"]
     emit("goal", name="street_ap_after_turns", value=round(street, 4), need=">= 0.6", passed=street >= 0.6)
@@ -90,6 +110,14 @@ def main() -> None:
     emit("goal", name="studio_drop_vs_first_model", value=round(drop, 4), need="<= 0.02", passed=drop <= 0.02)
     slowest = max(t["minutes"] for t in report["turns"])
     emit("goal", name="slowest_turn_minutes", value=slowest, need="<= 15", passed=slowest <= 15)
+
+
+def write_gain_curve(path: Path, turns: list[dict[str, Any]], commit: str) -> None:
+    """Production's street OKS AP against the labels it was trained on: the first model, then every promotion."""
+    points = [(int(t["labels"]), float(t["street_ap"])) for t in turns if t["promoted"] and t["street_ap"] is not None]
+    source = f"benchmarks/flywheel_turns.py, {len(turns) - 1} turns from a fresh clone of {commit[:7]}"
+    write_curve(path, points, source)
+    emit("gain_curve", path=str(path), points=len(points))
 
 
 def _aps(metrics: dict[str, dict[str, float]]) -> dict[str, float | None]:

@@ -7,10 +7,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flywheel.pipeline import PipelinePaths, running_pipeline
+from flywheel.gain import GainCurve, GainCurveError
+from flywheel.pipeline import PipelinePaths, load_params, running_pipeline
 from flywheel.promotion import read_history
 from posewheel import artifact
 from posewheel.dataset import ANNOTATIONS_FILE
+from posewheel.params import ParamsError
 from posewheel.review import Outbox
 from posewheel.settings import ProjectSettings
 
@@ -26,6 +28,19 @@ class FlywheelStatus:
     history: list[dict[str, str]] = field(default_factory=list)
     pipeline_run: str | None = None  # "pid N since T" while a run holds var/flywheel.lock
     last_watch_decision: str | None = None  # the last line of var/log/flywheel-watch.log
+    retrain: RetrainOutlook | None = None  # what the labels waiting are expected to buy
+
+
+@dataclass
+class RetrainOutlook:
+    """Corrected labels production has not been trained on, and the street OKS AP they are expected to add."""
+
+    labels_waiting: int
+    labels_used: int  # what production was trained on
+    expected_street_gain: float | None  # None when no curve could be read
+    worth_it_from: float | None  # promote.street_margin (a smaller gain would not be promoted); None unreadable
+    curve: str  # where the expected gain comes from, or why there is none
+    extrapolated: bool = False  # beyond the last measured point of the curve
 
 
 def read_status(settings: ProjectSettings | None = None) -> FlywheelStatus:
@@ -39,6 +54,7 @@ def read_status(settings: ProjectSettings | None = None) -> FlywheelStatus:
         card = artifact.load_card(artifact.production_dir(paths.models))
         version, metrics = card.version, card.metrics
     decision = json.loads(paths.promotion.read_text(encoding="utf-8")) if paths.promotion.is_file() else None
+    history = read_history(paths.history)
     if decision:
         decision = {k: decision[k] for k in ("promoted", "reason", "candidate_version", "feedback_labels")}
     return FlywheelStatus(
@@ -48,10 +64,27 @@ def read_status(settings: ProjectSettings | None = None) -> FlywheelStatus:
         production_version=version,
         production_metrics=metrics,
         last_decision=decision,
-        history=read_history(paths.history),
+        history=history,
         pipeline_run=running_pipeline(paths),
         last_watch_decision=_last_line(paths.watch_log),
+        retrain=retrain_outlook(paths, exported, history),
     )
+
+
+def retrain_outlook(paths: PipelinePaths, exported: int, history: list[dict[str, str]]) -> RetrainOutlook:
+    """The labels exported since production was trained, and their expected gain on the measured curve."""
+    used = int(history[-1]["feedback_labels"]) if history and history[-1].get("feedback_labels") else 0
+    waiting = max(0, exported - used)
+    try:
+        margin: float | None = float(load_params(paths.root)["promote"]["street_margin"])
+    except (ParamsError, KeyError, TypeError, ValueError):
+        margin = None  # the outlook still shows the gain; only the verdict needs the rule
+    try:
+        curve = GainCurve.measured(history)
+    except GainCurveError as exc:
+        return RetrainOutlook(waiting, used, None, margin, f"no curve: {exc}")
+    gain = round(curve.gain(used, waiting), 4)
+    return RetrainOutlook(waiting, used, gain, margin, curve.source, curve.extrapolates(used + waiting))
 
 
 def _last_line(path: Path) -> str | None:
@@ -73,6 +106,8 @@ def format_status(status: FlywheelStatus) -> str:
         d = status.last_decision
         verdict = "promoted" if d["promoted"] else "not promoted"
         lines.append(f"last candidate {d['candidate_version']}: {verdict} ({d['reason']})")
+    if status.retrain:
+        lines.extend(_outlook_lines(status.retrain))
     lines.append(f"pipeline: {'running, ' + status.pipeline_run if status.pipeline_run else 'no run under way'}")
     if status.last_watch_decision:
         lines.append(f"last watch poll: {status.last_watch_decision}")
@@ -81,6 +116,22 @@ def format_status(status: FlywheelStatus) -> str:
         for h in status.history:
             lines.append(f"  {h['version']}  {h['feedback_labels']:>5}  {h['studio_oks_ap']}  {h['street_oks_ap']}")
     return "\n".join(lines)
+
+
+def _outlook_lines(r: RetrainOutlook) -> list[str]:
+    lines = [f"labels waiting for a retrain: {r.labels_waiting} (production was trained on {r.labels_used})"]
+    if r.expected_street_gain is None:
+        return [*lines, f"  expected gain unknown: {r.curve}"]
+    if r.worth_it_from is None:
+        verdict = "(params.yaml's promote.street_margin unreadable: no verdict)"
+    elif r.expected_street_gain >= r.worth_it_from:
+        verdict = f"worth a retrain (promotion needs {r.worth_it_from:+.3f})"
+    else:
+        verdict = f"not yet worth a retrain (promotion needs {r.worth_it_from:+.3f})"
+    beyond = ", beyond the last measured point" if r.extrapolated else ""
+    lines.append(f"  expected street OKS AP gain {r.expected_street_gain:+.3f}: {verdict}")
+    lines.append(f"  curve: {r.curve}{beyond}")
+    return lines
 
 
 def status_json(status: FlywheelStatus) -> str:
