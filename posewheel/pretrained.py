@@ -13,6 +13,13 @@ Nothing downloads at run time: a missing cache is an error naming the command to
 
 The cache is outside git: `$POSEWHEEL_PRETRAINED_DIR`, else `$XDG_CACHE_HOME/posewheel/pretrained`
 (`~/.cache/...`), so `make clean` does not throw the 31 MB away.
+
+Unlabeled real photographs come the same way (`fetch_real_frames`, run by `posewheel pretrained
+fetch` too): `@vladmandic/face-api@1.7.15` (MIT) ships six demo photographs of groups of three to
+five people (`demo/sample1-6.jpg`, 1920 px wide). Fine-tuning distils the pretrained network's
+answers on them (`train.distill_weight`), so a model learning drawn figures keeps what it knew
+about real people. They are not the real-photo check set (tests/fixtures/real_photos), which stays
+held out to measure exactly that.
 """
 
 from __future__ import annotations
@@ -40,6 +47,12 @@ LICENCE = (
 )
 MODELS = ("movenet-lightning", "movenet-thunder", "movenet-multipose", "centernet")
 MANIFEST = "posewheel-pretrained.json"  # sha256 of every cached file, written last
+
+FRAMES_PACKAGE = "@vladmandic/face-api"
+FRAMES_VERSION = "1.7.15"
+FRAMES_INTEGRITY = "sha512-WDMmK3CfNLo8jylWqMoQgf4nIst3M0fzx1dnac96wv/dvMTN4DxC/Pq1DGtduDk1lktCamQ3MIDXFnvrdHTXDw=="
+FRAMES_LICENCE = "package @vladmandic/face-api: MIT (its demo photographs ship under the package's licence)"
+FRAMES = tuple(f"demo/sample{i}.jpg" for i in range(1, 7))
 
 
 class PretrainedMissingError(FileNotFoundError):
@@ -122,7 +135,34 @@ def status(cache: Path | None = None) -> dict[str, Any]:
             out[model] = "ok"
         except PretrainedMissingError as exc:
             out[model] = str(exc)
+    try:
+        real_frames()
+        out["real_frames"] = "ok"
+    except PretrainedMissingError as exc:
+        out["real_frames"] = str(exc)
     return out
+
+
+def frames_root() -> Path:
+    """The cache folder of the unlabeled real photographs (created by `fetch_real_frames`)."""
+    return cache_root().parent / f"face-api-{FRAMES_VERSION}"
+
+
+def real_frames(cache: Path | None = None) -> list[Path]:
+    """The cached real photographs for distillation, each checked against the fetch manifest."""
+    cache = cache or frames_root()
+    file = cache / MANIFEST
+    if not file.is_file():
+        raise PretrainedMissingError(
+            f"the real photographs for distillation are not in {cache}: run `posewheel pretrained fetch`"
+        )
+    manifest = json.loads(file.read_text(encoding="utf-8"))
+    for rel in FRAMES:
+        if not (cache / rel).is_file() or _sha256(cache / rel) != manifest["files"][rel]:
+            raise PretrainedMissingError(
+                f"{cache / rel} is missing or changed since it was fetched: run `posewheel pretrained fetch`"
+            )
+    return [cache / rel for rel in FRAMES]
 
 
 def integrity_of(tarball: Path) -> str:
@@ -140,16 +180,37 @@ def fetch(cache: Path | None = None, tarball: Path | None = None, force: bool = 
     cache = cache or cache_root()
     if not force and all(v == "ok" for k, v in status(cache).items() if k in MODELS):
         return cache
+    wanted = [rel for m in MODELS for rel in _files(m)] + ["LICENSE"]
+    return _fetch_package(PACKAGE, VERSION, INTEGRITY, LICENCE, wanted, cache, tarball)
+
+
+def fetch_real_frames(cache: Path | None = None, tarball: Path | None = None, force: bool = False) -> Path:
+    """Get the pinned package of real photographs, check it, cache them (as `fetch` does the models)."""
+    cache = cache or frames_root()
+    if not force:
+        try:
+            real_frames(cache)
+            return cache
+        except PretrainedMissingError:
+            pass
+    wanted = [*FRAMES, "LICENSE"]
+    return _fetch_package(FRAMES_PACKAGE, FRAMES_VERSION, FRAMES_INTEGRITY, FRAMES_LICENCE, wanted, cache, tarball)
+
+
+def _fetch_package(
+    name: str, version: str, integrity: str, licence: str, files: list[str], cache: Path, tarball: Path | None
+) -> Path:
+    """npm pack `name@version` (or take `tarball`), check its integrity, unpack `files` into `cache` atomically."""
     cache.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache.parent, prefix=".fetch-") as scratch:
         work = Path(scratch)
         if tarball is None:
-            tarball = _npm_pack(work)
+            tarball = _npm_pack(work, name, version, integrity)
         got = integrity_of(tarball)
-        if got != INTEGRITY:
-            raise ValueError(f"{tarball}: integrity {got} is not the pinned {INTEGRITY}; refusing to use it")
+        if got != integrity:
+            raise ValueError(f"{tarball}: integrity {got} is not the pinned {integrity}; refusing to use it")
         staged = work / "cache"
-        wanted = {f"package/{rel}": rel for m in MODELS for rel in _files(m)} | {"package/LICENSE": "LICENSE"}
+        wanted = {f"package/{rel}": rel for rel in files}
         with tarfile.open(tarball, "r:gz") as archive:
             for member in archive.getmembers():
                 rel = wanted.get(member.name)
@@ -164,8 +225,8 @@ def fetch(cache: Path | None = None, tarball: Path | None = None, force: bool = 
         missing = sorted(set(wanted.values()) - {str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file()})
         if missing:
             raise ValueError(f"{tarball}: the package lacks {missing}")
-        files = {rel: _sha256(staged / rel) for rel in sorted(wanted.values())}
-        manifest = {"package": PACKAGE, "version": VERSION, "integrity": INTEGRITY, "licence": LICENCE, "files": files}
+        digests = {rel: _sha256(staged / rel) for rel in sorted(wanted.values())}
+        manifest = {"package": name, "version": version, "integrity": integrity, "licence": licence, "files": digests}
         (staged / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         old = work / "old"
         if cache.exists():
@@ -174,20 +235,20 @@ def fetch(cache: Path | None = None, tarball: Path | None = None, force: bool = 
     return cache
 
 
-def _npm_pack(work: Path) -> Path:
+def _npm_pack(work: Path, name: str, version: str, integrity: str) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         raise RuntimeError("`npm` is not installed: install it (Debian: `apt-get install npm`) and run the fetch again")
     proc = subprocess.run(
-        [npm, "pack", f"{PACKAGE}@{VERSION}", "--json", "--pack-destination", str(work)],
+        [npm, "pack", f"{name}@{version}", "--json", "--pack-destination", str(work)],
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"`npm pack {PACKAGE}@{VERSION}` failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+        raise RuntimeError(f"`npm pack {name}@{version}` failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
     info = json.loads(proc.stdout)[0]
-    if info.get("integrity") != INTEGRITY:
-        raise ValueError(f"npm reports integrity {info.get('integrity')} for {PACKAGE}@{VERSION}, pinned {INTEGRITY}")
+    if info.get("integrity") != integrity:
+        raise ValueError(f"npm reports integrity {info.get('integrity')} for {name}@{version}, pinned {integrity}")
     return work / info["filename"]

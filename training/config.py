@@ -155,6 +155,8 @@ class TrainConfig:
     regress_loss_weight: float = 0.1  # MoveNet: weight of the centre-to-joint regression's L1 (cells)
     box_scale_loss_weight: float = 0.1  # detector: weight of the box size's L1 (cells), as CenterNet's
     anchor_weight: float = 0.0  # MoveNet: L2 pull of the weights towards the pretrained ones (less forgetting)
+    distill_weight: float = 0.0  # MoveNet: weight of answering real photos as the pretrained net (training/distill.py)
+    distill_batch: int = 8  # real-photo crops per step when distill_weight > 0
     facing_loss_weight: float = 0.05  # weight of the facing classifier's cross-entropy (training/model.py)
     occluded_weight: float = 1.0  # loss weight of v=1 joints (v=2: 1, v=0: 0)
     whole_image_padding: float | None = 1.0  # crop of a whole-image sample (and request); None: 1.25

@@ -19,11 +19,13 @@ import lightning.pytorch as L
 import numpy as np
 import torch
 
+from posewheel import pretrained
 from posewheel.decoding import InputSpec, decode_outputs
 from training.centernet import STRIDE as CENTERNET_STRIDE
 from training.centernet import CenterNet
 from training.config import DETECTOR_CONFIGS, TrainConfig
 from training.detectors import detector_network
+from training.distill import RealCrops, distill_loss
 from training.metrics import mean_px_error, pck
 from training.model import NetConfig, PoseNet, to_person_order
 from training.movenet import CONFIGS as MOVENET_CONFIGS
@@ -221,13 +223,30 @@ class PoseModel(L.LightningModule):
         self._val: list[dict[str, np.ndarray]] = []
         self.last_validation: dict[str, np.ndarray] = {}
         self._anchor: list[tuple[torch.nn.Parameter, torch.Tensor]] = []  # (parameter, its pretrained value)
+        self._distill: tuple[MoveNet, RealCrops] | None = None  # (frozen pretrained network, real-photo crops)
 
     def on_fit_start(self) -> None:
-        """With train.anchor_weight, remember the pretrained weights the fit is pulled back towards (L2-SP)."""
+        """With train.anchor_weight, remember the pretrained weights the fit is pulled back towards (L2-SP);
+        with train.distill_weight, load the frozen pretrained network and the real photographs to distil on."""
         if self.config.anchor_weight > 0 and isinstance(self.net, MoveNet) and self.config.pretrained:
             reference = load_pretrained(self.config.pretrained).to(self.device)
             theirs = dict(reference.named_parameters())
             self._anchor = [(p, theirs[name].detach()) for name, p in self.net.named_parameters() if p.requires_grad]
+        if self.config.distill_weight > 0 and isinstance(self.net, MoveNet) and self.config.pretrained:
+            teacher = load_pretrained(self.config.pretrained).to(self.device).eval().requires_grad_(False)
+            crops = RealCrops(pretrained.real_frames(), self.config.input_spec, seed=self.config.seed)
+            self._distill = (teacher, crops)  # a tuple: the teacher is no submodule, so never saved or exported
+
+    def distill_penalty(self) -> torch.Tensor | None:
+        """distill_weight x how far the network answers real-photo crops from the pretrained one, or None."""
+        if self._distill is None:
+            return None
+        teacher, crops = self._distill
+        images = crops.batch(self.config.distill_batch).to(self.device)
+        with torch.no_grad():
+            target = teacher(images)
+        assert isinstance(self.net, MoveNet)
+        return self.config.distill_weight * distill_loss(self.net.forward_logits(images), target)
 
     def anchor_penalty(self) -> torch.Tensor | None:
         """anchor_weight x the squared distance of the weights from the pretrained ones, or None without an anchor."""
@@ -250,6 +269,10 @@ class PoseModel(L.LightningModule):
         if penalty is not None:
             self.log("train/anchor_penalty", penalty, on_step=True, on_epoch=False, batch_size=len(batch["image"]))
             loss = loss + penalty
+        distill = self.distill_penalty()
+        if distill is not None:
+            self.log("train/distill_loss", distill, on_step=True, on_epoch=False, batch_size=self.config.distill_batch)
+            loss = loss + distill
         if accuracy is not None:
             known = int((batch["facing"] != 0).sum())
             self.log("train/facing_accuracy", accuracy, on_step=False, on_epoch=True, batch_size=known)
