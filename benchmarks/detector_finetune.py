@@ -1,7 +1,7 @@
 """Does fine-tuning the person detector on the project's scenes find the people the pretrained one misses?
 
     .venv/bin/python benchmarks/detector_finetune.py [--minutes 9] [--train-count 1500] [--holdout-count 200] \
-        [--anchor-weight 0.01] [--frozen-stages 4] [--work var/bench/detector_finetune] \
+        [--anchor-weight 0.01] [--distill-weight 1] [--frozen-stages 4] [--work var/bench/detector_finetune] \
         | tee benchmarks/results/detector_finetune.jsonl
 
 On ONE thread (torch and ONNX Runtime; the machine is shared), in one run:
@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--train-count", type=int, default=1500, help="street training images (0-4 persons)")
     parser.add_argument("--holdout-count", type=int, default=200, help="street holdout images (0-4 persons)")
     parser.add_argument("--anchor-weight", type=float, default=0.0, help="train.anchor_weight: L2 pull to pretrained")
+    parser.add_argument("--distill-weight", type=float, default=0.0, help="train.distill_weight: real photos")
     parser.add_argument("--frozen-stages", type=int, default=None, help="train.frozen_stages; default: the config's")
     parser.add_argument("--work", type=Path, default=Path("var/bench/detector_finetune"), help="data and models")
     args = parser.parse_args()
@@ -127,14 +128,16 @@ def main() -> None:
         num_workers=0,
         wandb=False,
         anchor_weight=args.anchor_weight,
+        distill_weight=args.distill_weight,
         **({"frozen_stages": args.frozen_stages} if args.frozen_stages is not None else {}),
     )
     emit("fine_tune_config", threads=torch.get_num_threads(), **{k: config.to_dict()[k] for k in (
         "max_minutes", "batch_size", "lr", "warmup_steps", "frozen_stages", "scale", "translate", "flip",
-        "anchor_weight")})  # fmt: skip
+        "anchor_weight", "distill_weight", "distill_batch")})  # fmt: skip
     start = time.monotonic()
     name = "finetuned-detector" + (f"-anchor{args.anchor_weight:g}" if args.anchor_weight else "")
     name += f"-frozen{args.frozen_stages}" if args.frozen_stages is not None else ""
+    name += f"-distill{args.distill_weight:g}" if args.distill_weight else ""
     tuned = train_detector(config, [(sets["train"], 1.0)], pretrained, out=args.work / "models" / name,
                            log_dir=args.work / "logs" / name)  # fmt: skip
     from posewheel.artifact import load_card

@@ -12,6 +12,7 @@ import torch
 
 from posewheel import pretrained
 from training.config import TrainConfig
+from training.detectors import detector_network
 from training.distill import RealCrops, distill_loss
 from training.movenet import load_pretrained
 from training.realphotos import CHECK_SET
@@ -95,3 +96,21 @@ def test_distilling_brings_a_drifted_network_back_to_the_pretrained_answers() ->
     with torch.no_grad():
         after = float(distill_loss(student.forward_logits(fixed), teacher(fixed)))
     assert after < 0.6 * before, (before, after)
+
+
+def test_the_detector_distils_too_and_its_penalty_grows_when_it_stops_seeing_people() -> None:
+    """CenterNet (train.distill_weight on a detector): small at the pretrained weights, large when its
+    person map is pushed down, i.e. when it would stop finding the people in the group photographs."""
+    from training.lightning_module import DetectorModel
+
+    config = TrainConfig.from_section({"config": "centernet", "distill_weight": 1.0, "distill_batch": 2})
+    model = DetectorModel(config.to_dict())
+    model.net.load_state_dict(detector_network("centernet").load_pretrained().state_dict())
+    model.on_fit_start()
+    at_start = model.distill_penalty()
+    assert at_start is not None
+    with torch.no_grad():
+        model.net.person_head[-1].bias.sub_(4.0)  # every person score far lower
+    drifted = model.distill_penalty()
+    assert drifted is not None and float(drifted.detach()) > 2 * float(at_start.detach()) + 0.5
+    assert all("teacher" not in name for name, _ in model.named_modules())

@@ -26,17 +26,19 @@ from posewheel.decoding import InputSpec, normalize
 from posewheel.schema import NUM_KEYPOINTS
 
 FRAME_SIDE = 768  # longest side the photographs are kept at in memory (crops are resized to the input)
-CROP_SIDE = (0.3, 0.9)  # side of a square crop, as a share of the photograph's short side
+POSE_CROPS = (0.3, 0.9)  # side of a square crop, as a share of the photograph's short side: one or two people
+SCENE_CROPS = (0.6, 1.0)  # the detector's: most of the group
 
 
 class RealCrops:
     """Random square crops of real photographs at the network's input size, flipped half the time."""
 
-    def __init__(self, frames: list[Path], spec: InputSpec, seed: int = 0):
+    def __init__(self, frames: list[Path], spec: InputSpec, seed: int = 0, side: tuple[float, float] = POSE_CROPS):
         if not frames:
             raise ValueError("distillation needs at least one real photograph")
         self.frames = [_load(path) for path in frames]
         self.spec = spec
+        self.side = side
         self.rng = np.random.default_rng(seed)
 
     def crops(self, count: int) -> np.ndarray:
@@ -45,7 +47,7 @@ class RealCrops:
         for i in range(count):
             frame = self.frames[int(self.rng.integers(len(self.frames)))]
             short = min(frame.size)
-            side = int(short * self.rng.uniform(*CROP_SIDE))
+            side = int(short * self.rng.uniform(*self.side))
             x = int(self.rng.integers(frame.width - side + 1))
             y = int(self.rng.integers(frame.height - side + 1))
             size = (self.spec.width, self.spec.height)
@@ -66,17 +68,24 @@ def _load(path: Path) -> Image.Image:
     return image
 
 
+def soft_kl(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per cell, the KL divergence of the student's Bernoulli (logits) from the teacher's (probabilities):
+    binary cross-entropy less the teacher's own entropy, so it is 0 where the two agree."""
+    entropy = F.binary_cross_entropy(target, target, reduction="none")  # log clamped at -100: no NaN at 0 or 1
+    return F.binary_cross_entropy_with_logits(logits, target, reduction="none") - entropy
+
+
 def distill_loss(student_logits: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:
     """How far the student's four MoveNet heads are from the teacher's on the same images (a scalar).
 
     student_logits: MoveNet.forward_logits (heatmaps and centres before their sigmoids); teacher:
-    MoveNet.forward (after). Heatmaps and centres: binary cross-entropy against the teacher's
-    probabilities, so soft peaks count as such. Regression and offsets (cells): L1, weighted per cell
+    MoveNet.forward (after). Heatmaps and centres: `soft_kl` against the teacher's probabilities, so
+    soft peaks count as such. Regression and offsets (cells): L1, weighted per cell
     by the teacher's centre probability (regression) or its joint's heatmap (offsets), because only
     there does decoding read them; elsewhere their values are free.
     """
-    heat = F.binary_cross_entropy_with_logits(student_logits["heatmaps"], teacher["heatmaps"])
-    centre = F.binary_cross_entropy_with_logits(student_logits["centers"], teacher["centers"])
+    heat = soft_kl(student_logits["heatmaps"], teacher["heatmaps"]).mean()
+    centre = soft_kl(student_logits["centers"], teacher["centers"]).mean()
     n, _, h, w = teacher["heatmaps"].shape
     at_centre = teacher["centers"]  # (N, 1, h, w)
     regress = (student_logits["regress"] - teacher["regress"]).abs().view(n, NUM_KEYPOINTS, 2, h, w).sum(2)
@@ -85,3 +94,20 @@ def distill_loss(student_logits: dict[str, torch.Tensor], teacher: dict[str, tor
     offsets = (student_logits["offsets"] - teacher["offsets"]).abs().view(n, NUM_KEYPOINTS, 2, h, w).sum(2)
     offsets_l1 = (offsets * at_joint).sum() / at_joint.sum().clamp(min=1e-6)
     return heat + centre + 0.1 * regress_l1 + offsets_l1
+
+
+def centernet_distill_loss(
+    student_logits: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], stride: int
+) -> torch.Tensor:
+    """How far a CenterNet student's person map and box distances are from the teacher's (a scalar).
+
+    student_logits: CenterNet.forward_logits; teacher: CenterNet.forward. The person map: `soft_kl`
+    against the teacher's probabilities, summed and divided by the teacher's person mass (+1), so the
+    few cells where people are weigh as much as the wide background, as in CenterNet's own focal
+    loss. Box distances: L1 in cells, weighted by the teacher's person map.
+    """
+    person = teacher["person"]  # (N, 1, h, w)
+    mass = person.sum().clamp(min=0.0) + 1.0
+    heat = soft_kl(student_logits["person"], person).sum() / mass
+    boxes = ((student_logits["wh"] - teacher["wh"]).abs().sum(1, keepdim=True) / stride * person).sum() / mass
+    return heat + 0.1 * boxes

@@ -25,7 +25,7 @@ from training.centernet import STRIDE as CENTERNET_STRIDE
 from training.centernet import CenterNet
 from training.config import DETECTOR_CONFIGS, TrainConfig
 from training.detectors import detector_network
-from training.distill import RealCrops, distill_loss
+from training.distill import SCENE_CROPS, RealCrops, centernet_distill_loss, distill_loss
 from training.metrics import mean_px_error, pck
 from training.model import NetConfig, PoseNet, to_person_order
 from training.movenet import CONFIGS as MOVENET_CONFIGS
@@ -223,7 +223,7 @@ class PoseModel(L.LightningModule):
         self._val: list[dict[str, np.ndarray]] = []
         self.last_validation: dict[str, np.ndarray] = {}
         self._anchor: list[tuple[torch.nn.Parameter, torch.Tensor]] = []  # (parameter, its pretrained value)
-        self._distill: tuple[MoveNet, RealCrops] | None = None  # (frozen pretrained network, real-photo crops)
+        self._distill: tuple[torch.nn.Module, RealCrops] | None = None  # (frozen pretrained network, real crops)
 
     def on_fit_start(self) -> None:
         """With train.anchor_weight, remember the pretrained weights the fit is pulled back towards (L2-SP);
@@ -384,11 +384,29 @@ class DetectorModel(PoseModel):
         return multipose_loss(self.net, batch, self.config)
 
     def on_fit_start(self) -> None:
-        """With train.anchor_weight, remember the pretrained detector's weights the fit is pulled back towards."""
+        """With train.anchor_weight, remember the pretrained detector's weights the fit is pulled back towards;
+        with train.distill_weight (CenterNet), load it frozen and the real photographs to distil on."""
         if self.config.anchor_weight > 0 and self.config.pretrained:
             reference = detector_network(self.config.network).load_pretrained().to(self.device)
             theirs = dict(reference.named_parameters())
             self._anchor = [(p, theirs[name].detach()) for name, p in self.net.named_parameters() if p.requires_grad]
+        if self.config.distill_weight > 0 and isinstance(self.net, CenterNet) and self.config.pretrained:
+            teacher = detector_network(self.config.network).load_pretrained().to(self.device).eval()
+            spec, seed = self.config.input_spec, self.config.seed
+            crops = RealCrops(pretrained.real_frames(), spec, seed=seed, side=SCENE_CROPS)
+            self._distill = (teacher.requires_grad_(False), crops)
+
+    def distill_penalty(self) -> torch.Tensor | None:
+        """distill_weight x how far the detector answers real-photo crops from the pretrained one, or None."""
+        if self._distill is None:
+            return None
+        teacher, crops = self._distill
+        images = crops.batch(self.config.distill_batch).to(self.device)
+        with torch.no_grad():
+            target = teacher(images)
+        assert isinstance(self.net, CenterNet)
+        loss = centernet_distill_loss(self.net.forward_logits(images), target, CENTERNET_STRIDE)
+        return self.config.distill_weight * loss
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, terms = self.detector_loss(batch)
@@ -397,6 +415,10 @@ class DetectorModel(PoseModel):
         if penalty is not None:
             self.log("train/anchor_penalty", penalty, on_step=True, on_epoch=False, batch_size=size)
             loss = loss + penalty
+        distill = self.distill_penalty()
+        if distill is not None:
+            self.log("train/distill_loss", distill, on_step=True, on_epoch=False, batch_size=self.config.distill_batch)
+            loss = loss + distill
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
         self.log_dict({f"train/{k}_loss": v for k, v in terms.items()}, on_step=True, on_epoch=False, batch_size=size)
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)  # type: ignore[union-attr]
