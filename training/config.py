@@ -120,6 +120,7 @@ SIZE_CONFIGS: dict[str, dict[str, Any]] = {
         "lr": 3e-3,  # relative, as above: its BatchNorms are folded too
         "warmup_steps": 20,
         "box_scale_loss_weight": 0.1,  # the box distances' L1, cells
+        "distill_weight": 0.0,  # real-photo distillation of the detector: not measured yet
         "frozen_stages": 3,
         "bn_recalibration_batches": 0,
     },
@@ -155,7 +156,7 @@ class TrainConfig:
     regress_loss_weight: float = 0.1  # MoveNet: weight of the centre-to-joint regression's L1 (cells)
     box_scale_loss_weight: float = 0.1  # detector: weight of the box size's L1 (cells), as CenterNet's
     anchor_weight: float = 0.0  # MoveNet: L2 pull of the weights towards the pretrained ones (less forgetting)
-    distill_weight: float = 0.0  # MoveNet: weight of answering real photos as the pretrained net (training/distill.py)
+    distill_weight: float = 1.0  # MoveNet: weight of answering real photos as the pretrained net (training/distill.py)
     distill_batch: int = 8  # real-photo crops per step when distill_weight > 0
     facing_loss_weight: float = 0.05  # weight of the facing classifier's cross-entropy (training/model.py)
     occluded_weight: float = 1.0  # loss weight of v=1 joints (v=2: 1, v=0: 0)
