@@ -15,6 +15,7 @@ the street and studio domains; the crops hold the real one in place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ from posewheel.decoding import InputSpec, normalize
 from posewheel.schema import NUM_KEYPOINTS
 
 FRAME_SIDE = 768  # longest side the photographs are kept at in memory (crops are resized to the input)
+# (student's logits, teacher's answers) -> a scalar loss
+DistillLoss = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor]], torch.Tensor]
 POSE_CROPS = (0.3, 0.9)  # side of a square crop, as a share of the photograph's short side: one or two people
 SCENE_CROPS = (0.6, 1.0)  # the detector's: most of the group
 

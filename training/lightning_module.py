@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 import lightning.pytorch as L
@@ -25,7 +26,7 @@ from training.centernet import STRIDE as CENTERNET_STRIDE
 from training.centernet import CenterNet
 from training.config import DETECTOR_CONFIGS, TrainConfig
 from training.detectors import detector_network
-from training.distill import SCENE_CROPS, RealCrops, centernet_distill_loss, distill_loss
+from training.distill import SCENE_CROPS, DistillLoss, RealCrops, centernet_distill_loss, distill_loss
 from training.metrics import mean_px_error, pck
 from training.model import NetConfig, PoseNet, to_person_order
 from training.movenet import CONFIGS as MOVENET_CONFIGS
@@ -223,7 +224,8 @@ class PoseModel(L.LightningModule):
         self._val: list[dict[str, np.ndarray]] = []
         self.last_validation: dict[str, np.ndarray] = {}
         self._anchor: list[tuple[torch.nn.Parameter, torch.Tensor]] = []  # (parameter, its pretrained value)
-        self._distill: tuple[torch.nn.Module, RealCrops] | None = None  # (frozen pretrained network, real crops)
+        # (frozen pretrained network, real-photo crops, loss of the student's logits against its answers)
+        self._distill: tuple[torch.nn.Module, RealCrops, DistillLoss] | None = None
 
     def on_fit_start(self) -> None:
         """With train.anchor_weight, remember the pretrained weights the fit is pulled back towards (L2-SP);
@@ -235,18 +237,17 @@ class PoseModel(L.LightningModule):
         if self.config.distill_weight > 0 and isinstance(self.net, MoveNet) and self.config.pretrained:
             teacher = load_pretrained(self.config.pretrained).to(self.device).eval().requires_grad_(False)
             crops = RealCrops(pretrained.real_frames(), self.config.input_spec, seed=self.config.seed)
-            self._distill = (teacher, crops)  # a tuple: the teacher is no submodule, so never saved or exported
+            self._distill = (teacher, crops, distill_loss)  # a tuple: the teacher is no submodule, never exported
 
     def distill_penalty(self) -> torch.Tensor | None:
         """distill_weight x how far the network answers real-photo crops from the pretrained one, or None."""
         if self._distill is None:
             return None
-        teacher, crops = self._distill
+        teacher, crops, loss = self._distill
         images = crops.batch(self.config.distill_batch).to(self.device)
         with torch.no_grad():
             target = teacher(images)
-        assert isinstance(self.net, MoveNet)
-        return self.config.distill_weight * distill_loss(self.net.forward_logits(images), target)
+        return self.config.distill_weight * loss(self.net.forward_logits(images), target)  # type: ignore[operator]
 
     def anchor_penalty(self) -> torch.Tensor | None:
         """anchor_weight x the squared distance of the weights from the pretrained ones, or None without an anchor."""
@@ -394,19 +395,8 @@ class DetectorModel(PoseModel):
             teacher = detector_network(self.config.network).load_pretrained().to(self.device).eval()
             spec, seed = self.config.input_spec, self.config.seed
             crops = RealCrops(pretrained.real_frames(), spec, seed=seed, side=SCENE_CROPS)
-            self._distill = (teacher.requires_grad_(False), crops)
-
-    def distill_penalty(self) -> torch.Tensor | None:
-        """distill_weight x how far the detector answers real-photo crops from the pretrained one, or None."""
-        if self._distill is None:
-            return None
-        teacher, crops = self._distill
-        images = crops.batch(self.config.distill_batch).to(self.device)
-        with torch.no_grad():
-            target = teacher(images)
-        assert isinstance(self.net, CenterNet)
-        loss = centernet_distill_loss(self.net.forward_logits(images), target, CENTERNET_STRIDE)
-        return self.config.distill_weight * loss
+            loss = partial(centernet_distill_loss, stride=CENTERNET_STRIDE)
+            self._distill = (teacher.requires_grad_(False), crops, loss)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, terms = self.detector_loss(batch)
