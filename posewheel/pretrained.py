@@ -32,6 +32,8 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,13 +102,27 @@ def model_json(model: str, cache: Path | None = None, verify: bool = True) -> Pa
     cache = cache or cache_root()
     manifest = _manifest(cache)
     if verify:
-        for rel in _files(model):
-            path = cache / rel
-            if not path.is_file() or _sha256(path) != manifest["files"][rel]:
-                raise PretrainedMissingError(
-                    f"{path} is missing or changed since it was fetched: run `posewheel pretrained fetch`"
-                )
+        _check_files(cache, manifest, _files(model))
     return cache / _files(model)[0]
+
+
+def _check_files(cache: Path, manifest: dict[str, Any], rels: Iterable[str]) -> None:
+    """Raise PretrainedMissingError naming the first of `rels` that is missing or differs from the manifest."""
+    for rel in rels:
+        path = cache / rel
+        if not path.is_file() or _sha256(path) != manifest["files"][rel]:
+            raise PretrainedMissingError(
+                f"{path} is missing or changed since it was fetched: run `posewheel pretrained fetch`"
+            )
+
+
+def _intact(check: Callable[[], object]) -> bool:
+    """Whether a cache check passes (True) or finds something missing or changed (False)."""
+    try:
+        check()
+    except PretrainedMissingError:
+        return False
+    return True
 
 
 def source(model: str, cache: Path | None = None) -> PretrainedSource:
@@ -156,12 +172,7 @@ def real_frames(cache: Path | None = None) -> list[Path]:
         raise PretrainedMissingError(
             f"the real photographs for distillation are not in {cache}: run `posewheel pretrained fetch`"
         )
-    manifest = json.loads(file.read_text(encoding="utf-8"))
-    for rel in FRAMES:
-        if not (cache / rel).is_file() or _sha256(cache / rel) != manifest["files"][rel]:
-            raise PretrainedMissingError(
-                f"{cache / rel} is missing or changed since it was fetched: run `posewheel pretrained fetch`"
-            )
+    _check_files(cache, json.loads(file.read_text(encoding="utf-8")), FRAMES)
     return [cache / rel for rel in FRAMES]
 
 
@@ -178,7 +189,7 @@ def fetch(cache: Path | None = None, tarball: Path | None = None, force: bool = 
     Raises RuntimeError with a sentence when npm is missing or fails, ValueError on an integrity mismatch.
     """
     cache = cache or cache_root()
-    if not force and all(v == "ok" for k, v in status(cache).items() if k in MODELS):
+    if not force and all(_intact(partial(model_json, m, cache)) for m in MODELS):
         return cache
     wanted = [rel for m in MODELS for rel in _files(m)] + ["LICENSE"]
     return _fetch_package(PACKAGE, VERSION, INTEGRITY, LICENCE, wanted, cache, tarball)
@@ -187,12 +198,8 @@ def fetch(cache: Path | None = None, tarball: Path | None = None, force: bool = 
 def fetch_real_frames(cache: Path | None = None, tarball: Path | None = None, force: bool = False) -> Path:
     """Get the pinned package of real photographs, check it, cache them (as `fetch` does the models)."""
     cache = cache or frames_root()
-    if not force:
-        try:
-            real_frames(cache)
-            return cache
-        except PretrainedMissingError:
-            pass
+    if not force and _intact(partial(real_frames, cache)):
+        return cache
     wanted = [*FRAMES, "LICENSE"]
     return _fetch_package(FRAMES_PACKAGE, FRAMES_VERSION, FRAMES_INTEGRITY, FRAMES_LICENCE, wanted, cache, tarball)
 
