@@ -52,6 +52,11 @@ class PipelinePaths:
         return self.root / "data" / "seed"
 
     @property
+    def seed_scenes(self) -> Path:
+        """Studio scenes of several people (some of nobody): the person detector's seed set."""
+        return self.root / "data" / "seed_scenes"
+
+    @property
     def holdout_studio(self) -> Path:
         return self.root / "data" / "holdout" / "studio"
 

@@ -186,6 +186,8 @@ def test_a_fine_tuned_detector_exports_to_onnx_and_serves_from_the_artifact(
     record = card["params"]["detector"]
     assert record["started_from"] == f"pretrained {kind}" and record["steps"] >= 1
     assert card["detector"]["score_threshold"] == record["threshold_calibration"]["score_threshold"]
+    # never below the pretrained detector's threshold, which was chosen on real photographs
+    assert card["detector"]["score_threshold"] >= detector_network(kind).pretrained_card().score_threshold
     assert (folder / "model.onnx").read_bytes() == (pretrained_artifact / "model.onnx").read_bytes()  # pose kept
 
     net = detector_network(kind).build()
@@ -205,6 +207,14 @@ def test_a_fine_tuned_detector_exports_to_onnx_and_serves_from_the_artifact(
         # the map's scale, so the tolerance is 2e-5 of its largest value (at least 2e-4).
         tolerance = 2e-4 * max(1.0, float(np.abs(eager[name]).max()) / 10.0)
         np.testing.assert_allclose(served[name], eager[name], rtol=1e-5, atol=tolerance, err_msg=name)
+
+    from posewheel import dataset as coco
+    from training.detector_training import THRESHOLDS, calibrate_threshold
+
+    section = load_card(folder).detector
+    items = scenes(coco.load(group_scenes), 0)[:6]
+    assert calibrate_threshold(net, items, section, floor=0.0)[0] in THRESHOLDS
+    assert calibrate_threshold(net, items, section, floor=0.45)[0] >= 0.45
 
     model = load_model(folder, "test", threads=1)  # the server's loader: ONNX Runtime and the card only
     assert model.detector is not None

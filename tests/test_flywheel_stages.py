@@ -24,9 +24,21 @@ def test_a_fine_tune_takes_its_own_minutes_and_learning_rate_from_params_yaml() 
     assert TrainConfig.from_params(plain, fine_tune=True).lr == section["lr"]  # no finetune_* key: the section's own
 
 
+def test_a_loops_detector_takes_its_own_minutes_from_params_yaml() -> None:
+    params = load_params("params.yaml")
+    section = params["detector"]
+    first = TrainConfig.for_detector(params)
+    fine = TrainConfig.for_detector(params, fine_tune=True)
+    assert (first.max_minutes, fine.max_minutes) == (section["max_minutes"], section["finetune_max_minutes"])
+    assert first.max_minutes != fine.max_minutes  # the defaults do differ, so the test can tell them apart
+    assert first.distill_weight == fine.distill_weight == section["distill_weight"] > 0  # real photos kept
+
+
 def test_a_finetune_key_must_name_a_training_parameter() -> None:
     with pytest.raises(ConfigError, match=r"train\.finetune_lrate"):
         TrainConfig.from_params({"train": {"finetune_lrate": 0.1}})
+    with pytest.raises(ConfigError, match=r"detector\.finetune_minutes"):
+        TrainConfig.for_detector({"detector": {"finetune_minutes": 1}})
 
 
 def test_the_cli_and_the_stage_build_the_same_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -48,10 +60,11 @@ def test_the_cli_and_the_stage_build_the_same_configuration(monkeypatch: pytest.
     assert [dataclasses.asdict(c) for c in seen] == [dataclasses.asdict(expected)]
 
 
-def test_the_train_stage_fine_tunes_the_detector_on_the_same_data_when_asked(
+def test_the_train_stage_fine_tunes_the_detector_on_the_seed_scenes(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pretrained_artifact: Path
 ) -> None:
-    """detector.fine_tune: the candidate's detector is trained (for real, a few steps) on seed + feedback."""
+    """detector.fine_tune: the candidate's detector is trained (for real, a few steps) on the studio scenes
+    (+ feedback), not on the pose seed set of one centred person per image."""
     import shutil
 
     import yaml
@@ -67,7 +80,8 @@ def test_the_train_stage_fine_tunes_the_detector_on_the_same_data_when_asked(
     params["train"]["wandb"] = False
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     paths = PipelinePaths(tmp_path)
-    generate("street", 6, 5, paths.seed, persons=(0, 3), workers=1)
+    generate("studio", 2, 4, paths.seed, workers=1)  # the pose seed: one person each, not the detector's
+    generate("street", 6, 5, paths.seed_scenes, persons=(0, 3), workers=1)
 
     def pose_training(config: TrainConfig, sources: object, models_dir: Path, **_: object) -> Path:
         return Path(shutil.copytree(pretrained_artifact, models_dir / "built"))  # the pose net is not the subject
@@ -76,7 +90,7 @@ def test_the_train_stage_fine_tunes_the_detector_on_the_same_data_when_asked(
     stage.run(paths)
     record = load_card(paths.candidate).params["detector"]
     assert record["steps"] >= 1, record
-    assert str(paths.seed) in json.dumps(record)
+    assert str(paths.seed_scenes) in json.dumps(record) and f'"{paths.seed}"' not in json.dumps(record)
     assert (paths.candidate / "detector.pt").is_file()  # the next fine-tune continues from it
 
 
@@ -89,12 +103,16 @@ def test_the_evaluate_stage_scores_the_street_scenes_without_boxes(tmp_path: Pat
 
     from flywheel.pipeline import SCENES_HOLDOUT, PipelinePaths
     from flywheel.stages import evaluate, synth
+    from posewheel import dataset as coco
 
     params = load_params("params.yaml")
-    params["synth"].update({"seed_count": 2, "holdout_count": 4, "scenes_count": 12, "scene_persons": [0, 3]})
+    params["synth"].update(
+        {"seed_count": 2, "holdout_count": 4, "scenes_count": 12, "seed_scenes_count": 5, "scene_persons": [0, 3]}
+    )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     paths = PipelinePaths(tmp_path)
     synth.run(paths)
+    assert len(coco.load(paths.seed_scenes).images) == 5  # the detector's seed set, several people per image
     shutil.copytree(pretrained_artifact, paths.candidate)
     results = evaluate.run(paths)
     written = json.loads((paths.candidate_metrics / f"{SCENES_HOLDOUT}.json").read_text())

@@ -1,7 +1,10 @@
-"""DVC stage `synth`: the seed set (studio), the two fixed holdouts (studio, street) and the street scenes.
+"""DVC stage `synth`: the seed set (studio), the two fixed holdouts (studio, street), the street scenes and the
+studio scenes the person detector fine-tunes on.
 
 The street scenes (`synth.scenes_count` images of `synth.scene_persons` people, empty ones included)
-are scored without boxes, as the server answers the demo's traffic (flywheel/stages/evaluate.py).
+are scored without boxes, as the server answers the demo's traffic (flywheel/stages/evaluate.py). The
+studio scenes (`synth.seed_scenes_count`, as many people each) are the person detector's seed set: the
+pose seed set has one person per image, centred (flywheel/stages/train.py).
 
     python -m flywheel.stages.synth         # reads params.yaml:synth; run by `dvc repro`
 
@@ -23,6 +26,7 @@ HOLDOUT_STUDIO_SEED_OFFSET = 1000
 HOLDOUT_STREET_SEED_OFFSET = 2000
 TRAFFIC_SEED_OFFSET = 3000
 HOLDOUT_SCENES_SEED_OFFSET = 4000
+SEED_SCENES_SEED_OFFSET = 6000  # past the learning-curve experiment's street pools (flywheel/experiment.py)
 
 
 def run(paths: PipelinePaths) -> None:
@@ -43,6 +47,16 @@ def run(paths: PipelinePaths) -> None:
     scenes_seed = seed + HOLDOUT_SCENES_SEED_OFFSET
     generate(domain="street", count=count, seed=scenes_seed, out=paths.holdout_scenes, size=size, persons=persons)
     log.info("wrote %d street scenes of %d-%d people to %s", count, *persons, paths.holdout_scenes)
+    count = int(params["seed_scenes_count"])
+    generate(
+        domain="studio",
+        count=count,
+        seed=seed + SEED_SCENES_SEED_OFFSET,
+        out=paths.seed_scenes,
+        size=size,
+        persons=persons,
+    )
+    log.info("wrote %d studio scenes of %d-%d people to %s", count, *persons, paths.seed_scenes)
 
 
 def scene_persons(params: dict[str, object]) -> tuple[int, int]:

@@ -6,10 +6,13 @@ Warm start: when `train.warm_start` is on and a production model exists, the can
 Production is an input that is recorded (its version becomes the card's `parent_version` and goes to
 W&B), not declared: `promote` writes it, and a DVC pipeline cannot have a cycle.
 
-Person detector: with `detector.fine_tune: true` the candidate's detector is fine-tuned too, on the
-same seed and feedback sets (whole images; corrected persons, added and deleted ones, and images
-confirmed empty), continuing from the parent's fine-tuned detector when it has one
-(training/detector_training.py, docs/detector.md). The rest of the `detector` section configures it.
+Person detector: with `detector.fine_tune: true` (the default) the candidate's detector is fine-tuned too,
+on whole images: the studio scenes of several people (`data/seed_scenes`) and the feedback set (corrected
+persons, added and deleted ones, and images confirmed empty) at the same weight, continuing from the
+parent's fine-tuned detector when it has one (training/detector_training.py, docs/detector.md). The rest
+of the `detector` section configures it; a loop's candidate takes its `finetune_<key>` values, as the
+pose network's fine-tune does. A network without a detector (the from-scratch `cpu` and `gpu` configs)
+skips it.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from posewheel.params import load_params
 log = logging.getLogger("flywheel.train")
 
 
-def training_sets(paths: PipelinePaths, feedback_weight: float) -> list[tuple[Path, float]]:
-    """The seed set, plus the feedback set with its sampling weight when it holds any labels."""
-    sets = [(paths.seed, 1.0)]
+def training_sets(paths: PipelinePaths, feedback_weight: float, seed: Path | None = None) -> list[tuple[Path, float]]:
+    """The seed set (`paths.seed` unless `seed`), plus the feedback set with its sampling weight when it
+    holds any labels."""
+    sets = [(seed or paths.seed, 1.0)]
     ann = paths.feedback / ANNOTATIONS_FILE
     if ann.is_file() and json.loads(ann.read_text(encoding="utf-8"))["annotations"]:
         sets.append((paths.feedback, feedback_weight))
@@ -51,12 +55,15 @@ def run(paths: PipelinePaths) -> Path:
     fine_tune_detector = bool(detector.pop("fine_tune", False))
     with tempfile.TemporaryDirectory(dir=paths.models, prefix=".train-") as scratch:
         built = train(config, sets, Path(scratch), warm_start=warm)
-        if fine_tune_detector:
+        if fine_tune_detector and artifact.load_card(built).detector is not None:
             from training.detector_training import detector_kind, train_detector
 
-            log.info("fine-tuning the person detector on %s", [str(p) for p, _ in sets])
-            detector_config = TrainConfig.for_detector({**params, "detector": detector}, kind=detector_kind(built))
-            train_detector(detector_config, sets, built, log_dir=paths.root / "metrics" / "train_detector")
+            scenes = training_sets(paths, config.feedback_weight, seed=paths.seed_scenes)
+            log.info("fine-tuning the person detector on %s", [(str(p), w) for p, w in scenes])
+            detector_config = TrainConfig.for_detector(
+                {**params, "detector": detector}, kind=detector_kind(built), fine_tune=warm is not None
+            )
+            train_detector(detector_config, scenes, built, log_dir=paths.root / "metrics" / "train_detector")
         atomic.replace_dir(built, paths.candidate)
     log.info("candidate %s at %s", artifact.load_card(paths.candidate).version, paths.candidate)
     return paths.candidate
