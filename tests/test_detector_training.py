@@ -225,3 +225,29 @@ def test_a_fine_tuned_detector_exports_to_onnx_and_serves_from_the_artifact(
     assert again == folder
     assert json.loads((folder / "card.json").read_text())["params"]["detector"]["started_from"] == "m-det/detector.pt"
     shutil.rmtree(folder)
+
+
+def test_the_threshold_moves_up_only_when_it_wins_by_more_than_one_person() -> None:
+    """choose_threshold: best F1 at or above the floor; a higher threshold must beat a lower one by more
+    than 1 / true persons, so a split of a few images does not push it up on one phantom."""
+    from training.detector_training import choose_threshold
+
+    box = np.array([[0.0, 0.0, 10.0, 10.0]])
+    far = np.array([[50.0, 50.0, 60.0, 60.0]])
+
+    def image(person_score: float, phantom_score: float | None = None) -> tuple[np.ndarray, ...]:
+        boxes, scores = [box[0]], [person_score]
+        if phantom_score is not None:
+            boxes, scores = [*boxes, far[0]], [*scores, phantom_score]
+        return np.array(scores), np.array(boxes), box
+
+    # 10 people at 0.6; one phantom at 0.32: 0.325 removes it (F1 10/10.5 -> 1.0, a gain of one person's worth)
+    few = [image(0.6, 0.32)] + [image(0.6) for _ in range(9)]
+    assert choose_threshold(few, floor=0.3)[0] == 0.3
+    # four phantoms between 0.3 and 0.325: raising the threshold wins by more than one person
+    many = [image(0.6, 0.31) for _ in range(4)] + [image(0.6) for _ in range(6)]
+    threshold, counts = choose_threshold(many, floor=0.3)
+    assert threshold == 0.325 and counts == {"f1": 1.0, "found": 10.0, "matched": 10.0, "true": 10.0, "images": 10.0}
+    # a person scoring below the floor stays missed: the floor wins over F1
+    assert choose_threshold([image(0.2)], floor=0.3)[0] == 0.3
+    assert choose_threshold([image(0.2)], floor=0.0)[0] <= 0.2
