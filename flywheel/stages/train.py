@@ -8,7 +8,7 @@ W&B), not declared: `promote` writes it, and a DVC pipeline cannot have a cycle.
 
 Person detector: with `detector.fine_tune: true` (the default) the candidate's detector is fine-tuned too,
 on whole images: the studio scenes of several people (`data/seed_scenes`) and the feedback set (corrected
-persons, added and deleted ones, and images confirmed empty) at the same weight, continuing from the
+persons, added and deleted ones, and images confirmed empty) at `train.feedback_weight`, continuing from the
 parent's fine-tuned detector when it has one (training/detector_training.py, docs/detector.md). The rest
 of the `detector` section configures it; a loop's candidate takes its `finetune_<key>` values, as the
 pose network's fine-tune does. A network without a detector (the from-scratch `cpu` and `gpu` configs)
