@@ -251,3 +251,5 @@ def test_the_threshold_moves_up_only_when_it_wins_by_more_than_one_person() -> N
     # a person scoring below the floor stays missed: the floor wins over F1
     assert choose_threshold([image(0.2)], floor=0.3)[0] == 0.3
     assert choose_threshold([image(0.2)], floor=0.0)[0] <= 0.2
+    with pytest.raises(ValueError, match=r"floor 0\.6"):
+        choose_threshold([image(0.2)], floor=0.6)

@@ -217,7 +217,8 @@ def choose_threshold(
         if best is None or f1 > best[0] + margin:
             counts = {"f1": round(f1, 4), "found": kept, "matched": matched, "true": true, "images": len(found)}
             best = (f1, float(threshold), {k: float(v) for k, v in counts.items()})
-    assert best is not None, f"no threshold of {THRESHOLDS.tolist()} is at least {floor}"
+    if best is None:
+        raise ValueError(f"no person-score threshold of {THRESHOLDS.tolist()} is at least the floor {floor}")
     return best[1], best[2]
 
 
