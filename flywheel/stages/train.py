@@ -55,13 +55,14 @@ def run(paths: PipelinePaths) -> Path:
     fine_tune_detector = bool(detector.pop("fine_tune", False))
     with tempfile.TemporaryDirectory(dir=paths.models, prefix=".train-") as scratch:
         built = train(config, sets, Path(scratch), warm_start=warm)
-        if fine_tune_detector and artifact.load_card(built).detector is not None:
-            from training.detector_training import detector_kind, train_detector
+        section = artifact.load_card(built).detector
+        if fine_tune_detector and section is not None:
+            from training.detector_training import train_detector
 
             scenes = training_sets(paths, config.feedback_weight, seed=paths.seed_scenes)
             log.info("fine-tuning the person detector on %s", [(str(p), w) for p, w in scenes])
             detector_config = TrainConfig.for_detector(
-                {**params, "detector": detector}, kind=detector_kind(built), fine_tune=warm is not None
+                {**params, "detector": detector}, kind=section.kind, fine_tune=warm is not None
             )
             train_detector(detector_config, scenes, built, log_dir=paths.root / "metrics" / "train_detector")
         atomic.replace_dir(built, paths.candidate)
