@@ -7,8 +7,9 @@
 Steps: Label Studio and the API server start; `dvc repro` builds the first model when there is none;
 `street` traffic goes to /v1/predict: scenes of several people (`synth.scene_persons`, empty ones
 included) sent without boxes, so the server's detector finds the people; the review queue fills
-Label Studio; the simulated annotator corrects the least confident tasks (fixing, adding and
-deleting persons) up to `labels` persons; `dvc repro` exports, retrains, evaluates and promotes; the
+Label Studio; the simulated annotator corrects open tasks in the project's order (at random by
+default, as measured in docs/flywheel.md), fixing, adding and deleting persons, up to `labels`
+persons; `dvc repro` exports, retrains, evaluates and promotes; the
 running server hot-reloads the new model; a before/after table is printed, the street scenes' OKS AP
 without boxes in it.
 
@@ -147,11 +148,12 @@ def _repro(root: Path, log_file: Path, stage: console.Stage, train_minutes: floa
 
 def start_server(root: Path, port: int, log_path: Path, review_cap: int) -> subprocess.Popen[bytes]:
     """`posewheel serve` for the project at `root`, its output appended to `log_path` (never the terminal)."""
-    # The hourly review cap (default 200) must not stop the demo short of the labels it asks for.
-    # How much street traffic scores under the review threshold depends on the first model (one
-    # queued 300+ of 900, another 162): a random 30% share fills the rest of the label budget
-    # (random picks taught as much as the least confident ones: benchmarks/flywheel_curve.py).
-    # Whatever the user set in the environment wins.
+    # The hourly review cap (default 200) must not stop the demo short of the labels it asks for, and
+    # the demo's traffic is a burst of a minute, which the server's automatic share (the cap over an
+    # hour's traffic) would read as a busy hour. So the demo fixes the share: the rule is labels per
+    # turn / (people per scene x scenes per turn) = 300 / (2 x 900) = 0.17, and 0.3 leaves room for
+    # skips, empty scenes and the budget's stop (random picks taught as much as the least confident
+    # ones: docs/flywheel.md). Whatever the user set in the environment wins.
     cap = os.environ.get("POSEWHEEL_REVIEW_CAP_PER_HOUR", str(review_cap))
     share = os.environ.get("POSEWHEEL_REVIEW_RANDOM_FRACTION", "0.3")
     env = venv_environ(

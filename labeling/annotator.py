@@ -2,8 +2,9 @@
 
     posewheel labels annotate --limit 50 --noise-px 1.5 --skip-rate 0.05
 
-For demos, tests and benchmarks. Like a person, it takes the least confident unlabeled tasks first,
-looks at the image (here: its ground truth, found by the image's content hash) and corrects the
+For demos, tests and benchmarks. Like a person in the project's label stream, it takes the open tasks
+in the project's order (`POSEWHEEL_LABELSTUDIO_SAMPLING`: at random, seeded, by default; or the least
+confident first), looks at the image (here: its ground truth, found by the image's content hash) and corrects the
 pre-annotation the way the project's instructions say: a predicted person who is there keeps its
 regions, each joint moved to where it is with a little hand jitter (`noise_px`, pixels, Gaussian)
 and occluded joints marked; a phantom person is deleted; a missed person is added as a new box,
@@ -47,11 +48,20 @@ class AnnotateSummary:
     persons: int = 0
 
 
-def open_tasks(client: LabelStudio, project_id: int) -> list[Any]:
-    """The project's tasks without any annotation, least confident (lowest data.score) first."""
+def open_tasks(client: LabelStudio, project_id: int, sampling: str = "uniform", seed: int = 0) -> list[Any]:
+    """The project's tasks without any annotation, in the order of Label Studio's `sampling`:
+    'uniform' shuffles them (seeded: the same seed and tasks give the same order), 'uncertainty'
+    puts the least confident (lowest data.score) first."""
     pager: Iterable[Any] = client.tasks.list(project=project_id, fields="all", resolve_uri=False, page_size=1000)
-    tasks = [t for t in pager if not (t.total_annotations or 0) and not (t.cancelled_annotations or 0)]
-    return sorted(tasks, key=lambda t: (float((t.data or {}).get("score", 1.0)), int(t.id)))
+    tasks = sorted(
+        (t for t in pager if not (t.total_annotations or 0) and not (t.cancelled_annotations or 0)),
+        key=lambda t: int(t.id),
+    )
+    if sampling == "uniform":
+        return [tasks[i] for i in np.random.default_rng(seed).permutation(len(tasks))]
+    if sampling == "uncertainty":
+        return sorted(tasks, key=lambda t: (float((t.data or {}).get("score", 1.0)), int(t.id)))
+    raise ValueError(f"sampling must be 'uniform' or 'uncertainty', got {sampling!r}")
 
 
 def noisy_results(
@@ -162,15 +172,16 @@ def annotate(
     seed: int = 0,
     limit: int | None = None,
     person_limit: int | None = None,
+    sampling: str = "uniform",
 ) -> AnnotateSummary:
-    """Annotate up to `limit` open tasks through the Label Studio API, least confident first; with
+    """Annotate up to `limit` open tasks through the Label Studio API, in `sampling` order (`open_tasks`); with
     `person_limit`, stop before a task whose people would take the persons labeled past it (a budget
     in labels, which on images of several people runs out before a budget in tasks)."""
     if noise_px < 0 or not 0.0 <= skip_rate <= 1.0:
         raise ValueError(f"noise_px must be >= 0 and skip_rate in [0, 1], got {noise_px} and {skip_rate}")
     annotated = skipped = no_truth = labeled = 0
     model_version = client.projects.get(project_id).model_version
-    for task in open_tasks(client, project_id):
+    for task in open_tasks(client, project_id, sampling, seed):
         if limit is not None and annotated + skipped >= limit:
             break
         data = task.data or {}

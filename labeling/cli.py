@@ -119,7 +119,7 @@ def labels_annotate(
         int | None, typer.Option(min=1, help="stop before the persons labeled would pass this many [default: no limit]")
     ] = None,
 ) -> None:
-    """Simulated annotator: correct open tasks from synthetic ground truth, least confident first."""
+    """Simulated annotator: correct open tasks from synthetic ground truth, in the project's sampling order."""
     from labeling.annotator import AnnotateSummary, annotate
     from labeling.labelstudio_client import connect
     from labeling.project import ensure_project
@@ -132,8 +132,8 @@ def labels_annotate(
 
     def run() -> AnnotateSummary:
         client = connect(settings)
-        project = ensure_project(client, settings.project_title)
-        return annotate(client, project, truth, noise_px, skip_rate, seed, limit, person_limit)
+        project = ensure_project(client, settings.project_title, settings.sampling)
+        return annotate(client, project, truth, noise_px, skip_rate, seed, limit, person_limit, settings.sampling)
 
     summary = _call("labels annotate", run)
     typer.echo(

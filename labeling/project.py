@@ -2,9 +2,11 @@
 
 The config has one Image, a RectangleLabels person box, KeyPointLabels with the 17 COCO names
 (`model_index` = the joint's COCO index) and a per-region visibility choice (visible / occluded)
-that shares the keypoint's region id. Annotators get the least confident predictions first: the
-project samples by uncertainty (lowest prediction score of the current model version) and its
-default tab is ordered by prediction score, ascending.
+that shares the keypoint's region id. Annotators get open tasks at random (Label Studio's uniform
+sampling; `POSEWHEEL_LABELSTUDIO_SAMPLING=uncertainty` gives the least confident first): at the loop's
+real budget, random picks taught the model as much as the least confident ones
+(benchmarks/flywheel_curve.py, docs/flywheel.md). The project's default tab is ordered by prediction
+score, ascending, for a person who wants to look at the worst first.
 
 Creation is safe from several processes at once (two replicas starting together): the oldest
 project with the title is the project. A creator lists the projects again after creating, uses the
@@ -72,13 +74,16 @@ def _colour(name: str) -> str:
     return "#20b050" if name.startswith("left_") else "#2070f0"
 
 
-def _settings() -> dict[str, Any]:
+SAMPLING = {"uniform": "Uniform sampling", "uncertainty": "Uncertainty sampling"}  # ours -> Label Studio's
+
+
+def _settings(sampling: str) -> dict[str, Any]:
     return {
         "label_config": label_config(),
         "expert_instruction": INSTRUCTIONS,
         "show_instruction": True,
         "show_skip_button": True,
-        "sampling": "Uncertainty sampling",
+        "sampling": SAMPLING[sampling],
         "maximum_annotations": 1,
     }
 
@@ -114,20 +119,25 @@ def find_project(client: LabelStudio, title: str) -> int | None:
     return min(ids) if ids else None
 
 
-def ensure_project(client: LabelStudio, title: str | None = None) -> int:
+def ensure_project(client: LabelStudio, title: str | None = None, sampling: str | None = None) -> int:
     """Create the review project, or bring an existing one up to date; returns its id. Idempotent,
-    also when several processes call it at once (all of them get the same project)."""
-    if title is None:
+    also when several processes call it at once (all of them get the same project). `title` and
+    `sampling` ('uniform' or 'uncertainty') default to the settings'."""
+    if title is None or sampling is None:
         from labeling.settings import LabelStudioSettings
 
-        title = LabelStudioSettings().project_title
+        settings = LabelStudioSettings()
+        title = settings.project_title if title is None else title
+        sampling = settings.sampling if sampling is None else sampling
+    if sampling not in SAMPLING:
+        raise ValueError(f"sampling must be one of {sorted(SAMPLING)}, got {sampling!r}")
     project_id = find_project(client, title)
     if project_id is None:
         from label_studio_sdk.core.api_error import ApiError
 
         created_id: int | None = None
         try:
-            created_id = client.projects.create(title=title, **_settings()).id
+            created_id = client.projects.create(title=title, **_settings(sampling)).id
         except ApiError as exc:
             # Label Studio on sqlite answers 500 "database is locked" to concurrent creates, sometimes
             # after creating the project: whatever happened, the listing below decides.
@@ -141,7 +151,7 @@ def ensure_project(client: LabelStudio, title: str | None = None) -> int:
     project = client.projects.get(project_id)
     # Label Studio strips surrounding whitespace from text: compare what it keeps. (Only the text
     # fields: updating maximum_annotations makes Label Studio recount every task's state.)
-    wanted = {k: v for k, v in _settings().items() if k in ("label_config", "expert_instruction", "sampling")}
+    wanted = {k: v for k, v in _settings(sampling).items() if k in ("label_config", "expert_instruction", "sampling")}
     changed = {k: v for k, v in wanted.items() if str(getattr(project, k, None) or "").strip() != v.strip()}
     if changed:
         client.projects.update(project_id, **changed)

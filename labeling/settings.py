@@ -12,6 +12,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,11 @@ class LabelStudioSettings(BaseSettings):
     )  # generated admin password and token (mode 0600); default <var>/secrets/labelstudio.json
     document_root: Path = Path()  # local-files serving root; the image store must lie below it; default <var>
     start_timeout_s: float = 300.0  # the first start runs ~100 s of migrations on 2 cores
+    sampling: Literal["uniform", "uncertainty"] = Field(
+        "uniform",
+        description="the order annotators get open tasks: `uniform` (at random) or `uncertainty` (least confident "
+        "first). At the loop's real budget random picks taught as much (benchmarks/flywheel_curve.py)",
+    )
     reachable_subnets: list[str] = Field(
         ["127.0.0.0/8", "::1/128"],
         description="reserved subnets that `posewheel labelstudio start` lets Label Studio reach despite its "

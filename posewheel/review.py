@@ -52,8 +52,8 @@ class ReviewItem(BaseModel):
     height: int
     model_version: str
     poses: list[PredictedPose]
-    score: float = Field(description="task confidence: the lowest pose score; annotators see the least confident first")
-    reason: str = Field(description="why it was queued: 'low_confidence' or 'random'")
+    score: float = Field(description="task confidence: the lowest pose score (a project tab lists the lowest first)")
+    reason: str = Field(description="why it was queued: 'low_confidence', 'uncertain_person' or 'random'")
     created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
 
 

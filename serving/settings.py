@@ -68,9 +68,18 @@ class ServingSettings(ProjectSettings):
     )
 
     review_threshold: float = Field(
-        0.6, ge=0.0, le=1.0, description="queue poses whose score (mean joint peak) is below this"
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="queue poses whose score (mean joint peak) is below this; 0 (off): the least confident "
+        "taught no more than random picks (docs/flywheel.md)",
     )
-    review_random_fraction: float = Field(0.01, ge=0.0, le=1.0, description="queue this share at random")
+    review_random_fraction: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="queue this share at random; unset: the share that fills the hourly cap at the last hour's traffic",
+    )
     review_cap_per_hour: int = Field(200, ge=0, description="at most this many review items per hour")
     review_drain: bool = Field(False, description="start labeling's outbox drainer in the server")
     review_seed: int | None = Field(None, description="seed of the random review sample (tests)")

@@ -17,7 +17,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from labeling import queue as queue_module
-from labeling.annotator import annotate
+from labeling.annotator import annotate, open_tasks
 from labeling.cli import register
 from labeling.coco_export import export_coco
 from labeling.project import VIEW_TITLE, ensure_project, find_project, label_config
@@ -77,15 +77,22 @@ def test_project_setup_is_idempotent(labelstudio: LabelStudioServer) -> None:
     assert len(projects) == 1
     project = labelstudio.client.projects.get(first)
     assert project.label_config.strip() == label_config().strip()
-    assert project.sampling == "Uncertainty sampling" and project.expert_instruction
+    assert project.sampling == "Uniform sampling" and project.expert_instruction  # the default: at random
     views = [v for v in labelstudio.client.views.list(project=first) if v.data.get("title") == VIEW_TITLE]
     assert len(views) == 1 and views[0].data["ordering"] == ["tasks:predictions_score"]
+    # The setting decides, also for a project that exists: least confident first, then at random again.
+    assert ensure_project(labelstudio.client, title, "uncertainty") == first
+    assert labelstudio.client.projects.get(first).sampling == "Uncertainty sampling"
+    assert ensure_project(labelstudio.client, title, "uniform") == first
+    assert labelstudio.client.projects.get(first).sampling == "Uniform sampling"
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        ensure_project(labelstudio.client, title, "newest")
 
 
 def test_prediction_becomes_a_corrected_coco_label_that_matches_ground_truth(
     labelstudio: LabelStudioServer, tmp_path: Path
 ) -> None:
-    client, project_id = labelstudio.client, labelstudio.new_project("roundtrip")
+    client, project_id = labelstudio.client, labelstudio.new_project("roundtrip", "uncertainty")
     store, truth = ImageStore(labelstudio.image_root), TruthStore(tmp_path / "truth")
     items = [_review_item(store, truth, seed, score) for seed, score in [(1, 0.9), (2, 0.2), (3, 0.6)]]
     queue = ReviewQueue(client, project_id, labelstudio.document_root)
@@ -106,8 +113,9 @@ def test_prediction_becomes_a_corrected_coco_label_that_matches_ground_truth(
     following = httpx.get(f"{labelstudio.settings.base_url}/api/projects/{project_id}/next", headers=auth)
     assert following.status_code == 200 and following.json()["id"] == tasks[items[1].request_id].id
     # ... and for the simulated annotator: one annotation lands on the 0.2 task, one skip on the 0.6 task.
-    assert annotate(client, project_id, truth, noise_px=0.5, skip_rate=0.0, seed=1, limit=1).annotated == 1
-    assert annotate(client, project_id, truth, skip_rate=1.0, seed=1, limit=1).skipped == 1
+    first = annotate(client, project_id, truth, noise_px=0.5, skip_rate=0.0, seed=1, limit=1, sampling="uncertainty")
+    assert first.annotated == 1
+    assert annotate(client, project_id, truth, skip_rate=1.0, seed=1, limit=1, sampling="uncertainty").skipped == 1
     labeled = {rid for rid, t in ((r, client.tasks.get(tasks[r].id)) for r in tasks) if t.annotations}
     assert labeled == {items[1].request_id, items[2].request_id}
     assert annotate(client, project_id, truth, noise_px=0.5, skip_rate=0.0, seed=1).annotated == 1
@@ -128,6 +136,30 @@ def test_prediction_becomes_a_corrected_coco_label_that_matches_ground_truth(
         assert ann.extra["annotator"] == labelstudio.settings.username
     export_coco(client, project_id, tmp_path / "feedback", store)
     assert (tmp_path / "feedback" / "annotations.json").read_bytes() == first_bytes  # nothing new: no change
+
+
+def test_the_default_order_is_at_random_seeded_and_not_by_confidence(
+    labelstudio: LabelStudioServer, tmp_path: Path
+) -> None:
+    """Random picks taught as much as the least confident (docs/flywheel.md): the default stream is uniform."""
+    client, project_id = labelstudio.client, labelstudio.new_project("uniform")
+    store, truth = ImageStore(labelstudio.image_root), TruthStore(tmp_path / "truth")
+    items = [_review_item(store, truth, 300 + n, score=0.05 * (n + 1)) for n in range(12)]
+    ReviewQueue(client, project_id, labelstudio.document_root).deliver(items)
+    by_id = {int(t.id): str(t.data["request_id"]) for t in client.tasks.list(project=project_id, resolve_uri=False)}
+    least_first = [i.request_id for i in items]  # scores ascend with n
+
+    orders = {seed: [by_id[int(t.id)] for t in open_tasks(client, project_id, "uniform", seed)] for seed in (0, 1)}
+    assert sorted(orders[0]) == sorted(least_first) and orders[0] != least_first and orders[0] != orders[1]
+    assert [by_id[int(t.id)] for t in open_tasks(client, project_id, "uniform", 0)] == orders[0]  # seeded
+    assert [by_id[int(t.id)] for t in open_tasks(client, project_id, "uncertainty")] == least_first
+
+    # The simulated annotator takes its seed's order: the first three of it, whatever their scores.
+    assert annotate(client, project_id, truth, noise_px=0.5, skip_rate=0.0, seed=1, limit=3).annotated == 3
+    labeled = {by_id[int(t.id)] for t in client.tasks.list(project=project_id, fields="all") if t.annotations}
+    assert labeled == set(orders[1][:3])
+    with pytest.raises(ValueError, match="sampling must be"):
+        open_tasks(client, project_id, "newest")
 
 
 def test_label_studio_down_loses_and_duplicates_no_review_item(labelstudio: LabelStudioServer, tmp_path: Path) -> None:

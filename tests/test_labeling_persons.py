@@ -213,13 +213,13 @@ def test_a_budget_in_persons_stops_before_the_task_that_would_pass_it(
     labelstudio: LabelStudioServer, tmp_path: Path
 ) -> None:
     """The demo's label budget counts persons: a 2-person task fits in 4, the 3-person task after it does not."""
-    client, project_id = labelstudio.client, labelstudio.new_project("person-budget")
+    client, project_id = labelstudio.client, labelstudio.new_project("person-budget", "uncertainty")
     store, truth = ImageStore(labelstudio.image_root), TruthStore(tmp_path / "truth")
     pair = _scene_item(store, truth, index=3, persons=2, predicted=[0]).model_copy(update={"score": 0.1})
     crowd = _scene_item(store, truth, index=9, persons=3, predicted=[2]).model_copy(update={"score": 0.2})
     ReviewQueue(client, project_id, labelstudio.document_root).deliver([crowd, pair])
 
-    summary = annotate(client, project_id, truth, noise_px=0.0, skip_rate=0.0, person_limit=4)
+    summary = annotate(client, project_id, truth, noise_px=0.0, skip_rate=0.0, person_limit=4, sampling="uncertainty")
     assert (summary.annotated, summary.persons) == (1, 2)
     tasks = {t.data["request_id"]: t for t in client.tasks.list(project=project_id, fields="all", resolve_uri=False)}
     assert tasks[pair.request_id].annotations and not tasks[crowd.request_id].annotations

@@ -44,7 +44,7 @@ def _regions(prediction: dict[str, Any]) -> list[tuple[str, str]]:
 def test_an_open_task_keeps_its_pre_annotation_after_a_promotion(
     labelstudio: LabelStudioServer, tmp_path: Path
 ) -> None:
-    client, project_id = labelstudio.client, labelstudio.new_project("promotion")
+    client, project_id = labelstudio.client, labelstudio.new_project("promotion", "uncertainty")
     store, truth, outbox = ImageStore(labelstudio.image_root), TruthStore(tmp_path / "truth"), Outbox(tmp_path / "ob")
     drainer = OutboxDrainer(outbox, ReviewQueue(client, project_id, labelstudio.document_root))
     open_a = _review_item(store, truth, 51, 0.2, version="model-a")  # least confident: opened first

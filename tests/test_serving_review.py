@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -81,6 +82,32 @@ def test_review_policy_cap_is_per_rolling_hour() -> None:
     assert policy.decide([0.9]) is None
     now[0] = 3600.0
     assert policy.decide([0.1, 0.9]) == "low_confidence"
+
+
+def test_the_default_share_spreads_the_hourly_cap_over_the_traffic_it_sees() -> None:
+    """Unset, the random share is the cap over the last hour's traffic: labels spread over the hour, and a
+    busier hour gets a smaller share, not the same labels from its first minutes."""
+    from serving.settings import ServingSettings
+
+    defaults = ServingSettings()
+    assert (defaults.review_threshold, defaults.review_random_fraction) == (0.0, None)  # random, measured
+    now = [0.0]
+    policy = ReviewPolicy(threshold=0.0, random_fraction=None, cap_per_hour=60, seed=3, clock=lambda: now[0])
+    queued: list[float] = []
+    for i in range(1200):  # 600 an hour for two hours
+        now[0] = i * 6.0
+        if policy.decide([0.9]) == "random":
+            queued.append(now[0])
+    assert policy.share() == pytest.approx(0.1, rel=0.05)
+    assert 95 <= len(queued) <= 145  # 60 an hour
+    quarters = Counter(int(t // 1800) for t in queued)
+    assert all(12 <= quarters[q] <= 48 for q in range(4)), quarters  # not the first minutes of each hour
+    for i in range(6000):  # then ten times the traffic for an hour: a tenth of the share
+        now[0] = 7200.0 + i * 0.6
+        policy.decide([0.9])
+    assert policy.share() == pytest.approx(0.01, rel=0.05)
+    quiet = ReviewPolicy(threshold=0.0, random_fraction=None, cap_per_hour=1000, seed=3, clock=lambda: now[0])
+    assert [quiet.decide([0.9]) for _ in range(3)] == ["random"] * 3  # less traffic than the cap: all of it
 
 
 def test_an_unwritable_log_never_fails_a_prediction(

@@ -100,9 +100,9 @@ class LabelStudioServer:
         """An image store folder below the document root (Label Studio serves images from there)."""
         return self.document_root / "images"
 
-    def new_project(self, prefix: str = "test") -> int:
-        """A fresh review project of this test's own."""
-        return ensure_project(self.client, f"{prefix}-{uuid.uuid4().hex[:8]}")
+    def new_project(self, prefix: str = "test", sampling: str | None = None) -> int:
+        """A fresh review project of this test's own (`sampling`: the settings' unless given)."""
+        return ensure_project(self.client, f"{prefix}-{uuid.uuid4().hex[:8]}", sampling)
 
     def start(self) -> None:
         labelstudio_process.start(self.settings)
