@@ -214,7 +214,7 @@ class PredictionLog:
             height=record.height,
             model_version=record.model_version,
             poses=[PredictedPose.model_validate(p) for p in record.poses],
-            score=min(p["score"] for p in record.poses),
+            score=min((p["score"] for p in record.poses), default=0.0),  # nobody found: an image to look at
             reason=record.review_reason or "",
         )
 

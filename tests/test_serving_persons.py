@@ -74,6 +74,22 @@ def test_nobody_answers_an_empty_list(server: RunningServer) -> None:
         assert body["poses"] == [], name
 
 
+def test_an_image_where_nobody_was_found_still_reaches_the_review_queue(
+    tmp_path: Path, pretrained_models: Path
+) -> None:
+    """A person the detector missed is what an annotator adds: an answer with no pose must queue like any other
+    (it once failed to build its review item, and the server dropped a third of the demo's queue)."""
+    from posewheel.review import Outbox
+
+    settings = test_settings(tmp_path, pretrained_models, review_random_fraction=1.0)
+    with run_server(settings) as running:
+        body = post(running, "nobody_cat_256.png")
+        assert running.service.predlog.flush(10)
+    assert body["poses"] == [] and body["review"] == {"queued": True, "reason": "random"}
+    (item,) = Outbox(tmp_path / "var" / "outbox").pending()
+    assert (item.request_id, item.poses, item.score) == (body["request_id"], [], 0.0)
+
+
 def test_max_persons_and_score_threshold_are_the_callers(server: RunningServer) -> None:
     assert len(post(server, "two_people_256.png", "?max_persons=1")["poses"]) == 1
     assert post(server, "two_people_256.png", "?score_threshold=0.99")["poses"] == []
