@@ -148,7 +148,7 @@ def _repro(root: Path, log_file: Path, stage: console.Stage, train_minutes: floa
 
 def start_server(root: Path, port: int, log_path: Path, review_cap: int) -> subprocess.Popen[bytes]:
     """`posewheel serve` for the project at `root`, its output appended to `log_path` (never the terminal)."""
-    # The hourly review cap (default 200) must not stop the demo short of the labels it asks for, and
+    # The hourly review cap (default 200) must not stop any turn short of fresh tasks, and
     # the demo's traffic is a burst of a minute, which the server's automatic share (the cap over an
     # hour's traffic) would read as a busy hour. So the demo fixes the share: the rule is labels per
     # turn / (people per scene x scenes per turn) = 300 / (2 x 900) = 0.17, and 0.3 leaves room for
@@ -259,7 +259,9 @@ def run_demo(options: DemoOptions) -> DemoReport:
         scenes_before = artifact.load_card(paths.production).metrics.get(SCENES_HOLDOUT, {})
         report.persons = scene_persons(load_params(root)["synth"]) if options.scenes else None
         with step("start the API server") as stage:
-            server = start_server(root, options.port, log_file, options.labels * options.loops)
+            # A demo's turns fall within one hour: a cap of the labels wanted (300 a turn) let turn 1's
+            # picks fill it and left turn 3 of a 3-turn run no fresh task. The share sizes the queue.
+            server = start_server(root, options.port, log_file, options.traffic * options.loops)
             wait_ready(base)
             stage.result(f"{base}, model {report.before_version}")
         for number in range(1, options.loops + 1):
