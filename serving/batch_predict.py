@@ -235,6 +235,7 @@ class BatchPredictor:
                 settings.review_random_fraction,
                 settings.review_cap_per_hour,
                 seed=settings.review_seed,
+                flag_uncertain=settings.review_uncertain_persons,
             )
             self._predlog = PredictionLog(
                 settings.resolved_predictions_dir(),

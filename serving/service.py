@@ -68,6 +68,7 @@ class PoseService:
             -(-settings.review_cap_per_hour // settings.workers),  # each worker its share of the hourly cap
             seed=settings.review_seed,
             on_capped=self.metrics.review_capped.inc,
+            flag_uncertain=settings.review_uncertain_persons,
         )
         self.predlog = PredictionLog(
             settings.resolved_predictions_dir(),

@@ -129,9 +129,11 @@ def test_a_person_the_detector_is_unsure_of_makes_the_image_a_review_candidate(p
     assert kept == [] and unsure == 1
     kept, _, unsure = model.detector.detect(image, score_threshold=score - UNSURE_BAND / 2)  # barely kept
     assert len(kept) == 1 and unsure == 1
-    policy = ReviewPolicy(threshold=0.1, random_fraction=0.0, cap_per_hour=10)
+    policy = ReviewPolicy(threshold=0.1, random_fraction=0.0, cap_per_hour=10, flag_uncertain=True)
     assert policy.decide([0.9], uncertain_persons=1) == UNCERTAIN_PERSON
     assert policy.decide([0.9], uncertain_persons=0) is None
+    default = ReviewPolicy(threshold=0.1, random_fraction=0.0, cap_per_hour=10)  # off unless asked: random wins
+    assert default.decide([0.9], uncertain_persons=1) is None
 
 
 def test_a_big_image_is_searched_on_the_decoding_thread_with_the_same_answer(server: RunningServer) -> None:

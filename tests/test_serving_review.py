@@ -90,7 +90,11 @@ def test_the_default_share_spreads_the_hourly_cap_over_the_traffic_it_sees() -> 
     from serving.settings import ServingSettings
 
     defaults = ServingSettings()
-    assert (defaults.review_threshold, defaults.review_random_fraction) == (0.0, None)  # random, measured
+    assert (defaults.review_threshold, defaults.review_random_fraction, defaults.review_uncertain_persons) == (
+        0.0,
+        None,
+        False,
+    )  # random, measured
     now = [0.0]
     policy = ReviewPolicy(threshold=0.0, random_fraction=None, cap_per_hour=60, seed=3, clock=lambda: now[0])
     queued: list[float] = []
