@@ -99,9 +99,12 @@ def format_status(status: FlywheelStatus) -> str:
         f"corrected labels exported: {status.feedback_labels_exported}",
         f"production model: {status.production_version or 'none yet (run `posewheel flywheel repro`)'}",
     ]
+    width = max((len(h) for h in status.production_metrics), default=0)
     for holdout, values in sorted(status.production_metrics.items()):
-        ap, pck = values.get("oks_ap", float("nan")), values.get("pck@0.1", float("nan"))
-        lines.append(f"  {holdout:<7} OKS AP {ap:.3f}  PCK@0.1 {pck:.3f}")
+        line = f"  {holdout:<{width}}  OKS AP {values.get('oks_ap', float('nan')):.3f}"
+        if "pck@0.1" in values:  # a holdout scored without boxes (street_scenes) has no PCK
+            line += f"  PCK@0.1 {values['pck@0.1']:.3f}"
+        lines.append(line)
     if status.last_decision:
         d = status.last_decision
         verdict = "promoted" if d["promoted"] else "not promoted"
