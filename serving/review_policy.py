@@ -93,7 +93,8 @@ class ReviewPolicy:
 
     def decide(self, pose_scores: Sequence[float], uncertain_persons: int = 0) -> str | None:
         """'low_confidence', 'uncertain_person', 'random' or None for a prediction whose poses scored `pose_scores`."""
-        self._count()  # every prediction decided on is traffic the automatic share reads
+        if self.random_fraction is None:
+            self._count()  # every prediction decided on is traffic the automatic share reads
         reason = self.wanted(pose_scores, uncertain_persons)
         if reason is None:
             return None
