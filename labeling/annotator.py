@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from labeling.project import SAMPLING
 from labeling.results import person_groups, pose_to_results
 from posewheel.boxes import iou
 from posewheel.schema import NUM_KEYPOINTS
@@ -30,6 +31,8 @@ from posewheel.truth import TruthStore
 
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
+
+    from labeling.settings import Sampling
 
 SECONDS_PER_JOINT = 1.8  # simulated lead time per placed joint, plus a few seconds to look
 MATCH_IOU = 0.3  # a predicted person whose box overlaps a true person's this much is that person
@@ -48,7 +51,7 @@ class AnnotateSummary:
     persons: int = 0
 
 
-def open_tasks(client: LabelStudio, project_id: int, sampling: str = "uniform", seed: int = 0) -> list[Any]:
+def open_tasks(client: LabelStudio, project_id: int, sampling: Sampling = "uniform", seed: int = 0) -> list[Any]:
     """The project's tasks without any annotation, in the order of Label Studio's `sampling`:
     'uniform' shuffles them (seeded: the same seed and tasks give the same order), 'uncertainty'
     puts the least confident (lowest data.score) first."""
@@ -57,11 +60,11 @@ def open_tasks(client: LabelStudio, project_id: int, sampling: str = "uniform", 
         (t for t in pager if not (t.total_annotations or 0) and not (t.cancelled_annotations or 0)),
         key=lambda t: int(t.id),
     )
-    if sampling == "uniform":
-        return [tasks[i] for i in np.random.default_rng(seed).permutation(len(tasks))]
+    if sampling not in SAMPLING:
+        raise ValueError(f"sampling must be one of {sorted(SAMPLING)}, got {sampling!r}")
     if sampling == "uncertainty":
         return sorted(tasks, key=lambda t: (float((t.data or {}).get("score", 1.0)), int(t.id)))
-    raise ValueError(f"sampling must be 'uniform' or 'uncertainty', got {sampling!r}")
+    return [tasks[i] for i in np.random.default_rng(seed).permutation(len(tasks))]
 
 
 def noisy_results(
@@ -172,7 +175,7 @@ def annotate(
     seed: int = 0,
     limit: int | None = None,
     person_limit: int | None = None,
-    sampling: str = "uniform",
+    sampling: Sampling = "uniform",
 ) -> AnnotateSummary:
     """Annotate up to `limit` open tasks through the Label Studio API, in `sampling` order (`open_tasks`); with
     `person_limit`, stop before a task whose people would take the persons labeled past it (a budget

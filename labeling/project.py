@@ -28,6 +28,8 @@ from posewheel.schema import KEYPOINT_NAMES
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
 
+    from labeling.settings import Sampling
+
 log = logging.getLogger(__name__)
 IMAGE_NAME = "image"
 BOX_NAME = "person"
@@ -74,10 +76,11 @@ def _colour(name: str) -> str:
     return "#20b050" if name.startswith("left_") else "#2070f0"
 
 
-SAMPLING = {"uniform": "Uniform sampling", "uncertainty": "Uncertainty sampling"}  # ours -> Label Studio's
+# ours (labeling.settings.Sampling) -> Label Studio's
+SAMPLING: dict[Sampling, str] = {"uniform": "Uniform sampling", "uncertainty": "Uncertainty sampling"}
 
 
-def _settings(sampling: str) -> dict[str, Any]:
+def _settings(sampling: Sampling) -> dict[str, Any]:
     return {
         "label_config": label_config(),
         "expert_instruction": INSTRUCTIONS,
@@ -119,7 +122,7 @@ def find_project(client: LabelStudio, title: str) -> int | None:
     return min(ids) if ids else None
 
 
-def ensure_project(client: LabelStudio, title: str | None = None, sampling: str | None = None) -> int:
+def ensure_project(client: LabelStudio, title: str | None = None, sampling: Sampling | None = None) -> int:
     """Create the review project, or bring an existing one up to date; returns its id. Idempotent,
     also when several processes call it at once (all of them get the same project). `title` and
     `sampling` ('uniform' or 'uncertainty') default to the settings'."""

@@ -20,6 +20,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from posewheel import atomic
 from posewheel.settings import ProjectSettings, under
 
+Sampling = Literal["uniform", "uncertainty"]  # the order annotators get open tasks (labeling.project.SAMPLING)
+
 URL_ENV = "POSEWHEEL_LABELSTUDIO_URL"
 
 
@@ -59,7 +61,7 @@ class LabelStudioSettings(BaseSettings):
     )  # generated admin password and token (mode 0600); default <var>/secrets/labelstudio.json
     document_root: Path = Path()  # local-files serving root; the image store must lie below it; default <var>
     start_timeout_s: float = 300.0  # the first start runs ~100 s of migrations on 2 cores
-    sampling: Literal["uniform", "uncertainty"] = Field(
+    sampling: Sampling = Field(
         "uniform",
         description="the order annotators get open tasks: `uniform` (at random) or `uncertainty` (least confident "
         "first). At the loop's real budget random picks taught as much (benchmarks/flywheel_curve.py)",
