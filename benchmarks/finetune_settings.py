@@ -5,7 +5,8 @@
 
 One studio-only model (`--base`, or trained here for `--base-minutes`) is fine-tuned, as the `train`
 stage does it (seed set plus the labels at the feedback weight, warm start), on the same N random
-street labels for the same wall-clock minutes, once per variant; then both holdouts are scored.
+street labels (or a loop's own corrected labels, `--feedback DIR`) for the same wall-clock minutes,
+once per variant; then both holdouts and the real-photo check set are scored.
 The baseline is the first variant, `baseline` (the train stage's fine-tune settings, unchanged),
 measured in the same run. A variant is `name=key=value[,key=value]` over params.yaml's `train`
 keys. The defaults replay the comparison behind `channels_last` and `finetune_lr`
@@ -57,6 +58,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", action="append", default=None, help="name=key=value[,key=value]; repeatable")
     parser.add_argument("--labels", type=int, default=287, help="random street labels (the demo corrects 287)")
+    parser.add_argument(
+        "--feedback", type=Path, default=None, help="a COCO folder of corrected labels (a loop's) instead of --labels"
+    )
     parser.add_argument("--minutes", type=float, default=4.0, help="fine-tune wall clock per variant")
     parser.add_argument("--base", type=Path, default=None, help="start from this artifact instead of training one")
     parser.add_argument("--base-minutes", type=float, default=None, help="training budget of the base model")
@@ -69,22 +73,30 @@ def main() -> None:
     from posewheel.params import load_params
     from training.config import TrainConfig
     from training.evaluate import evaluate_artifact
+    from training.realphotos import agreement
     from training.train import train
 
     params = load_params(args.params)
     synth = params.get("synth", {})
     work = args.work
-    sets = {**pipeline_sets(synth), "pool": street_pool(synth, args.labels, index=99)}
+    sets = pipeline_sets(synth)
+    if args.feedback is None:
+        sets["pool"] = street_pool(synth, args.labels, index=99)
     generate_missing(sets, work, size=int(synth.get("image_size", 256)))
-    pool = coco.load(work / "pool")
-    feedback = subset(pool, [a.id for a in pool.annotations][: args.labels], work / "feedback")
+    if args.feedback is None:
+        pool = coco.load(work / "pool")
+        feedback = subset(pool, [a.id for a in pool.annotations][: args.labels], work / "feedback")
+    else:
+        feedback = args.feedback
+        emit("feedback", path=str(feedback), labels=len(coco.load(feedback).annotations))
 
     base = base_model(args.base, args.base_minutes, params, work)
 
     def measure(artifact: Path) -> dict[str, float]:
         street = evaluate_artifact(artifact, work / "holdout_street")["oks_ap"]
         studio = evaluate_artifact(artifact, work / "holdout_studio")["oks_ap"]
-        return {"street_oks_ap": round(street, 4), "studio_oks_ap": round(studio, 4)}
+        real = agreement(artifact)["agreement@0.05"]
+        return {"street_oks_ap": round(street, 4), "studio_oks_ap": round(studio, 4), "real_agreement": round(real, 3)}
 
     emit("base", **measure(base), base=str(base))
     tune = dataclasses.replace(
