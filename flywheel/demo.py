@@ -269,14 +269,7 @@ def run_demo(options: DemoOptions) -> DemoReport:
             report.turns.append(turn)
             if number == 1:
                 report.metrics_before = {**turn.production_metrics, SCENES_HOLDOUT: scenes_before}
-        last = report.turns[-1]
-        report.promoted = any(t.promoted for t in report.turns)
-        report.reason = last.reason
-        report.labels_used, report.labeled_images = last.labels, last.images
-        report.predictions = sum(t.predictions for t in report.turns)
-        report.queued = sum(t.queued for t in report.turns)
-        report.metrics_after = last.candidate
-        report.after_version = last.production
+        summarise_turns(report)
     except Exception:
         # The step's own output is in the log: show its end here, so the failure can be read without opening it.
         terminal.print(f"\n[dim]last lines of {_shown(log_file, root)}:[/]")
@@ -349,6 +342,26 @@ def run_turn(number: int, options: DemoOptions, report: DemoReport, step: Step, 
         production_metrics=decision["production"] or {},
         minutes=round((time.monotonic() - started) / 60, 2),
     )
+
+
+def summarise_turns(report: DemoReport) -> None:
+    """The report's totals and its after column from its turns. One turn: the candidate, promoted or not,
+    with the rule's reason. Several: the production model they end with (the last promoted candidate, or
+    the first model when none was), and the turns that promoted."""
+    turns, last = report.turns, report.turns[-1]
+    report.promoted = any(t.promoted for t in turns)
+    report.labels_used, report.labeled_images = last.labels, last.images
+    report.predictions = sum(t.predictions for t in turns)
+    report.queued = sum(t.queued for t in turns)
+    report.after_version = last.production
+    if len(turns) == 1:
+        report.metrics_after, report.reason = last.candidate, last.reason
+        return
+    kept = [t for t in turns if t.promoted]
+    report.metrics_after = kept[-1].candidate if kept else report.metrics_before
+    report.reason = f"in turn {', '.join(str(t.number) for t in kept) or 'none'} of {len(turns)}"
+    if not last.promoted:
+        report.reason += f"; turn {last.number} not: {last.reason}"
 
 
 def traffic_kind(persons: tuple[int, int] | None) -> str:

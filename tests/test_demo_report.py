@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
-from flywheel.demo import DemoOptions, DemoReport, Turn, format_report, report_record
+from flywheel.demo import DemoOptions, DemoReport, Turn, format_report, report_record, summarise_turns
 from flywheel.pipeline import SCENES_HOLDOUT
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,3 +63,34 @@ def test_several_turns_get_a_row_each_with_labels_so_far_and_the_decision() -> N
     record = json.loads(json.dumps(report_record(report)))  # what benchmarks/flywheel_turns.py reads
     assert [t["labels"] for t in record["turns"]] == [290, 580, 870]
     assert record["turns"][2]["promoted"] is False
+
+
+def test_several_turns_end_with_production_not_with_a_candidate_that_was_not_promoted() -> None:
+    report = DemoReport(before_version="v0", persons=(0, 4))
+    report.metrics_before = _metrics(0.97, 0.45, 0.05)
+    report.turns = [_turn(1, 290, 0.63, True), _turn(2, 580, 0.70, True), _turn(3, 870, 0.705, False)]
+    summarise_turns(report)
+    assert report.after_version == "v2" and report.metrics_after == report.turns[1].candidate
+    assert report.reason == "in turn 1, 2 of 3; turn 3 not: street OKS AP gain below the margin"
+    text = format_report(report, DemoOptions(loops=3), REPO)
+    assert "after v2  (promoted: in turn 1, 2 of 3; turn 3 not:" in text
+    assert "street OKS AP    0.450  ->  0.700" in text  # what the server answers with, not turn 3's 0.705
+
+
+def test_several_turns_none_promoted_end_where_they_began() -> None:
+    report = DemoReport(before_version="v0", persons=(0, 4))
+    report.metrics_before = _metrics(0.97, 0.45, 0.05)
+    turns = [_turn(1, 290, 0.452, False), _turn(2, 580, 0.455, False)]
+    report.turns = [replace(t, production="v0") for t in turns]
+    summarise_turns(report)
+    assert not report.promoted and report.after_version == "v0" and report.metrics_after == report.metrics_before
+    assert report.reason.startswith("in turn none of 2; turn 2 not:")
+
+
+def test_one_turn_shows_its_candidate_and_the_rules_reason() -> None:
+    report = DemoReport(before_version="v0", persons=(0, 4))
+    report.metrics_before = _metrics(0.97, 0.45, 0.05)
+    report.turns = [_turn(1, 290, 0.455, False)]
+    summarise_turns(report)
+    assert report.metrics_after == report.turns[0].candidate and report.reason == "street OKS AP gain below the margin"
+    assert not report.promoted and report.after_version == "v0"
