@@ -87,7 +87,8 @@ def labels_setup() -> None:
     from labeling.settings import LabelStudioSettings
 
     settings = LabelStudioSettings()
-    project_id = _call("labels setup", lambda: ensure_project(connect(settings), settings.project_title))
+    title, sampling = settings.project_title, settings.sampling
+    project_id = _call("labels setup", lambda: ensure_project(connect(settings), title, sampling))
     typer.echo(f"project {settings.project_title!r} is id {project_id} at {settings.base_url}/projects/{project_id}")
 
 

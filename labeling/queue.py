@@ -100,7 +100,7 @@ class ReviewQueue:
         """Build the client from settings and make sure the project exists (needs Label Studio up)."""
         settings = settings or LabelStudioSettings()
         client = connect(settings)
-        return cls(client, ensure_project(client, settings.project_title), settings.document_root)
+        return cls(client, ensure_project(client, settings.project_title, settings.sampling), settings.document_root)
 
     def known_request_ids(self) -> set[str]:
         """Request ids of the project's tasks (cached; refilled from Label Studio after any failure)."""
