@@ -22,6 +22,7 @@ from labeling.cli import register
 from labeling.coco_export import export_coco
 from labeling.project import VIEW_TITLE, ensure_project, find_project, label_config
 from labeling.queue import OutboxDrainer, ReviewQueue
+from labeling.settings import LabelStudioSettings
 from posewheel.dataset import load
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox, PredictedKeypoint, PredictedPose, ReviewItem
@@ -87,6 +88,22 @@ def test_project_setup_is_idempotent(labelstudio: LabelStudioServer) -> None:
     assert labelstudio.client.projects.get(first).sampling == "Uniform sampling"
     with pytest.raises(ValueError, match="sampling must be one of"):
         ensure_project(labelstudio.client, title, "newest")
+
+
+def test_the_settings_a_caller_passes_decide_the_projects_sampling(
+    labelstudio: LabelStudioServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    title = f"passed-{uuid.uuid4().hex[:8]}"
+    for key, value in labelstudio.env(project_title=title).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("POSEWHEEL_ROOT", str(tmp_path))
+    queue = ReviewQueue.connect(LabelStudioSettings(sampling="uncertainty"))  # the environment's is uniform
+    assert labelstudio.client.projects.get(queue.project_id).sampling == "Uncertainty sampling"
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["labels", "setup"])  # the environment's settings: uniform again
+    assert result.exit_code == 0 and f"is id {queue.project_id}" in result.output, result.output
+    assert labelstudio.client.projects.get(queue.project_id).sampling == "Uniform sampling"
 
 
 def test_prediction_becomes_a_corrected_coco_label_that_matches_ground_truth(
