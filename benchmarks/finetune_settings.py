@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/finetune_settings.py --base models/production        # ~5 min a variant
     .venv/bin/python benchmarks/finetune_settings.py --variant lr4=lr=0.004 --variant b64=batch_size=64
+    .venv/bin/python benchmarks/finetune_settings.py --base <first model> --feedback <a loop's labels> --minutes 10.5 \
+        --variant lr2=lr=0.0002     # session 13's replay of a real turn (docs/flywheel.md)
 
 One studio-only model (`--base`, or trained here for `--base-minutes`) is fine-tuned, as the `train`
 stage does it (seed set plus the labels at the feedback weight, warm start), on the same N random
