@@ -199,3 +199,31 @@ def test_the_network_swaps_pairs_only_for_back_facing_persons() -> None:
     assert torch.equal(out[0], canonical[0])
     assert torch.equal(out[1], canonical[1, flips])
     assert torch.equal(to_person_order(out, torch.tensor([2.5, -0.3]), flips), canonical)  # its own inverse
+
+
+def test_only_a_person_alone_in_the_picture_is_ever_cropped_from_the_whole_image(tmp_path: Path) -> None:
+    """In a group photo the whole image does not say which person is meant: its persons keep their boxes."""
+    from posewheel import dataset as coco
+    from posewheel.decoding import crop_box, whole_image_box
+    from training.config import TrainConfig
+    from training.data import PersonCrops, persons
+
+    image, points = painted_person(seed=4)
+    (tmp_path / "images").mkdir()
+    image.save(tmp_path / "images" / "group.png")
+    image.save(tmp_path / "images" / "single.png")
+    keypoints = np.concatenate([points, np.full((NUM_KEYPOINTS, 1), 2.0)], axis=1)
+    unlabeled = np.zeros((NUM_KEYPOINTS, 3))  # a person in the picture with no joint labeled still counts
+    records = [coco.ImageRecord(1, "group.png", image.width, image.height),
+               coco.ImageRecord(2, "single.png", image.width, image.height)]  # fmt: skip
+    annotations = [coco.PersonAnnotation(1, 1, keypoints, BOX), coco.PersonAnnotation(2, 1, unlabeled, BOX),
+                   coco.PersonAnnotation(3, 2, keypoints, BOX)]  # fmt: skip
+    found = persons(coco.Dataset(records, annotations, root=tmp_path), source=0)
+    assert [(p.image_path.name, p.alone) for p in found] == [("group.png", False), ("single.png", True)]
+
+    config = TrainConfig(whole_image_fraction=1.0)
+    crops = PersonCrops(found, config, train=True)
+    spec = config.input_spec
+    whole = crop_box(whole_image_box(image.width, image.height, spec), spec)
+    assert np.allclose(crops[0]["window"].numpy(), crop_box(BOX, spec)), "a group photo's person lost its box"
+    assert np.allclose(crops[1]["window"].numpy(), whole), "a person alone was not cropped from the whole image"

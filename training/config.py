@@ -163,7 +163,7 @@ class TrainConfig:
     facing_loss_weight: float = 0.05  # weight of the facing classifier's cross-entropy (training/model.py)
     occluded_weight: float = 1.0  # loss weight of v=1 joints (v=2: 1, v=0: 0)
     whole_image_padding: float | None = 1.0  # crop of a whole-image sample (and request); None: 1.25
-    whole_image_fraction: float = 0.3  # share of samples cropped from the whole image, not the box
+    whole_image_fraction: float = 0.3  # share of samples of persons alone in their image cropped from the whole image
     # augmentation
     flip: float = 0.5  # probability
     rotation: float = 30.0  # degrees, +-

@@ -12,6 +12,7 @@ both.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
@@ -50,17 +51,23 @@ class Person:
     box: Box
     keypoints: np.ndarray
     source: int  # index of the dataset it came from
+    alone: bool = True  # the only person annotated in its image: the whole image can stand for its box
 
 
 def persons(ds: coco.Dataset, source: int, image_ids: set[int] | None = None) -> list[Person]:
-    """The annotated persons of `ds` (those with at least one labeled joint), optionally of some images."""
+    """The annotated persons of `ds` (those with at least one labeled joint), optionally of some images.
+
+    A person is `alone` when its image has no other annotation, labeled joints or not, crowd or not.
+    """
     images = {img.id: img for img in ds.images}
+    per_image = Counter(ann.image_id for ann in ds.annotations)
     out = []
     for ann in ds.annotations:
         if ann.num_keypoints == 0 or ann.iscrowd or (image_ids is not None and ann.image_id not in image_ids):
             continue
         img = images[ann.image_id]
-        out.append(Person(ds.image_path(img), img.width, img.height, ann.bbox, ann.keypoints, source))
+        alone = per_image[ann.image_id] == 1
+        out.append(Person(ds.image_path(img), img.width, img.height, ann.bbox, ann.keypoints, source, alone))
     return out
 
 
@@ -91,8 +98,10 @@ class PersonCrops(torch.utils.data.Dataset[dict[str, Any]]):
         with Image.open(person.image_path) as raw:
             image = raw.convert("RGB")
         box = person.box
-        if self.train and torch.rand(()) < self.config.whole_image_fraction:
-            box = whole_image_box(person.width, person.height, self.spec)  # the server's "no boxes" request
+        if self.train and person.alone and torch.rand(()) < self.config.whole_image_fraction:
+            # The server's "no boxes" request. Only for a person alone in the picture: in a group photo the
+            # whole image does not say which person the target is, so the sample would teach one at random.
+            box = whole_image_box(person.width, person.height, self.spec)
         visibility = person.keypoints[:, 2]
         if self.train:
             tensor, points, order = self.augment(image, box, person.keypoints[:, :2])
