@@ -12,7 +12,6 @@ both.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
@@ -60,13 +59,13 @@ def persons(ds: coco.Dataset, source: int, image_ids: set[int] | None = None) ->
     A person is `alone` when its image has no other annotation, labeled joints or not, crowd or not.
     """
     images = {img.id: img for img in ds.images}
-    per_image = Counter(ann.image_id for ann in ds.annotations)
+    by_image = ds.annotations_by_image()
     out = []
     for ann in ds.annotations:
         if ann.num_keypoints == 0 or ann.iscrowd or (image_ids is not None and ann.image_id not in image_ids):
             continue
         img = images[ann.image_id]
-        alone = per_image[ann.image_id] == 1
+        alone = len(by_image[ann.image_id]) == 1
         out.append(Person(ds.image_path(img), img.width, img.height, ann.bbox, ann.keypoints, source, alone))
     return out
 
