@@ -46,7 +46,7 @@ def main() -> None:
     from posewheel.synth import generate
     from training.config import TrainConfig
     from training.data import PoseDataModule
-    from training.lightning_module import PoseModel, fit_loss
+    from training.lightning_module import PoseModel, step_loss
 
     config = TrainConfig.from_params(
         load_params(args.params), batch_size=args.batch_size, wandb=False, val_fraction=0.0
@@ -68,12 +68,12 @@ def main() -> None:
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
 
         def model_only() -> float:
-            """img/s of forward + losses (heatmaps and facing) + backward + AdamW on the in-memory batch."""
+            """img/s of forward + the network's losses + backward + AdamW on the in-memory batch."""
             model.train()
             times = []
             for step in range(args.warmup + args.steps):
                 start = time.perf_counter()
-                fit_loss(model.net, batch, model.config)[0].backward()  # what training_step computes
+                step_loss(model.net, batch, model.config)[0].backward()  # what training_step computes
                 optimizer.step()
                 optimizer.zero_grad()
                 if step >= args.warmup:

@@ -77,6 +77,16 @@ def fit_loss(
     return joints + config.facing_loss_weight * side, joints, facing_accuracy(logits, facing)
 
 
+def step_loss(
+    net: torch.nn.Module, batch: dict[str, torch.Tensor], config: TrainConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """A training step's loss for either kind of pose network: (total, joint heatmap loss, facing accuracy or None)."""
+    if isinstance(net, MoveNet):
+        return (*movenet_loss(net, batch, config), None)
+    assert isinstance(net, PoseNet)
+    return fit_loss(net, batch, config)
+
+
 def weighted_bce(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, foreground: float) -> torch.Tensor:
     """Binary cross-entropy of sigmoid maps (N, K, h, w) against Gaussian targets, per-joint weights (N, K).
 
@@ -260,12 +270,7 @@ class PoseModel(L.LightningModule):
         return self.net(image)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        if isinstance(self.net, MoveNet):
-            loss, joints = movenet_loss(self.net, batch, self.config)
-            accuracy = None
-        else:
-            assert isinstance(self.net, PoseNet)
-            loss, joints, accuracy = fit_loss(self.net, batch, self.config)
+        loss, joints, accuracy = step_loss(self.net, batch, self.config)
         penalty = self.anchor_penalty()
         if penalty is not None:
             self.log("train/anchor_penalty", penalty, on_step=True, on_epoch=False, batch_size=len(batch["image"]))
