@@ -232,3 +232,40 @@ def test_the_anchor_pulls_the_weights_back_towards_the_pretrained_ones() -> None
     plain = PoseModel(TrainConfig.from_section({"config": "movenet-lightning"}).to_dict())
     plain.on_fit_start()
     assert plain.anchor_penalty() is None
+
+
+def test_frozen_stages_keep_the_pretrained_backbone_while_the_rest_learns(studio_set: Dataset) -> None:
+    """train.frozen_stages on MoveNet: the four stride parts cover the backbone, each parameter once, and
+    the frozen ones (stem and strides 4 and 8 here) do not move in optimiser steps while the rest does."""
+    from training.data import PoseDataModule
+    from training.lightning_module import PoseModel, step_loss
+    from training.train import load_pretrained_weights
+
+    config = TrainConfig.from_section({"config": "movenet-lightning", "batch_size": 4, "num_workers": 0,
+                                       "frozen_stages": 2, "wandb": False})  # fmt: skip
+    model = PoseModel(config.to_dict())
+    net = model.net
+    assert isinstance(net, MoveNet)
+    load_pretrained_weights(net, "movenet-lightning")
+    stage_params = [id(p) for stage in net.stages for p in stage.parameters()]
+    assert len(net.stages) == 4
+    assert sorted(stage_params) == sorted(id(p) for p in net.backbone.parameters())
+    assert net.backbone.stem in list(net.stages[0]) and net.backbone.head in list(net.stages[3])
+
+    frozen = {id(p) for stage in net.stages[:2] for p in stage.parameters()}
+    before = {name: p.detach().clone() for name, p in net.named_parameters()}
+    dm = PoseDataModule(config, [(studio_set.root, 1.0)])
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-3)
+    net.train()
+    for _ in range(2):
+        optimizer.zero_grad()
+        step_loss(net, batch, config)[0].backward()
+        optimizer.step()
+    named = dict(net.named_parameters())
+    still = [n for n, p in named.items() if id(p) in frozen]
+    moved = [n for n, p in named.items() if not torch.equal(p, before[n])]
+    assert still and all(torch.equal(named[n], before[n]) for n in still)
+    assert set(moved) == {n for n, p in named.items() if id(p) not in frozen and p.grad is not None}
+    assert any(n.startswith("backbone.blocks.") for n in moved) and any(n.startswith("heatmap_head") for n in moved)

@@ -130,6 +130,17 @@ class MobileNetV2(nn.Module):
         self.head = conv(cin, 1280, relu6=True)  # Keras keeps 1280 for width > 1 here (the graph says so)
         self.channels.append(1280)
 
+    @property
+    def stages(self) -> list[nn.Module]:
+        """The network in four parts, input side first, ending at strides 4, 8, 16 and 32 (train.frozen_stages)."""
+        ends = [*FEATURE_BLOCKS, len(self.blocks) - 1]
+        parts: list[list[nn.Module]] = []
+        for start, end in zip([-1, *ends[:-1]], ends, strict=True):
+            parts.append(list(self.blocks[start + 1 : end + 1]))
+        parts[0].insert(0, self.stem)
+        parts[-1].append(self.head)
+        return [nn.ModuleList(part) for part in parts]
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)
         features = []
@@ -186,6 +197,11 @@ class MoveNet(nn.Module):
         self.center_head = Head(channels, 1)
         self.regress_head = Head(channels, 2 * NUM_KEYPOINTS)
         self.offset_head = Head(channels, 2 * NUM_KEYPOINTS)
+
+    @property
+    def stages(self) -> list[nn.Module]:
+        """The backbone in four parts, input side first, ending at strides 4, 8, 16 and 32 (train.frozen_stages)."""
+        return self.backbone.stages
 
     def forward_logits(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """The heads before their sigmoids: what training fits (losses on logits are stable)."""

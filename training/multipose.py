@@ -38,7 +38,6 @@ from posewheel import pretrained
 from posewheel.multipose import OUTPUT_NAMES
 from training.artifact_export import export_detector_onnx
 from training.movenet import (
-    FEATURE_BLOCKS,
     FPN_CHANNELS,
     NUM_KEYPOINTS,
     FeaturePyramid,
@@ -85,13 +84,7 @@ class MoveNetMultiPose(nn.Module):
     @property
     def stages(self) -> list[nn.Module]:
         """The backbone in four parts, input side first, ending at strides 4, 8, 16 and 32 (train.frozen_stages)."""
-        blocks, ends = self.backbone.blocks, [*FEATURE_BLOCKS, len(self.backbone.blocks) - 1]
-        parts: list[nn.Module] = []
-        for n, (start, end) in enumerate(zip([-1, *ends[:-1]], ends, strict=True)):
-            modules = list(blocks[start + 1 : end + 1])
-            parts.append(nn.ModuleList([self.backbone.stem, *modules] if n == 0 else modules))
-        parts[-1].append(self.backbone.head)  # type: ignore[operator]
-        return parts
+        return self.backbone.stages
 
     def forward_logits(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """The heads before their sigmoids: what training fits (losses on logits are stable)."""
