@@ -369,3 +369,36 @@ def test_bad_input_gives_one_clear_error_and_a_failing_exit_code(
     result = CliRunner().invoke(cli_app(), filled)
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+_FAULTS_PER_ALLOCATION = """
+import resource, sys
+import numpy as np
+import training
+def faults(): return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+np.ones(16_000_000, np.float32)  # 64 MB, over glibc's largest mmap threshold (32 MiB)
+before = faults()
+for _ in range(5):
+    block = np.ones(16_000_000, np.float32)
+    del block
+print((faults() - before) // 5)
+"""
+
+
+@pytest.mark.parametrize("keep", ["1", "0"])
+def test_training_keeps_freed_memory_instead_of_faulting_it_in_every_step(keep: str) -> None:
+    """Importing `training` stops glibc from unmapping a freed 64 MB block (a batch's activations) and faulting it
+    in again on the next allocation; POSEWHEEL_KEEP_FREED_MEMORY=0 leaves glibc's defaults (the baseline)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "POSEWHEEL_KEEP_FREED_MEMORY": keep}
+    for name in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-c", _FAULTS_PER_ALLOCATION], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    faults = int(done.stdout.strip())
+    if keep == "1":
+        assert faults < 10, f"{faults} page faults per reused 64 MB block"
+    else:
+        assert faults > 100, f"{faults} page faults per 64 MB block at glibc's defaults: is the baseline still one?"
