@@ -172,7 +172,7 @@ class TrainConfig:
     color_jitter: float = 0.3  # brightness/contrast/saturation strength
     blur: float = 0.2  # probability of a Gaussian blur
     # optimisation
-    max_minutes: float = 9.5  # wall clock for the fit (stops between batches)
+    max_minutes: float = 8.5  # wall clock for the fit (stops between batches)
     epochs: int = 200  # an upper bound: max_minutes usually ends the run first
     batch_size: int = 32
     lr: float = 2e-4
