@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -389,9 +391,6 @@ print((faults() - before) // 5)
 def test_training_keeps_freed_memory_instead_of_faulting_it_in_every_step(keep: str) -> None:
     """Importing `training` stops glibc from unmapping a freed 64 MB block (a batch's activations) and faulting it
     in again on the next allocation; POSEWHEEL_KEEP_FREED_MEMORY=0 leaves glibc's defaults (the baseline)."""
-    import subprocess
-    import sys
-
     env = {**os.environ, "POSEWHEEL_KEEP_FREED_MEMORY": keep}
     for name in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_"):
         env.pop(name, None)

@@ -21,20 +21,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, <malloc.h>
 _M_MMAP_MAX = -4
-_GLIBC_DEFAULTS = {_M_MMAP_MAX: 65536, _M_TRIM_THRESHOLD: 128 * 1024}
-_KEEP = {_M_MMAP_MAX: 0, _M_TRIM_THRESHOLD: 1 << 30}
 _GLIBC_VARIABLES = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
 
 
-def keep_freed_memory(keep: bool = True) -> bool:
-    """Make glibc's malloc keep freed memory in the process (`keep`), or set its default limits again.
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory in the process for the next allocation.
 
-    No `mmap` per large allocation (they come from the heap, and non-main arenas still fall back to
+    No `mmap` per large allocation (they come from the heap; non-main arenas still fall back to
     `mmap` when their heap is full) and no trimming of the heap's top below 1 GiB. The resident size
     is what the largest step needs, as before. Returns False where there is no glibc (macOS, musl):
-    nothing changes there. `keep=False` is not quite a process that never called it: any mallopt call
-    fixes the mmap threshold at 128 KiB, where glibc otherwise raises it up to 32 MiB as it goes, so
-    compare against a process started with `POSEWHEEL_KEEP_FREED_MEMORY=0`.
+    nothing changes there. It holds for the process and the data workers it forks, and cannot be
+    undone: any mallopt call also fixes glibc's mmap threshold, which glibc otherwise raises as it
+    goes, so a baseline is a process started with `POSEWHEEL_KEEP_FREED_MEMORY=0`.
     """
     if not sys.platform.startswith("linux"):
         return False
@@ -42,8 +40,7 @@ def keep_freed_memory(keep: bool = True) -> bool:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
-    values = _KEEP if keep else _GLIBC_DEFAULTS
-    return all(libc.mallopt(param, value) == 1 for param, value in values.items())
+    return libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30) == 1
 
 
 KEEP_FREED_MEMORY_VARIABLE = "POSEWHEEL_KEEP_FREED_MEMORY"  # 0: glibc's own defaults (the benchmark's baseline)
