@@ -19,6 +19,7 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
+import training
 from posewheel.artifact import MODEL_FILE, load_card
 from posewheel.dataset import Dataset
 from posewheel.decoding import crop_box, crop_image, decode_to_image, normalize
@@ -392,7 +393,7 @@ def test_training_keeps_freed_memory_instead_of_faulting_it_in_every_step(keep: 
     """Importing `training` stops glibc from unmapping a freed 64 MB block (a batch's activations) and faulting it
     in again on the next allocation; POSEWHEEL_KEEP_FREED_MEMORY=0 leaves glibc's defaults (the baseline)."""
     env = {**os.environ, "POSEWHEEL_KEEP_FREED_MEMORY": keep}
-    for name in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_"):
+    for name in training.GLIBC_VARIABLES:
         env.pop(name, None)
     done = subprocess.run([sys.executable, "-c", _FAULTS_PER_ALLOCATION], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -21,7 +21,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, <malloc.h>
 _M_MMAP_MAX = -4
-_GLIBC_VARIABLES = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
+GLIBC_VARIABLES = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
 
 
 def keep_freed_memory() -> bool:
@@ -46,5 +46,5 @@ def keep_freed_memory() -> bool:
 KEEP_FREED_MEMORY_VARIABLE = "POSEWHEEL_KEEP_FREED_MEMORY"  # 0: glibc's own defaults (the benchmark's baseline)
 
 # Whoever tunes glibc by its own variables wins; and a mallopt call would switch off glibc's dynamic threshold.
-if os.environ.get(KEEP_FREED_MEMORY_VARIABLE, "1") != "0" and not any(name in os.environ for name in _GLIBC_VARIABLES):
+if os.environ.get(KEEP_FREED_MEMORY_VARIABLE, "1") != "0" and not any(name in os.environ for name in GLIBC_VARIABLES):
     keep_freed_memory()
