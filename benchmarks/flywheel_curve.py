@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/flywheel_curve.py                       # 0/50/100/200/400 labels, 2 seeds
     .venv/bin/python benchmarks/flywheel_curve.py --base models/production --epochs 2   # quicker
-    .venv/bin/python benchmarks/flywheel_curve.py --counts 0 200 --epochs 11 --jobs 2  # a loop's real budget
+    .venv/bin/python benchmarks/flywheel_curve.py --counts 100 300 --epochs 12 --jobs 2  # a loop's real budget
+    .venv/bin/python benchmarks/flywheel_curve.py --replot a.jsonl b.jsonl --out DIR   # one curve from two runs
 
 One studio-only model is the starting point (trained here for `--base-minutes`, or `--base ARTIFACT`).
 It predicts a pool of street traffic; then, for each seed and each selection strategy, the first N
@@ -10,13 +11,14 @@ persons of the pool in that strategy's order get their true keypoints (what the 
 writes back through Label Studio; `tests/test_flywheel_loop.py` covers that path for real) and the
 model is fine-tuned on the studio seed set plus those N, exactly as the `train` stage does
 (warm start, feedback weight and fine-tune learning rate from params.yaml), with the same epoch budget for every point.
-Strategies: `uncertainty` (least confident first, the order annotators see in Label Studio),
+Strategies: `uncertainty` (least confident first, Label Studio's order until session 12),
 `random` (a seeded shuffle) and `power` (stochastic uncertainty sampling: drawn without replacement
 with probability proportional to 1 - confidence, Kirsch et al. 2023, "Stochastic Batch Acquisition";
 it leans towards the unsure like `uncertainty` without spending the whole budget on its worst tail).
-The baseline (N = 0) is the starting model itself. The loop's fine-tune makes about 550-600 steps
-of 32 in its 14 minutes: about 11 epochs of the seed set plus 200 labels. `--jobs 2` runs two
-fine-tunes at once, one thread each (the same steps, slower each).
+The baseline (N = 0) is the starting model itself. The loop's fine-tune makes 574-654 steps of 32 in
+its 9 minutes (session 16): about 12 epochs of the seed set (1,425 persons after validation) plus
+the labels. `--jobs 2` runs two fine-tunes at once, one thread each (the same steps, slower each).
+`--replot` redraws the CSVs and the plot from the JSON lines of runs that share a base model.
 
 Writes `<out>/flywheel_curve.csv` (every point), `<out>/flywheel_curve_<strategy>.csv` (mean over
 seeds, the data `dvc plots show` draws) and `<out>/flywheel_curve.png`; one JSON line per point.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import multiprocessing
 import sys
 import time
@@ -113,6 +116,55 @@ def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
     atomic.write_text(path, "\n".join(lines) + "\n")
 
 
+def recorded_points(paths: list[Path]) -> list[dict[str, Any]]:
+    """The `point` lines of earlier runs' JSON output (one baseline kept: the runs must share it)."""
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        for line in path.read_text().splitlines():
+            if not line.startswith("{"):
+                continue
+            row = json.loads(line)
+            if row.get("figure") != "point":
+                continue
+            if row["strategy"] == "baseline":
+                earlier = next((r for r in rows if r["strategy"] == "baseline"), None)
+                if earlier is not None:
+                    if earlier["street_oks_ap"] != row["street_oks_ap"]:
+                        raise SystemExit(f"{path}: its baseline differs from an earlier file's: not one curve")
+                    continue
+            rows.append(row)
+    return rows
+
+
+def report(rows: list[dict[str, Any]], strategies: list[str], out: Path) -> None:
+    """CSVs (every point; mean over seeds per strategy), the plot, and each strategy against random."""
+    out.mkdir(parents=True, exist_ok=True)
+    keys = ["labels", "strategy", "seed", "street_oks_ap", "studio_oks_ap", "street_pck@0.1"]
+    write_csv(out / "flywheel_curve.csv", keys, [[r[k] if r[k] is not None else "" for k in keys] for r in rows])
+    for strategy in strategies:
+        mine = [r for r in rows if r["strategy"] in (strategy, "baseline")]
+        counts = sorted({r["labels"] for r in mine})
+        means = [
+            [n, *(round(float(np.mean([r[k] for r in mine if r["labels"] == n])), 4) for k in keys[3:5])]
+            for n in counts
+        ]
+        write_csv(out / f"flywheel_curve_{strategy}.csv", ["labels", "street_oks_ap", "studio_oks_ap"], means)
+    plot(rows, out / "flywheel_curve.png")
+    if "random" in strategies:
+        for n in sorted({r["labels"] for r in rows if r["strategy"] == "random"}):
+            random_ap = round(mean_street_ap(rows, "random", n), 4)
+            for strategy in (s for s in strategies if s != "random"):
+                ap = round(mean_street_ap(rows, strategy, n), 4)
+                emit(
+                    f"{strategy}_vs_random",
+                    labels=n,
+                    **{strategy: ap},
+                    random=random_ap,
+                    difference=round(ap - random_ap, 4),
+                )
+    emit("files", csv=str(out / "flywheel_curve.csv"), png=str(out / "flywheel_curve.png"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", type=int, nargs="+", default=[0, 50, 100, 200, 400])
@@ -126,7 +178,13 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--work", type=Path, default=Path("var/bench/flywheel_curve"), help="data and models")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="CSV and PNG go here")
+    parser.add_argument(
+        "--replot", type=Path, nargs="+", default=None, help="only redraw CSVs and plot from these runs' JSON lines"
+    )
     args = parser.parse_args()
+    if args.replot:
+        report(recorded_points(args.replot), args.strategies, args.out)
+        return
 
     from posewheel import dataset as coco
     from posewheel.decoding import pose_score
@@ -188,31 +246,7 @@ def main() -> None:
             rows.append(row)
             emit("point", **row, train_minutes=minutes)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    keys = ["labels", "strategy", "seed", "street_oks_ap", "studio_oks_ap", "street_pck@0.1"]
-    write_csv(args.out / "flywheel_curve.csv", keys, [[r[k] if r[k] is not None else "" for k in keys] for r in rows])
-    for strategy in args.strategies:
-        mine = [r for r in rows if r["strategy"] in (strategy, "baseline")]
-        counts = sorted({r["labels"] for r in mine})
-        means = [
-            [n, *(round(float(np.mean([r[k] for r in mine if r["labels"] == n])), 4) for k in keys[3:5])]
-            for n in counts
-        ]
-        write_csv(args.out / f"flywheel_curve_{strategy}.csv", ["labels", "street_oks_ap", "studio_oks_ap"], means)
-    plot(rows, args.out / "flywheel_curve.png")
-    if "random" in args.strategies:
-        for n in sorted(c for c in args.counts if c > 0):
-            random_ap = round(mean_street_ap(rows, "random", n), 4)
-            for strategy in (s for s in args.strategies if s != "random"):
-                ap = round(mean_street_ap(rows, strategy, n), 4)
-                emit(
-                    f"{strategy}_vs_random",
-                    labels=n,
-                    **{strategy: ap},
-                    random=random_ap,
-                    difference=round(ap - random_ap, 4),
-                )
-    emit("files", csv=str(args.out / "flywheel_curve.csv"), png=str(args.out / "flywheel_curve.png"))
+    report(rows, args.strategies, args.out)
 
 
 if __name__ == "__main__":
