@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from posewheel.decoding import InputSpec, decode_heatmaps
+from posewheel.decoding import InputSpec, decode_heatmaps, normalize
 from posewheel.schema import FLIP_INDEX, KEYPOINT_INDEX, NUM_KEYPOINTS
 from training.augment import AugmentParams, CropAugmenter, plain_crop
 from training.targets import BACK, FRONT, UNKNOWN, facing, gaussian_heatmaps, inside_input, joint_weights
@@ -123,6 +123,17 @@ def test_target_heatmaps_decode_back_to_the_labeled_point() -> None:
     error = np.linalg.norm(coords[0] * SPEC.stride - points, axis=1)
     # quarter-cell decoding: at most a quarter of a 4-pixel cell per axis
     assert np.delete(error, 3).max() <= 0.25 * SPEC.stride * np.sqrt(2) + 1e-6
+
+
+def test_normalize_puts_channels_first_as_x_over_255_less_mean_over_std() -> None:
+    spec = dataclasses.replace(SPEC, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    crops = np.random.default_rng(0).integers(0, 256, size=(3, 6, 8, 3), dtype=np.uint8)
+    out = normalize(crops, spec)
+    assert out.shape == (3, 3, 6, 8) and out.dtype == np.float32 and out.flags.c_contiguous
+    for c in range(3):
+        expected = (crops[..., c] / 255.0 - spec.mean[c]) / spec.std[c]
+        np.testing.assert_allclose(out[:, c], expected, atol=1e-6)
+    assert normalize(crops[:0], spec).shape == (0, 3, 6, 8)
 
 
 def test_a_flipped_crop_carries_each_joints_visibility_to_its_new_slot(tmp_path: Path) -> None:
