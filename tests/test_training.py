@@ -165,6 +165,56 @@ def test_frozen_stages_keep_the_parent_weights_while_the_rest_learns(
         quick_config(frozen_stages=5)
 
 
+def test_interpolation_exports_the_parent_plus_a_share_of_what_the_fine_tune_changed(
+    tmp_path: Path, trained_artifact: Path, studio_set: Dataset
+) -> None:
+    """train.interpolation (WiSE-FT): the same fine-tune, exported whole and at a quarter of its change."""
+    assert studio_set.root is not None
+    runs = {}
+    for share in (1.0, 0.25):
+        config = quick_config(epochs=1, lr=1e-2, warmup_steps=1, interpolation=share)
+        runs[share] = train(
+            config,
+            [(studio_set.root, 1.0)],
+            tmp_path / "models",
+            warm_start=trained_artifact,
+            version=f"m-share-{round(share * 100)}",
+            log_dir=tmp_path / "logs",
+        )
+    parent_w, full_w, mixed_w = (
+        torch.load(a / WEIGHTS_FILE, weights_only=True) for a in (trained_artifact, runs[1.0], runs[0.25])
+    )
+    floats = [k for k, v in parent_w.items() if v.is_floating_point()]
+
+    def norm(tensors: dict[str, torch.Tensor]) -> float:
+        return float(torch.sqrt(sum((tensors[k].double() ** 2).sum() for k in floats)))
+
+    change = norm({k: full_w[k] - parent_w[k] for k in floats})
+    assert change > 0.1, "the fine-tune must have changed the weights for the test to mean anything"
+    # two CPU fine-tunes of the same seed differ a little (about 1e-3 in a few weights): compare the whole
+    # change, where a quarter is 0.25 and keeping the fine-tune whole would be 1
+    off = norm({k: mixed_w[k] - (parent_w[k] + 0.25 * (full_w[k] - parent_w[k])) for k in floats})
+    assert off < 0.01 * change, f"{off:.4f} away from parent + 0.25 x change (change {change:.4f})"
+    kept = norm({k: mixed_w[k] - parent_w[k] for k in floats}) / change
+    assert 0.2 < kept < 0.3, f"the exported model kept {kept:.2f} of the fine-tune's change, not 0.25"
+    with pytest.raises(ConfigError, match=r"train\.interpolation"):
+        quick_config(interpolation=0.0)
+
+
+def test_interpolate_towards_moves_float_weights_and_leaves_counters() -> None:
+    from training.train import interpolate_towards
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    parent = {k: torch.zeros_like(v) if v.is_floating_point() else v + 7 for k, v in net.state_dict().items()}
+    tuned = {k: v.clone() for k, v in net.state_dict().items()}
+    interpolate_towards(net, parent, 0.4)
+    for k, v in net.state_dict().items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, 0.4 * tuned[k])
+        else:
+            assert torch.equal(v, tuned[k]), f"{k}: a counter is not a weight to mix"
+
+
 def test_channels_last_is_the_layout_the_network_trains_in_and_the_export_undoes() -> None:
     from training.artifact_export import export_onnx
     from training.lightning_module import PoseModel

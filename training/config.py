@@ -160,6 +160,8 @@ class TrainConfig:
     anchor_weight: float = 0.0  # MoveNet: L2 pull of the weights towards the pretrained ones (less forgetting)
     distill_weight: float = 1.0  # MoveNet: weight of answering real photos as the pretrained net (training/distill.py)
     distill_batch: int = 8  # real-photo crops per step when distill_weight > 0
+    # a warm-started run exports parent + interpolation x (fine-tuned - parent), WiSE-FT (training/train.py)
+    interpolation: float = 1.0
     facing_loss_weight: float = 0.05  # weight of the facing classifier's cross-entropy (training/model.py)
     occluded_weight: float = 1.0  # loss weight of v=1 joints (v=2: 1, v=0: 0)
     whole_image_padding: float | None = 1.0  # crop of a whole-image sample (and request); None: 1.25
@@ -281,6 +283,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if self.max_minutes <= 0 or self.lr <= 0:
             raise ConfigError(f"train.max_minutes and train.lr must be positive, got {self.max_minutes}, {self.lr}")
+        if not 0.0 < self.interpolation <= 1.0:
+            raise ConfigError(f"train.interpolation must be in (0, 1] (1: no mixing), got {self.interpolation}")
         if not 0 <= int(self.frozen_stages) <= 4:
             raise ConfigError(f"train.frozen_stages must be in 0..4, got {self.frozen_stages}")
         if not 0.0 <= self.whole_image_fraction <= 1.0 or not 0.0 <= self.val_fraction < 1.0:

@@ -115,6 +115,8 @@ def train(
     trainer = make_trainer(config, loggers, project.var_dir / "lightning")
     trainer.fit(model, datamodule=datamodule)
     recalibrate_batchnorm(model.net, datamodule.train_dataloader(), config.bn_recalibration_batches)
+    if warm_start is not None and config.interpolation < 1.0:
+        interpolate_towards(model.net, load_weights(warm_start), config.interpolation)
     if datamodule.val_items:
         trainer.validate(model, datamodule=datamodule, verbose=False)  # the final weights, for the table
     if trainer.is_global_zero:
@@ -156,6 +158,18 @@ def starting_weights(
             f"with head_channels={config.head_channels}: {first_line}"
         ) from exc
     return parent_card.version, lineage
+
+
+def interpolate_towards(net: torch.nn.Module, parent: dict[str, torch.Tensor], share: float) -> None:
+    """Keep `share` of what the fine-tune changed: every float weight becomes parent + share x (tuned - parent).
+
+    Weight-space ensembling of a fine-tune with its start (WiSE-FT, Wortsman et al., CVPR 2022): the
+    fine-tune's gain on its data falls off slowly as `share` drops while what the start knew (here,
+    real people) comes back quickly (benchmarks/finetune_interpolate.py, docs/real-photos.md).
+    """
+    tuned = net.state_dict()
+    mixed = {k: parent[k] + share * (v - parent[k]) if v.is_floating_point() else v for k, v in tuned.items()}
+    net.load_state_dict(mixed)
 
 
 def artifact_detector(config: TrainConfig, warm_start: Path | None, scratch: Path) -> tuple[Path, DetectorCard] | None:
