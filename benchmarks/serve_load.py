@@ -15,6 +15,8 @@ load generator (benchmarks/serve_client.py, raw keep-alive connections, ~0.1 ms 
 is a separate process; the CPU each side used is reported, since both share this machine's cores.
 
 Prints one JSON line per figure:
+  idle_cpu                 per server, CPU it takes with no request (% of a core); while one target is
+                           loaded the other servers are paused (SIGSTOP), so their idle loops take nothing
   offline_limit            engine without HTTP: decode, crop, batched ONNX inference, decoding (img/s)
   single_image_latency     the same pipeline for one image at a time (ms)
   load                     per target/format/concurrency: req/s, p50/p95/p99 ms, errors, CPU split
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import pickle
@@ -32,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,6 +196,36 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(20)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@contextlib.contextmanager
+def only_running(active: subprocess.Popen[bytes] | None, servers: list[subprocess.Popen[bytes]]) -> Iterator[None]:
+    """Pause (SIGSTOP) every server in `servers` but `active`, with its children, until the block ends.
+
+    A server waiting for requests is not free: LitServe's worker processes poll their queues (about 30%
+    of a core here, `idle_cpu`), which the target under test would otherwise lose. Between rounds no
+    request is in flight, so a paused server loses nothing and resumes where it was.
+    """
+    paused: list[psutil.Process] = []
+    try:
+        for proc in servers:
+            if proc is not active:
+                root = psutil.Process(proc.pid)
+                for p in [root, *root.children(recursive=True)]:
+                    p.suspend()
+                    paused.append(p)
+        yield
+    finally:
+        for p in paused:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.resume()
+
+
+def idle_cpu_pct(proc: subprocess.Popen[bytes], seconds: float = 3.0) -> float:
+    """CPU the server tree uses with no request, in % of a core."""
+    before = tree_cpu(proc.pid)
+    time.sleep(seconds)
+    return 100 * (tree_cpu(proc.pid) - before) / seconds
 
 
 def tree_cpu(pid: int) -> float:
@@ -376,6 +410,10 @@ def main() -> None:
             targets.append(
                 Target("naive-torch", "json", f"http://127.0.0.1:{port}/v1/predict", proc, body_files["json"])
             )
+        servers = list({id(t.proc): t.proc for t in targets}.values())
+        for target in {id(t.proc): t for t in targets}.values():
+            with only_running(target.proc, servers):
+                emit("idle_cpu", target=target.name, pct=round(idle_cpu_pct(target.proc), 1))
         offline = Offline(artifact, images, args.batch, args.threads)
         round_s = args.duration / args.rounds
         results: dict[int, dict[str, dict[str, Any]]] = {}
@@ -383,8 +421,10 @@ def main() -> None:
             for r in range(args.rounds):
                 # rotate the order so that drifting load from other processes hits every target alike
                 for target in targets[r % len(targets) :] + targets[: r % len(targets)]:
-                    target.run_round(c, round_s, args.warmup, args.client_nice)
-                offline.run_round(round_s)
+                    with only_running(target.proc, servers):  # the others' idle loops take no CPU from it
+                        target.run_round(c, round_s, args.warmup, args.client_nice)
+                with only_running(None, servers):
+                    offline.run_round(round_s)
             results[c] = {f"{t.name}-{t.fmt}": t.report(c) for t in targets}
         emit(
             "offline_limit",
