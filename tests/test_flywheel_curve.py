@@ -79,3 +79,10 @@ def test_runs_that_share_a_base_model_make_one_curve_and_others_are_refused(
     other.write_text(point(0, "baseline", None, 0.40))
     with pytest.raises(SystemExit, match="baseline differs"):
         curve.recorded_points([first, other])
+    # the same score from another first model: the recorded paths tell them apart
+    here, elsewhere = ({**json.loads(point(0, "baseline", None, 0.47)), "base": b} for b in ("m-a", "m-b"))
+    (tmp_path / "d.jsonl").write_text(json.dumps(here))
+    (tmp_path / "e.jsonl").write_text(json.dumps(elsewhere))
+    with pytest.raises(SystemExit, match="baseline differs"):
+        curve.recorded_points([tmp_path / "d.jsonl", tmp_path / "e.jsonl"])
+    assert len(curve.recorded_points([tmp_path / "d.jsonl", tmp_path / "d.jsonl"])) == 1
