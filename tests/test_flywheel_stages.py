@@ -20,9 +20,11 @@ def test_a_fine_tune_takes_its_own_minutes_and_learning_rate_from_params_yaml() 
     assert (first.max_minutes, first.lr) == (section["max_minutes"], section["lr"])
     assert (fine.max_minutes, fine.lr) == (section["finetune_max_minutes"], section["finetune_lr"])
     assert first.lr != fine.lr  # the defaults do differ, so the test can tell them apart
-    # a loop's fine-tune keeps real people (docs/real-photos.md): it distils and keeps a share of its change
-    assert fine.distill_weight == section["finetune_distill_weight"] > 0
-    assert first.interpolation == 1.0 and 0 < fine.interpolation == section["finetune_interpolation"] < 1
+    # what a loop's fine-tune does against forgetting real people comes from params.yaml (docs/real-photos.md)
+    custom = {"train": {**section, "finetune_distill_weight": 0.7, "finetune_interpolation": 0.5}}
+    first, fine = TrainConfig.from_params(custom), TrainConfig.from_params(custom, fine_tune=True)
+    assert (first.distill_weight, first.interpolation) == (section["distill_weight"], 1.0)
+    assert (fine.distill_weight, fine.interpolation) == (0.7, 0.5)
     plain = {"train": {k: v for k, v in section.items() if not k.startswith("finetune_")}}
     assert TrainConfig.from_params(plain, fine_tune=True).lr == section["lr"]  # no finetune_* key: the section's own
 
