@@ -214,11 +214,21 @@ def only_running(active: subprocess.Popen[bytes] | None, servers: list[subproces
                 for p in [root, *root.children(recursive=True)]:
                     p.suspend()
                     paused.append(p)
+        deadline = time.monotonic() + 2.0  # SIGSTOP is delivered asynchronously: wait until every one has stopped
+        while any(_running(p) for p in paused) and time.monotonic() < deadline:
+            time.sleep(0.01)
         yield
     finally:
         for p in paused:
             with contextlib.suppress(psutil.NoSuchProcess):
                 p.resume()
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_STOPPED
+    except psutil.NoSuchProcess:
+        return False
 
 
 def idle_cpu_pct(proc: subprocess.Popen[bytes], seconds: float = 3.0) -> float:

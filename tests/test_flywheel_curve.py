@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.benchmarks import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def curve() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("flywheel_curve", ROOT / "benchmarks" / "flywheel_curve.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["flywheel_curve"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("flywheel_curve")
 
 
 def test_each_strategy_orders_the_whole_pool_and_only_power_and_uncertainty_lean_to_the_unsure(

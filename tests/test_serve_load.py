@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import time
-from pathlib import Path
 from types import ModuleType
 
 import psutil
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.benchmarks import load_benchmark
+
 # a parent that starts a child, both spinning: a server whose idle loop takes CPU
 SPINNER = "import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'while True: pass'])\nwhile True: pass\n"
 
 
 @pytest.fixture(scope="module")
 def serve_load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("serve_load", ROOT / "benchmarks" / "serve_load.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["serve_load"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("serve_load")
 
 
 def test_only_the_active_server_runs_and_every_other_resumes_after(serve_load: ModuleType) -> None:
@@ -41,6 +35,9 @@ def test_only_the_active_server_runs_and_every_other_resumes_after(serve_load: M
             assert psutil.Process(active.pid).status() != psutil.STATUS_STOPPED
             assert serve_load.idle_cpu_pct(other, seconds=0.5) == 0.0  # paused: no CPU at all
             assert serve_load.idle_cpu_pct(active, seconds=0.5) > 10.0  # the spinner under test runs
+        deadline = time.monotonic() + 5  # SIGCONT is delivered asynchronously too
+        while any(p.status() == psutil.STATUS_STOPPED for p in other_tree) and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert all(p.status() != psutil.STATUS_STOPPED for p in other_tree)
     finally:
         for proc in servers:
