@@ -130,8 +130,8 @@ def recorded_points(paths: list[Path]) -> list[dict[str, Any]]:
                 earlier = next((r for r in rows if r["strategy"] == "baseline"), None)
                 if earlier is not None:
                     # the first model's path where both lines record it (they do since session 17), and its score
-                    same_base = earlier.get("base", row.get("base")) == row.get("base", earlier.get("base"))
-                    if not same_base or earlier["street_oks_ap"] != row["street_oks_ap"]:
+                    bases = {earlier.get("base"), row.get("base")} - {None}
+                    if len(bases) > 1 or earlier["street_oks_ap"] != row["street_oks_ap"]:
                         raise SystemExit(f"{path}: its baseline differs from an earlier file's: not one curve")
                     continue
             rows.append(row)
