@@ -15,6 +15,12 @@ first model, measured in the same run. Heavy (about 15 minutes a turn on 2 cores
 Also writes the measured curve that `posewheel flywheel status` reads to say what labels waiting are
 expected to buy (`--curve`, default flywheel/gain_curve.json: production's street OKS AP against the
 labels it was trained on). `--from-results FILE` rewrites that curve from an earlier run's JSON lines.
+
+`--set train.finetune_interpolation=0.75` (repeatable) measures a setting over real turns before it
+becomes a default: the clone's params.yaml gets the value, and the shipped curve is left alone unless
+`--curve` names a file. Each turn's line also carries the candidate's real-photo agreement with the
+original MoveNet (training/realphotos.py), read from the candidate the clone's DVC cache kept, so a
+run shows what the turns cost in real people.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ import time
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
@@ -48,14 +56,24 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=300, help="most persons labeled per turn")
     parser.add_argument("--traffic", type=int, default=900, help="street images per turn")
     parser.add_argument("--work", type=Path, help="folder for the clone (default: a new temporary one)")
-    parser.add_argument("--curve", type=Path, default=SHIPPED_CURVE, help="where to write the measured gain curve")
+    parser.add_argument("--curve", type=Path, help="where to write the measured gain curve (default: the shipped one)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="a params.yaml value for this run only (YAML value); the shipped curve is then left alone",
+    )
     parser.add_argument("--from-results", type=Path, help="only rewrite the curve from this run's JSON lines")
     args = parser.parse_args()
+    overrides = [parse_override(text) for text in args.overrides]
+    curve = args.curve or (None if overrides else SHIPPED_CURVE)
     if args.from_results:
         lines = args.from_results.read_text(encoding="utf-8").splitlines()
         rows = [json.loads(line) for line in lines if line.strip()]
         commit = next(r["commit"] for r in rows if r["figure"] == "setup")
-        write_gain_curve(args.curve, [r for r in rows if r["figure"] == "turn"], commit)
+        write_gain_curve(args.curve or SHIPPED_CURVE, [r for r in rows if r["figure"] == "turn"], commit)
         return
 
     work = (args.work or Path(tempfile.mkdtemp(prefix="flywheel-turns-"))).resolve()
@@ -65,7 +83,9 @@ def main() -> None:
         (clone / venv).symlink_to(ROOT / venv)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True, check=True)
     commit = head.stdout.strip()
-    emit("setup", commit=commit, loops=args.loops, labels=args.labels, traffic=args.traffic, work=str(work))
+    set_params(clone / "params.yaml", overrides)
+    settings = {f"{section}.{key}": value for section, key, value in overrides}
+    emit("setup", commit=commit, loops=args.loops, labels=args.labels, traffic=args.traffic, work=str(work), **settings)
 
     command = [str(clone / ".venv" / "bin" / "posewheel"), "demo", "--loops", str(args.loops)]
     command += ["--labels", str(args.labels), "--traffic", str(args.traffic), "--port", str(free_port())]
@@ -81,7 +101,17 @@ def main() -> None:
         sys.exit(1)
     report = json.loads(reports[-1].read_text(encoding="utf-8"))
     first = report["metrics_before"]
-    emit("turn", turn=0, **_aps(first), labels=0, promoted=True, version=report["before_version"])
+    models = cached_models(clone)
+    real = partial(_real_agreement, models)
+    emit(
+        "turn",
+        turn=0,
+        **_aps(first),
+        real_agreement=real(report["before_version"]),
+        labels=0,
+        promoted=True,
+        version=report["before_version"],
+    )
     production = first
     turns = [{"labels": 0, "promoted": True, **_aps(first)}]  # turn 0, then one per turn
     for turn in report["turns"]:
@@ -92,6 +122,7 @@ def main() -> None:
             "turn",
             turn=turn["number"],
             **_aps(candidate),
+            real_agreement=real(turn.get("candidate_version")),
             labels=turn["labels"],
             images=turn["images"],
             promoted=turn["promoted"],
@@ -102,7 +133,8 @@ def main() -> None:
         turns.append(
             {"turn": turn["number"], "labels": turn["labels"], "promoted": turn["promoted"], **_aps(candidate)}
         )
-    write_gain_curve(args.curve, turns, commit)
+    if curve is not None:
+        write_gain_curve(curve, turns, commit)
     emit("demo", minutes=round(minutes, 1), log=report["log_file"])
     street, studio = production["street"]["oks_ap"], production["studio"]["oks_ap"]
     emit("goal", name="street_ap_after_turns", value=round(street, 4), need=">= 0.6", passed=street >= 0.6)
@@ -118,6 +150,55 @@ def write_gain_curve(path: Path, turns: list[dict[str, Any]], commit: str) -> No
     source = f"benchmarks/flywheel_turns.py, {len(turns) - 1} turns from a fresh clone of {commit[:7]}"
     write_curve(path, points, source)
     emit("gain_curve", path=str(path), points=len(points))
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """`section.key=value` (value read as YAML) -> (section, key, value); exits with a sentence when malformed."""
+    name, sep, value = text.partition("=")
+    section, dot, key = name.partition(".")
+    if not (sep and dot and section and key):
+        sys.exit(f"--set {text!r}: expected SECTION.KEY=VALUE, e.g. train.finetune_interpolation=0.75")
+    return section, key, yaml.safe_load(value)
+
+
+def set_params(path: Path, overrides: list[tuple[str, str, Any]]) -> None:
+    """Write `overrides` into the params.yaml at `path` (a clone's: never the checkout's)."""
+    if not overrides:
+        return
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for section, key, value in overrides:
+        params.setdefault(section, {})[key] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+def cached_models(clone: Path) -> dict[str, Path]:
+    """Every model the clone's `dvc repro` runs trained, by version, rebuilt from the DVC cache (a turn whose
+    candidate was not promoted left it nowhere else): a folder of links per cached directory with a card."""
+    cache = clone / ".dvc" / "cache" / "files" / "md5"
+    out = clone / "var" / "turn-models"
+    models: dict[str, Path] = {}
+    for manifest in sorted(cache.glob("*/*.dir")):
+        entries = {e["relpath"]: cache / e["md5"][:2] / e["md5"][2:] for e in json.loads(manifest.read_text())}
+        if "card.json" not in entries or "model.onnx" not in entries:
+            continue
+        version = str(json.loads(entries["card.json"].read_text(encoding="utf-8"))["version"])
+        folder = out / version
+        folder.mkdir(parents=True, exist_ok=True)
+        for relpath, blob in entries.items():
+            (folder / relpath).parent.mkdir(parents=True, exist_ok=True)
+            if not (folder / relpath).exists():
+                (folder / relpath).symlink_to(blob)
+        models[version] = folder
+    return models
+
+
+def _real_agreement(models: dict[str, Path], version: str | None) -> float | None:
+    """The model's agreement with the original MoveNet on the real-photo check set (None if not cached)."""
+    if not version or version not in models:
+        return None
+    from training.realphotos import agreement
+
+    return round(agreement(models[version])["agreement@0.05"], 3)
 
 
 def _aps(metrics: dict[str, dict[str, float]]) -> dict[str, float | None]:

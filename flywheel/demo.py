@@ -76,6 +76,7 @@ class Turn:
     production: str  # the production version after the turn
     production_metrics: dict[str, dict[str, float]]  # the production before the turn, re-evaluated by promote
     minutes: float
+    candidate_version: str = ""  # the model this turn trained, promoted or not
 
 
 @dataclass
@@ -341,6 +342,7 @@ def run_turn(number: int, options: DemoOptions, report: DemoReport, step: Step, 
         production=version,
         production_metrics=decision["production"] or {},
         minutes=round((time.monotonic() - started) / 60, 2),
+        candidate_version=str(decision["candidate_version"]),
     )
 
 
