@@ -72,8 +72,10 @@ def main() -> None:
     if args.from_results:
         lines = args.from_results.read_text(encoding="utf-8").splitlines()
         rows = [json.loads(line) for line in lines if line.strip()]
-        commit = next(r["commit"] for r in rows if r["figure"] == "setup")
-        write_gain_curve(args.curve or SHIPPED_CURVE, [r for r in rows if r["figure"] == "turn"], commit)
+        setup = next(r for r in rows if r["figure"] == "setup")
+        if args.curve is None and any("." in key for key in setup):
+            sys.exit(f"{args.from_results} ran at a setting that is not the default: name the curve to write (--curve)")
+        write_gain_curve(args.curve or SHIPPED_CURVE, [r for r in rows if r["figure"] == "turn"], setup["commit"])
         return
 
     work = (args.work or Path(tempfile.mkdtemp(prefix="flywheel-turns-"))).resolve()

@@ -61,3 +61,22 @@ def test_every_cached_model_is_rebuilt_by_version_even_one_no_longer_in_the_work
     assert turns.cached_models(tmp_path) == models  # a second read reuses the folders
     assert turns._real_agreement(models, None) is None
     assert turns._real_agreement(models, "m-3") is None
+
+
+def test_a_run_at_a_setting_never_rewrites_the_shipped_curve_unasked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = tmp_path / "turns.jsonl"
+    rows = [
+        {"figure": "setup", "commit": "abc1234", "train.finetune_interpolation": 0.75},
+        {"figure": "turn", "turn": 0, "labels": 0, "promoted": True, "street_ap": 0.46},
+        {"figure": "turn", "turn": 1, "labels": 300, "promoted": True, "street_ap": 0.55},
+    ]
+    results.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    monkeypatch.setattr("sys.argv", ["flywheel_turns.py", "--from-results", str(results)])
+    with pytest.raises(SystemExit, match="not the default"):
+        turns.main()
+    curve = tmp_path / "curve.json"
+    monkeypatch.setattr("sys.argv", ["flywheel_turns.py", "--from-results", str(results), "--curve", str(curve)])
+    turns.main()
+    assert "abc1234" in json.loads(curve.read_text())["source"]
