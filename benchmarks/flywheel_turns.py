@@ -68,15 +68,16 @@ def main() -> None:
     parser.add_argument("--from-results", type=Path, help="only rewrite the curve from this run's JSON lines")
     args = parser.parse_args()
     overrides = [parse_override(text) for text in args.overrides]
-    curve = args.curve or (None if overrides else SHIPPED_CURVE)
     if args.from_results:
         lines = args.from_results.read_text(encoding="utf-8").splitlines()
         rows = [json.loads(line) for line in lines if line.strip()]
         setup = next(r for r in rows if r["figure"] == "setup")
-        if args.curve is None and any("." in key for key in setup):
+        path = curve_path(args.curve, at_default=not any("." in key for key in setup))  # settings: "section.key"
+        if path is None:
             sys.exit(f"{args.from_results} ran at a setting that is not the default: name the curve to write (--curve)")
-        write_gain_curve(args.curve or SHIPPED_CURVE, [r for r in rows if r["figure"] == "turn"], setup["commit"])
+        write_gain_curve(path, [r for r in rows if r["figure"] == "turn"], setup["commit"])
         return
+    curve = curve_path(args.curve, at_default=not overrides)
 
     work = (args.work or Path(tempfile.mkdtemp(prefix="flywheel-turns-"))).resolve()
     clone = work / "posewheel"
@@ -152,6 +153,11 @@ def write_gain_curve(path: Path, turns: list[dict[str, Any]], commit: str) -> No
     source = f"benchmarks/flywheel_turns.py, {len(turns) - 1} turns from a fresh clone of {commit[:7]}"
     write_curve(path, points, source)
     emit("gain_curve", path=str(path), points=len(points))
+
+
+def curve_path(named: Path | None, *, at_default: bool) -> Path | None:
+    """Where a run's gain curve goes: the named file, else the shipped curve for a run at the defaults only."""
+    return named or (SHIPPED_CURVE if at_default else None)
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
