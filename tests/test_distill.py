@@ -13,7 +13,7 @@ import torch
 from posewheel import pretrained
 from training.config import TrainConfig
 from training.detectors import detector_network
-from training.distill import RealCrops, distill_loss, spatial_kl
+from training.distill import RealCrops, distill_loss
 from training.movenet import load_pretrained
 from training.realphotos import CHECK_SET
 
@@ -96,51 +96,6 @@ def test_distilling_brings_a_drifted_network_back_to_the_pretrained_answers() ->
     with torch.no_grad():
         after = float(distill_loss(student.forward_logits(fixed), teacher(fixed)))
     assert after < 0.6 * before, (before, after)
-
-
-def _peaks(*peaks: tuple[int, int, float]) -> torch.Tensor:
-    """(1, len(peaks), 48, 48) heatmap logits: a narrow bump per (row, column, height at the peak)."""
-    grid = torch.arange(48.0)
-    maps = [height - ((grid[:, None] - y) ** 2 + (grid[None, :] - x) ** 2) / 4.0 for y, x, height in peaks]
-    return torch.stack(maps)[None]
-
-
-def test_spatial_distillation_counts_where_maps_peak_not_how_high() -> None:
-    """distill_kind spatial: 0 when student and teacher agree, about 0 when the student's whole map is lower
-    (calibration is free), large when a peak moves, less when the joint the teacher barely sees moves."""
-    teacher_logits = _peaks((10, 12, 2.0), (30, 30, -3.0))  # one joint seen (0.88), one barely (0.05)
-    teacher = torch.sigmoid(teacher_logits)
-    assert float(spatial_kl(teacher_logits, teacher)) < 1e-4
-    assert float(spatial_kl(teacher_logits - 1.5, teacher)) < 0.05  # the cells it pushes under the floor count a little
-    seen_moved = float(spatial_kl(_peaks((10, 20, 2.0), (30, 30, -3.0)), teacher))
-    faint_moved = float(spatial_kl(_peaks((10, 12, 2.0), (30, 38, -3.0)), teacher))
-    assert seen_moved > 1.0 and 0 < faint_moved < seen_moved / 4
-    net = load_pretrained("movenet-lightning").eval()
-    crops = RealCrops(pretrained.real_frames(), CONFIG.input_spec, seed=0).batch(2)
-    with torch.no_grad():
-        assert float(distill_loss(net.forward_logits(crops), net(crops), kind="spatial")) < 1e-4
-
-
-def test_the_real_photo_anchor_weighs_what_real_people_need() -> None:
-    """train.anchor_weighting real (EWC): importance has mean 1 over the trained weights, the pull is 0 at the
-    pretrained weights and grows when a head drifts; frozen stages get no importance and no pull."""
-    from training.lightning_module import PoseModel
-    from training.train import load_pretrained_weights
-
-    config = {"config": "movenet-lightning", "anchor_weight": 1.0, "anchor_weighting": "real", "frozen_stages": 2}
-    model = PoseModel(TrainConfig.from_section({**config, "distill_weight": 0}).to_dict())
-    load_pretrained_weights(model.net, "movenet-lightning")
-    model.on_fit_start()
-    weights = [w for _, _, w in model._anchor]
-    assert all(w is not None for w in weights) and len(weights) < len(list(model.net.parameters()))
-    total = sum(float(w.sum()) for w in weights if w is not None)
-    assert total / sum(w.numel() for w in weights if w is not None) == pytest.approx(1.0, rel=1e-4)
-    at_start = model.anchor_penalty()
-    assert at_start is not None and float(at_start.detach()) == 0.0
-    with torch.no_grad():
-        model.net.offset_head[1].bias.add_(0.5)
-    drifted = model.anchor_penalty()
-    assert drifted is not None and float(drifted.detach()) > 0
 
 
 def test_the_detector_distils_too_and_its_penalty_grows_when_it_stops_seeing_people() -> None:

@@ -158,10 +158,8 @@ class TrainConfig:
     regress_loss_weight: float = 0.1  # MoveNet: weight of the centre-to-joint regression's L1 (cells)
     box_scale_loss_weight: float = 0.1  # detector: weight of the box size's L1 (cells), as CenterNet's
     anchor_weight: float = 0.0  # MoveNet: L2 pull of the weights towards the pretrained ones (less forgetting)
-    anchor_weighting: str = "uniform"  # uniform | real: each weight by its importance on real photos (EWC)
     distill_weight: float = 1.0  # MoveNet: weight of answering real photos as the pretrained net (training/distill.py)
     distill_batch: int = 8  # real-photo crops per step when distill_weight > 0
-    distill_kind: str = "cells"  # cells: every heatmap cell as the teacher; spatial: where maps peak
     # a warm-started run exports parent + interpolation x (fine-tuned - parent), WiSE-FT (training/train.py)
     interpolation: float = 1.0
     facing_loss_weight: float = 0.05  # weight of the facing classifier's cross-entropy (training/model.py)
@@ -287,10 +285,6 @@ class TrainConfig:
             raise ConfigError(f"train.max_minutes and train.lr must be positive, got {self.max_minutes}, {self.lr}")
         if not 0.0 < self.interpolation <= 1.0:
             raise ConfigError(f"train.interpolation must be in (0, 1] (1: no mixing), got {self.interpolation}")
-        if self.anchor_weighting not in ("uniform", "real"):
-            raise ConfigError(f"train.anchor_weighting must be uniform or real, got {self.anchor_weighting!r}")
-        if self.distill_kind not in ("cells", "spatial"):
-            raise ConfigError(f"train.distill_kind must be cells or spatial, got {self.distill_kind!r}")
         if not 0 <= int(self.frozen_stages) <= 4:
             raise ConfigError(f"train.frozen_stages must be in 0..4, got {self.frozen_stages}")
         if not 0.0 <= self.whole_image_fraction <= 1.0 or not 0.0 <= self.val_fraction < 1.0:

@@ -15,7 +15,6 @@ the street and studio domains; the crops hold the real one in place.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,14 +25,12 @@ from PIL import Image
 
 from posewheel.decoding import InputSpec, normalize
 from posewheel.schema import NUM_KEYPOINTS
-from training.movenet import MoveNet
 
 FRAME_SIDE = 768  # longest side the photographs are kept at in memory (crops are resized to the input)
 # (student's logits, teacher's answers) -> a scalar loss
 DistillLoss = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor]], torch.Tensor]
 POSE_CROPS = (0.3, 0.9)  # side of a square crop, as a share of the photograph's short side: one or two people
 SCENE_CROPS = (0.6, 1.0)  # the detector's: most of the group
-SPATIAL_FLOOR = 1e-4  # spatial_kl: probabilities below count as this
 
 
 class RealCrops:
@@ -81,36 +78,17 @@ def soft_kl(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target, reduction="none") - entropy
 
 
-def spatial_kl(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per map (N, C), the KL divergence of the student's where-is-it distribution from the teacher's: each map's
-    cells under a softmax of its logits (the teacher's probabilities back to logits), so only where a map
-    peaks counts, not how high; weighted by the teacher's peak, so the joints it sees weigh most. A scalar."""
-    floor = math.log(SPATIAL_FLOOR / (1 - SPATIAL_FLOOR))  # cells below are all alike: 0 when the two agree
-    teacher_logits = torch.logit(target.clamp(SPATIAL_FLOOR, 1 - SPATIAL_FLOOR)).flatten(2)
-    student = F.log_softmax(logits.flatten(2).clamp(floor, -floor), dim=2)
-    kl = (F.softmax(teacher_logits, dim=2) * (F.log_softmax(teacher_logits, dim=2) - student)).sum(2)
-    peak = target.flatten(2).amax(2)
-    return (kl * peak).sum() / peak.sum().clamp(min=1e-6)
-
-
-def distill_loss(
-    student_logits: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], kind: str = "cells"
-) -> torch.Tensor:
+def distill_loss(student_logits: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:
     """How far the student's four MoveNet heads are from the teacher's on the same images (a scalar).
 
     student_logits: MoveNet.forward_logits (heatmaps and centres before their sigmoids); teacher:
     MoveNet.forward (after). Heatmaps and centres: `soft_kl` against the teacher's probabilities, so
     soft peaks count as such. Regression and offsets (cells): L1, weighted per cell
     by the teacher's centre probability (regression) or its joint's heatmap (offsets), because only
-    there does decoding read them; elsewhere their values are free. kind "spatial": heatmaps and centres by
-    `spatial_kl` instead (only where they peak).
+    there does decoding read them; elsewhere their values are free.
     """
-    if kind == "spatial":  # where the maps peak, not how high (spatial_kl)
-        heat = spatial_kl(student_logits["heatmaps"], teacher["heatmaps"])
-        centre = spatial_kl(student_logits["centers"], teacher["centers"])
-    else:
-        heat = soft_kl(student_logits["heatmaps"], teacher["heatmaps"]).mean()
-        centre = soft_kl(student_logits["centers"], teacher["centers"]).mean()
+    heat = soft_kl(student_logits["heatmaps"], teacher["heatmaps"]).mean()
+    centre = soft_kl(student_logits["centers"], teacher["centers"]).mean()
     n, _, h, w = teacher["heatmaps"].shape
     at_centre = teacher["centers"]  # (N, 1, h, w)
     regress = (student_logits["regress"] - teacher["regress"]).abs().view(n, NUM_KEYPOINTS, 2, h, w).sum(2)
@@ -119,38 +97,6 @@ def distill_loss(
     offsets = (student_logits["offsets"] - teacher["offsets"]).abs().view(n, NUM_KEYPOINTS, 2, h, w).sum(2)
     offsets_l1 = (offsets * at_joint).sum() / at_joint.sum().clamp(min=1e-6)
     return heat + centre + 0.1 * regress_l1 + offsets_l1
-
-
-def real_photo_importance(
-    net: MoveNet, crops: RealCrops, count: int = 32, seed: int = 0
-) -> dict[str, torch.Tensor]:
-    """Per parameter (by name), how much the network's answers on real photographs depend on it: a diagonal
-    Fisher (EWC, Kirkpatrick et al. 2017), the mean squared gradient, crop by crop, of `distill_loss` against
-    answers drawn from the network's own (heatmap and centre cells as Bernoulli draws, regression and offsets
-    half a cell off either way). Scaled to mean 1 over the parameters that train."""
-    generator = torch.Generator().manual_seed(seed)
-    trained = {name: p for name, p in net.named_parameters() if p.requires_grad}
-    squares = {name: torch.zeros_like(p) for name, p in trained.items()}
-    device = next(net.parameters()).device
-    for image in crops.batch(count):
-        x = image[None].to(device)
-        with torch.no_grad():
-            answers = net(x)
-        drawn = {}
-        for key, value in answers.items():
-            if key in ("heatmaps", "centers"):
-                drawn[key] = torch.bernoulli(value.cpu().clamp(0, 1), generator=generator).to(device)
-            else:
-                drawn[key] = value + (torch.randint(0, 2, value.shape, generator=generator) - 0.5).to(device)
-        net.zero_grad(set_to_none=True)
-        distill_loss(net.forward_logits(x), drawn).backward()
-        for name, p in trained.items():
-            if p.grad is not None:
-                squares[name] += p.grad.detach() ** 2
-    net.zero_grad(set_to_none=True)
-    total = sum(float(v.sum()) for v in squares.values())
-    size = sum(v.numel() for v in squares.values())
-    return {name: v * (size / max(total, 1e-30)) for name, v in squares.items()}
 
 
 def centernet_distill_loss(

@@ -26,14 +26,7 @@ from training.centernet import STRIDE as CENTERNET_STRIDE
 from training.centernet import CenterNet
 from training.config import DETECTOR_CONFIGS, TrainConfig
 from training.detectors import detector_network
-from training.distill import (
-    SCENE_CROPS,
-    DistillLoss,
-    RealCrops,
-    centernet_distill_loss,
-    distill_loss,
-    real_photo_importance,
-)
+from training.distill import SCENE_CROPS, DistillLoss, RealCrops, centernet_distill_loss, distill_loss
 from training.metrics import mean_px_error, pck
 from training.model import NetConfig, PoseNet, to_person_order
 from training.movenet import CONFIGS as MOVENET_CONFIGS
@@ -240,8 +233,7 @@ class PoseModel(L.LightningModule):
         self._fit_start = time.monotonic()
         self._val: list[dict[str, np.ndarray]] = []
         self.last_validation: dict[str, np.ndarray] = {}
-        # (parameter, its pretrained value, its importance on real photos or None: all alike)
-        self._anchor: list[tuple[torch.nn.Parameter, torch.Tensor, torch.Tensor | None]] = []
+        self._anchor: list[tuple[torch.nn.Parameter, torch.Tensor]] = []  # (parameter, its pretrained value)
         # (frozen pretrained network, real-photo crops, loss of the student's logits against its answers)
         self._distill: tuple[torch.nn.Module, RealCrops, DistillLoss] | None = None
 
@@ -251,22 +243,11 @@ class PoseModel(L.LightningModule):
         if self.config.anchor_weight > 0 and isinstance(self.net, MoveNet) and self.config.pretrained:
             reference = load_pretrained(self.config.pretrained).to(self.device)
             theirs = dict(reference.named_parameters())
-            for name, p in self.net.named_parameters():
-                theirs[name].requires_grad_(p.requires_grad)
-            importance: dict[str, torch.Tensor] = {}
-            if self.config.anchor_weighting == "real":
-                crops = RealCrops(pretrained.real_frames(), self.config.input_spec, seed=self.config.seed)
-                importance = real_photo_importance(reference, crops, seed=self.config.seed)
-            self._anchor = [
-                (p, theirs[name].detach(), importance.get(name))
-                for name, p in self.net.named_parameters()
-                if p.requires_grad
-            ]
+            self._anchor = [(p, theirs[name].detach()) for name, p in self.net.named_parameters() if p.requires_grad]
         if self.config.distill_weight > 0 and isinstance(self.net, MoveNet) and self.config.pretrained:
             teacher = load_pretrained(self.config.pretrained).to(self.device).eval().requires_grad_(False)
             crops = RealCrops(pretrained.real_frames(), self.config.input_spec, seed=self.config.seed)
-            loss = partial(distill_loss, kind=self.config.distill_kind)
-            self._distill = (teacher, crops, loss)  # a tuple: the teacher is no submodule, never exported
+            self._distill = (teacher, crops, distill_loss)  # a tuple: the teacher is no submodule, never exported
 
     def distill_penalty(self) -> torch.Tensor | None:
         """distill_weight x how far the network answers real-photo crops from the pretrained one, or None."""
@@ -282,9 +263,7 @@ class PoseModel(L.LightningModule):
         """anchor_weight x the squared distance of the weights from the pretrained ones, or None without an anchor."""
         if not self._anchor:
             return None
-        distance = torch.stack(
-            [((p - ref) ** 2 if weight is None else weight * (p - ref) ** 2).sum() for p, ref, weight in self._anchor]
-        ).sum()
+        distance = torch.stack([((p - ref) ** 2).sum() for p, ref in self._anchor]).sum()
         return self.config.anchor_weight * distance
 
     def forward(self, image: torch.Tensor) -> Any:
@@ -416,9 +395,7 @@ class DetectorModel(PoseModel):
         if self.config.anchor_weight > 0 and self.config.pretrained:
             reference = detector_network(self.config.network).load_pretrained().to(self.device)
             theirs = dict(reference.named_parameters())
-            self._anchor = [
-                (p, theirs[name].detach(), None) for name, p in self.net.named_parameters() if p.requires_grad
-            ]
+            self._anchor = [(p, theirs[name].detach()) for name, p in self.net.named_parameters() if p.requires_grad]
         if self.config.distill_weight > 0 and isinstance(self.net, CenterNet) and self.config.pretrained:
             teacher = detector_network(self.config.network).load_pretrained().to(self.device).eval()
             spec, seed = self.config.input_spec, self.config.seed
