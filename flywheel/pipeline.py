@@ -22,6 +22,7 @@ from posewheel.params import load_params
 from posewheel.settings import ProjectSettings
 
 __all__ = [
+    "REAL_PHOTOS",
     "SCENES_HOLDOUT",
     "PipelineBusyError",
     "PipelinePaths",
@@ -35,6 +36,8 @@ __all__ = [
 
 
 SCENES_HOLDOUT = "street_scenes"  # its metrics file and the key of its metrics in cards and promotion.json
+# the same for the candidate's agreement with the pretrained MoveNet on real photographs (training/realphotos.py)
+REAL_PHOTOS = "real_photos"
 
 
 @dataclass(frozen=True)

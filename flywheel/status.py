@@ -101,6 +101,9 @@ def format_status(status: FlywheelStatus) -> str:
     ]
     width = max((len(h) for h in status.production_metrics), default=0)
     for holdout, values in sorted(status.production_metrics.items()):
+        if "agreement@0.05" in values:  # real_photos: no labels, agreement with the pretrained MoveNet
+            lines.append(f"  {holdout:<{width}}  agreement with the pretrained MoveNet {values['agreement@0.05']:.3f}")
+            continue
         line = f"  {holdout:<{width}}  OKS AP {values.get('oks_ap', float('nan')):.3f}"
         if "pck@0.1" in values:  # a holdout scored without boxes (street_scenes) has no PCK
             line += f"  PCK@0.1 {values['pck@0.1']:.3f}"

@@ -7,16 +7,17 @@ from dataclasses import replace
 from pathlib import Path
 
 from flywheel.demo import DemoOptions, DemoReport, Turn, format_report, report_record, summarise_turns
-from flywheel.pipeline import SCENES_HOLDOUT
+from flywheel.pipeline import REAL_PHOTOS, SCENES_HOLDOUT
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _metrics(studio: float, street: float, scenes: float) -> dict[str, dict[str, float]]:
+def _metrics(studio: float, street: float, scenes: float, real: float = 1.0) -> dict[str, dict[str, float]]:
     return {
         "studio": {"oks_ap": studio},
         "street": {"oks_ap": street},
         SCENES_HOLDOUT: {"oks_ap": scenes, "true_boxes_oks_ap": scenes + 0.1, "box_ap": 0.3},
+        REAL_PHOTOS: {"agreement@0.05": real, "median_error": 0.01, "keypoints": 69.0},
     }
 
 
@@ -27,7 +28,7 @@ def _turn(number: int, labels: int, street: float, promoted: bool) -> Turn:
         queued=300,
         labels=labels,
         images=labels // 2,
-        candidate=_metrics(0.96, street, 0.2 + street / 10),
+        candidate=_metrics(0.96, street, 0.2 + street / 10, real=0.5 - number / 10),
         promoted=promoted,
         reason="within the rule" if promoted else "street OKS AP gain below the margin",
         production=f"v{number if promoted else number - 1}",
@@ -38,11 +39,12 @@ def _turn(number: int, labels: int, street: float, promoted: bool) -> Turn:
 
 def test_one_turn_shows_the_street_scenes_without_boxes_before_and_after() -> None:
     report = DemoReport(before_version="v0", after_version="v1", persons=(0, 4), labels_used=298, labeled_images=151)
-    report.metrics_before, report.metrics_after = _metrics(0.97, 0.45, 0.05), _metrics(0.96, 0.63, 0.09)
+    report.metrics_before, report.metrics_after = _metrics(0.97, 0.45, 0.05), _metrics(0.96, 0.63, 0.09, real=0.377)
     report.turns = [_turn(1, 298, 0.63, True)]
     text = format_report(report, DemoOptions(), REPO)
     assert "one turn of the flywheel" in text
     assert "street scenes    0.050  ->  0.090  OKS AP without boxes (0-4 people" in text
+    assert "real photos      1.000  ->  0.377  agreement with the pretrained MoveNet" in text
     assert "given the true boxes 0.150  ->  0.190" in text
     assert "298 corrected street persons in 151 images" in text
     assert "turn  labels so far" not in text  # one turn: no per-turn table
@@ -58,7 +60,8 @@ def test_several_turns_get_a_row_each_with_labels_so_far_and_the_decision() -> N
     rows = [line.split() for line in text.splitlines() if line.strip()[:2] in {"0 ", "1 ", "2 ", "3 "}]
     assert [r[0] for r in rows] == ["0", "1", "2", "3"]
     assert rows[0][1:4] == ["-", "0.970", "0.450"]
-    assert rows[3][:3] == ["3", "870", "(435)"] and rows[3][4] == "0.705" and rows[3][-2:] == ["no", "14.5"]
+    assert rows[3][:3] == ["3", "870", "(435)"] and rows[3][4] == "0.705" and rows[3][-3:] == ["0.200", "no", "14.5"]
+    assert rows[0][-1] == "1.000"  # the first model's real-photo agreement
     assert "turn 1/3" not in text.split("minutes", 1)[1].split("\n", 1)[0]  # turns are in the table, not that line
     record = json.loads(json.dumps(report_record(report)))  # what benchmarks/flywheel_turns.py reads
     assert [t["labels"] for t in record["turns"]] == [290, 580, 870]

@@ -32,13 +32,18 @@ def test_beyond_the_last_point_the_curve_keeps_its_last_slope_but_never_falls() 
     assert falling.gain(used=100, waiting=500) == 0.0
 
 
-def test_status_shows_pck_only_for_the_holdouts_that_have_it() -> None:
+def test_status_shows_pck_only_for_the_holdouts_that_have_it_and_real_photos_as_agreement() -> None:
     from flywheel.status import FlywheelStatus, format_status
 
-    metrics = {"street": {"oks_ap": 0.576, "pck@0.1": 0.807}, "street_scenes": {"oks_ap": 0.142, "box_ap": 0.165}}
+    metrics = {
+        "street": {"oks_ap": 0.576, "pck@0.1": 0.807},
+        "street_scenes": {"oks_ap": 0.142, "box_ap": 0.165},
+        "real_photos": {"agreement@0.05": 0.377, "median_error": 0.05, "keypoints": 69.0},
+    }
     text = format_status(FlywheelStatus(0, 0, 898, "m-1", production_metrics=metrics))
     assert "  street         OKS AP 0.576  PCK@0.1 0.807" in text.splitlines()
     assert "  street_scenes  OKS AP 0.142" in text.splitlines() and "nan" not in text
+    assert "  real_photos    agreement with the pretrained MoveNet 0.377" in text.splitlines()
 
 
 def test_a_project_with_three_promotions_on_different_labels_uses_its_own_history() -> None:

@@ -101,12 +101,13 @@ def test_the_train_stage_fine_tunes_the_detector_on_the_seed_scenes(
 
 def test_the_evaluate_stage_scores_the_street_scenes_without_boxes(tmp_path: Path, pretrained_artifact: Path) -> None:
     """metrics/candidate/street_scenes.json: the candidate's detector finds the people (OKS AP, box AP, misses
-    and phantoms counted) beside the same network given the true boxes; promote carries it into the card."""
+    and phantoms counted) beside the same network given the true boxes; promote carries it into the card.
+    metrics/candidate/real_photos.json: its agreement with the pretrained MoveNet on real photographs."""
     import shutil
 
     import yaml
 
-    from flywheel.pipeline import SCENES_HOLDOUT, PipelinePaths
+    from flywheel.pipeline import REAL_PHOTOS, SCENES_HOLDOUT, PipelinePaths
     from flywheel.stages import evaluate, synth
     from posewheel import dataset as coco
 
@@ -125,6 +126,8 @@ def test_the_evaluate_stage_scores_the_street_scenes_without_boxes(tmp_path: Pat
     assert {"oks_ap", "box_ap", "true_boxes_oks_ap", "persons_missed", "phantoms"} <= written.keys()
     assert 0.0 <= written["oks_ap"] <= 1.0 and 0.0 < written["true_boxes_oks_ap"] <= 1.0
     assert written["images"] == 12
+    real = json.loads((paths.candidate_metrics / f"{REAL_PHOTOS}.json").read_text())
+    assert real["agreement@0.05"] == 1.0 and real["keypoints"] >= 60  # the pretrained network agrees with itself
 
 
 def test_scene_persons_must_be_a_pair_of_counts() -> None:

@@ -7,14 +7,16 @@ Writes `metrics/candidate/{studio,street}.json` (DVC metrics) and `metrics/candi
 `posewheel evaluate` does; and `metrics/candidate/street_scenes.json`: the street scenes scored as
 served without boxes (the candidate's detector finds the people; OKS AP, box AP, persons missed and
 invented) beside the same network given the true boxes. A candidate without a detector gets an
-empty file there.
+empty file there. And `metrics/candidate/real_photos.json`: how close the candidate stays to the pretrained
+MoveNet on real photographs (the check set, training/realphotos.py), so a loop that trades real people for
+synthetic AP says so.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flywheel.pipeline import SCENES_HOLDOUT, PipelinePaths
+from flywheel.pipeline import REAL_PHOTOS, SCENES_HOLDOUT, PipelinePaths
 from posewheel import atomic
 from posewheel.artifact import load_card
 from posewheel.params import load_params, section
@@ -29,7 +31,9 @@ def run(paths: PipelinePaths) -> dict[str, dict[str, float]]:
     batch_size = int(section(load_params(paths.root), "evaluate").get("batch_size", 64))
     results = write_evaluation(paths.candidate, list(paths.holdouts().values()), paths.candidate_metrics, batch_size)
     results[SCENES_HOLDOUT] = scenes = evaluate_scenes(paths, batch_size)
-    atomic.write_json(paths.candidate_metrics / f"{SCENES_HOLDOUT}.json", {k: round(v, 6) for k, v in scenes.items()})
+    results[REAL_PHOTOS] = real = real_photo_agreement(paths)
+    for name, values in ((SCENES_HOLDOUT, scenes), (REAL_PHOTOS, real)):
+        atomic.write_json(paths.candidate_metrics / f"{name}.json", {k: round(v, 6) for k, v in values.items()})
     for name, values in results.items():
         log.info("%s: %s", name, " ".join(f"{k}={v:.4g}" for k, v in values.items()))
     return results
@@ -43,6 +47,13 @@ def evaluate_scenes(paths: PipelinePaths, batch_size: int) -> dict[str, float]:
         log.info("%s: the candidate has no person detector; nothing to score without boxes", SCENES_HOLDOUT)
         return {}
     return evaluate_without_boxes(paths.candidate, paths.holdout_scenes, batch_size, true_boxes=True)
+
+
+def real_photo_agreement(paths: PipelinePaths) -> dict[str, float]:
+    """The candidate's agreement with the pretrained MoveNet on the real-photo check set (training/realphotos.py)."""
+    from training.realphotos import agreement
+
+    return agreement(paths.candidate)
 
 
 def main() -> None:

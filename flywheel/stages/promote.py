@@ -19,7 +19,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flywheel.pipeline import SCENES_HOLDOUT, PipelinePaths, load_params
+from flywheel.pipeline import REAL_PHOTOS, SCENES_HOLDOUT, PipelinePaths, load_params
 from flywheel.promotion import Metrics, append_history, decide
 from flywheel.tracking import log_iteration
 from posewheel import artifact, atomic
@@ -29,10 +29,10 @@ log = logging.getLogger("flywheel.promote")
 
 
 def _candidate_metrics(paths: PipelinePaths) -> Metrics:
-    """The candidate's metrics per holdout (and the street scenes', informative: the rule reads studio and
-    street); a missing or unreadable file gives no metrics for it (never promoted without both holdouts)."""
+    """The candidate's metrics per holdout (and the street scenes' and real photos', informative: the rule reads
+    studio and street); a missing or unreadable file gives no metrics for it (never promoted without both holdouts)."""
     metrics: Metrics = {}
-    for name in [*paths.holdouts(), SCENES_HOLDOUT]:
+    for name in [*paths.holdouts(), SCENES_HOLDOUT, REAL_PHOTOS]:
         path = paths.candidate_metrics / f"{name}.json"
         try:
             values = json.loads(path.read_text(encoding="utf-8"))
