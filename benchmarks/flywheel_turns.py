@@ -19,8 +19,8 @@ labels it was trained on). `--from-results FILE` rewrites that curve from an ear
 `--set train.finetune_interpolation=0.75` (repeatable) measures a setting over real turns before it
 becomes a default: the clone's params.yaml gets the value, and the shipped curve is left alone unless
 `--curve` names a file. Each turn's line also carries the candidate's real-photo agreement with the
-original MoveNet (training/realphotos.py), read from the candidate the clone's DVC cache kept, so a
-run shows what the turns cost in real people.
+original MoveNet (training/realphotos.py), as the pipeline's evaluate stage scored it, so a run shows
+what the turns cost in real people.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys
 
 from flywheel.gain import SHIPPED as SHIPPED_CURVE
 from flywheel.gain import write_curve
+from flywheel.pipeline import REAL_PHOTOS
 from tests.support.figures import emit as emit_figure
 from tests.support.waiting import free_port
 
@@ -104,13 +105,11 @@ def main() -> None:
         sys.exit(1)
     report = json.loads(reports[-1].read_text(encoding="utf-8"))
     first = report["metrics_before"]
-    models = cached_models(clone)
-    real = partial(_real_agreement, models)
     emit(
         "turn",
         turn=0,
         **_aps(first),
-        real_agreement=real(report["before_version"]),
+        real_agreement=real_agreement(first),
         labels=0,
         promoted=True,
         version=report["before_version"],
@@ -125,7 +124,7 @@ def main() -> None:
             "turn",
             turn=turn["number"],
             **_aps(candidate),
-            real_agreement=real(turn.get("candidate_version")),
+            real_agreement=real_agreement(candidate),
             labels=turn["labels"],
             images=turn["images"],
             promoted=turn["promoted"],
@@ -179,34 +178,11 @@ def set_params(path: Path, overrides: list[tuple[str, str, Any]]) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
-def cached_models(clone: Path) -> dict[str, Path]:
-    """Every model the clone's `dvc repro` runs trained, by version, rebuilt from the DVC cache (a turn whose
-    candidate was not promoted left it nowhere else): a folder of links per cached directory with a card."""
-    cache = clone / ".dvc" / "cache" / "files" / "md5"
-    out = clone / "var" / "turn-models"
-    models: dict[str, Path] = {}
-    for manifest in sorted(cache.glob("*/*.dir")):
-        entries = {e["relpath"]: cache / e["md5"][:2] / e["md5"][2:] for e in json.loads(manifest.read_text())}
-        if "card.json" not in entries or "model.onnx" not in entries:
-            continue
-        version = str(json.loads(entries["card.json"].read_text(encoding="utf-8"))["version"])
-        folder = out / version
-        folder.mkdir(parents=True, exist_ok=True)
-        for relpath, blob in entries.items():
-            (folder / relpath).parent.mkdir(parents=True, exist_ok=True)
-            if not (folder / relpath).exists():
-                (folder / relpath).symlink_to(blob)
-        models[version] = folder
-    return models
-
-
-def _real_agreement(models: dict[str, Path], version: str | None) -> float | None:
-    """The model's agreement with the original MoveNet on the real-photo check set (None if not cached)."""
-    if not version or version not in models:
-        return None
-    from training.realphotos import agreement
-
-    return round(agreement(models[version])["agreement@0.05"], 3)
+def real_agreement(metrics: dict[str, dict[str, float]]) -> float | None:
+    """A model's agreement with the original MoveNet on the real-photo check set, as the evaluate stage scored
+    it (metrics/candidate/real_photos.json); None for a report from before it did."""
+    value = metrics.get(REAL_PHOTOS, {}).get("agreement@0.05")
+    return None if value is None else round(float(value), 3)
 
 
 def _aps(metrics: dict[str, dict[str, float]]) -> dict[str, float | None]:

@@ -1,8 +1,7 @@
-"""benchmarks/flywheel_turns.py's own parts: a setting for one run (--set) and the turns' models from the DVC cache."""
+"""benchmarks/flywheel_turns.py's own parts: a setting for one run (--set), its curve, real-photo agreement."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -35,32 +34,10 @@ def test_set_params_changes_only_the_named_keys(tmp_path: Path) -> None:
     }
 
 
-def _cache_dir(cache: Path, files: dict[str, bytes]) -> None:
-    """Store `files` as DVC does: each blob under its md5, and a .dir manifest listing them."""
-    entries = []
-    for relpath, data in files.items():
-        md5 = hashlib.md5(data).hexdigest()
-        (cache / md5[:2]).mkdir(parents=True, exist_ok=True)
-        (cache / md5[:2] / md5[2:]).write_bytes(data)
-        entries.append({"md5": md5, "relpath": relpath})
-    manifest = json.dumps(entries).encode()
-    digest = hashlib.md5(manifest).hexdigest()
-    (cache / digest[:2]).mkdir(parents=True, exist_ok=True)
-    (cache / digest[:2] / f"{digest[2:]}.dir").write_bytes(manifest)
-
-
-def test_every_cached_model_is_rebuilt_by_version_even_one_no_longer_in_the_workspace(tmp_path: Path) -> None:
-    cache = tmp_path / ".dvc" / "cache" / "files" / "md5"
-    _cache_dir(cache, {"card.json": b'{"version": "m-1"}', "model.onnx": b"first"})
-    _cache_dir(cache, {"card.json": b'{"version": "m-2"}', "model.onnx": b"refused candidate"})
-    _cache_dir(cache, {"annotations.json": b"[]"})  # a dataset, not a model
-    models = turns.cached_models(tmp_path)
-    assert sorted(models) == ["m-1", "m-2"]
-    assert (models["m-2"] / "model.onnx").read_bytes() == b"refused candidate"
-    assert json.loads((models["m-1"] / "card.json").read_text()) == {"version": "m-1"}
-    assert turns.cached_models(tmp_path) == models  # a second read reuses the folders
-    assert turns._real_agreement(models, None) is None
-    assert turns._real_agreement(models, "m-3") is None
+def test_each_turn_reads_real_photo_agreement_from_the_evaluate_stages_metrics() -> None:
+    metrics = {"street": {"oks_ap": 0.5}, "real_photos": {"agreement@0.05": 0.37681, "keypoints": 69.0}}
+    assert turns.real_agreement(metrics) == 0.377
+    assert turns.real_agreement({"street": {"oks_ap": 0.5}}) is None  # a report from before the stage scored it
 
 
 def test_a_run_at_a_setting_never_rewrites_the_shipped_curve_unasked(
