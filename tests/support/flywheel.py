@@ -23,7 +23,9 @@ from flywheel.tracking import wandb_environ
 REPO = Path(__file__).resolve().parents[2]
 # What DVC and the settings need to find the project, and the packages whose files dvc.yaml's stages
 # list as deps (whole, so the copy imports itself consistently: `python -m` puts the copy first).
-PIPELINE_FILES = ("dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvcignore", ".dvc/config")
+# the evaluate stage scores real-photo agreement on the check set, a data dep of the pipeline
+CHECK_SET = "tests/fixtures/real_photos"
+PIPELINE_FILES = ("dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvcignore", ".dvc/config", CHECK_SET)
 PIPELINE_CODE = ("posewheel", "training", "labeling", "flywheel")
 
 # Small enough for the test suite on 2 cores; the loop still has to show a real street gain.
