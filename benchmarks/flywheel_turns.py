@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys
 
 from flywheel.gain import SHIPPED as SHIPPED_CURVE
 from flywheel.gain import write_curve
-from flywheel.pipeline import REAL_PHOTOS
+from flywheel.pipeline import AGREEMENT, REAL_PHOTOS
 from tests.support.figures import emit as emit_figure
 from tests.support.waiting import free_port
 
@@ -181,7 +181,7 @@ def set_params(path: Path, overrides: list[tuple[str, str, Any]]) -> None:
 def real_agreement(metrics: dict[str, dict[str, float]]) -> float | None:
     """A model's agreement with the original MoveNet on the real-photo check set, as the evaluate stage scored
     it (metrics/candidate/real_photos.json); None for a report from before it did."""
-    value = metrics.get(REAL_PHOTOS, {}).get("agreement@0.05")
+    value = metrics.get(REAL_PHOTOS, {}).get(AGREEMENT)
     return None if value is None else round(float(value), 3)
 
 

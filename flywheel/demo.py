@@ -36,7 +36,15 @@ from pathlib import Path
 
 import httpx
 
-from flywheel.pipeline import REAL_PHOTOS, SCENES_HOLDOUT, PipelinePaths, dvc_command, pipeline_lock, venv_environ
+from flywheel.pipeline import (
+    AGREEMENT,
+    REAL_PHOTOS,
+    SCENES_HOLDOUT,
+    PipelinePaths,
+    dvc_command,
+    pipeline_lock,
+    venv_environ,
+)
 from flywheel.stages.synth import TRAFFIC_SEED_OFFSET, scene_persons
 from flywheel.tracking import wandb_environ
 from posewheel import artifact, atomic, console
@@ -47,7 +55,6 @@ from posewheel.settings import ProjectSettings
 
 # metrics the evaluate stage scores and promote does not re-score: the first model's come from its card
 UNSCORED = (SCENES_HOLDOUT, REAL_PHOTOS)
-AGREEMENT = "agreement@0.05"  # the real_photos figure the report shows
 
 
 @dataclass

@@ -22,6 +22,7 @@ from posewheel.params import load_params
 from posewheel.settings import ProjectSettings
 
 __all__ = [
+    "AGREEMENT",
     "REAL_PHOTOS",
     "SCENES_HOLDOUT",
     "PipelineBusyError",
@@ -38,6 +39,7 @@ __all__ = [
 SCENES_HOLDOUT = "street_scenes"  # its metrics file and the key of its metrics in cards and promotion.json
 # the same for the candidate's agreement with the pretrained MoveNet on real photographs (training/realphotos.py)
 REAL_PHOTOS = "real_photos"
+AGREEMENT = "agreement@0.05"  # its headline figure (training/realphotos.agreement's key)
 
 
 @dataclass(frozen=True)
