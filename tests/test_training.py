@@ -172,7 +172,9 @@ def test_interpolation_exports_the_parent_plus_a_share_of_what_the_fine_tune_cha
     assert studio_set.root is not None
     runs = {}
     for share in (1.0, 0.25):
-        config = quick_config(epochs=1, lr=1e-2, warmup_steps=1, interpolation=share)
+        # the learning rate follows the larger of the step and the time share of the run: a time cap far
+        # beyond the one epoch keeps both fine-tunes on the same schedule however slow the machine is
+        config = quick_config(epochs=1, max_minutes=60, lr=1e-2, warmup_steps=1, interpolation=share)
         runs[share] = train(
             config,
             [(studio_set.root, 1.0)],
@@ -191,9 +193,11 @@ def test_interpolation_exports_the_parent_plus_a_share_of_what_the_fine_tune_cha
 
     change = norm({k: full_w[k] - parent_w[k] for k in floats})
     assert change > 0.1, "the fine-tune must have changed the weights for the test to mean anything"
-    # two CPU fine-tunes of the same seed differ a little (about 1e-3 in a few weights): compare the whole
-    # change, where a quarter is 0.25 and keeping the fine-tune whole would be 1
+    # on one schedule the two fine-tunes are the same run (0.00000 measured here, 0.058 and in CI 1.335 when the
+    # schedule followed the clock); CPU kernels may still differ in the last bits: compare the whole change,
+    # where a quarter is 0.25 and keeping the fine-tune whole would be 1
     off = norm({k: mixed_w[k] - (parent_w[k] + 0.25 * (full_w[k] - parent_w[k])) for k in floats})
+    print(f"OFF {off:.5f} CHANGE {change:.3f}")
     assert off < 0.01 * change, f"{off:.4f} away from parent + 0.25 x change (change {change:.4f})"
     kept = norm({k: mixed_w[k] - parent_w[k] for k in floats}) / change
     assert 0.2 < kept < 0.3, f"the exported model kept {kept:.2f} of the fine-tune's change, not 0.25"
