@@ -60,21 +60,30 @@ def predict_photos(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, tup
     return out
 
 
-def agreement(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, float]:
-    """Share of the original's confident keypoints within 5% of the input side of the reference; median error."""
+def errors_by_photo(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, np.ndarray]:
+    """Per check-set photo, the distance of each of the original's confident keypoints (fraction of the input side)."""
     recorded = reference(check_set)
     size = recorded["input_size"]
-    errors = []
+    errors = {}
     for name, (points, _) in predict_photos(artifact, check_set).items():
         kps = np.asarray(recorded["keypoints"][name])
         confident = kps[:, 2] > CONFIDENT
-        errors.append(np.linalg.norm(points - kps[:, [1, 0]] * size, axis=1)[confident] / size)
-    err = np.concatenate(errors)
+        errors[name] = np.linalg.norm(points - kps[:, [1, 0]] * size, axis=1)[confident] / size
+    return errors
+
+
+def summarize(errors: np.ndarray) -> dict[str, float]:
+    """Agreement (share within 5% of the input side), median error and count of some keypoint errors."""
     return {
-        "agreement@0.05": float((err < TOLERANCE).mean()),
-        "median_error": float(np.median(err)),  # fraction of the input side
-        "keypoints": float(len(err)),
+        "agreement@0.05": float((errors < TOLERANCE).mean()),
+        "median_error": float(np.median(errors)),  # fraction of the input side
+        "keypoints": float(len(errors)),
     }
+
+
+def agreement(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, float]:
+    """Share of the original's confident keypoints within 5% of the input side of the reference; median error."""
+    return summarize(np.concatenate(list(errors_by_photo(artifact, check_set).values())))
 
 
 def overlay_grid(artifact: Path, out: Path, check_set: Path = CHECK_SET) -> Path:
