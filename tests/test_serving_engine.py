@@ -46,7 +46,7 @@ def test_concurrent_requests_share_batches_and_each_gets_its_own_answer(start_se
     async def fire() -> tuple[httpx.Response, list[httpx.Response]]:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
             first = asyncio.ensure_future(client.post("/v1/predict", files={"image": ("big.jpg", blocker.getvalue())}))
-            await asyncio.sleep(0.05)  # the blocker's bytes are in; the lane is decoding it
+            await asyncio.sleep(0.05)  # a head start: the blocker is sent and being decoded before the rest come
             calls = [client.post("/v1/predict", files={"image": ("s.png", spot_image(256, 192, s))}) for s in spots]
             return await first, await asyncio.gather(*calls)
 

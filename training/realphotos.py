@@ -1,7 +1,8 @@
 """Real-photo agreement: how close a model stays to the pretrained MoveNet on real people.
 
-    from training.realphotos import agreement, overlay_grid
-    agreement(Path("models/production"))        # {"agreement@0.05": 0.97, "median_px": 1.2, ...}
+    from training.realphotos import agreement, errors_by_photo, overlay_grid
+    agreement(Path("models/production"))        # {"agreement@0.05": 0.97, "median_error": 0.01, "keypoints": 69.0}
+    errors_by_photo(Path("models/production"))  # {"astronaut": array of its confident keypoints' errors, ...}
 
 The check set (tests/fixtures/real_photos, see its README) holds public-domain photographs of real
 people and the keypoints the original MoveNet graph answered on them. No human labels exist for
