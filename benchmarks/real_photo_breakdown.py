@@ -27,19 +27,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys
 
 from posewheel.schema import KEYPOINT_NAMES
 from tests.support.figures import emit
-from training.realphotos import CONFIDENT, errors_by_photo, reference, summarize
+from training.realphotos import confident, errors_by_photo, summarize
 
 BENCHMARK = "real_photo_breakdown"
 
 
 def breakdown(name: str, artifact: Path) -> None:
-    recorded = reference()["keypoints"]
     by_keypoint: dict[str, list[float]] = {}
     errors = errors_by_photo(artifact)
     for photo, err in errors.items():
         emit("photo", benchmark=BENCHMARK, model=name, photo=photo, **summarize(err), max_error=float(err.max()))
-        confident = np.asarray(recorded[photo])[:, 2] > CONFIDENT
-        for keypoint, e in zip(np.asarray(KEYPOINT_NAMES)[confident], err, strict=True):
+        for keypoint, e in zip(np.asarray(KEYPOINT_NAMES)[confident(photo)], err, strict=True):
             by_keypoint.setdefault(str(keypoint), []).append(float(e))
     for keypoint, values in by_keypoint.items():
         emit("keypoint", benchmark=BENCHMARK, model=name, keypoint=keypoint, **summarize(np.asarray(values)))

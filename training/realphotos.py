@@ -61,6 +61,11 @@ def predict_photos(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, tup
     return out
 
 
+def confident(name: str, check_set: Path = CHECK_SET) -> np.ndarray:
+    """Which of the 17 keypoints the original scored above CONFIDENT on photo `name` (the ones that count)."""
+    return np.asarray(reference(check_set)["keypoints"][name])[:, 2] > CONFIDENT
+
+
 def errors_by_photo(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, np.ndarray]:
     """Per check-set photo, the distance of each of the original's confident keypoints (fraction of the input side)."""
     recorded = reference(check_set)
@@ -68,8 +73,7 @@ def errors_by_photo(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, np
     errors = {}
     for name, (points, _) in predict_photos(artifact, check_set).items():
         kps = np.asarray(recorded["keypoints"][name])
-        confident = kps[:, 2] > CONFIDENT
-        errors[name] = np.linalg.norm(points - kps[:, [1, 0]] * size, axis=1)[confident] / size
+        errors[name] = np.linalg.norm(points - kps[:, [1, 0]] * size, axis=1)[confident(name, check_set)] / size
     return errors
 
 
