@@ -5,6 +5,7 @@ from __future__ import annotations
 import colorsys
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -150,6 +151,48 @@ def test_a_flipped_crop_carries_each_joints_visibility_to_its_new_slot(tmp_path:
     sample = PersonCrops([person], config, train=True)[0]
     assert sample["weights"][right] == 0.0 and sample["weights"][left] == 1.0
     assert sample["heatmaps"][right].max() == 0.0 and sample["heatmaps"][left].max() > 0.9
+
+
+def test_a_portrait_crop_keeps_the_top_of_the_person_and_drops_the_joints_below_it(tmp_path: Path) -> None:
+    from training.config import TrainConfig
+    from training.data import Person, PersonCrops
+
+    image, points = painted_person(seed=5)
+    image.save(tmp_path / "person.png")
+    keypoints = np.concatenate([points, np.full((NUM_KEYPOINTS, 1), 2.0)], axis=1)
+    person = Person(tmp_path / "person.png", image.width, image.height, BOX, keypoints, source=0)
+    fixed: dict[str, Any] = dict(dataclasses.asdict(NONE), whole_image_fraction=0.0)  # nothing else moves the crop
+    whole = PersonCrops([person], TrainConfig(**fixed, upper_fraction=0.0), train=True)[0]
+    portrait = PersonCrops([person], TrainConfig(**fixed, upper_fraction=1.0, upper_keep=(0.4, 0.4)), train=True)[0]
+
+    assert whole["weights"].min() == 1.0, "a whole-body crop keeps every joint"
+    top = points[:, 1] < BOX[1] + 0.35 * BOX[3]  # well inside the kept 40% of the box's height
+    bottom = points[:, 1] > BOX[1] + 0.6 * BOX[3]  # below the square window cut around it
+    assert top.any() and bottom.any()
+    assert portrait["weights"][top].min() == 1.0 and portrait["weights"][bottom].max() == 0.0
+    # what is kept is larger in the crop (zoomed in) and still lies on its own painted dot
+    spec = TrainConfig(**fixed).input_spec
+    crop = ((portrait["image"].numpy().transpose(1, 2, 0) * np.array(spec.std) + np.array(spec.mean)) * 255).round()
+    centres = (_peaks(portrait["heatmaps"]) + 0.5) * spec.stride
+    assert part_under(crop, centres[top]) == np.flatnonzero(top).tolist()
+    span = (
+        np.ptp(_peaks(portrait["heatmaps"])[top], axis=0).max() / np.ptp(_peaks(whole["heatmaps"])[top], axis=0).max()
+    )
+    assert span > 1.5, f"the portrait crop should zoom in on the top of the person, spans ratio {span:.2f}"
+
+
+def _peaks(heatmaps: torch.Tensor) -> np.ndarray:
+    """(K, 2) x, y heatmap cell of each map's maximum."""
+    return np.array([np.unravel_index(m.argmax(), m.shape)[::-1] for m in heatmaps.numpy()], dtype=np.float64)
+
+
+def test_portrait_settings_out_of_range_are_refused() -> None:
+    from training.config import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match="upper_keep"):
+        TrainConfig(upper_keep=(0.7, 0.3)).check()
+    with pytest.raises(ConfigError, match="upper_fraction"):
+        TrainConfig(upper_fraction=1.5).check()
 
 
 def _torso(front: bool, angle_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

@@ -101,6 +101,18 @@ class CropAugmenter:
         return crop.as_subclass(torch.Tensor), _from_tv(points), order
 
 
+def upper_part(box: Box, keep: float) -> Box:
+    """The top `keep` share of a person's box, at most as wide as tall: the framing of a portrait or a webcam.
+
+    Drawn figures always stand whole in their crop; real photographs cut most people off at the chest
+    or the waist. Training on crops of the upper part teaches the network that a person need not
+    fill the crop from head to feet (joints left outside lose their weight, `training.targets.inside_input`).
+    """
+    x, y, w, h = box
+    side = min(w, h * keep)  # square, centred across the box: a wide pose is cut at the sides too
+    return (x + (w - side) / 2, y, side, h * keep)
+
+
 def plain_crop(image: Image.Image, box: Box, keypoints: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
     """The un-augmented crop the server would cut: (H, W, 3) uint8 and keypoints (K, 2) in input px."""
     window = crop_box(box, spec)

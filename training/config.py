@@ -167,6 +167,8 @@ class TrainConfig:
     whole_image_padding: float | None = 1.0  # crop of a whole-image sample (and request); None: 1.25
     whole_image_fraction: float = 0.3  # share of samples of persons alone in their image cropped from the whole image
     # augmentation
+    upper_fraction: float = 0.0  # share of samples cropped to the top of the person's box (portrait framing)
+    upper_keep: tuple[float, float] = (0.3, 0.65)  # share of the box's height such a crop keeps, lo and hi
     flip: float = 0.5  # probability
     rotation: float = 30.0  # degrees, +-
     scale: tuple[float, float] = (0.75, 1.25)
@@ -266,7 +268,7 @@ class TrainConfig:
         extra: dict[str, Any] = {}
         for key, value in section.items():
             (values if key in known else extra)[key] = value
-        for key in ("scale", "mean", "std"):
+        for key in ("scale", "upper_keep", "mean", "std"):
             if key in values:
                 values[key] = tuple(float(v) for v in values[key])
         config = cls(**values, extra=extra)
@@ -289,10 +291,16 @@ class TrainConfig:
             raise ConfigError(f"train.frozen_stages must be in 0..4, got {self.frozen_stages}")
         if not 0.0 <= self.whole_image_fraction <= 1.0 or not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError("train.whole_image_fraction must be in [0, 1] and train.val_fraction in [0, 1)")
+        lo, hi = self.upper_keep
+        if not 0.0 <= self.upper_fraction <= 1.0 or not 0.0 < lo <= hi <= 1.0:
+            raise ConfigError(
+                f"train.upper_fraction must be in [0, 1] and train.upper_keep 0 < lo <= hi <= 1,"
+                f" got {self.upper_fraction} and {list(self.upper_keep)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for the model card and W&B (tuples become lists)."""
         out = dataclasses.asdict(self)
-        for key in ("scale", "mean", "std"):
+        for key in ("scale", "upper_keep", "mean", "std"):
             out[key] = list(getattr(self, key))
         return out

@@ -27,7 +27,7 @@ from posewheel import dataset as coco
 from posewheel.decoding import Box, crop_box, crop_image, image_to_input, normalize, whole_image_box
 from posewheel.detection import detector_spec
 from posewheel.schema import FLIP_INDEX
-from training.augment import AugmentParams, CropAugmenter, plain_crop
+from training.augment import AugmentParams, CropAugmenter, plain_crop, upper_part
 from training.config import CENTERNET, TrainConfig
 from training.targets import (
     centernet_targets,
@@ -101,6 +101,9 @@ class PersonCrops(torch.utils.data.Dataset[dict[str, Any]]):
             # The server's "no boxes" request. Only for a person alone in the picture: in a group photo the
             # whole image does not say which person the target is, so the sample would teach one at random.
             box = whole_image_box(person.width, person.height, self.spec)
+        elif self.train and torch.rand(()) < self.config.upper_fraction:
+            lo, hi = self.config.upper_keep
+            box = upper_part(box, lo + (hi - lo) * float(torch.rand(())))
         visibility = person.keypoints[:, 2]
         if self.train:
             tensor, points, order = self.augment(image, box, person.keypoints[:, :2])
