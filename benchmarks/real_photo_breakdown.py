@@ -1,6 +1,7 @@
 """Where a model's real-photo agreement goes: per photograph and per keypoint of the check set.
 
     .venv/bin/python benchmarks/real_photo_breakdown.py [ARTIFACT...]    # default: models/production
+    .venv/bin/python benchmarks/real_photo_breakdown.py A B --picture out.png --photos astronaut,grace_hopper
 
 `training.realphotos.agreement` is one figure over every confident keypoint of the check set
 (tests/fixtures/real_photos). It can fall for two different reasons: the model drifts from the
@@ -12,6 +13,8 @@ rounding.
 
 Prints one JSON line per artifact and photograph (agreement, median and max error as fractions of
 the input side, keypoints counted), one per artifact and keypoint name, and one summary per artifact.
+`--picture` draws the chosen photographs (rows) as each model answers them (columns, the pretrained
+network first).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys
 
 from posewheel.schema import KEYPOINT_NAMES
 from tests.support.figures import emit
-from training.realphotos import confident, errors_by_photo, summarize
+from training.realphotos import CHECK_SET, CONFIDENT, confident, errors_by_photo, predict_photos, reference, summarize
 
 BENCHMARK = "real_photo_breakdown"
 
@@ -49,15 +52,39 @@ def main() -> None:
     parser.add_argument(
         "artifacts", nargs="*", type=Path, help="model folders (model.onnx + card.json); default: models/production"
     )
+    parser.add_argument("--picture", type=Path, default=None, help="a PNG of the photographs as each model answers")
+    parser.add_argument("--photos", default="astronaut,cameraman,grace_hopper", help="photographs in the picture")
     args = parser.parse_args()
     production = Path(__file__).resolve().parents[1] / "models" / "production"
     artifacts = args.artifacts or ([production] if production.exists() else [])  # `make bench` passes none
     from training.pretrained import export_pretrained
 
     with tempfile.TemporaryDirectory() as tmp:
-        breakdown("pretrained movenet-lightning (baseline)", export_pretrained("movenet-lightning", Path(tmp)))
-    for artifact in artifacts:
-        breakdown(str(artifact), artifact)
+        baseline = export_pretrained("movenet-lightning", Path(tmp))
+        breakdown("pretrained movenet-lightning (baseline)", baseline)
+        for artifact in artifacts:
+            breakdown(str(artifact), artifact)
+        if args.picture:
+            picture([baseline, *artifacts], args.photos.split(","), args.picture)
+
+
+def picture(artifacts: list[Path], photos: list[str], out: Path) -> None:
+    """One row per photograph, one column per model: its keypoints above CONFIDENT drawn on the photo."""
+    from PIL import Image
+
+    from posewheel.draw import draw_poses, image_grid
+
+    size = reference()["input_size"]
+    answers = [predict_photos(artifact) for artifact in artifacts]
+    tiles = []
+    for photo in photos:
+        image = Image.open(CHECK_SET / f"{photo}_{size}.png").convert("RGB").resize((2 * size, 2 * size))
+        for answer in answers:
+            points, scores = answer[photo]
+            tiles.append(draw_poses(image, points * 2, scores, threshold=CONFIDENT))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(tiles, columns=len(artifacts), cell=2 * size).save(out)
+    emit("picture", benchmark=BENCHMARK, path=str(out), photos=photos, models=[str(a) for a in artifacts])
 
 
 if __name__ == "__main__":

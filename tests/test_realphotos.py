@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from training.realphotos import agreement, errors_by_photo, people, summarize
+from training.realphotos import agreement, errors_by_photo, people, reference, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,9 +31,13 @@ def test_summarize_counts_what_lies_within_five_percent() -> None:
     assert figures == {"agreement@0.05": 0.5, "median_error": 0.0495, "keypoints": 4.0}
 
 
-def test_the_breakdown_benchmark_prints_a_line_per_photo_and_a_summary(pretrained_artifact: Path) -> None:
+def test_the_breakdown_benchmark_prints_a_line_per_photo_and_a_summary(
+    pretrained_artifact: Path, tmp_path: Path
+) -> None:
+    script = str(ROOT / "benchmarks" / "real_photo_breakdown.py")
+    picture = tmp_path / "answers.png"
     run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "real_photo_breakdown.py"), str(pretrained_artifact)],
+        [sys.executable, script, str(pretrained_artifact), "--picture", str(picture), "--photos", "astronaut,ascent"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -43,3 +48,8 @@ def test_the_breakdown_benchmark_prints_a_line_per_photo_and_a_summary(pretraine
     assert sorted(x["photo"] for x in photos) == sorted(people())
     (summary,) = [x for x in lines if x["figure"] == "model" and x["model"] == str(pretrained_artifact)]
     assert summary["agreement@0.05"] == 1.0 and summary["keypoints"] == 69
+    cell = 2 * reference()["input_size"]
+    with Image.open(picture) as image:  # two photographs (rows), the baseline and the artifact (columns)
+        assert image.size == (2 * cell, 2 * cell)
+    (drawn,) = [x for x in lines if x["figure"] == "picture"]
+    assert drawn["photos"] == ["astronaut", "ascent"] and drawn["path"] == str(picture)
