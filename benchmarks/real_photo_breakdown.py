@@ -1,7 +1,7 @@
 """Where a model's real-photo agreement goes: per photograph and per keypoint of the check set.
 
     .venv/bin/python benchmarks/real_photo_breakdown.py [ARTIFACT...]    # default: models/production
-    .venv/bin/python benchmarks/real_photo_breakdown.py A B --picture out.png --photos astronaut,grace_hopper
+    .venv/bin/python benchmarks/real_photo_breakdown.py A B --picture out.jpg --photos astronaut,grace_hopper
 
 `training.realphotos.agreement` is one figure over every confident keypoint of the check set
 (tests/fixtures/real_photos). It can fall for two different reasons: the model drifts from the
@@ -52,7 +52,9 @@ def main() -> None:
     parser.add_argument(
         "artifacts", nargs="*", type=Path, help="model folders (model.onnx + card.json); default: models/production"
     )
-    parser.add_argument("--picture", type=Path, default=None, help="a PNG of the photographs as each model answers")
+    parser.add_argument(
+        "--picture", type=Path, default=None, help="PNG or JPEG (by suffix): the photos as each model answers"
+    )
     parser.add_argument("--photos", default="astronaut,cameraman,grace_hopper", help="photographs in the picture")
     args = parser.parse_args()
     production = Path(__file__).resolve().parents[1] / "models" / "production"

@@ -131,6 +131,7 @@ MULTIPOSE, CENTERNET = "movenet-multipose", "centernet"
 DETECTOR_CONFIGS = (CENTERNET, MULTIPOSE)  # a `detector` section's config: the artifact's detector kind
 # `train` keys a `detector` section inherits when it does not set them: the hardware and the logging.
 DETECTOR_INHERITS = ("accelerator", "devices", "precision", "strategy", "num_nodes", "num_workers", "seed", "wandb")
+TUPLE_FIELDS = ("scale", "upper_keep", "mean", "std")  # tuples here, YAML and JSON lists outside
 
 
 class ConfigError(ParamsError):
@@ -268,7 +269,7 @@ class TrainConfig:
         extra: dict[str, Any] = {}
         for key, value in section.items():
             (values if key in known else extra)[key] = value
-        for key in ("scale", "upper_keep", "mean", "std"):
+        for key in TUPLE_FIELDS:
             if key in values:
                 values[key] = tuple(float(v) for v in values[key])
         config = cls(**values, extra=extra)
@@ -301,6 +302,6 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for the model card and W&B (tuples become lists)."""
         out = dataclasses.asdict(self)
-        for key in ("scale", "upper_keep", "mean", "std"):
+        for key in TUPLE_FIELDS:
             out[key] = list(getattr(self, key))
         return out
