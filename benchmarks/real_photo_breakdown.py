@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys
 
 from posewheel.schema import KEYPOINT_NAMES
 from tests.support.figures import emit
-from training.realphotos import CHECK_SET, CONFIDENT, confident, errors_by_photo, predict_photos, reference, summarize
+from training.realphotos import confident, drawn_answer, errors_by_photo, predict_photos, summarize
 
 BENCHMARK = "real_photo_breakdown"
 
@@ -72,20 +72,12 @@ def main() -> None:
 
 def picture(artifacts: list[Path], photos: list[str], out: Path) -> None:
     """One row per photograph, one column per model: its keypoints above CONFIDENT drawn on the photo."""
-    from PIL import Image
+    from posewheel.draw import image_grid
 
-    from posewheel.draw import draw_poses, image_grid
-
-    size = reference()["input_size"]
     answers = [predict_photos(artifact) for artifact in artifacts]
-    tiles = []
-    for photo in photos:
-        image = Image.open(CHECK_SET / f"{photo}_{size}.png").convert("RGB").resize((2 * size, 2 * size))
-        for answer in answers:
-            points, scores = answer[photo]
-            tiles.append(draw_poses(image, points * 2, scores, threshold=CONFIDENT))
+    tiles = [drawn_answer(photo, *answer[photo]) for photo in photos for answer in answers]
     out.parent.mkdir(parents=True, exist_ok=True)
-    image_grid(tiles, columns=len(artifacts), cell=2 * size).save(out)
+    image_grid(tiles, columns=len(artifacts), cell=tiles[0].width).save(out)
     emit("picture", benchmark=BENCHMARK, path=str(out), photos=photos, models=[str(a) for a in artifacts])
 
 

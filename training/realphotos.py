@@ -91,15 +91,21 @@ def agreement(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, float]:
     return summarize(np.concatenate(list(errors_by_photo(artifact, check_set).values())))
 
 
-def overlay_grid(artifact: Path, out: Path, check_set: Path = CHECK_SET) -> Path:
-    """Draw the artifact's answers on every check-set photo (a 3-column grid PNG at `out`); returns `out`."""
-    from posewheel.draw import draw_poses, image_grid
+def drawn_answer(photo: str, points: np.ndarray, scores: np.ndarray, check_set: Path = CHECK_SET) -> Image.Image:
+    """Check-set photo `photo` at twice the input side, with the keypoints (17, 2) scored above CONFIDENT drawn."""
+    from posewheel.draw import draw_poses
 
     size = reference(check_set)["input_size"]
-    tiles = []
-    for name, (points, scores) in predict_photos(artifact, check_set).items():
-        image = Image.open(check_set / f"{name}_{size}.png").convert("RGB").resize((2 * size, 2 * size))
-        tiles.append(draw_poses(image, points * 2, scores, threshold=CONFIDENT))
+    image = Image.open(check_set / f"{photo}_{size}.png").convert("RGB").resize((2 * size, 2 * size))
+    return draw_poses(image, points * 2, scores, threshold=CONFIDENT)
+
+
+def overlay_grid(artifact: Path, out: Path, check_set: Path = CHECK_SET) -> Path:
+    """Draw the artifact's answers on every check-set photo (a 3-column grid PNG at `out`); returns `out`."""
+    from posewheel.draw import image_grid
+
+    answers = predict_photos(artifact, check_set)
+    tiles = [drawn_answer(name, points, scores, check_set) for name, (points, scores) in answers.items()]
     out.parent.mkdir(parents=True, exist_ok=True)
-    image_grid(tiles, columns=3, cell=2 * size).save(out)
+    image_grid(tiles, columns=3, cell=tiles[0].width).save(out)
     return out
