@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from posewheel import pretrained
+from posewheel.dataset import Dataset
 from training.config import TrainConfig
 from training.detectors import detector_network
 from training.distill import RealCrops, distill_loss
@@ -114,3 +115,42 @@ def test_the_detector_distils_too_and_its_penalty_grows_when_it_stops_seeing_peo
     drifted = model.distill_penalty()
     assert drifted is not None and float(drifted.detach()) > 2 * float(at_start.detach()) + 0.5
     assert all("teacher" not in name for name, _ in model.named_modules())
+
+
+def test_one_pass_over_the_batch_and_the_real_crops_gives_the_losses_and_gradients_of_two(studio_set: Dataset) -> None:
+    """A distilling step runs the drawn batch and the real crops through the network together
+    (movenet_distilled_loss): the same losses and weight gradients as a pass for each, because no
+    MoveNet layer looks across the batch; only the per-step cost differs (benchmarks/distill_step.py)."""
+    from training.data import PoseDataModule
+    from training.lightning_module import movenet_distilled_loss, movenet_loss
+
+    config = TrainConfig.from_section({"config": "movenet-lightning", "batch_size": 4, "num_workers": 0,
+                                       "val_fraction": 0.1, "wandb": False})  # fmt: skip
+    torch.manual_seed(0)
+    dm = PoseDataModule(config, [(studio_set.root, 1.0)])
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)  # as training moves it
+    net = load_pretrained("movenet-lightning").train().to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        net.offset_head[1].bias.add_(0.5)  # a drifted student: the distillation term is not at its minimum
+    real = RealCrops(pretrained.real_frames(), config.input_spec, seed=1).batch(2)
+    with torch.no_grad():
+        target = load_pretrained("movenet-lightning")(real)
+
+    def gradients(loss: torch.Tensor) -> list[torch.Tensor]:
+        net.zero_grad()
+        loss.backward()
+        return [p.grad.clone() for p in net.parameters() if p.grad is not None]
+
+    total, joints, distill = movenet_distilled_loss(net, batch, config, real, target)
+    one = gradients(total + 0.3 * distill)
+    separate_total, separate_joints = movenet_loss(net, batch, config)
+    separate_distill = distill_loss(net.forward_logits(real), target)
+    two = gradients(separate_total + 0.3 * separate_distill)
+    assert float(distill.detach()) > 0.1  # the crops' term is there and not negligible
+    for a, b in [(total, separate_total), (joints, separate_joints), (distill, separate_distill)]:
+        assert float(a) == pytest.approx(float(b), rel=1e-4)
+    assert len(one) == len(two) == len(list(net.parameters()))
+    for a, b in zip(one, two, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-6)

@@ -113,7 +113,13 @@ def movenet_loss(
     Heatmaps and centres: weighted binary cross-entropy on the logits; regression (at the centre
     cell) and offsets (at each joint's cell): L1 in cells, weighted by visibility.
     """
-    out = net.forward_logits(batch["image"])
+    return movenet_terms(net.forward_logits(batch["image"]), batch, config)
+
+
+def movenet_terms(
+    out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], config: TrainConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """movenet_loss of the network's logits `out` on `batch`: (total loss, joint heatmap loss)."""
     weights = batch["weights"]
     n, k = weights.shape
     joints = weighted_bce(out["heatmaps"], batch["heatmaps"], weights, config.foreground_weight)
@@ -126,6 +132,30 @@ def movenet_loss(
     offset_l1 = ((offsets - batch["offsets"]).abs().sum(dim=2) * weights).sum() / weights.sum().clamp(min=1.0)
     total = joints + centre + config.regress_loss_weight * regress_l1 + offset_l1
     return total, joints
+
+
+def movenet_distilled_loss(
+    net: MoveNet,
+    batch: dict[str, torch.Tensor],
+    config: TrainConfig,
+    real: torch.Tensor,
+    teacher: dict[str, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """movenet_loss on `batch` and distill_loss on the real-photo crops `real` against the teacher's answers on
+    them, from one forward pass over both: (total, joint heatmap loss, distillation loss, unweighted).
+
+    The same losses and gradients as a pass for each (MoveNet has no batch-dependent layer: its BatchNorms
+    are folded), but a pass of its own for a few crops costs a CPU step far more than their share of
+    the images, in per-layer overhead: a loop's 9-minute fine-tune with 2 crops a step made 447 steps
+    that way and 550 in one pass (623 without distilling); benchmarks/distill_step.py times both steps.
+    """
+    n = len(batch["image"])
+    images = torch.cat([batch["image"], real.to(batch["image"].dtype)])
+    if batch["image"].is_contiguous(memory_format=torch.channels_last):
+        images = images.contiguous(memory_format=torch.channels_last)
+    out = net.forward_logits(images)
+    total, joints = movenet_terms({k: v[:n] for k, v in out.items()}, batch, config)
+    return total, joints, distill_loss({k: v[n:] for k, v in out.items()}, teacher)
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
@@ -245,19 +275,35 @@ class PoseModel(L.LightningModule):
             theirs = dict(reference.named_parameters())
             self._anchor = [(p, theirs[name].detach()) for name, p in self.net.named_parameters() if p.requires_grad]
         if self.config.distill_weight > 0 and isinstance(self.net, MoveNet) and self.config.pretrained:
-            teacher = load_pretrained(self.config.pretrained).to(self.device).eval().requires_grad_(False)
             crops = RealCrops(pretrained.real_frames(), self.config.input_spec, seed=self.config.seed)
-            self._distill = (teacher, crops, distill_loss)  # a tuple: the teacher is no submodule, never exported
+            self.distill_from(load_pretrained(self.config.pretrained), crops, distill_loss)
 
-    def distill_penalty(self) -> torch.Tensor | None:
-        """distill_weight x how far the network answers real-photo crops from the pretrained one, or None."""
+    def distill_from(self, teacher: torch.nn.Module, crops: RealCrops, loss: DistillLoss) -> None:
+        """Distil from `teacher` (frozen here, in the student's memory format) on `crops` by `loss`."""
+        teacher = teacher.to(self.device).eval().requires_grad_(False)
+        if self.config.channels_last:
+            teacher.to(memory_format=torch.channels_last)
+        self._distill = (teacher, crops, loss)  # a tuple: the teacher is no submodule, never exported
+
+    def real_crops(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]] | None:
+        """distill_batch new real-photo crops and the frozen pretrained network's answers on them, or None
+        without distillation."""
         if self._distill is None:
             return None
-        teacher, crops, loss = self._distill
+        teacher, crops, _ = self._distill
         images = crops.batch(self.config.distill_batch).to(self.device)
+        if self.config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
-            target = teacher(images)
-        return self.config.distill_weight * loss(self.net.forward_logits(images), target)  # type: ignore[operator]
+            return images, teacher(images)
+
+    def distill_penalty(self) -> torch.Tensor | None:
+        """distill_weight x how far the network answers new real-photo crops from the pretrained one, or None."""
+        real = self.real_crops()
+        if real is None or self._distill is None:
+            return None
+        images, target = real
+        return self.config.distill_weight * self._distill[2](self.net.forward_logits(images), target)  # type: ignore[operator]
 
     def anchor_penalty(self) -> torch.Tensor | None:
         """anchor_weight x the squared distance of the weights from the pretrained ones, or None without an anchor."""
@@ -270,12 +316,18 @@ class PoseModel(L.LightningModule):
         return self.net(image)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, joints, accuracy = step_loss(self.net, batch, self.config)
+        real = self.real_crops()  # only a MoveNet distils
+        distill = None
+        if real is None:
+            loss, joints, accuracy = step_loss(self.net, batch, self.config)
+        else:
+            assert isinstance(self.net, MoveNet)
+            loss, joints, unweighted = movenet_distilled_loss(self.net, batch, self.config, *real)
+            distill, accuracy = self.config.distill_weight * unweighted, None
         penalty = self.anchor_penalty()
         if penalty is not None:
             self.log("train/anchor_penalty", penalty, on_step=True, on_epoch=False, batch_size=len(batch["image"]))
             loss = loss + penalty
-        distill = self.distill_penalty()
         if distill is not None:
             self.log("train/distill_loss", distill, on_step=True, on_epoch=False, batch_size=self.config.distill_batch)
             loss = loss + distill
@@ -397,11 +449,10 @@ class DetectorModel(PoseModel):
             theirs = dict(reference.named_parameters())
             self._anchor = [(p, theirs[name].detach()) for name, p in self.net.named_parameters() if p.requires_grad]
         if self.config.distill_weight > 0 and isinstance(self.net, CenterNet) and self.config.pretrained:
-            teacher = detector_network(self.config.network).load_pretrained().to(self.device).eval()
             spec, seed = self.config.input_spec, self.config.seed
             crops = RealCrops(pretrained.real_frames(), spec, seed=seed, side=SCENE_CROPS)
             loss = partial(centernet_distill_loss, stride=CENTERNET_STRIDE)
-            self._distill = (teacher.requires_grad_(False), crops, loss)
+            self.distill_from(detector_network(self.config.network).load_pretrained(), crops, loss)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, terms = self.detector_loss(batch)
