@@ -22,16 +22,15 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import training  # noqa: F401  passive OpenMP waits and glibc's kept memory, before torch loads
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
 from tests.support.figures import emit as emit_figure
+from tests.support.fit_clock import seconds_a_step
 
 emit = partial(emit_figure, benchmark="distill_step")
 
@@ -45,7 +44,6 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
 
-    import lightning.pytorch as L
     import torch
 
     from posewheel.params import load_params
@@ -71,31 +69,6 @@ def main() -> None:
             assert distill is not None
             return loss + distill
 
-    class StepClock(L.Callback):
-        def __init__(self) -> None:
-            self.marks: list[float] = []
-
-        def on_train_batch_start(self, *_: Any) -> None:
-            self.marks.append(time.perf_counter())
-
-    def seconds_a_step(model: PoseModel, datamodule: PoseDataModule) -> float:
-        clock = StepClock()
-        trainer = L.Trainer(
-            max_steps=args.warmup + args.steps + 1,
-            accelerator="cpu",
-            devices=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            limit_val_batches=0,
-            callbacks=[clock],
-        )
-        trainer.fit(model, datamodule=datamodule)
-        marks = clock.marks[args.warmup :]
-        return (marks[-1] - marks[0]) / (len(marks) - 1)
-
     modes = {
         "none": lambda: PoseModel({**config.to_dict(), "distill_weight": 0.0}),
         "two_passes": lambda: TwoPasses(config.to_dict()),
@@ -109,7 +82,7 @@ def main() -> None:
         datamodule.setup("fit")
         for _ in range(args.rounds):
             for name, build in modes.items():
-                times[name].append(seconds_a_step(build(), datamodule))
+                times[name].append(seconds_a_step(build(), datamodule, args.steps, args.warmup))
     none = statistics.median(times["none"])
     for name, seconds in times.items():
         step = statistics.median(seconds)

@@ -25,13 +25,13 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import training  # passive OpenMP waits and glibc's kept memory, before torch loads
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
 from tests.support.figures import emit as emit_figure
+from tests.support.fit_clock import seconds_a_step
 
 BAR = 0.8
 
@@ -52,7 +52,6 @@ def main() -> None:
         return
     keep_freed = os.environ.get(training.KEEP_FREED_MEMORY_VARIABLE, "1") != "0"
 
-    import lightning.pytorch as L
     import torch
 
     from posewheel.params import load_params
@@ -93,31 +92,10 @@ def main() -> None:
                     times.append(time.perf_counter() - start)
             return args.batch_size * len(times) / sum(times)
 
-        class StepClock(L.Callback):
-            def __init__(self) -> None:
-                self.marks: list[float] = []
-
-            def on_train_batch_start(self, *_: Any) -> None:
-                self.marks.append(time.perf_counter())
-
         def fit(channels_last: bool) -> float:
             """img/s of Lightning fitting through the data pipeline, from the first timed step's start."""
-            clock = StepClock()
-            trainer = L.Trainer(
-                max_steps=args.warmup + args.steps + 1,
-                accelerator="cpu",
-                devices=1,
-                logger=False,
-                enable_checkpointing=False,
-                enable_progress_bar=False,
-                enable_model_summary=False,
-                num_sanity_val_steps=0,
-                limit_val_batches=0,
-                callbacks=[clock],
-            )
-            trainer.fit(PoseModel({**config.to_dict(), "channels_last": channels_last}), datamodule=datamodule)
-            marks = clock.marks[args.warmup :]
-            return args.batch_size * (len(marks) - 1) / (marks[-1] - marks[0])
+            model = PoseModel({**config.to_dict(), "channels_last": channels_last})
+            return args.batch_size / seconds_a_step(model, datamodule, args.steps, args.warmup)
 
         def model_and_layout() -> None:
             before = model_only()  # the load on a shared machine drifts: measure on both sides and average
