@@ -291,6 +291,10 @@ class PoseModel(L.LightningModule):
         if self._distill is None:
             return None
         teacher, crops, _ = self._distill
+        return self._answered(teacher, crops)
+
+    def _answered(self, teacher: torch.nn.Module, crops: RealCrops) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """distill_batch new crops (in the student's memory format) and the frozen teacher's answers on them."""
         images = crops.batch(self.config.distill_batch).to(self.device)
         if self.config.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -299,11 +303,11 @@ class PoseModel(L.LightningModule):
 
     def distill_penalty(self) -> torch.Tensor | None:
         """distill_weight x how far the network answers new real-photo crops from the pretrained one, or None."""
-        real = self.real_crops()
-        if real is None or self._distill is None:
+        if self._distill is None:
             return None
-        images, target = real
-        return self.config.distill_weight * self._distill[2](self.net.forward_logits(images), target)  # type: ignore[operator]
+        teacher, crops, loss = self._distill
+        images, target = self._answered(teacher, crops)
+        return self.config.distill_weight * loss(self.net.forward_logits(images), target)  # type: ignore[operator]
 
     def anchor_penalty(self) -> torch.Tensor | None:
         """anchor_weight x the squared distance of the weights from the pretrained ones, or None without an anchor."""

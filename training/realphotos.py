@@ -73,7 +73,7 @@ def errors_by_photo(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, np
     errors = {}
     for name, (points, _) in predict_photos(artifact, check_set).items():
         kps = np.asarray(recorded["keypoints"][name])
-        errors[name] = np.linalg.norm(points - kps[:, [1, 0]] * size, axis=1)[confident(name, check_set)] / size
+        errors[name] = np.linalg.norm(points - kps[:, [1, 0]] * size, axis=1)[kps[:, 2] > CONFIDENT] / size
     return errors
 
 
