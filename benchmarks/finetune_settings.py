@@ -24,10 +24,8 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import yaml
 
 import training  # noqa: F401  (passive OpenMP waits, before torch loads)
 from flywheel.experiment import base_model, generate_missing, pipeline_sets, street_pool, subset
@@ -35,25 +33,12 @@ from flywheel.experiment import base_model, generate_missing, pipeline_sets, str
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
 from tests.support.figures import emit as emit_figure
+from tests.support.variants import parse_variant
 
 DEFAULT_VARIANTS = ("nchw_lr2=channels_last=false,lr=0.002", "nhwc_lr2=lr=0.002")
 
 
 emit = partial(emit_figure, benchmark="finetune_settings")
-
-
-def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
-    """`name=key=value,key=value` -> (name, {key: YAML value})."""
-    name, _, rest = text.partition("=")
-    if not name or not rest:
-        raise SystemExit(f"--variant {text!r}: expected name=key=value[,key=value]")
-    values = {}
-    for pair in rest.split(","):
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--variant {text!r}: {pair!r} is not key=value")
-        values[key.strip()] = yaml.safe_load(value)
-    return name, values
 
 
 def main() -> None:
