@@ -44,8 +44,6 @@ def main() -> None:
     args = parser.parse_args()
     variants = [("baseline", {}), *(parse_variant(v) for v in args.variant)]
 
-    import json
-
     from posewheel.artifact import load_card
     from posewheel.params import load_params
     from tests.support.real_photos import count_persons
@@ -58,20 +56,19 @@ def main() -> None:
     pose = TrainConfig.from_params(params, fine_tune=True)
     scenes = [(args.data / "seed_scenes", 1.0), (args.data / "feedback", pose.feedback_weight)]
     holdout = args.data / "holdout" / "street_scenes"
-    kind = load_card(args.base).detector
-    assert kind is not None, f"{args.base} carries no person detector"
+    base_detector = load_card(args.base).detector
+    assert base_detector is not None, f"{args.base} carries no person detector"
     results: dict[str, list[dict[str, float]]] = {name: [] for name, _ in variants}
     for round_ in range(1, args.rounds + 1):
         for name, values in variants:
             config = TrainConfig.for_detector(
-                {**params, "detector": {**detector, **values}}, kind=kind.kind, fine_tune=True, wandb=False
+                {**params, "detector": {**detector, **values}}, kind=base_detector.kind, fine_tune=True, wandb=False
             )
             out = args.work / f"m-{name.replace('_', '-')}-r{round_}"
             shutil.rmtree(out, ignore_errors=True)
             train_detector(config, scenes, args.base, out=out, log_dir=args.work / "logs" / out.name)
             card = load_card(out)
             assert card.detector is not None
-            record = json.loads((out / "card.json").read_text(encoding="utf-8"))["params"]["detector"]
             scored = score_without_boxes(predict_without_boxes(out, holdout, 32))
             photos = count_persons(out)
             figures = {
@@ -80,7 +77,7 @@ def main() -> None:
                 "recall": round(scored["persons_matched"] / scored["persons_true"], 4),
                 "phantoms": scored["phantoms"],
                 "real_photos_right": sum(bool(row["ok"]) for row in photos),
-                "steps": record["steps"],
+                "steps": card.params["detector"]["steps"],  # train_detector's record of the run
             }
             results[name].append(figures)
             emit("fine_tune", name=name, round=round_, **values, threshold=card.detector.score_threshold,
