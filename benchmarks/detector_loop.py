@@ -49,7 +49,7 @@ def main() -> None:
     from tests.support.real_photos import count_persons
     from training.config import TrainConfig
     from training.detector_training import train_detector
-    from training.evaluate_persons import predict_without_boxes, score_without_boxes
+    from training.evaluate_persons import evaluate_without_boxes
 
     params = load_params(args.params)
     detector = {k: v for k, v in dict(params.get("detector") or {}).items() if k != "fine_tune"}
@@ -69,7 +69,7 @@ def main() -> None:
             train_detector(config, scenes, args.base, out=out, log_dir=args.work / "logs" / out.name)
             card = load_card(out)
             assert card.detector is not None
-            scored = score_without_boxes(predict_without_boxes(out, holdout, 32))
+            scored = evaluate_without_boxes(out, holdout, 32, true_boxes=False)
             photos = count_persons(out)
             figures = {
                 "oks_ap": round(scored["oks_ap"], 4),
