@@ -8,7 +8,8 @@ anchor + alpha x (tuned - anchor), alpha 1 being the fine-tune and 0 the anchor.
 fine-tune's parent (its warm start) or Google's pretrained MoveNet (`--anchor pretrained`). For each
 alpha the mixed network is exported as an artifact (the fine-tune's card and detector) and scored as
 the loop scores a candidate: street and studio holdout OKS AP, and real-photo agreement with the
-original MoveNet (training/realphotos.py). No training: each alpha costs an export and the scoring.
+original MoveNet (training/realphotos.py), on the check set and on its small-people pictures. No
+training: each alpha costs an export and the scoring.
 One JSON line per alpha.
 """
 
@@ -47,7 +48,7 @@ def main() -> None:
     from training.evaluate import evaluate_artifact
     from training.lightning_module import build_network
     from training.movenet import load_pretrained
-    from training.realphotos import agreement
+    from training.realphotos import agreement, small_people_agreement
     from training.train import interpolate_towards
 
     synth = load_params(args.params).get("synth", {})
@@ -85,6 +86,7 @@ def main() -> None:
             street_oks_ap=round(evaluate_artifact(folder, args.work / "holdout_street")["oks_ap"], 4),
             studio_oks_ap=round(evaluate_artifact(folder, args.work / "holdout_studio")["oks_ap"], 4),
             real_agreement=round(agreement(folder)["agreement@0.05"], 3),
+            small_people_agreement=round(small_people_agreement(folder)["small_people_agreement@0.05"], 3),
             seconds=round(time.monotonic() - start, 1),
             parent=str(args.parent),
             tuned=str(args.tuned),

@@ -60,7 +60,7 @@ def main() -> None:
     from posewheel.params import load_params
     from training.config import TrainConfig
     from training.evaluate import evaluate_artifact
-    from training.realphotos import agreement
+    from training.realphotos import agreement, small_people_agreement
     from training.train import train
 
     params = load_params(args.params)
@@ -83,7 +83,13 @@ def main() -> None:
         street = evaluate_artifact(artifact, work / "holdout_street")["oks_ap"]
         studio = evaluate_artifact(artifact, work / "holdout_studio")["oks_ap"]
         real = agreement(artifact)["agreement@0.05"]
-        return {"street_oks_ap": round(street, 4), "studio_oks_ap": round(studio, 4), "real_agreement": round(real, 3)}
+        small = small_people_agreement(artifact)["small_people_agreement@0.05"]
+        return {
+            "street_oks_ap": round(street, 4),
+            "studio_oks_ap": round(studio, 4),
+            "real_agreement": round(real, 3),
+            "small_people_agreement": round(small, 3),
+        }
 
     emit("base", **measure(base), base=str(base))
     tune = dataclasses.replace(

@@ -25,6 +25,7 @@ __all__ = [
     "AGREEMENT",
     "REAL_PHOTOS",
     "SCENES_HOLDOUT",
+    "SMALL_PEOPLE_AGREEMENT",
     "PipelineBusyError",
     "PipelinePaths",
     "dvc_command",
@@ -40,6 +41,7 @@ SCENES_HOLDOUT = "street_scenes"  # its metrics file and the key of its metrics 
 # the same for the candidate's agreement with the pretrained MoveNet on real photographs (training/realphotos.py)
 REAL_PHOTOS = "real_photos"
 AGREEMENT = "agreement@0.05"  # its headline figure (training/realphotos.agreement's key)
+SMALL_PEOPLE_AGREEMENT = "small_people_agreement@0.05"  # the same people pasted smaller (small_people_agreement)
 
 
 @dataclass(frozen=True)

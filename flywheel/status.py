@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.gain import GainCurve, GainCurveError
-from flywheel.pipeline import AGREEMENT, PipelinePaths, load_params, running_pipeline
+from flywheel.pipeline import AGREEMENT, SMALL_PEOPLE_AGREEMENT, PipelinePaths, load_params, running_pipeline
 from flywheel.promotion import read_history
 from posewheel import artifact
 from posewheel.dataset import ANNOTATIONS_FILE
@@ -102,7 +102,10 @@ def format_status(status: FlywheelStatus) -> str:
     width = max((len(h) for h in status.production_metrics), default=0)
     for holdout, values in sorted(status.production_metrics.items()):
         if AGREEMENT in values:  # real_photos: no labels, agreement with the pretrained MoveNet
-            lines.append(f"  {holdout:<{width}}  agreement with the pretrained MoveNet {values[AGREEMENT]:.3f}")
+            line = f"  {holdout:<{width}}  agreement with the pretrained MoveNet {values[AGREEMENT]:.3f}"
+            if SMALL_PEOPLE_AGREEMENT in values:
+                line += f", people pasted smaller {values[SMALL_PEOPLE_AGREEMENT]:.3f}"
+            lines.append(line)
             continue
         line = f"  {holdout:<{width}}  OKS AP {values.get('oks_ap', float('nan')):.3f}"
         if "pck@0.1" in values:  # a holdout scored without boxes (street_scenes) has no PCK

@@ -10,7 +10,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training.realphotos import agreement, errors_by_photo, people, reference, summarize
+from training.realphotos import (
+    CHECK_SET,
+    SMALL_PLACES,
+    SMALL_SIDE,
+    agreement,
+    errors_by_photo,
+    people,
+    reference,
+    small_people,
+    small_people_agreement,
+    small_people_errors,
+    summarize,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,6 +36,35 @@ def test_the_pretrained_network_agrees_with_the_original_on_every_photo(pretrain
     overall = agreement(pretrained_artifact)
     assert overall == summarize(np.concatenate(list(errors.values())))
     assert overall["keypoints"] == 69
+
+
+def test_the_pretrained_network_agrees_with_the_original_on_the_people_pasted_smaller(
+    pretrained_artifact: Path,
+) -> None:
+    errors = small_people_errors(pretrained_artifact)
+    assert len(errors) == 30
+    for picture, err in errors.items():
+        assert len(err) >= 5, picture  # the original is confident about most of a small person's joints
+        assert err.max() < 0.02, picture  # the port's rounding, on pictures it was never checked against
+    figures = small_people_agreement(pretrained_artifact)
+    assert figures["small_people_agreement@0.05"] == 1.0 and figures["small_people_keypoints"] >= 300
+
+
+def test_small_people_are_pasted_where_their_names_say() -> None:
+    pictures = small_people()
+    size = reference()["input_size"]
+    scale = size / 512
+    for name, picture in pictures.items():
+        assert picture.size == (size, size)
+        background = name.split("@")[1].split(":")[0]
+        with Image.open(CHECK_SET / f"{background}_512.png") as raw:
+            back = np.asarray(raw.convert("RGB").resize((size, size), Image.Resampling.BILINEAR), np.int16)
+        changed = np.abs(np.asarray(picture, np.int16) - back).max(axis=2) > 40
+        ys, xs = np.nonzero(changed)
+        x, y = SMALL_PLACES[name.rsplit(":", 1)[1]]
+        assert xs.min() >= (x - 2) * scale and xs.max() <= (x + SMALL_SIDE + 2) * scale, name
+        assert ys.min() >= (y - 2) * scale and ys.max() <= (y + SMALL_SIDE + 2) * scale, name
+        assert changed.sum() > 0.3 * (SMALL_SIDE * scale) ** 2, name  # the person's photograph is there
 
 
 def test_summarize_counts_what_lies_within_five_percent() -> None:

@@ -1,8 +1,9 @@
 """Real-photo agreement: how close a model stays to the pretrained MoveNet on real people.
 
-    from training.realphotos import agreement, errors_by_photo, overlay_grid
+    from training.realphotos import agreement, errors_by_photo, overlay_grid, small_people_agreement
     agreement(Path("models/production"))        # {"agreement@0.05": 0.97, "median_error": 0.01, "keypoints": 69.0}
     errors_by_photo(Path("models/production"))  # {"astronaut": array of its confident keypoints' errors, ...}
+    small_people_agreement(Path("models/production"))  # {"small_people_agreement@0.05": 0.93, ...}
 
 The check set (tests/fixtures/real_photos, see its README) holds public-domain photographs of real
 people and the keypoints the original MoveNet graph answered on them. No human labels exist for
@@ -10,6 +11,12 @@ them here, so this measures agreement with the pretrained network, not accuracy:
 on synthetic figures that drifts from it has forgotten something about real people. A keypoint
 agrees when it lies within 5% of the input side of the reference; only reference keypoints the
 original scored above 0.3 count.
+
+The check set's people fill their photograph. `small_people_agreement` asks the same question of the
+three single people pasted at about half the picture's side into five places (four sides and the
+middle) of two people-free photographs: 30 pictures, referenced by the original graph too
+(`reference_small_people.json`). A fine-tune on crops that a person always fills can keep the first
+figure and lose this one.
 """
 
 from __future__ import annotations
@@ -30,6 +37,13 @@ CONFIDENT = 0.3
 TOLERANCE = 0.05  # of the input side
 
 
+SMALL_PEOPLE_REFERENCE = "reference_small_people.json"
+SMALL_SIDE = 282  # px of the 512 background a pasted person's photograph takes (55%)
+SMALL_PLACES = {"left": (0, 115), "right": (230, 115), "top": (115, 0), "bottom": (115, 230), "middle": (115, 115)}
+SMALL_BACKGROUNDS = ("nobody_coffee", "nobody_rocket")
+SINGLE_PEOPLE = ("astronaut", "cameraman", "grace_hopper")
+
+
 def reference(check_set: Path = CHECK_SET) -> dict[str, Any]:
     """The original MoveNet's answers on the check set: {"input_size": S, "keypoints": {name: 17 x [y, x, score]}}."""
     recorded: dict[str, Any] = json.loads((check_set / "reference.json").read_text(encoding="utf-8"))
@@ -43,18 +57,26 @@ def people(check_set: Path = CHECK_SET) -> list[str]:
 
 def predict_photos(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The artifact's keypoints (17, 2) in photo pixels and scores (17,) per check-set photo, no boxes given."""
+    size = reference(check_set)["input_size"]
+    pictures = {}
+    for name in people(check_set):
+        with Image.open(check_set / f"{name}_{size}.png") as raw:
+            pictures[name] = raw.convert("RGB")
+    return answer_pictures(artifact, pictures)
+
+
+def answer_pictures(artifact: Path, pictures: dict[str, Image.Image]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The artifact's keypoints (17, 2) in picture pixels and scores (17,) per picture, the whole picture its box."""
     import onnxruntime as ort
 
     card = load_card(artifact)
     spec = card.input_spec()
     session = ort.InferenceSession(str(Path(artifact) / MODEL_FILE), providers=["CPUExecutionProvider"])
-    size = reference(check_set)["input_size"]
+    names = card.output.names
     out = {}
-    for name in people(check_set):
-        image = Image.open(check_set / f"{name}_{size}.png").convert("RGB")
+    for name, image in pictures.items():
         window = crop_box(whole_image_box(image.width, image.height, spec), spec)
         batch = normalize(crop_image(image, window, spec)[None], spec)
-        names = card.output.names
         maps = dict(zip(names, session.run(names, {card.input.input_name: batch}), strict=True))
         points, scores = decode_outputs(maps, [window], spec, card.output.kind)
         out[name] = (points[0], scores[0])
@@ -75,6 +97,45 @@ def errors_by_photo(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, np
         kps = np.asarray(recorded["keypoints"][name])
         errors[name] = np.linalg.norm(points - kps[:, [1, 0]] * size, axis=1)[kps[:, 2] > CONFIDENT] / size
     return errors
+
+
+def small_people(check_set: Path = CHECK_SET) -> dict[str, Image.Image]:
+    """The 30 small-people pictures at the reference model's input size: "PERSON@BACKGROUND:PLACE" -> RGB image.
+
+    Each single person's 512 px check-set photograph, resized to SMALL_SIDE, pasted at a SMALL_PLACES corner
+    of a 512 px people-free photograph, then resized to the input side (Pillow, bilinear): the exact model
+    input, as the check set's own NAME_SIZE.png files are.
+    """
+    size = reference(check_set)["input_size"]
+    out = {}
+    for background in SMALL_BACKGROUNDS:
+        with Image.open(check_set / f"{background}_512.png") as raw:
+            back = raw.convert("RGB")
+        for person in SINGLE_PEOPLE:
+            with Image.open(check_set / f"{person}_512.png") as raw:
+                pasted = raw.convert("RGB").resize((SMALL_SIDE, SMALL_SIDE), Image.Resampling.BILINEAR)
+            for place, corner in SMALL_PLACES.items():
+                picture = back.copy()
+                picture.paste(pasted, corner)
+                out[f"{person}@{background}:{place}"] = picture.resize((size, size), Image.Resampling.BILINEAR)
+    return out
+
+
+def small_people_errors(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, np.ndarray]:
+    """Per small-people picture, the distance of each of the original's confident keypoints (fraction of the side)."""
+    recorded = json.loads((check_set / SMALL_PEOPLE_REFERENCE).read_text(encoding="utf-8"))["keypoints"]
+    size = reference(check_set)["input_size"]
+    errors = {}
+    for name, (points, _) in answer_pictures(artifact, small_people(check_set)).items():
+        kps = np.asarray(recorded[name])
+        errors[name] = np.linalg.norm(points - kps[:, [1, 0]] * size, axis=1)[kps[:, 2] > CONFIDENT] / size
+    return errors
+
+
+def small_people_agreement(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, float]:
+    """`agreement` on the small-people pictures: {"small_people_agreement@0.05", ..._median_error, ..._keypoints}."""
+    figures = summarize(np.concatenate(list(small_people_errors(artifact, check_set).values())))
+    return {f"small_people_{k}": v for k, v in figures.items()}
 
 
 def summarize(errors: np.ndarray) -> dict[str, float]:

@@ -8,8 +8,8 @@ Writes `metrics/candidate/{studio,street}.json` (DVC metrics) and `metrics/candi
 served without boxes (the candidate's detector finds the people; OKS AP, box AP, persons missed and
 invented) beside the same network given the true boxes. A candidate without a detector gets an
 empty file there. And `metrics/candidate/real_photos.json`: how close the candidate stays to the pretrained
-MoveNet on real photographs (the check set, training/realphotos.py), so a loop that trades real people for
-synthetic AP says so.
+MoveNet on real photographs (the check set and the same people pasted smaller, training/realphotos.py),
+so a loop that trades real people for synthetic AP says so.
 """
 
 from __future__ import annotations
@@ -50,10 +50,11 @@ def evaluate_scenes(paths: PipelinePaths, batch_size: int) -> dict[str, float]:
 
 
 def real_photo_agreement(paths: PipelinePaths) -> dict[str, float]:
-    """The candidate's agreement with the pretrained MoveNet on the real-photo check set (training/realphotos.py)."""
-    from training.realphotos import agreement
+    """The candidate's agreement with the pretrained MoveNet on the real-photo check set and on its small-people
+    pictures (training/realphotos.py)."""
+    from training.realphotos import agreement, small_people_agreement
 
-    return agreement(paths.candidate)
+    return agreement(paths.candidate) | small_people_agreement(paths.candidate)
 
 
 def main() -> None:
