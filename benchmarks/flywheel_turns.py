@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys
 
 from flywheel.gain import SHIPPED as SHIPPED_CURVE
 from flywheel.gain import write_curve
-from flywheel.pipeline import AGREEMENT, REAL_PHOTOS
+from flywheel.pipeline import AGREEMENT, REAL_PHOTOS, SMALL_PEOPLE_AGREEMENT
 from tests.support.figures import emit as emit_figure
 from tests.support.waiting import free_port
 
@@ -110,6 +110,7 @@ def main() -> None:
         turn=0,
         **_aps(first),
         real_agreement=real_agreement(first),
+        small_people_agreement=real_agreement(first, SMALL_PEOPLE_AGREEMENT),
         labels=0,
         promoted=True,
         version=report["before_version"],
@@ -125,6 +126,7 @@ def main() -> None:
             turn=turn["number"],
             **_aps(candidate),
             real_agreement=real_agreement(candidate),
+            small_people_agreement=real_agreement(candidate, SMALL_PEOPLE_AGREEMENT),
             labels=turn["labels"],
             images=turn["images"],
             promoted=turn["promoted"],
@@ -178,10 +180,10 @@ def set_params(path: Path, overrides: list[tuple[str, str, Any]]) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
-def real_agreement(metrics: dict[str, dict[str, float]]) -> float | None:
-    """A model's agreement with the original MoveNet on the real-photo check set, as the evaluate stage scored
-    it (metrics/candidate/real_photos.json); None for a report from before it did."""
-    value = metrics.get(REAL_PHOTOS, {}).get(AGREEMENT)
+def real_agreement(metrics: dict[str, dict[str, float]], key: str = AGREEMENT) -> float | None:
+    """A model's agreement with the original MoveNet on the real-photo check set (`key`: or on its small people),
+    as the evaluate stage scored it (metrics/candidate/real_photos.json); None for a report from before it did."""
+    value = metrics.get(REAL_PHOTOS, {}).get(key)
     return None if value is None else round(float(value), 3)
 
 

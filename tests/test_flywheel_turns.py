@@ -38,6 +38,8 @@ def test_each_turn_reads_real_photo_agreement_from_the_evaluate_stages_metrics()
     metrics = {"street": {"oks_ap": 0.5}, "real_photos": {"agreement@0.05": 0.37681, "keypoints": 69.0}}
     assert turns.real_agreement(metrics) == 0.377
     assert turns.real_agreement({"street": {"oks_ap": 0.5}}) is None  # a report from before the stage scored it
+    metrics["real_photos"]["small_people_agreement@0.05"] = 0.91254
+    assert turns.real_agreement(metrics, "small_people_agreement@0.05") == 0.913
 
 
 def test_a_run_at_a_setting_never_rewrites_the_shipped_curve_unasked(
