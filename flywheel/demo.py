@@ -446,7 +446,7 @@ def format_report(report: DemoReport, options: DemoOptions, root: Path) -> str:
         "pretrained MoveNet (its confident keypoints within 5% on the check set; docs/real-photos.md)",
         f"  small people     {ap(b, REAL_PHOTOS, SMALL_PEOPLE_AGREEMENT)}  ->  "
         f"{ap(a, REAL_PHOTOS, SMALL_PEOPLE_AGREEMENT)}"
-        "  the same, the check set's single people pasted at half the side onto people-free photographs",
+        "  the same, the check set's single people pasted at about half the side onto people-free photographs",
         f"  labels used      {report.labels_used} corrected street persons in {report.labeled_images} images "
         f"({report.predictions} predictions on {traffic_kind(report.persons)}, {report.queued} queued for review)",
         f"  server answers   {report.served_version}",

@@ -91,19 +91,14 @@ def confident(name: str, check_set: Path = CHECK_SET) -> np.ndarray:
 def errors_by_photo(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, np.ndarray]:
     """Per check-set photo, the distance of each of the original's confident keypoints (fraction of the input side)."""
     recorded = reference(check_set)
-    size = recorded["input_size"]
-    errors = {}
-    for name, (points, _) in predict_photos(artifact, check_set).items():
-        kps = np.asarray(recorded["keypoints"][name])
-        errors[name] = np.linalg.norm(points - kps[:, [1, 0]] * size, axis=1)[kps[:, 2] > CONFIDENT] / size
-    return errors
+    return _errors(predict_photos(artifact, check_set), recorded["keypoints"], recorded["input_size"])
 
 
 def small_people(check_set: Path = CHECK_SET) -> dict[str, Image.Image]:
     """The 30 small-people pictures at the reference model's input size: "PERSON@BACKGROUND:PLACE" -> RGB image.
 
-    Each single person's 512 px check-set photograph, resized to SMALL_SIDE, pasted at a SMALL_PLACES corner
-    of a 512 px people-free photograph, then resized to the input side (Pillow, bilinear): the exact model
+    Each single person's 512 px check-set photograph, resized to SMALL_SIDE, pasted at its SMALL_PLACES corner
+    in a 512 px people-free photograph, then resized to the input side (Pillow, bilinear): the exact model
     input, as the check set's own NAME_SIZE.png files are.
     """
     size = reference(check_set)["input_size"]
@@ -123,10 +118,17 @@ def small_people(check_set: Path = CHECK_SET) -> dict[str, Image.Image]:
 
 def small_people_errors(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, np.ndarray]:
     """Per small-people picture, the distance of each of the original's confident keypoints (fraction of the side)."""
-    recorded = json.loads((check_set / SMALL_PEOPLE_REFERENCE).read_text(encoding="utf-8"))["keypoints"]
-    size = reference(check_set)["input_size"]
+    recorded = json.loads((check_set / SMALL_PEOPLE_REFERENCE).read_text(encoding="utf-8"))
+    return _errors(answer_pictures(artifact, small_people(check_set)), recorded["keypoints"], recorded["input_size"])
+
+
+def _errors(
+    answers: dict[str, tuple[np.ndarray, np.ndarray]], recorded: dict[str, Any], size: int
+) -> dict[str, np.ndarray]:
+    """Per picture, how far each of the original's confident keypoints (recorded: 17 x [y, x, score], normalised)
+    lies from the answer's (17, 2) input pixels, as a fraction of the input side `size`."""
     errors = {}
-    for name, (points, _) in answer_pictures(artifact, small_people(check_set)).items():
+    for name, (points, _) in answers.items():
         kps = np.asarray(recorded[name])
         errors[name] = np.linalg.norm(points - kps[:, [1, 0]] * size, axis=1)[kps[:, 2] > CONFIDENT] / size
     return errors
