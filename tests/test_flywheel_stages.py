@@ -37,6 +37,7 @@ def test_a_loops_detector_takes_its_own_minutes_from_params_yaml() -> None:
     assert (first.max_minutes, fine.max_minutes) == (section["max_minutes"], section["finetune_max_minutes"])
     assert first.max_minutes != fine.max_minutes  # the defaults do differ, so the test can tell them apart
     assert first.distill_weight == fine.distill_weight == section["distill_weight"] > 0  # real photos kept
+    assert section["fine_tune"] and "fine_tune" not in first.extra  # the stage's switch, not a training parameter
 
 
 def test_a_finetune_key_must_name_a_training_parameter() -> None:

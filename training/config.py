@@ -241,12 +241,15 @@ class TrainConfig:
         """The fine-tune of a detector of `kind` (one of DETECTOR_CONFIGS: the artifact's `detector.kind`) from
         params.yaml's `detector` section (all optional), inheriting DETECTOR_INHERITS from `train`;
         keyword overrides last. `fine_tune`: the detector of a loop's candidate, which continues from
-        production's, takes the section's `finetune_<key>` in place of `<key>` as from_params does."""
+        production's, takes the section's `finetune_<key>` in place of `<key>` as from_params does. The
+        section's `fine_tune` switch (whether the train stage runs the detector's fine-tune at all) is the
+        stage's, not a training parameter: it is left out."""
         if kind not in DETECTOR_CONFIGS:
             raise ConfigError(f"detector {kind!r}: expected one of {list(DETECTOR_CONFIGS)}")
         train = dict(params.get("train") or {})
         section = {k: train[k] for k in DETECTOR_INHERITS if k in train}
-        detector = cls._tuned(dict(params.get("detector") or {}), "detector", fine_tune)
+        switched = {k: v for k, v in dict(params.get("detector") or {}).items() if k != "fine_tune"}
+        detector = cls._tuned(switched, "detector", fine_tune)
         section.update({"config": kind, **detector, **overrides})
         config = cls.from_section(section)
         if config.network != kind:

@@ -51,8 +51,7 @@ def run(paths: PipelinePaths) -> Path:
     sets = training_sets(paths, config.feedback_weight)
     log.info("training on %s, warm start from %s", [(str(p), w) for p, w in sets], warm)
     paths.models.mkdir(parents=True, exist_ok=True)
-    detector = dict(params.get("detector") or {})
-    fine_tune_detector = bool(detector.pop("fine_tune", False))
+    fine_tune_detector = bool(dict(params.get("detector") or {}).get("fine_tune", False))
     with tempfile.TemporaryDirectory(dir=paths.models, prefix=".train-") as scratch:
         built = train(config, sets, Path(scratch), warm_start=warm)
         section = artifact.load_card(built).detector
@@ -61,9 +60,7 @@ def run(paths: PipelinePaths) -> Path:
 
             scenes = training_sets(paths, config.feedback_weight, seed=paths.seed_scenes)
             log.info("fine-tuning the person detector on %s", [(str(p), w) for p, w in scenes])
-            detector_config = TrainConfig.for_detector(
-                {**params, "detector": detector}, kind=section.kind, fine_tune=warm is not None
-            )
+            detector_config = TrainConfig.for_detector(params, kind=section.kind, fine_tune=warm is not None)
             train_detector(detector_config, scenes, built, log_dir=paths.root / "metrics" / "train_detector")
         atomic.replace_dir(built, paths.candidate)
     log.info("candidate %s at %s", artifact.load_card(paths.candidate).version, paths.candidate)
