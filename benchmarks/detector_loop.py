@@ -95,9 +95,9 @@ def main() -> None:
             results[name].append(figures)
             emit("fine_tune", name=name, round=round_, first=args.first, **values, photos=len(photos),
                  threshold=card.detector.score_threshold, persons_true=scored["persons_true"], **figures)  # fmt: skip
-    base = {k: statistics.median(r[k] for r in results["baseline"]) for k in FIGURES}
+    base = {k: round(statistics.median(r[k] for r in results["baseline"]), 4) for k in FIGURES}
     for name, runs in results.items():
-        median = {k: statistics.median(r[k] for r in runs) for k in FIGURES}
+        median = {k: round(statistics.median(r[k] for r in runs), 4) for k in FIGURES}
         emit("median", name=name, **median, **{f"{k}_change": round(median[k] - base[k], 4) for k in FIGURES})
 
 
