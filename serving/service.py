@@ -26,6 +26,7 @@ import orjson
 from PIL import Image
 
 from posewheel.decoding import Box, pose_score
+from posewheel.detection import distinct_persons
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox, ReviewDrainer
 from posewheel.schema import KEYPOINT_NAMES
@@ -264,12 +265,18 @@ def pose_dicts(
     boxes: list[Box], points: np.ndarray, scores: np.ndarray, box_scores: list[float] | None = None
 ) -> list[dict[str, Any]]:
     """Poses as `PredictedPose`-shaped dicts from boxes, keypoints (N, 17, 2) pixels and scores (N, 17);
-    `box_scores`: the detector's score of each box (None: the caller gave the boxes).
+    `box_scores`: the detector's score of each box (None: the caller gave the boxes, and each gets its pose).
+    Of the detector's persons, one whose pose repeats a better one's (two boxes around one person in a
+    tight group) is answered once (`posewheel.detection.distinct_persons`), in the detector's order.
 
     Plain dicts, serialised by the C JSON encoder: the values come from our own arrays (finite,
     scores clipped to [0, 1] by decode_to_image), so pydantic models per keypoint would only
     re-check them on the event loop of every request.
     """
+    if box_scores is not None and len(boxes) > 1:
+        keep = distinct_persons(np.asarray(boxes), points, scores, np.asarray(box_scores)).tolist()
+        boxes, box_scores = [boxes[i] for i in keep], [box_scores[i] for i in keep]
+        points, scores = points[keep], scores[keep]
     totals = pose_score(scores).tolist()
     xy, sc = points.tolist(), scores.tolist()
     return [

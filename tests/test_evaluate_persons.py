@@ -131,6 +131,29 @@ def test_the_detector_and_pose_network_score_a_multi_person_set(pretrained_artif
         assert 0.0 < score_without_boxes(pred, kind)["oks_ap"] <= 1.0
 
 
+def test_a_person_inside_two_boxes_is_scored_once(pretrained_artifact: Path, tmp_path: Path) -> None:
+    """What serves is what is scored: on the tight group photographs where the detector's boxes crop one
+    woman twice (tests/test_serving_persons.py), evaluation drops the repeat as the server does."""
+    from PIL import Image
+
+    from posewheel.detection import DUPLICATE_OKS, pose_oks
+    from posewheel.pretrained import real_frames
+
+    photos = {p.name: p for p in real_frames()}
+    images, sources = [], {}
+    for i, name in enumerate(("sample4.jpg", "sample6.jpg"), start=1):
+        with Image.open(photos[name]) as im:
+            images.append(coco.ImageRecord(id=i, file_name=name, width=im.width, height=im.height))
+        sources[i] = photos[name]
+    coco.save(coco.Dataset(images=images, annotations=[]), tmp_path / "groups", image_sources=sources)
+    pred = predict_without_boxes(pretrained_artifact, tmp_path / "groups")
+    assert np.bincount(pred.image_ids).tolist() == [0, 2, 3]
+    for image_id in (1, 2):
+        rows = pred.image_ids == image_id
+        oks = pose_oks(pred.keypoints[rows], pred.boxes[rows])
+        assert (oks[~np.eye(rows.sum(), dtype=bool)] < DUPLICATE_OKS).all(), oks.round(2)
+
+
 def test_an_image_without_persons_is_scored_without_a_crash(pretrained_artifact: Path, tmp_path: Path) -> None:
     from posewheel.synth import generate
 

@@ -5,7 +5,8 @@ What serves is what is measured: a request without boxes runs the card's `detect
 `normalize`, runs `model.onnx` on the crops in batches and decodes with `decode_outputs`. Every
 detection is a result with a score, so pycocotools charges both the persons the detector misses and
 the phantoms it invents (on empty images too), which the ground-truth-box protocol of
-`training/evaluate.py` cannot see.
+`training/evaluate.py` cannot see. As served, a detection whose pose repeats a better one's in the same
+image (one person inside two boxes) is dropped (`posewheel.detection.distinct_persons`).
 
     from training.evaluate_persons import evaluate_without_boxes
     evaluate_without_boxes("models/production", "data/holdout/studio_groups")
@@ -25,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,7 +45,7 @@ from posewheel.decoding import (
     pose_score,
     whole_image_box,
 )
-from posewheel.detection import detect_persons
+from posewheel.detection import detect_persons, distinct_persons
 from posewheel.schema import KEYPOINT_NAMES, OKS_SIGMAS, PERSON_CATEGORY_ID
 
 PersonScore = Literal["box", "pose", "box_x_pose"]
@@ -85,11 +86,13 @@ def predict_without_boxes(
     batch_size: int = 64,
     score_threshold: float | None = None,
     max_persons: int | None = None,
+    distinct: bool = True,
 ) -> DetectedPersons:
     """Detect the persons of every image of `dataset` with the artifact's detector, then estimate each top-down.
 
     score_threshold and max_persons default to the card's detector section and max_persons is capped
-    by it, as in serving (serving/engine.py PersonDetector.detect, then prepare).
+    by it, as in serving (serving/engine.py PersonDetector.detect, then prepare). `distinct`: drop a pose
+    that repeats a better one's, as serving does (False: every detection, a benchmark's baseline).
     Raises ValueError when the artifact has no detector.
     """
     import onnxruntime as ort
@@ -143,13 +146,31 @@ def predict_without_boxes(
         points.append(p)
         joint_scores.append(s)
     k = len(KEYPOINT_NAMES)
-    return DetectedPersons(
+    persons = DetectedPersons(
         dataset=ds,
         image_ids=np.asarray(image_ids, dtype=np.int64),
         boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
         box_scores=np.asarray(box_scores, dtype=np.float64),
         keypoints=np.concatenate(points) if points else np.zeros((0, k, 2)),
         joint_scores=np.concatenate(joint_scores) if joint_scores else np.zeros((0, k)),
+    )
+    return _distinct(persons) if distinct else persons
+
+
+def _distinct(pred: DetectedPersons) -> DetectedPersons:
+    """The persons serving answers: per image, a pose repeating a better one's dropped (distinct_persons)."""
+    keep = np.zeros(len(pred.image_ids), dtype=bool)
+    for image_id in np.unique(pred.image_ids):
+        rows = np.flatnonzero(pred.image_ids == image_id)
+        keep[rows[distinct_persons(pred.boxes[rows], pred.keypoints[rows], pred.joint_scores[rows],
+                                   pred.box_scores[rows])]] = True  # fmt: skip
+    return replace(
+        pred,
+        image_ids=pred.image_ids[keep],
+        boxes=pred.boxes[keep],
+        box_scores=pred.box_scores[keep],
+        keypoints=pred.keypoints[keep],
+        joint_scores=pred.joint_scores[keep],
     )
 
 

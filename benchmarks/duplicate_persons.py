@@ -1,0 +1,185 @@
+"""One answer per person: what dropping a pose that repeats a better one's does, on real photographs and scenes.
+
+    .venv/bin/python benchmarks/duplicate_persons.py                            # pretrained Lightning and Thunder
+    .venv/bin/python benchmarks/duplicate_persons.py models/production --data data/holdout/street_scenes
+    .venv/bin/python benchmarks/duplicate_persons.py --picture var/duplicate_persons.jpg
+
+In a tight group the person detector's box around two people and its box around one of them both crop
+that one, and the top-down pose network draws the same skeleton twice. `posewheel.detection.
+distinct_persons` (served since session 31) keeps one pose per person: a pose within OKS DUPLICATE_OKS
+of a better one's is dropped. The baseline is every detection, as served before, in the same run and on
+the same detections (`predict_without_boxes(distinct=False)`: only the drop differs).
+
+Photographs: the six group photographs `posewheel pretrained fetch` caches (training/distill.py's, 22
+people counted by eye: 3, 3, 3, 4, 5, 4) and the check set at the detector's size, mirror images included
+(tests/support/real_photos.py, counts from its README). COCO datasets given with `--data` are scored
+without boxes (OKS AP, persons found, phantoms) both ways.
+
+Prints one JSON line per artifact and photograph (persons answered both ways, people in it, the highest
+OKS between two answered poses both ways); one per artifact with the totals (repeats: pairs of answered
+poses above DUPLICATE_OKS) and the gap between the least similar pair dropped and the most similar pair
+kept; per artifact and dataset its scores both ways and, of the pairs above the threshold, how many are
+one labeled person read twice (both poses nearest the same labeled pose) and how many two people. How
+many answers match a photograph's count is not a figure here: where a repeat stood in for a missed
+person, the count came out right by chance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
+
+from posewheel import dataset as coco
+from posewheel.detection import DUPLICATE_OKS, pose_oks
+from tests.support.figures import emit
+from tests.support.real_photos import detector_photos, persons_in_photo
+from training.evaluate_persons import DetectedPersons, predict_without_boxes, score_without_boxes
+
+BENCHMARK = "duplicate_persons"
+GROUPS = {"sample1": 3, "sample2": 3, "sample3": 3, "sample4": 4, "sample5": 5, "sample6": 4}  # counted by eye
+
+
+def photo_set(folder: Path) -> tuple[Path, dict[int, tuple[str, int]]]:
+    """The group photographs and the check set as one COCO dataset without labels; image id -> (name, people)."""
+    from posewheel.pretrained import real_frames
+
+    images, sources, people = [], {}, {}
+    pictures: list[tuple[str, int, Image.Image | Path]] = [(p.stem, GROUPS[p.stem], p) for p in real_frames()]
+    pictures += [(name, persons_in_photo(name), image) for name, image in detector_photos()]
+    for image_id, (name, count, picture) in enumerate(pictures, start=1):
+        if isinstance(picture, Path):
+            sources[image_id] = picture
+            with Image.open(picture) as opened:
+                width, height = opened.size
+            file_name = picture.name
+        else:
+            file_name = f"{name}.png"
+            sources[image_id] = folder / file_name
+            picture.save(sources[image_id])
+            width, height = picture.size
+        images.append(coco.ImageRecord(id=image_id, file_name=file_name, width=width, height=height))
+        people[image_id] = (name, count)
+    coco.save(coco.Dataset(images=images, annotations=[]), folder / "photos", image_sources=sources)
+    return folder / "photos", people
+
+
+def pair_oks(pred: DetectedPersons, image_id: int) -> np.ndarray:
+    """OKS of every two answered poses of one image (upper triangle, flattened)."""
+    rows = pred.image_ids == image_id
+    oks = pose_oks(pred.keypoints[rows], pred.boxes[rows])
+    return oks[np.triu_indices(int(rows.sum()), k=1)]
+
+
+def photographs(name: str, artifact: Path, data: Path, people: dict[int, tuple[str, int]]) -> None:
+    every = predict_without_boxes(artifact, data, distinct=False)
+    distinct = predict_without_boxes(artifact, data)
+    totals = {"people": 0, "every": 0, "distinct": 0, "repeats_every": 0, "repeats_distinct": 0}
+    dropped_oks, kept_oks = [], []
+    for image_id, (photo, count) in people.items():
+        found = {how: int((p.image_ids == image_id).sum()) for how, p in (("every", every), ("distinct", distinct))}
+        before, after = pair_oks(every, image_id), pair_oks(distinct, image_id)
+        kept_oks += after.tolist()
+        dropped_oks += [v for v in before.tolist() if v > DUPLICATE_OKS]
+        emit("photo", benchmark=BENCHMARK, model=name, photo=photo, people=count, answered_every=found["every"],
+             answered_distinct=found["distinct"], max_pair_oks_every=round(float(before.max(initial=0.0)), 3),
+             max_pair_oks_distinct=round(float(after.max(initial=0.0)), 3))  # fmt: skip
+        totals["people"] += count
+        for how, pairs in (("every", before), ("distinct", after)):
+            totals[how] += found[how]
+            totals[f"repeats_{how}"] += int((pairs > DUPLICATE_OKS).sum())
+    emit("photographs", benchmark=BENCHMARK, model=name, photos=len(people), **totals,
+         least_similar_dropped=round(min(dropped_oks, default=float("nan")), 3),
+         most_similar_kept=round(max(kept_oks, default=float("nan")), 3), duplicate_oks=DUPLICATE_OKS)  # fmt: skip
+
+
+def nearest_labeled(pred: DetectedPersons, row: int, people: list[coco.PersonAnnotation]) -> int:
+    """Index of the labeled person of the row's image whose pose the row's pose matches best (OKS), -1 if none."""
+    if not people:
+        return -1
+    truth = np.stack([p.keypoints[:, :2] for p in people])
+    boxes = np.stack([p.bbox for p in people])
+    poses = np.concatenate([pred.keypoints[row][None], truth])
+    return int(pose_oks(poses, np.concatenate([pred.boxes[row][None], boxes]))[0, 1:].argmax())
+
+
+def scenes(name: str, artifact: Path, data: Path) -> None:
+    every = predict_without_boxes(artifact, data, distinct=False)
+    for how, pred in (("every", every), ("distinct", predict_without_boxes(artifact, data))):
+        values = score_without_boxes(pred)
+        keys = ("oks_ap", "box_ap", "persons_true", "persons_found", "persons_matched", "phantoms")
+        emit("scenes", benchmark=BENCHMARK, model=name, data=str(data), answers=how,
+             **{k: round(float(values[k]), 4) for k in keys})  # fmt: skip
+    # Is a pair above the threshold one labeled person read twice, or two people whose poses are alike?
+    labeled = every.dataset.annotations_by_image()
+    same, different, most_similar_different = 0, 0, 0.0
+    for image_id in np.unique(every.image_ids):
+        rows = np.flatnonzero(every.image_ids == image_id)
+        oks = pose_oks(every.keypoints[rows], every.boxes[rows])
+        for a, b in zip(*np.triu_indices(len(rows), k=1), strict=True):
+            people = [p for p in labeled.get(int(image_id), []) if p.num_keypoints > 0]
+            one = nearest_labeled(every, rows[a], people) == nearest_labeled(every, rows[b], people)
+            if not one:
+                most_similar_different = max(most_similar_different, float(oks[a, b]))
+            if oks[a, b] > DUPLICATE_OKS:
+                same, different = same + one, different + (not one)
+    emit("pairs", benchmark=BENCHMARK, model=name, data=str(data), duplicate_oks=DUPLICATE_OKS,
+         above_one_person=same, above_two_people=different,
+         most_similar_two_people=round(most_similar_different, 3))  # fmt: skip
+
+
+def picture(artifact: Path, data: Path, people: dict[int, tuple[str, int]], out: Path) -> None:
+    """The group photographs as served before (top row) and now (bottom row)."""
+    from posewheel.draw import draw_poses, image_grid
+
+    ds = coco.load(data)
+    tiles = []
+    for distinct in (False, True):
+        pred = predict_without_boxes(artifact, data, distinct=distinct)
+        for record in ds.images:
+            if people[record.id][0] not in GROUPS:
+                continue
+            rows = pred.image_ids == record.id
+            with Image.open(ds.image_path(record)) as raw:
+                image = raw.convert("RGB")
+            tiles.append(draw_poses(image, pred.keypoints[rows], pred.joint_scores[rows], pred.boxes[rows]))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(tiles, columns=len(GROUPS), cell=480).save(out)
+    emit("picture", benchmark=BENCHMARK, model=str(artifact), path=str(out))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "artifacts", nargs="*", type=Path, help="model folders; default: the pretrained Lightning and Thunder"
+    )
+    parser.add_argument("--data", type=Path, action="append", default=[], help="a COCO dataset to score without boxes")
+    parser.add_argument("--picture", type=Path, default=None, help="JPEG or PNG: the group photos, before and after")
+    args = parser.parse_args()
+    from training.pretrained import export_pretrained
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        artifacts = [(str(a), a) for a in args.artifacts]
+        if not artifacts:
+            artifacts = [
+                (f"pretrained {n}", export_pretrained(n, folder / "models"))
+                for n in ("movenet-lightning", "movenet-thunder")
+            ]
+        data, people = photo_set(folder)
+        for name, artifact in artifacts:
+            photographs(name, artifact, data, people)
+            for scene_set in args.data:
+                scenes(name, artifact, scene_set)
+        if args.picture:
+            picture(artifacts[0][1], data, people, args.picture)
+
+
+if __name__ == "__main__":
+    main()
