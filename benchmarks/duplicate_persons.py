@@ -8,7 +8,8 @@ In a tight group the person detector's box around two people and its box around 
 that one, and the top-down pose network draws the same skeleton twice. `posewheel.detection.
 distinct_persons` (served since session 31) keeps one pose per person: a pose within OKS DUPLICATE_OKS
 of a better one's is dropped. The baseline is every detection, as served before, in the same run and on
-the same detections (`predict_without_boxes(distinct=False)`: only the drop differs).
+the same detections (`predict_without_boxes(distinct=False)`, then `distinct_detections`: only the drop
+differs).
 
 Photographs: the six group photographs `posewheel pretrained fetch` caches (training/distill.py's, 22
 people counted by eye: 3, 3, 3, 4, 5, 4) and the check set at the detector's size, mirror images included
@@ -40,7 +41,7 @@ from posewheel import dataset as coco
 from posewheel.detection import DUPLICATE_OKS, pose_oks
 from tests.support.figures import emit
 from tests.support.real_photos import detector_photos, persons_in_photo
-from training.evaluate_persons import DetectedPersons, predict_without_boxes, score_without_boxes
+from training.evaluate_persons import DetectedPersons, distinct_detections, predict_without_boxes, score_without_boxes
 
 BENCHMARK = "duplicate_persons"
 GROUPS = {"sample1": 3, "sample2": 3, "sample3": 3, "sample4": 4, "sample5": 5, "sample6": 4}  # counted by eye
@@ -79,7 +80,7 @@ def pair_oks(pred: DetectedPersons, image_id: int) -> np.ndarray:
 
 def photographs(name: str, artifact: Path, data: Path, people: dict[int, tuple[str, int]]) -> None:
     every = predict_without_boxes(artifact, data, distinct=False)
-    distinct = predict_without_boxes(artifact, data)
+    distinct = distinct_detections(every)
     totals = {"people": 0, "every": 0, "distinct": 0, "repeats_every": 0, "repeats_distinct": 0}
     dropped_oks, kept_oks = [], []
     for image_id, (photo, count) in people.items():
@@ -111,7 +112,7 @@ def nearest_labeled(pred: DetectedPersons, row: int, people: list[coco.PersonAnn
 
 def scenes(name: str, artifact: Path, data: Path) -> None:
     every = predict_without_boxes(artifact, data, distinct=False)
-    for how, pred in (("every", every), ("distinct", predict_without_boxes(artifact, data))):
+    for how, pred in (("every", every), ("distinct", distinct_detections(every))):
         values = score_without_boxes(pred)
         keys = ("oks_ap", "box_ap", "persons_true", "persons_found", "persons_matched", "phantoms")
         emit("scenes", benchmark=BENCHMARK, model=name, data=str(data), answers=how,
@@ -140,8 +141,8 @@ def picture(artifact: Path, data: Path, people: dict[int, tuple[str, int]], out:
 
     ds = coco.load(data)
     tiles = []
-    for distinct in (False, True):
-        pred = predict_without_boxes(artifact, data, distinct=distinct)
+    every = predict_without_boxes(artifact, data, distinct=False)
+    for pred in (every, distinct_detections(every)):
         for record in ds.images:
             if people[record.id][0] not in GROUPS:
                 continue

@@ -154,10 +154,10 @@ def predict_without_boxes(
         keypoints=np.concatenate(points) if points else np.zeros((0, k, 2)),
         joint_scores=np.concatenate(joint_scores) if joint_scores else np.zeros((0, k)),
     )
-    return _distinct(persons) if distinct else persons
+    return distinct_detections(persons) if distinct else persons
 
 
-def _distinct(pred: DetectedPersons) -> DetectedPersons:
+def distinct_detections(pred: DetectedPersons) -> DetectedPersons:
     """The persons serving answers: per image, a pose repeating a better one's dropped (distinct_persons)."""
     keep = np.zeros(len(pred.image_ids), dtype=bool)
     for image_id in np.unique(pred.image_ids):
