@@ -100,14 +100,14 @@ def photographs(name: str, artifact: Path, data: Path, people: dict[int, tuple[s
          most_similar_kept=round(max(kept_oks, default=float("nan")), 3), duplicate_oks=DUPLICATE_OKS)  # fmt: skip
 
 
-def nearest_labeled(pred: DetectedPersons, row: int, people: list[coco.PersonAnnotation]) -> int:
-    """Index of the labeled person of the row's image whose pose the row's pose matches best (OKS), -1 if none."""
+def nearest_labeled(pred: DetectedPersons, rows: np.ndarray, people: list[coco.PersonAnnotation]) -> np.ndarray:
+    """For each of an image's detections (`rows`), the index of the labeled person whose pose its pose matches
+    best (OKS); -1 each when nobody is labeled."""
     if not people:
-        return -1
-    truth = np.stack([p.keypoints[:, :2] for p in people])
-    boxes = np.stack([p.bbox for p in people])
-    poses = np.concatenate([pred.keypoints[row][None], truth])
-    return int(pose_oks(poses, np.concatenate([pred.boxes[row][None], boxes]))[0, 1:].argmax())
+        return np.full(len(rows), -1)
+    poses = np.concatenate([pred.keypoints[rows], np.stack([p.keypoints[:, :2] for p in people])])
+    boxes = np.concatenate([pred.boxes[rows], np.stack([p.bbox for p in people])])
+    return np.asarray(pose_oks(poses, boxes)[: len(rows), len(rows) :].argmax(axis=1))
 
 
 def scenes(name: str, artifact: Path, data: Path) -> None:
@@ -123,9 +123,9 @@ def scenes(name: str, artifact: Path, data: Path) -> None:
     for image_id in np.unique(every.image_ids):
         rows = np.flatnonzero(every.image_ids == image_id)
         oks = pose_oks(every.keypoints[rows], every.boxes[rows])
+        nearest = nearest_labeled(every, rows, [p for p in labeled.get(int(image_id), []) if p.num_keypoints > 0])
         for a, b in zip(*np.triu_indices(len(rows), k=1), strict=True):
-            people = [p for p in labeled.get(int(image_id), []) if p.num_keypoints > 0]
-            one = nearest_labeled(every, rows[a], people) == nearest_labeled(every, rows[b], people)
+            one = bool(nearest[a] == nearest[b])
             if not one:
                 most_similar_different = max(most_similar_different, float(oks[a, b]))
             if oks[a, b] > DUPLICATE_OKS:
