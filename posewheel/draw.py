@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from posewheel.schema import KEYPOINT_NAMES, NUM_KEYPOINTS, SKELETON, V_OCCLUDED, V_VISIBLE
 
@@ -18,6 +18,16 @@ LEFT_COLOUR = (255, 140, 0)
 RIGHT_COLOUR = (0, 150, 255)
 CENTRE_COLOUR = (40, 220, 60)
 BOX_COLOUR = (255, 255, 0)
+# Track colours (Kelly's colours of maximum contrast), a person's box and id keep theirs through a video.
+TRACK_COLOURS = (
+    (255, 179, 0), (128, 62, 117), (255, 104, 0), (166, 189, 215), (193, 0, 32), (206, 162, 98),
+    (129, 112, 102), (0, 125, 52), (246, 118, 142), (0, 83, 138), (255, 122, 92), (83, 55, 122),
+)  # fmt: skip
+
+
+def track_colour(track_id: int) -> tuple[int, int, int]:
+    """The colour of track `track_id` (ids from 1; they cycle after 12)."""
+    return TRACK_COLOURS[(track_id - 1) % len(TRACK_COLOURS)]
 
 
 def _side_colour(joint: int) -> tuple[int, int, int]:
@@ -53,14 +63,16 @@ def draw_poses(
     threshold: float = 0.3,
     radius: float | None = None,
     colors: Sequence[tuple[int, int, int]] | None = None,
+    track_ids: Sequence[int] | None = None,
 ) -> Image.Image:
     """A copy of `image` (RGB) with each person's skeleton drawn.
 
-    keypoints: (N, 17, 3) pixels with v in {0,1,2} (labels), or (N, 17, 2) pixels with `scores`
-    (N, 17) in [0, 1] (predictions: below `threshold` drawn hollow); a single (17, k) person is
-    accepted. boxes: optional (N, 4) [x, y, w, h] pixels. radius: joint radius in pixels (default
-    from the image size). colors: one RGB per person instead of the left/right colours (e.g. truth
-    green, prediction red). Coordinates are continuous pixels (pixel i covers [i, i+1)).
+        keypoints: (N, 17, 3) pixels with v in {0,1,2} (labels), or (N, 17, 2) pixels with `scores`
+        (N, 17) in [0, 1] (predictions: below `threshold` drawn hollow); a single (17, k) person is
+        accepted. boxes: optional (N, 4) [x, y, w, h] pixels. radius: joint radius in pixels (default
+        from the image size). colors: one RGB per person instead of the left/right colours (e.g. truth
+        green, prediction red). track_ids: one per person (video tracks): each box is drawn in its track's
+    colour with the id above it. Coordinates are continuous pixels (pixel i covers [i, i+1)).
     """
     points = np.asarray(keypoints, dtype=np.float64)
     if points.ndim == 2:
@@ -73,8 +85,20 @@ def draw_poses(
     r = radius if radius is not None else max(1.5, min(out.size) / 100)
     width = max(1, round(r * 0.7))
     if boxes is not None:
-        for x, y, w, h in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
-            draw.rectangle((x - 0.5, y - 0.5, x + w - 0.5, y + h - 0.5), outline=BOX_COLOUR, width=1)
+        box_array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if track_ids is not None and len(track_ids) != len(box_array):
+            raise ValueError(f"track_ids has {len(track_ids)} entries for {len(box_array)} boxes")
+        for n, (x, y, w, h) in enumerate(box_array):
+            if track_ids is None:
+                draw.rectangle((x - 0.5, y - 0.5, x + w - 0.5, y + h - 0.5), outline=BOX_COLOUR, width=1)
+                continue
+            track_box = track_colour(int(track_ids[n]))
+            draw.rectangle((x - 0.5, y - 0.5, x + w - 0.5, y + h - 0.5), outline=track_box, width=width)
+            label = f"#{int(track_ids[n])}"
+            font = ImageFont.load_default(size=max(10, round(r * 4)))
+            left, top, right, bottom = draw.textbbox((x, y), label, font=font)
+            draw.rectangle((left - 2, top - 2, right + 2, bottom + 2), fill=track_box)
+            draw.text((x, y), label, fill=(0, 0, 0), font=font)
     if colors is not None and len(colors) != len(xy):
         raise ValueError(f"colors has {len(colors)} entries for {len(xy)} persons")
     pix = xy - 0.5  # PIL puts pixel centres at integers

@@ -38,6 +38,7 @@ from posewheel.decoding import Box
 from posewheel.draw import draw_poses
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox
+from posewheel.tracks import PoseTracker
 from serving.engine import ServedModel, prepare
 from serving.images import InputError, decode_image, parse_boxes
 from serving.overlay import render_png
@@ -83,6 +84,7 @@ class Summary:
     images: int = 0
     frames: int = 0
     persons: int = 0
+    tracks: int = 0  # persons followed through the videos (track ids started)
     seconds: float = 0.0
     reviewed: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # file name -> what went wrong
@@ -94,7 +96,9 @@ class Summary:
 
     def line(self) -> str:
         text = (
-            f"{self.images} images, {self.frames} frames, {self.persons} persons in {self.seconds:.1f} s "
+            f"{self.images} images, {self.frames} frames, {self.persons} persons"
+            + (f" ({self.tracks} tracked through the videos)" if self.tracks else "")
+            + f" in {self.seconds:.1f} s "
             f"({self.per_second:.1f} images/s)"
         )
         if self.reviewed:
@@ -128,11 +132,17 @@ def find_sources(paths: Sequence[Path]) -> tuple[list[Source], dict[str, str]]:
 
 
 def coco_results(
-    poses: Sequence[dict[str, Any]], image_id: int, file_name: str, frame_index: int | None, timestamp_s: float | None
+    poses: Sequence[dict[str, Any]],
+    image_id: int,
+    file_name: str,
+    frame_index: int | None,
+    timestamp_s: float | None,
+    track_ids: Sequence[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """COCO keypoint results of one image or frame: per person keypoints [x, y, score] * 17 (pixels), score, bbox."""
+    """COCO keypoint results of one image or frame: per person keypoints [x, y, score] * 17 (pixels), score, bbox;
+    a video frame's persons also carry frame_index, timestamp_s and their track_id (posewheel.tracks)."""
     out = []
-    for pose in poses:
+    for n, pose in enumerate(poses):
         entry: dict[str, Any] = {
             "image_id": image_id,
             "file_name": file_name,
@@ -145,6 +155,8 @@ def coco_results(
         if frame_index is not None:
             entry["frame_index"] = frame_index
             entry["timestamp_s"] = timestamp_s
+        if track_ids is not None:
+            entry["track_id"] = int(track_ids[n])
         out.append(entry)
     return out
 
@@ -227,6 +239,7 @@ class BatchPredictor:
         self._crops = 0
         self._renders: list[tuple[str, Future[None]]] = []
         self._video_out: _VideoWriter | None = None
+        self._tracker: tuple[Source, PoseTracker] | None = None  # the video being read and its persons' tracks
         self._policy: ReviewPolicy | None = None
         self._predlog: PredictionLog | None = None
         if options.review:
@@ -377,7 +390,10 @@ class BatchPredictor:
     def _finish(self, ready: _Ready, points: np.ndarray, scores: np.ndarray) -> None:
         item, source = ready.item, ready.item.source
         poses = pose_dicts(ready.boxes, points, scores, ready.box_scores)
-        self.results.extend(coco_results(poses, item.image_id, source.name, item.frame_index, item.timestamp_s))
+        track_ids = None if item.frame_index is None else self._track(item, poses)
+        self.results.extend(
+            coco_results(poses, item.image_id, source.name, item.frame_index, item.timestamp_s, track_ids)
+        )
         self.summary.persons += len(poses)
         if item.frame_index is None:
             self.summary.images += 1
@@ -390,8 +406,18 @@ class BatchPredictor:
                 target = self.options.render_dir / render_name(source.rel, ".png")
                 self._renders.append((source.name, self._pool.submit(_write_overlay, target, ready.image, poses)))
             else:
-                self._write_frame(ready, poses)
+                self._write_frame(ready, poses, track_ids)
         self.on_item()
+
+    def _track(self, item: _Item, poses: list[dict[str, Any]]) -> list[int]:
+        """Track ids of a video frame's persons: one PoseTracker per video, fed its frames in order."""
+        if self._tracker is None or self._tracker[0] != item.source:
+            self._tracker = (item.source, PoseTracker())
+        tracker = self._tracker[1]
+        before = tracker.started
+        ids = tracker.update(*pose_arrays(poses), item.timestamp_s or 0.0)
+        self.summary.tracks += tracker.started - before
+        return [int(i) for i in ids]
 
     def _review(self, ready: _Ready, poses: list[dict[str, Any]]) -> None:
         """The server's decision and writer: PoseService.predict's review step for one image or frame."""
@@ -419,7 +445,7 @@ class BatchPredictor:
             self.summary.reviewed += 1
         self._predlog.submit(record)  # the prediction log line the review item refers to
 
-    def _write_frame(self, ready: _Ready, poses: list[dict[str, Any]]) -> None:
+    def _write_frame(self, ready: _Ready, poses: list[dict[str, Any]], track_ids: list[int] | None) -> None:
         item = ready.item
         assert ready.image is not None and item.frame_rate is not None
         writer = self._video_out
@@ -432,7 +458,7 @@ class BatchPredictor:
                 self._fail(item.source.name, f"overlay video not written: {exc}")
                 return
         try:
-            writer.write(_overlay(ready.image, poses))
+            writer.write(_overlay(ready.image, poses, track_ids))
         except (OSError, ValueError) as exc:
             self._fail(item.source.name, f"overlay video not written: {exc}")
 
@@ -461,13 +487,23 @@ def upright_frame(frame: Any) -> Image.Image:
     return image.rotate(degrees, expand=True) if degrees else image
 
 
-def _overlay(image: Image.Image, poses: Sequence[dict[str, Any]]) -> Image.Image:
-    """`image` with each pose's box, skeleton and keypoints drawn (a copy), as /v1/render draws them."""
-    if not poses:
-        return image
+def pose_arrays(poses: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keypoints (P, 17, 2) pixels, their scores (P, 17) and boxes (P, 4) x, y, w, h of `pose_dicts` answers."""
     keypoints = np.array([[(k["x"], k["y"]) for k in p["keypoints"]] for p in poses], dtype=np.float64)
     scores = np.array([[k["score"] for k in p["keypoints"]] for p in poses], dtype=np.float64)
-    return draw_poses(image, keypoints, scores=scores, boxes=np.array([p["box"] for p in poses], dtype=np.float64))
+    boxes = np.array([p["box"] for p in poses], dtype=np.float64)
+    return keypoints.reshape(-1, 17, 2), scores.reshape(-1, 17), boxes.reshape(-1, 4)
+
+
+def _overlay(
+    image: Image.Image, poses: Sequence[dict[str, Any]], track_ids: Sequence[int] | None = None
+) -> Image.Image:
+    """`image` with each pose's box, skeleton and keypoints drawn (a copy), as /v1/render draws them; with
+    `track_ids`, each box in its track's colour and labelled with its id."""
+    if not poses:
+        return image
+    keypoints, scores, boxes = pose_arrays(poses)
+    return draw_poses(image, keypoints, scores=scores, boxes=boxes, track_ids=track_ids)
 
 
 def _write_overlay(target: Path, image: Image.Image, poses: list[dict[str, Any]]) -> None:

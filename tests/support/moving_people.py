@@ -1,0 +1,164 @@
+"""Videos of real people whose identities are known in every frame, to measure track ids without labels.
+
+    clip = crossing_clips()[0]                      # frames (PIL), each person's nose per frame
+    write_video(clip.frames, Path("clip.mp4"))
+    identities(results, clip, frame_index)          # which known person each answered person is
+    switches, idf1 = identity_scores(pairs, frames)
+
+Used by benchmarks/pose_tracking.py and tests/test_tracks.py (see the benchmark's docstring for how the
+clips are made and why identities come from noses).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+CHECK_SET = Path(__file__).resolve().parents[1] / "fixtures" / "real_photos"
+FRAME_RATE = 25
+
+# Each group photograph's people by the tip of their nose, in photograph pixels (1920 wide), marked by eye.
+NOSES = {
+    "sample1": ((490, 490), (940, 560), (1560, 340)),
+    "sample2": ((380, 300), (980, 370), (1550, 310)),
+    "sample3": ((670, 500), (1150, 390), (1600, 450)),
+    "sample4": ((320, 350), (690, 220), (1020, 320), (1300, 280)),
+    "sample5": ((860, 250), (1180, 340), (710, 570), (1490, 550), (470, 1040)),
+    "sample6": ((370, 650), (750, 500), (1270, 470), (1610, 420)),
+}
+REACH = 150  # photograph pixels: an answered nose this close to a marked one is that person's
+
+
+@dataclass
+class Clip:
+    """A video made here and where each known person's nose is in each frame: name -> (frames, 2) pixels, NaN
+    while out of the picture; `reach` (frames,) pixels: how near an answered nose must be to count as theirs."""
+
+    name: str
+    kind: str
+    frames: list[Image.Image]
+    noses: dict[str, np.ndarray]
+    reach: np.ndarray
+
+
+def pan_clips() -> list[Clip]:
+    """A 3 s camera pan with a slow zoom across each group photograph, its people's noses mapped through the crop."""
+    from posewheel.pretrained import real_frames
+
+    clips = []
+    for path in real_frames():
+        with Image.open(path) as raw:
+            photo = raw.convert("RGB")
+        marked = np.asarray(NOSES[path.stem], dtype=np.float64)
+        frames, reach = [], np.zeros(75)
+        noses = {f"{path.stem}#{n}": np.full((75, 2), np.nan) for n in range(len(marked))}
+        for i in range(75):
+            t = i / 74
+            scale = 0.75 - 0.15 * t  # the crop's share of the photograph: zooming in as it pans
+            w, h = photo.width * scale, photo.height * scale
+            x0, y0 = (photo.width - w) * t, (photo.height - h) * (0.3 + 0.4 * t)
+            frames.append(photo.resize((960, 720), Image.Resampling.BILINEAR, box=(x0, y0, x0 + w, y0 + h)))
+            reach[i] = REACH / w * 960
+            for n, (x, y) in enumerate(marked):
+                if x0 <= x <= x0 + w and y0 <= y <= y0 + h:
+                    noses[f"{path.stem}#{n}"][i] = ((x - x0) / w * 960, (y - y0) / h * 720)
+        clips.append(Clip(path.stem, "pan", frames, noses, reach))
+    return clips
+
+
+def crossing_clips() -> list[Clip]:
+    """The three single people on two people-free photographs: two walk past each other, one nearly stands."""
+    clips = []
+    walkers = {  # name -> (start x, end x, y) of the pasted 300 px photograph on a 960 x 640 frame; later in front
+        "astronaut": (0.0, 560.0, 200.0),
+        "cameraman": (560.0, 0.0, 160.0),
+        "grace_hopper": (640.0, 660.0, 220.0),
+    }
+    side = 300
+    recorded = json.loads((CHECK_SET / "reference.json").read_text(encoding="utf-8"))["models"]["movenet-lightning"]
+    # the original MoveNet's nose on each photograph's square, where NAME_512.png has it: (x, y) as a share of the side
+    nose_at = {name: (recorded["keypoints"][name][0][1], recorded["keypoints"][name][0][0]) for name in walkers}
+    for background in ("nobody_coffee", "nobody_rocket"):
+        with Image.open(CHECK_SET / f"{background}_512.png") as raw:
+            square = raw.convert("RGB")
+            back = square.crop(square.getbbox()).resize((960, 640), Image.Resampling.BILINEAR)  # without its padding
+        pictures = {}
+        for name in walkers:
+            with Image.open(CHECK_SET / f"{name}_512.png") as raw:
+                pictures[name] = raw.convert("RGB").resize((side, side), Image.Resampling.BILINEAR)
+        frames, noses = [], {f"{name}@{background}": np.full((100, 2), np.nan) for name in walkers}
+        for i in range(100):
+            t = i / 99
+            frame = back.copy()
+            for name, (x_start, x_end, y) in walkers.items():  # later names in front
+                x = x_start + (x_end - x_start) * t
+                frame.paste(pictures[name], (round(x), round(y)))
+                nose = (x + nose_at[name][0] * side, y + nose_at[name][1] * side)
+                if 0 <= nose[0] < 960:
+                    noses[f"{name}@{background}"][i] = nose
+            frames.append(frame)
+        clips.append(Clip(background, "crossing", frames, noses, np.full(100, REACH * side / 512)))
+    return clips
+
+
+def write_video(frames: list[Image.Image], target: Path) -> None:
+    """H.264 at FRAME_RATE, as a phone or camera would hand it over."""
+    import av
+
+    with av.open(str(target), mode="w") as container:
+        stream = container.add_stream("libx264", rate=FRAME_RATE)
+        stream.width, stream.height = frames[0].size
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_image(frame)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def head(keypoints: list[float]) -> np.ndarray | None:
+    """Where an answered person's nose is (pixels): the nose, else the middle of the confident eyes and ears."""
+    face = np.asarray(keypoints, dtype=np.float64).reshape(17, 3)[:5]
+    if face[0, 2] >= 0.3:
+        return face[0, :2]
+    sure = face[face[:, 2] >= 0.3]
+    return sure[:, :2].mean(axis=0) if len(sure) else None
+
+
+def identities(results: list[dict], clip: Clip, index: int) -> list[str | None]:
+    """The known person each answered person is (the marked nose nearest theirs, within the clip's reach), or None.
+
+    A person two answers claim in one frame (a box around two people read as one of them, as well as her own
+    box) counts for neither: which of those answers is her is a question for the detector, not the tracker."""
+    names = [n for n, noses in clip.noses.items() if not np.isnan(noses[index]).any()]
+    out: list[str | None] = []
+    for result in results:
+        point = head(result["keypoints"])
+        distances = [np.hypot(*(clip.noses[n][index] - point)) for n in names] if point is not None else []
+        nearest = int(np.argmin(distances)) if distances else -1
+        out.append(names[nearest] if nearest >= 0 and distances[nearest] < clip.reach[index] else None)
+    return [None if out.count(name) > 1 else name for name in out]
+
+
+def identity_scores(pairs: list[tuple[str, str]], order: list[list[tuple[str, str]]]) -> tuple[int, float]:
+    """Identity switches over frames in order (lists of (person, id)) and IDF1 over all matched persons."""
+    from scipy.optimize import linear_sum_assignment
+
+    last: dict[str, str] = {}
+    switches = 0
+    for frame in order:
+        for person, track in frame:
+            if person in last and last[person] != track:
+                switches += 1
+            last[person] = track
+    people = sorted({p for p, _ in pairs})
+    tracks = sorted({t for _, t in pairs})
+    counts = np.zeros((len(people), len(tracks)))
+    for p, t in pairs:
+        counts[people.index(p), tracks.index(t)] += 1
+    rows, cols = linear_sum_assignment(-counts)
+    return switches, float(counts[rows, cols].sum() / max(1, len(pairs)))
