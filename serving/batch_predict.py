@@ -9,7 +9,8 @@ It runs the server's own engine, step for step as `PoseService.prepare_request` 
 `prepare` and `ServedModel.infer_decode`, so an image's keypoints are the API's. Images are read,
 decoded, searched for people and cropped on `threads` threads while the crops of several images
 run as one ONNX Runtime batch. Videos are decoded with PyAV (`--every N` frames or `--fps F`) and
-turned upright by their display matrix, as photos are by EXIF. With `review`, each prediction meets
+turned upright by their display matrix, as photos are by EXIF; each video's persons get track ids
+(`posewheel.tracks.PoseTracker`, one per video, fed its frames in order). With `review`, each prediction meets
 the server's review policy and a picked one goes into the server's outbox through the server's own
 writer (`PredictionLog.queue_review_now`).
 """

@@ -94,14 +94,23 @@ def predict(
     paths: Annotated[
         list[Path], typer.Argument(help="images (JPEG, PNG, WebP), videos, or folders searched recursively for both")
     ],
-    out: Annotated[Path, typer.Option(help="COCO keypoint results JSON, written atomically")] = Path("results.json"),
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="COCO keypoint results JSON, written atomically; a video's persons also carry frame_index, "
+            "timestamp_s and a track_id that stays theirs while in view"
+        ),
+    ] = Path("results.json"),
     model: Annotated[
         Path | None,
         typer.Option(help="artifact folder (model.onnx + card.json) or symlink [default: models/production]"),
     ] = None,
     render: Annotated[
         Path | None,
-        typer.Option(help="write overlays here: a PNG per image, an MP4 per video (under each one's relative path)"),
+        typer.Option(
+            help="write overlays here: a PNG per image, an MP4 per video with each person's track id (under each "
+            "one's relative path)"
+        ),
     ] = None,
     every: Annotated[int, typer.Option(min=1, help="videos: predict every N-th frame")] = 1,
     fps: Annotated[
