@@ -6,6 +6,7 @@ are filled discs, occluded (or low-score) joints hollow rings, unlabeled joints 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,6 +29,12 @@ TRACK_COLOURS = (
 def track_colour(track_id: int) -> tuple[int, int, int]:
     """The colour of track `track_id` (ids from 1; they cycle after 12)."""
     return TRACK_COLOURS[(track_id - 1) % len(TRACK_COLOURS)]
+
+
+@functools.lru_cache(maxsize=8)
+def _label_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's own font at `size` px, loaded once per size (a video draws thousands of labels)."""
+    return ImageFont.load_default(size=size)
 
 
 def _side_colour(joint: int) -> tuple[int, int, int]:
@@ -67,12 +74,12 @@ def draw_poses(
 ) -> Image.Image:
     """A copy of `image` (RGB) with each person's skeleton drawn.
 
-        keypoints: (N, 17, 3) pixels with v in {0,1,2} (labels), or (N, 17, 2) pixels with `scores`
-        (N, 17) in [0, 1] (predictions: below `threshold` drawn hollow); a single (17, k) person is
-        accepted. boxes: optional (N, 4) [x, y, w, h] pixels. radius: joint radius in pixels (default
-        from the image size). colors: one RGB per person instead of the left/right colours (e.g. truth
-        green, prediction red). track_ids: one per person (video tracks): each box is drawn in its track's
-    colour with the id above it. Coordinates are continuous pixels (pixel i covers [i, i+1)).
+    keypoints: (N, 17, 3) pixels with v in {0,1,2} (labels), or (N, 17, 2) pixels with `scores`
+    (N, 17) in [0, 1] (predictions: below `threshold` drawn hollow); a single (17, k) person is
+    accepted. boxes: optional (N, 4) [x, y, w, h] pixels. radius: joint radius in pixels (default
+    from the image size). colors: one RGB per person instead of the left/right colours (e.g. truth
+    green, prediction red). track_ids: one per box (video tracks): each box is drawn in its track's
+    colour, its id at the top-left corner. Coordinates are continuous pixels (pixel i covers [i, i+1)).
     """
     points = np.asarray(keypoints, dtype=np.float64)
     if points.ndim == 2:
@@ -95,7 +102,7 @@ def draw_poses(
             track_box = track_colour(int(track_ids[n]))
             draw.rectangle((x - 0.5, y - 0.5, x + w - 0.5, y + h - 0.5), outline=track_box, width=width)
             label = f"#{int(track_ids[n])}"
-            font = ImageFont.load_default(size=max(10, round(r * 4)))
+            font = _label_font(max(10, round(r * 4)))
             left, top, right, bottom = draw.textbbox((x, y), label, font=font)
             draw.rectangle((left - 2, top - 2, right + 2, bottom + 2), fill=track_box)
             draw.text((x, y), label, fill=(0, 0, 0), font=font)

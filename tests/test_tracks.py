@@ -14,9 +14,11 @@ import av
 import numpy as np
 import pytest
 import typer
+from PIL import Image
 from typer.testing import CliRunner
 
 from posewheel import artifact
+from posewheel.draw import draw_poses, track_colour
 from posewheel.tracks import PoseTracker
 from serving.cli import register
 from tests.support.moving_people import FRAME_RATE, crossing_clips, identities, identity_scores, write_video
@@ -105,6 +107,15 @@ def test_poses_scores_and_boxes_must_count_the_same_persons() -> None:
     keypoints, scores, boxes = frame(100, 600)
     with pytest.raises(ValueError, match="2 poses, 1 score rows and 2 boxes"):
         PoseTracker().update(keypoints, scores[:1], boxes, 0.0)
+
+
+def test_overlay_draws_each_box_in_its_tracks_colour() -> None:
+    keypoints, scores, boxes = frame(20, 300)
+    drawn = np.asarray(draw_poses(Image.new("RGB", (640, 360)), keypoints, scores, boxes, track_ids=[3, 14]))
+    assert tuple(drawn[200, 20]) == track_colour(3)  # the left edge of each box, below its label
+    assert tuple(drawn[200, 300]) == track_colour(14) == track_colour(2)  # 12 colours, then again
+    with pytest.raises(ValueError, match="track_ids has 1 entries for 2 boxes"):
+        draw_poses(Image.new("RGB", (640, 360)), keypoints, scores, boxes, track_ids=[3])
 
 
 def test_predict_gives_real_people_walking_past_each_other_their_own_ids(
