@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/pose_tracking.py                       # the pretrained Lightning artifact
     .venv/bin/python benchmarks/pose_tracking.py models/production --picture var/tracks.png
+    .venv/bin/python benchmarks/pose_tracking.py --kinds crossing          # the two walking clips only
 
 `posewheel predict clip.mp4` gives each person of a video a track id (posewheel.tracks.PoseTracker). This
 measures it on videos made here from real photographs, whose people's identities are known in every
@@ -141,6 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("artifacts", nargs="*", type=Path, help="model folders; default: the pretrained Lightning")
     parser.add_argument("--picture", type=Path, default=None, help="PNG or JPEG: crossing frames with their track ids")
+    parser.add_argument("--kinds", default="pan,crossing", help="clip kinds to make, comma-separated (pan, crossing)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -149,13 +151,14 @@ def main() -> None:
             from training.pretrained import export_pretrained
 
             artifacts = [("pretrained movenet-lightning", export_pretrained("movenet-lightning", folder / "models"))]
-        clips = pan_clips() + crossing_clips()
+        kinds = args.kinds.split(",")
+        clips = (pan_clips() if "pan" in kinds else []) + (crossing_clips() if "crossing" in kinds else [])
         for clip in clips:
             write_video(clip.frames, folder / f"{clip.kind}_{clip.name}.mp4")
         for label, artifact in artifacts:
             answered = {c.name: predict_frames(artifact, folder / f"{c.kind}_{c.name}.mp4") for c in clips}
             seconds, frames = 0.0, 0
-            for kind in ("pan", "crossing"):
+            for kind in kinds:
                 for rate, fps in SAMPLINGS.items():
                     for way, link in WAYS.items():
                         tally = link_clips([c for c in clips if c.kind == kind], answered, fps, link)

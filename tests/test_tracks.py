@@ -8,6 +8,8 @@ serves, and checks who got which id by where each person's nose is.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -152,3 +154,25 @@ def test_predict_gives_real_people_walking_past_each_other_their_own_ids(
     assert identity_scores(pairs, list_places)[0] >= switches + 5
     with av.open(str(tmp_path / "render" / "crossing.mp4")) as overlay:  # every sampled frame, ids drawn
         assert sum(1 for _ in overlay.decode(video=0)) == len(clip.frames) * 5 // FRAME_RATE
+
+
+def test_the_benchmark_compares_the_ways_on_clips_of_real_people(pretrained_artifact: Path) -> None:
+    """benchmarks/pose_tracking.py on its two walking clips: a line per sampling and way, and the default
+    changes identities less often than list places do."""
+    script = str(Path(__file__).resolve().parents[1] / "benchmarks" / "pose_tracking.py")
+    run = subprocess.run(
+        [sys.executable, script, str(pretrained_artifact), "--kinds", "crossing"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    rows = {(x["sampling"], x["way"]): x for x in lines if x["figure"] == "identity"}
+    assert len(rows) == 3 * 4 and {x["clips"] for x in rows.values()} == {"crossing"}
+    for sampling in ("25fps", "5fps", "2fps"):
+        default, baseline = rows[sampling, "box IoU, moving (default)"], rows[sampling, "list order"]
+        assert default["matched"] == baseline["matched"] > 0  # the same answers, linked two ways
+        assert default["id_switches"] < baseline["id_switches"] and default["idf1"] > baseline["idf1"]
+    (cost,) = [x for x in lines if x["figure"] == "tracker_cost"]
+    assert cost["frames"] > 0 and cost["ms_per_frame"] < 50
