@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 import uuid
 from collections import Counter
@@ -291,3 +292,73 @@ def test_a_task_label_studio_refuses_stays_queued_without_blocking_the_batch(
     assert queue.deliver(items) == confirmed
     assert queue.deliver(items) == confirmed  # retried later: still refused, the others not duplicated
     assert _request_ids(labelstudio, project_id) == Counter(confirmed)
+
+
+def test_a_videos_frames_reach_label_studio_pre_annotated_and_come_back_as_coco(
+    labelstudio: LabelStudioServer, pretrained_artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`posewheel predict clip.mp4 --review`, `labels drain`, `annotate`, `export`: each sampled frame of a
+    video of real people becomes a Label Studio task showing that frame with the model's persons on it,
+    and the corrected persons come back as COCO labels on the frame."""
+    from posewheel.artifact import production_dir
+    from serving.cli import register as register_serving
+    from tests.support.moving_people import crossing_clips, write_video
+
+    for key, value in labelstudio.env(project_title=f"video-{uuid.uuid4().hex[:8]}").items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("POSEWHEEL_ROOT", str(tmp_path))  # var/outbox, var/truth under tmp_path
+    monkeypatch.setenv("POSEWHEEL_IMAGE_STORE_DIR", str(labelstudio.image_root))  # where Label Studio serves from
+    monkeypatch.setenv("POSEWHEEL_REVIEW_THRESHOLD", "1.0")  # every frame with a person is queued
+    monkeypatch.setenv("POSEWHEEL_REVIEW_RANDOM_FRACTION", "0")
+    clip = crossing_clips()[1]
+    write_video(clip.frames, tmp_path / "walk.mp4")
+    app = typer.Typer()
+    register_serving(app)
+    register(app)
+    runner = CliRunner()
+    model = str(production_dir(pretrained_artifact.parent))
+    args = ["predict", str(tmp_path / "walk.mp4"), "--model", model, "--fps", "1", "--review", "--no-progress"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "walk.json")])
+    assert result.exit_code == 0, result.output
+    answered = json.loads((tmp_path / "walk.json").read_text())
+    frames = sorted({r["frame_index"] for r in answered})
+    assert frames == [0, 25, 50, 75]  # 4 s at 1 frame a second, each with someone in it
+
+    items = Outbox(tmp_path / "var" / "outbox").pending()
+    assert len(items) == len(frames) and {(i.width, i.height) for i in items} == {clip.frames[0].size}
+    truth = TruthStore(tmp_path / "var" / "truth")
+    for item in items:  # the annotator's corrections: every joint 3 px right of the prediction, all visible
+        truth.put(item.image_sha256, [
+            {"keypoints": [[k.x + 3.0, k.y, V_VISIBLE] for k in pose.keypoints], "bbox": list(pose.box)}
+            for pose in item.poses
+        ])  # fmt: skip
+    result = runner.invoke(app, ["labels", "drain"])
+    assert result.exit_code == 0 and f"{len(items)} review item(s) delivered" in result.output, result.output
+
+    settings = LabelStudioSettings()
+    project_id = find_project(labelstudio.client, settings.project_title)
+    assert project_id is not None
+    tasks = list(labelstudio.client.tasks.list(project=project_id, resolve_uri=False))
+    auth = {"Authorization": f"Token {labelstudio.settings.credentials().token}"}
+    by_request = {i.request_id: i for i in items}
+    for task in tasks:
+        item = by_request[task.data["request_id"]]
+        shown = httpx.get(labelstudio.settings.base_url + task.data["image"], headers=auth)
+        with Image.open(io.BytesIO(shown.content)) as frame:
+            assert frame.size == clip.frames[0].size  # the frame, upright, not the video
+        nose = next(r for r in task.predictions[0].result if r["type"] == "keypointlabels")["value"]
+        assert (nose["x"] * item.width / 100, nose["y"] * item.height / 100) == pytest.approx(
+            (item.poses[0].keypoints[0].x, item.poses[0].keypoints[0].y), abs=0.01
+        )
+
+    result = runner.invoke(app, ["labels", "annotate", "--noise-px", "0", "--skip-rate", "0"])
+    assert result.exit_code == 0 and f"annotated {len(items)} task(s)" in result.output, result.output
+    result = runner.invoke(app, ["labels", "export", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    exported = load(tmp_path / "out")
+    assert len(exported.images) == len(items)
+    assert {(im.width, im.height) for im in exported.images} == {clip.frames[0].size}
+    assert len(exported.annotations) == sum(len(i.poses) for i in items)
+    for annotation in exported.annotations:  # each exported person is one the annotator corrected on that frame
+        corrected = truth.get(by_request[annotation.extra["request_id"]].image_sha256)
+        assert any(np.allclose(annotation.keypoints, person["keypoints"], atol=0.01) for person in corrected)
