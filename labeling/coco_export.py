@@ -203,6 +203,8 @@ def tasks_to_dataset(
             "request_id": data.get("request_id"),
             "model_version": data.get("model_version"),
         }
+        if data.get("source") is not None:  # `posewheel predict`: the file, or VIDEO#t=SECONDS
+            provenance["source"] = data["source"]
         by_image.setdefault(file_sha, []).append(_Labeled(task_id, sha, annotation, persons, provenance))
         if not persons:  # the negative's provenance sits on the image: it has no annotation to carry it
             records[file_sha].extra["confirmed_empty"] = provenance

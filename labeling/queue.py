@@ -76,6 +76,7 @@ def item_to_task(item: ReviewItem, image_url: str) -> dict[str, Any]:
             "reason": item.reason,
             "model_version": item.model_version,
             "created": item.created,
+            **({"source": item.source} if item.source is not None else {}),
         },
         "predictions": [{"model_version": item.model_version, "score": item.score, "result": results}],
     }

@@ -55,6 +55,11 @@ class ReviewItem(BaseModel):
     score: float = Field(description="task confidence: the lowest pose score (a project tab lists the lowest first)")
     reason: str = Field(description="why it was queued: 'low_confidence', 'uncertain_person' or 'random'")
     created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+    source: str | None = Field(
+        None,
+        description="where the image came from, for `posewheel predict`: the file's path, or PATH#t=SECONDS for a "
+        "video frame (a media-fragment time); None for images sent over HTTP",
+    )
 
 
 class Outbox:

@@ -441,6 +441,7 @@ class BatchPredictor:
             poses=poses,
             review_reason=reason,
             upright=ready.data is None,
+            source=review_source(ready.item),
         )
         if self._predlog.queue_review_now(record):
             self.summary.reviewed += 1
@@ -475,6 +476,13 @@ class BatchPredictor:
         if name not in self.summary.failed:
             self.summary.failed[name] = why
             self.on_failure(name, why)
+
+
+def review_source(item: _Item) -> str:
+    """Where a review item's image came from: the file as named, or VIDEO#t=SECONDS (a media-fragment time)."""
+    if item.frame_index is None:
+        return item.source.name
+    return f"{item.source.name}#t={item.timestamp_s or 0.0:.3f}"
 
 
 def upright_frame(frame: Any) -> Image.Image:

@@ -45,6 +45,7 @@ class PredictionRecord:
     latency_ms: float | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
     upright: bool = False  # `image` already holds the upright bytes
+    source: str | None = None  # `posewheel predict`: the file, or VIDEO#t=SECONDS for a video frame
 
 
 class PredictionLog:
@@ -216,6 +217,7 @@ class PredictionLog:
             poses=[PredictedPose.model_validate(p) for p in record.poses],
             score=min((p["score"] for p in record.poses), default=0.0),  # nobody found: an image to look at
             reason=record.review_reason or "",
+            source=record.source,
         )
 
     def _queue_review(self, record: PredictionRecord, sha: str) -> bool:
@@ -259,7 +261,7 @@ def _end_partial_line(path: Path, handle: IO[bytes]) -> None:
 
 
 def _log_line(record: PredictionRecord, sha: str) -> dict[str, Any]:
-    return {
+    line = {
         "request_id": record.request_id,
         "created": record.created,
         "model_version": record.model_version,
@@ -271,3 +273,6 @@ def _log_line(record: PredictionRecord, sha: str) -> dict[str, Any]:
         "review": record.review_reason,
         "latency_ms": record.latency_ms,
     }
+    if record.source is not None:
+        line["source"] = record.source
+    return line

@@ -174,6 +174,7 @@ def test_review_queues_items_with_the_servers_policy_and_outbox(inputs: Path, pr
     results = json.loads(out.read_text())
     two = [i for i in items if i.width == 256 and len(i.poses) == 2]
     assert len(two) == 1 and two[0].reason == "low_confidence"
+    assert two[0].source == photos[0]  # the file, as named
     assert Path(two[0].image_path).read_bytes() == (PHOTOS / "two_people_256.png").read_bytes()
     assert [p.score for p in two[0].poses] == [r["score"] for r in by_file(results, "two_people_256.png")]
     assert len(list((tmp_path / "var" / "predictions").glob("*.jsonl"))) == 1

@@ -298,8 +298,9 @@ def test_a_videos_frames_reach_label_studio_pre_annotated_and_come_back_as_coco(
     labelstudio: LabelStudioServer, pretrained_artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`posewheel predict clip.mp4 --review`, `labels drain`, `annotate`, `export`: each sampled frame of a
-    video of real people becomes a Label Studio task showing that frame with the model's persons on it,
-    and the corrected persons come back as COCO labels on the frame."""
+    video of real people becomes a Label Studio task showing that frame with the model's persons on it and
+    saying where it came from (VIDEO#t=SECONDS), and the corrected persons come back as COCO labels on the
+    frame that say so too."""
     from posewheel.artifact import production_dir
     from serving.cli import register as register_serving
     from tests.support.moving_people import crossing_clips, write_video
@@ -326,6 +327,7 @@ def test_a_videos_frames_reach_label_studio_pre_annotated_and_come_back_as_coco(
 
     items = Outbox(tmp_path / "var" / "outbox").pending()
     assert len(items) == len(frames) and {(i.width, i.height) for i in items} == {clip.frames[0].size}
+    assert sorted(i.source or "" for i in items) == [f"{tmp_path / 'walk.mp4'}#t={f / 25:.3f}" for f in frames]
     truth = TruthStore(tmp_path / "var" / "truth")
     for item in items:  # the annotator's corrections: every joint 3 px right of the prediction, all visible
         truth.put(item.image_sha256, [
@@ -343,6 +345,7 @@ def test_a_videos_frames_reach_label_studio_pre_annotated_and_come_back_as_coco(
     by_request = {i.request_id: i for i in items}
     for task in tasks:
         item = by_request[task.data["request_id"]]
+        assert task.data["source"] == item.source  # which video, which moment: shown in the data manager
         shown = httpx.get(labelstudio.settings.base_url + task.data["image"], headers=auth)
         with Image.open(io.BytesIO(shown.content)) as frame:
             assert frame.size == clip.frames[0].size  # the frame, upright, not the video
@@ -360,5 +363,6 @@ def test_a_videos_frames_reach_label_studio_pre_annotated_and_come_back_as_coco(
     assert {(im.width, im.height) for im in exported.images} == {clip.frames[0].size}
     assert len(exported.annotations) == sum(len(i.poses) for i in items)
     for annotation in exported.annotations:  # each exported person is one the annotator corrected on that frame
+        assert annotation.extra["source"] == by_request[annotation.extra["request_id"]].source
         corrected = truth.get(by_request[annotation.extra["request_id"]].image_sha256)
         assert any(np.allclose(annotation.keypoints, person["keypoints"], atol=0.01) for person in corrected)
