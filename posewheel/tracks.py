@@ -21,7 +21,7 @@ scores cross. `PoseTracker` gives each person a track id that stays theirs while
   (both, so that a video sampled at 1 frame every 2 s keeps its tracks over one missed frame).
 
 Boxes are the default because they linked real people better on every clip kind and sampling rate
-measured (benchmarks/pose_tracking.py, docs/real-photos.md): in a tight group the pose network's
+measured (benchmarks/pose_tracking.py, docs/detector.md): in a tight group the pose network's
 reading of a crop can jump to a neighbour between frames while the box stays put.
 """
 
