@@ -36,13 +36,12 @@ from PIL import Image
 
 from posewheel import atomic
 from posewheel.decoding import Box
-from posewheel.draw import draw_poses
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox
 from posewheel.tracks import PoseTracker
 from serving.engine import ServedModel, prepare
 from serving.images import InputError, decode_image, parse_boxes
-from serving.overlay import render_png
+from serving.overlay import draw_overlay, pose_arrays, render_png
 from serving.predlog import PredictionLog, PredictionRecord
 from serving.prometheus import ServingMetrics
 from serving.review_policy import ReviewPolicy
@@ -460,7 +459,7 @@ class BatchPredictor:
                 self._fail(item.source.name, f"overlay video not written: {exc}")
                 return
         try:
-            writer.write(_overlay(ready.image, poses, track_ids))
+            writer.write(draw_overlay(ready.image, poses, track_ids))
         except (OSError, ValueError) as exc:
             self._fail(item.source.name, f"overlay video not written: {exc}")
 
@@ -494,25 +493,6 @@ def upright_frame(frame: Any) -> Image.Image:
     if degrees in turn:
         return image.transpose(turn[degrees])
     return image.rotate(degrees, expand=True) if degrees else image
-
-
-def pose_arrays(poses: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Keypoints (P, 17, 2) pixels, their scores (P, 17) and boxes (P, 4) x, y, w, h of `pose_dicts` answers."""
-    keypoints = np.array([[(k["x"], k["y"]) for k in p["keypoints"]] for p in poses], dtype=np.float64)
-    scores = np.array([[k["score"] for k in p["keypoints"]] for p in poses], dtype=np.float64)
-    boxes = np.array([p["box"] for p in poses], dtype=np.float64)
-    return keypoints.reshape(-1, 17, 2), scores.reshape(-1, 17), boxes.reshape(-1, 4)
-
-
-def _overlay(
-    image: Image.Image, poses: Sequence[dict[str, Any]], track_ids: Sequence[int] | None = None
-) -> Image.Image:
-    """`image` with each pose's box, skeleton and keypoints drawn (a copy), as /v1/render draws them; with
-    `track_ids`, each box in its track's colour and labelled with its id."""
-    if not poses:
-        return image
-    keypoints, scores, boxes = pose_arrays(poses)
-    return draw_poses(image, keypoints, scores=scores, boxes=boxes, track_ids=track_ids)
 
 
 def _write_overlay(target: Path, image: Image.Image, poses: list[dict[str, Any]]) -> None:
