@@ -27,9 +27,7 @@ person, the count came out right by chance.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys
 
 from posewheel import dataset as coco
 from posewheel.detection import DUPLICATE_OKS, pose_oks
+from tests.support.benchmarks import photographs_and_scenes
 from tests.support.figures import emit
 from tests.support.real_photos import detector_photos, persons_in_photo
 from training.evaluate_persons import DetectedPersons, distinct_detections, predict_without_boxes, score_without_boxes
@@ -156,30 +155,7 @@ def picture(artifact: Path, data: Path, people: dict[int, tuple[str, int]], out:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "artifacts", nargs="*", type=Path, help="model folders; default: the pretrained Lightning and Thunder"
-    )
-    parser.add_argument("--data", type=Path, action="append", default=[], help="a COCO dataset to score without boxes")
-    parser.add_argument("--picture", type=Path, default=None, help="JPEG or PNG: the group photos, before and after")
-    args = parser.parse_args()
-    from training.pretrained import export_pretrained
-
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        artifacts = [(str(a), a) for a in args.artifacts]
-        if not artifacts:
-            artifacts = [
-                (f"pretrained {n}", export_pretrained(n, folder / "models"))
-                for n in ("movenet-lightning", "movenet-thunder")
-            ]
-        data, people = photo_set(folder)
-        for name, artifact in artifacts:
-            photographs(name, artifact, data, people)
-            for scene_set in args.data:
-                scenes(name, artifact, scene_set)
-        if args.picture:
-            picture(artifacts[0][1], data, people, args.picture)
+    photographs_and_scenes(__doc__ or "", "the group photos, before and after", photo_set, photographs, scenes, picture)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ CANDIDATES = 100  # the graph's TopK
 PEAK_WINDOW = 3  # the graph's MaxPool kernel (SAME padding, stride 1)
 NMS_IOU = 0.4  # vladmandic/human's object.iouThreshold for this model
 DEFAULT_SCORE_THRESHOLD = 0.2  # vladmandic/human's object.minConfidence; the graph itself drops none
-MAX_PERSONS = 20  # the most persons a card may ask for per image
+MAX_PERSONS = 20  # the most persons a card may ask for per image: COCO's keypoint evaluation limit (maxDets)
 
 
 def centernet_candidates(

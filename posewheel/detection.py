@@ -23,7 +23,7 @@ serving and evaluation share this code without the core importing a runtime.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -142,3 +142,54 @@ def distinct_persons(
         if not similar[i, kept].any():
             kept.append(int(i))
     return np.sort(np.asarray(kept, dtype=np.int64))
+
+
+def outside_box_blanked(inputs: np.ndarray, boxes: np.ndarray, windows: Sequence[Box], spec: InputSpec) -> np.ndarray:
+    """Network inputs (N, 3, H, W) of N crops with everything outside each crop's person box (N, 4) x, y, w, h
+    image pixels set to the input's mean colour (0 once normalised: no signal), so that the network sees
+    only the person inside the box; a copy."""
+    out = np.zeros_like(inputs)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    for i, ((x, y, w, h), (wx, wy, ww, wh)) in enumerate(zip(boxes, windows, strict=True)):
+        x0, x1 = (np.array([x, x + w]) - wx) * spec.width / ww
+        y0, y1 = (np.array([y, y + h]) - wy) * spec.height / wh
+        cols = slice(max(0, int(np.floor(x0))), max(0, int(np.ceil(x1))))
+        rows = slice(max(0, int(np.floor(y0))), max(0, int(np.ceil(y1))))
+        out[i, :, rows, cols] = inputs[i, :, rows, cols]
+    return out
+
+
+Reread = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def answer_once(
+    boxes: np.ndarray,
+    keypoints: np.ndarray,
+    joint_scores: np.ndarray,
+    box_scores: np.ndarray,
+    reread: Reread | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The persons of one image to answer, one answer each: (indices ascending, keypoints, joint scores).
+
+    `distinct_persons` drops a pose repeating a better one's. Most such boxes hold a person of their own
+    whom the pose network did not read: it answered for the neighbour whose body centre is stronger in the
+    crop. `reread(indices)` reads those boxes again with everything outside them blanked
+    (`outside_box_blanked`) and returns their poses (n, 17, 2) image pixels with joint scores (n, 17); best
+    first by box score x pose score, a pose read so that repeats no answered one's is answered in the row of
+    its box. Without `reread`, only the drop (serving until session 33).
+    """
+    kept = distinct_persons(boxes, keypoints, joint_scores, box_scores)
+    dropped = np.setdiff1d(np.arange(len(boxes)), kept)
+    if reread is None or not len(dropped):
+        return kept, keypoints, joint_scores
+    points, scores = reread(dropped)
+    keypoints, joint_scores = keypoints.copy(), joint_scores.copy()
+    answered = kept.tolist()
+    boxes = np.asarray(boxes, dtype=np.float64)
+    for j in np.argsort(-(np.asarray(box_scores)[dropped] * pose_score(scores)), kind="stable"):
+        row = int(dropped[j])
+        poses = np.concatenate([keypoints[answered], points[j][None]])
+        if pose_oks(poses, np.concatenate([boxes[answered], boxes[row][None]]))[-1, :-1].max() <= DUPLICATE_OKS:
+            keypoints[row], joint_scores[row] = points[j], scores[j]
+            answered.append(row)
+    return np.sort(np.asarray(answered, dtype=np.int64)), keypoints, joint_scores

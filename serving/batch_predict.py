@@ -389,7 +389,11 @@ class BatchPredictor:
 
     def _finish(self, ready: _Ready, points: np.ndarray, scores: np.ndarray) -> None:
         item, source = ready.item, ready.item.source
-        poses = pose_dicts(ready.boxes, points, scores, ready.box_scores)
+        kept = None
+        if ready.box_scores is not None and len(ready.boxes) > 1:  # the detector's persons: one answer each
+            detected = (np.asarray(ready.boxes, dtype=np.float64), np.asarray(ready.box_scores))
+            kept, points, scores = self.model.answer_once(ready.inputs, ready.windows, detected, points, scores)
+        poses = pose_dicts(ready.boxes, points, scores, ready.box_scores, kept)
         track_ids = None if item.frame_index is None else self._track(item, poses)
         self.results.extend(
             coco_results(poses, item.image_id, source.name, item.frame_index, item.timestamp_s, track_ids)

@@ -27,7 +27,7 @@ from PIL import Image
 
 from posewheel.artifact import MODEL_FILE, ArtifactError, DetectorCard, ModelCard, load_card
 from posewheel.decoding import Box, InputSpec, crop_box, crop_image, decode_outputs, normalize, whole_image_box
-from posewheel.detection import detect_persons
+from posewheel.detection import answer_once, detect_persons, outside_box_blanked
 from posewheel.schema import NUM_KEYPOINTS
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,26 @@ class ServedModel:
         if not len(windows):  # an image where the detector found nobody
             return np.zeros((0, NUM_KEYPOINTS, 2)), np.zeros((0, NUM_KEYPOINTS))
         return decode_outputs(self.infer(inputs), windows, self.spec, self.card.output.kind)
+
+    def answer_once(
+        self,
+        inputs: np.ndarray,
+        windows: Sequence[Box],
+        detected: tuple[np.ndarray, np.ndarray],
+        points: np.ndarray,
+        scores: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One answer per person the detector found (`posewheel.detection.answer_once`): the crops `inputs` of
+        its boxes and scores `detected` read as `points`, `scores`; a box whose pose repeats a better one's is
+        read again, blanked outside. Returns the rows to answer, and the poses with the re-read ones in place."""
+        boxes, box_scores = detected
+
+        def reread(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            row_windows = [windows[i] for i in rows]
+            blanked = outside_box_blanked(inputs[rows], boxes[rows], row_windows, self.spec)
+            return self.infer_decode(blanked, row_windows)
+
+        return answer_once(boxes, points, scores, box_scores, reread)
 
 
 def providers_for(execution_provider: str) -> list[str]:
@@ -214,15 +234,19 @@ class Prepared:
     windows: list[Box]
     extra: Any = None
     finish: Callable[[], Prepared] | None = None
+    detected: tuple[np.ndarray, np.ndarray] | None = None  # the detector's boxes (N, 4) and scores (N,) of the crops
 
 
 @dataclass
 class Answer:
-    """A request's keypoints (N, 17, 2) image pixels, scores (N, 17) in [0, 1], and its `Prepared.extra`."""
+    """A request's keypoints (N, 17, 2) image pixels, scores (N, 17) in [0, 1], and its `Prepared.extra`;
+    `kept`: the rows to answer when the detector found its persons (one per person, `ServedModel.answer_once`),
+    None for all of them."""
 
     points: np.ndarray
     scores: np.ndarray
     extra: Any = None
+    kept: np.ndarray | None = None
 
 
 @dataclass(eq=False)
@@ -446,6 +470,9 @@ def _infer(model: ServedModel, prepared: list[Prepared | Exception]) -> list[Ans
             outcomes.append(p)
             continue
         n = len(p.windows)
-        outcomes.append(Answer(points[start : start + n], scores[start : start + n], p.extra))
+        own_points, own_scores, kept = points[start : start + n], scores[start : start + n], None
+        if p.detected is not None and n > 1:  # the detector's persons: one answer each
+            kept, own_points, own_scores = model.answer_once(p.inputs, p.windows, p.detected, own_points, own_scores)
+        outcomes.append(Answer(own_points, own_scores, p.extra, kept))
         start += n
     return outcomes

@@ -303,7 +303,7 @@ async def predict_task(
     prepare = partial(service.prepare_request, data, None, model, False)
     answer = await batcher.submit(model, prepare, 1)
     _, (width, height), boxes, box_scores, _ = answer.extra
-    poses = pose_dicts(boxes, answer.points, answer.scores, box_scores)
+    poses = pose_dicts(boxes, answer.points, answer.scores, box_scores, answer.kept)
     return task_prediction(task_id, ref, data, model.version, width, height, poses)
 
 

@@ -26,7 +26,6 @@ import orjson
 from PIL import Image
 
 from posewheel.decoding import Box, pose_score
-from posewheel.detection import distinct_persons
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox, ReviewDrainer
 from posewheel.schema import KEYPOINT_NAMES
@@ -154,7 +153,7 @@ class PoseService:
         answer = await batcher.submit(model, prepare, expected)
         image, (width, height), boxes, box_scores, unsure = answer.extra
         points, scores = answer.points, answer.scores
-        poses = pose_dicts(boxes, points, scores, box_scores)
+        poses = pose_dicts(boxes, points, scores, box_scores, answer.kept)
         pose_scores = [p["score"] for p in poses]
         reason = self.policy.decide(pose_scores, unsure)
         request_id = uuid.uuid4().hex
@@ -207,7 +206,8 @@ class PoseService:
         def find_people() -> Prepared:
             found, scores, unsure = detector.detect(decoded.image, score_threshold, max_persons)
             inputs, windows = prepare(decoded.image, found, model.spec)
-            return Prepared(inputs, windows, (image, size, found, scores.tolist(), unsure))
+            detected = (np.asarray(found, dtype=np.float64).reshape(-1, 4), scores)
+            return Prepared(inputs, windows, (image, size, found, scores.tolist(), unsure), detected=detected)
 
         if decoded.width * decoded.height > DEFER_MAX_PIXELS:
             return find_people()  # here: a waiting request must not hold a big decoded image (memory bound)
@@ -262,21 +262,24 @@ class PoseService:
 
 
 def pose_dicts(
-    boxes: list[Box], points: np.ndarray, scores: np.ndarray, box_scores: list[float] | None = None
+    boxes: list[Box],
+    points: np.ndarray,
+    scores: np.ndarray,
+    box_scores: list[float] | None = None,
+    kept: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Poses as `PredictedPose`-shaped dicts from boxes, keypoints (N, 17, 2) pixels and scores (N, 17);
-    `box_scores`: the detector's score of each box (None: the caller gave the boxes, and each gets its pose).
-    Of the detector's persons, one whose pose repeats a better one's (two boxes around one person in a
-    tight group) is answered once (`posewheel.detection.distinct_persons`), in the detector's order.
+    `box_scores`: the detector's score of each box (None: the caller gave the boxes). `kept`: the rows to
+    answer, in the detector's order (`ServedModel.answer_once`: one answer per person found); None: all.
 
     Plain dicts, serialised by the C JSON encoder: the values come from our own arrays (finite,
     scores clipped to [0, 1] by decode_to_image), so pydantic models per keypoint would only
     re-check them on the event loop of every request.
     """
-    if box_scores is not None and len(boxes) > 1:
-        keep = distinct_persons(np.asarray(boxes), points, scores, np.asarray(box_scores)).tolist()
-        boxes, box_scores = [boxes[i] for i in keep], [box_scores[i] for i in keep]
-        points, scores = points[keep], scores[keep]
+    if kept is not None:
+        rows = kept.tolist()
+        boxes, points, scores = [boxes[i] for i in rows], points[rows], scores[rows]
+        box_scores = None if box_scores is None else [box_scores[i] for i in rows]
     totals = pose_score(scores).tolist()
     xy, sc = points.tolist(), scores.tolist()
     return [

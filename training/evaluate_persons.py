@@ -6,7 +6,8 @@ What serves is what is measured: a request without boxes runs the card's `detect
 detection is a result with a score, so pycocotools charges both the persons the detector misses and
 the phantoms it invents (on empty images too), which the ground-truth-box protocol of
 `training/evaluate.py` cannot see. As served, a detection whose pose repeats a better one's in the same
-image (one person inside two boxes) is dropped (`posewheel.detection.distinct_persons`).
+image (one person inside two boxes) is read again with everything outside its box blanked, and dropped
+when it still repeats (`posewheel.detection.answer_once`).
 
     from training.evaluate_persons import evaluate_without_boxes
     evaluate_without_boxes("models/production", "data/holdout/studio_groups")
@@ -45,7 +46,7 @@ from posewheel.decoding import (
     pose_score,
     whole_image_box,
 )
-from posewheel.detection import detect_persons, distinct_persons
+from posewheel.detection import answer_once, detect_persons, distinct_persons, outside_box_blanked
 from posewheel.schema import KEYPOINT_NAMES, OKS_SIGMAS, PERSON_CATEGORY_ID
 
 PersonScore = Literal["box", "pose", "box_x_pose"]
@@ -91,8 +92,9 @@ def predict_without_boxes(
     """Detect the persons of every image of `dataset` with the artifact's detector, then estimate each top-down.
 
     score_threshold and max_persons default to the card's detector section and max_persons is capped
-    by it, as in serving (serving/engine.py PersonDetector.detect, then prepare). `distinct`: drop a pose
-    that repeats a better one's, as serving does (False: every detection, a benchmark's baseline).
+    by it, as in serving (serving/engine.py PersonDetector.detect, then prepare). `distinct`: one answer per
+    person, as served (`posewheel.detection.answer_once`): a pose repeating a better one's is read again from
+    its box blanked outside, and dropped if it still repeats (False: every detection, a benchmark's baseline).
     Raises ValueError when the artifact has no detector.
     """
     import onnxruntime as ort
@@ -115,50 +117,75 @@ def predict_without_boxes(
     spec, detector_spec = card.input_spec(), detector.input_spec()
     names = card.output.names
 
-    def run_pose(crops: list[np.ndarray], windows: list[Box]) -> tuple[np.ndarray, np.ndarray]:
-        outputs = pose_session.run(names, {card.input.input_name: normalize(np.stack(crops), spec)})
+    def run_pose(inputs: np.ndarray, windows: Sequence[Box]) -> tuple[np.ndarray, np.ndarray]:
+        outputs = pose_session.run(names, {card.input.input_name: inputs})
         return decode_outputs(dict(zip(names, outputs, strict=True)), windows, spec, card.output.kind)
 
     ds = coco.load(dataset)
-    image_ids: list[int] = []
-    boxes: list[Box] = []
-    box_scores: list[float] = []
-    points, joint_scores = [], []
+    found_in: list[tuple[int, np.ndarray, np.ndarray]] = []  # image id, boxes (n, 4), scores: crops waiting
     crops: list[np.ndarray] = []  # waiting for a full batch, as the server's micro-batches do
     windows: list[Box] = []
+    rows: dict[str, list[np.ndarray]] = {"image_ids": [], "boxes": [], "box_scores": [], "keypoints": [], "scores": []}
+
+    def flush() -> None:
+        inputs = normalize(np.stack(crops), spec)
+        points, scores = run_pose(inputs, windows)
+        start = 0
+        for image_id, found, found_scores in found_in:
+            own = slice(start, start + len(found))
+            kept, keypoints, joint_scores = np.arange(len(found)), points[own], scores[own]
+            if distinct:  # one answer per person, as served (serving.engine.ServedModel.answer_once)
+                own_inputs, own_windows = inputs[own], windows[own]
+
+                def reread(
+                    picked: np.ndarray, x: np.ndarray = own_inputs, w: list[Box] = own_windows, b: np.ndarray = found
+                ) -> tuple[np.ndarray, np.ndarray]:
+                    picked_windows = [w[i] for i in picked]
+                    return run_pose(outside_box_blanked(x[picked], b[picked], picked_windows, spec), picked_windows)
+
+                kept, keypoints, joint_scores = answer_once(found, keypoints, joint_scores, found_scores, reread)
+            rows["image_ids"].append(np.full(len(kept), image_id, dtype=np.int64))
+            rows["boxes"].append(found[kept])
+            rows["box_scores"].append(found_scores[kept])
+            rows["keypoints"].append(keypoints[kept])
+            rows["scores"].append(joint_scores[kept])
+            start += len(found)
+        found_in.clear()
+        crops.clear()
+        windows.clear()
+
     for record in sorted(ds.images, key=lambda r: r.id):
         with Image.open(ds.image_path(record)) as raw:
             image = raw.convert("RGB")
         found, scores = detect_persons(image, detector_spec, run_detector, threshold, limit, detector.kind)
-        for box, found_score in zip(found, scores, strict=True):
-            image_ids.append(record.id)
-            boxes.append(box)
-            box_scores.append(float(found_score))
+        if not found:
+            continue
+        found_in.append((record.id, np.asarray(found, dtype=np.float64), np.asarray(scores, dtype=np.float64)))
+        for box in found:
             windows.append(crop_box(_served_box(box, image, spec), spec))
             crops.append(crop_image(image, windows[-1], spec))
-        if len(crops) >= batch_size:
-            p, s = run_pose(crops, windows)
-            points.append(p)
-            joint_scores.append(s)
-            crops, windows = [], []
+        if len(crops) >= batch_size:  # an image's crops all go in one batch: its persons are settled together
+            flush()
     if crops:
-        p, s = run_pose(crops, windows)
-        points.append(p)
-        joint_scores.append(s)
+        flush()
     k = len(KEYPOINT_NAMES)
-    persons = DetectedPersons(
+
+    def joined(name: str, empty: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
+        return np.concatenate(rows[name]).astype(dtype) if rows[name] else np.zeros(empty, dtype=dtype)
+
+    return DetectedPersons(
         dataset=ds,
-        image_ids=np.asarray(image_ids, dtype=np.int64),
-        boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
-        box_scores=np.asarray(box_scores, dtype=np.float64),
-        keypoints=np.concatenate(points) if points else np.zeros((0, k, 2)),
-        joint_scores=np.concatenate(joint_scores) if joint_scores else np.zeros((0, k)),
+        image_ids=joined("image_ids", (0,), np.int64),
+        boxes=joined("boxes", (0, 4)),
+        box_scores=joined("box_scores", (0,)),
+        keypoints=joined("keypoints", (0, k, 2)),
+        joint_scores=joined("scores", (0, k)),
     )
-    return distinct_detections(persons) if distinct else persons
 
 
 def distinct_detections(pred: DetectedPersons) -> DetectedPersons:
-    """The persons serving answers: per image, a pose repeating a better one's dropped (distinct_persons)."""
+    """Per image, a pose repeating a better one's dropped (`distinct_persons`) and its box not read again: what
+    serving answered in session 31 and 32, a benchmark's baseline (`predict_without_boxes` re-reads it)."""
     keep = np.zeros(len(pred.image_ids), dtype=bool)
     for image_id in np.unique(pred.image_ids):
         rows = np.flatnonzero(pred.image_ids == image_id)

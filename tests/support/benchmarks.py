@@ -1,14 +1,19 @@
-"""A benchmark script (benchmarks/NAME.py) loaded as a module, so tests can call its functions.
+"""Benchmark scripts (benchmarks/NAME.py) for tests, and what several scripts share.
 
-curve = load_benchmark("flywheel_curve")
+curve = load_benchmark("flywheel_curve")                 # loaded as a module: call its functions
+figures = run_benchmark("people_found", str(artifact))   # run as a script: its JSON lines
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,3 +26,58 @@ def load_benchmark(name: str) -> ModuleType:
     sys.modules[name] = module  # dataclasses resolve their module by name
     spec.loader.exec_module(module)
     return module
+
+
+def run_benchmark(name: str, *args: str, timeout: float = 300) -> list[dict[str, Any]]:
+    """Run benchmarks/<name>.py as a script with `args` (it must succeed); its figures, one dict per JSON line."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    return [json.loads(line) for line in run.stdout.splitlines()]
+
+
+def artifacts_or_pretrained(given: list[Path], folder: Path) -> list[tuple[str, Path]]:
+    """A benchmark's artifacts by name: those `given`, else the pretrained Lightning and Thunder exported into
+    `folder` (as `posewheel pretrained promote` makes them)."""
+    if given:
+        return [(str(a), a) for a in given]
+    from training.pretrained import export_pretrained
+
+    return [(f"pretrained {n}", export_pretrained(n, folder)) for n in ("movenet-lightning", "movenet-thunder")]
+
+
+def photographs_and_scenes(
+    doc: str,
+    picture_help: str,
+    photo_set: Callable[[Path], tuple[Path, Any]],
+    photographs: Callable[[str, Path, Path, Any], None],
+    scenes: Callable[[str, Path, Path], None],
+    picture: Callable[[Path, Path, Any, Path], None],
+) -> None:
+    """The command line of a benchmark on real photographs and scene sets: `photo_set(folder)` writes the
+    photographs as a COCO dataset (and what the benchmark knows of them), then per artifact (`artifacts`, else
+    the pretrained two) `photographs` and `scenes` for each `--data`; `--picture` draws the first artifact's."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument(
+        "artifacts", nargs="*", type=Path, help="model folders; default: the pretrained Lightning and Thunder"
+    )
+    parser.add_argument("--data", type=Path, action="append", default=[], help="a COCO dataset to score without boxes")
+    parser.add_argument("--picture", type=Path, default=None, help=f"JPEG or PNG: {picture_help}")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        artifacts = artifacts_or_pretrained(args.artifacts, folder / "models")
+        data, known = photo_set(folder)
+        for name, artifact in artifacts:
+            photographs(name, artifact, data, known)
+            for scene_set in args.data:
+                scenes(name, artifact, scene_set)
+        if args.picture:
+            picture(artifacts[0][1], data, known, args.picture)

@@ -1,0 +1,177 @@
+"""Everyone in a group photograph answered, once: the people the served path finds on real photographs.
+
+    .venv/bin/python benchmarks/people_found.py                       # pretrained Lightning and Thunder
+    .venv/bin/python benchmarks/people_found.py models/production --data data/holdout/street_scenes
+    .venv/bin/python benchmarks/people_found.py --picture docs/images/people_found.jpg
+
+Photographs: the six group photographs `posewheel pretrained fetch` caches (22 people, each nose marked by
+eye: tests/support/moving_people.py NOSES), each at its own size, and three crowds made of them: two side
+by side (9 people), all six in three columns (22) and all six in one row (22). A person is found when
+exactly one answer's nose (`head`) lies within reach (150 px at the photograph's scale) of theirs; an
+answer near nobody's nose is "nobody", two answers near one person a "repeat".
+
+Three ways, in one run, on the same detections (the detector is deterministic):
+- `session32`: as served before session 33: at most 10 persons per image (the CenterNet card's cap then),
+  a pose repeating a better one's dropped (`distinct_detections`).
+- `cap20`: the same with the cap at 20, COCO's own limit for keypoint evaluation (maxDets 20).
+- `reread`: as served now (`predict_without_boxes`, `posewheel.detection.answer_once`): cap 20, and a box
+  whose pose repeats a better one's is read again with everything outside it blanked.
+
+COCO datasets given with `--data` are scored without boxes (OKS AP, box AP, persons matched, phantoms),
+dropped only against read again. Prints one JSON line per artifact, way and photograph, one per artifact and
+way with the totals and the wall time, one per artifact, dataset and way.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
+
+from posewheel import dataset as coco
+from tests.support.benchmarks import photographs_and_scenes
+from tests.support.figures import emit
+from tests.support.moving_people import NOSES, REACH, head
+from training.evaluate_persons import DetectedPersons, distinct_detections, predict_without_boxes, score_without_boxes
+
+BENCHMARK = "people_found"
+SESSION32_CAP = 10  # training/detectors.py's CenterNet card before session 33
+CROWDS = {  # name -> (photographs, height each is scaled to, photographs per row)
+    "two_side_by_side": (("sample4", "sample5"), 900, 2),
+    "six_in_three_columns": (tuple(NOSES), 600, 3),
+    "six_in_a_row": (tuple(NOSES), 500, 6),
+}
+
+
+def crowd(
+    photos: dict[str, Image.Image], names: tuple[str, ...], height: int, columns: int
+) -> tuple[Image.Image, np.ndarray]:
+    """The photographs scaled to `height`, `columns` to a row on grey; their marked noses (n, 3): x, y, reach."""
+    tiles, noses = [], []
+    for name in names:
+        scale = height / photos[name].height
+        tiles.append(photos[name].resize((round(photos[name].width * scale), height), Image.Resampling.BILINEAR))
+        noses.append([(x * scale, y * scale, REACH * scale) for x, y in NOSES[name]])
+    rows = [list(range(i, min(i + columns, len(tiles)))) for i in range(0, len(tiles), columns)]
+    canvas = Image.new("RGB", (max(sum(tiles[i].width for i in r) for r in rows), height * len(rows)), (128, 128, 128))
+    marked = []
+    for r, row in enumerate(rows):
+        x = 0
+        for i in row:
+            canvas.paste(tiles[i], (x, r * height))
+            marked += [(nx + x, ny + r * height, reach) for nx, ny, reach in noses[i]]
+            x += tiles[i].width
+    return canvas, np.asarray(marked)
+
+
+def photo_set(folder: Path) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
+    """The group photographs and the crowds as one COCO dataset without labels; image id -> (name, noses)."""
+    from posewheel.pretrained import real_frames
+
+    photos = {}
+    for path in real_frames():
+        with Image.open(path) as raw:
+            photos[path.stem] = raw.convert("RGB")
+    pictures = [(n, p, np.asarray([(x, y, REACH) for x, y in NOSES[n]], dtype=np.float64)) for n, p in photos.items()]
+    pictures += [(name, *crowd(photos, *how)) for name, how in CROWDS.items()]
+    images, sources, marked = [], {}, {}
+    for image_id, (name, picture, noses) in enumerate(pictures, start=1):
+        sources[image_id] = folder / f"{name}.jpg"
+        picture.save(sources[image_id], quality=95)
+        images.append(
+            coco.ImageRecord(id=image_id, file_name=f"{name}.jpg", width=picture.width, height=picture.height)
+        )
+        marked[image_id] = (name, noses)
+    coco.save(coco.Dataset(images=images, annotations=[]), folder / "photos", image_sources=sources)
+    return folder / "photos", marked
+
+
+def who(pred: DetectedPersons, image_id: int, noses: np.ndarray) -> list[int | None]:
+    """For each answer of one image, the index of the marked person whose nose is nearest its own, within
+    reach; None when nobody's is."""
+    rows = np.flatnonzero(pred.image_ids == image_id)
+    out: list[int | None] = []
+    for row in rows:
+        point = head(np.concatenate([pred.keypoints[row], pred.joint_scores[row][:, None]], axis=1).ravel().tolist())
+        if point is None:
+            out.append(None)
+            continue
+        distances = [math.hypot(point[0] - x, point[1] - y) for x, y, _ in noses]
+        nearest = int(np.argmin(distances))
+        out.append(nearest if distances[nearest] < noses[nearest, 2] else None)
+    return out
+
+
+def ways(artifact: Path, data: Path) -> dict[str, tuple[DetectedPersons, float]]:
+    """The three ways (module docstring) on `data`, each with its wall time in seconds."""
+    runs = {
+        "session32": lambda: distinct_detections(
+            predict_without_boxes(artifact, data, max_persons=SESSION32_CAP, distinct=False)
+        ),
+        "cap20": lambda: distinct_detections(predict_without_boxes(artifact, data, distinct=False)),
+        "reread": lambda: predict_without_boxes(artifact, data),
+    }
+    out = {}
+    for way, run in runs.items():
+        started = time.perf_counter()
+        out[way] = (run(), time.perf_counter() - started)
+    return out
+
+
+def photographs(name: str, artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]]) -> None:
+    for way, (pred, seconds) in ways(artifact, data).items():
+        totals = {"people": 0, "found": 0, "answers": 0, "nobody": 0, "repeats": 0}
+        for image_id, (photo, noses) in marked.items():
+            answered = who(pred, image_id, noses)
+            found = sum(1 for i in range(len(noses)) if answered.count(i) == 1)
+            repeats = sum(1 for i in range(len(noses)) if answered.count(i) > 1)
+            counts = {"people": len(noses), "found": found, "answers": len(answered),
+                      "nobody": answered.count(None), "repeats": repeats}  # fmt: skip
+            emit("photo", benchmark=BENCHMARK, model=name, way=way, photo=photo, **counts)
+            for key, value in counts.items():
+                totals[key] += value
+        emit("photographs", benchmark=BENCHMARK, model=name, way=way, photos=len(marked), **totals,
+             seconds=round(seconds, 2))  # fmt: skip
+
+
+def scenes(name: str, artifact: Path, data: Path) -> None:
+    for way, pred in (("drop", distinct_detections(predict_without_boxes(artifact, data, distinct=False))),
+                      ("reread", predict_without_boxes(artifact, data))):  # fmt: skip
+        values = score_without_boxes(pred)
+        keys = ("oks_ap", "box_ap", "persons_true", "persons_found", "persons_matched", "phantoms")
+        emit("scenes", benchmark=BENCHMARK, model=name, data=str(data), way=way,
+             **{k: round(float(values[k]), 4) for k in keys})  # fmt: skip
+
+
+def picture(artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]], out: Path) -> None:
+    """Two group photographs and the six in three columns: as served before session 33 (top), now (bottom)."""
+    from posewheel.draw import draw_poses, image_grid
+
+    ds = coco.load(data)
+    shown = [r for r in ds.images if marked[r.id][0] in ("sample4", "sample6", "six_in_three_columns")]
+    tiles = []
+    for way, (pred, _) in ways(artifact, data).items():
+        if way == "cap20":
+            continue
+        for record in shown:
+            rows = pred.image_ids == record.id
+            with Image.open(ds.image_path(record)) as raw:
+                image = raw.convert("RGB")
+            tiles.append(draw_poses(image, pred.keypoints[rows], pred.joint_scores[rows], pred.boxes[rows]))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(tiles, columns=len(shown), cell=640).save(out, quality=88)
+    emit("picture", benchmark=BENCHMARK, model=str(artifact), path=str(out))
+
+
+def main() -> None:
+    photographs_and_scenes(__doc__ or "", "before and after on three photos", photo_set, photographs, scenes, picture)
+
+
+if __name__ == "__main__":
+    main()
