@@ -2,23 +2,29 @@
 
     .venv/bin/python benchmarks/people_found.py                       # pretrained Lightning and Thunder
     .venv/bin/python benchmarks/people_found.py models/production --data data/holdout/street_scenes
-    .venv/bin/python benchmarks/people_found.py --picture docs/images/people_found.jpg
+    .venv/bin/python benchmarks/people_found.py --picture benchmarks/results/people_found.jpg
 
 Photographs: the six group photographs `posewheel pretrained fetch` caches (22 people, each nose marked by
-eye: tests/support/moving_people.py NOSES), each at its own size, and three crowds made of them: two side
-by side (9 people), all six in three columns (22) and all six in one row (22). A person is found when
+eye: tests/support/moving_people.py NOSES), each at its own size; three crowds made of them: two side
+by side (9 people), all six in three columns (22) and all six in one row (22); and each of the six far away:
+900 px wide on a 3000 x 2000 grey picture (22 people, 60-150 px tall). A person is found when
 exactly one answer's nose (`head`) lies within reach (150 px at the photograph's scale) of theirs; an
 answer near nobody's nose is "nobody", two answers near one person a "repeat".
 
-Three ways, in one run, on the same detections (the detector is deterministic):
+Four ways, in one run (the detector is deterministic):
 - `session32`: as served before session 33: at most 10 persons per image (the CenterNet card's cap then),
   a pose repeating a better one's dropped (`distinct_detections`).
 - `cap20`: the same with the cap at 20, COCO's own limit for keypoint evaluation (maxDets 20).
-- `reread`: as served now (`predict_without_boxes`, `posewheel.detection.answer_once`): cap 20, and a box
-  whose pose repeats a better one's is read again with everything outside it blanked.
+- `reread`: as served in session 33 (`posewheel.detection.answer_once`): cap 20, and a box whose pose
+  repeats a better one's is read again with everything outside it blanked.
+- `tiles`: as served now (`predict_without_boxes`): the same, and a picture at least twice the detector's
+  input where a person found stands under 64 input pixels tall is looked at again in tiles
+  (`posewheel.detection.with_tiles`).
+
+The served detector's time per photograph, the whole picture only against as served, in the same run.
 
 COCO datasets given with `--data` are scored without boxes (OKS AP, box AP, persons matched, phantoms),
-dropped only against read again. Prints one JSON line per artifact, way and photograph, one per artifact and
+repeats dropped only against as served now. Prints one JSON line per artifact, way and photograph, one per artifact and
 way with the totals and the wall time, one per artifact, dataset and way.
 """
 
@@ -30,14 +36,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageChops
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
 from posewheel import dataset as coco
 from tests.support.benchmarks import photographs_and_scenes
 from tests.support.figures import emit
-from tests.support.moving_people import NOSES, REACH, head
+from tests.support.moving_people import GREY, NOSES, REACH, crowd, far_away, head
 from training.evaluate_persons import DetectedPersons, distinct_detections, predict_without_boxes, score_without_boxes
 
 BENCHMARK = "people_found"
@@ -47,27 +53,6 @@ CROWDS = {  # name -> (photographs, height each is scaled to, photographs per ro
     "six_in_three_columns": (tuple(NOSES), 600, 3),
     "six_in_a_row": (tuple(NOSES), 500, 6),
 }
-
-
-def crowd(
-    photos: dict[str, Image.Image], names: tuple[str, ...], height: int, columns: int
-) -> tuple[Image.Image, np.ndarray]:
-    """The photographs scaled to `height`, `columns` to a row on grey; their marked noses (n, 3): x, y, reach."""
-    tiles, noses = [], []
-    for name in names:
-        scale = height / photos[name].height
-        tiles.append(photos[name].resize((round(photos[name].width * scale), height), Image.Resampling.BILINEAR))
-        noses.append([(x * scale, y * scale, REACH * scale) for x, y in NOSES[name]])
-    rows = [list(range(i, min(i + columns, len(tiles)))) for i in range(0, len(tiles), columns)]
-    canvas = Image.new("RGB", (max(sum(tiles[i].width for i in r) for r in rows), height * len(rows)), (128, 128, 128))
-    marked = []
-    for r, row in enumerate(rows):
-        x = 0
-        for i in row:
-            canvas.paste(tiles[i], (x, r * height))
-            marked += [(nx + x, ny + r * height, reach) for nx, ny, reach in noses[i]]
-            x += tiles[i].width
-    return canvas, np.asarray(marked)
 
 
 def photo_set(folder: Path) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
@@ -80,6 +65,7 @@ def photo_set(folder: Path) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
             photos[path.stem] = raw.convert("RGB")
     pictures = [(n, p, np.asarray([(x, y, REACH) for x, y in NOSES[n]], dtype=np.float64)) for n, p in photos.items()]
     pictures += [(name, *crowd(photos, *how)) for name, how in CROWDS.items()]
+    pictures += [(f"{n}_far_away", *far_away(photos[n], NOSES[n])) for n in photos]
     images, sources, marked = [], {}, {}
     for image_id, (name, picture, noses) in enumerate(pictures, start=1):
         sources[image_id] = folder / f"{name}.jpg"
@@ -109,15 +95,16 @@ def who(pred: DetectedPersons, image_id: int, noses: np.ndarray) -> list[int | N
 
 
 def ways(
-    artifact: Path, data: Path, names: tuple[str, ...] = ("session32", "cap20", "reread")
+    artifact: Path, data: Path, names: tuple[str, ...] = ("session32", "cap20", "reread", "tiles")
 ) -> dict[str, tuple[DetectedPersons, float]]:
     """The ways (module docstring) named on `data`, each with its wall time in seconds."""
     runs = {
         "session32": lambda: distinct_detections(
-            predict_without_boxes(artifact, data, max_persons=SESSION32_CAP, distinct=False)
+            predict_without_boxes(artifact, data, max_persons=SESSION32_CAP, distinct=False, tiles=False)
         ),
-        "cap20": lambda: distinct_detections(predict_without_boxes(artifact, data, distinct=False)),
-        "reread": lambda: predict_without_boxes(artifact, data),
+        "cap20": lambda: distinct_detections(predict_without_boxes(artifact, data, distinct=False, tiles=False)),
+        "reread": lambda: predict_without_boxes(artifact, data, tiles=False),
+        "tiles": lambda: predict_without_boxes(artifact, data),
     }
     out = {}
     for way in names:
@@ -140,11 +127,37 @@ def photographs(name: str, artifact: Path, data: Path, marked: dict[int, tuple[s
                 totals[key] += value
         emit("photographs", benchmark=BENCHMARK, model=name, way=way, photos=len(marked), **totals,
              seconds=round(seconds, 2))  # fmt: skip
+    detector_cost(name, artifact, data)
+
+
+def detector_cost(name: str, artifact: Path, data: Path, repeats: int = 5) -> None:
+    """The served detector's time per photograph (`PersonDetector.detect`, 2 threads, median of `repeats`),
+    the whole picture only against as served (tiled where `needs_tiles`), interleaved."""
+    from serving.engine import load_model
+
+    model = load_model(artifact.resolve(), "people_found", 2)
+    detector = model.detector
+    assert detector is not None, f"{artifact}: no person detector"
+    ds = coco.load(data)
+    for record in ds.images:
+        with Image.open(ds.image_path(record)) as raw:
+            image = raw.convert("RGB")
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(repeats):
+            for tiles in (False, True):
+                detector.tiles = tiles
+                started = time.perf_counter()
+                detector.detect(image)
+                times[tiles].append(time.perf_counter() - started)
+        whole_ms, tiled_ms = (round(1000 * float(np.median(times[t])), 1) for t in (False, True))
+        emit("detector_ms", benchmark=BENCHMARK, model=name, photo=record.file_name.rsplit(".", 1)[0],
+             size=f"{image.width}x{image.height}", whole_ms=whole_ms, served_ms=tiled_ms,
+             ratio=round(tiled_ms / whole_ms, 2))  # fmt: skip
 
 
 def scenes(name: str, artifact: Path, data: Path) -> None:
     for way, pred in (("drop", distinct_detections(predict_without_boxes(artifact, data, distinct=False))),
-                      ("reread", predict_without_boxes(artifact, data))):  # fmt: skip
+                      ("tiles", predict_without_boxes(artifact, data))):  # fmt: skip
         values = score_without_boxes(pred)
         keys = ("oks_ap", "box_ap", "persons_true", "persons_found", "persons_matched", "phantoms")
         emit("scenes", benchmark=BENCHMARK, model=name, data=str(data), way=way,
@@ -152,25 +165,31 @@ def scenes(name: str, artifact: Path, data: Path) -> None:
 
 
 def picture(artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]], out: Path) -> None:
-    """Two group photographs and the six in three columns: as served before session 33 (top), now (bottom)."""
+    """A group photograph, the six in three columns and one far away (shown without the grey around it): as
+    served in session 32 (top), now (bottom)."""
     from posewheel.draw import draw_poses, image_grid
 
     ds = coco.load(data)
-    shown = [r for r in ds.images if marked[r.id][0] in ("sample4", "sample6", "six_in_three_columns")]
+    shown = [r for r in ds.images if marked[r.id][0] in ("sample4", "six_in_three_columns", "sample5_far_away")]
     tiles = []
-    for pred, _ in ways(artifact, data, ("session32", "reread")).values():
+    for pred, _ in ways(artifact, data, ("session32", "tiles")).values():
         for record in shown:
             rows = pred.image_ids == record.id
             with Image.open(ds.image_path(record)) as raw:
                 image = raw.convert("RGB")
-            tiles.append(draw_poses(image, pred.keypoints[rows], pred.joint_scores[rows], pred.boxes[rows]))
+            drawn = draw_poses(image, pred.keypoints[rows], pred.joint_scores[rows], pred.boxes[rows])
+            if marked[record.id][0].endswith("_far_away"):  # only the photograph, not the grey around it
+                drawn = drawn.crop(ImageChops.difference(image, Image.new("RGB", image.size, GREY)).getbbox())
+            tiles.append(drawn)
     out.parent.mkdir(parents=True, exist_ok=True)
     image_grid(tiles, columns=len(shown), cell=640).save(out, quality=88)
     emit("picture", benchmark=BENCHMARK, model=str(artifact), path=str(out))
 
 
 def main() -> None:
-    photographs_and_scenes(__doc__ or "", "before and after on three photos", photo_set, photographs, scenes, picture)
+    photographs_and_scenes(
+        __doc__ or "", "session 32 against now, three photos", photo_set, photographs, scenes, picture
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@ The whole image is fitted into the detector's square input
 (centred, black around it), the people it finds come back as boxes in image pixels, best first; the
 pose network then estimates each person top-down from its box, as for boxes a client sends.
 
+A crowd in a large picture is small at that input: where a person found stands under `SMALL_PERSON`
+input pixels tall in a picture at least twice the input, the detector looks again at overlapping tiles
+of the picture (`with_tiles`), each at its full input, and their people join the whole picture's.
+
 Two boxes can hold one person: in a tight group the detector's box around two people and the box
 around one of them both crop that one, and the pose network, which answers for the person nearest a
 crop's centre, draws the same skeleton twice. `distinct_persons` keeps one answer per person: a pose
@@ -23,6 +27,7 @@ serving and evaluation share this code without the core importing a runtime.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
@@ -47,6 +52,16 @@ from posewheel.schema import OKS_SIGMAS
 # MoveNet) and different people 0.37 at most; on synthetic scenes every predicted pair above 0.60 was one
 # labeled person twice, and the closest two labeled people of 500 studio scenes lie at 0.620.
 DUPLICATE_OKS = 0.63
+
+# A second look at a large picture in tiles (`with_tiles`, docs/detector.md, benchmarks/people_found.py): the
+# detector sees the whole picture at its input (512 px), where a crowd's people can be a few dozen pixels
+# tall and many go unseen. Only where a person found stood under SMALL_PERSON input pixels tall, in a
+# picture at least TILE_MIN_SCALE times the input: an ordinary photograph pays nothing.
+SMALL_PERSON = 64.0
+TILE_MIN_SCALE = 2.0
+TILE_FRACTION = 0.625  # each tile's side, of the picture's long side: people look 1.6 times as tall
+TILE_OVERLAP = 0.25
+TILE_EDGE = 0.01  # of a tile's side: a person box this near an inner tile edge is cut by it
 
 Run = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 DetectorKind = Literal["movenet-multipose", "centernet"]
@@ -108,11 +123,84 @@ def detect_persons(
     score_threshold: float,
     max_persons: int,
     kind: DetectorKind,
+    tiles: bool = True,
+    small_person_score: float | None = None,
 ) -> tuple[list[Box], np.ndarray]:
-    """Every person the detector finds in an RGB image: boxes in image pixels (clipped to it) and scores, best first."""
+    """Every person the detector finds in an RGB image: boxes in image pixels (clipped to it) and scores, best first.
+
+    `tiles`: where the whole picture shows a small person (`needs_tiles`), look again at overlapping
+    tiles of it (`with_tiles`). `small_person_score`: the least score of a person that counts as seen
+    for that (default `score_threshold`; the server asks for persons below its threshold too, to count
+    the unsure, and passes its threshold here so that it tiles where evaluation does).
+    """
     batch, window = detector_input(image, spec)
     boxes, scores, _, _ = persons_from_maps(run(batch), window, spec, score_threshold, max_persons, kind)
+    seen = scores >= (score_threshold if small_person_score is None else small_person_score)
+    if tiles and needs_tiles(boxes[seen], image.width, image.height, spec):
+        boxes, scores = with_tiles(image, spec, run, boxes, scores, score_threshold, max_persons, kind)
     return [clip_box(b, image.width, image.height) for b in boxes], scores
+
+
+def needs_tiles(boxes: np.ndarray, width: int, height: int, spec: InputSpec) -> bool:
+    """Whether a picture deserves a second look in tiles: it is at least `TILE_MIN_SCALE` times the detector's
+    input on its long side, and a person found in it (boxes (P, 4) x, y, w, h image pixels) stood under
+    `SMALL_PERSON` input pixels tall, so that others smaller still went unseen."""
+    long_side = max(width, height)
+    if long_side < TILE_MIN_SCALE * spec.width or not len(boxes):
+        return False
+    return bool((np.asarray(boxes)[:, 3] * spec.width / long_side < SMALL_PERSON).any())
+
+
+def tile_windows(width: int, height: int, side: float, overlap: float = TILE_OVERLAP) -> list[Box]:
+    """Square windows (x, y, side, side) image pixels covering the picture, neighbours overlapping by at least
+    `overlap` of the side, spread evenly from edge to edge; centred on an axis the side already covers."""
+
+    def starts(length: int) -> list[float]:
+        if length <= side:
+            return [(length - side) / 2.0]
+        n = max(2, math.ceil((length - side * overlap) / (side * (1.0 - overlap))))
+        return [i * (length - side) / (n - 1) for i in range(n)]
+
+    return [(x, y, side, side) for y in starts(height) for x in starts(width)]
+
+
+def with_tiles(
+    image: Image.Image,
+    spec: InputSpec,
+    run: Run,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    score_threshold: float,
+    max_persons: int,
+    kind: DetectorKind,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The whole picture's persons (boxes (P, 4) image pixels, scores (P,)) joined by those the detector finds
+    in `tile_windows` of `TILE_FRACTION` of the long side, each at its full input (one batch): a tile's person
+    touching an edge of the tile that lies inside the picture goes on in the next tile and is left out; then
+    overlaps are suppressed as the detector's own decoding does (`centernet.NMS_IOU`), best first, at most
+    `max_persons`."""
+    side = TILE_FRACTION * max(image.width, image.height)
+    windows = tile_windows(image.width, image.height, side)
+    maps = run(normalize(np.stack([crop_image(image, w, spec) for w in windows]), spec))
+    margin = TILE_EDGE * side
+    all_boxes, all_scores = [np.asarray(boxes, dtype=np.float64).reshape(-1, 4)], [np.asarray(scores)]
+    for i, (x, y, w, h) in enumerate(windows):
+        found, found_scores, _, _ = persons_from_maps(
+            {name: m[i : i + 1] for name, m in maps.items()}, (x, y, w, h), spec, score_threshold, max_persons, kind
+        )
+        x0, y0, x1, y1 = found[:, 0], found[:, 1], found[:, 0] + found[:, 2], found[:, 1] + found[:, 3]
+        cut = (
+            ((x0 < x + margin) & (x > 0))
+            | ((y0 < y + margin) & (y > 0))
+            | ((x1 > x + w - margin) & (x + w < image.width))
+            | ((y1 > y + h - margin) & (y + h < image.height))
+        )
+        all_boxes.append(found[~cut])
+        all_scores.append(found_scores[~cut])
+    joined, joined_scores = np.concatenate(all_boxes), np.concatenate(all_scores)
+    corners = np.concatenate([joined[:, :2], joined[:, :2] + joined[:, 2:]], axis=1)
+    keep = centernet.suppress_overlaps(corners, joined_scores, centernet.NMS_IOU, max_persons)
+    return joined[keep], joined_scores[keep]
 
 
 def pose_oks(keypoints: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -128,6 +128,13 @@ def predict(
             min=0.0, max=1.0, help="persons the detector scores below this are left out [default: the card's]"
         ),
     ] = None,
+    tiles: Annotated[
+        bool | None,
+        typer.Option(
+            help="look again, in tiles, at a large picture where the detector found a small person "
+            "[default: POSEWHEEL_DETECTOR_TILES, true]"
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1024, help="person crops per inference batch")] = 16,
     threads: Annotated[
         int | None, typer.Option(min=1, help="ONNX Runtime threads and decoding threads [default: CPU cores]")
@@ -163,7 +170,13 @@ def predict(
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     n_threads = threads or cores
     try:
-        pose_model = load_model(folder.resolve(), fingerprint(folder), n_threads, settings.execution_provider)
+        pose_model = load_model(
+            folder.resolve(),
+            fingerprint(folder),
+            n_threads,
+            settings.execution_provider,
+            settings.detector_tiles if tiles is None else tiles,
+        )
     except ModelLoadError as exc:
         hint = " (promote a model first, or pass --model DIR)" if model is None else ""
         raise fail(f"no model at {folder}: {exc}{hint}") from exc

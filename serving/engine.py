@@ -47,6 +47,7 @@ class PersonDetector:
     card: DetectorCard
     spec: InputSpec
     session: ort.InferenceSession
+    tiles: bool = True  # a large picture with a small person in it looked at again in tiles (detect_persons)
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self.session.run(self.card.names, {self.card.input_name: batch})
@@ -60,8 +61,9 @@ class PersonDetector:
         threshold = self.card.score_threshold if score_threshold is None else score_threshold
         cap = self.card.max_persons if max_persons is None else min(max_persons, self.card.max_persons)
         boxes, scores = detect_persons(
-            image, self.spec, self.run, max(0.0, threshold - UNSURE_BAND), cap, self.card.kind
-        )
+            image, self.spec, self.run, max(0.0, threshold - UNSURE_BAND), cap, self.card.kind,
+            tiles=self.tiles, small_person_score=threshold,
+        )  # fmt: skip
         kept = scores >= threshold
         unsure = int((np.abs(scores - threshold) < UNSURE_BAND).sum())
         return [b for b, k in zip(boxes, kept, strict=True) if k], scores[kept], unsure
@@ -128,8 +130,11 @@ def providers_for(execution_provider: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def load_model(folder: Path, fingerprint: str, threads: int, execution_provider: str = "cpu") -> ServedModel:
-    """Load the artifact in `folder`, check its graph against its card and run a smoke test.
+def load_model(
+    folder: Path, fingerprint: str, threads: int, execution_provider: str = "cpu", tiles: bool = True
+) -> ServedModel:
+    """Load the artifact in `folder`, check its graph against its card and run a smoke test. `tiles`: its
+    detector looks again at a large picture with small people in tiles (`posewheel.detection.with_tiles`).
 
     Raises ModelLoadError naming the folder and what was wrong; never returns a model that
     cannot answer a batch of 1 and 2 with finite heatmaps of the card's shape.
@@ -154,7 +159,7 @@ def load_model(folder: Path, fingerprint: str, threads: int, execution_provider:
     wanted = (card.output.name, *[n for n in card.output.names if n != card.output.name])
     model = ServedModel(card, spec, session, folder, fingerprint, card.input.input_name, wanted)
     if card.detector is not None:
-        model.detector = load_detector(folder, card.detector, options, providers_for(execution_provider))
+        model.detector = load_detector(folder, card.detector, options, providers_for(execution_provider), tiles)
     smoke_test(model)
     return model
 
@@ -173,13 +178,13 @@ def session_options(threads: int) -> ort.SessionOptions:
 
 
 def load_detector(
-    folder: Path, card: DetectorCard, options: ort.SessionOptions, providers: list[str]
+    folder: Path, card: DetectorCard, options: ort.SessionOptions, providers: list[str], tiles: bool = True
 ) -> PersonDetector:
     """The artifact's person detector; ModelLoadError when its graph does not answer what its card says."""
     path = folder / card.file
     try:
         session = ort.InferenceSession(str(path), options, providers=providers)
-        detector = PersonDetector(card, card.input_spec(), session)
+        detector = PersonDetector(card, card.input_spec(), session, tiles)
         detector.detect(Image.new("RGB", (64, 48), (128, 128, 128)))  # smoke test and warm-up
     except Exception as exc:  # onnxruntime raises its own untyped errors; decoding a wrong graph fails anywhere
         raise ModelLoadError(f"{path}: the person detector cannot run: {exc}") from exc

@@ -51,8 +51,10 @@ class ModelHolder:
         execution_provider: str,
         metrics: ServingMetrics,
         on_swap: Callable[[ServedModel], None] | None = None,
+        tiles: bool = True,
     ) -> None:
         self.model_dir = model_dir
+        self.tiles = tiles
         self.threads = threads
         self.execution_provider = execution_provider
         self.metrics = metrics
@@ -77,7 +79,7 @@ class ModelHolder:
                 raise ModelLoadError(self.last_error or f"{self.model_dir}: refused before")
             try:
                 model = await asyncio.to_thread(
-                    load_model, self.model_dir.resolve(), fp, self.threads, self.execution_provider
+                    load_model, self.model_dir.resolve(), fp, self.threads, self.execution_provider, self.tiles
                 )
             except Exception as exc:  # whatever broke, this artifact is refused, not the server
                 error = (

@@ -61,6 +61,7 @@ class PoseService:
             settings.execution_provider,
             self.metrics,
             on_swap=self._on_swap,
+            tiles=settings.detector_tiles,
         )
         self.policy = ReviewPolicy(
             settings.review_threshold,

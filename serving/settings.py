@@ -57,6 +57,11 @@ class ServingSettings(ProjectSettings):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="request body limit, bytes")
     max_pixels: int = Field(40_000_000, ge=1, description="decoded image limit, width * height")
     max_boxes: int = Field(64, ge=1, description="person boxes per request")
+    detector_tiles: bool = Field(
+        True,
+        description="the detector looks again, in tiles, at a picture at least twice its input where it found "
+        "a small person (posewheel.detection.with_tiles); false: the whole picture only",
+    )
     max_requests_in_flight: int = Field(
         256, ge=1, description="requests served at once per worker; more get 503 at once (health and metrics exempt)"
     )

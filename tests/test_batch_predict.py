@@ -180,6 +180,32 @@ def test_review_queues_items_with_the_servers_policy_and_outbox(inputs: Path, pr
     assert len(list((tmp_path / "var" / "predictions").glob("*.jsonl"))) == 1
 
 
+def test_a_crowd_is_tiled_unless_told_not_to(production: Path, tmp_path: Path) -> None:
+    """The six group photographs in one row (4138 x 500, 22 people): the detector's second look in tiles
+    answers more of them (benchmarks/people_found.py: 15 at marked noses, 12 without); `--no-tiles` and
+    POSEWHEEL_DETECTOR_TILES=false give the whole picture's answer only."""
+    from posewheel.pretrained import real_frames
+    from tests.support.moving_people import crowd
+
+    photos = {}
+    for path in real_frames():
+        with Image.open(path) as raw:
+            photos[path.stem] = raw.convert("RGB")
+    crowd(photos, tuple(sorted(photos)), 500, 6)[0].save(tmp_path / "crowd.jpg", quality=95)
+    counts = {}
+    for name, args, env in (
+        ("tiles", [], None),
+        ("no_tiles", ["--no-tiles"], None),
+        ("env_off", [], {"POSEWHEEL_DETECTOR_TILES": "false"}),
+    ):
+        out = tmp_path / f"{name}.json"
+        code, output = predict(str(tmp_path / "crowd.jpg"), "--model", str(production), "--out", str(out), *args,
+                               env=env)  # fmt: skip
+        assert code == 0, output
+        counts[name] = len(json.loads(out.read_text()))
+    assert counts["tiles"] > counts["no_tiles"] == counts["env_off"] > 0, counts
+
+
 def test_missing_path_fails_and_unknown_folder_files_are_not_inputs(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(b"")
     (tmp_path / "b.mp4").write_bytes(b"")

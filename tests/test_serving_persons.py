@@ -135,6 +135,32 @@ def test_a_person_inside_two_boxes_is_answered_once_and_her_neighbour_too(server
     assert scores == sorted(scores, reverse=True)  # still the detector's order
 
 
+def test_a_crowd_of_small_people_is_looked_at_again_in_tiles(server: RunningServer) -> None:
+    """The six group photographs in one row, 500 px high (4138 x 500, 22 people): at the detector's 512 px
+    input its people stand 30-50 px tall, and the whole picture alone answered 12 of them (benchmarks/
+    people_found.py, `reread`); tiles answer 15 (`tiles`), each a different person at a marked nose."""
+    from posewheel.pretrained import real_frames
+    from tests.support.moving_people import crowd, head
+
+    photos = {}
+    for path in real_frames():
+        with Image.open(path) as raw:
+            photos[path.stem] = raw.convert("RGB")
+    picture, marked = crowd(photos, tuple(sorted(photos)), 500, 6)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=95)
+    files = {"image": ("crowd.jpg", buffer.getvalue(), "image/jpeg")}
+    r = httpx.post(f"{server.url}/v1/predict", files=files, timeout=60)
+    assert r.status_code == 200, r.text
+    people = []
+    for pose in r.json()["poses"]:
+        nose = head([v for k in pose["keypoints"] for v in (k["x"], k["y"], k["score"])])
+        if nose is not None:
+            distances = np.hypot(*(marked[:, :2] - nose).T)
+            people += [int(distances.argmin())] if distances.min() < marked[distances.argmin(), 2] else []
+    assert len(set(people)) == len(people) >= 14, people  # measured 15 of 22; the whole picture alone, 12
+
+
 def test_boxes_given_keep_todays_behaviour(server: RunningServer) -> None:
     poses = post(server, "two_people_256.png", boxes="[[0, 0, 128, 256]]")["poses"]
     assert len(poses) == 1 and poses[0]["box"] == [0, 0, 128, 256] and poses[0]["box_score"] is None

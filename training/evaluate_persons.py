@@ -88,6 +88,7 @@ def predict_without_boxes(
     score_threshold: float | None = None,
     max_persons: int | None = None,
     distinct: bool = True,
+    tiles: bool = True,
 ) -> DetectedPersons:
     """Detect the persons of every image of `dataset` with the artifact's detector, then estimate each top-down.
 
@@ -95,6 +96,8 @@ def predict_without_boxes(
     by it, as in serving (serving/engine.py PersonDetector.detect, then prepare). `distinct`: one answer per
     person, as served (`posewheel.detection.answer_once`): a pose repeating a better one's is read again from
     its box blanked outside, and dropped if it still repeats (False: every detection, a benchmark's baseline).
+    `tiles`: a large picture with a small person in it is looked at again in tiles, as served
+    (`posewheel.detection.with_tiles`; False: the whole picture only, a benchmark's baseline).
     Raises ValueError when the artifact has no detector.
     """
     import onnxruntime as ort
@@ -157,7 +160,7 @@ def predict_without_boxes(
     for record in sorted(ds.images, key=lambda r: r.id):
         with Image.open(ds.image_path(record)) as raw:
             image = raw.convert("RGB")
-        found, scores = detect_persons(image, detector_spec, run_detector, threshold, limit, detector.kind)
+        found, scores = detect_persons(image, detector_spec, run_detector, threshold, limit, detector.kind, tiles)
         if not found:
             continue
         found_in.append((record.id, np.asarray(found, dtype=np.float64), np.asarray(scores, dtype=np.float64)))

@@ -6,12 +6,15 @@
     switches, idf1 = identity_scores(pairs, frames)
 
 Used by benchmarks/pose_tracking.py and tests/test_tracks.py (see the benchmark's docstring for how the
-clips are made and why identities come from noses).
+clips are made and why identities come from noses). Still pictures of many people made from the same
+group photographs, noses known (`crowd`, `far_away`): benchmarks/people_found.py and
+tests/test_serving_persons.py.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +34,8 @@ NOSES = {
     "sample6": ((370, 650), (750, 500), (1270, 470), (1610, 420)),
 }
 REACH = 150  # photograph pixels: an answered nose this close to a marked one is that person's
+FAR_AWAY = (3000, 2000), 900  # `far_away`: a grey picture's size, and each group photograph's width on it
+GREY = (128, 128, 128)
 
 
 @dataclass
@@ -162,3 +167,36 @@ def identity_scores(pairs: list[tuple[str, str]], order: list[list[tuple[str, st
         counts[people.index(p), tracks.index(t)] += 1
     rows, cols = linear_sum_assignment(-counts)
     return switches, float(counts[rows, cols].sum() / max(1, len(pairs)))
+
+
+def crowd(
+    photos: dict[str, Image.Image], names: tuple[str, ...], height: int, columns: int
+) -> tuple[Image.Image, np.ndarray]:
+    """The photographs scaled to `height`, `columns` to a row on grey; their marked noses (n, 3): x, y, reach."""
+    tiles, noses = [], []
+    for name in names:
+        scale = height / photos[name].height
+        tiles.append(photos[name].resize((round(photos[name].width * scale), height), Image.Resampling.BILINEAR))
+        noses.append([(x * scale, y * scale, REACH * scale) for x, y in NOSES[name]])
+    rows = [list(range(i, min(i + columns, len(tiles)))) for i in range(0, len(tiles), columns)]
+    canvas = Image.new("RGB", (max(sum(tiles[i].width for i in r) for r in rows), height * len(rows)), GREY)
+    marked = []
+    for r, row in enumerate(rows):
+        x = 0
+        for i in row:
+            canvas.paste(tiles[i], (x, r * height))
+            marked += [(nx + x, ny + r * height, reach) for nx, ny, reach in noses[i]]
+            x += tiles[i].width
+    return canvas, np.asarray(marked)
+
+
+def far_away(photo: Image.Image, noses: Sequence[tuple[float, float]]) -> tuple[Image.Image, np.ndarray]:
+    """A group photograph small on a large grey picture (`FAR_AWAY`), a little below its middle; the noses
+    (n, 3): x, y, reach."""
+    size, width = FAR_AWAY
+    scale = width / photo.width
+    small = photo.resize((width, round(photo.height * scale)), Image.Resampling.BILINEAR)
+    x, y = round(size[0] / 2 - width / 2), round(size[1] * 0.6 - small.height / 2)
+    canvas = Image.new("RGB", size, GREY)
+    canvas.paste(small, (x, y))
+    return canvas, np.asarray([(nx * scale + x, ny * scale + y, REACH * scale) for nx, ny in noses])
