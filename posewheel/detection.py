@@ -248,6 +248,20 @@ def outside_box_blanked(inputs: np.ndarray, boxes: np.ndarray, windows: Sequence
 
 
 Reread = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+Read = Callable[[np.ndarray, Sequence[Box]], tuple[np.ndarray, np.ndarray]]
+
+
+def blanked_reread(
+    inputs: np.ndarray, boxes: np.ndarray, windows: Sequence[Box], spec: InputSpec, read: Read
+) -> Reread:
+    """The `reread` of `answer_once` for one image's crops: network inputs (N, 3, H, W), person boxes (N, 4)
+    image pixels and crop windows; `read(inputs, windows)` runs the pose network and decodes to image pixels."""
+
+    def reread(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        picked = [windows[i] for i in rows]
+        return read(outside_box_blanked(inputs[rows], np.asarray(boxes)[rows], picked, spec), picked)
+
+    return reread
 
 
 def answer_once(
@@ -261,7 +275,7 @@ def answer_once(
 
     `distinct_persons` drops a pose repeating a better one's. Most such boxes hold a person of their own
     whom the pose network did not read: it answered for the neighbour whose body centre is stronger in the
-    crop. `reread(indices)` reads those boxes again with everything outside them blanked
+    crop. `reread(indices)` (`blanked_reread`) reads those boxes again with everything outside them blanked
     (`outside_box_blanked`) and returns their poses (n, 17, 2) image pixels with joint scores (n, 17); best
     first by box score x pose score, a pose read so that repeats no answered one's is answered in the row of
     its box. Without `reread`, only the drop (serving until session 33).

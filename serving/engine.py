@@ -27,7 +27,7 @@ from PIL import Image
 
 from posewheel.artifact import MODEL_FILE, ArtifactError, DetectorCard, ModelCard, load_card
 from posewheel.decoding import Box, InputSpec, crop_box, crop_image, decode_outputs, normalize, whole_image_box
-from posewheel.detection import answer_once, detect_persons, outside_box_blanked
+from posewheel.detection import answer_once, blanked_reread, detect_persons
 from posewheel.schema import NUM_KEYPOINTS
 
 log = logging.getLogger(__name__)
@@ -110,12 +110,7 @@ class ServedModel:
         its boxes and scores `detected` read as `points`, `scores`; a box whose pose repeats a better one's is
         read again, blanked outside. Returns the rows to answer, and the poses with the re-read ones in place."""
         boxes, box_scores = detected
-
-        def reread(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            row_windows = [windows[i] for i in rows]
-            blanked = outside_box_blanked(inputs[rows], boxes[rows], row_windows, self.spec)
-            return self.infer_decode(blanked, row_windows)
-
+        reread = blanked_reread(inputs, boxes, windows, self.spec, self.infer_decode)
         return answer_once(boxes, points, scores, box_scores, reread)
 
 

@@ -46,7 +46,7 @@ from posewheel.decoding import (
     pose_score,
     whole_image_box,
 )
-from posewheel.detection import answer_once, detect_persons, distinct_persons, outside_box_blanked
+from posewheel.detection import answer_once, blanked_reread, detect_persons, distinct_persons
 from posewheel.schema import KEYPOINT_NAMES, OKS_SIGMAS, PERSON_CATEGORY_ID
 
 PersonScore = Literal["box", "pose", "box_x_pose"]
@@ -138,14 +138,7 @@ def predict_without_boxes(
             own = slice(start, start + len(found))
             kept, keypoints, joint_scores = np.arange(len(found)), points[own], scores[own]
             if distinct:  # one answer per person, as served (serving.engine.ServedModel.answer_once)
-                own_inputs, own_windows = inputs[own], windows[own]
-
-                def reread(
-                    picked: np.ndarray, x: np.ndarray = own_inputs, w: list[Box] = own_windows, b: np.ndarray = found
-                ) -> tuple[np.ndarray, np.ndarray]:
-                    picked_windows = [w[i] for i in picked]
-                    return run_pose(outside_box_blanked(x[picked], b[picked], picked_windows, spec), picked_windows)
-
+                reread = blanked_reread(inputs[own], found, windows[own], spec, run_pose)
                 kept, keypoints, joint_scores = answer_once(found, keypoints, joint_scores, found_scores, reread)
             rows["image_ids"].append(np.full(len(kept), image_id, dtype=np.int64))
             rows["boxes"].append(found[kept])
