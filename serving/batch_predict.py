@@ -39,7 +39,7 @@ from posewheel.decoding import Box
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox
 from posewheel.tracks import PoseTracker
-from serving.engine import ServedModel, prepare
+from serving.engine import Detected, ServedModel, prepare
 from serving.images import InputError, decode_image, parse_boxes
 from serving.overlay import draw_overlay, pose_arrays, render_png
 from serving.predlog import PredictionLog, PredictionRecord
@@ -192,6 +192,7 @@ class _Ready:
     height: int
     image: Image.Image | None  # kept only to draw or review
     data: bytes | None  # the file's bytes, kept only to review
+    detected: Detected | None = None  # the detector's persons, when it found them
 
 
 class FrameSampler:
@@ -337,11 +338,10 @@ class BatchPredictor:
                 raise InputError(f"the frame is {image.width}x{image.height}; the limit is {self.settings.max_pixels}")
         box_scores: list[float] | None = None
         unsure = 0
+        detected: Detected | None = None
         if self.model.detector is not None:
-            boxes, found, unsure = self.model.detector.detect(
-                image, self.options.score_threshold, self.options.max_persons
-            )
-            box_scores = found.tolist()
+            detected = self.model.detector.find(image, self.options.score_threshold, self.options.max_persons)
+            boxes, box_scores, unsure = detected.box_list, detected.scores.tolist(), detected.unsure
         else:
             boxes = parse_boxes(None, image.width, image.height, self.settings.max_boxes)
         inputs, windows = prepare(image, boxes, self.model.spec)
@@ -357,6 +357,7 @@ class BatchPredictor:
             image.height,
             image if keep_image else None,
             data if self.options.review else None,
+            detected,
         )
 
     # --- inference and results (this thread, in input order) -----------------------------------------
@@ -390,9 +391,8 @@ class BatchPredictor:
     def _finish(self, ready: _Ready, points: np.ndarray, scores: np.ndarray) -> None:
         item, source = ready.item, ready.item.source
         kept = None
-        if ready.box_scores is not None and len(ready.boxes) > 1:  # the detector's persons: one answer each
-            detected = (np.asarray(ready.boxes, dtype=np.float64), np.asarray(ready.box_scores))
-            kept, points, scores = self.model.answer_once(ready.inputs, ready.windows, detected, points, scores)
+        if ready.detected is not None:  # the detector's persons: each confirmed, one answer each
+            kept, points, scores = self.model.answer_once(ready.inputs, ready.windows, ready.detected, points, scores)
         poses = pose_dicts(ready.boxes, points, scores, ready.box_scores, kept)
         track_ids = None if item.frame_index is None else self._track(item, poses)
         self.results.extend(

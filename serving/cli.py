@@ -135,6 +135,13 @@ def predict(
             "[default: POSEWHEEL_DETECTOR_TILES, true]"
         ),
     ] = None,
+    pose_confirms: Annotated[
+        bool | None,
+        typer.Option(
+            help="answer a box the detector scored under its threshold, down to half of it, where the pose "
+            "network reads a confident pose in it [default: POSEWHEEL_DETECTOR_POSE_CONFIRMS, true]"
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1024, help="person crops per inference batch")] = 16,
     threads: Annotated[
         int | None, typer.Option(min=1, help="ONNX Runtime threads and decoding threads [default: CPU cores]")
@@ -159,7 +166,9 @@ def predict(
         raise fail("give --every or --fps, not both")
     try:
         # host: predict listens nowhere, so a POSEWHEEL_HOST beyond loopback needs no API key here
-        overrides = {"host": "127.0.0.1", **({"model_dir": model} if model is not None else {})}
+        overrides: dict[str, object] = {"host": "127.0.0.1", **({"model_dir": model} if model is not None else {})}
+        overrides |= {"detector_tiles": tiles} if tiles is not None else {}
+        overrides |= {"detector_pose_confirms": pose_confirms} if pose_confirms is not None else {}
         settings = ServingSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise fail(f"invalid serving settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
@@ -175,7 +184,7 @@ def predict(
             fingerprint(folder),
             n_threads,
             settings.execution_provider,
-            settings.detector_tiles if tiles is None else tiles,
+            settings.find_options(),
         )
     except ModelLoadError as exc:
         hint = " (promote a model first, or pass --model DIR)" if model is None else ""

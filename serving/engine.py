@@ -27,7 +27,7 @@ from PIL import Image
 
 from posewheel.artifact import MODEL_FILE, ArtifactError, DetectorCard, ModelCard, load_card
 from posewheel.decoding import Box, InputSpec, crop_box, crop_image, decode_outputs, normalize, whole_image_box
-from posewheel.detection import answer_once, blanked_reread, detect_persons
+from posewheel.detection import FindOptions, answer_once, blanked_reread, boxes_to_read, detect_persons
 from posewheel.schema import NUM_KEYPOINTS
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,23 @@ class ModelLoadError(RuntimeError):
 UNSURE_BAND = 0.05  # detector scores this close to its threshold make an image worth a person's look
 
 
+@dataclass(frozen=True)
+class Detected:
+    """The persons the detector found in one image, to be read: boxes (N, 4) image pixels and scores (N,), best
+    first, down to the floor of its `FindOptions`; at or above `threshold` a box is a person, under it only where
+    the pose network confirms it (`posewheel.detection.answer_once`). `unsure`: how many scored within
+    UNSURE_BAND of the threshold, kept or not."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    threshold: float
+    unsure: int
+
+    @property
+    def box_list(self) -> list[Box]:
+        return [(float(x), float(y), float(w), float(h)) for x, y, w, h in self.boxes]
+
+
 @dataclass(eq=False)
 class PersonDetector:
     """The artifact's person detector (card.detector): finds the people of a request without boxes."""
@@ -47,26 +64,39 @@ class PersonDetector:
     card: DetectorCard
     spec: InputSpec
     session: ort.InferenceSession
-    tiles: bool = True  # a large picture with a small person in it looked at again in tiles (detect_persons)
+    find_options: FindOptions = field(default_factory=FindOptions)  # tiles, boxes the pose network confirms
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self.session.run(self.card.names, {self.card.input_name: batch})
         return dict(zip(self.card.names, outputs, strict=True))
 
+    def find(
+        self, image: Image.Image, score_threshold: float | None = None, max_persons: int | None = None
+    ) -> Detected:
+        """The boxes to read in `image` (the card's threshold and cap if None): those scored at the threshold and,
+        at the card's threshold where the pose network may confirm them, those down to `FindOptions.floor` of it
+        that are not a part of a sure one (`posewheel.detection.boxes_to_read`). A threshold the caller gives is
+        applied exactly: persons scored under it are left out."""
+        threshold = self.card.score_threshold if score_threshold is None else score_threshold
+        cap = self.card.max_persons if max_persons is None else min(max_persons, self.card.max_persons)
+        floor = self.find_options.floor(threshold) if score_threshold is None else threshold  # the caller's: exact
+        boxes, scores = detect_persons(
+            image, self.spec, self.run, max(0.0, min(floor, threshold - UNSURE_BAND)), cap, self.card.kind,
+            tiles=self.find_options.tiles, small_person_score=threshold,
+        )  # fmt: skip
+        found = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        read = boxes_to_read(found, scores, threshold, floor)
+        unsure = int((np.abs(scores - threshold) < UNSURE_BAND).sum())
+        return Detected(found[read], scores[read], threshold, unsure)
+
     def detect(
         self, image: Image.Image, score_threshold: float | None = None, max_persons: int | None = None
     ) -> tuple[list[Box], np.ndarray, int]:
-        """Boxes (image pixels) and scores of the people in `image`, best first (the card's defaults if None),
-        and how many people it was unsure of: scored within UNSURE_BAND of the threshold, kept or not."""
-        threshold = self.card.score_threshold if score_threshold is None else score_threshold
-        cap = self.card.max_persons if max_persons is None else min(max_persons, self.card.max_persons)
-        boxes, scores = detect_persons(
-            image, self.spec, self.run, max(0.0, threshold - UNSURE_BAND), cap, self.card.kind,
-            tiles=self.tiles, small_person_score=threshold,
-        )  # fmt: skip
-        kept = scores >= threshold
-        unsure = int((np.abs(scores - threshold) < UNSURE_BAND).sum())
-        return [b for b, k in zip(boxes, kept, strict=True) if k], scores[kept], unsure
+        """Boxes (image pixels) and scores of the people in `image` the detector is sure of, at or above the
+        threshold, best first (the card's defaults if None), and how many people it was unsure of (`find`)."""
+        found = self.find(image, score_threshold, max_persons)
+        sure = found.scores >= found.threshold
+        return [b for b, s in zip(found.box_list, sure, strict=True) if s], found.scores[sure], found.unsure
 
 
 @dataclass(eq=False)
@@ -102,16 +132,15 @@ class ServedModel:
         self,
         inputs: np.ndarray,
         windows: Sequence[Box],
-        detected: tuple[np.ndarray, np.ndarray],
+        detected: Detected,
         points: np.ndarray,
         scores: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One answer per person the detector found (`posewheel.detection.answer_once`): the crops `inputs` of
         its boxes and scores `detected` read as `points`, `scores`; a box whose pose repeats a better one's is
         read again, blanked outside. Returns the rows to answer, and the poses with the re-read ones in place."""
-        boxes, box_scores = detected
-        reread = blanked_reread(inputs, boxes, windows, self.spec, self.infer_decode)
-        return answer_once(boxes, points, scores, box_scores, reread)
+        reread = blanked_reread(inputs, detected.boxes, windows, self.spec, self.infer_decode)
+        return answer_once(detected.boxes, points, scores, detected.scores, reread, detected.threshold)
 
 
 def providers_for(execution_provider: str) -> list[str]:
@@ -126,10 +155,14 @@ def providers_for(execution_provider: str) -> list[str]:
 
 
 def load_model(
-    folder: Path, fingerprint: str, threads: int, execution_provider: str = "cpu", tiles: bool = True
+    folder: Path,
+    fingerprint: str,
+    threads: int,
+    execution_provider: str = "cpu",
+    find_options: FindOptions | None = None,
 ) -> ServedModel:
-    """Load the artifact in `folder`, check its graph against its card and run a smoke test. `tiles`: its
-    detector looks again at a large picture with small people in tiles (`posewheel.detection.with_tiles`).
+    """Load the artifact in `folder`, check its graph against its card and run a smoke test. `find_options`:
+    how its detector finds people (`posewheel.detection.FindOptions`; None: all on).
 
     Raises ModelLoadError naming the folder and what was wrong; never returns a model that
     cannot answer a batch of 1 and 2 with finite heatmaps of the card's shape.
@@ -154,7 +187,9 @@ def load_model(
     wanted = (card.output.name, *[n for n in card.output.names if n != card.output.name])
     model = ServedModel(card, spec, session, folder, fingerprint, card.input.input_name, wanted)
     if card.detector is not None:
-        model.detector = load_detector(folder, card.detector, options, providers_for(execution_provider), tiles)
+        model.detector = load_detector(
+            folder, card.detector, options, providers_for(execution_provider), find_options or FindOptions()
+        )
     smoke_test(model)
     return model
 
@@ -173,13 +208,17 @@ def session_options(threads: int) -> ort.SessionOptions:
 
 
 def load_detector(
-    folder: Path, card: DetectorCard, options: ort.SessionOptions, providers: list[str], tiles: bool = True
+    folder: Path,
+    card: DetectorCard,
+    options: ort.SessionOptions,
+    providers: list[str],
+    find_options: FindOptions | None = None,
 ) -> PersonDetector:
     """The artifact's person detector; ModelLoadError when its graph does not answer what its card says."""
     path = folder / card.file
     try:
         session = ort.InferenceSession(str(path), options, providers=providers)
-        detector = PersonDetector(card, card.input_spec(), session, tiles)
+        detector = PersonDetector(card, card.input_spec(), session, find_options or FindOptions())
         detector.detect(Image.new("RGB", (64, 48), (128, 128, 128)))  # smoke test and warm-up
     except Exception as exc:  # onnxruntime raises its own untyped errors; decoding a wrong graph fails anywhere
         raise ModelLoadError(f"{path}: the person detector cannot run: {exc}") from exc
@@ -234,7 +273,7 @@ class Prepared:
     windows: list[Box]
     extra: Any = None
     finish: Callable[[], Prepared] | None = None
-    detected: tuple[np.ndarray, np.ndarray] | None = None  # the detector's boxes (N, 4) and scores (N,) of the crops
+    detected: Detected | None = None  # the detector's boxes and scores of the crops, when it found them
 
 
 @dataclass
@@ -471,7 +510,7 @@ def _infer(model: ServedModel, prepared: list[Prepared | Exception]) -> list[Ans
             continue
         n = len(p.windows)
         own_points, own_scores, kept = points[start : start + n], scores[start : start + n], None
-        if p.detected is not None and n > 1:  # the detector's persons: one answer each
+        if p.detected is not None:  # the detector's persons: each confirmed, one answer each
             kept, own_points, own_scores = model.answer_once(p.inputs, p.windows, p.detected, own_points, own_scores)
         outcomes.append(Answer(own_points, own_scores, p.extra, kept))
         start += n

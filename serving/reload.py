@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from posewheel.artifact import CARD_FILE, MODEL_FILE
+from posewheel.detection import FindOptions
 from serving.engine import ModelLoadError, ServedModel, load_model
 from serving.prometheus import ServingMetrics
 
@@ -51,10 +52,10 @@ class ModelHolder:
         execution_provider: str,
         metrics: ServingMetrics,
         on_swap: Callable[[ServedModel], None] | None = None,
-        tiles: bool = True,
+        find_options: FindOptions | None = None,
     ) -> None:
         self.model_dir = model_dir
-        self.tiles = tiles
+        self.find_options = find_options or FindOptions()
         self.threads = threads
         self.execution_provider = execution_provider
         self.metrics = metrics
@@ -79,7 +80,7 @@ class ModelHolder:
                 raise ModelLoadError(self.last_error or f"{self.model_dir}: refused before")
             try:
                 model = await asyncio.to_thread(
-                    load_model, self.model_dir.resolve(), fp, self.threads, self.execution_provider, self.tiles
+                    load_model, self.model_dir.resolve(), fp, self.threads, self.execution_provider, self.find_options
                 )
             except Exception as exc:  # whatever broke, this artifact is refused, not the server
                 error = (

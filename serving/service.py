@@ -61,7 +61,7 @@ class PoseService:
             settings.execution_provider,
             self.metrics,
             on_swap=self._on_swap,
-            tiles=settings.detector_tiles,
+            find_options=settings.find_options(),
         )
         self.policy = ReviewPolicy(
             settings.review_threshold,
@@ -205,10 +205,10 @@ class PoseService:
             return Prepared(inputs, windows, (image, size, boxes, None, 0))
 
         def find_people() -> Prepared:
-            found, scores, unsure = detector.detect(decoded.image, score_threshold, max_persons)
-            inputs, windows = prepare(decoded.image, found, model.spec)
-            detected = (np.asarray(found, dtype=np.float64).reshape(-1, 4), scores)
-            return Prepared(inputs, windows, (image, size, found, scores.tolist(), unsure), detected=detected)
+            found = detector.find(decoded.image, score_threshold, max_persons)
+            boxes = found.box_list
+            inputs, windows = prepare(decoded.image, boxes, model.spec)
+            return Prepared(inputs, windows, (image, size, boxes, found.scores.tolist(), found.unsure), detected=found)
 
         if decoded.width * decoded.height > DEFER_MAX_PIXELS:
             return find_people()  # here: a waiting request must not hold a big decoded image (memory bound)

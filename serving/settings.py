@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from posewheel.artifact import production_dir
+from posewheel.detection import FindOptions
 from posewheel.settings import ProjectSettings
 
 
@@ -61,6 +62,11 @@ class ServingSettings(ProjectSettings):
         True,
         description="the detector looks again, in tiles, at a picture at least twice its input where it found "
         "a small person (posewheel.detection.with_tiles); false: the whole picture only",
+    )
+    detector_pose_confirms: bool = Field(
+        True,
+        description="a box the detector scored under its threshold, down to half of it, is answered where the "
+        "pose network reads a confident pose in it (posewheel.detection.confirmed); false: the threshold alone",
     )
     max_requests_in_flight: int = Field(
         256, ge=1, description="requests served at once per worker; more get 503 at once (health and metrics exempt)"
@@ -106,6 +112,10 @@ class ServingSettings(ProjectSettings):
                 f"(predictions, renders and the model card then need it as X-API-Key)"
             )
         return self
+
+    def find_options(self) -> FindOptions:
+        """How the served detector finds people (detector_tiles, detector_pose_confirms)."""
+        return FindOptions(tiles=self.detector_tiles, pose_confirms=self.detector_pose_confirms)
 
     def resolved_model_dir(self) -> Path:
         """The artifact folder to serve: `model_dir` or the project's `models/production`."""

@@ -206,6 +206,33 @@ def test_a_crowd_is_tiled_unless_told_not_to(production: Path, tmp_path: Path) -
     assert counts["tiles"] > counts["no_tiles"] == counts["env_off"] > 0, counts
 
 
+def test_a_person_the_detector_is_unsure_of_is_answered_where_the_pose_network_confirms_it(
+    production: Path, tmp_path: Path
+) -> None:
+    """A drawn street scene (seed 5, image 9) whose person the detector scores under its threshold: the pose
+    network reads a confident pose in the box, so she is answered, with her box score under the threshold;
+    `--no-pose-confirms` and POSEWHEEL_DETECTOR_POSE_CONFIRMS=false answer nobody (the threshold alone)."""
+    from posewheel.detection import CONFIDENT_POSE
+    from posewheel.synth import generate
+
+    ds = generate("street", 9, 5, tmp_path / "scenes", persons=(2, 3))
+    scene = ds.image_path(ds.images[8])
+    threshold = json.loads((production / "card.json").read_text())["detector"]["score_threshold"]
+    answered = {}
+    for name, args, env in (
+        ("confirms", [], None),
+        ("flag_off", ["--no-pose-confirms"], None),
+        ("env_off", [], {"POSEWHEEL_DETECTOR_POSE_CONFIRMS": "false"}),
+    ):
+        out = tmp_path / f"{name}.json"
+        code, output = predict(str(scene), "--model", str(production), "--out", str(out), *args, env=env)
+        assert code == 0, output
+        answered[name] = json.loads(out.read_text())
+    (person,) = answered["confirms"]  # measured: box score 0.19-0.29, pose score 0.4 and more
+    assert person["box_score"] < threshold and person["score"] >= CONFIDENT_POSE, person
+    assert answered["flag_off"] == answered["env_off"] == []
+
+
 def test_missing_path_fails_and_unknown_folder_files_are_not_inputs(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(b"")
     (tmp_path / "b.mp4").write_bytes(b"")

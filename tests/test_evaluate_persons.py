@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 
 from posewheel import dataset as coco
+from posewheel.artifact import load_card
+from posewheel.decoding import pose_score
+from posewheel.detection import CONFIDENT_POSE, WEAK_SHARE
 from training.evaluate_persons import (
     PERSON_SCORES,
     DetectedPersons,
@@ -118,7 +121,11 @@ def test_the_detector_and_pose_network_score_a_multi_person_set(pretrained_artif
     ds = coco.load(groups)
     assert pred.keypoints.shape == (len(pred.image_ids), K, 2) and pred.boxes.shape == (len(pred.image_ids), 4)
     assert set(pred.image_ids.tolist()) <= {r.id for r in ds.images}
-    assert np.all(pred.box_scores >= 0.2)  # the card's detector threshold
+    threshold = load_card(pretrained_artifact).detector.score_threshold  # type: ignore[union-attr]
+    assert np.all(pred.box_scores >= WEAK_SHARE * threshold)  # down to half the card's threshold, and there
+    assert np.all(pose_score(pred.joint_scores[pred.box_scores < threshold]) >= CONFIDENT_POSE)  # only if confirmed
+    sure = predict_without_boxes(pretrained_artifact, groups, score_threshold=threshold)  # the caller's: exactly
+    assert np.all(sure.box_scores >= threshold) and len(sure.box_scores) < len(pred.box_scores)
     values = evaluate_without_boxes(pretrained_artifact, groups)
     assert values["images"] == len(ds.images) and values["persons_true"] == len(ds.annotations)
     assert values["persons_found"] == len(pred.image_ids) > 0

@@ -171,6 +171,31 @@ def test_a_crowd_of_small_people_is_looked_at_again_in_tiles(
         assert len(set(crowd_people(whole.url))) < len(people)  # measured 12
 
 
+def test_a_person_the_detector_is_unsure_of_is_answered_where_the_pose_network_confirms_it(
+    server: RunningServer, pretrained_models: Path, tmp_path: Path
+) -> None:
+    """Over uvicorn, the drawn street scene whose person the detector scores under its threshold (seed 5, image
+    9): answered, her box score under the threshold and her pose confident; a server told
+    POSEWHEEL_DETECTOR_POSE_CONFIRMS=false answers nobody."""
+    from posewheel.detection import CONFIDENT_POSE
+    from posewheel.synth import generate
+
+    ds = generate("street", 9, 5, tmp_path / "scenes", persons=(2, 3))
+    data = ds.image_path(ds.images[8]).read_bytes()
+
+    def poses(url: str) -> list[dict]:
+        r = httpx.post(f"{url}/v1/predict", files={"image": ("scene.jpg", data, "image/jpeg")}, timeout=60)
+        assert r.status_code == 200, r.text
+        return list(r.json()["poses"])
+
+    threshold = artifact.load_card(pretrained_models).detector.score_threshold  # type: ignore[union-attr]
+    (person,) = poses(server.url)
+    assert person["box_score"] < threshold and person["score"] >= CONFIDENT_POSE, person
+    off = test_settings(tmp_path, pretrained_models, intra_op_threads=2, detector_pose_confirms=False)
+    with run_server(off) as plain:
+        assert poses(plain.url) == []
+
+
 def test_boxes_given_keep_todays_behaviour(server: RunningServer) -> None:
     poses = post(server, "two_people_256.png", boxes="[[0, 0, 128, 256]]")["poses"]
     assert len(poses) == 1 and poses[0]["box"] == [0, 0, 128, 256] and poses[0]["box_score"] is None

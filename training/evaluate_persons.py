@@ -46,7 +46,15 @@ from posewheel.decoding import (
     pose_score,
     whole_image_box,
 )
-from posewheel.detection import answer_once, blanked_reread, detect_persons, distinct_persons
+from posewheel.detection import (
+    FindOptions,
+    answer_once,
+    blanked_reread,
+    boxes_to_read,
+    confirmed,
+    detect_persons,
+    distinct_persons,
+)
 from posewheel.schema import KEYPOINT_NAMES, OKS_SIGMAS, PERSON_CATEGORY_ID
 
 PersonScore = Literal["box", "pose", "box_x_pose"]
@@ -88,16 +96,18 @@ def predict_without_boxes(
     score_threshold: float | None = None,
     max_persons: int | None = None,
     distinct: bool = True,
-    tiles: bool = True,
+    find_options: FindOptions | None = None,
 ) -> DetectedPersons:
     """Detect the persons of every image of `dataset` with the artifact's detector, then estimate each top-down.
 
     score_threshold and max_persons default to the card's detector section and max_persons is capped
-    by it, as in serving (serving/engine.py PersonDetector.detect, then prepare). `distinct`: one answer per
-    person, as served (`posewheel.detection.answer_once`): a pose repeating a better one's is read again from
-    its box blanked outside, and dropped if it still repeats (False: every detection, a benchmark's baseline).
-    `tiles`: a large picture with a small person in it is looked at again in tiles, as served
-    (`posewheel.detection.with_tiles`; False: the whole picture only, a benchmark's baseline).
+    by it, as in serving (serving/engine.py PersonDetector.find, then prepare); a score_threshold given is
+    applied exactly (no box under it is confirmed). `distinct`: one answer per person, as served
+    (`posewheel.detection.answer_once`): a pose repeating a better one's is read again from its box blanked
+    outside, and dropped if it still repeats (False: every detection, a benchmark's baseline).
+    `find_options`: how the detector finds people, as served (`posewheel.detection.FindOptions`: tiles, and
+    boxes under the threshold answered where the pose network confirms them; None: both on, as served by
+    default). A benchmark's baseline switches them off.
     Raises ValueError when the artifact has no detector.
     """
     import onnxruntime as ort
@@ -108,6 +118,8 @@ def predict_without_boxes(
         raise ValueError(f"{folder / 'card.json'}: the card has no detector section; it cannot find persons itself")
     detector = card.detector
     threshold = detector.score_threshold if score_threshold is None else score_threshold
+    find = find_options or FindOptions()
+    floor = find.floor(threshold) if score_threshold is None else threshold  # the caller's threshold: exact
     limit = detector.max_persons if max_persons is None else min(max_persons, detector.max_persons)
     providers = ["CPUExecutionProvider"]
     pose_session = ort.InferenceSession(str(folder / MODEL_FILE), providers=providers)
@@ -136,10 +148,13 @@ def predict_without_boxes(
         start = 0
         for image_id, found, found_scores in found_in:
             own = slice(start, start + len(found))
-            kept, keypoints, joint_scores = np.arange(len(found)), points[own], scores[own]
+            keypoints, joint_scores = points[own], scores[own]
+            kept = np.flatnonzero(confirmed(found_scores, joint_scores, threshold))
             if distinct:  # one answer per person, as served (serving.engine.ServedModel.answer_once)
                 reread = blanked_reread(inputs[own], found, windows[own], spec, run_pose)
-                kept, keypoints, joint_scores = answer_once(found, keypoints, joint_scores, found_scores, reread)
+                kept, keypoints, joint_scores = answer_once(
+                    found, keypoints, joint_scores, found_scores, reread, threshold
+                )
             rows["image_ids"].append(np.full(len(kept), image_id, dtype=np.int64))
             rows["boxes"].append(found[kept])
             rows["box_scores"].append(found_scores[kept])
@@ -153,7 +168,11 @@ def predict_without_boxes(
     for record in sorted(ds.images, key=lambda r: r.id):
         with Image.open(ds.image_path(record)) as raw:
             image = raw.convert("RGB")
-        found, scores = detect_persons(image, detector_spec, run_detector, threshold, limit, detector.kind, tiles)
+        found, scores = detect_persons(
+            image, detector_spec, run_detector, floor, limit, detector.kind, find.tiles, threshold
+        )
+        read = boxes_to_read(np.asarray(found), scores, threshold, floor)
+        found, scores = [b for b, r in zip(found, read, strict=True) if r], scores[read]
         if not found:
             continue
         found_in.append((record.id, np.asarray(found, dtype=np.float64), np.asarray(scores, dtype=np.float64)))
