@@ -98,7 +98,8 @@ def bodies(images: list[tuple[bytes, list[float] | None]], fmt: str) -> list[tup
 
 
 class Offline:
-    """The engine without HTTP, in this process: decode, crop, batched ONNX inference, decoding.
+    """The engine without HTTP, in this process: decode, crop, batched ONNX inference, decoding (and, for an image
+    sent without boxes, the person detector before and one answer per confirmed person after, as served).
 
     Throughput is measured the way the server runs the engine at its best on this machine, so that
     it is a fair limit: `threads` lanes, each a thread that decodes and crops a batch then infers it
@@ -117,33 +118,45 @@ class Offline:
         self.lane_model = load_model(artifact, fingerprint(artifact), 1)
         self.images, self.batch, self.threads = images, batch, threads
         self.done, self.seconds, self.cpu_s, self.single_s = 0, 0.0, 0.0, list[float]()
-        self.model.infer_decode(*self.prepare(images[:batch]))  # warm-up
-        self.lane_model.infer_decode(*self.prepare(images[:batch], self.lane_model))
+        self.answer(images[:batch])  # warm-up
+        self.answer(images[:batch], self.lane_model)
 
-    def prepare(self, chunk: list[tuple[bytes, list[float] | None]], model: Any = None) -> tuple[np.ndarray, list[Any]]:
-        """Decode and crop; an image without a box goes through `model`'s person detector, as the server does."""
+    def answer(self, chunk: list[tuple[bytes, list[float] | None]], model: Any = None) -> None:
+        """Decode, crop, one batched inference and decoding; an image without a box goes through `model`'s person
+        detector and gets one answer per confirmed person afterwards (`ServedModel.answer_once`), as the server
+        does, so that the limit holds the same work as a served request."""
         from serving.engine import prepare
         from serving.images import decode_image, parse_boxes
 
         model = model or self.model
-        inputs, windows = [], []
+        inputs, windows, found = [], [], []
         for data, box in chunk:
             decoded = decode_image(data, 40_000_000)
+            detected = None
             if box is None:
-                boxes = model.detector.detect(decoded.image)[0]
+                detected = model.detector.find(decoded.image)
+                boxes = detected.box_list
             else:
                 boxes = parse_boxes([box], decoded.width, decoded.height, 64)
             x, w = prepare(decoded.image, boxes, model.spec)
             inputs.append(x)
             windows += w
-        return np.concatenate(inputs), windows
+            found.append(detected)
+        points, scores = model.infer_decode(np.concatenate(inputs), windows)
+        start = 0
+        for x, detected in zip(inputs, found, strict=True):
+            n = len(x)
+            if detected is not None:
+                own = slice(start, start + n)
+                model.answer_once(x, windows[own], detected, points[own], scores[own])
+            start += n
 
     def lane(self, deadline: float, first: int) -> int:
         """One lane until `deadline`: batches of images from `first` on; returns the images it did."""
         done = 0
         while time.perf_counter() < deadline:
             chunk = [self.images[(first + done + i) % len(self.images)] for i in range(self.batch)]
-            self.lane_model.infer_decode(*self.prepare(chunk, self.lane_model))
+            self.answer(chunk, self.lane_model)
             done += self.batch
         return done
 
@@ -160,7 +173,7 @@ class Offline:
         start = time.perf_counter()
         while time.perf_counter() - start < seconds / 2:
             t0 = time.perf_counter()
-            self.model.infer_decode(*self.prepare([self.images[len(self.single_s) % len(self.images)]]))
+            self.answer([self.images[len(self.single_s) % len(self.images)]])
             self.single_s.append(time.perf_counter() - t0)
 
     @property
