@@ -175,6 +175,29 @@ def detect_persons(
     return [clip_box(b, image.width, image.height) for b in boxes], scores
 
 
+def persons_to_read(
+    image: Image.Image,
+    spec: InputSpec,
+    run: Run,
+    threshold: float,
+    max_persons: int,
+    kind: DetectorKind,
+    options: FindOptions,
+    exact: bool = False,
+    look_down_to: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The detector's persons in an RGB image as the server and evaluation read them: boxes (P, 4) x, y, w, h
+    image pixels and scores (P,), best first, and which of them the pose network reads (P,) bool (`boxes_to_read`:
+    at `threshold`, and where `options` lets the pose network confirm them, down to `FindOptions.floor` of it).
+    `exact`: the caller gave the threshold; no box under it is read. `look_down_to`: also return the boxes down
+    to this score, unread (the server counts the persons it was unsure of among them)."""
+    floor = threshold if exact else options.floor(threshold)
+    least = floor if look_down_to is None else min(floor, look_down_to)
+    boxes, scores = detect_persons(image, spec, run, max(0.0, least), max_persons, kind, options.tiles, threshold)
+    found = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return found, scores, boxes_to_read(found, scores, threshold, floor)
+
+
 def needs_tiles(boxes: np.ndarray, width: int, height: int, spec: InputSpec) -> bool:
     """Whether a picture deserves a second look in tiles: it is at least `TILE_MIN_SCALE` times the detector's
     input on its long side, and a person found in it (boxes (P, 4) x, y, w, h image pixels) stood under

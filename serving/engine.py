@@ -27,7 +27,7 @@ from PIL import Image
 
 from posewheel.artifact import MODEL_FILE, ArtifactError, DetectorCard, ModelCard, load_card
 from posewheel.decoding import Box, InputSpec, crop_box, crop_image, decode_outputs, normalize, whole_image_box
-from posewheel.detection import FindOptions, answer_once, blanked_reread, boxes_to_read, detect_persons
+from posewheel.detection import FindOptions, answer_once, blanked_reread, persons_to_read
 from posewheel.schema import NUM_KEYPOINTS
 
 log = logging.getLogger(__name__)
@@ -79,13 +79,10 @@ class PersonDetector:
         applied exactly: persons scored under it are left out."""
         threshold = self.card.score_threshold if score_threshold is None else score_threshold
         cap = self.card.max_persons if max_persons is None else min(max_persons, self.card.max_persons)
-        floor = self.find_options.floor(threshold) if score_threshold is None else threshold  # the caller's: exact
-        boxes, scores = detect_persons(
-            image, self.spec, self.run, max(0.0, min(floor, threshold - UNSURE_BAND)), cap, self.card.kind,
-            tiles=self.find_options.tiles, small_person_score=threshold,
+        found, scores, read = persons_to_read(
+            image, self.spec, self.run, threshold, cap, self.card.kind, self.find_options,
+            exact=score_threshold is not None, look_down_to=threshold - UNSURE_BAND,
         )  # fmt: skip
-        found = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        read = boxes_to_read(found, scores, threshold, floor)
         unsure = int((np.abs(scores - threshold) < UNSURE_BAND).sum())
         return Detected(found[read], scores[read], threshold, unsure)
 

@@ -50,10 +50,9 @@ from posewheel.detection import (
     FindOptions,
     answer_once,
     blanked_reread,
-    boxes_to_read,
     confirmed,
-    detect_persons,
     distinct_persons,
+    persons_to_read,
 )
 from posewheel.schema import KEYPOINT_NAMES, OKS_SIGMAS, PERSON_CATEGORY_ID
 
@@ -119,7 +118,6 @@ def predict_without_boxes(
     detector = card.detector
     threshold = detector.score_threshold if score_threshold is None else score_threshold
     find = find_options or FindOptions()
-    floor = find.floor(threshold) if score_threshold is None else threshold  # the caller's threshold: exact
     limit = detector.max_persons if max_persons is None else min(max_persons, detector.max_persons)
     providers = ["CPUExecutionProvider"]
     pose_session = ort.InferenceSession(str(folder / MODEL_FILE), providers=providers)
@@ -149,12 +147,13 @@ def predict_without_boxes(
         for image_id, found, found_scores in found_in:
             own = slice(start, start + len(found))
             keypoints, joint_scores = points[own], scores[own]
-            kept = np.flatnonzero(confirmed(found_scores, joint_scores, threshold))
             if distinct:  # one answer per person, as served (serving.engine.ServedModel.answer_once)
                 reread = blanked_reread(inputs[own], found, windows[own], spec, run_pose)
                 kept, keypoints, joint_scores = answer_once(
                     found, keypoints, joint_scores, found_scores, reread, threshold
                 )
+            else:  # every confirmed detection, repeats too
+                kept = np.flatnonzero(confirmed(found_scores, joint_scores, threshold))
             rows["image_ids"].append(np.full(len(kept), image_id, dtype=np.int64))
             rows["boxes"].append(found[kept])
             rows["box_scores"].append(found_scores[kept])
@@ -168,16 +167,15 @@ def predict_without_boxes(
     for record in sorted(ds.images, key=lambda r: r.id):
         with Image.open(ds.image_path(record)) as raw:
             image = raw.convert("RGB")
-        found, scores = detect_persons(
-            image, detector_spec, run_detector, floor, limit, detector.kind, find.tiles, threshold
+        found, scores, read = persons_to_read(
+            image, detector_spec, run_detector, threshold, limit, detector.kind, find, exact=score_threshold is not None
         )
-        read = boxes_to_read(np.asarray(found), scores, threshold, floor)
-        found, scores = [b for b, r in zip(found, read, strict=True) if r], scores[read]
-        if not found:
+        found, scores = found[read], scores[read]
+        if not len(found):
             continue
-        found_in.append((record.id, np.asarray(found, dtype=np.float64), np.asarray(scores, dtype=np.float64)))
-        for box in found:
-            windows.append(crop_box(_served_box(box, image, spec), spec))
+        found_in.append((record.id, found, np.asarray(scores, dtype=np.float64)))
+        for x, y, w, h in found.tolist():
+            windows.append(crop_box(_served_box((x, y, w, h), image, spec), spec))
             crops.append(crop_image(image, windows[-1], spec))
         if len(crops) >= batch_size:  # an image's crops all go in one batch: its persons are settled together
             flush()
