@@ -15,7 +15,7 @@ the same artifact on the same threads, in this process, with no file IO:
 
 Then a video of `frames` of those images (H.264, PyAV) through `posewheel predict VIDEO`: frames/s
 including decoding. The model is `--model`, else models/production, else the pretrained MoveNet
-Lightning with its MultiPose detector exported into the work folder. One JSON line per figure.
+Lightning with its CenterNet detector exported into the work folder. One JSON line per figure.
 """
 
 from __future__ import annotations
@@ -39,7 +39,11 @@ from tests.support.figures import emit as emit_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 emit = partial(emit_figure, benchmark="predict_folder")
-SUMMARY = re.compile(r"(\d+) images, (\d+) frames, (\d+) persons in ([\d.]+) s \(([\d.]+) images/s\)")
+Prepared = tuple[np.ndarray, list[Any], Any]  # one image's crops, their windows, its Detected (None: no detector)
+# serving.batch_predict.Summary.line; a video's line also says how many tracks it started
+SUMMARY = re.compile(
+    r"(\d+) images, (\d+) frames, (\d+) persons(?: \(\d+ tracked [^)]*\))? in ([\d.]+) s \(([\d.]+) images/s\)"
+)
 
 
 def main() -> None:
@@ -154,20 +158,34 @@ class Offline:
         self.pool = ThreadPoolExecutor(threads)
         self.crops = 0
 
-    def prepare(self, data: bytes) -> tuple[np.ndarray, list[Any]]:
+    def prepare(self, data: bytes) -> Prepared:
         """PoseService.prepare_request without a request: decode, find the persons (or the whole image), crop."""
         from serving.engine import prepare
         from serving.images import decode_image, parse_boxes
 
         image = decode_image(data, 40_000_000).image
+        detected = None
         if self.model.detector is not None:
-            boxes, _, _ = self.model.detector.detect(image)
+            detected = self.model.detector.find(image)
+            boxes = detected.box_list
         else:
             boxes = parse_boxes(None, image.width, image.height, 64)
-        return prepare(image, boxes, self.model.spec)
+        return (*prepare(image, boxes, self.model.spec), detected)
 
-    def prepare_chunk(self, chunk: list[bytes]) -> list[tuple[np.ndarray, list[Any]]]:
+    def prepare_chunk(self, chunk: list[bytes]) -> list[Prepared]:
         return [self.prepare(data) for data in chunk]
+
+    def finish(self, prepared: list[Prepared]) -> None:
+        """One batched inference and decoding of the images' crops, then one answer per confirmed person of each
+        image the detector read (`ServedModel.answer_once`), as `posewheel predict` does."""
+        inputs, windows = np.concatenate([p[0] for p in prepared]), [w for p in prepared for w in p[1]]
+        points, scores = self.model.infer_decode(inputs, windows)
+        start = 0
+        for crops, own_windows, detected in prepared:
+            own = slice(start, start + len(own_windows))
+            if detected is not None:
+                self.model.answer_once(crops, own_windows, detected, points[own], scores[own])
+            start += len(own_windows)
 
     def pose_limit(self) -> float:
         """Images per second of batched `infer_decode` alone, over crops prepared beforehand."""
@@ -182,20 +200,21 @@ class Offline:
         return len(self.images) / (time.perf_counter() - started)
 
     def engine_limit(self) -> float:
-        """Images per second with decoding, detection and cropping on the prepare threads overlapped with inference."""
+        """Images per second with decoding, detection and cropping on the prepare threads overlapped with inference
+        and the answers (`finish`)."""
         per_chunk = max(1, self.batch // self.threads)
         chunks = [self.images[i : i + per_chunk] for i in range(0, len(self.images), per_chunk)]
         started = time.perf_counter()
         pending = [self.pool.submit(self.prepare_chunk, chunk) for chunk in chunks[: 2 * self.threads]]
         nxt = len(pending)
-        queued: list[tuple[np.ndarray, list[Any]]] = []
+        queued: list[Prepared] = []
         while pending:
             queued += pending.pop(0).result()
             if nxt < len(chunks):
                 pending.append(self.pool.submit(self.prepare_chunk, chunks[nxt]))
                 nxt += 1
             if sum(len(p[1]) for p in queued) >= self.batch or not pending:
-                self.model.infer_decode(np.concatenate([p[0] for p in queued]), [w for p in queued for w in p[1]])
+                self.finish(queued)
                 queued = []
         return len(self.images) / (time.perf_counter() - started)
 
