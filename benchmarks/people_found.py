@@ -11,7 +11,7 @@ by side (9 people), all six in three columns (22) and all six in one row (22); a
 exactly one answer's nose (`head`) lies within reach (150 px at the photograph's scale) of theirs; an
 answer near nobody's nose is "nobody", two answers near one person a "repeat".
 
-Five ways, in one run (the detector is deterministic):
+Six ways, in one run (the detector is deterministic):
 - `session32`: as served before session 33: at most 10 persons per image (the CenterNet card's cap then),
   a pose repeating a better one's dropped (`distinct_detections`).
 - `cap20`: the same with the cap at 20, COCO's own limit for keypoint evaluation (maxDets 20).
@@ -19,18 +19,19 @@ Five ways, in one run (the detector is deterministic):
   repeats a better one's is read again with everything outside it blanked.
 - `tiles`: as served in session 34: the same, and a picture at least twice the detector's input where a person
   found stands under 64 input pixels tall is looked at again in tiles (`posewheel.detection.with_tiles`).
-- `confirmed`: as served now (`predict_without_boxes`): the same, and a box the detector scored under its
-  threshold, down to half of it, answered where the pose network reads a confident pose in it
-  (`posewheel.detection.confirmed`).
+- `confirmed`: as served in session 35: the same, and a box the detector scored under its threshold, down to
+  half of it, answered where the pose network reads a confident pose in it (`posewheel.detection.confirmed`).
+- `alone`: as served now (`predict_without_boxes`): the same, and a person whose crop holds more than a tenth
+  of another person's box read with everything outside their own box blanked (`posewheel.detection.read_alone`).
 
 Times per photograph, in the same run, interleaved: the served detector's, the whole picture only against tiled
-where it needs them (`detector_ms`); and the whole answer's (detector, poses, one answer per person), with
-boxes under the threshold read and confirmed or not (`answer_ms`; for a `--data` set its mean over the
-images, `scenes_answer_ms`).
+where it needs them (`detector_ms`); and the whole answer's (detector, poses, one answer per person), as served
+in session 35 against now (`answer_ms`; for a `--data` set its mean over the images, `scenes_answer_ms`).
 
 COCO datasets given with `--data` are scored without boxes (OKS AP, box AP, persons matched, phantoms),
-repeats dropped only against as served now. Prints one JSON line per artifact, way and photograph, one per artifact and
-way with the totals and the wall time, one per artifact, dataset and way.
+four ways: repeats dropped only, as served in sessions 34 and 35, and as served now. Prints one JSON line per
+artifact, way and photograph, one per artifact and way with the totals and the wall time, one per artifact,
+dataset and way.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys
 
 from posewheel import dataset as coco
 from posewheel.detection import FindOptions
-from serving.engine import ServedModel, load_model, prepare
+from serving.engine import ServedModel, load_model
 from tests.support.benchmarks import photographs_and_scenes
 from tests.support.figures import emit
 from tests.support.moving_people import GREY, NOSES, REACH, crowd, far_away, head
@@ -55,8 +56,9 @@ from training.evaluate_persons import DetectedPersons, distinct_detections, pred
 
 BENCHMARK = "people_found"
 SESSION32_CAP = 10  # training/detectors.py's CenterNet card before session 33
-WHOLE = FindOptions(tiles=False, pose_confirms=False)  # the detector's whole picture, its threshold alone
-TILED = FindOptions(pose_confirms=False)  # as served in session 34
+WHOLE = FindOptions(tiles=False, pose_confirms=False, read_alone=False)  # the whole picture, its threshold alone
+TILED = FindOptions(pose_confirms=False, read_alone=False)  # as served in session 34
+CONFIRMED = FindOptions(read_alone=False)  # as served in session 35
 CROWDS = {  # name -> (photographs, height each is scaled to, photographs per row)
     "two_side_by_side": (("sample4", "sample5"), 900, 2),
     "six_in_three_columns": (tuple(NOSES), 600, 3),
@@ -104,7 +106,9 @@ def who(pred: DetectedPersons, image_id: int, noses: np.ndarray) -> list[int | N
 
 
 def ways(
-    artifact: Path, data: Path, names: tuple[str, ...] = ("session32", "cap20", "reread", "tiles", "confirmed")
+    artifact: Path,
+    data: Path,
+    names: tuple[str, ...] = ("session32", "cap20", "reread", "tiles", "confirmed", "alone"),
 ) -> dict[str, tuple[DetectedPersons, float]]:
     """The ways (module docstring) named on `data`, each with its wall time in seconds."""
     runs = {
@@ -114,7 +118,8 @@ def ways(
         "cap20": lambda: distinct_detections(predict_without_boxes(artifact, data, distinct=False, find_options=WHOLE)),
         "reread": lambda: predict_without_boxes(artifact, data, find_options=WHOLE),
         "tiles": lambda: predict_without_boxes(artifact, data, find_options=TILED),
-        "confirmed": lambda: predict_without_boxes(artifact, data),
+        "confirmed": lambda: predict_without_boxes(artifact, data, find_options=CONFIRMED),
+        "alone": lambda: predict_without_boxes(artifact, data),
     }
     out = {}
     for way in names:
@@ -143,7 +148,7 @@ def photographs(name: str, artifact: Path, data: Path, marked: dict[int, tuple[s
 def detector_cost(name: str, artifact: Path, data: Path, repeats: int = 5) -> None:
     """Per photograph (2 threads, median of `repeats`, interleaved): the served detector's time
     (`PersonDetector.detect`), the whole picture only against tiled where `needs_tiles`; and the whole answer's
-    as served (`answer`), with boxes under the threshold read and confirmed against the threshold alone."""
+    as served (`answer`), in session 35 against now."""
     model = load_model(artifact.resolve(), "people_found", 2)
     detector = model.detector
     assert detector is not None, f"{artifact}: no person detector"
@@ -162,24 +167,24 @@ def detector_cost(name: str, artifact: Path, data: Path, repeats: int = 5) -> No
         whole_ms, tiled_ms = (round(1000 * float(np.median(detect[h])), 1) for h in (WHOLE, TILED))
         emit("detector_ms", benchmark=BENCHMARK, model=name, photo=photo, size=size, whole_ms=whole_ms,
              served_ms=tiled_ms, ratio=round(tiled_ms / whole_ms, 2))  # fmt: skip
-        alone_ms, confirmed_ms = answer_ms(model, image, repeats)
-        emit("answer_ms", benchmark=BENCHMARK, model=name, photo=photo, size=size, threshold_ms=alone_ms,
-             confirmed_ms=confirmed_ms, ratio=round(confirmed_ms / alone_ms, 2))  # fmt: skip
+        before_ms, now_ms = answer_ms(model, image, repeats)
+        emit("answer_ms", benchmark=BENCHMARK, model=name, photo=photo, size=size, session35_ms=before_ms,
+             now_ms=now_ms, ratio=round(now_ms / before_ms, 2))  # fmt: skip
 
 
 def answer_ms(model: ServedModel, image: Image.Image, repeats: int) -> tuple[float, float]:
-    """The whole answer's time for `image` (median of `repeats`, interleaved, ms): the threshold alone, then with
-    boxes under it confirmed by the pose network (tiles on in both, as served)."""
+    """The whole answer's time for `image` (median of `repeats`, interleaved, ms): as served in session 35, then
+    now (crowded persons read alone)."""
     assert model.detector is not None
-    times: dict[FindOptions, list[float]] = {TILED: [], FindOptions(): []}
+    times: dict[FindOptions, list[float]] = {CONFIRMED: [], FindOptions(): []}
     for _ in range(repeats):
         for how, spent in times.items():
             model.detector.find_options = how
             started = time.perf_counter()
             answer(model, image)
             spent.append(time.perf_counter() - started)
-    alone, confirmed = (round(1000 * float(np.median(times[h])), 1) for h in (TILED, FindOptions()))
-    return alone, confirmed
+    before, now = (round(1000 * float(np.median(times[h])), 1) for h in (CONFIRMED, FindOptions()))
+    return before, now
 
 
 def answer(model: ServedModel, image: Image.Image) -> int:
@@ -187,7 +192,7 @@ def answer(model: ServedModel, image: Image.Image) -> int:
     batch, one answer per confirmed person; returns how many were answered."""
     assert model.detector is not None
     found = model.detector.find(image)
-    inputs, windows = prepare(image, found.box_list, model.spec)
+    inputs, windows = model.crop_found(image, found)
     points, scores = model.infer_decode(inputs, windows)
     return len(model.answer_once(inputs, windows, found, points, scores)[0])
 
@@ -196,7 +201,8 @@ def scenes(name: str, artifact: Path, data: Path, repeats: int = 3) -> None:
     for way, pred in (("drop", distinct_detections(predict_without_boxes(artifact, data, distinct=False,
                                                                          find_options=TILED))),
                       ("tiles", predict_without_boxes(artifact, data, find_options=TILED)),
-                      ("confirmed", predict_without_boxes(artifact, data))):  # fmt: skip
+                      ("confirmed", predict_without_boxes(artifact, data, find_options=CONFIRMED)),
+                      ("alone", predict_without_boxes(artifact, data))):  # fmt: skip
         values = score_without_boxes(pred)
         keys = ("oks_ap", "box_ap", "persons_true", "persons_found", "persons_matched", "phantoms")
         emit("scenes", benchmark=BENCHMARK, model=name, data=str(data), way=way,
@@ -207,11 +213,11 @@ def scenes(name: str, artifact: Path, data: Path, repeats: int = 3) -> None:
     for record in ds.images:
         with Image.open(ds.image_path(record)) as raw:
             costs.append(answer_ms(model, raw.convert("RGB"), repeats))
-    alone, confirmed = np.asarray(costs).T
+    before, now = np.asarray(costs).T
     emit("scenes_answer_ms", benchmark=BENCHMARK, model=name, data=str(data), images=len(costs),
-         threshold_ms=round(float(alone.mean()), 1), confirmed_ms=round(float(confirmed.mean()), 1),
-         ratio=round(float(confirmed.mean() / alone.mean()), 3),
-         median_ratio=round(float(np.median(confirmed / alone)), 3))  # fmt: skip
+         session35_ms=round(float(before.mean()), 1), now_ms=round(float(now.mean()), 1),
+         ratio=round(float(now.mean() / before.mean()), 3),
+         median_ratio=round(float(np.median(now / before)), 3))  # fmt: skip
 
 
 def picture(artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]], out: Path) -> None:
@@ -222,7 +228,7 @@ def picture(artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]
     ds = coco.load(data)
     shown = [r for r in ds.images if marked[r.id][0] in ("sample4", "six_in_three_columns", "sample5_far_away")]
     tiles = []
-    for pred, _ in ways(artifact, data, ("session32", "confirmed")).values():
+    for pred, _ in ways(artifact, data, ("session32", "alone")).values():
         for record in shown:
             rows = pred.image_ids == record.id
             with Image.open(ds.image_path(record)) as raw:

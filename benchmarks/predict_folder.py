@@ -164,13 +164,10 @@ class Offline:
         from serving.images import decode_image, parse_boxes
 
         image = decode_image(data, 40_000_000).image
-        detected = None
         if self.model.detector is not None:
             detected = self.model.detector.find(image)
-            boxes = detected.box_list
-        else:
-            boxes = parse_boxes(None, image.width, image.height, 64)
-        return (*prepare(image, boxes, self.model.spec), detected)
+            return (*self.model.crop_found(image, detected), detected)
+        return (*prepare(image, parse_boxes(None, image.width, image.height, 64), self.model.spec), None)
 
     def prepare_chunk(self, chunk: list[bytes]) -> list[Prepared]:
         return [self.prepare(data) for data in chunk]

@@ -123,8 +123,9 @@ class Offline:
 
     def answer(self, chunk: list[tuple[bytes, list[float] | None]], model: Any = None) -> None:
         """Decode, crop, one batched inference and decoding; an image without a box goes through `model`'s person
-        detector and gets one answer per confirmed person afterwards (`ServedModel.answer_once`), as the server
-        does, so that the limit holds the same work as a served request."""
+        detector, its crowded persons read alone (`ServedModel.crop_found`), and gets one answer per confirmed
+        person afterwards (`ServedModel.answer_once`), as the server does, so that the limit holds the same work
+        as a served request."""
         from serving.engine import prepare
         from serving.images import decode_image, parse_boxes
 
@@ -135,10 +136,9 @@ class Offline:
             detected = None
             if box is None:
                 detected = model.detector.find(decoded.image)
-                boxes = detected.box_list
+                x, w = model.crop_found(decoded.image, detected)
             else:
-                boxes = parse_boxes([box], decoded.width, decoded.height, 64)
-            x, w = prepare(decoded.image, boxes, model.spec)
+                x, w = prepare(decoded.image, parse_boxes([box], decoded.width, decoded.height, 64), model.spec)
             inputs.append(x)
             windows += w
             found.append(detected)

@@ -342,9 +342,10 @@ class BatchPredictor:
         if self.model.detector is not None:
             detected = self.model.detector.find(image, self.options.score_threshold, self.options.max_persons)
             boxes, box_scores, unsure = detected.box_list, detected.scores.tolist(), detected.unsure
+            inputs, windows = self.model.crop_found(image, detected)
         else:
             boxes = parse_boxes(None, image.width, image.height, self.settings.max_boxes)
-        inputs, windows = prepare(image, boxes, self.model.spec)
+            inputs, windows = prepare(image, boxes, self.model.spec)
         keep_image = self.options.render_dir is not None or (self.options.review and item.frame is not None)
         return _Ready(
             item,

@@ -142,6 +142,13 @@ def predict(
             "network reads a confident pose in it [default: POSEWHEEL_DETECTOR_POSE_CONFIRMS, true]"
         ),
     ] = None,
+    read_alone: Annotated[
+        bool | None,
+        typer.Option(
+            help="read a person whose crop holds another person's box with everything outside their own box "
+            "blanked [default: POSEWHEEL_DETECTOR_READ_ALONE, true]"
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1024, help="person crops per inference batch")] = 16,
     threads: Annotated[
         int | None, typer.Option(min=1, help="ONNX Runtime threads and decoding threads [default: CPU cores]")
@@ -169,6 +176,7 @@ def predict(
         overrides: dict[str, object] = {"host": "127.0.0.1", **({"model_dir": model} if model is not None else {})}
         overrides |= {"detector_tiles": tiles} if tiles is not None else {}
         overrides |= {"detector_pose_confirms": pose_confirms} if pose_confirms is not None else {}
+        overrides |= {"detector_read_alone": read_alone} if read_alone is not None else {}
         settings = ServingSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise fail(f"invalid serving settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc

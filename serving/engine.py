@@ -27,7 +27,7 @@ from PIL import Image
 
 from posewheel.artifact import MODEL_FILE, ArtifactError, DetectorCard, ModelCard, load_card
 from posewheel.decoding import Box, InputSpec, crop_box, crop_image, decode_outputs, normalize, whole_image_box
-from posewheel.detection import FindOptions, answer_once, blanked_reread, persons_to_read
+from posewheel.detection import FindOptions, answer_once, blanked_reread, persons_to_read, read_alone
 from posewheel.schema import NUM_KEYPOINTS
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class PersonDetector:
     card: DetectorCard
     spec: InputSpec
     session: ort.InferenceSession
-    find_options: FindOptions = field(default_factory=FindOptions)  # tiles, boxes the pose network confirms
+    find_options: FindOptions = field(default_factory=FindOptions)  # tiles, weak boxes confirmed, read alone
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self.session.run(self.card.names, {self.card.input_name: batch})
@@ -124,6 +124,15 @@ class ServedModel:
         if not len(windows):  # an image where the detector found nobody
             return np.zeros((0, NUM_KEYPOINTS, 2)), np.zeros((0, NUM_KEYPOINTS))
         return decode_outputs(self.infer(inputs), windows, self.spec, self.card.output.kind)
+
+    def crop_found(self, image: Image.Image, found: Detected) -> tuple[np.ndarray, list[Box]]:
+        """The network input and crop windows of the persons the detector found in `image` (`prepare`); where
+        its `FindOptions.read_alone`, one whose crop holds another person's box is blanked outside its own
+        (`posewheel.detection.read_alone`)."""
+        inputs, windows = prepare(image, found.box_list, self.spec)
+        if self.detector is not None and self.detector.find_options.read_alone:
+            inputs = read_alone(inputs, found.boxes, windows, self.spec)
+        return inputs, windows
 
     def answer_once(
         self,

@@ -206,9 +206,9 @@ class PoseService:
 
         def find_people() -> Prepared:
             found = detector.find(decoded.image, score_threshold, max_persons)
-            boxes = found.box_list
-            inputs, windows = prepare(decoded.image, boxes, model.spec)
-            return Prepared(inputs, windows, (image, size, boxes, found.scores.tolist(), found.unsure), detected=found)
+            inputs, windows = model.crop_found(decoded.image, found)
+            extra = (image, size, found.box_list, found.scores.tolist(), found.unsure)
+            return Prepared(inputs, windows, extra, detected=found)
 
         if decoded.width * decoded.height > DEFER_MAX_PIXELS:
             return find_people()  # here: a waiting request must not hold a big decoded image (memory bound)

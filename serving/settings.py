@@ -68,6 +68,11 @@ class ServingSettings(ProjectSettings):
         description="a box the detector scored under its threshold, down to half of it, is answered where the "
         "pose network reads a confident pose in it (posewheel.detection.confirmed); false: the threshold alone",
     )
+    detector_read_alone: bool = Field(
+        True,
+        description="a person whose crop holds another person's box is read with everything outside their own box "
+        "blanked (posewheel.detection.read_alone); false: every crop as it is",
+    )
     max_requests_in_flight: int = Field(
         256, ge=1, description="requests served at once per worker; more get 503 at once (health and metrics exempt)"
     )
@@ -114,8 +119,10 @@ class ServingSettings(ProjectSettings):
         return self
 
     def find_options(self) -> FindOptions:
-        """How the served detector finds people (detector_tiles, detector_pose_confirms)."""
-        return FindOptions(tiles=self.detector_tiles, pose_confirms=self.detector_pose_confirms)
+        """How the served detector finds people (detector_tiles, detector_pose_confirms, detector_read_alone)."""
+        return FindOptions(
+            tiles=self.detector_tiles, pose_confirms=self.detector_pose_confirms, read_alone=self.detector_read_alone
+        )
 
     def resolved_model_dir(self) -> Path:
         """The artifact folder to serve: `model_dir` or the project's `models/production`."""

@@ -206,6 +206,34 @@ def test_a_crowd_is_tiled_unless_told_not_to(production: Path, tmp_path: Path) -
     assert counts["tiles"] > counts["no_tiles"] == counts["env_off"] > 0, counts
 
 
+def test_each_person_of_a_crowd_is_read_alone_unless_told_not_to(production: Path, tmp_path: Path) -> None:
+    """Two group photographs side by side (sample4 and sample5 at 900 px tall, 9 people): a person whose crop
+    holds another's box is read blanked outside their own, which answers more of them (measured 7 answers
+    against 5, each at a marked nose: benchmarks/people_found.py); `--no-read-alone` and
+    POSEWHEEL_DETECTOR_READ_ALONE=false read every crop as it is."""
+    from posewheel.pretrained import real_frames
+    from tests.support.moving_people import crowd
+
+    photos = {}
+    for path in real_frames():
+        if path.stem in ("sample4", "sample5"):
+            with Image.open(path) as raw:
+                photos[path.stem] = raw.convert("RGB")
+    crowd(photos, ("sample4", "sample5"), 900, 2)[0].save(tmp_path / "two.jpg", quality=95)
+    counts = {}
+    for name, args, env in (
+        ("alone", [], None),
+        ("flag_off", ["--no-read-alone"], None),
+        ("env_off", [], {"POSEWHEEL_DETECTOR_READ_ALONE": "false"}),
+    ):
+        out = tmp_path / f"{name}.json"
+        code, output = predict(str(tmp_path / "two.jpg"), "--model", str(production), "--out", str(out), *args,
+                               env=env)  # fmt: skip
+        assert code == 0, output
+        counts[name] = len(json.loads(out.read_text()))
+    assert counts["alone"] > counts["flag_off"] == counts["env_off"] > 0, counts
+
+
 def test_a_person_the_detector_is_unsure_of_is_answered_where_the_pose_network_confirms_it(
     production: Path, tmp_path: Path
 ) -> None:

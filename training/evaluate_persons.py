@@ -53,6 +53,7 @@ from posewheel.detection import (
     confirmed,
     distinct_persons,
     persons_to_read,
+    read_alone,
 )
 from posewheel.schema import KEYPOINT_NAMES, OKS_SIGMAS, PERSON_CATEGORY_ID
 
@@ -104,9 +105,9 @@ def predict_without_boxes(
     applied exactly (no box under it is confirmed). `distinct`: one answer per person, as served
     (`posewheel.detection.answer_once`): a pose repeating a better one's is read again from its box blanked
     outside, and dropped if it still repeats (False: every detection, a benchmark's baseline).
-    `find_options`: how the detector finds people, as served (`posewheel.detection.FindOptions`: tiles, and
-    boxes under the threshold answered where the pose network confirms them; None: both on, as served by
-    default). A benchmark's baseline switches them off.
+    `find_options`: how the detector finds and reads people, as served (`posewheel.detection.FindOptions`: tiles,
+    boxes under the threshold answered where the pose network confirms them, a person whose crop holds another's
+    box read alone; None: all on, as served by default). A benchmark's baseline switches them off.
     Raises ValueError when the artifact has no detector.
     """
     import onnxruntime as ort
@@ -142,6 +143,12 @@ def predict_without_boxes(
 
     def flush() -> None:
         inputs = normalize(np.stack(crops), spec)
+        if find.read_alone:  # as served (serving.engine.ServedModel.crop_found)
+            start = 0
+            for _, found, _ in found_in:
+                own = slice(start, start + len(found))
+                inputs[own] = read_alone(inputs[own], found, windows[own], spec)
+                start += len(found)
         points, scores = run_pose(inputs, windows)
         start = 0
         for image_id, found, found_scores in found_in:
