@@ -1,7 +1,8 @@
 """Box overlap, one implementation for the whole project: boxes are (x, y, w, h) in pixels, as in COCO.
 
-from posewheel.boxes import iou, iou_matrix
+from posewheel.boxes import intersection_matrix, iou, iou_matrix
 iou_matrix(found, truth)     # (A, 4), (B, 4) -> (A, B)
+intersection_matrix(a, b)    # the overlap areas, pixels^2 (A, B)
 iou((0, 0, 10, 10), (5, 0, 10, 10))   # 1/3
 """
 
@@ -11,15 +12,22 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 
+def intersection_matrix(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """The area every box of `a` (A, 4) shares with every box of `b` (B, 4), x, y, w, h -> (A, B) pixels^2."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    lo = np.maximum(a[:, None, :2], b[None, :, :2])
+    hi = np.minimum(a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:])
+    return np.asarray(np.prod(np.clip(hi - lo, 0.0, None), axis=2))
+
+
 def iou_matrix(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Intersection over union of every box of `a` (A, 4) with every box of `b` (B, 4), x, y, w, h -> (A, B).
 
     A box without area overlaps nothing (IoU 0)."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:])
-    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=2)
+    inter = intersection_matrix(a, b)
     areas_a = np.prod(np.clip(a[:, 2:], 0.0, None), axis=1)
     areas_b = np.prod(np.clip(b[:, 2:], 0.0, None), axis=1)
     union = areas_a[:, None] + areas_b[None, :] - inter

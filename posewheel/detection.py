@@ -45,6 +45,7 @@ import numpy as np
 from PIL import Image
 
 from posewheel import centernet, multipose
+from posewheel.boxes import intersection_matrix
 from posewheel.decoding import (
     Box,
     InputSpec,
@@ -291,10 +292,8 @@ def boxes_to_read(boxes: np.ndarray, scores: np.ndarray, threshold: float, floor
     weak = (scores >= floor) & ~sure
     if not weak.any() or not sure.any():
         return np.asarray(sure | weak)
-    a, b = boxes[weak][:, None], boxes[sure][None]  # (W, 1, 4), (1, S, 4)
-    w = np.clip(np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    h = np.clip(np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inside = (w * h / np.clip(a[..., 2] * a[..., 3], 1e-9, None)).max(axis=1)
+    a = boxes[weak]
+    inside = (intersection_matrix(a, boxes[sure]) / np.clip(a[:, 2:3] * a[:, 3:4], 1e-9, None)).max(axis=1)
     read = sure.copy()
     read[np.flatnonzero(weak)[inside < PART_OF]] = True
     return read
@@ -346,14 +345,10 @@ def crowded(boxes: np.ndarray, windows: Sequence[Box]) -> np.ndarray:
     """Which persons (P,) of one image share their crop: more than `CROWDED` of another person's box (P, 4)
     x, y, w, h image pixels lies inside their crop window (P windows x, y, w, h)."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    win = np.asarray(windows, dtype=np.float64).reshape(-1, 4)
     if len(boxes) < 2:
         return np.zeros(len(boxes), dtype=bool)
-    w = np.minimum(win[:, None, 0] + win[:, None, 2], boxes[None, :, 0] + boxes[None, :, 2])
-    w = np.clip(w - np.maximum(win[:, None, 0], boxes[None, :, 0]), 0, None)
-    h = np.minimum(win[:, None, 1] + win[:, None, 3], boxes[None, :, 1] + boxes[None, :, 3])
-    h = np.clip(h - np.maximum(win[:, None, 1], boxes[None, :, 1]), 0, None)
-    inside = w * h / np.clip(boxes[None, :, 2] * boxes[None, :, 3], 1e-9, None)  # [i, j]: of j in i's window
+    areas = np.clip(boxes[:, 2] * boxes[:, 3], 1e-9, None)
+    inside = intersection_matrix(windows, boxes) / areas[None, :]  # [i, j]: the share of j in i's window
     np.fill_diagonal(inside, 0.0)
     return np.asarray((inside > CROWDED).any(axis=1))
 
