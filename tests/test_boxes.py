@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from posewheel.boxes import iou, iou_matrix
+from posewheel.boxes import intersection_matrix, iou, iou_matrix
 
 
 def test_iou_of_known_overlaps() -> None:
@@ -21,3 +21,10 @@ def test_iou_matrix_is_every_pair() -> None:
     assert m.shape == (2, 3)
     np.testing.assert_allclose(m, [[iou(x, y) for y in b] for x in a])
     assert iou_matrix(np.zeros((0, 4)), b).shape == (0, 3)
+
+
+def test_intersection_matrix_is_the_shared_area_of_every_pair() -> None:
+    a = np.array([[0, 0, 10, 10], [5, 5, 10, 10]])
+    b = np.array([[0, 0, 10, 10], [100, 100, 1, 1], [5, 0, 10, 10]])
+    np.testing.assert_allclose(intersection_matrix(a, b), [[100, 0, 50], [25, 0, 50]])
+    assert intersection_matrix(np.zeros((0, 4)), b).shape == (0, 3)
