@@ -190,11 +190,9 @@ def answer_ms(model: ServedModel, image: Image.Image, repeats: int) -> tuple[flo
 def answer(model: ServedModel, image: Image.Image) -> int:
     """What the server does for a request without boxes, on this thread: find the people, read every box in one
     batch, one answer per confirmed person; returns how many were answered."""
-    assert model.detector is not None
-    found = model.detector.find(image)
-    inputs, windows = model.crop_found(image, found)
-    points, scores = model.infer_decode(inputs, windows)
-    return len(model.answer_once(inputs, windows, found, points, scores)[0])
+    kept = model.answer([model.find_people(image)])[0].kept
+    assert kept is not None
+    return len(kept)
 
 
 def scenes(name: str, artifact: Path, data: Path, repeats: int = 3) -> None:

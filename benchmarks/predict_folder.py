@@ -39,7 +39,7 @@ from tests.support.figures import emit as emit_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 emit = partial(emit_figure, benchmark="predict_folder")
-Prepared = tuple[np.ndarray, list[Any], Any]  # one image's crops, their windows, its Detected (None: no detector)
+Prepared = Any  # serving.engine.Prepared: one image's crops and windows, the detector's persons (imported late)
 # serving.batch_predict.Summary.line; a video's line also says how many tracks it started
 SUMMARY = re.compile(
     r"(\d+) images, (\d+) frames, (\d+) persons(?: \(\d+ tracked [^)]*\))? in ([\d.]+) s \(([\d.]+) images/s\)"
@@ -160,35 +160,27 @@ class Offline:
 
     def prepare(self, data: bytes) -> Prepared:
         """PoseService.prepare_request without a request: decode, find the persons (or the whole image), crop."""
-        from serving.engine import prepare
+        from serving.engine import Prepared, prepare
         from serving.images import decode_image, parse_boxes
 
         image = decode_image(data, 40_000_000).image
         if self.model.detector is not None:
-            detected = self.model.detector.find(image)
-            return (*self.model.crop_found(image, detected), detected)
-        return (*prepare(image, parse_boxes(None, image.width, image.height, 64), self.model.spec), None)
+            return self.model.find_people(image)
+        return Prepared(*prepare(image, parse_boxes(None, image.width, image.height, 64), self.model.spec))
 
     def prepare_chunk(self, chunk: list[bytes]) -> list[Prepared]:
         return [self.prepare(data) for data in chunk]
 
     def finish(self, prepared: list[Prepared]) -> None:
         """One batched inference and decoding of the images' crops, then one answer per confirmed person of each
-        image the detector read (`ServedModel.answer_once`), as `posewheel predict` does."""
-        inputs, windows = np.concatenate([p[0] for p in prepared]), [w for p in prepared for w in p[1]]
-        points, scores = self.model.infer_decode(inputs, windows)
-        start = 0
-        for crops, own_windows, detected in prepared:
-            own = slice(start, start + len(own_windows))
-            if detected is not None:
-                self.model.answer_once(crops, own_windows, detected, points[own], scores[own])
-            start += len(own_windows)
+        image the detector read (`ServedModel.answer`), as `posewheel predict` does."""
+        self.model.answer(prepared)
 
     def pose_limit(self) -> float:
         """Images per second of batched `infer_decode` alone, over crops prepared beforehand."""
         prepared = list(self.pool.map(self.prepare, self.images))
-        inputs = np.concatenate([p[0] for p in prepared])
-        windows = [w for p in prepared for w in p[1]]
+        inputs = np.concatenate([p.inputs for p in prepared])
+        windows = [w for p in prepared for w in p.windows]
         self.crops = len(windows)
         self.model.infer_decode(inputs[: self.batch], windows[: self.batch])  # warm-up
         started = time.perf_counter()
@@ -210,7 +202,7 @@ class Offline:
             if nxt < len(chunks):
                 pending.append(self.pool.submit(self.prepare_chunk, chunks[nxt]))
                 nxt += 1
-            if sum(len(p[1]) for p in queued) >= self.batch or not pending:
+            if sum(len(p.windows) for p in queued) >= self.batch or not pending:
                 self.finish(queued)
                 queued = []
         return len(self.images) / (time.perf_counter() - started)

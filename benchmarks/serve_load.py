@@ -122,34 +122,23 @@ class Offline:
         self.answer(images[:batch], self.lane_model)
 
     def answer(self, chunk: list[tuple[bytes, list[float] | None]], model: Any = None) -> None:
-        """Decode, crop, one batched inference and decoding; an image without a box goes through `model`'s person
-        detector, its crowded persons read alone (`ServedModel.crop_found`), and gets one answer per confirmed
-        person afterwards (`ServedModel.answer_once`), as the server does, so that the limit holds the same work
-        as a served request."""
-        from serving.engine import prepare
+        """Decode, crop, one batched inference and decoding (`ServedModel.answer`); an image without a box goes
+        through `model`'s person detector, its crowded persons read alone (`ServedModel.find_people`), and gets
+        one answer per confirmed person, as the server does, so that the limit holds the same work as a served
+        request."""
+        from serving.engine import Prepared, prepare
         from serving.images import decode_image, parse_boxes
 
         model = model or self.model
-        inputs, windows, found = [], [], []
+        prepared = []
         for data, box in chunk:
             decoded = decode_image(data, 40_000_000)
-            detected = None
             if box is None:
-                detected = model.detector.find(decoded.image)
-                x, w = model.crop_found(decoded.image, detected)
+                prepared.append(model.find_people(decoded.image))
             else:
-                x, w = prepare(decoded.image, parse_boxes([box], decoded.width, decoded.height, 64), model.spec)
-            inputs.append(x)
-            windows += w
-            found.append(detected)
-        points, scores = model.infer_decode(np.concatenate(inputs), windows)
-        start = 0
-        for x, detected in zip(inputs, found, strict=True):
-            n = len(x)
-            if detected is not None:
-                own = slice(start, start + n)
-                model.answer_once(x, windows[own], detected, points[own], scores[own])
-            start += n
+                boxes = parse_boxes([box], decoded.width, decoded.height, 64)
+                prepared.append(Prepared(*prepare(decoded.image, boxes, model.spec)))
+        model.answer(prepared)
 
     def lane(self, deadline: float, first: int) -> int:
         """One lane until `deadline`: batches of images from `first` on; returns the images it did."""

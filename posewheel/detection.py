@@ -353,15 +353,19 @@ def crowded(boxes: np.ndarray, windows: Sequence[Box]) -> np.ndarray:
     return np.asarray((inside > CROWDED).any(axis=1))
 
 
-def read_alone(inputs: np.ndarray, boxes: np.ndarray, windows: Sequence[Box], spec: InputSpec) -> np.ndarray:
+def read_alone(
+    inputs: np.ndarray, boxes: np.ndarray, windows: Sequence[Box], spec: InputSpec
+) -> tuple[np.ndarray, np.ndarray]:
     """Network inputs (N, 3, H, W) of one image's N person crops, each `crowded` one blanked outside its own box
-    (`outside_box_blanked`): the pose network sees that person alone. The inputs themselves when none is."""
-    rows = np.flatnonzero(crowded(boxes, windows))
+    (`outside_box_blanked`): the pose network sees that person alone (the inputs themselves when none is); and
+    which rows (N,) were blanked, the `alone` of `answer_once`."""
+    alone = crowded(boxes, windows)
+    rows = np.flatnonzero(alone)
     if not len(rows):
-        return inputs
+        return inputs, alone
     out = inputs.copy()
     out[rows] = outside_box_blanked(inputs[rows], np.asarray(boxes)[rows], [windows[i] for i in rows], spec)
-    return out
+    return out, alone
 
 
 Reread = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -388,6 +392,7 @@ def answer_once(
     box_scores: np.ndarray,
     reread: Reread | None = None,
     threshold: float | None = None,
+    alone: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The persons of one image to answer, one answer each: (indices ascending, keypoints, joint scores).
 
@@ -398,7 +403,8 @@ def answer_once(
     them blanked (`outside_box_blanked`) and returns their poses (n, 17, 2) image pixels with joint scores
     (n, 17); best first by box score x pose score, a pose read so that repeats no answered one's (and, under
     the threshold, is confirmed) is answered in the row of its box. Without `reread`, only the drop (serving
-    until session 33).
+    until session 33). `alone` (P,): rows already read blanked outside their box (`read_alone`); read again
+    they give the same pose, so they are not re-read and stay dropped.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     box_scores = np.asarray(box_scores)
@@ -406,6 +412,8 @@ def answer_once(
     persons = np.flatnonzero(every if threshold is None else confirmed(box_scores, joint_scores, threshold))
     rows = persons[distinct_persons(boxes[persons], keypoints[persons], joint_scores[persons], box_scores[persons])]
     dropped = np.setdiff1d(persons, rows)
+    if alone is not None:
+        dropped = dropped[~np.asarray(alone, dtype=bool)[dropped]]
     if reread is None or not len(dropped):
         return rows, keypoints, joint_scores
     points, scores = reread(dropped)

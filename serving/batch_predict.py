@@ -31,7 +31,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from PIL import Image
 
 from posewheel import atomic
@@ -39,7 +38,7 @@ from posewheel.decoding import Box
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox
 from posewheel.tracks import PoseTracker
-from serving.engine import Detected, ServedModel, prepare
+from serving.engine import Answer, Prepared, ServedModel, prepare
 from serving.images import InputError, decode_image, parse_boxes
 from serving.overlay import draw_overlay, pose_arrays, render_png
 from serving.predlog import PredictionLog, PredictionRecord
@@ -183,8 +182,7 @@ class _Ready:
     """An item decoded, searched and cropped: network input (N, 3, H, W), N windows, what finishing needs."""
 
     item: _Item
-    inputs: np.ndarray
-    windows: list[Box]
+    prepared: Prepared  # the crops, and the detector's persons when it found them
     boxes: list[Box]
     box_scores: list[float] | None
     unsure: int
@@ -192,7 +190,6 @@ class _Ready:
     height: int
     image: Image.Image | None  # kept only to draw or review
     data: bytes | None  # the file's bytes, kept only to review
-    detected: Detected | None = None  # the detector's persons, when it found them
 
 
 class FrameSampler:
@@ -338,19 +335,18 @@ class BatchPredictor:
                 raise InputError(f"the frame is {image.width}x{image.height}; the limit is {self.settings.max_pixels}")
         box_scores: list[float] | None = None
         unsure = 0
-        detected: Detected | None = None
         if self.model.detector is not None:
-            detected = self.model.detector.find(image, self.options.score_threshold, self.options.max_persons)
-            boxes, box_scores, unsure = detected.box_list, detected.scores.tolist(), detected.unsure
-            inputs, windows = self.model.crop_found(image, detected)
+            prepared = self.model.find_people(image, self.options.score_threshold, self.options.max_persons)
+            assert prepared.detected is not None
+            found = prepared.detected
+            boxes, box_scores, unsure = found.box_list, found.scores.tolist(), found.unsure
         else:
             boxes = parse_boxes(None, image.width, image.height, self.settings.max_boxes)
-            inputs, windows = prepare(image, boxes, self.model.spec)
+            prepared = Prepared(*prepare(image, boxes, self.model.spec))
         keep_image = self.options.render_dir is not None or (self.options.review and item.frame is not None)
         return _Ready(
             item,
-            inputs,
-            windows,
+            prepared,
             boxes,
             box_scores,
             unsure,
@@ -358,7 +354,6 @@ class BatchPredictor:
             image.height,
             image if keep_image else None,
             data if self.options.review else None,
-            detected,
         )
 
     # --- inference and results (this thread, in input order) -----------------------------------------
@@ -371,30 +366,21 @@ class BatchPredictor:
             return
         item.frame = None  # the decoded frame is no longer needed
         self._pending.append(ready)
-        self._crops += len(ready.windows)
+        self._crops += len(ready.prepared.windows)
         if self._crops >= self.options.batch_size:
             self._flush()
 
     def _flush(self) -> None:
-        """One batched run over the crops of every pending item, then each item's results in order."""
+        """One batched run over the crops of every pending item (`ServedModel.answer`), then each item's results
+        in order."""
         pending, self._pending, self._crops = self._pending, [], 0
-        if not pending:
-            return
-        windows = [w for r in pending for w in r.windows]
-        inputs = np.concatenate([r.inputs for r in pending])  # an item with nobody adds (0, 3, H, W)
-        points, scores = self.model.infer_decode(inputs, windows)
-        start = 0
-        for ready in pending:
-            n = len(ready.windows)
-            self._finish(ready, points[start : start + n], scores[start : start + n])
-            start += n
+        answers = self.model.answer([r.prepared for r in pending])  # an item with nobody adds no crop
+        for ready, answer in zip(pending, answers, strict=True):
+            self._finish(ready, answer)
 
-    def _finish(self, ready: _Ready, points: np.ndarray, scores: np.ndarray) -> None:
+    def _finish(self, ready: _Ready, answer: Answer) -> None:
         item, source = ready.item, ready.item.source
-        kept = None
-        if ready.detected is not None:  # the detector's persons: each confirmed, one answer each
-            kept, points, scores = self.model.answer_once(ready.inputs, ready.windows, ready.detected, points, scores)
-        poses = pose_dicts(ready.boxes, points, scores, ready.box_scores, kept)
+        poses = pose_dicts(ready.boxes, answer.points, answer.scores, ready.box_scores, answer.kept)
         track_ids = None if item.frame_index is None else self._track(item, poses)
         self.results.extend(
             coco_results(poses, item.image_id, source.name, item.frame_index, item.timestamp_s, track_ids)

@@ -57,6 +57,36 @@ class Detected:
         return [(float(x), float(y), float(w), float(h)) for x, y, w, h in self.boxes]
 
 
+@dataclass
+class Prepared:
+    """An image's (a request's) network input (N, 3, H, W) float32, its N crop windows, what the caller wants back.
+
+    `finish`: the compute-heavy rest of the preparation (finding the people with the detector, then
+    cropping), left for the inference lane that takes the request. A lane then runs detector and
+    pose network on one thread, as many of them as there are cores; on the decoding threads, the
+    detector competed with the lanes for the same two cores (c32 answered 0.79x the offline limit).
+    """
+
+    inputs: np.ndarray
+    windows: list[Box]
+    extra: Any = None
+    finish: Callable[[], Prepared] | None = None
+    detected: Detected | None = None  # the detector's boxes and scores of the crops, when it found them
+    alone: np.ndarray | None = None  # which of them were read alone (posewheel.detection.read_alone)
+
+
+@dataclass
+class Answer:
+    """A request's keypoints (N, 17, 2) image pixels, scores (N, 17) in [0, 1], and its `Prepared.extra`;
+    `kept`: the rows to answer when the detector found its persons (one per person, `ServedModel.answer`),
+    None for all of them."""
+
+    points: np.ndarray
+    scores: np.ndarray
+    extra: Any = None
+    kept: np.ndarray | None = None
+
+
 @dataclass(eq=False)
 class PersonDetector:
     """The artifact's person detector (card.detector): finds the people of a request without boxes."""
@@ -125,28 +155,45 @@ class ServedModel:
             return np.zeros((0, NUM_KEYPOINTS, 2)), np.zeros((0, NUM_KEYPOINTS))
         return decode_outputs(self.infer(inputs), windows, self.spec, self.card.output.kind)
 
-    def crop_found(self, image: Image.Image, found: Detected) -> tuple[np.ndarray, list[Box]]:
-        """The network input and crop windows of the persons the detector found in `image` (`prepare`); where
-        its `FindOptions.read_alone`, one whose crop holds another person's box is blanked outside its own
-        (`posewheel.detection.read_alone`)."""
+    def find_people(
+        self, image: Image.Image, score_threshold: float | None = None, max_persons: int | None = None
+    ) -> Prepared:
+        """The persons the detector finds in `image` (`PersonDetector.find`), cropped for the pose network
+        (`prepare`); where its `FindOptions.read_alone`, one whose crop holds another person's box is blanked
+        outside its own (`posewheel.detection.read_alone`). What the server, `posewheel predict` and the
+        benchmarks' offline limits do for an image sent without boxes; `answer` reads it."""
+        if self.detector is None:
+            raise ValueError(f"model {self.version} has no person detector: send the person boxes")
+        found = self.detector.find(image, score_threshold, max_persons)
         inputs, windows = prepare(image, found.box_list, self.spec)
-        if self.detector is not None and self.detector.find_options.read_alone:
-            inputs = read_alone(inputs, found.boxes, windows, self.spec)
-        return inputs, windows
+        alone = None
+        if self.detector.find_options.read_alone:
+            inputs, alone = read_alone(inputs, found.boxes, windows, self.spec)
+        return Prepared(inputs, windows, detected=found, alone=alone)
 
-    def answer_once(
-        self,
-        inputs: np.ndarray,
-        windows: Sequence[Box],
-        detected: Detected,
-        points: np.ndarray,
-        scores: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One answer per person the detector found (`posewheel.detection.answer_once`): the crops `inputs` of
-        its boxes and scores `detected` read as `points`, `scores`; a box whose pose repeats a better one's is
-        read again, blanked outside. Returns the rows to answer, and the poses with the re-read ones in place."""
-        reread = blanked_reread(inputs, detected.boxes, windows, self.spec, self.infer_decode)
-        return answer_once(detected.boxes, points, scores, detected.scores, reread, detected.threshold)
+    def answer(self, prepared: Sequence[Prepared]) -> list[Answer]:
+        """Each image's `Answer`, in order: one batched run of the pose network over all their crops, decoded to
+        image pixels; then, for an image whose persons the detector found (`find_people`), one answer per person
+        (`posewheel.detection.answer_once`: a box under the threshold only where its pose is confirmed, a pose
+        repeating a better one's read again blanked outside its box unless it was read alone already)."""
+        if not prepared:
+            return []
+        inputs = prepared[0].inputs if len(prepared) == 1 else np.concatenate([p.inputs for p in prepared])
+        points, scores = self.infer_decode(inputs, [w for p in prepared for w in p.windows])
+        answers: list[Answer] = []
+        start = 0
+        for p in prepared:
+            own = slice(start, start + len(p.windows))
+            own_points, own_scores, kept = points[own], scores[own], None
+            if p.detected is not None:  # the detector's persons: each confirmed, one answer each
+                found = p.detected
+                reread = blanked_reread(p.inputs, found.boxes, p.windows, self.spec, self.infer_decode)
+                kept, own_points, own_scores = answer_once(
+                    found.boxes, own_points, own_scores, found.scores, reread, found.threshold, p.alone
+                )
+            answers.append(Answer(own_points, own_scores, p.extra, kept))
+            start = own.stop
+        return answers
 
 
 def providers_for(execution_provider: str) -> list[str]:
@@ -263,35 +310,6 @@ def prepare(image: Image.Image, boxes: Sequence[Box], spec: InputSpec) -> tuple[
         return np.zeros((0, 3, spec.height, spec.width), np.float32), []
     crops = np.stack([crop_image(image, window, spec) for window in windows])
     return normalize(crops, spec), windows
-
-
-@dataclass
-class Prepared:
-    """A request's network input (N, 3, H, W) float32, its N crop windows, and what the caller wants back.
-
-    `finish`: the compute-heavy rest of the preparation (finding the people with the detector, then
-    cropping), left for the inference lane that takes the request. A lane then runs detector and
-    pose network on one thread, as many of them as there are cores; on the decoding threads, the
-    detector competed with the lanes for the same two cores (c32 answered 0.79x the offline limit).
-    """
-
-    inputs: np.ndarray
-    windows: list[Box]
-    extra: Any = None
-    finish: Callable[[], Prepared] | None = None
-    detected: Detected | None = None  # the detector's boxes and scores of the crops, when it found them
-
-
-@dataclass
-class Answer:
-    """A request's keypoints (N, 17, 2) image pixels, scores (N, 17) in [0, 1], and its `Prepared.extra`;
-    `kept`: the rows to answer when the detector found its persons (one per person, `ServedModel.answer_once`),
-    None for all of them."""
-
-    points: np.ndarray
-    scores: np.ndarray
-    extra: Any = None
-    kept: np.ndarray | None = None
 
 
 @dataclass(eq=False)
@@ -501,23 +519,7 @@ def _finish(prepared: Prepared | Exception) -> Prepared | Exception:
 
 
 def _infer(model: ServedModel, prepared: list[Prepared | Exception]) -> list[Answer | Exception]:
-    """One batch over the prepared jobs; returns each job's Answer (or its preparation error) in order."""
+    """One batch over the prepared jobs (`ServedModel.answer`); each job's Answer (or its preparation error)."""
     prepared = [_finish(p) for p in prepared]
-    ready = [p for p in prepared if isinstance(p, Prepared)]
-    if not ready:
-        return [p for p in prepared if isinstance(p, Exception)]
-    inputs = ready[0].inputs if len(ready) == 1 else np.concatenate([p.inputs for p in ready])
-    points, scores = model.infer_decode(inputs, [w for p in ready for w in p.windows])
-    outcomes: list[Answer | Exception] = []
-    start = 0
-    for p in prepared:
-        if isinstance(p, Exception):
-            outcomes.append(p)
-            continue
-        n = len(p.windows)
-        own_points, own_scores, kept = points[start : start + n], scores[start : start + n], None
-        if p.detected is not None:  # the detector's persons: each confirmed, one answer each
-            kept, own_points, own_scores = model.answer_once(p.inputs, p.windows, p.detected, own_points, own_scores)
-        outcomes.append(Answer(own_points, own_scores, p.extra, kept))
-        start += n
-    return outcomes
+    answers = iter(model.answer([p for p in prepared if isinstance(p, Prepared)]))
+    return [p if isinstance(p, Exception) else next(answers) for p in prepared]

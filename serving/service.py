@@ -16,7 +16,7 @@ import os
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -198,17 +198,16 @@ class PoseService:
         decoded = decode_image(data, self.settings.max_pixels)
         size = (decoded.width, decoded.height)
         image = decoded.image if keep_image else None
-        detector = model.detector
-        if detector is None or raw_boxes not in (None, "", []):
+        if model.detector is None or raw_boxes not in (None, "", []):
             boxes = parse_boxes(raw_boxes, decoded.width, decoded.height, self.settings.max_boxes)
             inputs, windows = prepare(decoded.image, boxes, model.spec)
             return Prepared(inputs, windows, (image, size, boxes, None, 0))
 
         def find_people() -> Prepared:
-            found = detector.find(decoded.image, score_threshold, max_persons)
-            inputs, windows = model.crop_found(decoded.image, found)
-            extra = (image, size, found.box_list, found.scores.tolist(), found.unsure)
-            return Prepared(inputs, windows, extra, detected=found)
+            people = model.find_people(decoded.image, score_threshold, max_persons)
+            found = people.detected
+            assert found is not None
+            return replace(people, extra=(image, size, found.box_list, found.scores.tolist(), found.unsure))
 
         if decoded.width * decoded.height > DEFER_MAX_PIXELS:
             return find_people()  # here: a waiting request must not hold a big decoded image (memory bound)
@@ -271,7 +270,7 @@ def pose_dicts(
 ) -> list[dict[str, Any]]:
     """Poses as `PredictedPose`-shaped dicts from boxes, keypoints (N, 17, 2) pixels and scores (N, 17);
     `box_scores`: the detector's score of each box (None: the caller gave the boxes). `kept`: the rows to
-    answer, in the detector's order (`ServedModel.answer_once`: one answer per person found); None: all.
+    answer, in the detector's order (`ServedModel.answer`: one answer per person found); None: all.
 
     Plain dicts, serialised by the C JSON encoder: the values come from our own arrays (finite,
     scores clipped to [0, 1] by decode_to_image), so pydantic models per keypoint would only

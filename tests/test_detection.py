@@ -117,11 +117,13 @@ def test_a_crowded_person_is_read_alone_and_a_lone_one_as_cropped() -> None:
     inputs = np.random.default_rng(1).normal(size=(3, 3, 100, 100)).astype(np.float32)
     boxes = np.array([[0, 0, 100, 200], [110, 0, 100, 200], [500, 0, 100, 200]], dtype=float)
     windows = [crop_box(tuple(b), spec) for b in boxes.tolist()]
-    out = read_alone(inputs, boxes, windows, spec)
+    out, alone = read_alone(inputs, boxes, windows, spec)
     assert np.array_equal(out[:2], outside_box_blanked(inputs[:2], boxes[:2], windows[:2], spec))
     assert np.array_equal(out[2], inputs[2]) and (out[:2] == 0).mean() > 0.5  # blanked beside the box
-    alone = inputs[2:]
-    assert read_alone(alone, boxes[2:], windows[2:], spec) is alone  # nothing to blank: no copy
+    assert alone.tolist() == [True, True, False]
+    lone = inputs[2:]
+    out, alone = read_alone(lone, boxes[2:], windows[2:], spec)
+    assert out is lone and alone.tolist() == [False]  # nothing to blank: no copy
 
 
 def test_a_repeats_box_read_again_answers_the_person_it_holds() -> None:
@@ -139,6 +141,10 @@ def test_a_repeats_box_read_again_answers_the_person_it_holds() -> None:
         asked.append(rows.tolist())
         return np.stack([hidden, second + 1.0]), np.full((2, K), 0.6)  # row 2: the hidden person; row 3: still 1
 
+    def reread_hidden(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        asked.append(rows.tolist())
+        return np.stack([hidden]), np.full((1, K), 0.6)
+
     kept, points, joint_scores = answer_once(boxes, keypoints, scores, box_scores, reread)
     assert asked == [[2, 3]] and kept.tolist() == [0, 1, 2]
     assert np.array_equal(points[2], hidden) and (joint_scores[2] == 0.6).all()
@@ -154,6 +160,13 @@ def test_a_repeats_box_read_again_answers_the_person_it_holds() -> None:
         raise AssertionError(f"nothing was dropped, yet rows {rows} were read again")
 
     assert answer_once(boxes[:2], keypoints[:2], scores[:2], box_scores[:2], never)[0].tolist() == [0, 1]
+    # a repeat already read alone would read the same again: only the others are re-read, and it stays dropped
+    asked.clear()
+    kept, _, _ = answer_once(boxes, keypoints, scores, box_scores, reread_hidden, alone=np.array([0, 0, 0, 1], bool))
+    assert asked == [[2]] and kept.tolist() == [0, 1, 2]
+    assert answer_once(boxes, keypoints, scores, box_scores, never, alone=np.array([0, 0, 1, 1], bool))[0].tolist() == [
+        0, 1,
+    ]  # fmt: skip
 
 
 def test_weak_boxes_are_read_down_to_half_the_threshold_unless_a_part_of_a_sure_one() -> None:

@@ -143,21 +143,22 @@ def predict_without_boxes(
 
     def flush() -> None:
         inputs = normalize(np.stack(crops), spec)
-        if find.read_alone:  # as served (serving.engine.ServedModel.crop_found)
+        alone = np.zeros(len(inputs), dtype=bool)
+        if find.read_alone:  # as served (serving.engine.ServedModel.find_people)
             start = 0
             for _, found, _ in found_in:
                 own = slice(start, start + len(found))
-                inputs[own] = read_alone(inputs[own], found, windows[own], spec)
+                inputs[own], alone[own] = read_alone(inputs[own], found, windows[own], spec)
                 start += len(found)
         points, scores = run_pose(inputs, windows)
         start = 0
         for image_id, found, found_scores in found_in:
             own = slice(start, start + len(found))
             keypoints, joint_scores = points[own], scores[own]
-            if distinct:  # one answer per person, as served (serving.engine.ServedModel.answer_once)
+            if distinct:  # one answer per person, as served (serving.engine.ServedModel.answer)
                 reread = blanked_reread(inputs[own], found, windows[own], spec, run_pose)
                 kept, keypoints, joint_scores = answer_once(
-                    found, keypoints, joint_scores, found_scores, reread, threshold
+                    found, keypoints, joint_scores, found_scores, reread, threshold, alone[own]
                 )
             else:  # every confirmed detection, repeats too
                 kept = np.flatnonzero(confirmed(found_scores, joint_scores, threshold))
