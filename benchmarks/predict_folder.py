@@ -29,7 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,9 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys
 
 from tests.support.figures import emit as emit_figure
 
+if TYPE_CHECKING:  # at run time serving is imported inside the methods that use it, as before
+    from serving.engine import Prepared
+
 ROOT = Path(__file__).resolve().parents[1]
 emit = partial(emit_figure, benchmark="predict_folder")
-Prepared = Any  # serving.engine.Prepared: one image's crops and windows, the detector's persons (imported late)
 # serving.batch_predict.Summary.line; a video's line also says how many tracks it started
 SUMMARY = re.compile(
     r"(\d+) images, (\d+) frames, (\d+) persons(?: \(\d+ tracked [^)]*\))? in ([\d.]+) s \(([\d.]+) images/s\)"
