@@ -19,6 +19,7 @@ LEFT_COLOUR = (255, 140, 0)
 RIGHT_COLOUR = (0, 150, 255)
 CENTRE_COLOUR = (40, 220, 60)
 BOX_COLOUR = (255, 255, 0)
+LOW_SCORE = 0.3  # a predicted joint scored under this is drawn hollow, and a bone to it thin
 # Track colours (Kelly's colours of maximum contrast), a person's box and id keep theirs through a video.
 TRACK_COLOURS = (
     (255, 179, 0), (128, 62, 117), (255, 104, 0), (166, 189, 215), (193, 0, 32), (206, 162, 98),
@@ -52,6 +53,26 @@ _EDGE_COLOURS = tuple(
 )
 
 
+def page_style() -> dict[str, object]:
+    """The drawing rules as the demo page reads them (CSS colours), so the page draws as /v1/render does.
+
+    joint: each keypoint's colour by side (left, right, centre); a bone takes its joints' colour, or centre's
+    where their sides differ; box: the person box; low_score: under it a joint is hollow and its bones thin.
+    """
+
+    def css(rgb: tuple[int, int, int]) -> str:
+        return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+    return {
+        "joint": [css(c) for c in _JOINT_COLOURS],
+        "left": css(LEFT_COLOUR),
+        "right": css(RIGHT_COLOUR),
+        "centre": css(CENTRE_COLOUR),
+        "box": css(BOX_COLOUR),
+        "low_score": LOW_SCORE,
+    }
+
+
 def _flags(keypoints: np.ndarray, scores: npt.ArrayLike | None, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(N, 17, 2) points and (N, 17) flags (0 skip, 1 hollow, 2 filled) from either input form."""
     if keypoints.shape[-1] == 3:
@@ -67,7 +88,7 @@ def draw_poses(
     keypoints: npt.ArrayLike,
     scores: npt.ArrayLike | None = None,
     boxes: npt.ArrayLike | None = None,
-    threshold: float = 0.3,
+    threshold: float = LOW_SCORE,
     radius: float | None = None,
     colors: Sequence[tuple[int, int, int]] | None = None,
     track_ids: Sequence[int] | None = None,

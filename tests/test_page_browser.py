@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.support.onnx_models import spot_image
-from tests.support.server import StartServer
+from posewheel.artifact import promote
+from posewheel.draw import page_style
+from tests.support.onnx_models import MakeArtifact, spot_image
+from tests.support.server import StartServer, run_server, test_settings
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -26,37 +31,89 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_uploading_a_photo_shows_the_skeleton_overlay_and_keypoints(start_server: StartServer, tmp_path: Path) -> None:
+def _pixel(page: Any, x: int, y: int) -> list[int]:
+    """The overlay canvas's RGB at (x, y)."""
+    script = f"c => Array.from(c.getContext('2d').getImageData({x}, {y}, 1, 1).data)"
+    return list(page.eval_on_selector("#overlay", script)[:3])
+
+
+def _rgb(css: str) -> list[int]:
+    return [int(css[i : i + 2], 16) for i in (1, 3, 5)]
+
+
+def _last_keypoint(page: Any) -> tuple[int, int]:
+    """Where the table puts the last keypoint drawn (right_ankle), in canvas pixels."""
+    cells = page.locator("#keypoints tbody tr").last.inner_text().split("\t")
+    assert cells[1] == "right_ankle"
+    return round(float(cells[2])), round(float(cells[3]))
+
+
+@contextmanager
+def _upload(server_url: str, photo: Path, expect_poses: int) -> Iterator[tuple[Any, list[str]]]:
+    """A headless page on the server's `/` with `photo` uploaded and answered; yields it and its script errors."""
     from playwright.sync_api import sync_playwright
 
-    server = start_server()
-    photo = tmp_path / "person.png"
-    photo.write_bytes(spot_image(240, 180, (120, 60)))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
             page = browser.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(server.url + "/")
+            page.goto(server_url + "/")
             page.wait_for_selector("#model:has-text('model v1')")
-            before = page.eval_on_selector("#overlay", "c => c.toDataURL()")
             page.set_input_files("#file", str(photo))
             page.click("button[type=submit]")
-            page.wait_for_selector("#overlay[data-poses='1']", timeout=15_000)
-            assert page.eval_on_selector("#overlay", "c => [c.width, c.height]") == [240, 180]
-            assert page.eval_on_selector("#overlay", "c => c.toDataURL()") != before
-            # a keypoint marker is drawn (red) where the bright spot is
-            red = page.eval_on_selector(
-                "#overlay",
-                """c => { const d = c.getContext('2d').getImageData(100, 40, 40, 40).data; let n = 0;
-                          for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i+1] < 80) n++; return n; }""",
-            )
-            assert red > 0
-            rows = page.locator("#keypoints tbody tr")
-            assert rows.count() == 17
-            assert rows.first.inner_text().split("\t")[1] == "nose"
-            assert "1 person(s)" in page.inner_text("#status")
-            assert errors == []
+            page.wait_for_selector(f"#overlay[data-poses='{expect_poses}']", timeout=15_000)
+            yield page, errors
         finally:
             browser.close()
+
+
+def test_uploading_a_photo_shows_the_skeleton_overlay_and_keypoints(start_server: StartServer, tmp_path: Path) -> None:
+    server = start_server()
+    photo = tmp_path / "person.png"
+    photo.write_bytes(spot_image(960, 720, (480, 240), size=80))
+    style = page_style()
+    with _upload(server.url, photo, expect_poses=1) as (page, errors):
+        assert page.eval_on_selector("#overlay", "c => [c.width, c.height]") == [960, 720]
+        # the page draws by the server's rules (posewheel.draw, as /v1/render), not a copy of its own
+        assert page.evaluate("STYLE") == style
+        # every keypoint lands on the bright spot, confident: a filled disc in the colour of the last one drawn
+        # (right_ankle: the right side's), its centre covered
+        x, y = _last_keypoint(page)
+        assert abs(x - 480) < 30 and abs(y - 240) < 30  # a heatmap cell is 40 px of this photo
+        assert _pixel(page, x, y) == _rgb(style["joint"][16])
+        # the person's box (without a detector, the whole photo) is numbered at its corner as the table's "person"
+        # column: a label in the box colour, the number in black on it
+        label = page.eval_on_selector("#overlay", "c => Array.from(c.getContext('2d').getImageData(0, 0, 16, 24).data)")
+        colours = {tuple(label[i : i + 3]) for i in range(0, len(label), 4)}
+        assert {tuple(_rgb(style["box"])), (0, 0, 0)} <= colours
+        assert page.locator("#keypoints tbody tr").first.inner_text().split("\t")[0] == "1"
+        rows = page.locator("#keypoints tbody tr")
+        assert rows.count() == 17
+        assert rows.first.inner_text().split("\t")[1] == "nose"
+        assert page.locator("#keypoints tbody tr.low").count() == 0
+        assert "1 person(s)" in page.inner_text("#status")
+        assert f"under {style['low_score']}" in page.inner_text("#legend")
+        assert errors == []
+
+
+def test_keypoints_under_the_low_score_are_drawn_hollow(tmp_path: Path, make_artifact: MakeArtifact) -> None:
+    unsure = make_artifact("v1", scale=0.2)  # every keypoint scores about 0.2, under posewheel.draw.LOW_SCORE
+    promote(unsure.parent, "v1")
+    photo = tmp_path / "person.png"
+    photo.write_bytes(spot_image(960, 720, (480, 240), size=80))
+    style = page_style()
+    with (
+        run_server(test_settings(tmp_path, unsure.parent / "production")) as server,
+        _upload(server.url, photo, expect_poses=1) as (page, errors),
+    ):
+        # a ring in the joint's colour, the photo (the white spot) showing through its middle
+        x, y = _last_keypoint(page)
+        assert abs(x - 480) < 30 and abs(y - 240) < 30  # inside the spot
+        assert _pixel(page, x, y) == [255, 255, 255]
+        radius = page.evaluate("Math.max(2, Math.round(Math.min(960, 720) / 120))")
+        ring = [_pixel(page, x + radius + dx, y) for dx in (-1, 0, 1)]
+        assert _rgb(style["joint"][16]) in ring
+        assert page.locator("#keypoints tbody tr.low").count() == 17
+        assert errors == []
