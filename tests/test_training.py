@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -306,6 +307,16 @@ def test_time_budget_stops_training_by_wall_clock(tmp_path: Path, studio_set: Da
         log_dir=tmp_path / "logs",
     )
     assert time.monotonic() - start < 0.1 * 60 + 20  # budget plus validation, export and start-up
+
+
+def test_a_set_too_small_to_hold_out_trains_without_an_empty_validation_loop(tmp_path: Path) -> None:
+    data = tmp_path / "few"
+    generate("studio", 4, 5, data)  # 5% of 4 images holds out none
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(quick_config(epochs=2), [(data, 1.0)], tmp_path / "m", version="m-few", log_dir=tmp_path / "logs")
+    assert not [w for w in caught if "DataLoader" in str(w.message)], [str(w.message) for w in caught]
+    assert (tmp_path / "m" / "m-few" / MODEL_FILE).is_file()
 
 
 def test_metrics_json_is_flat_numbers(trained_artifact: Path, studio_set: Dataset, tmp_path: Path) -> None:

@@ -117,7 +117,7 @@ def train_detector(
     csv_dir = Path(log_dir) if log_dir is not None else project.metrics_dir / "train_detector"
     run_name = f"{version}-detector"
     loggers = run_logging.make_loggers(run_name, csv_dir, config.wandb, {**config.to_dict(), "data": data})
-    trainer = make_trainer(config, loggers, project.var_dir / "lightning")
+    trainer = make_trainer(config, loggers, project.var_dir / "lightning", validate=bool(datamodule.val_items))
     start = time.monotonic()
     trainer.fit(model, datamodule=datamodule)
     minutes = (time.monotonic() - start) / 60.0

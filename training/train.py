@@ -98,6 +98,12 @@ def train(
     L.seed_everything(config.seed, workers=True)
     datamodule = PoseDataModule(config, datasets)
     datamodule.setup("fit")
+    if not datamodule.val_items:
+        log.info(
+            "no validation during training: val_fraction %s of %s holds out no image",
+            config.val_fraction,
+            datasets[0][0],
+        )
     model = PoseModel(config.to_dict())
     parent, lineage = starting_weights(model, config, warm_start)
     data = {str(path): dataset_hash(Path(path)) for path, _ in datasets}
@@ -112,7 +118,7 @@ def train(
     project = ProjectSettings()
     csv_dir = Path(log_dir) if log_dir is not None else project.metrics_dir / "train"
     loggers = run_logging.make_loggers(version, csv_dir, config.wandb, run_config)
-    trainer = make_trainer(config, loggers, project.var_dir / "lightning")
+    trainer = make_trainer(config, loggers, project.var_dir / "lightning", validate=bool(datamodule.val_items))
     trainer.fit(model, datamodule=datamodule)
     recalibrate_batchnorm(model.net, datamodule.train_dataloader(), config.bn_recalibration_batches)
     if warm_start is not None and config.interpolation < 1.0:
@@ -180,8 +186,12 @@ def artifact_detector(config: TrainConfig, warm_start: Path | None, scratch: Pat
     return inherited
 
 
-def make_trainer(config: TrainConfig, loggers: list[Logger], root_dir: Path) -> L.Trainer:
-    """The Lightning Trainer of `config`: its limits, hardware and distribution, no checkpoints."""
+def make_trainer(config: TrainConfig, loggers: list[Logger], root_dir: Path, validate: bool = True) -> L.Trainer:
+    """The Lightning Trainer of `config`: its limits, hardware and distribution, no checkpoints.
+
+    `validate` False: no validation loop (a data set too small to hold any out, where Lightning would warn that
+    the validation loader is empty).
+    """
     return L.Trainer(
         max_epochs=config.epochs,
         max_time=timedelta(minutes=config.max_minutes),
@@ -193,6 +203,7 @@ def make_trainer(config: TrainConfig, loggers: list[Logger], root_dir: Path) -> 
         logger=loggers,
         enable_checkpointing=False,
         num_sanity_val_steps=0,
+        limit_val_batches=None if validate else 0,
         log_every_n_steps=10,
         enable_progress_bar=sys.stderr.isatty(),
         enable_model_summary=False,
