@@ -160,9 +160,8 @@ def detector_cost(name: str, artifact: Path, data: Path, repeats: int = 5) -> No
         detect: dict[FindOptions, list[float]] = {WHOLE: [], TILED: []}
         for _ in range(repeats):
             for how, times in detect.items():
-                detector.find_options = how
                 started = time.perf_counter()
-                detector.detect(image)
+                detector.detect(image, options=how)
                 times.append(time.perf_counter() - started)
         whole_ms, tiled_ms = (round(1000 * float(np.median(detect[h])), 1) for h in (WHOLE, TILED))
         emit("detector_ms", benchmark=BENCHMARK, model=name, photo=photo, size=size, whole_ms=whole_ms,
@@ -179,7 +178,7 @@ def answer_ms(model: ServedModel, image: Image.Image, repeats: int) -> tuple[flo
     times: dict[FindOptions, list[float]] = {CONFIRMED: [], FindOptions(): []}
     for _ in range(repeats):
         for how, spent in times.items():
-            model.detector.find_options = how
+            model.find_options = how
             started = time.perf_counter()
             answer(model, image)
             spent.append(time.perf_counter() - started)

@@ -162,13 +162,12 @@ class Offline:
 
     def prepare(self, data: bytes) -> Prepared:
         """PoseService.prepare_request without a request: decode, find the persons (or the whole image), crop."""
-        from serving.engine import Prepared, prepare
         from serving.images import decode_image, parse_boxes
 
         image = decode_image(data, 40_000_000).image
         if self.model.detector is not None:
             return self.model.find_people(image)
-        return Prepared(*prepare(image, parse_boxes(None, image.width, image.height, 64), self.model.spec))
+        return self.model.read_boxes(image, parse_boxes(None, image.width, image.height, 64))
 
     def prepare_chunk(self, chunk: list[bytes]) -> list[Prepared]:
         return [self.prepare(data) for data in chunk]

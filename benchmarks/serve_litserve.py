@@ -15,7 +15,7 @@ import litserve as ls
 import numpy as np
 
 from posewheel.decoding import Box
-from serving.engine import ServedModel, load_model, prepare
+from serving.engine import ServedModel, load_model
 from serving.images import decode_image, parse_boxes
 from serving.reload import fingerprint
 from serving.service import pose_dicts
@@ -35,8 +35,8 @@ class PoseLitAPI(ls.LitAPI):
         assert self.model is not None
         decoded = decode_image(base64.b64decode(request["image_base64"]), 40_000_000)
         boxes = parse_boxes(request.get("boxes"), decoded.width, decoded.height, 64)
-        inputs, windows = prepare(decoded.image, boxes, self.model.spec)
-        return inputs, windows, boxes
+        prepared = self.model.read_boxes(decoded.image, boxes)  # as posewheel's server reads a caller's boxes
+        return prepared.inputs, prepared.windows, boxes
 
     def batch(self, inputs: list[tuple[np.ndarray, list[Box], list[Box]]]) -> list[Any]:
         return inputs

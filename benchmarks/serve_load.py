@@ -126,7 +126,6 @@ class Offline:
         through `model`'s person detector, its crowded persons read alone (`ServedModel.find_people`), and gets
         one answer per confirmed person, as the server does, so that the limit holds the same work as a served
         request."""
-        from serving.engine import Prepared, prepare
         from serving.images import decode_image, parse_boxes
 
         model = model or self.model
@@ -137,7 +136,7 @@ class Offline:
                 prepared.append(model.find_people(decoded.image))
             else:
                 boxes = parse_boxes([box], decoded.width, decoded.height, 64)
-                prepared.append(Prepared(*prepare(decoded.image, boxes, model.spec)))
+                prepared.append(model.read_boxes(decoded.image, boxes))
         model.answer(prepared)
 
     def lane(self, deadline: float, first: int) -> int:

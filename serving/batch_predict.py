@@ -38,7 +38,7 @@ from posewheel.decoding import Box
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox
 from posewheel.tracks import PoseTracker
-from serving.engine import Answer, Prepared, ServedModel, prepare
+from serving.engine import Answer, Prepared, ServedModel
 from serving.images import InputError, decode_image, parse_boxes
 from serving.overlay import draw_overlay, pose_arrays, render_png
 from serving.predlog import PredictionLog, PredictionRecord
@@ -342,7 +342,7 @@ class BatchPredictor:
             boxes, box_scores, unsure = found.box_list, found.scores.tolist(), found.unsure
         else:
             boxes = parse_boxes(None, image.width, image.height, self.settings.max_boxes)
-            prepared = Prepared(*prepare(image, boxes, self.model.spec))
+            prepared = self.model.read_boxes(image, boxes)
         keep_image = self.options.render_dir is not None or (self.options.review and item.frame is not None)
         return _Ready(
             item,

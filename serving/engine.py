@@ -37,6 +37,7 @@ class ModelLoadError(RuntimeError):
     """An artifact could not be loaded or failed its smoke test; the message names the folder."""
 
 
+ALL_ON = FindOptions()  # every way of finding and reading people on, as served by default
 UNSURE_BAND = 0.05  # detector scores this close to its threshold make an image worth a person's look
 
 
@@ -94,34 +95,42 @@ class PersonDetector:
     card: DetectorCard
     spec: InputSpec
     session: ort.InferenceSession
-    find_options: FindOptions = field(default_factory=FindOptions)  # tiles, weak boxes confirmed, read alone
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self.session.run(self.card.names, {self.card.input_name: batch})
         return dict(zip(self.card.names, outputs, strict=True))
 
     def find(
-        self, image: Image.Image, score_threshold: float | None = None, max_persons: int | None = None
+        self,
+        image: Image.Image,
+        score_threshold: float | None = None,
+        max_persons: int | None = None,
+        options: FindOptions = ALL_ON,
     ) -> Detected:
         """The boxes to read in `image` (the card's threshold and cap if None): those scored at the threshold and,
         at the card's threshold where the pose network may confirm them, those down to `FindOptions.floor` of it
         that are not a part of a sure one (`posewheel.detection.boxes_to_read`). A threshold the caller gives is
-        applied exactly: persons scored under it are left out."""
+        applied exactly: persons scored under it are left out. `options`: tiles and weak boxes, as served
+        (`ServedModel.find_options`)."""
         threshold = self.card.score_threshold if score_threshold is None else score_threshold
         cap = self.card.max_persons if max_persons is None else min(max_persons, self.card.max_persons)
         found, scores, read = persons_to_read(
-            image, self.spec, self.run, threshold, cap, self.card.kind, self.find_options,
+            image, self.spec, self.run, threshold, cap, self.card.kind, options,
             exact=score_threshold is not None, look_down_to=threshold - UNSURE_BAND,
         )  # fmt: skip
         unsure = int((np.abs(scores - threshold) < UNSURE_BAND).sum())
         return Detected(found[read], scores[read], threshold, unsure)
 
     def detect(
-        self, image: Image.Image, score_threshold: float | None = None, max_persons: int | None = None
+        self,
+        image: Image.Image,
+        score_threshold: float | None = None,
+        max_persons: int | None = None,
+        options: FindOptions = ALL_ON,
     ) -> tuple[list[Box], np.ndarray, int]:
         """Boxes (image pixels) and scores of the people in `image` the detector is sure of, at or above the
         threshold, best first (the card's defaults if None), and how many people it was unsure of (`find`)."""
-        found = self.find(image, score_threshold, max_persons)
+        found = self.find(image, score_threshold, max_persons, options)
         sure = found.scores >= found.threshold
         return [b for b, s in zip(found.box_list, sure, strict=True) if s], found.scores[sure], found.unsure
 
@@ -139,6 +148,8 @@ class ServedModel:
     output_names: tuple[str, ...]  # what the card's decoding reads; output_names[0] is the heatmaps
     loaded_at: float = field(default_factory=time.time)
     detector: PersonDetector | None = None
+    # how people are found and read: tiles and weak boxes for the detector's; read_alone for its and the caller's
+    find_options: FindOptions = ALL_ON
 
     @property
     def version(self) -> str:
@@ -164,12 +175,23 @@ class ServedModel:
         benchmarks' offline limits do for an image sent without boxes; `answer` reads it."""
         if self.detector is None:
             raise ValueError(f"model {self.version} has no person detector: send the person boxes")
-        found = self.detector.find(image, score_threshold, max_persons)
+        found = self.detector.find(image, score_threshold, max_persons, self.find_options)
         inputs, windows = prepare(image, found.box_list, self.spec)
         alone = None
-        if self.detector.find_options.read_alone:
+        if self.find_options.read_alone:
             inputs, alone = read_alone(inputs, found.boxes, windows, self.spec)
         return Prepared(inputs, windows, detected=found, alone=alone)
+
+    def read_boxes(self, image: Image.Image, boxes: Sequence[Box], extra: Any = None) -> Prepared:
+        """The person boxes a caller gives, cropped for the pose network (`prepare`), read as `find_people` reads
+        the detector's: where `FindOptions.read_alone`, one whose crop holds another person's box is blanked
+        outside its own (`posewheel.detection.read_alone`), so a box in a group gets its own person's pose and
+        not a neighbour's. Every box is answered (`answer`), repeats or not."""
+        inputs, windows = prepare(image, boxes, self.spec)
+        alone = None
+        if self.find_options.read_alone and len(boxes) > 1:
+            inputs, alone = read_alone(inputs, np.asarray(boxes, dtype=np.float64), windows, self.spec)
+        return Prepared(inputs, windows, extra, alone=alone)
 
     def answer(self, prepared: Sequence[Prepared]) -> list[Answer]:
         """Each image's `Answer`, in order: one batched run of the pose network over all their crops, decoded to
@@ -215,7 +237,7 @@ def load_model(
     find_options: FindOptions | None = None,
 ) -> ServedModel:
     """Load the artifact in `folder`, check its graph against its card and run a smoke test. `find_options`:
-    how its detector finds people (`posewheel.detection.FindOptions`; None: all on).
+    how people are found and read (`posewheel.detection.FindOptions`, `ServedModel.find_options`; None: all on).
 
     Raises ModelLoadError naming the folder and what was wrong; never returns a model that
     cannot answer a batch of 1 and 2 with finite heatmaps of the card's shape.
@@ -238,11 +260,11 @@ def load_model(
     if missing:
         raise ModelLoadError(f"{folder}: card outputs {missing} are not graph outputs {output_names}")
     wanted = (card.output.name, *[n for n in card.output.names if n != card.output.name])
-    model = ServedModel(card, spec, session, folder, fingerprint, card.input.input_name, wanted)
+    model = ServedModel(
+        card, spec, session, folder, fingerprint, card.input.input_name, wanted, find_options=find_options or ALL_ON
+    )
     if card.detector is not None:
-        model.detector = load_detector(
-            folder, card.detector, options, providers_for(execution_provider), find_options or FindOptions()
-        )
+        model.detector = load_detector(folder, card.detector, options, providers_for(execution_provider))
     smoke_test(model)
     return model
 
@@ -265,13 +287,12 @@ def load_detector(
     card: DetectorCard,
     options: ort.SessionOptions,
     providers: list[str],
-    find_options: FindOptions | None = None,
 ) -> PersonDetector:
     """The artifact's person detector; ModelLoadError when its graph does not answer what its card says."""
     path = folder / card.file
     try:
         session = ort.InferenceSession(str(path), options, providers=providers)
-        detector = PersonDetector(card, card.input_spec(), session, find_options or FindOptions())
+        detector = PersonDetector(card, card.input_spec(), session)
         detector.detect(Image.new("RGB", (64, 48), (128, 128, 128)))  # smoke test and warm-up
     except Exception as exc:  # onnxruntime raises its own untyped errors; decoding a wrong graph fails anywhere
         raise ModelLoadError(f"{path}: the person detector cannot run: {exc}") from exc

@@ -29,7 +29,7 @@ from posewheel.decoding import Box, pose_score
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox, ReviewDrainer
 from posewheel.schema import KEYPOINT_NAMES
-from serving.engine import MicroBatcher, ModelLoadError, Prepared, ServedModel, prepare
+from serving.engine import MicroBatcher, ModelLoadError, Prepared, ServedModel
 from serving.images import decode_image, parse_boxes
 from serving.predlog import PredictionLog, PredictionRecord
 from serving.prometheus import ServingMetrics
@@ -200,8 +200,7 @@ class PoseService:
         image = decoded.image if keep_image else None
         if model.detector is None or raw_boxes not in (None, "", []):
             boxes = parse_boxes(raw_boxes, decoded.width, decoded.height, self.settings.max_boxes)
-            inputs, windows = prepare(decoded.image, boxes, model.spec)
-            return Prepared(inputs, windows, (image, size, boxes, None, 0))
+            return model.read_boxes(decoded.image, boxes, (image, size, boxes, None, 0))
 
         def find_people() -> Prepared:
             people = model.find_people(decoded.image, score_threshold, max_persons)

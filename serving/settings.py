@@ -70,8 +70,8 @@ class ServingSettings(ProjectSettings):
     )
     detector_read_alone: bool = Field(
         True,
-        description="a person whose crop holds another person's box is read with everything outside their own box "
-        "blanked (posewheel.detection.read_alone); false: every crop as it is",
+        description="a person whose crop holds another person's box (the detector's or the caller's) is read with "
+        "everything outside their own box blanked (posewheel.detection.read_alone); false: every crop as it is",
     )
     max_requests_in_flight: int = Field(
         256, ge=1, description="requests served at once per worker; more get 503 at once (health and metrics exempt)"

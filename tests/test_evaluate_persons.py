@@ -171,6 +171,46 @@ def test_an_image_without_persons_is_scored_without_a_crash(pretrained_artifact:
     assert values["phantoms"] == values["persons_found"]
 
 
+def test_given_the_true_boxes_a_group_is_read_as_the_server_reads_a_callers_boxes(
+    pretrained_artifact: Path, groups: Path
+) -> None:
+    """Evaluation with the true boxes (training.evaluate.predict) answers what the server answers for the same boxes
+    sent by a caller (ServedModel.read_boxes): a crowded person read alone; read as cropped, the crowded differ."""
+    from PIL import Image
+
+    from posewheel.decoding import crop_box
+    from posewheel.detection import crowded
+    from serving.engine import load_model
+    from training.evaluate import predict
+
+    ds = coco.load(groups)
+    spec = load_card(pretrained_artifact).input_spec()
+    pred = predict(pretrained_artifact, groups)
+    row = {ann_id: n for n, ann_id in enumerate(pred.annotation_ids)}
+    model = load_model(pretrained_artifact.resolve(), "test", threads=1)
+    was_crowded = []
+    for record in ds.images:
+        people = [a for a in ds.annotations if a.image_id == record.id]
+        if not people:
+            continue
+        boxes = [a.bbox for a in people]
+        with Image.open(ds.image_path(record)) as raw:
+            (served,) = model.answer([model.read_boxes(raw.convert("RGB"), boxes)])
+        rows = [row[a.id] for a in people]
+        np.testing.assert_allclose(pred.keypoints[rows], served.points, atol=0.01)
+        np.testing.assert_allclose(pred.joint_scores[rows], served.scores, atol=1e-4)
+        was_crowded += [
+            row[a.id]
+            for a, c in zip(people, crowded(np.array(boxes), [crop_box(b, spec) for b in boxes]), strict=True)
+            if c
+        ]
+    assert was_crowded, "the set must hold people in each other's crops"
+    cropped = predict(pretrained_artifact, groups, read_alone=False)
+    lone = np.setdiff1d(np.arange(len(pred.annotation_ids)), was_crowded)
+    np.testing.assert_allclose(cropped.keypoints[lone], pred.keypoints[lone], atol=0.01)
+    assert np.abs(cropped.keypoints[was_crowded] - pred.keypoints[was_crowded]).max() > 1.0
+
+
 def test_an_artifact_without_a_detector_is_refused(make_artifact: Callable[..., Path], groups: Path) -> None:
     with pytest.raises(ValueError, match="no detector"):
         predict_without_boxes(make_artifact("v1"), groups)

@@ -7,6 +7,7 @@ Lightning for poses and CenterNet as its person detector, from the set-up step's
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,6 +134,49 @@ def test_a_person_inside_two_boxes_is_answered_once_and_her_neighbour_too(server
     assert len(set(women)) == len(poses), women  # each answer a different woman
     scores = [p["box_score"] for p in poses]
     assert scores == sorted(scores, reverse=True)  # still the detector's order
+
+
+@pytest.mark.parametrize("name", sorted(TIGHT_GROUPS))
+def test_boxes_a_caller_sends_in_a_tight_group_are_read_alone_too(
+    server: RunningServer, pretrained_models: Path, tmp_path: Path, name: str
+) -> None:
+    """The detector's own boxes sent back as the caller's: each is read as the server reads its own (a crowded
+    person alone), so every answer is a different woman, and the poses are those answered without boxes. Read
+    as cropped (POSEWHEEL_DETECTOR_READ_ALONE=false), two boxes answered the same woman (measured in both)."""
+    from posewheel.pretrained import real_frames
+    from tests.support.moving_people import NOSES, REACH, head
+
+    (photo,) = [p for p in real_frames() if p.name == name]
+
+    def women(url: str, boxes: list[list[float]] | None) -> tuple[list[int], list[dict]]:
+        form = {"boxes": json.dumps(boxes)} if boxes is not None else {}
+        files = {"image": (name, photo.read_bytes(), "image/jpeg")}
+        r = httpx.post(f"{url}/v1/predict", files=files, data=form, timeout=60)
+        assert r.status_code == 200, r.text
+        marked = np.array(NOSES[photo.stem], dtype=np.float64)
+        found = []
+        for pose in r.json()["poses"]:
+            nose = head([v for k in pose["keypoints"] for v in (k["x"], k["y"], k["score"])])
+            assert nose is not None
+            distances = np.hypot(*(marked - nose).T)
+            found.append(int(distances.argmin()) if distances.min() < REACH else -1)
+        return found, r.json()["poses"]
+
+    _, detected = women(server.url, None)
+    boxes = [p["box"] for p in detected]
+    sent, poses = women(server.url, boxes)
+    assert len(sent) == TIGHT_GROUPS[name] and len(set(sent)) == len(sent) and -1 not in sent, sent
+    assert [p["box"] for p in poses] == boxes and all(p["box_score"] is None for p in poses)
+    for given, found in zip(poses, detected, strict=True):
+        moved = [
+            np.hypot(a["x"] - b["x"], a["y"] - b["y"])
+            for a, b in zip(given["keypoints"], found["keypoints"], strict=True)
+        ]
+        assert np.median(moved) < 2.0, moved  # the same reading as without boxes
+    off = test_settings(tmp_path, pretrained_models, intra_op_threads=2, detector_read_alone=False)
+    with run_server(off) as together:
+        as_cropped, _ = women(together.url, boxes)
+    assert len(set(as_cropped)) < len(as_cropped), as_cropped
 
 
 def crowd_people(url: str) -> list[int]:

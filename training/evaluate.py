@@ -2,7 +2,7 @@
 
 What serves is what is measured: the same `model.onnx`, `crop_box`/`crop_image`/`normalize` and
 `decode_to_image` as the server, with the standard top-down protocol (one crop per labeled person,
-from its ground-truth box).
+from its ground-truth box), a person in a group read as the server reads a caller's boxes (crowded ones alone).
 
     posewheel evaluate --model models/production --data data/holdout/studio --data data/holdout/street --out metrics/
 """
@@ -19,7 +19,8 @@ from PIL import Image
 from posewheel import atomic
 from posewheel import dataset as coco
 from posewheel.artifact import MODEL_FILE, load_card
-from posewheel.decoding import crop_box, crop_image, decode_outputs, normalize, pose_score
+from posewheel.decoding import Box, crop_box, crop_image, decode_outputs, normalize, pose_score
+from posewheel.detection import read_alone as alone_in_crowds
 from posewheel.schema import KEYPOINT_NAMES
 from training import metrics
 
@@ -38,30 +39,51 @@ class Predictions:
     boxes: np.ndarray  # (N, 4)
 
 
-def predict(artifact: Path, dataset: Path, batch_size: int = 64) -> Predictions:
-    """Run the artifact's ONNX model over every labeled person of `dataset`, cropped from its GT box."""
+def predict(artifact: Path, dataset: Path, batch_size: int = 64, read_alone: bool = True) -> Predictions:
+    """Run the artifact's ONNX model over every labeled person of `dataset`, cropped from its GT box.
+
+    As the server reads the boxes a caller sends (`serving.engine.ServedModel.read_boxes`): where `read_alone`, a
+    person whose crop holds more than a tenth of another labeled person's box is read blanked outside their own
+    (`posewheel.detection.read_alone`); a picture of one person is read as cropped either way.
+    """
     import onnxruntime as ort
 
     card = load_card(artifact)
     spec = card.input_spec()
     session = ort.InferenceSession(str(Path(artifact) / MODEL_FILE), providers=["CPUExecutionProvider"])
+    names = card.output.names
     ds = coco.load(dataset)
     images = {img.id: img for img in ds.images}
-    anns = [a for a in ds.annotations if a.num_keypoints > 0 and not a.iscrowd]
+    by_image: dict[int, list[coco.PersonAnnotation]] = {}
+    for ann in ds.annotations:
+        if ann.num_keypoints > 0 and not ann.iscrowd:
+            by_image.setdefault(ann.image_id, []).append(ann)
+    anns = [a for people in by_image.values() for a in people]  # the order of the rows below
     points, scores = [], []
-    for start in range(0, len(anns), batch_size):
-        chunk = anns[start : start + batch_size]
-        windows, crops = [], []
-        for ann in chunk:
-            window = crop_box(ann.bbox, spec)
-            with Image.open(ds.image_path(images[ann.image_id])) as raw:
-                crops.append(crop_image(raw.convert("RGB"), window, spec))
-            windows.append(window)
-        names = card.output.names
-        outputs = session.run(names, {card.input.input_name: normalize(np.stack(crops), spec)})
-        p, s = decode_outputs(dict(zip(names, outputs, strict=True)), windows, spec, card.output.kind)
+    pending: list[np.ndarray] = []  # crops of whole images, run when they make a batch
+    pending_windows: list[Box] = []
+
+    def run_pending() -> None:
+        outputs = session.run(names, {card.input.input_name: np.concatenate(pending)})
+        p, s = decode_outputs(dict(zip(names, outputs, strict=True)), pending_windows, spec, card.output.kind)
         points.append(p)
         scores.append(s)
+        pending.clear()
+        pending_windows.clear()
+
+    for image_id, people in by_image.items():
+        windows = [crop_box(a.bbox, spec) for a in people]
+        with Image.open(ds.image_path(images[image_id])) as raw:
+            image = raw.convert("RGB")
+            crops = normalize(np.stack([crop_image(image, w, spec) for w in windows]), spec)
+        if read_alone:
+            crops, _ = alone_in_crowds(crops, np.array([a.bbox for a in people], dtype=np.float64), windows, spec)
+        pending.append(crops)
+        pending_windows.extend(windows)
+        if len(pending_windows) >= batch_size:
+            run_pending()
+    if pending:
+        run_pending()
     k = len(KEYPOINT_NAMES)
     return Predictions(
         dataset=ds,
