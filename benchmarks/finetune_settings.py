@@ -8,7 +8,8 @@
 One studio-only model (`--base`, or trained here for `--base-minutes`) is fine-tuned, as the `train`
 stage does it (seed set plus the labels at the feedback weight, warm start), on the same N random
 street labels (or a loop's own corrected labels, `--feedback DIR`) for the same wall-clock minutes,
-once per variant; then both holdouts and the real-photo check set are scored.
+once per variant; then both holdouts and the real-photo check set are scored (and `--scenes`, a set of several
+people a picture, with its true boxes and without boxes).
 The baseline is the first variant, `baseline` (the train stage's fine-tune settings, unchanged),
 measured in the same run. A variant is `name=key=value[,key=value]` over params.yaml's `train`
 keys. The defaults replay the comparison behind `channels_last` and `finetune_lr`
@@ -51,6 +52,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=4.0, help="fine-tune wall clock per variant")
     parser.add_argument("--base", type=Path, default=None, help="start from this artifact instead of training one")
     parser.add_argument("--base-minutes", type=float, default=None, help="training budget of the base model")
+    parser.add_argument(
+        "--scenes",
+        type=Path,
+        default=None,
+        help="a COCO set of several people a picture, also scored with and without boxes",
+    )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--work", type=Path, default=Path("var/bench/finetune_settings"), help="data and models")
     args = parser.parse_args()
@@ -60,6 +67,7 @@ def main() -> None:
     from posewheel.params import load_params
     from training.config import TrainConfig
     from training.evaluate import evaluate_artifact
+    from training.evaluate_persons import evaluate_without_boxes
     from training.realphotos import agreement, small_people_agreement
     from training.train import train
 
@@ -84,11 +92,20 @@ def main() -> None:
         studio = evaluate_artifact(artifact, work / "holdout_studio")["oks_ap"]
         real = agreement(artifact)["agreement@0.05"]
         small = small_people_agreement(artifact)["small_people_agreement@0.05"]
+        scenes = {}
+        if args.scenes is not None:  # given the true boxes (crowded persons read alone, as served), and without
+            found = evaluate_without_boxes(artifact, args.scenes)
+            scenes = {
+                "scenes_true_boxes_oks_ap": round(found["true_boxes_oks_ap"], 4),
+                "scenes_oks_ap": round(found["oks_ap"], 4),
+                "scenes_matched": found["persons_matched"],
+            }
         return {
             "street_oks_ap": round(street, 4),
             "studio_oks_ap": round(studio, 4),
             "real_agreement": round(real, 3),
             "small_people_agreement": round(small, 3),
+            **scenes,
         }
 
     emit("base", **measure(base), base=str(base))

@@ -281,3 +281,56 @@ def test_only_a_person_alone_in_the_picture_is_ever_cropped_from_the_whole_image
     whole = crop_box(whole_image_box(image.width, image.height, spec), spec)
     assert np.allclose(crops[0]["window"].numpy(), crop_box(BOX, spec)), "a group photo's person lost its box"
     assert np.allclose(crops[1]["window"].numpy(), whole), "a person alone was not cropped from the whole image"
+
+
+def test_a_crowded_person_is_trained_as_the_server_reads_them_alone(tmp_path: Path) -> None:
+    """`train.alone_fraction`: a person whose crop window holds another labeled person's box is shown blanked
+    outside their own box, as `posewheel.detection.read_alone` shows the served network; a person apart is not
+    crowded and never blanked."""
+    from posewheel import dataset as coco
+    from posewheel.decoding import crop_box, crop_image
+    from posewheel.detection import read_alone
+    from training.config import TrainConfig
+    from training.data import PersonCrops, persons
+
+    rng = np.random.default_rng(0)
+    coarse = Image.fromarray(rng.integers(0, 256, (10, 35, 3), dtype=np.uint8))
+    image = coarse.resize((700, 200), Image.Resampling.BILINEAR)  # smooth: two resamplings of it agree
+    (tmp_path / "images").mkdir()
+    image.save(tmp_path / "images" / "three.png")
+    boxes = [(40.0, 20.0, 100.0, 170.0), (150.0, 20.0, 100.0, 170.0), (560.0, 20.0, 100.0, 170.0)]  # the third apart
+    annotations = []
+    for n, (x, y, w, h) in enumerate(boxes, start=1):
+        points = np.stack([rng.uniform(x, x + w, NUM_KEYPOINTS), rng.uniform(y, y + h, NUM_KEYPOINTS)], axis=1)
+        annotations.append(
+            coco.PersonAnnotation(n, 1, np.concatenate([points, np.full((NUM_KEYPOINTS, 1), 2.0)], 1), (x, y, w, h))
+        )
+    ds = coco.Dataset([coco.ImageRecord(1, "three.png", 700, 200)], annotations, root=tmp_path)
+    still = {"flip": 0.0, "rotation": 0.0, "scale": (1.0, 1.0), "translate": 0.0, "color_jitter": 0.0, "blur": 0.0}
+    config = TrainConfig(alone_fraction=1.0, whole_image_fraction=0.0, **still)  # type: ignore[arg-type]
+    spec = config.input_spec
+    found = persons(ds, source=0, spec=spec)
+    assert [p.crowded for p in found] == [True, True, False]
+    assert not any(p.crowded for p in persons(ds, source=0)), "without the input's geometry nobody is crowded"
+
+    windows = [crop_box(b, spec) for b in boxes]
+    served, alone = read_alone(
+        normalize(np.stack([crop_image(image, w, spec) for w in windows]), spec), np.array(boxes), windows, spec
+    )
+    assert alone.tolist() == [True, True, False]
+    trained = np.stack([PersonCrops(found, config, train=True)[i]["image"].numpy() for i in range(3)])
+    as_cropped = np.stack(
+        [
+            PersonCrops(found, dataclasses.replace(config, alone_fraction=0.0), train=True)[i]["image"].numpy()
+            for i in range(3)
+        ]
+    )
+    for i in range(3):
+        blank = np.all(np.abs(served[i]) < 1e-6, axis=0)  # the input's mean colour, normalised
+        near = np.abs(trained[i] - served[i]).max(axis=0) < 0.05
+        assert near.mean() > 0.97, f"person {i}: the trained crop is not the served one ({near.mean():.3f})"
+        if i < 2:
+            assert blank.mean() > 0.2 and np.abs(trained[i][:, blank]).max() < 0.05  # the neighbour is gone
+            assert np.abs(as_cropped[i][:, blank]).mean() > 0.2  # and was there before
+        else:
+            assert not blank.any() and np.allclose(trained[i], as_cropped[i])

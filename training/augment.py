@@ -78,9 +78,12 @@ class CropAugmenter:
         )
 
     def __call__(
-        self, image: Image.Image, box: Box, keypoints: np.ndarray
+        self, image: Image.Image, box: Box, keypoints: np.ndarray, alone: Box | None = None
     ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         """Crop around `box` with random flip/affine/colour; keypoints (K, 2) image px -> input px.
+
+        `alone`: a person box (image px) outside which the crop is set to the input's mean colour before it is
+        moved, as the server blanks a crowded person's crop (`posewheel.detection.outside_box_blanked`).
 
         Returns the crop (3, H, W) uint8, keypoints (K, 2) float64 in continuous input pixels
         (they may fall outside the crop; see `training.targets.inside_input`), and `order` (K,):
@@ -90,7 +93,10 @@ class CropAugmenter:
         order: np.ndarray = np.arange(len(keypoints))
         x, y, w, h = crop_box(box, self.spec)
         window = (x - w * (MARGIN - 1) / 2, y - h * (MARGIN - 1) / 2, w * MARGIN, h * MARGIN)
-        crop = tv_tensors.Image(torch.from_numpy(crop_image(image, window, self.big).copy()).permute(2, 0, 1))
+        pixels = crop_image(image, window, self.big).copy()
+        if alone is not None:
+            blank_outside(pixels, alone, window, self.big)
+        crop = tv_tensors.Image(torch.from_numpy(pixels).permute(2, 0, 1))
         points = _to_tv(image_to_input(keypoints, window, self.big), (self.big.height, self.big.width))
         if torch.rand(()) < self.params.flip:
             crop, points = hflip(crop, points)
@@ -99,6 +105,21 @@ class CropAugmenter:
         crop, points = self.center(crop, points)
         crop = self.photometric(crop)
         return crop.as_subclass(torch.Tensor), _from_tv(points), order
+
+
+def blank_outside(crop: np.ndarray, box: Box, window: Box, spec: InputSpec) -> None:
+    """Set every pixel of `crop` (H, W, 3) uint8, cut from `window` at `spec`'s size, that lies outside `box`
+    (image px) to the input's mean colour, in place: the pixels `outside_box_blanked` zeroes once normalised."""
+    x, y, w, h = box
+    wx, wy, ww, wh = window
+    height, width = crop.shape[:2]
+    x0, x1 = (np.array([x, x + w]) - wx) * width / ww
+    y0, y1 = (np.array([y, y + h]) - wy) * height / wh
+    keep = np.zeros((height, width), dtype=bool)
+    keep[max(0, int(np.floor(y0))) : max(0, int(np.ceil(y1))), max(0, int(np.floor(x0))) : max(0, int(np.ceil(x1)))] = (
+        True
+    )
+    crop[~keep] = np.round(255 * np.asarray(spec.mean)).astype(np.uint8)
 
 
 def upper_part(box: Box, keep: float) -> Box:

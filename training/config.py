@@ -167,6 +167,9 @@ class TrainConfig:
     occluded_weight: float = 1.0  # loss weight of v=1 joints (v=2: 1, v=0: 0)
     whole_image_padding: float | None = 1.0  # crop of a whole-image sample (and request); None: 1.25
     whole_image_fraction: float = 0.3  # share of samples of persons alone in their image cropped from the whole image
+    # share of samples of a crowded person (another labeled box more than a tenth inside their crop window) blanked
+    # outside their own box, as the server reads them (posewheel.detection.read_alone); params.yaml says why 1
+    alone_fraction: float = 1.0
     # augmentation
     upper_fraction: float = 0.0  # share of samples cropped to the top of the person's box (portrait framing)
     upper_keep: tuple[float, float] = (0.3, 0.65)  # share of the box's height such a crop keeps, lo and hi
@@ -295,6 +298,8 @@ class TrainConfig:
             raise ConfigError(f"train.frozen_stages must be in 0..4, got {self.frozen_stages}")
         if not 0.0 <= self.whole_image_fraction <= 1.0 or not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError("train.whole_image_fraction must be in [0, 1] and train.val_fraction in [0, 1)")
+        if not 0.0 <= self.alone_fraction <= 1.0:
+            raise ConfigError(f"train.alone_fraction must be in [0, 1], got {self.alone_fraction}")
         lo, hi = self.upper_keep
         if not 0.0 <= self.upper_fraction <= 1.0 or not 0.0 < lo <= hi <= 1.0:
             raise ConfigError(

@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from torchvision.transforms import v2
 
 from posewheel import dataset as coco
-from posewheel.decoding import Box, crop_box, crop_image, image_to_input, normalize, whole_image_box
-from posewheel.detection import detector_spec
+from posewheel.decoding import Box, InputSpec, crop_box, crop_image, image_to_input, normalize, whole_image_box
+from posewheel.detection import crowded, detector_spec
 from posewheel.schema import FLIP_INDEX
 from training.augment import AugmentParams, CropAugmenter, plain_crop, upper_part
 from training.config import CENTERNET, TrainConfig
@@ -51,12 +51,17 @@ class Person:
     keypoints: np.ndarray
     source: int  # index of the dataset it came from
     alone: bool = True  # the only person annotated in its image: the whole image can stand for its box
+    crowded: bool = False  # another annotation's box lies more than a tenth inside its crop window
 
 
-def persons(ds: coco.Dataset, source: int, image_ids: set[int] | None = None) -> list[Person]:
+def persons(
+    ds: coco.Dataset, source: int, image_ids: set[int] | None = None, spec: InputSpec | None = None
+) -> list[Person]:
     """The annotated persons of `ds` (those with at least one labeled joint), optionally of some images.
 
-    A person is `alone` when its image has no other annotation, labeled joints or not, crowd or not.
+    A person is `alone` when its image has no other annotation, labeled joints or not, crowd or not; `crowded`
+    when, cut for `spec`'s input, their crop window holds more than a tenth of another annotation's box, as the
+    server decides which persons to read alone (`posewheel.detection.crowded`; never without a `spec`).
     """
     images = {img.id: img for img in ds.images}
     by_image = ds.annotations_by_image()
@@ -65,8 +70,14 @@ def persons(ds: coco.Dataset, source: int, image_ids: set[int] | None = None) ->
         if ann.num_keypoints == 0 or ann.iscrowd or (image_ids is not None and ann.image_id not in image_ids):
             continue
         img = images[ann.image_id]
-        alone = len(by_image[ann.image_id]) == 1
-        out.append(Person(ds.image_path(img), img.width, img.height, ann.bbox, ann.keypoints, source, alone))
+        others = [a.bbox for a in by_image[ann.image_id] if a.id != ann.id]
+        alone = not others
+        in_a_crowd = False
+        if others and spec is not None:
+            boxes = np.array([ann.bbox, *others], dtype=np.float64)
+            in_a_crowd = bool(crowded(boxes, [crop_box(b, spec) for b in boxes.tolist()])[0])
+        person = Person(ds.image_path(img), img.width, img.height, ann.bbox, ann.keypoints, source, alone, in_a_crowd)
+        out.append(person)
     return out
 
 
@@ -97,6 +108,7 @@ class PersonCrops(torch.utils.data.Dataset[dict[str, Any]]):
         with Image.open(person.image_path) as raw:
             image = raw.convert("RGB")
         box = person.box
+        alone = box if self.train and person.crowded and torch.rand(()) < self.config.alone_fraction else None
         if self.train and person.alone and torch.rand(()) < self.config.whole_image_fraction:
             # The server's "no boxes" request. Only for a person alone in the picture: in a group photo the
             # whole image does not say which person the target is, so the sample would teach one at random.
@@ -106,7 +118,7 @@ class PersonCrops(torch.utils.data.Dataset[dict[str, Any]]):
             box = upper_part(box, lo + (hi - lo) * float(torch.rand(())))
         visibility = person.keypoints[:, 2]
         if self.train:
-            tensor, points, order = self.augment(image, box, person.keypoints[:, :2])
+            tensor, points, order = self.augment(image, box, person.keypoints[:, :2], alone)  # read alone, as served
             crop, visibility = tensor.permute(1, 2, 0).numpy(), visibility[order]  # a flip swaps sides
         else:
             crop, points = plain_crop(image, box, person.keypoints[:, :2], self.spec)
@@ -207,7 +219,7 @@ class PoseDataModule(WeightedSources[Person]):
     holds = "labeled person"
 
     def read(self, ds: coco.Dataset, source: int, image_ids: set[int] | None = None) -> list[Person]:
-        return persons(ds, source, image_ids)
+        return persons(ds, source, image_ids, self.config.input_spec)
 
     def examples(self, items: list[Person], train: bool) -> torch.utils.data.Dataset[dict[str, Any]]:
         return PersonCrops(items, self.config, train=train)
