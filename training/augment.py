@@ -115,10 +115,10 @@ def blank_outside(crop: np.ndarray, box: Box, window: Box, spec: InputSpec) -> N
     height, width = crop.shape[:2]
     x0, x1 = (np.array([x, x + w]) - wx) * width / ww
     y0, y1 = (np.array([y, y + h]) - wy) * height / wh
+    rows = slice(max(0, int(np.floor(y0))), max(0, int(np.ceil(y1))))
+    cols = slice(max(0, int(np.floor(x0))), max(0, int(np.ceil(x1))))
     keep = np.zeros((height, width), dtype=bool)
-    keep[max(0, int(np.floor(y0))) : max(0, int(np.ceil(y1))), max(0, int(np.floor(x0))) : max(0, int(np.ceil(x1)))] = (
-        True
-    )
+    keep[rows, cols] = True
     crop[~keep] = np.round(255 * np.asarray(spec.mean)).astype(np.uint8)
 
 
