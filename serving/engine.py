@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -176,11 +176,7 @@ class ServedModel:
         if self.detector is None:
             raise ValueError(f"model {self.version} has no person detector: send the person boxes")
         found = self.detector.find(image, score_threshold, max_persons, self.find_options)
-        inputs, windows = prepare(image, found.box_list, self.spec)
-        alone = None
-        if self.find_options.read_alone:
-            inputs, alone = read_alone(inputs, found.boxes, windows, self.spec)
-        return Prepared(inputs, windows, detected=found, alone=alone)
+        return replace(self.read_boxes(image, found.box_list), detected=found)
 
     def read_boxes(self, image: Image.Image, boxes: Sequence[Box], extra: Any = None) -> Prepared:
         """The person boxes a caller gives, cropped for the pose network (`prepare`), read as `find_people` reads
@@ -189,8 +185,8 @@ class ServedModel:
         not a neighbour's. Every box is answered (`answer`), repeats or not."""
         inputs, windows = prepare(image, boxes, self.spec)
         alone = None
-        if self.find_options.read_alone and len(boxes) > 1:
-            inputs, alone = read_alone(inputs, np.asarray(boxes, dtype=np.float64), windows, self.spec)
+        if self.find_options.read_alone:
+            inputs, alone = read_alone(inputs, np.asarray(boxes, dtype=np.float64).reshape(-1, 4), windows, self.spec)
         return Prepared(inputs, windows, extra, alone=alone)
 
     def answer(self, prepared: Sequence[Prepared]) -> list[Answer]:

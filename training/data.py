@@ -108,7 +108,7 @@ class PersonCrops(torch.utils.data.Dataset[dict[str, Any]]):
         with Image.open(person.image_path) as raw:
             image = raw.convert("RGB")
         box = person.box
-        alone = box if self.train and person.crowded and torch.rand(()) < self.config.alone_fraction else None
+        blank_outside = box if self.train and person.crowded and torch.rand(()) < self.config.alone_fraction else None
         if self.train and person.alone and torch.rand(()) < self.config.whole_image_fraction:
             # The server's "no boxes" request. Only for a person alone in the picture: in a group photo the
             # whole image does not say which person the target is, so the sample would teach one at random.
@@ -118,7 +118,7 @@ class PersonCrops(torch.utils.data.Dataset[dict[str, Any]]):
             box = upper_part(box, lo + (hi - lo) * float(torch.rand(())))
         visibility = person.keypoints[:, 2]
         if self.train:
-            tensor, points, order = self.augment(image, box, person.keypoints[:, :2], alone)  # read alone, as served
+            tensor, points, order = self.augment(image, box, person.keypoints[:, :2], blank_outside)  # as served
             crop, visibility = tensor.permute(1, 2, 0).numpy(), visibility[order]  # a flip swaps sides
         else:
             crop, points = plain_crop(image, box, person.keypoints[:, :2], self.spec)

@@ -37,6 +37,7 @@ class Predictions:
     joint_scores: np.ndarray  # (N, 17)
     truth: np.ndarray  # (N, 17, 3)
     boxes: np.ndarray  # (N, 4)
+    alone: np.ndarray  # (N,) bool: read blanked outside its box (a crowded person, `read_alone`)
 
 
 def predict(artifact: Path, dataset: Path, batch_size: int = 64, read_alone: bool = True) -> Predictions:
@@ -59,7 +60,7 @@ def predict(artifact: Path, dataset: Path, batch_size: int = 64, read_alone: boo
         if ann.num_keypoints > 0 and not ann.iscrowd:
             by_image.setdefault(ann.image_id, []).append(ann)
     anns = [a for people in by_image.values() for a in people]  # the order of the rows below
-    points, scores = [], []
+    points, scores, alone = [], [], []
     pending: list[np.ndarray] = []  # crops of whole images, run when they make a batch
     pending_windows: list[Box] = []
 
@@ -76,8 +77,10 @@ def predict(artifact: Path, dataset: Path, batch_size: int = 64, read_alone: boo
         with Image.open(ds.image_path(images[image_id])) as raw:
             image = raw.convert("RGB")
             crops = normalize(np.stack([crop_image(image, w, spec) for w in windows]), spec)
+        blanked = np.zeros(len(people), dtype=bool)
         if read_alone:
-            crops, _ = alone_in_crowds(crops, np.array([a.bbox for a in people], dtype=np.float64), windows, spec)
+            crops, blanked = alone_in_crowds(crops, np.array([a.bbox for a in people], dtype=np.float64), windows, spec)
+        alone.append(blanked)
         pending.append(crops)
         pending_windows.extend(windows)
         if len(pending_windows) >= batch_size:
@@ -92,6 +95,7 @@ def predict(artifact: Path, dataset: Path, batch_size: int = 64, read_alone: boo
         joint_scores=np.concatenate(scores) if scores else np.zeros((0, k)),
         truth=np.stack([a.keypoints for a in anns]) if anns else np.zeros((0, k, 3)),
         boxes=np.array([a.bbox for a in anns], dtype=np.float64).reshape(-1, 4),
+        alone=np.concatenate(alone) if alone else np.zeros(0, dtype=bool),
     )
 
 
