@@ -78,7 +78,17 @@ def test_the_breakdown_benchmark_prints_a_line_per_photo_and_a_summary(
     script = str(ROOT / "benchmarks" / "real_photo_breakdown.py")
     picture = tmp_path / "answers.png"
     run = subprocess.run(
-        [sys.executable, script, str(pretrained_artifact), "--picture", str(picture), "--photos", "astronaut,ascent"],
+        [
+            sys.executable,
+            script,
+            str(pretrained_artifact),
+            "--picture",
+            str(picture),
+            "--photos",
+            "astronaut,ascent",
+            "--ascent-picture",
+            str(tmp_path / "ascent.png"),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -94,3 +104,18 @@ def test_the_breakdown_benchmark_prints_a_line_per_photo_and_a_summary(
         assert image.size == (2 * cell, 2 * cell)
     (drawn,) = [x for x in lines if x["figure"] == "picture"]
     assert drawn["photos"] == ["astronaut", "ascent"] and drawn["path"] == str(picture)
+    # ascent's climbers in their hand-drawn boxes, mirrored with the photograph; the same network agrees on all
+    climbers = {
+        x["climber"]: x for x in lines if x["figure"] == "ascent_in_box" and x["model"] == str(pretrained_artifact)
+    }
+    assert climbers["near"]["box"] == [395.0, 240.0, 117.0, 260.0] and climbers["near_mirrored"]["box"][0] == 0.0
+    assert climbers["far_mirrored"]["box"] == [512.0 - 145.0 - 70.0, 283.0, 70.0, 152.0]
+    assert {name: x["keypoints"] for name, x in climbers.items()} == {
+        "near": 11,
+        "far": 0,
+        "near_mirrored": 10,
+        "far_mirrored": 12,
+    }
+    assert all(x["agree"] == x["keypoints"] for x in climbers.values())
+    with Image.open(tmp_path / "ascent.png") as image:  # the baseline and the artifact (rows), photo and mirror image
+        assert image.size == (2 * 392, 2 * 392)  # cells as wide as the part of the photograph with both climbers
