@@ -38,6 +38,7 @@ import httpx
 
 from flywheel.pipeline import (
     AGREEMENT,
+    ONE_PERSON_AGREEMENT,
     REAL_PHOTOS,
     SCENES_HOLDOUT,
     SMALL_PEOPLE_AGREEMENT,
@@ -444,6 +445,9 @@ def format_report(report: DemoReport, options: DemoOptions, root: Path) -> str:
         f"  ->  {ap(a, SCENES_HOLDOUT, 'box_ap')})",
         f"  real photos      {ap(b, REAL_PHOTOS, AGREEMENT)}  ->  {ap(a, REAL_PHOTOS, AGREEMENT)}  agreement with the "
         "pretrained MoveNet (its confident keypoints within 5% on the check set; docs/real-photos.md)",
+        f"  one person       {ap(b, REAL_PHOTOS, ONE_PERSON_AGREEMENT)}  ->  {ap(a, REAL_PHOTOS, ONE_PERSON_AGREEMENT)}"
+        "  the same on its photographs of one person (the other, ascent, shows two climbers; without a box a model"
+        " answers either)",
         f"  small people     {ap(b, REAL_PHOTOS, SMALL_PEOPLE_AGREEMENT)}  ->  "
         f"{ap(a, REAL_PHOTOS, SMALL_PEOPLE_AGREEMENT)}"
         "  the same, the check set's single people pasted at about half the side onto people-free photographs",

@@ -23,6 +23,7 @@ from posewheel.settings import ProjectSettings
 
 __all__ = [
     "AGREEMENT",
+    "ONE_PERSON_AGREEMENT",
     "REAL_PHOTOS",
     "SCENES_HOLDOUT",
     "SMALL_PEOPLE_AGREEMENT",
@@ -42,6 +43,7 @@ SCENES_HOLDOUT = "street_scenes"  # its metrics file and the key of its metrics 
 REAL_PHOTOS = "real_photos"
 AGREEMENT = "agreement@0.05"  # its headline figure (training/realphotos.agreement's key)
 SMALL_PEOPLE_AGREEMENT = "small_people_agreement@0.05"  # the same people pasted smaller (small_people_agreement)
+ONE_PERSON_AGREEMENT = "one_person_agreement@0.05"  # the headline figure over the photographs of one person only
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.gain import GainCurve, GainCurveError
-from flywheel.pipeline import AGREEMENT, SMALL_PEOPLE_AGREEMENT, PipelinePaths, load_params, running_pipeline
+from flywheel.pipeline import (
+    AGREEMENT,
+    ONE_PERSON_AGREEMENT,
+    SMALL_PEOPLE_AGREEMENT,
+    PipelinePaths,
+    load_params,
+    running_pipeline,
+)
 from flywheel.promotion import read_history
 from posewheel import artifact
 from posewheel.dataset import ANNOTATIONS_FILE
@@ -103,6 +110,8 @@ def format_status(status: FlywheelStatus) -> str:
     for holdout, values in sorted(status.production_metrics.items()):
         if AGREEMENT in values:  # real_photos: no labels, agreement with the pretrained MoveNet
             line = f"  {holdout:<{width}}  agreement with the pretrained MoveNet {values[AGREEMENT]:.3f}"
+            if ONE_PERSON_AGREEMENT in values:
+                line += f" (photographs of one person {values[ONE_PERSON_AGREEMENT]:.3f})"
             if SMALL_PEOPLE_AGREEMENT in values:
                 line += f", people pasted smaller {values[SMALL_PEOPLE_AGREEMENT]:.3f}"
             lines.append(line)

@@ -38,12 +38,20 @@ def test_status_shows_pck_only_for_the_holdouts_that_have_it_and_real_photos_as_
     metrics = {
         "street": {"oks_ap": 0.576, "pck@0.1": 0.807},
         "street_scenes": {"oks_ap": 0.142, "box_ap": 0.165},
-        "real_photos": {"agreement@0.05": 0.377, "median_error": 0.05, "small_people_agreement@0.05": 0.5},
+        "real_photos": {
+            "agreement@0.05": 0.377,
+            "median_error": 0.05,
+            "one_person_agreement@0.05": 0.6,
+            "small_people_agreement@0.05": 0.5,
+        },
     }
     text = format_status(FlywheelStatus(0, 0, 898, "m-1", production_metrics=metrics))
     assert "  street         OKS AP 0.576  PCK@0.1 0.807" in text.splitlines()
     assert "  street_scenes  OKS AP 0.142" in text.splitlines() and "nan" not in text
-    line = "  real_photos    agreement with the pretrained MoveNet 0.377, people pasted smaller 0.500"
+    line = (
+        "  real_photos    agreement with the pretrained MoveNet 0.377 (photographs of one person 0.600),"
+        " people pasted smaller 0.500"
+    )
     assert line in text.splitlines()
 
 

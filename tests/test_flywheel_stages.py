@@ -129,6 +129,7 @@ def test_the_evaluate_stage_scores_the_street_scenes_without_boxes(tmp_path: Pat
     assert written["images"] == 12
     real = json.loads((paths.candidate_metrics / f"{REAL_PHOTOS}.json").read_text())
     assert real["agreement@0.05"] == 1.0 and real["keypoints"] >= 60  # the pretrained network agrees with itself
+    assert real["one_person_agreement@0.05"] == 1.0 and real["one_person_keypoints"] < real["keypoints"]
     assert real["small_people_agreement@0.05"] == 1.0 and real["small_people_keypoints"] >= 300  # pasted smaller too
 
 
