@@ -58,6 +58,8 @@ def test_the_one_person_figure_leaves_out_only_the_photograph_of_two(
     figures = agreement(tmp_path)
     assert figures["agreement@0.05"] == 4 / 9 and figures["keypoints"] == 9
     assert figures["one_person_agreement@0.05"] == 4 / 5 and figures["one_person_keypoints"] == 5
+    del answered["astronaut"], answered["astronaut_mirrored"], answered["grace_hopper_mirrored"]
+    assert agreement(tmp_path) == {"agreement@0.05": 0.0, "median_error": 0.5, "keypoints": 4.0}  # nobody alone
 
 
 def test_the_pretrained_network_agrees_with_the_original_on_the_people_pasted_smaller(

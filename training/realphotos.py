@@ -157,9 +157,11 @@ def agreement(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, float]:
     to a coin toss for the original itself (docs/real-photos.md), so the second is the figure that moves only
     when a model drifts on a person."""
     errors = errors_by_photo(artifact, check_set)
+    figures = summarize(np.concatenate(list(errors.values())))
     alone = [e for name, e in errors.items() if name.removesuffix("_mirrored") in SINGLE_PEOPLE]
-    one_person = summarize(np.concatenate(alone))
-    return summarize(np.concatenate(list(errors.values()))) | {f"one_person_{k}": v for k, v in one_person.items()}
+    if alone:  # a check set of its own may have none
+        figures |= {f"one_person_{k}": v for k, v in summarize(np.concatenate(alone)).items()}
+    return figures
 
 
 def drawn_answer(photo: str, points: np.ndarray, scores: np.ndarray, check_set: Path = CHECK_SET) -> Image.Image:
