@@ -462,18 +462,19 @@ def format_report(report: DemoReport, options: DemoOptions, root: Path) -> str:
     if turns > 1:
         lines += [
             "",
-            "  turn  labels so far (images)  studio AP  street AP  scenes AP no boxes  real photos  promoted  minutes",
+            "  turn  labels so far (images)  studio AP  street AP  scenes AP no boxes  real photos  one person"
+            "  promoted  minutes",
         ]
         lines.append(
             f"  0     {'-':<23}  {ap(b, 'studio'):<9}  {ap(b, 'street'):<9}  {ap(b, SCENES_HOLDOUT):<18}  "
-            f"{ap(b, REAL_PHOTOS, AGREEMENT):<11}"
+            f"{ap(b, REAL_PHOTOS, AGREEMENT):<11}  {ap(b, REAL_PHOTOS, ONE_PERSON_AGREEMENT):<10}"
         )
         for t in report.turns:
             c, labels = t.candidate, f"{t.labels} ({t.images})"
             lines.append(
                 f"  {t.number:<4}  {labels:<23}  {ap(c, 'studio'):<9}  {ap(c, 'street'):<9}  "
                 f"{ap(c, SCENES_HOLDOUT):<18}  {ap(c, REAL_PHOTOS, AGREEMENT):<11}  "
-                f"{'yes' if t.promoted else 'no':<8}  {t.minutes:.1f}"
+                f"{ap(c, REAL_PHOTOS, ONE_PERSON_AGREEMENT):<10}  {'yes' if t.promoted else 'no':<8}  {t.minutes:.1f}"
             )
     lines += [
         "",

@@ -67,8 +67,12 @@ def test_several_turns_get_a_row_each_with_labels_so_far_and_the_decision() -> N
     rows = [line.split() for line in text.splitlines() if line.strip()[:2] in {"0 ", "1 ", "2 ", "3 "}]
     assert [r[0] for r in rows] == ["0", "1", "2", "3"]
     assert rows[0][1:4] == ["-", "0.970", "0.450"]
-    assert rows[3][:3] == ["3", "870", "(435)"] and rows[3][4] == "0.705" and rows[3][-3:] == ["0.200", "no", "14.5"]
-    assert rows[0][-1] == "1.000"  # the first model's real-photo agreement
+    assert (
+        rows[3][:3] == ["3", "870", "(435)"]
+        and rows[3][4] == "0.705"
+        and rows[3][-4:] == ["0.200", "0.300", "no", "14.5"]
+    )
+    assert rows[0][-2:] == ["1.000", "1.000"]  # the first model's real-photo agreement, whole and on one person
     assert "turn 1/3" not in text.split("minutes", 1)[1].split("\n", 1)[0]  # turns are in the table, not that line
     record = json.loads(json.dumps(report_record(report)))  # what benchmarks/flywheel_turns.py reads
     assert [t["labels"] for t in record["turns"]] == [290, 580, 870]
