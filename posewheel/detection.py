@@ -332,13 +332,22 @@ def outside_box_blanked(inputs: np.ndarray, boxes: np.ndarray, windows: Sequence
     only the person inside the box; a copy."""
     out = np.zeros_like(inputs)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    for i, ((x, y, w, h), (wx, wy, ww, wh)) in enumerate(zip(boxes, windows, strict=True)):
-        x0, x1 = (np.array([x, x + w]) - wx) * spec.width / ww
-        y0, y1 = (np.array([y, y + h]) - wy) * spec.height / wh
-        cols = slice(max(0, int(np.floor(x0))), max(0, int(np.ceil(x1))))
-        rows = slice(max(0, int(np.floor(y0))), max(0, int(np.ceil(y1))))
+    for i, ((x, y, w, h), window) in enumerate(zip(boxes, windows, strict=True)):
+        rows, cols = box_in_crop((x, y, w, h), window, spec.width, spec.height)
         out[i, :, rows, cols] = inputs[i, :, rows, cols]
     return out
+
+
+def box_in_crop(box: Box, window: Box, width: int, height: int) -> tuple[slice, slice]:
+    """The rows and columns of a `width` x `height` crop cut from `window` (image px) that a person `box` (image
+    px) covers, grown to whole pixels: what `outside_box_blanked` keeps, and training's blanked crops too."""
+    x, y, w, h = box
+    wx, wy, ww, wh = window
+    x0, x1 = (np.array([x, x + w]) - wx) * width / ww
+    y0, y1 = (np.array([y, y + h]) - wy) * height / wh
+    rows = slice(max(0, int(np.floor(y0))), max(0, int(np.ceil(y1))))
+    cols = slice(max(0, int(np.floor(x0))), max(0, int(np.ceil(x1))))
+    return rows, cols
 
 
 def crowded(boxes: np.ndarray, windows: Sequence[Box]) -> np.ndarray:

@@ -23,6 +23,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from posewheel.decoding import Box, InputSpec, crop_box, crop_image, image_to_input
+from posewheel.detection import box_in_crop
 from posewheel.schema import FLIP_INDEX
 
 MARGIN = 1.25  # the augmented crop is cut this much larger than the input, then centre-cropped
@@ -110,13 +111,8 @@ class CropAugmenter:
 def blank_outside(crop: np.ndarray, box: Box, window: Box, spec: InputSpec) -> None:
     """Set every pixel of `crop` (H, W, 3) uint8, cut from `window` at `spec`'s size, that lies outside `box`
     (image px) to the input's mean colour, in place: the pixels `outside_box_blanked` zeroes once normalised."""
-    x, y, w, h = box
-    wx, wy, ww, wh = window
     height, width = crop.shape[:2]
-    x0, x1 = (np.array([x, x + w]) - wx) * width / ww
-    y0, y1 = (np.array([y, y + h]) - wy) * height / wh
-    rows = slice(max(0, int(np.floor(y0))), max(0, int(np.ceil(y1))))
-    cols = slice(max(0, int(np.floor(x0))), max(0, int(np.ceil(x1))))
+    rows, cols = box_in_crop(box, window, width, height)
     keep = np.zeros((height, width), dtype=bool)
     keep[rows, cols] = True
     crop[~keep] = np.round(255 * np.asarray(spec.mean)).astype(np.uint8)

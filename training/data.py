@@ -65,19 +65,22 @@ def persons(
     """
     images = {img.id: img for img in ds.images}
     by_image = ds.annotations_by_image()
+    in_a_crowd: dict[int, bool] = {}  # annotation id -> crowded, decided once per image
+    if spec is not None:
+        for image_id, anns in by_image.items():
+            if image_ids is not None and image_id not in image_ids:
+                continue
+            boxes = np.array([a.bbox for a in anns], dtype=np.float64).reshape(-1, 4)
+            flags = crowded(boxes, [crop_box(a.bbox, spec) for a in anns])
+            in_a_crowd.update((a.id, bool(f)) for a, f in zip(anns, flags, strict=True))
     out = []
     for ann in ds.annotations:
         if ann.num_keypoints == 0 or ann.iscrowd or (image_ids is not None and ann.image_id not in image_ids):
             continue
         img = images[ann.image_id]
-        others = [a.bbox for a in by_image[ann.image_id] if a.id != ann.id]
-        alone = not others
-        in_a_crowd = False
-        if others and spec is not None:
-            boxes = np.array([ann.bbox, *others], dtype=np.float64)
-            in_a_crowd = bool(crowded(boxes, [crop_box(b, spec) for b in boxes.tolist()])[0])
-        person = Person(ds.image_path(img), img.width, img.height, ann.bbox, ann.keypoints, source, alone, in_a_crowd)
-        out.append(person)
+        alone = len(by_image[ann.image_id]) == 1
+        crowd = in_a_crowd.get(ann.id, False)
+        out.append(Person(ds.image_path(img), img.width, img.height, ann.bbox, ann.keypoints, source, alone, crowd))
     return out
 
 

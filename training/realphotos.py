@@ -158,9 +158,9 @@ def agreement(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, float]:
     when a model drifts on a person."""
     errors = errors_by_photo(artifact, check_set)
     figures = summarize(np.concatenate(list(errors.values())))
-    alone = [e for name, e in errors.items() if name.removesuffix("_mirrored") in SINGLE_PEOPLE]
-    if alone:  # a check set of its own may have none
-        figures |= {f"one_person_{k}": v for k, v in summarize(np.concatenate(alone)).items()}
+    one_person = [e for name, e in errors.items() if name.removesuffix("_mirrored") in SINGLE_PEOPLE]
+    if one_person:  # a check set of its own may have none
+        figures |= {f"one_person_{k}": v for k, v in summarize(np.concatenate(one_person)).items()}
     return figures
 
 
