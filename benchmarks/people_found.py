@@ -36,7 +36,6 @@ dataset and way.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
@@ -51,7 +50,7 @@ from posewheel.detection import FindOptions
 from serving.engine import ServedModel, load_model
 from tests.support.benchmarks import photographs_and_scenes
 from tests.support.figures import emit
-from tests.support.moving_people import GREY, NOSES, REACH, crowd, far_away, head
+from tests.support.moving_people import GREY, group_photo_set, who
 from training.evaluate_persons import DetectedPersons, distinct_detections, predict_without_boxes, score_without_boxes
 
 BENCHMARK = "people_found"
@@ -59,50 +58,6 @@ SESSION32_CAP = 10  # training/detectors.py's CenterNet card before session 33
 WHOLE = FindOptions(tiles=False, pose_confirms=False, read_alone=False)  # the whole picture, its threshold alone
 TILED = FindOptions(pose_confirms=False, read_alone=False)  # as served in session 34
 CONFIRMED = FindOptions(read_alone=False)  # as served in session 35
-CROWDS = {  # name -> (photographs, height each is scaled to, photographs per row)
-    "two_side_by_side": (("sample4", "sample5"), 900, 2),
-    "six_in_three_columns": (tuple(NOSES), 600, 3),
-    "six_in_a_row": (tuple(NOSES), 500, 6),
-}
-
-
-def photo_set(folder: Path) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
-    """The group photographs and the crowds as one COCO dataset without labels; image id -> (name, noses)."""
-    from posewheel.pretrained import real_frames
-
-    photos = {}
-    for path in real_frames():
-        with Image.open(path) as raw:
-            photos[path.stem] = raw.convert("RGB")
-    pictures = [(n, p, np.asarray([(x, y, REACH) for x, y in NOSES[n]], dtype=np.float64)) for n, p in photos.items()]
-    pictures += [(name, *crowd(photos, *how)) for name, how in CROWDS.items()]
-    pictures += [(f"{n}_far_away", *far_away(photos[n], NOSES[n])) for n in photos]
-    images, sources, marked = [], {}, {}
-    for image_id, (name, picture, noses) in enumerate(pictures, start=1):
-        sources[image_id] = folder / f"{name}.jpg"
-        picture.save(sources[image_id], quality=95)
-        images.append(
-            coco.ImageRecord(id=image_id, file_name=f"{name}.jpg", width=picture.width, height=picture.height)
-        )
-        marked[image_id] = (name, noses)
-    coco.save(coco.Dataset(images=images, annotations=[]), folder / "photos", image_sources=sources)
-    return folder / "photos", marked
-
-
-def who(pred: DetectedPersons, image_id: int, noses: np.ndarray) -> list[int | None]:
-    """For each answer of one image, the index of the marked person whose nose is nearest its own, within
-    reach; None when nobody's is."""
-    rows = np.flatnonzero(pred.image_ids == image_id)
-    out: list[int | None] = []
-    for row in rows:
-        point = head(np.concatenate([pred.keypoints[row], pred.joint_scores[row][:, None]], axis=1).ravel().tolist())
-        if point is None:
-            out.append(None)
-            continue
-        distances = [math.hypot(point[0] - x, point[1] - y) for x, y, _ in noses]
-        nearest = int(np.argmin(distances))
-        out.append(nearest if distances[nearest] < noses[nearest, 2] else None)
-    return out
 
 
 def ways(
@@ -241,7 +196,7 @@ def picture(artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]
 
 def main() -> None:
     photographs_and_scenes(
-        __doc__ or "", "session 32 against now, three photos", photo_set, photographs, scenes, picture
+        __doc__ or "", "session 32 against now, three photos", group_photo_set, photographs, scenes, picture
     )
 
 

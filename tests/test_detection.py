@@ -261,6 +261,24 @@ def test_people_found_on_group_photographs_as_served_before_and_now(pretrained_a
     assert len(costs) == 15 and all(x["session35_ms"] > 0 and x["now_ms"] > 0 for x in costs)
 
 
+def test_the_detector_reads_at_the_size_its_card_says(pretrained_artifact: Path, tmp_path: Path) -> None:
+    """benchmarks/detector_input_size.py on the pretrained artifact: at the card's own 512 it finds the people that
+    benchmarks/people_found.py finds as served (85 of 97); at 384, a copy whose card says 384, the same graph
+    reads smaller pictures and finds fewer of them (measured 65). Times are reported, not judged (a benchmark's)."""
+    from posewheel.synth import generate
+
+    generate("street", 9, 3, tmp_path / "scenes", persons=(1, 2))
+    lines = run_benchmark(
+        "detector_input_size", str(pretrained_artifact), "--data", str(tmp_path / "scenes"), "--sizes", "384,512"
+    )
+    sizes = {x["input_size"]: x for x in lines if x["figure"] == "size"}
+    assert sorted(sizes) == [384, 512]
+    assert sizes[512]["people"] == 97 and sizes[512]["found"] == 85 and sizes[512]["repeats"] == 0
+    assert sizes[384]["found"] < sizes[512]["found"] - 10, sizes
+    assert sizes[512]["photos_ratio"] == 1.0 and sizes[384]["photos_ms"] > 0 and sizes[384]["scenes_ms"] > 0
+    assert sizes[512]["scenes"]["scenes"]["persons_true"] > 0
+
+
 def test_tiles_cover_the_picture_overlapping_evenly() -> None:
     windows = tile_windows(3000, 2000, 1875.0)
     assert [w[:2] for w in windows] == [(0.0, 0.0), (1125.0, 0.0), (0.0, 125.0), (1125.0, 125.0)]

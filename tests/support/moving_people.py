@@ -7,19 +7,26 @@
 
 Used by benchmarks/pose_tracking.py and tests/test_tracks.py (see the benchmark's docstring for how the
 clips are made and why identities come from noses). Still pictures of many people made from the same
-group photographs, noses known (`crowd`, `far_away`): benchmarks/people_found.py and
-tests/test_serving_persons.py.
+group photographs, noses known (`crowd`, `far_away`, all of them as one dataset: `group_photo_set`; who an
+answer is: `who`): benchmarks/people_found.py, benchmarks/detector_input_size.py and tests/test_serving_persons.py.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+
+from posewheel import dataset as coco
+
+if TYPE_CHECKING:
+    from training.evaluate_persons import DetectedPersons
 
 CHECK_SET = Path(__file__).resolve().parents[1] / "fixtures" / "real_photos"
 FRAME_RATE = 25
@@ -200,3 +207,50 @@ def far_away(photo: Image.Image, noses: Sequence[tuple[float, float]]) -> tuple[
     canvas = Image.new("RGB", size, GREY)
     canvas.paste(small, (x, y))
     return canvas, np.asarray([(nx * scale + x, ny * scale + y, REACH * scale) for nx, ny in noses])
+
+
+CROWDS = {  # name -> (photographs, height each is scaled to, photographs per row)
+    "two_side_by_side": (("sample4", "sample5"), 900, 2),
+    "six_in_three_columns": (tuple(NOSES), 600, 3),
+    "six_in_a_row": (tuple(NOSES), 500, 6),
+}
+
+
+def group_photo_set(folder: Path) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
+    """The six group photographs, the crowds made of them and each far away, written into `folder` as one COCO
+    dataset without labels (97 people marked by the nose); image id -> (name, noses (n, 3): x, y, reach)."""
+    from posewheel.pretrained import real_frames
+
+    photos = {}
+    for path in real_frames():
+        with Image.open(path) as raw:
+            photos[path.stem] = raw.convert("RGB")
+    pictures = [(n, p, np.asarray([(x, y, REACH) for x, y in NOSES[n]], dtype=np.float64)) for n, p in photos.items()]
+    pictures += [(name, *crowd(photos, *how)) for name, how in CROWDS.items()]
+    pictures += [(f"{n}_far_away", *far_away(photos[n], NOSES[n])) for n in photos]
+    images, sources, marked = [], {}, {}
+    for image_id, (name, picture, noses) in enumerate(pictures, start=1):
+        sources[image_id] = folder / f"{name}.jpg"
+        picture.save(sources[image_id], quality=95)
+        images.append(
+            coco.ImageRecord(id=image_id, file_name=f"{name}.jpg", width=picture.width, height=picture.height)
+        )
+        marked[image_id] = (name, noses)
+    coco.save(coco.Dataset(images=images, annotations=[]), folder / "photos", image_sources=sources)
+    return folder / "photos", marked
+
+
+def who(pred: DetectedPersons, image_id: int, noses: np.ndarray) -> list[int | None]:
+    """For each answer of one image, the index of the marked person whose nose is nearest its own, within
+    reach; None when nobody's is."""
+    rows = np.flatnonzero(pred.image_ids == image_id)
+    out: list[int | None] = []
+    for row in rows:
+        point = head(np.concatenate([pred.keypoints[row], pred.joint_scores[row][:, None]], axis=1).ravel().tolist())
+        if point is None:
+            out.append(None)
+            continue
+        distances = [math.hypot(point[0] - x, point[1] - y) for x, y, _ in noses]
+        nearest = int(np.argmin(distances))
+        out.append(nearest if distances[nearest] < noses[nearest, 2] else None)
+    return out
