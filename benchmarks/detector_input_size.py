@@ -83,19 +83,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("artifacts", nargs="*", type=Path, help="model folders; default: the pretrained two")
     parser.add_argument("--data", type=Path, action="append", default=[], help="a COCO dataset to score without boxes")
-    parser.add_argument("--sizes", default="384,448,512,576,640", help="detector input sizes, comma-separated")
+    parser.add_argument(
+        "--sizes", default="384,448,512,576,640", help="detector input sizes, comma-separated (512 is always read)"
+    )
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = sorted({int(s) for s in args.sizes.split(",")} | {SERVED}, key=lambda s: (s != SERVED, s))  # 512 first
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         photos, marked = group_photo_set(folder)
         timed = {"photos": (pictures(photos, 6), 5)}
         if args.data:
             timed["scenes"] = (pictures(args.data[0], 20), 1)
-        for name, artifact in artifacts_or_pretrained(args.artifacts, folder / "models"):
-            served = {}
-            for size in sorted(sizes, key=lambda s: s != SERVED):  # 512 first: the times' baseline
-                sized = at_size(artifact, size, folder / "sized")
+        for i, (name, artifact) in enumerate(artifacts_or_pretrained(args.artifacts, folder / "models")):
+            served = {}  # the times at 512, the baseline of each size's
+            for size in sizes:
+                sized = at_size(artifact, size, folder / "sized" / str(i))
                 pred = predict_without_boxes(sized, photos)
                 counts = {"people": 0, "found": 0, "nobody": 0, "repeats": 0}
                 for image_id, (_, noses) in marked.items():
