@@ -5,7 +5,8 @@ No client-controlled name ever reaches the file system: the only key is the hash
 One frame everywhere: the store keeps images *upright*. A photo whose EXIF orientation turns it
 (phones write 6 for a portrait shot) is stored as its upright pixels with no EXIF (`upright_bytes`),
 so Label Studio, the export and training all see the frame the server predicted in, whatever a
-viewer does with EXIF. Images without a turning orientation are stored byte for byte.
+viewer does with EXIF. HEIC, which browsers (and so Label Studio) do not show, is stored as its
+upright JPEG. Other images without a turning orientation are stored byte for byte.
 """
 
 from __future__ import annotations
@@ -63,16 +64,17 @@ def upright_size(image: Image.Image) -> tuple[int, int]:
 
 
 def upright_bytes(data: bytes) -> bytes:
-    """`data` itself unless its EXIF orientation turns it; then the upright pixels, re-encoded without EXIF.
+    """`data` itself unless its EXIF orientation turns it or it is HEIF; then the upright pixels, re-encoded
+    without EXIF.
 
-    JPEG sources become JPEG (quality 95), anything else PNG. Raises OSError/ValueError when the
+    JPEG and HEIF sources become JPEG (quality 95), anything else PNG. Raises OSError/ValueError when the
     bytes are not an image Pillow can decode.
     """
     with Image.open(io.BytesIO(data)) as image:
         orientation = exif_orientation(image)
-        if orientation == 1:
+        if orientation == 1 and image.format != "HEIF":
             return data
-        fmt = "JPEG" if image.format in ("JPEG", "MPO") else "PNG"
+        fmt = "JPEG" if image.format in ("JPEG", "MPO") or (image.format == "HEIF" and image.mode == "RGB") else "PNG"
         turned = upright(image, orientation)
         if fmt == "JPEG" and turned.mode not in ("RGB", "L", "CMYK"):
             turned = turned.convert("RGB")

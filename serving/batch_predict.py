@@ -47,7 +47,7 @@ from serving.review_policy import ReviewPolicy
 from serving.service import pose_dicts
 from serving.settings import ServingSettings
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".mpo"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".mpo", ".heic", ".heif"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"})
 PERSON_CATEGORY_ID = 1  # COCO's person
 

@@ -92,7 +92,8 @@ def serve(
 
 def predict(
     paths: Annotated[
-        list[Path], typer.Argument(help="images (JPEG, PNG, WebP), videos, or folders searched recursively for both")
+        list[Path],
+        typer.Argument(help="images (JPEG, PNG, WebP, HEIC), videos, or folders of them (searched recursively)"),
     ],
     out: Annotated[
         Path,

@@ -142,7 +142,7 @@ class PosewheelClient:
         score_threshold: float | None = None,
         as_json: bool = False,
     ) -> Prediction:
-        """Poses of the people in `image` (a file path or JPEG/PNG/WebP bytes).
+        """Poses of the people in `image` (a file path or JPEG/PNG/WebP/HEIC bytes).
 
         boxes: person boxes [[x, y, w, h], ...] in pixels; None: the model's detector finds every
         person (at most `max_persons`, scoring at least `score_threshold`). `as_json`: send the image

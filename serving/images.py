@@ -8,6 +8,8 @@ orientation that cannot be read counts as none, in the server and in the image s
 (`posewheel.imagestore.exif_orientation`). Whatever Pillow raises while decoding untrusted bytes
 (struct.error, TypeError, IndexError, ... from broken metadata) is the client's 400, never a 500.
 Multi-frame files (MPO from phone cameras, animated PNG/WebP) are answered from their first frame.
+HEIC, the photographs iPhones take, is read by pi-heif (registered in `posewheel`): libheif applies the
+file's own turn (`irot`), so it too comes back upright.
 """
 
 from __future__ import annotations
@@ -28,13 +30,18 @@ from posewheel.imagestore import upright
 # Blocks above glibc's largest mmap threshold (32 MiB) are mapped and unmapped: freed memory goes back.
 Image.core.set_block_size(64 * 1024 * 1024)
 
-ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP"})  # MPO: a JPEG with more frames (phones)
+# MPO: a JPEG with more frames (phones); HEIF: HEIC, an iPhone's photographs
+ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "HEIF"})
+FORMATS_TEXT = "JPEG, PNG, WebP or HEIC"  # what a refusal asks for
 # Peak bytes per pixel alive while one image of a mode is decoded, turned upright and made RGB
 # (Pillow keeps RGB as 4 bytes a pixel). The pixel limit is a memory budget set in RGB images:
 # a palette image with transparency costs more per pixel (P, RGBA, RGB and the alpha band), so
 # fewer of its pixels fit. Unknown modes are charged like the dearest.
 _PEAK_BYTES = {"RGB": 8, "YCbCr": 8, "CMYK": 8, "L": 5, "1": 5, "P": 9, "RGBA": 13, "LA": 13, "PA": 13}
 _PEAK_BYTES_OTHER = 16
+# HEIF: libheif's own YCbCr and RGB planes come first (measured 8.0-8.8 bytes a pixel on a 12 MP photograph,
+# turned and not), so its limit is 0.8 of the RGB one: 32 MP at the default, above an iPhone's 24
+_PEAK_BYTES_HEIF = 10
 # The longest `boxes` text parsed: a box is at most 4 numbers of ~24 characters; past this, refuse unread.
 _BOX_TEXT_BYTES = 128
 
@@ -65,7 +72,7 @@ class DecodedImage:
 
 
 def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
-    """Decode JPEG/PNG/WebP bytes to an upright RGB image; raise InputError (4xx) for anything else.
+    """Decode JPEG/PNG/WebP/HEIC bytes to an upright RGB image; raise InputError (4xx) for anything else.
 
     max_pixels: the largest accepted width * height, checked from the header before decoding.
     """
@@ -76,13 +83,13 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=None)
     except UnidentifiedImageError as exc:
-        raise InputError("the body is not an image Pillow can identify; send JPEG, PNG or WebP", 415) from exc
+        raise InputError(f"the body is not an image Pillow can identify; send {FORMATS_TEXT}", 415) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputError(f"the image is too large: {exc}", 413) from exc
     except Exception as exc:  # a recognised format with a broken header: OSError, SyntaxError, struct.error, ...
         raise InputError(f"the image header could not be read: {type(exc).__name__}: {exc}") from exc
     if image.format not in ALLOWED_FORMATS:
-        raise InputError(f"unsupported image format {image.format}; send JPEG, PNG or WebP", 415)
+        raise InputError(f"unsupported image format {image.format}; send {FORMATS_TEXT}", 415)
     width, height = image.size
     if width < 1 or height < 1:
         raise InputError(f"the image has no pixels ({width}x{height})")
@@ -92,7 +99,7 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
     if width * height * peak > max_pixels * _PEAK_BYTES["RGB"]:
         allowed = max_pixels * _PEAK_BYTES["RGB"] // peak
         raise InputError(
-            f"the {image.mode} image is {width}x{height} = {width * height} pixels; decoding that mode "
+            f"the {image.format} {image.mode} image is {width}x{height} = {width * height} pixels; decoding it "
             f"costs {peak} bytes a pixel, so its limit is {allowed} pixels",
             413,
         )
@@ -109,6 +116,8 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
 def _peak_bytes(image: Image.Image) -> int:
     """Bytes a pixel of this image costs at the peak of `decode_image` (see _PEAK_BYTES)."""
     mode = image.mode
+    if image.format == "HEIF":
+        return _PEAK_BYTES_HEIF
     if mode == "P" and "transparency" in image.info:
         return _PEAK_BYTES["RGBA"]
     return _PEAK_BYTES.get(mode, _PEAK_BYTES_OTHER)

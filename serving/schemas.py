@@ -18,7 +18,7 @@ class PredictJSON(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    image_base64: str = Field(description="JPEG, PNG or WebP bytes, base64")
+    image_base64: str = Field(description="JPEG, PNG, WebP or HEIC bytes, base64")
     boxes: list[list[float]] | None = Field(
         None,
         description="person boxes [[x, y, w, h], ...] in pixels; none: the model's detector finds every person",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 import httpx
+import numpy as np
 import pytest
 import typer
 from PIL import Image
@@ -265,8 +266,10 @@ def test_missing_path_fails_and_unknown_folder_files_are_not_inputs(tmp_path: Pa
     (tmp_path / "a.png").write_bytes(b"")
     (tmp_path / "b.mp4").write_bytes(b"")
     (tmp_path / "c.txt").write_bytes(b"")
+    (tmp_path / "IMG_0001.HEIC").write_bytes(b"")  # an iPhone's photograph, named as the phone names it
     sources, missing = find_sources([tmp_path, tmp_path / "nope.jpg"])
-    assert [(s.rel.name, s.kind) for s in sources] == [("a.png", "image"), ("b.mp4", "video")]
+    expected = [("IMG_0001.HEIC", "image"), ("a.png", "image"), ("b.mp4", "video")]
+    assert [(s.rel.name, s.kind) for s in sources] == expected
     assert list(missing) == [str(tmp_path / "nope.jpg")]
 
 
@@ -291,3 +294,19 @@ def test_a_sideways_phone_video_is_predicted_upright(tmp_path: Path) -> None:
     assert upright.size == (32, 64)
     r, _, b = upright.getpixel((28, 4))  # type: ignore[misc]
     assert b > 200 and r < 60  # the blue corner is now top right
+
+
+def test_a_phones_heic_photo_is_predicted_upright(production: Path, tmp_path: Path) -> None:
+    """The HEIC an iPhone stores turned (tests/fixtures/heic) is answered as the upright picture it holds."""
+    from tests.fixtures.heic.make_heic import FIXTURE, upright
+
+    shutil.copy(FIXTURE, tmp_path / "IMG_0001.HEIC")
+    upright().save(tmp_path / "upright.png")
+    code, output = predict(str(tmp_path), "--model", str(production), "--out", str(tmp_path / "r.json"))
+    assert code == 0, output
+    results = json.loads((tmp_path / "r.json").read_text())
+    (heic,), (png,) = by_file(results, "IMG_0001.HEIC"), by_file(results, "upright.png")
+    a, b = (np.reshape(r["keypoints"], (17, 3)) for r in (heic, png))
+    confident = np.minimum(a[:, 2], b[:, 2]) > 0.3
+    assert confident.sum() >= 11
+    assert np.hypot(*(a[confident, :2] - b[confident, :2]).T).max() < 8

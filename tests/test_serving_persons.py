@@ -306,3 +306,46 @@ def test_a_big_image_is_searched_on_the_decoding_thread_with_the_same_answer(ser
     assert len(big) == len(small) == 2
     for s, b in zip(small, big, strict=True):
         assert boxes_overlap([v * scale for v in s["box"]], b["box"]) > 0.8, (s["box"], b["box"])
+
+
+def heic_and_its_upright_png() -> tuple[bytes, bytes]:
+    """An iPhone-style HEIC (turned, with the turn in the file: tests/fixtures/heic/make_heic.py) and the
+    upright picture it holds, as PNG."""
+    from tests.fixtures.heic.make_heic import FIXTURE, upright
+
+    buffer = io.BytesIO()
+    upright().save(buffer, format="PNG")
+    return FIXTURE.read_bytes(), buffer.getvalue()
+
+
+def keypoints_of(pose: dict) -> np.ndarray:
+    return np.array([[k["x"], k["y"]] for k in pose["keypoints"]])
+
+
+def test_a_phones_heic_photo_is_answered_upright_and_stored_as_jpeg(tmp_path: Path, pretrained_models: Path) -> None:
+    """HEIC is what an iPhone takes: the person is answered in the upright picture's pixels, as in its PNG
+    (HEIC at quality 70 moves keypoints by a pixel or two), and the image kept for review is a JPEG a
+    browser (Label Studio) can show."""
+    from posewheel.review import Outbox
+
+    heic, png = heic_and_its_upright_png()
+    settings = test_settings(tmp_path, pretrained_models, intra_op_threads=2, review_random_fraction=1.0)
+    with run_server(settings) as running:
+        answers = []
+        for name, data in (("IMG_0001.HEIC", heic), ("upright.png", png)):
+            r = httpx.post(f"{running.url}/v1/predict", files={"image": (name, data, "image/heic")}, timeout=60)
+            assert r.status_code == 200, r.text
+            answers.append(r.json())
+        assert running.service.predlog.flush(10)
+    for body in answers:
+        assert (body["width"], body["height"]) == (384, 512)
+        assert len(body["poses"]) == 1
+    from_heic, from_png = (keypoints_of(body["poses"][0]) for body in answers)
+    distance = np.hypot(*(from_heic - from_png).T)
+    scores = np.array([[k["score"] for k in body["poses"][0]["keypoints"]] for body in answers]).min(axis=0)
+    confident = scores > 0.3  # the knees are out of the picture: guesses that move more
+    assert confident.sum() >= 11 and np.median(distance) < 3, (scores.round(2), distance.round(1))
+    assert distance[confident].max() < 8, distance.round(1)
+    item = next(i for i in Outbox(tmp_path / "var" / "outbox").pending() if i.request_id == answers[0]["request_id"])
+    with Image.open(item.image_path) as stored:
+        assert (stored.format, stored.size) == ("JPEG", (384, 512))

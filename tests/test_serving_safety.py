@@ -69,7 +69,7 @@ def test_unsupported_empty_and_broken_images_get_4xx(server: RunningServer) -> N
     assert r.status_code == 415 and "GIF" in r.json()["detail"]
     assert _post_image(server, b"").status_code == 400
     r = _post_image(server, b"hello, I am not an image")
-    assert r.status_code == 415 and "JPEG, PNG or WebP" in r.json()["detail"]
+    assert r.status_code == 415 and "JPEG, PNG, WebP or HEIC" in r.json()["detail"]
     truncated = spot_image(200, 200, (100, 100), fmt="JPEG")[:300]
     assert _post_image(server, truncated).status_code == 400
     r = httpx.post(server.url + "/v1/predict", content=b"x", headers={"content-type": "text/plain"})

@@ -36,7 +36,7 @@ _REQUEST_BODY: dict[str, Any] = {
                 "type": "object",
                 "required": ["image"],
                 "properties": {
-                    "image": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP"},
+                    "image": {"type": "string", "format": "binary", "description": "JPEG, PNG, WebP or HEIC"},
                     "boxes": {"type": "string", "description": _BOXES_HELP},
                 },
             }
@@ -48,7 +48,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "malformed body or undecodable image"},
     401: {"model": ErrorBody, "description": "missing or wrong X-API-Key"},
     413: {"model": ErrorBody, "description": "body or image larger than the limits"},
-    415: {"model": ErrorBody, "description": "not a JPEG, PNG or WebP image / unsupported content type"},
+    415: {"model": ErrorBody, "description": "not a JPEG, PNG, WebP or HEIC image / unsupported content type"},
     422: {"model": ErrorBody, "description": "malformed boxes"},
     503: {"model": ErrorBody, "description": "no model loaded yet"},
 }
