@@ -5,8 +5,7 @@ No client-controlled name ever reaches the file system: the only key is the hash
 One frame everywhere: the store keeps images *upright*. A photo whose EXIF orientation turns it
 (phones write 6 for a portrait shot) is stored as its upright pixels with no EXIF (`upright_bytes`),
 so Label Studio, the export and training all see the frame the server predicted in, whatever a
-viewer does with EXIF. HEIC, which browsers (and so Label Studio) do not show, is stored as its
-upright JPEG. Other images without a turning orientation are stored byte for byte.
+viewer does with EXIF. Images without a turning orientation are stored byte for byte.
 """
 
 from __future__ import annotations
@@ -64,17 +63,16 @@ def upright_size(image: Image.Image) -> tuple[int, int]:
 
 
 def upright_bytes(data: bytes) -> bytes:
-    """`data` itself unless its EXIF orientation turns it or it is HEIF; then the upright pixels, re-encoded
-    without EXIF.
+    """`data` itself unless its EXIF orientation turns it; then the upright pixels, re-encoded without EXIF.
 
-    JPEG and HEIF sources become JPEG (quality 95), anything else PNG. Raises OSError/ValueError when the
+    JPEG sources become JPEG (quality 95), anything else PNG. Raises OSError/ValueError when the
     bytes are not an image Pillow can decode.
     """
     with Image.open(io.BytesIO(data)) as image:
         orientation = exif_orientation(image)
-        if orientation == 1 and image.format != "HEIF":
+        if orientation == 1:
             return data
-        fmt = "JPEG" if image.format in ("JPEG", "MPO") or (image.format == "HEIF" and image.mode == "RGB") else "PNG"
+        fmt = "JPEG" if image.format in ("JPEG", "MPO") else "PNG"
         turned = upright(image, orientation)
         if fmt == "JPEG" and turned.mode not in ("RGB", "L", "CMYK"):
             turned = turned.convert("RGB")

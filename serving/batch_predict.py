@@ -39,6 +39,7 @@ from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox
 from posewheel.tracks import PoseTracker
 from serving.engine import Answer, Prepared, ServedModel
+from serving.heif import as_decodable
 from serving.images import InputError, decode_image, parse_boxes
 from serving.overlay import draw_overlay, pose_arrays, render_png
 from serving.predlog import PredictionLog, PredictionRecord
@@ -327,7 +328,7 @@ class BatchPredictor:
         """As PoseService.prepare_request: decode (file) or convert (frame), find the people, crop them."""
         data: bytes | None = None
         if item.frame is None:
-            data = item.source.path.read_bytes()
+            data = as_decodable(item.source.path.read_bytes(), self.settings.max_pixels)  # HEIC: its upright JPEG
             image = decode_image(data, self.settings.max_pixels).image
         else:
             image = upright_frame(item.frame)

@@ -8,8 +8,8 @@ orientation that cannot be read counts as none, in the server and in the image s
 (`posewheel.imagestore.exif_orientation`). Whatever Pillow raises while decoding untrusted bytes
 (struct.error, TypeError, IndexError, ... from broken metadata) is the client's 400, never a 500.
 Multi-frame files (MPO from phone cameras, animated PNG/WebP) are answered from their first frame.
-HEIC, the photographs iPhones take, is read by pi-heif (registered in `posewheel`): libheif applies the
-file's own turn (`irot`), so it too comes back upright.
+HEIC, the photographs iPhones take, is made an upright JPEG before it gets here, in a child process
+(`serving.heif`): its C decoder has crashed on corrupt files.
 """
 
 from __future__ import annotations
@@ -30,18 +30,14 @@ from posewheel.imagestore import upright
 # Blocks above glibc's largest mmap threshold (32 MiB) are mapped and unmapped: freed memory goes back.
 Image.core.set_block_size(64 * 1024 * 1024)
 
-# MPO: a JPEG with more frames (phones); HEIF: HEIC, an iPhone's photographs
-ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "HEIF"})
-FORMATS_TEXT = "JPEG, PNG, WebP or HEIC"  # what a refusal asks for
+ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP"})  # MPO: a JPEG with more frames (phones)
+FORMATS_TEXT = "JPEG, PNG, WebP or HEIC"  # what a refusal asks for (HEIC: serving.heif, before decoding)
 # Peak bytes per pixel alive while one image of a mode is decoded, turned upright and made RGB
 # (Pillow keeps RGB as 4 bytes a pixel). The pixel limit is a memory budget set in RGB images:
 # a palette image with transparency costs more per pixel (P, RGBA, RGB and the alpha band), so
 # fewer of its pixels fit. Unknown modes are charged like the dearest.
 _PEAK_BYTES = {"RGB": 8, "YCbCr": 8, "CMYK": 8, "L": 5, "1": 5, "P": 9, "RGBA": 13, "LA": 13, "PA": 13}
 _PEAK_BYTES_OTHER = 16
-# HEIF: libheif's own YCbCr and RGB planes come first (measured 8.0-8.8 bytes a pixel on a 12 MP photograph,
-# turned and not), so its limit is 0.8 of the RGB one: 32 MP at the default, above an iPhone's 24
-_PEAK_BYTES_HEIF = 10
 # The longest `boxes` text parsed: a box is at most 4 numbers of ~24 characters; past this, refuse unread.
 _BOX_TEXT_BYTES = 128
 
@@ -72,7 +68,7 @@ class DecodedImage:
 
 
 def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
-    """Decode JPEG/PNG/WebP/HEIC bytes to an upright RGB image; raise InputError (4xx) for anything else.
+    """Decode JPEG/PNG/WebP bytes to an upright RGB image; raise InputError (4xx) for anything else.
 
     max_pixels: the largest accepted width * height, checked from the header before decoding.
     """
@@ -99,7 +95,7 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
     if width * height * peak > max_pixels * _PEAK_BYTES["RGB"]:
         allowed = max_pixels * _PEAK_BYTES["RGB"] // peak
         raise InputError(
-            f"the {image.format} {image.mode} image is {width}x{height} = {width * height} pixels; decoding it "
+            f"the {image.mode} image is {width}x{height} = {width * height} pixels; decoding that mode "
             f"costs {peak} bytes a pixel, so its limit is {allowed} pixels",
             413,
         )
@@ -116,8 +112,6 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
 def _peak_bytes(image: Image.Image) -> int:
     """Bytes a pixel of this image costs at the peak of `decode_image` (see _PEAK_BYTES)."""
     mode = image.mode
-    if image.format == "HEIF":
-        return _PEAK_BYTES_HEIF
     if mode == "P" and "transparency" in image.info:
         return _PEAK_BYTES["RGBA"]
     return _PEAK_BYTES.get(mode, _PEAK_BYTES_OTHER)

@@ -308,5 +308,5 @@ def test_a_phones_heic_photo_is_predicted_upright(production: Path, tmp_path: Pa
     (heic,), (png,) = by_file(results, "IMG_0001.HEIC"), by_file(results, "upright.png")
     a, b = (np.reshape(r["keypoints"], (17, 3)) for r in (heic, png))
     confident = np.minimum(a[:, 2], b[:, 2]) > 0.3
-    assert confident.sum() >= 11
-    assert np.hypot(*(a[confident, :2] - b[confident, :2]).T).max() < 8
+    distance = np.hypot(*(a[confident, :2] - b[confident, :2]).T)
+    assert confident.sum() >= 11 and np.median(distance) < 3 and distance.max() < 15  # as a JPEG of it would be

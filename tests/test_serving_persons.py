@@ -324,8 +324,8 @@ def keypoints_of(pose: dict) -> np.ndarray:
 
 def test_a_phones_heic_photo_is_answered_upright_and_stored_as_jpeg(tmp_path: Path, pretrained_models: Path) -> None:
     """HEIC is what an iPhone takes: the person is answered in the upright picture's pixels, as in its PNG
-    (HEIC at quality 70 moves keypoints by a pixel or two), and the image kept for review is a JPEG a
-    browser (Label Studio) can show."""
+    (any lossy copy moves them a little: a JPEG at quality 95 of the same picture by up to 14 px on a
+    keypoint scored just above 0.3), and the image kept for review is a JPEG a browser (Label Studio) shows."""
     from posewheel.review import Outbox
 
     heic, png = heic_and_its_upright_png()
@@ -344,8 +344,8 @@ def test_a_phones_heic_photo_is_answered_upright_and_stored_as_jpeg(tmp_path: Pa
     distance = np.hypot(*(from_heic - from_png).T)
     scores = np.array([[k["score"] for k in body["poses"][0]["keypoints"]] for body in answers]).min(axis=0)
     confident = scores > 0.3  # the knees are out of the picture: guesses that move more
-    assert confident.sum() >= 11 and np.median(distance) < 3, (scores.round(2), distance.round(1))
-    assert distance[confident].max() < 8, distance.round(1)
+    assert confident.sum() >= 11 and np.median(distance[confident]) < 3, (scores.round(2), distance.round(1))
+    assert distance[confident].max() < 15, distance.round(1)  # the stored landscape would be hundreds off
     item = next(i for i in Outbox(tmp_path / "var" / "outbox").pending() if i.request_id == answers[0]["request_id"])
     with Image.open(item.image_path) as stored:
         assert (stored.format, stored.size) == ("JPEG", (384, 512))

@@ -11,9 +11,11 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from serving.deps import ApiKeyDep, ServiceDep
+from serving.heif import heif_to_jpeg, is_heif
 from serving.images import InputError, decode_image, load_boxes_json
 from serving.overlay import render_png
 from serving.schemas import ErrorBody, PredictJSON, PredictResponse
+from serving.service import PoseService
 
 router = APIRouter(prefix="/v1", tags=["predict"], dependencies=[ApiKeyDep])
 
@@ -60,6 +62,15 @@ _PARSE_INLINE_BYTES = 4096
 # 1 MB: 0.19 ms); below this size the hop to a worker thread and back costs the event loop more than parsing.
 _PARSE_BODY_INLINE_BYTES = 1 << 20
 _DECODE_INLINE_CHARS = 256 * 1024  # base64 longer than this is decoded in a worker thread too
+
+
+async def read_image_request(request: Request, service: PoseService) -> tuple[bytes, object]:
+    """`read_request`, with a HEIC (an iPhone's photograph) made its upright JPEG (serving.heif, a child process):
+    the request is a JPEG from here on, answered, drawn and stored for review as one."""
+    data, boxes = await read_request(request, service.settings.max_boxes)
+    if is_heif(data):
+        data = await asyncio.to_thread(heif_to_jpeg, data, service.settings.max_pixels)
+    return data, boxes
 
 
 async def read_request(request: Request, max_boxes: int) -> tuple[bytes, object]:
@@ -134,7 +145,7 @@ async def predict(
 ) -> Response:
     """Per person: the box, the detector's box score (null for boxes you sent), a pose score and 17
     keypoints {name, x, y, score} in image pixels. Without boxes, every person the model finds, best first."""
-    data, boxes = await read_request(request, service.settings.max_boxes)
+    data, boxes = await read_image_request(request, service)
     prediction = await service.predict(data, boxes, max_persons=max_persons, score_threshold=score_threshold)
     # already serialised: FastAPI would otherwise validate 17 keypoints per person against the model again
     return Response(prediction.to_json(), media_type="application/json")
@@ -151,7 +162,7 @@ async def render(
     request: Request, service: ServiceDep, max_persons: MaxPersons = None, score_threshold: ScoreThreshold = None
 ) -> Response:
     """The same prediction as /v1/predict, drawn: boxes, skeleton edges and keypoints over the upright image."""
-    data, boxes = await read_request(request, service.settings.max_boxes)
+    data, boxes = await read_image_request(request, service)
     prediction = await service.predict(data, boxes, max_persons=max_persons, score_threshold=score_threshold)
     # The image is decoded again for drawing, in a bounded number of drawing slots, instead of being
     # kept from the prediction's decode: a full image lives only while it is drawn, whatever the clients.
