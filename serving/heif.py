@@ -15,6 +15,7 @@ that dies, or takes longer than TIMEOUT_S, is killed and replaced, and the reque
 from __future__ import annotations
 
 import io
+import logging
 import os
 import select
 import struct
@@ -37,6 +38,8 @@ TIMEOUT_S = 30.0  # a 12 MP photograph takes about 1 s
 # The pipe's messages: a request is (length, max_pixels) then the file; an answer is (status, length) then
 # the JPEG (status 0) or the reason, UTF-8 (an HTTP status).
 _ASK, _ANSWER = struct.Struct(">QQ"), struct.Struct(">IQ")
+
+log = logging.getLogger(__name__)
 
 
 def is_heif(data: bytes) -> bool:
@@ -80,8 +83,14 @@ class _Child:
                 status, length = _ANSWER.unpack(_read(self.process.stdout, _ANSWER.size, deadline))
                 return status, _read(self.process.stdout, length, deadline)
             except (OSError, EOFError, TimeoutError) as exc:  # it crashed (EOF, a broken pipe) or hangs: replace it
-                self._stop()
+                code = self._stop()
                 why = str(exc) or "it crashed"
+                log.warning(
+                    "the HEIC decoder stopped (%s, exit code %s) on a %d-byte file; a new one starts",
+                    why,
+                    code,
+                    len(data),
+                )
                 raise InputError(f"the HEIC image could not be decoded: its decoder stopped ({why})") from exc
 
     def _start(self) -> None:
@@ -89,16 +98,18 @@ class _Child:
         command = [sys.executable, "-m", "serving.heif"]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
 
-    def _stop(self) -> None:
+    def _stop(self) -> int | None:
+        """Kill the child unless it has ended; its exit code (negative: the signal that ended it)."""
         if self.process is None:
-            return
+            return None
         if self.process.poll() is None:
             self.process.kill()
-        self.process.wait(5)
+        code = self.process.wait(5)
         for pipe in (self.process.stdin, self.process.stdout):
             if pipe is not None:
                 pipe.close()
         self.process = None
+        return code
 
 
 _CHILD = _Child()

@@ -53,7 +53,7 @@ def test_a_heic_costs_more_per_pixel_than_rgb() -> None:
     assert info.value.status == 413 and "10 bytes a pixel" in str(info.value)
 
 
-def test_a_decoder_crash_is_the_requests_400_and_the_next_heic_is_answered() -> None:
+def test_a_decoder_crash_is_the_requests_400_and_the_next_heic_is_answered(caplog: pytest.LogCaptureFixture) -> None:
     heif.heif_to_jpeg(FIXTURE.read_bytes(), 40_000_000)
     first = heif._CHILD.process
     assert first is not None and first.poll() is None
@@ -61,6 +61,7 @@ def test_a_decoder_crash_is_the_requests_400_and_the_next_heic_is_answered() -> 
         heif.heif_to_jpeg(crashing_heic(), 40_000_000)
     assert info.value.status == 400 and "decoder stopped" in str(info.value)
     assert first.returncode == -11  # SIGSEGV: the crash, in the child
+    assert "the HEIC decoder stopped (it crashed, exit code -11)" in caplog.text  # what an operator sees
     assert heif.heif_to_jpeg(FIXTURE.read_bytes(), 40_000_000)  # a new child
     assert heif._CHILD.process is not first
 
