@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -62,6 +63,9 @@ _PARSE_INLINE_BYTES = 4096
 # 1 MB: 0.19 ms); below this size the hop to a worker thread and back costs the event loop more than parsing.
 _PARSE_BODY_INLINE_BYTES = 1 << 20
 _DECODE_INLINE_CHARS = 256 * 1024  # base64 longer than this is decoded in a worker thread too
+# HEIC requests wait for the one decoder child here, in their own queue, not in asyncio's default threads
+# (a few on 2 cores), which parsing long bodies and drawing need while a burst of HEIC waits
+_HEIF_THREAD = ThreadPoolExecutor(1, thread_name_prefix="posewheel-heif")
 
 
 async def read_image_request(request: Request, service: PoseService) -> tuple[bytes, object]:
@@ -69,7 +73,8 @@ async def read_image_request(request: Request, service: PoseService) -> tuple[by
     the request is a JPEG from here on, answered, drawn and stored for review as one."""
     data, boxes = await read_request(request, service.settings.max_boxes)
     if is_heif(data):
-        data = await asyncio.to_thread(heif_to_jpeg, data, service.settings.max_pixels)
+        loop = asyncio.get_running_loop()
+        data = await loop.run_in_executor(_HEIF_THREAD, heif_to_jpeg, data, service.settings.max_pixels)
     return data, boxes
 
 
