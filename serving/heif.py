@@ -35,6 +35,7 @@ HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b
 PEAK_BYTES = 10
 RGB_PEAK_BYTES = 8  # serving.images' budget for an RGB image, in which the pixel limit is set
 TIMEOUT_S = 30.0  # a 12 MP photograph takes about 1 s
+JPEG_QUALITY = 95  # with full colour resolution (4:4:4): the keypoints move less than over a 4:2:0 copy
 # The pipe's messages: a request is (length, max_pixels) then the file; an answer is (status, length) then
 # the JPEG (status 0) or the reason, UTF-8 (an HTTP status).
 _ASK, _ANSWER = struct.Struct(">QQ"), struct.Struct(">IQ")
@@ -171,7 +172,7 @@ def _transcode(data: bytes, max_pixels: int) -> tuple[int, bytes | str]:
     try:
         image.load()
         buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, format="JPEG", quality=95, subsampling=0)
+        image.convert("RGB").save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
     except Exception as exc:  # noqa: BLE001
         return 400, f"the HEIC image could not be decoded: {type(exc).__name__}: {exc}"
     return 0, buffer.getvalue()

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from posewheel.artifact import promote
 from posewheel.draw import page_style
+from serving import heif
+from tests.fixtures.heic.make_heic import FIXTURE
 from tests.support.onnx_models import MakeArtifact, spot_image
 from tests.support.server import StartServer, run_server, test_settings
 
@@ -95,6 +100,26 @@ def test_uploading_a_photo_shows_the_skeleton_overlay_and_keypoints(start_server
         assert page.locator("#keypoints tbody tr.low").count() == 0
         assert "1 person(s)" in page.inner_text("#status")
         assert f"under {style['low_score']}" in page.inner_text("#legend")
+        assert errors == []
+
+
+def test_a_heic_the_browser_cannot_show_is_drawn_on_the_servers_upright_jpeg(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Chromium cannot show an iPhone's HEIC: the page has the server make it the JPEG the model reads
+    (/v1/upright), sends that for the prediction and draws on it."""
+    server = start_server()
+    photo = tmp_path / "IMG_0001.HEIC"
+    photo.write_bytes(FIXTURE.read_bytes())
+    jpeg = np.asarray(Image.open(io.BytesIO(heif.heif_to_jpeg(photo.read_bytes(), 40_000_000))).convert("RGB"))
+    with _upload(server.url, photo, expect_poses=1) as (page, errors):
+        assert page.eval_on_selector("#overlay", "c => [c.width, c.height]") == [384, 512]  # upright: a portrait
+        assert "server's upright JPEG" in page.inner_text("#status")
+        assert page.locator("#keypoints tbody tr").count() == 17
+        # the photograph under the drawing: most points of a grid show the JPEG's pixels (the skeleton covers few)
+        grid = [(x, y) for x in range(40, 384, 80) for y in range(40, 512, 80)]
+        same = sum(np.abs(np.array(_pixel(page, x, y)) - jpeg[y, x].astype(int)).max() <= 6 for x, y in grid)
+        assert same >= 0.8 * len(grid), (same, len(grid))
         assert errors == []
 
 

@@ -36,10 +36,10 @@ ADMIN_KEY = "adm-" + uuid.uuid4().hex
 IMAGE = spot_image(64, 64, (32, 32))
 
 
-def test_predict_render_and_admin_refuse_requests_without_their_key(start_server: StartServer) -> None:
+def test_predict_render_upright_and_admin_refuse_requests_without_their_key(start_server: StartServer) -> None:
     server = start_server(api_key=API_KEY, admin_key=ADMIN_KEY)
     files = {"image": ("s.png", IMAGE)}
-    for route in ("/v1/predict", "/v1/render"):
+    for route in ("/v1/predict", "/v1/render", "/v1/upright"):
         for headers in ({}, {"X-API-Key": ""}, {"X-API-Key": API_KEY[:-1]}, {"X-API-Key": ADMIN_KEY}):
             r = httpx.post(server.url + route, files=files, headers=headers)
             assert r.status_code == 401, (route, headers, r.text)

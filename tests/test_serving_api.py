@@ -70,6 +70,29 @@ def test_exif_rotated_photo_is_answered_upright(start_server: StartServer) -> No
     assert np.abs(_centre(body["poses"][0]) - [250, 50]).max() < 15
 
 
+def test_upright_returns_the_picture_the_poses_refer_to_and_predicts_nothing(start_server: StartServer) -> None:
+    server = start_server()
+    upright = Image.open(io.BytesIO(spot_image(300, 200, (250, 50))))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned, as a phone writes a portrait shot
+    out = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(out, format="JPEG", exif=exif.tobytes())
+    r = httpx.post(server.url + "/v1/upright", files={"image": ("r.jpg", out.getvalue(), "image/jpeg")})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/jpeg"
+    turned = Image.open(io.BytesIO(r.content))
+    assert turned.size == (300, 200) and turned.getexif().get(0x0112) is None  # turned, not merely tagged
+    plain = np.asarray(upright.convert("RGB"), np.int16)
+    assert np.abs(np.asarray(turned.convert("RGB"), np.int16) - plain).mean() < 2
+    as_json = httpx.post(server.url + "/v1/upright", json={"image_base64": base64.b64encode(out.getvalue()).decode()})
+    assert as_json.content == r.content
+    bad = httpx.post(server.url + "/v1/upright", files={"image": ("x.jpg", b"not an image", "image/jpeg")})
+    assert bad.status_code == 415 and "JPEG, PNG" in bad.json()["detail"]
+    metrics = httpx.get(server.url + "/metrics").text
+    assert 'posewheel_requests_total{route="/v1/upright",status="200"} 2.0' in metrics
+    assert "posewheel_batch_size_count 0.0" in metrics  # the model never ran
+
+
 def test_render_returns_a_png_of_the_image_size(start_server: StartServer) -> None:
     server = start_server()
     r = httpx.post(server.url + "/v1/render", files={"image": ("s.webp", spot_image(160, 120, (80, 60), fmt="WEBP"))})

@@ -77,3 +77,18 @@ def test_over_http_a_crashing_heic_costs_one_400_and_the_server_goes_on(start_se
     drawn = httpx.post(server.url + "/v1/render", files={"image": ("a.heic", FIXTURE.read_bytes())}, timeout=60)
     assert drawn.status_code == 200 and Image.open(io.BytesIO(drawn.content)).size == (384, 512)
     assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
+
+
+def test_upright_gives_back_the_jpeg_a_heic_is_answered_as(start_server: StartServer) -> None:
+    """What the demo page draws on when the browser cannot show a HEIC: the very JPEG the model read."""
+    server = start_server()
+    heic = FIXTURE.read_bytes()
+    r = httpx.post(server.url + "/v1/upright", files={"image": ("IMG_0001.HEIC", heic, "image/heic")}, timeout=60)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert r.content == heif.heif_to_jpeg(heic, 40_000_000)
+    url = server.url + "/v1/predict"
+    from_heic = httpx.post(url, files={"image": ("IMG_0001.HEIC", heic)}, timeout=60).json()
+    from_jpeg = httpx.post(url, files={"image": ("IMG_0001.jpg", r.content)}, timeout=60).json()
+    assert from_jpeg["poses"] == from_heic["poses"]
+    crashed = httpx.post(server.url + "/v1/upright", files={"image": ("b.heic", crashing_heic())}, timeout=60)
+    assert crashed.status_code == 400 and "decoder stopped" in crashed.json()["detail"]

@@ -1,9 +1,11 @@
-"""POST /v1/predict (poses as JSON) and POST /v1/render (the same poses drawn on the image, PNG)."""
+"""POST /v1/predict (poses as JSON), POST /v1/render (the same poses drawn on the image, PNG) and POST /v1/upright
+(the image the poses' pixels refer to: upright, a HEIC made JPEG; for a client that cannot show what it sent)."""
 
 from __future__ import annotations
 
 import asyncio
 import binascii
+import io
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
@@ -11,8 +13,8 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from serving.deps import ApiKeyDep, ServiceDep
-from serving.heif import heif_to_jpeg, is_heif
+from serving.deps import ApiKeyDep, ServiceDep, SettingsDep
+from serving.heif import JPEG_QUALITY, heif_to_jpeg, is_heif
 from serving.images import InputError, decode_image, load_boxes_json
 from serving.overlay import render_png
 from serving.schemas import ErrorBody, PredictJSON, PredictResponse
@@ -31,6 +33,7 @@ ScoreThreshold = Annotated[
     float | None,
     Query(ge=0.0, le=1.0, description="without boxes: persons the detector scores below this are left out"),
 ]
+_IMAGE_FIELD = {"type": "string", "format": "binary", "description": "JPEG, PNG, WebP or HEIC"}
 _REQUEST_BODY: dict[str, Any] = {
     "required": True,
     "content": {
@@ -39,12 +42,32 @@ _REQUEST_BODY: dict[str, Any] = {
                 "type": "object",
                 "required": ["image"],
                 "properties": {
-                    "image": {"type": "string", "format": "binary", "description": "JPEG, PNG, WebP or HEIC"},
+                    "image": _IMAGE_FIELD,
                     "boxes": {"type": "string", "description": _BOXES_HELP},
                 },
             }
         },
         "application/json": {"schema": PredictJSON.model_json_schema()},
+    },
+}
+# /v1/upright takes the image alone
+_IMAGE_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["image"],
+                "properties": {"image": _IMAGE_FIELD},
+            }
+        },
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["image_base64"],
+                "properties": {"image_base64": PredictJSON.model_json_schema()["properties"]["image_base64"]},
+            }
+        },
     },
 }
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -76,6 +99,23 @@ async def read_image_request(request: Request, service: PoseService) -> tuple[by
         loop = asyncio.get_running_loop()
         data = await loop.run_in_executor(_HEIF_THREAD, heif_to_jpeg, data, service.settings.max_pixels)
     return data, boxes
+
+
+async def read_upright_jpeg(request: Request, max_boxes: int, max_pixels: int) -> bytes:
+    """The request's image upright as a JPEG: a HEIC as `read_image_request` makes it (the same bytes), any other
+    image decoded as the model reads it (its EXIF turn applied) and written at the same quality."""
+    data, _ = await read_request(request, max_boxes)
+    loop = asyncio.get_running_loop()
+    if is_heif(data):
+        return await loop.run_in_executor(_HEIF_THREAD, heif_to_jpeg, data, max_pixels)
+    async with request.app.state.render_slots:  # a full image lives only while it is written, as in drawing
+        return await asyncio.to_thread(_upright_jpeg, data, max_pixels)
+
+
+def _upright_jpeg(data: bytes, max_pixels: int) -> bytes:
+    out = io.BytesIO()
+    decode_image(data, max_pixels).image.save(out, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+    return out.getvalue()
 
 
 async def read_request(request: Request, max_boxes: int) -> tuple[bytes, object]:
@@ -178,6 +218,25 @@ async def render(
         media_type="image/png",
         headers={"X-Request-Id": prediction.request_id, "X-Model-Version": prediction.model_version},
     )
+
+
+@router.post(
+    "/upright",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "the image upright, as the model reads it (JPEG)"},
+        **{code: error for code, error in _ERRORS.items() if code != 503},
+    },
+    openapi_extra={"requestBody": _IMAGE_BODY},
+    summary="The image as the model reads it: upright, a HEIC made JPEG",
+)
+async def upright(request: Request, settings: SettingsDep) -> Response:
+    """The picture whose pixels /v1/predict's coordinates refer to: the image turned upright (the turn its EXIF
+    or HEIF data asks for applied) as a JPEG, quality 95. For a client that cannot show the image it sent, such
+    as a desktop browser given an iPhone's HEIC (the demo page asks for it then). Nothing is predicted, logged
+    or kept for review; no model is needed."""
+    jpeg = await read_upright_jpeg(request, settings.max_boxes, settings.max_pixels)
+    return Response(jpeg, media_type="image/jpeg")
 
 
 def _draw(data: bytes, poses: list[dict[str, Any]], max_pixels: int) -> bytes:
