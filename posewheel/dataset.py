@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from posewheel import atomic
+from posewheel.imagestore import frame_problem
 from posewheel.schema import NUM_KEYPOINTS, PERSON_CATEGORY, PERSON_CATEGORY_ID
 
 ANNOTATIONS_FILE = "annotations.json"
@@ -249,6 +250,8 @@ def validate(dataset: Dataset, source: str = ANNOTATIONS_FILE, check_files: bool
             path = dataset.image_path(img)
             if not path.is_file():
                 problems.append(f"{where}: field 'file_name' {img.file_name!r}: file not found at {path}")
+            elif (problem := frame_problem(path, img.width, img.height)) is not None:
+                problems.append(f"{where}: field 'file_name' {img.file_name!r}: {problem}")
     seen: set[int] = set()
     for ann in dataset.annotations:
         where = f"{source}: annotation id={ann.id}"

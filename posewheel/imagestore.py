@@ -16,7 +16,7 @@ import os
 import re
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from posewheel import atomic
 
@@ -32,6 +32,16 @@ _UPRIGHT = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+
+
+# The major brand of the file's `ftyp` box: HEIC (HEVC-coded HEIF) and the generic HEIF image brands.
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+
+
+def is_heif(data: bytes) -> bool:
+    """Whether `data` starts as a HEIF image file does (its first box `ftyp`, a HEIF brand): by the bytes, never a
+    name or content type. The server makes such a file its upright JPEG first (serving/heif.py)."""
+    return len(data) >= 12 and data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS
 
 
 def content_hash(data: bytes) -> str:
@@ -58,8 +68,60 @@ def upright(image: Image.Image, orientation: int | None = None) -> Image.Image:
 
 def upright_size(image: Image.Image) -> tuple[int, int]:
     """(width, height) of the image once upright, from its header (no pixels decoded)."""
-    width, height = image.size
-    return (height, width) if exif_orientation(image) in (5, 6, 7, 8) else (width, height)
+    return _turned(image.size, exif_orientation(image))
+
+
+class ImageReadError(OSError):
+    """A dataset image whose pixels cannot be read; the message names the file."""
+
+
+def read_rgb(path: str | os.PathLike[str], size: tuple[int, int] | None = None) -> Image.Image:
+    """A dataset's image file as RGB pixels, in the frame its annotations use: upright (its EXIF orientation
+    applied, as viewers, Label Studio, CVAT and the server show it), unless `size`, the record's (width, height),
+    matches the stored pixels and not the upright ones: then the annotation tool ignored the turn, and the stored
+    pixels are what its coordinates mean. Where both frames have the record's size (a square photo, a photo turned
+    upside down), upright."""
+    try:
+        with Image.open(path) as image:
+            image.load()  # a PNG's EXIF may come after its pixels
+            orientation = exif_orientation(image)
+            if size is not None and size == image.size and size != _turned(image.size, orientation):
+                orientation = 1
+            return upright(image.convert("RGB"), orientation)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        # a file that passed validation (its header) but whose pixels are broken, e.g. truncated: say which one,
+        # not only what Pillow says, from inside a data-loader worker
+        raise ImageReadError(f"{path}: the image could not be read: {type(exc).__name__}: {exc}") from exc
+
+
+def frame_problem(path: str | os.PathLike[str], width: int, height: int) -> str | None:
+    """Why the image file at `path` cannot be a dataset record of `width` x `height`, or None: it must be an image
+    Pillow reads (by its header; its pixels are not decoded) whose stored or upright size is the record's."""
+    try:
+        with Image.open(path) as image:
+            stored = image.size
+            if stored == (width, height):
+                return None
+            turned = upright_size(image)
+    except UnidentifiedImageError:
+        with open(path, "rb") as file:
+            head = file.read(16)
+        if is_heif(head):
+            return (
+                "is a HEIC photograph, which training does not read: convert it to an upright JPEG (as the server "
+                "does with every HEIC it is sent) and name that in 'file_name'"
+            )
+        return "is not an image Pillow can read (JPEG, PNG, WebP, ...)"
+    except Exception as exc:  # noqa: BLE001 - a broken header, whatever Pillow raises for it
+        return f"could not be read: {type(exc).__name__}: {exc}"
+    if turned == (width, height):
+        return None
+    how = f" ({turned[0]}x{turned[1]} upright, by its EXIF orientation)" if turned != stored else ""
+    return f"the file is {stored[0]}x{stored[1]}{how}, fields 'width'/'height' say {width}x{height}"
+
+
+def _turned(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
 
 
 def upright_bytes(data: bytes) -> bytes:

@@ -116,10 +116,10 @@ def show(
 ) -> None:
     """Draw a grid of a dataset's images with their skeletons (filled = visible, hollow = occluded)."""
     import numpy as np
-    from PIL import Image
 
     from posewheel.dataset import DatasetError, load
     from posewheel.draw import draw_poses, image_grid
+    from posewheel.imagestore import read_rgb
 
     if out.suffix.lower() != ".png":
         raise fail(f"--out {out} must end in .png")
@@ -133,9 +133,9 @@ def show(
     by_image = dataset.annotations_by_image()
     tiles = []
     for record in chosen:
-        with Image.open(dataset.image_path(record)) as img:
-            scale = cell / max(img.size)
-            tile = img.convert("RGB").resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+        img = read_rgb(dataset.image_path(record), (record.width, record.height))
+        scale = cell / max(img.size)
+        tile = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
         persons = by_image.get(record.id, [])
         if persons:
             kps = np.stack([p.keypoints for p in persons]).copy()

@@ -25,10 +25,9 @@ import threading
 import time
 from typing import IO
 
+from posewheel.imagestore import is_heif
 from serving.images import InputError
 
-# The major brand of the file's `ftyp` box: HEIC (HEVC-coded HEIF) and the generic HEIF image brands.
-HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 # Peak bytes a pixel while the child decodes: libheif's own YCbCr and RGB planes come before Pillow's image
 # (measured 8.0-8.8 on a 12 MP photograph, turned and not). Against the pixel limit's budget of RGB_PEAK_BYTES
 # a pixel, a HEIC may hold 0.8 of the limit: 32 MP at the default, above an iPhone's 24.
@@ -41,12 +40,6 @@ JPEG_QUALITY = 95  # with full colour resolution (4:4:4): the keypoints move les
 _ASK, _ANSWER = struct.Struct(">QQ"), struct.Struct(">IQ")
 
 log = logging.getLogger(__name__)
-
-
-def is_heif(data: bytes) -> bool:
-    """Whether `data` starts as a HEIF image file does (its first box `ftyp`, a HEIF brand): by the bytes, never a
-    name or content type."""
-    return len(data) >= 12 and data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS
 
 
 def as_decodable(data: bytes, max_pixels: int) -> bytes:

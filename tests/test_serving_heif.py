@@ -10,6 +10,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from posewheel.imagestore import is_heif
 from serving import heif
 from serving.images import InputError
 from tests.fixtures.heic.make_heic import FIXTURE
@@ -30,10 +31,10 @@ def crashing_heic() -> bytes:
 
 
 def test_heic_is_known_by_its_bytes() -> None:
-    assert heif.is_heif(FIXTURE.read_bytes())
-    assert not heif.is_heif(spot_image(40, 30, (20, 15), fmt="JPEG"))
-    assert not heif.is_heif(spot_image(40, 30, (20, 15)))
-    assert not heif.is_heif(b"\x00\x00\x00\x18ftypmp42 a video, not a photograph")
+    assert is_heif(FIXTURE.read_bytes())
+    assert not is_heif(spot_image(40, 30, (20, 15), fmt="JPEG"))
+    assert not is_heif(spot_image(40, 30, (20, 15)))
+    assert not is_heif(b"\x00\x00\x00\x18ftypmp42 a video, not a photograph")
 
 
 def test_a_heic_becomes_its_upright_jpeg_and_other_bytes_stay() -> None:

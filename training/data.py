@@ -19,13 +19,13 @@ from typing import Any, Generic, Protocol, TypeVar
 import lightning.pytorch as L
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from torchvision.transforms import v2
 
 from posewheel import dataset as coco
 from posewheel.decoding import Box, InputSpec, crop_box, crop_image, image_to_input, normalize, whole_image_box
 from posewheel.detection import crowded, detector_spec
+from posewheel.imagestore import read_rgb
 from posewheel.schema import FLIP_INDEX
 from training.augment import AugmentParams, CropAugmenter, plain_crop, upper_part
 from training.config import CENTERNET, TrainConfig
@@ -108,8 +108,7 @@ class PersonCrops(torch.utils.data.Dataset[dict[str, Any]]):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         person = self.items[index]
-        with Image.open(person.image_path) as raw:
-            image = raw.convert("RGB")
+        image = read_rgb(person.image_path, (person.width, person.height))
         box = person.box
         blank_outside = box if self.train and person.crowded and torch.rand(()) < self.config.alone_fraction else None
         if self.train and person.alone and torch.rand(()) < self.config.whole_image_fraction:
@@ -345,8 +344,7 @@ class SceneImages(torch.utils.data.Dataset[dict[str, Any]]):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         scene = self.items[index]
-        with Image.open(scene.image_path) as raw:
-            image = raw.convert("RGB")
+        image = read_rgb(scene.image_path, (scene.width, scene.height))
         window = self.window(scene)
         crop = crop_image(image, window, self.spec)
         size = float(self.spec.width)

@@ -28,13 +28,13 @@ from typing import Any
 
 import lightning.pytorch as L
 import numpy as np
-from PIL import Image
 from torch import nn
 
 from posewheel.artifact import DetectorCard, check_version, load_card, save_card
 from posewheel.atomic import staged_dir
 from posewheel.boxes import iou_matrix
 from posewheel.detection import detector_input, persons_from_maps
+from posewheel.imagestore import read_rgb
 from posewheel.settings import ProjectSettings
 from training import run_logging
 from training.artifact_export import copy_detector, dataset_hash, detector_weights_file, export_detector
@@ -178,8 +178,7 @@ def calibrate_threshold(
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per image: scores, boxes, true boxes
     net = net.eval()
     for scene in items:
-        with Image.open(scene.image_path) as raw:
-            batch, window = detector_input(raw.convert("RGB"), spec)
+        batch, window = detector_input(read_rgb(scene.image_path, (scene.width, scene.height)), spec)
         with torch.no_grad():
             maps = {k: v.numpy() for k, v in net(torch.from_numpy(batch)).items()}
         boxes, scores, _, _ = persons_from_maps(maps, window, spec, 0.0, section.max_persons, section.kind)

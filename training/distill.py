@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from posewheel.decoding import InputSpec, normalize
+from posewheel.imagestore import read_rgb
 from posewheel.schema import NUM_KEYPOINTS
 
 FRAME_SIDE = 768  # longest side the photographs are kept at in memory (crops are resized to the input)
@@ -66,7 +67,7 @@ class RealCrops:
 
 
 def _load(path: Path) -> Image.Image:
-    image = Image.open(path).convert("RGB")
+    image = read_rgb(path)
     image.thumbnail((FRAME_SIDE, FRAME_SIDE), Image.Resampling.BILINEAR)
     return image
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from posewheel import atomic
 from posewheel import dataset as coco
 from posewheel.artifact import MODEL_FILE, load_card
 from posewheel.decoding import Box, crop_box, crop_image, decode_outputs, normalize, pose_score
 from posewheel.detection import read_alone as alone_in_crowds
+from posewheel.imagestore import read_rgb
 from posewheel.schema import KEYPOINT_NAMES
 from training import metrics
 
@@ -74,9 +74,9 @@ def predict(artifact: Path, dataset: Path, batch_size: int = 64, read_alone: boo
 
     for image_id, people in by_image.items():
         windows = [crop_box(a.bbox, spec) for a in people]
-        with Image.open(ds.image_path(images[image_id])) as raw:
-            image = raw.convert("RGB")
-            crops = normalize(np.stack([crop_image(image, w, spec) for w in windows]), spec)
+        record = images[image_id]
+        image = read_rgb(ds.image_path(record), (record.width, record.height))
+        crops = normalize(np.stack([crop_image(image, w, spec) for w in windows]), spec)
         blanked = np.zeros(len(people), dtype=bool)
         if read_alone:
             crops, blanked = alone_in_crowds(crops, np.array([a.bbox for a in people], dtype=np.float64), windows, spec)

@@ -55,6 +55,7 @@ from posewheel.detection import (
     persons_to_read,
     read_alone,
 )
+from posewheel.imagestore import read_rgb
 from posewheel.schema import KEYPOINT_NAMES, OKS_SIGMAS, PERSON_CATEGORY_ID
 
 PersonScore = Literal["box", "pose", "box_x_pose"]
@@ -173,8 +174,7 @@ def predict_without_boxes(
         windows.clear()
 
     for record in sorted(ds.images, key=lambda r: r.id):
-        with Image.open(ds.image_path(record)) as raw:
-            image = raw.convert("RGB")
+        image = read_rgb(ds.image_path(record), (record.width, record.height))
         found, scores, read = persons_to_read(
             image, detector_spec, run_detector, threshold, limit, detector.kind, find, exact=score_threshold is not None
         )

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
-from PIL import Image
 
 from posewheel.draw import draw_poses
+from posewheel.imagestore import read_rgb
 from posewheel.settings import ProjectSettings
 
 WANDB_PROJECT = "posewheel"
@@ -61,11 +61,12 @@ def wandb_logger(loggers: list[Logger]) -> WandbLogger | None:
 
 
 def worst_examples_table(
-    image_paths: list[Path], pred: np.ndarray, truth: np.ndarray, boxes: np.ndarray, count: int
+    images: list[tuple[Path, tuple[int, int]]], pred: np.ndarray, truth: np.ndarray, boxes: np.ndarray, count: int
 ) -> Any:
     """A wandb.Table of the `count` persons with the largest box-normalised mean joint error.
 
-    pred (N, 17, 2) and truth (N, 17, 3) in image pixels; boxes (N, 4).
+    images: each person's image file and its record's (width, height); pred (N, 17, 2) and truth (N, 17, 3) in
+    image pixels; boxes (N, 4).
     """
     import wandb
 
@@ -76,9 +77,9 @@ def worst_examples_table(
     table = wandb.Table(columns=["image", "file", "mean_px_error", "error_per_box_size"])
     for i in np.argsort(-normalised)[:count]:
         predicted = np.concatenate([pred[i, :, :2], np.full((len(pred[i]), 1), 2.0)], axis=1)
-        with Image.open(image_paths[i]) as raw:
-            drawn = draw_poses(raw.convert("RGB"), [truth[i], predicted], colors=[TRUTH_COLOUR, PREDICTED_COLOUR])
-        table.add_data(wandb.Image(drawn), image_paths[i].name, float(mean_err[i]), float(normalised[i]))
+        path, size = images[i]
+        drawn = draw_poses(read_rgb(path, size), [truth[i], predicted], colors=[TRUTH_COLOUR, PREDICTED_COLOUR])
+        table.add_data(wandb.Image(drawn), path.name, float(mean_err[i]), float(normalised[i]))
     return table
 
 

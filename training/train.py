@@ -221,7 +221,8 @@ def log_outputs_to_wandb(
     table = None
     val = model.last_validation
     if val and config.worst_examples > 0:
-        paths = [datamodule.val_items[i].image_path for i in val["index"]]
-        table = run_logging.worst_examples_table(paths, val["pred"], val["gt"], val["box"], config.worst_examples)
+        people = [datamodule.val_items[i] for i in val["index"]]
+        images = [(p.image_path, (p.width, p.height)) for p in people]
+        table = run_logging.worst_examples_table(images, val["pred"], val["gt"], val["box"], config.worst_examples)
     run_logging.log_run_outputs(wandb_run, table, folder, load_card(folder).model_dump(mode="json"))
     wandb_run.experiment.finish()

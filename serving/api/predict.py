@@ -13,8 +13,9 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from posewheel.imagestore import is_heif
 from serving.deps import ApiKeyDep, ServiceDep, SettingsDep
-from serving.heif import JPEG_QUALITY, heif_to_jpeg, is_heif
+from serving.heif import JPEG_QUALITY, heif_to_jpeg
 from serving.images import InputError, decode_image, load_boxes_json
 from serving.overlay import render_png
 from serving.schemas import ErrorBody, PredictJSON, PredictResponse
