@@ -15,7 +15,8 @@ Six ways, in one run (the detector is deterministic):
 - `session32`: as served before session 33: at most 10 persons per image (the CenterNet card's cap then),
   a pose repeating a better one's dropped (`distinct_detections`).
 - `cap20`: the same with the cap at 20, COCO's own limit for keypoint evaluation (maxDets 20).
-- `reread`: as served in session 33 (`posewheel.detection.answer_once`): cap 20, and a box whose pose
+- `reread`: as served in session 33 (`posewheel.detection.answer_once`): the card's cap (20 until session 42,
+  64 since: the same answers on these pictures, benchmarks/big_groups.py), and a box whose pose
   repeats a better one's is read again with everything outside it blanked.
 - `tiles`: as served in session 34: the same, and a picture at least twice the detector's input where a person
   found stands under 64 input pixels tall is looked at again in tiles (`posewheel.detection.with_tiles`).
@@ -70,7 +71,9 @@ def ways(
         "session32": lambda: distinct_detections(
             predict_without_boxes(artifact, data, max_persons=SESSION32_CAP, distinct=False, find_options=WHOLE)
         ),
-        "cap20": lambda: distinct_detections(predict_without_boxes(artifact, data, distinct=False, find_options=WHOLE)),
+        "cap20": lambda: distinct_detections(
+            predict_without_boxes(artifact, data, max_persons=20, distinct=False, find_options=WHOLE)
+        ),
         "reread": lambda: predict_without_boxes(artifact, data, find_options=WHOLE),
         "tiles": lambda: predict_without_boxes(artifact, data, find_options=TILED),
         "confirmed": lambda: predict_without_boxes(artifact, data, find_options=CONFIRMED),

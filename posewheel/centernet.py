@@ -27,7 +27,11 @@ CANDIDATES = 100  # the graph's TopK
 PEAK_WINDOW = 3  # the graph's MaxPool kernel (SAME padding, stride 1)
 NMS_IOU = 0.4  # vladmandic/human's object.iouThreshold for this model
 DEFAULT_SCORE_THRESHOLD = 0.2  # vladmandic/human's object.minConfidence; the graph itself drops none
-MAX_PERSONS = 20  # the most persons a card may ask for per image: COCO's keypoint evaluation limit (maxDets)
+# The most persons a card may ask for per image, and the CenterNet cards' own: as many as a caller may ask for
+# (`max_persons`, 1-64). COCO's keypoint evaluation counts 20 (maxDets), the cap from session 33 to 41, which cut
+# a crowd of 44 people to 16 answered and one of 66 to 11; with 64, 23 and 25, and every other picture and scene
+# answered as before (benchmarks/big_groups.py, docs/detector.md).
+MAX_PERSONS = 64
 
 
 def centernet_candidates(

@@ -68,7 +68,9 @@ DUPLICATE_OKS = 0.63
 # detector sees the whole picture at its input (512 px), where a crowd's people can be a few dozen pixels
 # tall and many go unseen. Only where a person found stood under SMALL_PERSON input pixels tall, in a
 # picture at least TILE_MIN_SCALE times the input: an ordinary photograph pays nothing.
-SMALL_PERSON = 64.0
+# 64 from session 34 to 41: in a picture of 44 people the whole picture found 6, all 67-89 input pixels tall, and
+# never looked again; at 96 the tiles find 34 of them, not 23 (benchmarks/big_groups.py, docs/detector.md).
+SMALL_PERSON = 96.0
 TILE_MIN_SCALE = 2.0
 TILE_FRACTION = 0.625  # each tile's side, of the picture's long side: people look 1.6 times as tall
 TILE_OVERLAP = 0.25
@@ -114,6 +116,17 @@ class FindOptions:
 
 Run = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 DetectorKind = Literal["movenet-multipose", "centernet"]
+
+
+def person_cap(kind: DetectorKind, default: int, asked: int | None) -> int:
+    """How many persons to answer at most in a picture: the card's `default`, or what a caller asked for, up to what
+    the detector kind finds (CenterNet: `centernet.MAX_PERSONS`; MultiPose: its graph's `multipose.CANDIDATES`).
+    A caller may ask for more than an older card says (CenterNet cards said 20 before session 42, 10 before 33)."""
+    if asked is None:
+        return default
+    return min(asked, multipose.CANDIDATES if kind == "movenet-multipose" else centernet.MAX_PERSONS)
+
+
 OUTPUT_NAMES: dict[DetectorKind, tuple[str, ...]] = {
     "movenet-multipose": multipose.OUTPUT_NAMES,
     "centernet": centernet.OUTPUT_NAMES,

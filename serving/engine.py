@@ -27,7 +27,7 @@ from PIL import Image
 
 from posewheel.artifact import MODEL_FILE, ArtifactError, DetectorCard, ModelCard, load_card
 from posewheel.decoding import Box, InputSpec, crop_box, crop_image, decode_outputs, normalize, whole_image_box
-from posewheel.detection import FindOptions, answer_once, blanked_reread, persons_to_read, read_alone
+from posewheel.detection import FindOptions, answer_once, blanked_reread, person_cap, persons_to_read, read_alone
 from posewheel.schema import NUM_KEYPOINTS
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class PersonDetector:
         applied exactly: persons scored under it are left out. `options`: tiles and weak boxes, as served
         (`ServedModel.find_options`)."""
         threshold = self.card.score_threshold if score_threshold is None else score_threshold
-        cap = self.card.max_persons if max_persons is None else min(max_persons, self.card.max_persons)
+        cap = person_cap(self.card.kind, self.card.max_persons, max_persons)
         found, scores, read = persons_to_read(
             image, self.spec, self.run, threshold, cap, self.card.kind, options,
             exact=score_threshold is not None, look_down_to=threshold - UNSURE_BAND,

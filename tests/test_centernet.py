@@ -203,3 +203,21 @@ def test_a_fresh_install_counts_the_people_in_every_real_photograph(pretrained_a
     assert len(in_bar) == 13 and any(row["photo"] == "ascent" for row in in_bar)
     wrong = [row for row in in_bar if not row["ok"]]
     assert not wrong, wrong
+
+
+def test_a_big_group_is_answered_past_twenty(pretrained_artifact: Path, tmp_path: Path) -> None:
+    """44 people in one picture (the six cached group photographs twice, four to a row, tests/support/
+    moving_people.py BIG_GROUPS), as served without boxes: the fresh install's card answers more than 20 of them,
+    each once; at 20 (the card's cap in sessions 33-41) it found 16. A caller's smaller cap is kept."""
+    from posewheel import centernet
+    from posewheel.artifact import load_card
+    from tests.support.moving_people import big_group_set, who
+    from training.evaluate_persons import predict_without_boxes
+
+    assert load_card(pretrained_artifact).detector.max_persons == centernet.MAX_PERSONS == 64  # type: ignore[union-attr]
+    data, marked = big_group_set(tmp_path, ["44_people"])
+    ((image_id, (_, noses)),) = marked.items()
+    answered = who(predict_without_boxes(pretrained_artifact, data), image_id, noses)
+    found = [i for i in range(len(noses)) if answered.count(i) == 1]
+    assert len(found) > 20 and len(answered) == len(found), answered  # nobody answered twice, no answer on nobody
+    assert len(who(predict_without_boxes(pretrained_artifact, data, max_persons=20), image_id, noses)) <= 20

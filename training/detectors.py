@@ -65,7 +65,7 @@ def _centernet() -> DetectorNetwork:
             mean=(0.0, 0.0, 0.0),
             std=(1 / 255.0, 1 / 255.0, 1 / 255.0),  # (pixel / 255 - 0) / (1 / 255): RGB 0..255 as the graph wants
             score_threshold=CENTERNET_THRESHOLD,
-            max_persons=centernet_decoding.MAX_PERSONS,  # 20, COCO's keypoint maxDets; 10 cut crowds short
+            max_persons=centernet_decoding.MAX_PERSONS,  # 64: 20 (COCO's maxDets) cut crowds of 44 and 66 short
             pretrained=pretrained.source(centernet.NAME),
         )
 

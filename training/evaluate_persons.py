@@ -52,6 +52,7 @@ from posewheel.detection import (
     blanked_reread,
     confirmed,
     distinct_persons,
+    person_cap,
     persons_to_read,
     read_alone,
 )
@@ -101,11 +102,12 @@ def predict_without_boxes(
 ) -> DetectedPersons:
     """Detect the persons of every image of `dataset` with the artifact's detector, then estimate each top-down.
 
-    score_threshold and max_persons default to the card's detector section and max_persons is capped
-    by it, as in serving (serving/engine.py PersonDetector.find, then prepare); a score_threshold given is
-    applied exactly (no box under it is confirmed). `distinct`: one answer per person, as served
-    (`posewheel.detection.answer_once`): a pose repeating a better one's is read again from its box blanked
-    outside, and dropped if it still repeats (False: every detection, a benchmark's baseline).
+    score_threshold and max_persons default to the card's detector section, and max_persons is capped by what
+    the detector kind finds (`posewheel.detection.person_cap`), as in serving (serving/engine.py
+    PersonDetector.find, then prepare); a score_threshold given is applied exactly (no box under it is
+    confirmed). `distinct`: one answer per person, as served (`posewheel.detection.answer_once`): a pose
+    repeating a better one's is read again from its box blanked outside, and dropped if it still repeats (False:
+    every detection, a benchmark's baseline).
     `find_options`: how the detector finds and reads people, as served (`posewheel.detection.FindOptions`: tiles,
     boxes under the threshold answered where the pose network confirms them, a person whose crop holds another's
     box read alone; None: all on, as served by default). A benchmark's baseline switches them off.
@@ -120,7 +122,7 @@ def predict_without_boxes(
     detector = card.detector
     threshold = detector.score_threshold if score_threshold is None else score_threshold
     find = find_options or FindOptions()
-    limit = detector.max_persons if max_persons is None else min(max_persons, detector.max_persons)
+    limit = person_cap(detector.kind, detector.max_persons, max_persons)
     providers = ["CPUExecutionProvider"]
     pose_session = ort.InferenceSession(str(folder / MODEL_FILE), providers=providers)
     detector_session = ort.InferenceSession(str(folder / detector.file), providers=providers)

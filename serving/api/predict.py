@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from posewheel.centernet import MAX_PERSONS
 from posewheel.imagestore import is_heif
 from serving.deps import ApiKeyDep, ServiceDep, SettingsDep
 from serving.heif import JPEG_QUALITY, heif_to_jpeg
@@ -28,7 +29,8 @@ _BOXES_HELP = (
     "person (a model without one treats the whole image as one person)"
 )
 MaxPersons = Annotated[
-    int | None, Query(ge=1, le=64, description="without boxes: answer at most this many persons (best first)")
+    int | None,
+    Query(ge=1, le=MAX_PERSONS, description="without boxes: answer at most this many persons (best first)"),
 ]
 ScoreThreshold = Annotated[
     float | None,

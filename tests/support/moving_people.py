@@ -240,6 +240,37 @@ def group_photo_set(folder: Path) -> tuple[Path, dict[int, tuple[str, np.ndarray
     return folder / "photos", marked
 
 
+BIG_GROUPS = {  # name -> (photographs, height each is scaled to, photographs per row): a class photo's crowd
+    "22_people": (tuple(NOSES), 600, 3),
+    "44_people": (tuple(NOSES) * 2, 500, 4),
+    "66_people": (tuple(NOSES) * 3, 450, 6),
+}
+
+
+def big_group_set(
+    folder: Path, names: Sequence[str] = tuple(BIG_GROUPS)
+) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
+    """The BIG_GROUPS pictures `names` (the six group photographs side by side, once to three times), written into
+    `folder` as one COCO dataset without labels; image id -> (name, noses (n, 3): x, y, reach)."""
+    from posewheel.pretrained import real_frames
+
+    photos = {}
+    for path in real_frames():
+        with Image.open(path) as raw:
+            photos[path.stem] = raw.convert("RGB")
+    images, sources, marked = [], {}, {}
+    for image_id, name in enumerate(names, start=1):
+        picture, noses = crowd(photos, *BIG_GROUPS[name])
+        sources[image_id] = folder / f"{name}.jpg"
+        picture.save(sources[image_id], quality=95)
+        images.append(
+            coco.ImageRecord(id=image_id, file_name=f"{name}.jpg", width=picture.width, height=picture.height)
+        )
+        marked[image_id] = (name, noses)
+    coco.save(coco.Dataset(images=images, annotations=[]), folder / "groups", image_sources=sources)
+    return folder / "groups", marked
+
+
 def who(pred: DetectedPersons, image_id: int, noses: np.ndarray) -> list[int | None]:
     """For each answer of one image, the index of the marked person whose nose is nearest its own, within
     reach; None when nobody's is."""
