@@ -9,18 +9,21 @@ caches (22 people, each nose marked by eye: NOSES) put side by side on grey, onc
 crowd, each person smaller the bigger the group. A person is found when exactly one answer's nose lies within
 reach of theirs (benchmarks/people_found.py).
 
-Four ways, as served without boxes (`training.evaluate_persons.predict_without_boxes`, the server's steps):
-- `cap20`: as served in sessions 34-41: at most 20 persons a picture (the CenterNet card's cap then, COCO's
-  maxDets), and a second look in tiles where a person found stands under 64 input pixels tall;
-- `cap64`: the same with the cap at 64 (session 42's first step);
-- `card`: as served now: the card's own cap (64 for a CenterNet card written since session 42, 20 in older
-  ones) and tiles where a person found stands under `posewheel.detection.SMALL_PERSON` (96) input pixels;
+Five ways, as served without boxes (`training.evaluate_persons.predict_without_boxes`, the server's steps), each
+setting the cap, the tiles' trigger (`posewheel.detection.SMALL_PERSON`) and the tiles' side
+(`posewheel.detection.TILE_FRACTION`):
+- `session41`: as served in sessions 34-41: at most 20 persons a picture (the CenterNet card's cap then, COCO's
+  maxDets); tiles where a person found stands under 64 input pixels, 0.625 of the picture's long side;
+- `cap64`: the same with the cap at 64;
+- `small96`: the same with tiles where a person found stands under 96 input pixels;
+- `card`: as served now: the card's own cap (64 for a CenterNet card written since session 42, 20 in older ones),
+  tiles under 96 pixels, 0.4 of the long side;
 - `asked64`: the same with a caller asking for 64 (`max_persons=64`), which any CenterNet card answers since
   session 42 (`posewheel.detection.person_cap`).
 
 Prints one JSON line per artifact, way and picture (people, found, answers, answers near nobody, repeats), and
 one per artifact and way with the wall time of the three pictures (median of `--repeats`, interleaved) and its
-ratio to `cap20`'s.
+ratio to `session41`'s.
 """
 
 from __future__ import annotations
@@ -41,18 +44,23 @@ from tests.support.moving_people import big_group_set, who
 from training.evaluate_persons import DetectedPersons, predict_without_boxes
 
 BENCHMARK = "big_groups"
-SERVED_BAR = detection.SMALL_PERSON
-WAYS = {"cap20": (20, 64.0), "cap64": (64, 64.0), "card": (None, SERVED_BAR), "asked64": (64, SERVED_BAR)}
+SERVED = (detection.SMALL_PERSON, detection.TILE_FRACTION)
+WAYS = {  # way -> (max_persons, tiles' trigger in input pixels, tiles' side of the long side)
+    "session41": (20, 64.0, 0.625),
+    "cap64": (64, 64.0, 0.625),
+    "small96": (64, 96.0, 0.625),
+    "card": (None, *SERVED),
+    "asked64": (64, *SERVED),
+}
 
 
 def run(artifact: Path, data: Path, way: str) -> DetectedPersons:
     """The persons found in `data` as `way` finds them."""
-    cap, bar = WAYS[way]
-    detection.SMALL_PERSON = bar  # read by needs_tiles at each call
+    cap, detection.SMALL_PERSON, detection.TILE_FRACTION = WAYS[way]  # read by the tiles' code at each call
     try:
         return predict_without_boxes(artifact, data, max_persons=cap)
     finally:
-        detection.SMALL_PERSON = SERVED_BAR
+        detection.SMALL_PERSON, detection.TILE_FRACTION = SERVED
 
 
 def main() -> None:
@@ -80,7 +88,7 @@ def main() -> None:
                          repeats=sum(1 for i in range(len(noses)) if answered.count(i) > 1))  # fmt: skip
                 wall = statistics.median(seconds[way])
                 emit("wall", benchmark=BENCHMARK, model=name, way=way, pictures=len(marked), seconds=round(wall, 2),
-                     ratio=round(wall / statistics.median(seconds["cap20"]), 2))  # fmt: skip
+                     ratio=round(wall / statistics.median(seconds["session41"]), 2))  # fmt: skip
 
 
 if __name__ == "__main__":

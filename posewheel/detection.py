@@ -68,11 +68,13 @@ DUPLICATE_OKS = 0.63
 # detector sees the whole picture at its input (512 px), where a crowd's people can be a few dozen pixels
 # tall and many go unseen. Only where a person found stood under SMALL_PERSON input pixels tall, in a
 # picture at least TILE_MIN_SCALE times the input: an ordinary photograph pays nothing.
-# 64 from session 34 to 41: in a picture of 44 people the whole picture found 6, all 67-89 input pixels tall, and
-# never looked again; at 96 the tiles find 34 of them, not 23 (benchmarks/big_groups.py, docs/detector.md).
+# 64 from session 34 to 41: in a picture of 44 people the whole picture found 6, all 67-89 input pixels tall,
+# and never looked again; at 96 tiles of 0.625 found 34 of them, not 23 (benchmarks/big_groups.py, docs/detector.md).
 SMALL_PERSON = 96.0
 TILE_MIN_SCALE = 2.0
-TILE_FRACTION = 0.625  # each tile's side, of the picture's long side: people look 1.6 times as tall
+# Each tile's side, of the picture's long side: people look 2.5 times as tall. 0.625 (1.6 times) from session 34 to
+# 42 found 8 fewer of 44 people in one picture and 2 fewer of the 97 (benchmarks/big_groups.py, docs/detector.md).
+TILE_FRACTION = 0.4
 TILE_OVERLAP = 0.25
 TILE_EDGE = 0.01  # of a tile's side: a person box this near an inner tile edge is cut by it
 

@@ -184,7 +184,7 @@ def test_review_queues_items_with_the_servers_policy_and_outbox(inputs: Path, pr
 def test_a_crowd_is_tiled_unless_told_not_to(production: Path, tmp_path: Path) -> None:
     """44 people in one picture (the six group photographs twice, four to a row: tests/support/moving_people.py
     BIG_GROUPS): the whole picture finds a few of them, each under 96 input pixels tall, and the detector's
-    second look in tiles answers many more (benchmarks/big_groups.py: 34 at marked noses, 23 without);
+    second look in tiles answers many more (benchmarks/big_groups.py: 42 at marked noses, 23 without);
     `--no-tiles` and POSEWHEEL_DETECTOR_TILES=false give the whole picture's answer only."""
     from tests.support.moving_people import big_group_set
 
