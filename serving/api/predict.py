@@ -37,42 +37,28 @@ ScoreThreshold = Annotated[
     Query(ge=0.0, le=1.0, description="without boxes: persons the detector scores below this are left out"),
 ]
 _IMAGE_FIELD = {"type": "string", "format": "binary", "description": "JPEG, PNG, WebP or HEIC"}
-_REQUEST_BODY: dict[str, Any] = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["image"],
-                "properties": {
-                    "image": _IMAGE_FIELD,
-                    "boxes": {"type": "string", "description": _BOXES_HELP},
-                },
-            }
-        },
-        "application/json": {"schema": PredictJSON.model_json_schema()},
+
+
+def _request_body(multipart: dict[str, Any], json_schema: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI request body: a multipart form with these fields ('image' required), or this JSON."""
+    form = {"type": "object", "required": ["image"], "properties": multipart}
+    return {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": form}, "application/json": {"schema": json_schema}},
+    }
+
+
+_REQUEST_BODY = _request_body(
+    {"image": _IMAGE_FIELD, "boxes": {"type": "string", "description": _BOXES_HELP}}, PredictJSON.model_json_schema()
+)
+_IMAGE_BODY = _request_body(  # /v1/upright takes the image alone
+    {"image": _IMAGE_FIELD},
+    {
+        "type": "object",
+        "required": ["image_base64"],
+        "properties": {"image_base64": PredictJSON.model_json_schema()["properties"]["image_base64"]},
     },
-}
-# /v1/upright takes the image alone
-_IMAGE_BODY: dict[str, Any] = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["image"],
-                "properties": {"image": _IMAGE_FIELD},
-            }
-        },
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["image_base64"],
-                "properties": {"image_base64": PredictJSON.model_json_schema()["properties"]["image_base64"]},
-            }
-        },
-    },
-}
+)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "malformed body or undecodable image"},
     401: {"model": ErrorBody, "description": "missing or wrong X-API-Key"},

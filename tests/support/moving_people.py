@@ -219,25 +219,11 @@ CROWDS = {  # name -> (photographs, height each is scaled to, photographs per ro
 def group_photo_set(folder: Path) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
     """The six group photographs, the crowds made of them and each far away, written into `folder` as one COCO
     dataset without labels (97 people marked by the nose); image id -> (name, noses (n, 3): x, y, reach)."""
-    from posewheel.pretrained import real_frames
-
-    photos = {}
-    for path in real_frames():
-        with Image.open(path) as raw:
-            photos[path.stem] = raw.convert("RGB")
+    photos = _group_photos()
     pictures = [(n, p, np.asarray([(x, y, REACH) for x, y in NOSES[n]], dtype=np.float64)) for n, p in photos.items()]
     pictures += [(name, *crowd(photos, *how)) for name, how in CROWDS.items()]
     pictures += [(f"{n}_far_away", *far_away(photos[n], NOSES[n])) for n in photos]
-    images, sources, marked = [], {}, {}
-    for image_id, (name, picture, noses) in enumerate(pictures, start=1):
-        sources[image_id] = folder / f"{name}.jpg"
-        picture.save(sources[image_id], quality=95)
-        images.append(
-            coco.ImageRecord(id=image_id, file_name=f"{name}.jpg", width=picture.width, height=picture.height)
-        )
-        marked[image_id] = (name, noses)
-    coco.save(coco.Dataset(images=images, annotations=[]), folder / "photos", image_sources=sources)
-    return folder / "photos", marked
+    return _unlabeled_set(folder / "photos", pictures)
 
 
 BIG_GROUPS = {  # name -> (photographs, height each is scaled to, photographs per row): a class photo's crowd
@@ -252,23 +238,36 @@ def big_group_set(
 ) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
     """The BIG_GROUPS pictures `names` (the six group photographs side by side, once to three times), written into
     `folder` as one COCO dataset without labels; image id -> (name, noses (n, 3): x, y, reach)."""
+    photos = _group_photos()
+    return _unlabeled_set(folder / "groups", [(name, *crowd(photos, *BIG_GROUPS[name])) for name in names])
+
+
+def _group_photos() -> dict[str, Image.Image]:
+    """The six group photographs `posewheel pretrained fetch` caches, RGB, by name (`sample1` ... `sample6`)."""
     from posewheel.pretrained import real_frames
 
     photos = {}
     for path in real_frames():
         with Image.open(path) as raw:
             photos[path.stem] = raw.convert("RGB")
+    return photos
+
+
+def _unlabeled_set(
+    root: Path, pictures: Sequence[tuple[str, Image.Image, np.ndarray]]
+) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
+    """(name, picture, noses) each written as `NAME.jpg` (quality 95) beside `root`, then as one COCO dataset
+    without labels at `root`; image id -> (name, noses)."""
     images, sources, marked = [], {}, {}
-    for image_id, name in enumerate(names, start=1):
-        picture, noses = crowd(photos, *BIG_GROUPS[name])
-        sources[image_id] = folder / f"{name}.jpg"
+    for image_id, (name, picture, noses) in enumerate(pictures, start=1):
+        sources[image_id] = root.parent / f"{name}.jpg"
         picture.save(sources[image_id], quality=95)
         images.append(
             coco.ImageRecord(id=image_id, file_name=f"{name}.jpg", width=picture.width, height=picture.height)
         )
         marked[image_id] = (name, noses)
-    coco.save(coco.Dataset(images=images, annotations=[]), folder / "groups", image_sources=sources)
-    return folder / "groups", marked
+    coco.save(coco.Dataset(images=images, annotations=[]), root, image_sources=sources)
+    return root, marked
 
 
 def who(pred: DetectedPersons, image_id: int, noses: np.ndarray) -> list[int | None]:
