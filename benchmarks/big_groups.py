@@ -9,15 +9,19 @@ caches (22 people, each nose marked by eye: NOSES) put side by side on grey, onc
 crowd, each person smaller the bigger the group. A person is found when exactly one answer's nose lies within
 reach of theirs (benchmarks/people_found.py).
 
-Five ways, as served without boxes (`training.evaluate_persons.predict_without_boxes`, the server's steps), each
+Six ways, as served without boxes (`training.evaluate_persons.predict_without_boxes`, the server's steps), each
 setting the cap, the tiles' trigger (`posewheel.detection.SMALL_PERSON`) and the tiles' side
 (`posewheel.detection.TILE_FRACTION`):
 - `session41`: as served in sessions 34-41: at most 20 persons a picture (the CenterNet card's cap then, COCO's
   maxDets); tiles where a person found stands under 64 input pixels, 0.625 of the picture's long side;
 - `cap64`: the same with the cap at 64;
 - `small96`: the same with tiles where a person found stands under 96 input pixels;
-- `card`: as served now: the card's own cap (64 for a CenterNet card written since session 42, 20 in older ones),
-  tiles under 96 pixels, 0.4 of the long side;
+- `session42`: as served in session 42: the card's own cap (64 for a CenterNet card written since session 42, 20
+  in older ones), tiles under 96 pixels, 0.4 of the long side; only a person the detector is sure of (scored at
+  its threshold) calls for tiles, and two poses are compared on all 17 joints (`posewheel.detection.pose_oks`);
+- `card`: as served now: the same, and a person the detector is unsure of, if the pose network reads it
+  (`posewheel.detection.boxes_to_read`), calls for tiles too (in the 66-person picture nobody scored the threshold
+  and it was never tiled), and two poses are compared on the joints both are sure of;
 - `asked64`: the same with a caller asking for 64 (`max_persons=64`), which any CenterNet card answers since
   session 42 (`posewheel.detection.person_cap`).
 
@@ -35,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from PIL import Image
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
 from posewheel import detection
@@ -45,20 +51,28 @@ from training.evaluate_persons import DetectedPersons, predict_without_boxes
 
 BENCHMARK = "big_groups"
 SERVED = (detection.SMALL_PERSON, detection.TILE_FRACTION)
-WAYS = {  # way -> (max_persons, tiles' trigger in input pixels, tiles' side of the long side)
-    "session41": (20, 64.0, 0.625),
-    "cap64": (64, 64.0, 0.625),
-    "small96": (64, 96.0, 0.625),
-    "card": (None, *SERVED),
-    "asked64": (64, *SERVED),
+WAYS = {  # way -> (max_persons, tiles' trigger in input pixels, tiles' side of the long side, as served in session 43)
+    "session41": (20, 64.0, 0.625, False),
+    "cap64": (64, 64.0, 0.625, False),
+    "small96": (64, 96.0, 0.625, False),
+    "session42": (None, *SERVED, False),
+    "card": (None, *SERVED, True),
+    "asked64": (64, *SERVED, True),
 }
+# Until session 42 only a person the detector was sure of called for tiles, and two poses were compared on all 17
+# joints when one answer per person was chosen.
+SURE_CALL_TILES, ALL_JOINTS = detection.FindOptions(unsure_call_tiles=False), 0.0
 
 
 def run(artifact: Path, data: Path, way: str) -> DetectedPersons:
     """The persons found in `data` as `way` finds them."""
-    cap, detection.SMALL_PERSON, detection.TILE_FRACTION = WAYS[way]  # read by the tiles' code at each call
+    cap, detection.SMALL_PERSON, detection.TILE_FRACTION, now = WAYS[way]  # read by the tiles' code at each call
     try:
-        return predict_without_boxes(artifact, data, max_persons=cap)
+        if now:
+            return predict_without_boxes(artifact, data, max_persons=cap)
+        return predict_without_boxes(
+            artifact, data, max_persons=cap, find_options=SURE_CALL_TILES, confident_joint=ALL_JOINTS
+        )
     finally:
         detection.SMALL_PERSON, detection.TILE_FRACTION = SERVED
 
@@ -67,11 +81,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("artifacts", nargs="*", type=Path, help="model folders; default: the pretrained two")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per way")
+    parser.add_argument("--picture", type=Path, default=None, help="JPEG: the 66 people, session 42 against now")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         data, marked = big_group_set(folder)
-        for name, artifact in artifacts_or_pretrained(args.artifacts, folder / "models"):
+        for n, (name, artifact) in enumerate(artifacts_or_pretrained(args.artifacts, folder / "models")):
             seconds: dict[str, list[float]] = {way: [] for way in WAYS}
             for _ in range(args.repeats):
                 for way in WAYS:
@@ -89,6 +104,30 @@ def main() -> None:
                 wall = statistics.median(seconds[way])
                 emit("wall", benchmark=BENCHMARK, model=name, way=way, pictures=len(marked), seconds=round(wall, 2),
                      ratio=round(wall / statistics.median(seconds["session41"]), 2))  # fmt: skip
+            if args.picture and n == 0:
+                picture(artifact, data, args.picture)
+
+
+def picture(artifact: Path, data: Path, out: Path) -> None:
+    """The 66 people as served in session 42 (top) and now (bottom), each answer's skeleton and box drawn."""
+    from posewheel import dataset as coco
+    from posewheel.draw import draw_poses
+
+    ds = coco.load(data)
+    (record,) = [r for r in ds.images if r.file_name.startswith("66_people")]
+    with Image.open(ds.image_path(record)) as raw:
+        image = raw.convert("RGB")
+    drawn = []
+    for way in ("session42", "card"):
+        pred = run(artifact, data, way)
+        rows = pred.image_ids == record.id
+        drawn.append(draw_poses(image, pred.keypoints[rows], pred.joint_scores[rows], pred.boxes[rows]))
+    both = Image.new("RGB", (image.width, 2 * image.height))
+    for i, half in enumerate(drawn):
+        both.paste(half, (0, i * image.height))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    both.resize((both.width // 2, both.height // 2)).save(out, quality=75)
+    emit("picture", benchmark=BENCHMARK, model=str(artifact), path=str(out))
 
 
 if __name__ == "__main__":

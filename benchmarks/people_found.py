@@ -11,7 +11,7 @@ by side (9 people), all six in three columns (22) and all six in one row (22); a
 exactly one answer's nose (`head`) lies within reach (150 px at the photograph's scale) of theirs; an
 answer near nobody's nose is "nobody", two answers near one person a "repeat".
 
-Six ways, in one run (the detector is deterministic):
+Eight ways, in one run (the detector is deterministic):
 - `session32`: as served before session 33: at most 10 persons per image (the CenterNet card's cap then),
   a pose repeating a better one's dropped (`distinct_detections`).
 - `cap20`: the same with the cap at 20, COCO's own limit for keypoint evaluation (maxDets 20).
@@ -22,17 +22,21 @@ Six ways, in one run (the detector is deterministic):
   found stands under 64 input pixels tall is looked at again in tiles (`posewheel.detection.with_tiles`).
 - `confirmed`: as served in session 35: the same, and a box the detector scored under its threshold, down to
   half of it, answered where the pose network reads a confident pose in it (`posewheel.detection.confirmed`).
-- `alone`: as served now (`predict_without_boxes`): the same, and a person whose crop holds more than a tenth
-  of another person's box read with everything outside their own box blanked (`posewheel.detection.read_alone`).
+- `alone`: as served in sessions 36-42: the same, and a person whose crop holds more than a tenth of another
+  person's box read with everything outside their own box blanked (`posewheel.detection.read_alone`).
+- `shared`: the same, and two poses compared on the joints both are sure of (`posewheel.detection.pose_oks`,
+  `CONFIDENT_JOINT`), not on all 17, when one answer per person is chosen.
+- `unsure_tiles`: as served now (`predict_without_boxes`): the same, and a small person the detector is unsure of
+  whom the pose network reads calls for tiles too, not only one it is sure of (`FindOptions.unsure_call_tiles`).
 
 Times per photograph, in the same run, interleaved: the served detector's, the whole picture only against tiled
 where it needs them (`detector_ms`); and the whole answer's (detector, poses, one answer per person), as served
 in session 35 against now (`answer_ms`; for a `--data` set its mean over the images, `scenes_answer_ms`).
 
 COCO datasets given with `--data` are scored without boxes (OKS AP, box AP, persons matched, phantoms),
-four ways: repeats dropped only, as served in sessions 34 and 35, and as served now. Prints one JSON line per
-artifact, way and photograph, one per artifact and way with the totals and the wall time, one per artifact,
-dataset and way.
+six ways: repeats dropped only, as served in sessions 34, 35 and 36-42, with shared joints, and as served now.
+Prints one JSON line per artifact, way and photograph, one per artifact and way with the totals and the wall
+time, one per artifact, dataset and way.
 """
 
 from __future__ import annotations
@@ -59,12 +63,14 @@ SESSION32_CAP = 10  # training/detectors.py's CenterNet card before session 33
 WHOLE = FindOptions(tiles=False, pose_confirms=False, read_alone=False)  # the whole picture, its threshold alone
 TILED = FindOptions(pose_confirms=False, read_alone=False)  # as served in session 34
 CONFIRMED = FindOptions(read_alone=False)  # as served in session 35
+ALONE = FindOptions(unsure_call_tiles=False)  # as served in sessions 36-42
+ALL_JOINTS = 0.0  # `confident_joint` of sessions 31-42: two poses compared on all 17 joints
 
 
 def ways(
     artifact: Path,
     data: Path,
-    names: tuple[str, ...] = ("session32", "cap20", "reread", "tiles", "confirmed", "alone"),
+    names: tuple[str, ...] = ("session32", "cap20", "reread", "tiles", "confirmed", "alone", "shared", "unsure_tiles"),
 ) -> dict[str, tuple[DetectedPersons, float]]:
     """The ways (module docstring) named on `data`, each with its wall time in seconds."""
     runs = {
@@ -77,7 +83,9 @@ def ways(
         "reread": lambda: predict_without_boxes(artifact, data, find_options=WHOLE),
         "tiles": lambda: predict_without_boxes(artifact, data, find_options=TILED),
         "confirmed": lambda: predict_without_boxes(artifact, data, find_options=CONFIRMED),
-        "alone": lambda: predict_without_boxes(artifact, data),
+        "alone": lambda: predict_without_boxes(artifact, data, find_options=ALONE, confident_joint=ALL_JOINTS),
+        "shared": lambda: predict_without_boxes(artifact, data, find_options=ALONE),
+        "unsure_tiles": lambda: predict_without_boxes(artifact, data),
     }
     out = {}
     for way in names:
@@ -157,7 +165,10 @@ def scenes(name: str, artifact: Path, data: Path, repeats: int = 3) -> None:
                                                                          find_options=TILED))),
                       ("tiles", predict_without_boxes(artifact, data, find_options=TILED)),
                       ("confirmed", predict_without_boxes(artifact, data, find_options=CONFIRMED)),
-                      ("alone", predict_without_boxes(artifact, data))):  # fmt: skip
+                      ("alone", predict_without_boxes(artifact, data, find_options=ALONE,
+                                                      confident_joint=ALL_JOINTS)),
+                      ("shared", predict_without_boxes(artifact, data, find_options=ALONE)),
+                      ("unsure_tiles", predict_without_boxes(artifact, data))):  # fmt: skip
         values = score_without_boxes(pred)
         keys = ("oks_ap", "box_ap", "persons_true", "persons_found", "persons_matched", "phantoms")
         emit("scenes", benchmark=BENCHMARK, model=name, data=str(data), way=way,
@@ -183,7 +194,7 @@ def picture(artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]
     ds = coco.load(data)
     shown = [r for r in ds.images if marked[r.id][0] in ("sample4", "six_in_three_columns", "sample5_far_away")]
     tiles = []
-    for pred, _ in ways(artifact, data, ("session32", "alone")).values():
+    for pred, _ in ways(artifact, data, ("session32", "unsure_tiles")).values():
         for record in shown:
             rows = pred.image_ids == record.id
             with Image.open(ds.image_path(record)) as raw:

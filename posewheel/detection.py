@@ -13,7 +13,10 @@ pose network then estimates each person top-down from its box, as for boxes a cl
 
 A crowd in a large picture is small at that input: where a person found stands under `SMALL_PERSON`
 input pixels tall in a picture at least twice the input, the detector looks again at overlapping tiles
-of the picture (`with_tiles`), each at its full input, and their people join the whole picture's.
+of the picture (`with_tiles`), each at its full input, and their people join the whole picture's. Where the
+detector is sure of nobody in the whole picture (a big group so small that it scores nobody at its threshold),
+a person it is unsure of whom the pose network reads (`boxes_to_read`) calls for tiles instead
+(`FindOptions.unsure_call_tiles`).
 
 A person the detector is unsure of scores under its threshold. Down to `WEAK_SHARE` of the threshold
 such a box is read too, and answered only where the pose network, which sees the person up close, reads
@@ -28,7 +31,9 @@ Two boxes can hold one person: in a tight group the detector's box around two pe
 around one of them both crop that one, and the pose network, which answers for the person nearest a
 crop's centre, draws the same skeleton twice. `distinct_persons` keeps one answer per person: a pose
 that lies within OKS `DUPLICATE_OKS` of a better one's is dropped (OKS-NMS on poses, as top-down pose
-pipelines do after their box NMS; docs/detector.md).
+pipelines do after their box NMS; docs/detector.md). The OKS is taken over the joints both poses are sure
+of (`CONFIDENT_JOINT`), as HRNet's and MMPose's OKS-NMS do: a box around a person's head and shoulders
+repeats the head and shoulders and guesses the rest.
 
 The core runs no network itself: the caller passes `run`, its own ONNX Runtime session call, so
 serving and evaluation share this code without the core importing a runtime.
@@ -63,6 +68,16 @@ from posewheel.schema import OKS_SIGMAS
 # MoveNet) and different people 0.37 at most; on synthetic scenes every predicted pair above 0.60 was one
 # labeled person twice, and the closest two labeled people of 500 studio scenes lie at 0.620.
 DUPLICATE_OKS = 0.63
+# Since session 43 that OKS is taken over the joints both poses score at least CONFIDENT_JOINT (where they share
+# SHARED_JOINTS or more; all 17 otherwise). Over all 17 a box around one person's head and shoulders in a group
+# repeated their head and shoulders to the pixel (OKS 0.97 over the 6 joints both were sure of) and guessed the
+# rest elsewhere: 0.44 in all, answered twice. On the real group pictures with noses marked by eye (pretrained
+# Lightning and Thunder, session 40's demo model; crops read as they are and as served), of 64 pairs one person
+# read twice 9 lay under 0.63 over all joints and 1 over the shared ones; of 12,200 pairs of two people none lay
+# above 0.48 either way; no two labeled people of 500 studio scenes lie above 0.62 over the joints both show
+# (benchmarks/duplicate_persons.py, docs/detector.md).
+CONFIDENT_JOINT = 0.3  # posewheel.draw.LOW_SCORE: a joint scored under it is drawn as a guess
+SHARED_JOINTS = 3
 
 # A second look at a large picture in tiles (`with_tiles`, docs/detector.md, benchmarks/people_found.py): the
 # detector sees the whole picture at its input (512 px), where a crowd's people can be a few dozen pixels
@@ -70,6 +85,8 @@ DUPLICATE_OKS = 0.63
 # picture at least TILE_MIN_SCALE times the input: an ordinary photograph pays nothing.
 # 64 from session 34 to 41: in a picture of 44 people the whole picture found 6, all 67-89 input pixels tall,
 # and never looked again; at 96 tiles of 0.625 found 34 of them, not 23 (benchmarks/big_groups.py, docs/detector.md).
+# Until session 42 the person had to be one scored at the threshold: in a picture of 66 people the whole picture
+# scored all of them under it (0.15-0.30 against 0.3) and was never tiled.
 SMALL_PERSON = 96.0
 TILE_MIN_SCALE = 2.0
 # Each tile's side, of the picture's long side: people look 2.5 times as tall. 0.625 (1.6 times) from session 34 to
@@ -105,11 +122,15 @@ class FindOptions:
     `pose_confirms`: a box scored under the threshold, down to `WEAK_SHARE` of it, is answered where the pose
     network reads a confident pose in it (`confirmed`).
     `read_alone`: a person whose crop holds another person's box is read blanked outside their own (`read_alone`).
+    `unsure_call_tiles`: in a picture whose persons the detector scored all under its threshold, a small one the
+    pose network reads (`boxes_to_read`) calls for tiles; off: nobody does, as until session 42 (a benchmark's
+    baseline; the server has no setting for it). Where it is sure of somebody, only those it is sure of call.
     """
 
     tiles: bool = True
     pose_confirms: bool = True
     read_alone: bool = True
+    unsure_call_tiles: bool = True
 
     def floor(self, threshold: float) -> float:
         """The least detector score of a box worth reading at this threshold."""
@@ -188,19 +209,19 @@ def detect_persons(
     max_persons: int,
     kind: DetectorKind,
     tiles: bool = True,
-    small_person_score: float | None = None,
+    seen: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[list[Box], np.ndarray]:
     """Every person the detector finds in an RGB image: boxes in image pixels (clipped to it) and scores, best first.
 
     `tiles`: where the whole picture shows a small person (`needs_tiles`), look again at overlapping
-    tiles of it (`with_tiles`). `small_person_score`: the least score of a person that counts as seen
-    for that (default `score_threshold`; the server asks for persons below its threshold too, to count
-    the unsure, and passes its threshold here so that it tiles where evaluation does).
+    tiles of it (`with_tiles`). `seen(boxes (P, 4), scores (P,)) -> (P,) bool`: which of the whole picture's
+    persons count for that (default: all those found). The server asks for persons below the boxes it reads too,
+    to count the unsure, so it and evaluation both pass the boxes they read (`persons_to_read`): they tile alike.
     """
     batch, window = detector_input(image, spec)
     boxes, scores, _, _ = persons_from_maps(run(batch), window, spec, score_threshold, max_persons, kind)
-    seen = scores >= (score_threshold if small_person_score is None else small_person_score)
-    if tiles and needs_tiles(boxes[seen], image.width, image.height, spec):
+    counted = np.ones(len(scores), dtype=bool) if seen is None else seen(boxes, scores)
+    if tiles and needs_tiles(boxes[counted], image.width, image.height, spec):
         boxes, scores = with_tiles(image, spec, run, boxes, scores, score_threshold, max_persons, kind)
     return [clip_box(b, image.width, image.height) for b in boxes], scores
 
@@ -223,7 +244,12 @@ def persons_to_read(
     to this score, unread (the server counts the persons it was unsure of among them)."""
     floor = threshold if exact else options.floor(threshold)
     least = floor if look_down_to is None else min(floor, look_down_to)
-    boxes, scores = detect_persons(image, spec, run, max(0.0, least), max_persons, kind, options.tiles, threshold)
+
+    def seen(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:  # who calls for tiles: `FindOptions`
+        sure = np.asarray(scores >= threshold)
+        return sure if sure.any() or not options.unsure_call_tiles else boxes_to_read(boxes, scores, threshold, floor)
+
+    boxes, scores = detect_persons(image, spec, run, max(0.0, least), max_persons, kind, options.tiles, seen)
     found = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     return found, scores, boxes_to_read(found, scores, threshold, floor)
 
@@ -290,13 +316,27 @@ def with_tiles(
     return joined[keep], joined_scores[keep]
 
 
-def pose_oks(keypoints: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def pose_oks(
+    keypoints: np.ndarray,
+    boxes: np.ndarray,
+    joint_scores: np.ndarray | None = None,
+    confident_joint: float = CONFIDENT_JOINT,
+) -> np.ndarray:
     """OKS between every two poses of one image (P, 17, 2) pixels, each scaled by the mean area of the two
-    persons' boxes (P, 4) x, y, w, h, COCO's per-keypoint sigmas -> (P, P), 1 on the diagonal."""
+    persons' boxes (P, 4) x, y, w, h, COCO's per-keypoint sigmas -> (P, P), 1 on the diagonal. With the joints'
+    scores (P, 17): over the joints both poses score at least `confident_joint`, where they share `SHARED_JOINTS`
+    or more (all 17 otherwise; `confident_joint` 0: all 17 always)."""
     areas = np.prod(np.clip(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[:, 2:], 1.0, None), axis=1)
     scale = (areas[:, None] + areas[None, :]) / 2.0
     d2 = ((keypoints[:, None] - keypoints[None, :]) ** 2).sum(-1)  # (P, P, 17)
-    return np.asarray(np.exp(-d2 / (2.0 * scale[..., None] * (2.0 * OKS_SIGMAS) ** 2)).mean(-1))
+    each = np.exp(-d2 / (2.0 * scale[..., None] * (2.0 * OKS_SIGMAS) ** 2))
+    if joint_scores is None:
+        return np.asarray(each.mean(-1))
+    sure = np.asarray(joint_scores).reshape(-1, 17) >= confident_joint
+    both = sure[:, None] & sure[None, :]  # (P, P, 17)
+    shared = both.sum(-1)
+    over_shared = (each * both).sum(-1) / np.maximum(shared, 1)
+    return np.asarray(np.where(shared >= SHARED_JOINTS, over_shared, each.mean(-1)))
 
 
 def boxes_to_read(boxes: np.ndarray, scores: np.ndarray, threshold: float, floor: float) -> np.ndarray:
@@ -327,13 +367,16 @@ def distinct_persons(
     joint_scores: np.ndarray,
     box_scores: np.ndarray,
     max_oks: float = DUPLICATE_OKS,
+    confident_joint: float = CONFIDENT_JOINT,
 ) -> np.ndarray:
     """Indices, ascending, of the persons of one image to answer: boxes (P, 4), their poses (P, 17, 2) with
     joint scores (P, 17) and the detector's box scores (P,). Best first by box score x pose score, a
-    person whose pose lies within OKS `max_oks` of a kept one's is the same person again and is dropped."""
+    person whose pose lies within OKS `max_oks` of a kept one's (over the joints both are sure of, `pose_oks`)
+    is the same person again and is dropped."""
     if len(boxes) < 2:
         return np.arange(len(boxes))
-    similar = pose_oks(np.asarray(keypoints, dtype=np.float64), np.asarray(boxes)) > max_oks
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    similar = pose_oks(keypoints, np.asarray(boxes), joint_scores, confident_joint) > max_oks
     kept: list[int] = []
     for i in np.argsort(-(np.asarray(box_scores) * pose_score(np.asarray(joint_scores))), kind="stable"):
         if not similar[i, kept].any():
@@ -417,6 +460,7 @@ def answer_once(
     reread: Reread | None = None,
     threshold: float | None = None,
     alone: np.ndarray | None = None,
+    confident_joint: float = CONFIDENT_JOINT,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The persons of one image to answer, one answer each: (indices ascending, keypoints, joint scores).
 
@@ -428,13 +472,15 @@ def answer_once(
     (n, 17); best first by box score x pose score, a pose read so that repeats no answered one's (and, under
     the threshold, is confirmed) is answered in the row of its box. Without `reread`, only the drop (serving
     until session 33). `alone` (P,): rows already read blanked outside their box (`read_alone`); read again
-    they give the same pose, so they are not re-read and stay dropped.
+    they give the same pose, so they are not re-read and stay dropped. `confident_joint`: whose joints two poses
+    are compared on (`pose_oks`; 0: all 17, as served until session 42).
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     box_scores = np.asarray(box_scores)
     every = np.ones(len(boxes), dtype=bool)
     persons = np.flatnonzero(every if threshold is None else confirmed(box_scores, joint_scores, threshold))
-    rows = persons[distinct_persons(boxes[persons], keypoints[persons], joint_scores[persons], box_scores[persons])]
+    own = (boxes[persons], keypoints[persons], joint_scores[persons], box_scores[persons])
+    rows = persons[distinct_persons(*own, DUPLICATE_OKS, confident_joint)]
     dropped = np.setdiff1d(persons, rows)
     if alone is not None:
         dropped = dropped[~np.asarray(alone, dtype=bool)[dropped]]
@@ -449,7 +495,9 @@ def answer_once(
     for j in np.argsort(-(box_scores[dropped] * pose_score(scores)), kind="stable"):
         row = int(dropped[j])
         poses = np.concatenate([keypoints[answered], points[j][None]])
-        if pose_oks(poses, np.concatenate([boxes[answered], boxes[row][None]]))[-1, :-1].max() <= DUPLICATE_OKS:
+        poses_scores = np.concatenate([joint_scores[answered], scores[j][None]])
+        similar = pose_oks(poses, np.concatenate([boxes[answered], boxes[row][None]]), poses_scores, confident_joint)
+        if similar[-1, :-1].max() <= DUPLICATE_OKS:
             keypoints[row], joint_scores[row] = points[j], scores[j]
             answered.append(row)
     return np.sort(np.asarray(answered, dtype=np.int64)), keypoints, joint_scores

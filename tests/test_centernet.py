@@ -223,3 +223,29 @@ def test_a_big_group_is_answered_past_twenty(pretrained_artifact: Path, tmp_path
     assert all(answered.count(i) <= 1 for i in range(len(noses))), answered  # nobody answered twice
     assert answered.count(None) <= 1, answered  # an answer near nobody's nose: measured 1 of 43
     assert len(who(predict_without_boxes(pretrained_artifact, data, max_persons=20), image_id, noses)) <= 20
+
+
+def test_a_group_nobody_of_whom_the_detector_is_sure_of_is_looked_at_in_tiles(
+    pretrained_artifact: Path, tmp_path: Path
+) -> None:
+    """66 people in one picture (the six group photographs three times, six to a row): in the whole picture the
+    detector scores every one of them under its threshold, so until session 42, when only a person it was sure
+    of called for tiles, the picture was never tiled and 25 were found, those the pose network confirmed. Where
+    it is sure of nobody, a person it is unsure of whom the pose network reads calls for tiles
+    (`FindOptions.unsure_call_tiles`): measured 54 found, nobody twice, no answer near nobody's nose
+    (benchmarks/big_groups.py)."""
+    from posewheel.detection import FindOptions
+    from tests.support.moving_people import big_group_set, who
+    from training.evaluate_persons import predict_without_boxes
+
+    data, marked = big_group_set(tmp_path, ["66_people"])
+    ((image_id, (_, noses)),) = marked.items()
+
+    def found(options: FindOptions) -> tuple[int, list[int | None]]:
+        answered = who(predict_without_boxes(pretrained_artifact, data, find_options=options), image_id, noses)
+        return sum(1 for i in range(len(noses)) if answered.count(i) == 1), answered
+
+    now, answered = found(FindOptions())
+    assert now > 45, answered  # measured 54 of 66
+    assert all(answered.count(i) <= 1 for i in range(len(noses))) and answered.count(None) <= 1, answered
+    assert found(FindOptions(unsure_call_tiles=False))[0] < 35  # measured 26: the whole picture's alone

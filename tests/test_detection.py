@@ -69,6 +69,31 @@ def test_a_repeated_pose_is_answered_once_keeping_the_better_person() -> None:
     assert distinct_persons(boxes, keypoints, joint_scores, np.array([0.4, 0.6, 0.7])).tolist() == [0, 1]
 
 
+def test_a_box_around_a_persons_head_and_shoulders_repeats_them_and_is_answered_once() -> None:
+    """As in the six group photographs in a row (benchmarks/duplicate_persons.py): the detector's boxes around a
+    whole person and around their head and shoulders; the pose network reads the same head and shoulders in both
+    (here 2 px apart) and, in the small box, guesses the rest elsewhere at low scores. Over all 17 joints the two
+    are 0.3 alike and both were answered (sessions 31-42); over the joints both are sure of, one person."""
+    rng = np.random.default_rng(3)
+    whole = standing(0.0, rng)
+    upper = whole + 2.0
+    upper[7:] = whole[7:] + rng.uniform(-60, 60, (K - 7, 2))  # elbows down: guesses
+    keypoints = np.stack([whole, upper])
+    boxes = np.array([[0, 0, 100, 200], [20, 0, 60, 80]], dtype=float)
+    joint_scores = np.stack([np.full(K, 0.8), np.r_[np.full(7, 0.7), np.full(K - 7, 0.1)]])
+    assert pose_oks(keypoints, boxes)[0, 1] < 0.5 < DUPLICATE_OKS  # all 17 joints: two people
+    assert pose_oks(keypoints, boxes, joint_scores)[0, 1] > 0.9  # the 7 both are sure of
+    assert distinct_persons(boxes, keypoints, joint_scores, np.array([0.6, 0.5])).tolist() == [0]
+    assert distinct_persons(boxes, keypoints, joint_scores, np.array([0.6, 0.5]), confident_joint=0.0).tolist() == [
+        0,
+        1,
+    ]
+    # sharing fewer than SHARED_JOINTS sure joints, two poses are compared on all 17
+    few = joint_scores.copy()
+    few[1, 2:] = 0.1
+    assert pose_oks(keypoints, boxes, few)[0, 1] == pose_oks(keypoints, boxes)[0, 1]
+
+
 def test_people_standing_close_are_all_kept() -> None:
     rng = np.random.default_rng(2)
     keypoints = np.stack([standing(0.0, rng), standing(30.0, rng), standing(60.0, rng)])  # boxes overlap 70%
@@ -224,9 +249,20 @@ def test_the_benchmark_counts_repeats_both_ways_on_real_photographs_and_scenes(
     assert summary["repeats_every"] > 0 == summary["repeats_distinct"]
     assert summary["distinct"] < summary["every"] and summary["least_similar_dropped"] > DUPLICATE_OKS
     assert summary["most_similar_kept"] <= DUPLICATE_OKS
-    assert sorted(x["answers"] for x in lines if x["figure"] == "scenes") == ["distinct", "every"]
-    (pairs,) = [x for x in lines if x["figure"] == "pairs"]
-    assert pairs["duplicate_oks"] == DUPLICATE_OKS
+    assert sorted(x["answers"] for x in lines if x["figure"] == "scenes") == [
+        "distinct",
+        "distinct_all_joints",
+        "every",
+    ]
+    pairs = {x["joints"]: x for x in lines if x["figure"] == "pairs"}
+    assert sorted(pairs) == ["all", "shared"] and pairs["shared"]["duplicate_oks"] == DUPLICATE_OKS
+    # people marked by eye: over the joints both poses are sure of, one person read twice is told from two people
+    marked = {x["crops"]: x for x in lines if x["figure"] == "marked_pairs"}
+    assert sorted(marked) == ["as_cropped", "as_served"]
+    for x in marked.values():
+        assert x["one_person_kept_shared"] <= x["one_person_kept_all"] and x["most_similar_two_shared"] < 0.5, x
+    # measured 20 pairs one person twice as cropped, 4 of them under the threshold over all joints, none over shared
+    assert marked["as_cropped"]["one_person_kept_all"] > marked["as_cropped"]["one_person_kept_shared"], marked
 
 
 def test_people_found_on_group_photographs_as_served_before_and_now(pretrained_artifact: Path, tmp_path: Path) -> None:
@@ -251,12 +287,19 @@ def test_people_found_on_group_photographs_as_served_before_and_now(pretrained_a
     assert totals["confirmed"]["nobody"] <= totals["tiles"]["nobody"] <= totals["reread"]["nobody"] <= 1  # all 1
     assert totals["alone"]["found"] - totals["confirmed"]["found"] >= 5, totals  # measured 88 against 79
     assert totals["alone"]["nobody"] <= totals["confirmed"]["nobody"]
+    # one answer per person on the joints both poses are sure of: the six in a row's head-and-shoulders box repeated
+    # a person over all 17 joints (measured 88 found, 1 twice; now 89, none twice)
+    assert totals["shared"]["repeats"] == 0 and totals["shared"]["found"] >= totals["alone"]["found"], totals
+    # a picture the detector is sure of somebody in tiles as before, whatever it is unsure of (measured the same)
+    assert {k: v for k, v in totals["unsure_tiles"].items() if k not in ("way", "seconds")} == {
+        k: v for k, v in totals["shared"].items() if k not in ("way", "seconds")
+    }
     photos = {(x["way"], x["photo"]): x for x in lines if x["figure"] == "photo"}
     groups = {name for _, name in photos if name in {f"sample{i}" for i in range(1, 7)}}
     assert len(groups) == 6 and sum(photos["tiles", name]["found"] for name in groups) >= 20  # 20 of 22
     assert all(photos["tiles", name] == {**photos["reread", name], "way": "tiles"} for name in groups)
     scenes = {x["way"]: x for x in lines if x["figure"] == "scenes"}
-    assert sorted(scenes) == ["alone", "confirmed", "drop", "tiles"]
+    assert sorted(scenes) == ["alone", "confirmed", "drop", "shared", "tiles", "unsure_tiles"]
     assert scenes["confirmed"]["persons_matched"] > scenes["tiles"]["persons_matched"], scenes  # measured 3 and 2
     assert scenes["confirmed"]["phantoms"] == scenes["tiles"]["phantoms"] == 0
     costs = [x for x in lines if x["figure"] == "answer_ms"]
@@ -265,9 +308,9 @@ def test_people_found_on_group_photographs_as_served_before_and_now(pretrained_a
 
 def test_the_detector_reads_at_the_size_its_card_says(pretrained_artifact: Path, tmp_path: Path) -> None:
     """benchmarks/detector_input_size.py on the pretrained artifact: at the card's own 512 it finds the people that
-    benchmarks/people_found.py finds as served (88 of 97; 85 before session 42's tiles); at 384, a
+    benchmarks/people_found.py finds as served (89 of 97; 88 in session 42, 85 before its tiles); at 384, a
     copy whose card says 384, the same graph reads smaller pictures and finds fewer of them (measured 65 before
-    session 42). Times are reported, not judged (a benchmark's)."""
+    session 42, 82 since session 43). Times are reported, not judged (a benchmark's)."""
     from posewheel.synth import generate
 
     generate("street", 9, 3, tmp_path / "scenes", persons=(1, 2))
@@ -276,8 +319,8 @@ def test_the_detector_reads_at_the_size_its_card_says(pretrained_artifact: Path,
     )
     sizes = {x["input_size"]: x for x in lines if x["figure"] == "size"}
     assert sorted(sizes) == [384, 512]
-    assert sizes[512]["people"] == 97 and sizes[512]["found"] == 88 and sizes[512]["repeats"] <= 1
-    assert sizes[384]["found"] < sizes[512]["found"] - 10, sizes
+    assert sizes[512]["people"] == 97 and sizes[512]["found"] == 89 and sizes[512]["repeats"] == 0
+    assert sizes[384]["found"] < sizes[512]["found"], sizes  # measured 82 since session 43
     assert sizes[512]["photos_ratio"] == 1.0 and sizes[384]["photos_ms"] > 0 and sizes[384]["scenes_ms"] > 0
     assert sizes[512]["scenes"]["scenes"]["persons_true"] > 0
 

@@ -158,7 +158,7 @@ def test_a_person_inside_two_boxes_is_scored_once(pretrained_artifact: Path, tmp
     assert np.bincount(pred.image_ids).tolist() == [0, 3, 4]  # 2 and 3 when the repeat was only dropped
     for image_id in (1, 2):
         rows = pred.image_ids == image_id
-        oks = pose_oks(pred.keypoints[rows], pred.boxes[rows])
+        oks = pose_oks(pred.keypoints[rows], pred.boxes[rows], pred.joint_scores[rows])  # as served
         assert (oks[~np.eye(rows.sum(), dtype=bool)] < DUPLICATE_OKS).all(), oks.round(2)
 
 

@@ -47,6 +47,8 @@ from posewheel.decoding import (
     whole_image_box,
 )
 from posewheel.detection import (
+    CONFIDENT_JOINT,
+    DUPLICATE_OKS,
     FindOptions,
     answer_once,
     blanked_reread,
@@ -99,6 +101,7 @@ def predict_without_boxes(
     max_persons: int | None = None,
     distinct: bool = True,
     find_options: FindOptions | None = None,
+    confident_joint: float = CONFIDENT_JOINT,
 ) -> DetectedPersons:
     """Detect the persons of every image of `dataset` with the artifact's detector, then estimate each top-down.
 
@@ -111,6 +114,8 @@ def predict_without_boxes(
     `find_options`: how the detector finds and reads people, as served (`posewheel.detection.FindOptions`: tiles,
     boxes under the threshold answered where the pose network confirms them, a person whose crop holds another's
     box read alone; None: all on, as served by default). A benchmark's baseline switches them off.
+    `confident_joint`: two poses are compared on the joints both score at least this (`posewheel.detection.pose_oks`;
+    0: on all 17, as served until session 42).
     Raises ValueError when the artifact has no detector.
     """
     import onnxruntime as ort
@@ -161,7 +166,7 @@ def predict_without_boxes(
             if distinct:  # one answer per person, as served (serving.engine.ServedModel.answer)
                 reread = blanked_reread(inputs[own], found, windows[own], spec, run_pose)
                 kept, keypoints, joint_scores = answer_once(
-                    found, keypoints, joint_scores, found_scores, reread, threshold, alone[own]
+                    found, keypoints, joint_scores, found_scores, reread, threshold, alone[own], confident_joint
                 )
             else:  # every confirmed detection, repeats too
                 kept = np.flatnonzero(confirmed(found_scores, joint_scores, threshold))
@@ -206,14 +211,15 @@ def predict_without_boxes(
     )
 
 
-def distinct_detections(pred: DetectedPersons) -> DetectedPersons:
-    """Per image, a pose repeating a better one's dropped (`distinct_persons`) and its box not read again: what
-    serving answered in session 31 and 32, a benchmark's baseline (`predict_without_boxes` re-reads it)."""
+def distinct_detections(pred: DetectedPersons, confident_joint: float = CONFIDENT_JOINT) -> DetectedPersons:
+    """Per image, a pose repeating a better one's dropped (`distinct_persons`, comparing poses on the joints both
+    score at least `confident_joint`) and its box not read again: what serving answered in session 31 and 32, a
+    benchmark's baseline (`predict_without_boxes` re-reads it)."""
     keep = np.zeros(len(pred.image_ids), dtype=bool)
     for image_id in np.unique(pred.image_ids):
         rows = np.flatnonzero(pred.image_ids == image_id)
         keep[rows[distinct_persons(pred.boxes[rows], pred.keypoints[rows], pred.joint_scores[rows],
-                                   pred.box_scores[rows])]] = True  # fmt: skip
+                                   pred.box_scores[rows], DUPLICATE_OKS, confident_joint)]] = True  # fmt: skip
     return replace(
         pred,
         image_ids=pred.image_ids[keep],

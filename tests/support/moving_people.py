@@ -259,6 +259,7 @@ def _unlabeled_set(
     """(name, picture, noses) each written as `NAME.jpg` (quality 95) beside `root`, then as one COCO dataset
     without labels at `root`; image id -> (name, noses)."""
     images, sources, marked = [], {}, {}
+    root.parent.mkdir(parents=True, exist_ok=True)
     for image_id, (name, picture, noses) in enumerate(pictures, start=1):
         sources[image_id] = root.parent / f"{name}.jpg"
         picture.save(sources[image_id], quality=95)
