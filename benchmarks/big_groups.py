@@ -59,9 +59,9 @@ WAYS = {  # way -> (max_persons, tiles' trigger in input pixels, tiles' side of 
     "card": (None, *SERVED, True),
     "asked64": (64, *SERVED, True),
 }
-# Until session 42 only a person the detector was sure of called for tiles, and two poses were compared on all 17
-# joints when one answer per person was chosen.
-SURE_CALL_TILES, ALL_JOINTS = detection.FindOptions(unsure_call_tiles=False), 0.0
+# Until session 42 only a person the detector was sure of called for tiles, two poses were compared on all 17
+# joints when one answer per person was chosen, and the side of a box its answer left empty was not read.
+SURE_CALL_TILES, ALL_JOINTS = detection.FindOptions(unsure_call_tiles=False, read_parts=False), 0.0
 
 
 def run(artifact: Path, data: Path, way: str) -> DetectedPersons:

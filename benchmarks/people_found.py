@@ -11,7 +11,7 @@ by side (9 people), all six in three columns (22) and all six in one row (22); a
 exactly one answer's nose (`head`) lies within reach (150 px at the photograph's scale) of theirs; an
 answer near nobody's nose is "nobody", two answers near one person a "repeat".
 
-Eight ways, in one run (the detector is deterministic):
+Nine ways, in one run (the detector is deterministic):
 - `session32`: as served before session 33: at most 10 persons per image (the CenterNet card's cap then),
   a pose repeating a better one's dropped (`distinct_detections`).
 - `cap20`: the same with the cap at 20, COCO's own limit for keypoint evaluation (maxDets 20).
@@ -26,15 +26,18 @@ Eight ways, in one run (the detector is deterministic):
   person's box read with everything outside their own box blanked (`posewheel.detection.read_alone`).
 - `shared`: the same, and two poses compared on the joints both are sure of (`posewheel.detection.pose_oks`,
   `CONFIDENT_JOINT`), not on all 17, when one answer per person is chosen.
-- `unsure_tiles`: as served now (`predict_without_boxes`): the same, and a small person the detector is unsure of
-  whom the pose network reads calls for tiles too, not only one it is sure of (`FindOptions.unsure_call_tiles`).
+- `unsure_tiles`: the same, and where the detector is sure of nobody, a small person it is unsure of whom the pose
+  network reads calls for tiles (`FindOptions.unsure_call_tiles`).
+- `parts`: as served now (`predict_without_boxes`): the same, and the side of an answered box its pose leaves empty
+  read for a person of its own (`posewheel.detection.answer_parts`: a person inside a box drawn around two).
 
 Times per photograph, in the same run, interleaved: the served detector's, the whole picture only against tiled
 where it needs them (`detector_ms`); and the whole answer's (detector, poses, one answer per person), as served
 in session 35 against now (`answer_ms`; for a `--data` set its mean over the images, `scenes_answer_ms`).
 
 COCO datasets given with `--data` are scored without boxes (OKS AP, box AP, persons matched, phantoms),
-six ways: repeats dropped only, as served in sessions 34, 35 and 36-42, with shared joints, and as served now.
+seven ways: repeats dropped only, as served in sessions 34, 35 and 36-42, with shared joints, with the unsure
+calling for tiles, and as served now.
 Prints one JSON line per artifact, way and photograph, one per artifact and way with the totals and the wall
 time, one per artifact, dataset and way.
 """
@@ -60,17 +63,20 @@ from training.evaluate_persons import DetectedPersons, distinct_detections, pred
 
 BENCHMARK = "people_found"
 SESSION32_CAP = 10  # training/detectors.py's CenterNet card before session 33
-WHOLE = FindOptions(tiles=False, pose_confirms=False, read_alone=False)  # the whole picture, its threshold alone
-TILED = FindOptions(pose_confirms=False, read_alone=False)  # as served in session 34
-CONFIRMED = FindOptions(read_alone=False)  # as served in session 35
-ALONE = FindOptions(unsure_call_tiles=False)  # as served in sessions 36-42
+BEFORE_43 = {"unsure_call_tiles": False, "read_parts": False}  # session 43's two steps, off
+WHOLE = FindOptions(tiles=False, pose_confirms=False, read_alone=False, **BEFORE_43)  # the whole picture alone
+TILED = FindOptions(pose_confirms=False, read_alone=False, **BEFORE_43)  # as served in session 34
+CONFIRMED = FindOptions(read_alone=False, **BEFORE_43)  # as served in session 35
+ALONE = FindOptions(unsure_call_tiles=False, read_parts=False)  # as served in sessions 36-42
+NO_PARTS = FindOptions(read_parts=False)  # as served in session 43's first commit
+WAYS = ("session32", "cap20", "reread", "tiles", "confirmed", "alone", "shared", "unsure_tiles", "parts")
 ALL_JOINTS = 0.0  # `confident_joint` of sessions 31-42: two poses compared on all 17 joints
 
 
 def ways(
     artifact: Path,
     data: Path,
-    names: tuple[str, ...] = ("session32", "cap20", "reread", "tiles", "confirmed", "alone", "shared", "unsure_tiles"),
+    names: tuple[str, ...] = WAYS,
 ) -> dict[str, tuple[DetectedPersons, float]]:
     """The ways (module docstring) named on `data`, each with its wall time in seconds."""
     runs = {
@@ -85,7 +91,8 @@ def ways(
         "confirmed": lambda: predict_without_boxes(artifact, data, find_options=CONFIRMED),
         "alone": lambda: predict_without_boxes(artifact, data, find_options=ALONE, confident_joint=ALL_JOINTS),
         "shared": lambda: predict_without_boxes(artifact, data, find_options=ALONE),
-        "unsure_tiles": lambda: predict_without_boxes(artifact, data),
+        "unsure_tiles": lambda: predict_without_boxes(artifact, data, find_options=NO_PARTS),
+        "parts": lambda: predict_without_boxes(artifact, data),
     }
     out = {}
     for way in names:
@@ -168,7 +175,8 @@ def scenes(name: str, artifact: Path, data: Path, repeats: int = 3) -> None:
                       ("alone", predict_without_boxes(artifact, data, find_options=ALONE,
                                                       confident_joint=ALL_JOINTS)),
                       ("shared", predict_without_boxes(artifact, data, find_options=ALONE)),
-                      ("unsure_tiles", predict_without_boxes(artifact, data))):  # fmt: skip
+                      ("unsure_tiles", predict_without_boxes(artifact, data, find_options=NO_PARTS)),
+                      ("parts", predict_without_boxes(artifact, data))):  # fmt: skip
         values = score_without_boxes(pred)
         keys = ("oks_ap", "box_ap", "persons_true", "persons_found", "persons_matched", "phantoms")
         emit("scenes", benchmark=BENCHMARK, model=name, data=str(data), way=way,
@@ -194,7 +202,7 @@ def picture(artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]
     ds = coco.load(data)
     shown = [r for r in ds.images if marked[r.id][0] in ("sample4", "six_in_three_columns", "sample5_far_away")]
     tiles = []
-    for pred, _ in ways(artifact, data, ("session32", "unsure_tiles")).values():
+    for pred, _ in ways(artifact, data, ("session32", "parts")).values():
         for record in shown:
             rows = pred.image_ids == record.id
             with Image.open(ds.image_path(record)) as raw:

@@ -125,12 +125,15 @@ class FindOptions:
     `unsure_call_tiles`: in a picture whose persons the detector scored all under its threshold, a small one the
     pose network reads (`boxes_to_read`) calls for tiles; off: nobody does, as until session 42 (a benchmark's
     baseline; the server has no setting for it). Where it is sure of somebody, only those it is sure of call.
+    `read_parts`: the side of an answered box its pose leaves empty is read for a person of its own
+    (`answer_parts`; a benchmark's baseline switches it off, the server has no setting for it).
     """
 
     tiles: bool = True
     pose_confirms: bool = True
     read_alone: bool = True
     unsure_call_tiles: bool = True
+    read_parts: bool = True
 
     def floor(self, threshold: float) -> float:
         """The least detector score of a box worth reading at this threshold."""
@@ -501,3 +504,93 @@ def answer_once(
             keypoints[row], joint_scores[row] = points[j], scores[j]
             answered.append(row)
     return np.sort(np.asarray(answered, dtype=np.int64)), keypoints, joint_scores
+
+
+# A person inside a box the detector drew around them and a neighbour (`answer_parts`, docs/detector.md): the pose
+# network answers the neighbour, and the side of the box that answer leaves empty, at least EMPTY_SIDE of its
+# width, is read as a box of its own, reaching PART_OVERLAP of the width back over the answer's edge.
+EMPTY_SIDE = 0.4
+PART_OVERLAP = 0.1
+
+ReadParts = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+Crop = Callable[[Sequence[Box]], tuple[np.ndarray, list[Box]]]
+
+
+def empty_part(box: Box | np.ndarray, keypoints: np.ndarray, joint_scores: np.ndarray) -> Box | None:
+    """The side of a person `box` (x, y, w, h) that its answered pose (17, 2) with joint scores (17,) leaves empty,
+    as a box: at least `EMPTY_SIDE` of the width beside the joints scored at least `CONFIDENT_JOINT`, reaching
+    `PART_OVERLAP` of the width back over them; None where the pose fills the box or too few joints are sure."""
+    sure = np.asarray(joint_scores) >= CONFIDENT_JOINT
+    if sure.sum() < SHARED_JOINTS:
+        return None
+    x, y, w, h = (float(v) for v in box)
+    xs = np.asarray(keypoints)[sure, 0]
+    left, right = float(xs.min()) - x, x + w - float(xs.max())
+    if max(left, right) < EMPTY_SIDE * w:
+        return None
+    if left >= right:
+        return (x, y, left + PART_OVERLAP * w, h)
+    start = x + w - right - PART_OVERLAP * w
+    return (start, y, x + w - start, h)
+
+
+def blanked_parts(crop: Crop, spec: InputSpec, read: Read) -> ReadParts:
+    """The `read_parts` of `answer_parts` for one image: `crop(boxes)` cuts the parts out of the image as a caller's
+    boxes are (network inputs (n, 3, H, W), crop windows), each is blanked outside its part (`outside_box_blanked`,
+    as a caller's box beside its neighbours is read), and `read(inputs, windows)` runs the pose network and decodes
+    to image pixels."""
+
+    def read_parts(parents: np.ndarray, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        inputs, windows = crop([(float(x), float(y), float(w), float(h)) for x, y, w, h in parts])
+        return read(outside_box_blanked(inputs, parts, windows, spec), windows)
+
+    return read_parts
+
+
+def with_parts(answered: np.ndarray, parents: np.ndarray, rows: int) -> np.ndarray:
+    """The rows to answer, in order: each answered row (`answered`, in the detector's order) followed by the parts
+    read in its box (`parents`, whose poses are rows `rows`, `rows` + 1, ... after the detector's)."""
+    order: list[int] = []
+    for row in np.asarray(answered).tolist():
+        order += [row, *(rows + np.flatnonzero(np.asarray(parents) == row)).tolist()]
+    return np.asarray(order, dtype=np.int64)
+
+
+def answer_parts(
+    boxes: np.ndarray,
+    keypoints: np.ndarray,
+    joint_scores: np.ndarray,
+    box_scores: np.ndarray,
+    answered: np.ndarray,
+    read_parts: ReadParts,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The persons standing in the empty side of an answered box (`empty_part`): boxes (P, 4), poses (P, 17, 2),
+    joint scores (P, 17) and box scores (P,) of one image, `answered` the rows answered (`answer_once`).
+    `read_parts(parents, parts (n, 4))` reads each part in a crop of its own, blanked outside it (`blanked_parts`).
+    A part's pose is
+    answered where it is confident (pose score at least `CONFIDENT_POSE`) and repeats no answered pose (`pose_oks`
+    at most `DUPLICATE_OKS`), best first by its parent's box score x pose score. Returns the parents' rows (Q,), the
+    parts' boxes (Q, 4), poses (Q, 17, 2) and joint scores (Q, 17); none where no box is around two."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    found = [(int(r), empty_part(boxes[r], keypoints[r], joint_scores[r])) for r in answered]
+    parents = np.asarray([r for r, part in found if part is not None], dtype=np.int64)
+    parts = np.asarray([part for _, part in found if part is not None], dtype=np.float64).reshape(-1, 4)
+    none = (np.zeros(0, dtype=np.int64), np.zeros((0, 4)), np.zeros((0, 17, 2)), np.zeros((0, 17)))
+    if not len(parents):
+        return none
+    points, scores = read_parts(parents, parts)
+    sure = pose_score(scores) >= CONFIDENT_POSE
+    held_boxes, held_points, held_scores = boxes[answered], keypoints[answered], joint_scores[answered]
+    kept: list[int] = []
+    for j in np.argsort(-(np.asarray(box_scores)[parents] * pose_score(scores)), kind="stable"):
+        if not sure[j]:
+            continue
+        poses = np.concatenate([held_points, points[kept], points[j][None]])
+        joint = np.concatenate([held_scores, scores[kept], scores[j][None]])
+        held = np.concatenate([held_boxes, parts[kept], parts[j][None]])
+        if pose_oks(poses, held, joint)[-1, :-1].max(initial=0.0) <= DUPLICATE_OKS:
+            kept.append(int(j))
+    if not kept:
+        return none
+    order = np.sort(np.asarray(kept, dtype=np.int64))
+    return parents[order], parts[order], points[order], scores[order]

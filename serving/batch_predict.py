@@ -381,7 +381,8 @@ class BatchPredictor:
 
     def _finish(self, ready: _Ready, answer: Answer) -> None:
         item, source = ready.item, ready.item.source
-        poses = pose_dicts(ready.boxes, answer.points, answer.scores, ready.box_scores, answer.kept)
+        boxes, box_scores = answer.boxes(ready.boxes, ready.box_scores)
+        poses = pose_dicts(boxes, answer.points, answer.scores, box_scores, answer.kept)
         track_ids = None if item.frame_index is None else self._track(item, poses)
         self.results.extend(
             coco_results(poses, item.image_id, source.name, item.frame_index, item.timestamp_s, track_ids)

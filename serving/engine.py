@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,18 @@ from PIL import Image
 
 from posewheel.artifact import MODEL_FILE, ArtifactError, DetectorCard, ModelCard, load_card
 from posewheel.decoding import Box, InputSpec, crop_box, crop_image, decode_outputs, normalize, whole_image_box
-from posewheel.detection import FindOptions, answer_once, blanked_reread, person_cap, persons_to_read, read_alone
+from posewheel.detection import (
+    Crop,
+    FindOptions,
+    answer_once,
+    answer_parts,
+    blanked_parts,
+    blanked_reread,
+    person_cap,
+    persons_to_read,
+    read_alone,
+    with_parts,
+)
 from posewheel.schema import NUM_KEYPOINTS
 
 log = logging.getLogger(__name__)
@@ -72,6 +84,9 @@ class Prepared:
     windows: list[Box]
     extra: Any = None
     finish: Callable[[], Prepared] | None = None
+    # where the detector found the persons: cut more boxes out of the same image (`prepare`), for
+    # `posewheel.detection.answer_parts`
+    crop: Crop | None = None
     detected: Detected | None = None  # the detector's boxes and scores of the crops, when it found them
     alone: np.ndarray | None = None  # which of them were read alone (posewheel.detection.read_alone)
 
@@ -80,12 +95,23 @@ class Prepared:
 class Answer:
     """A request's keypoints (N, 17, 2) image pixels, scores (N, 17) in [0, 1], and its `Prepared.extra`;
     `kept`: the rows to answer when the detector found its persons (one per person, `ServedModel.answer`),
-    None for all of them."""
+    None for all of them. `parts`: where a person stood in the empty side of a box drawn around two
+    (`posewheel.detection.answer_parts`), their parent rows (Q,) and boxes (Q, 4); their poses are the last Q rows
+    of `points` and `scores`, and in `kept`."""
 
     points: np.ndarray
     scores: np.ndarray
     extra: Any = None
     kept: np.ndarray | None = None
+    parts: tuple[np.ndarray, np.ndarray] | None = None
+
+    def boxes(self, found: list[Box], box_scores: list[float] | None) -> tuple[list[Box], list[float] | None]:
+        """Every row's box and detector score: the `found` ones, then the parts' (a part's score is its parent's)."""
+        if self.parts is None:
+            return found, box_scores
+        parents, part_boxes = self.parts
+        boxes: list[Box] = [*found, *((float(x), float(y), float(w), float(h)) for x, y, w, h in part_boxes)]
+        return boxes, None if box_scores is None else [*box_scores, *(box_scores[i] for i in parents.tolist())]
 
 
 @dataclass(eq=False)
@@ -176,7 +202,8 @@ class ServedModel:
         if self.detector is None:
             raise ValueError(f"model {self.version} has no person detector: send the person boxes")
         found = self.detector.find(image, score_threshold, max_persons, self.find_options)
-        return replace(self.read_boxes(image, found.box_list), detected=found)
+        crop = partial(prepare, image, spec=self.spec)
+        return replace(self.read_boxes(image, found.box_list), detected=found, crop=crop)
 
     def read_boxes(self, image: Image.Image, boxes: Sequence[Box], extra: Any = None) -> Prepared:
         """The person boxes a caller gives, cropped for the pose network (`prepare`), read as `find_people` reads
@@ -202,14 +229,24 @@ class ServedModel:
         start = 0
         for p in prepared:
             own = slice(start, start + len(p.windows))
-            own_points, own_scores, kept = points[own], scores[own], None
+            own_points, own_scores, kept, parts = points[own], scores[own], None, None
             if p.detected is not None:  # the detector's persons: each confirmed, one answer each
                 found = p.detected
                 reread = blanked_reread(p.inputs, found.boxes, p.windows, self.spec, self.infer_decode)
                 kept, own_points, own_scores = answer_once(
                     found.boxes, own_points, own_scores, found.scores, reread, found.threshold, p.alone
                 )
-            answers.append(Answer(own_points, own_scores, p.extra, kept))
+                if self.find_options.read_parts and p.crop is not None:  # one in the empty side of a box around two
+                    read_parts = blanked_parts(p.crop, self.spec, self.infer_decode)
+                    parents, part_boxes, part_points, part_scores = answer_parts(
+                        found.boxes, own_points, own_scores, found.scores, kept, read_parts
+                    )
+                    if len(parents):
+                        kept = with_parts(kept, parents, len(own_points))
+                        own_points = np.concatenate([own_points, part_points])
+                        own_scores = np.concatenate([own_scores, part_scores])
+                        parts = (parents, part_boxes)
+            answers.append(Answer(own_points, own_scores, p.extra, kept, parts))
             start = own.stop
         return answers
 

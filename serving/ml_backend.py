@@ -302,7 +302,8 @@ async def predict_task(
     # without /v1/predict's review decision and prediction log: the task is already in Label Studio.
     prepare = partial(service.prepare_request, data, None, model, False)
     answer = await batcher.submit(model, prepare, 1)
-    _, (width, height), boxes, box_scores, _ = answer.extra
+    _, (width, height), found, found_scores, _ = answer.extra
+    boxes, box_scores = answer.boxes(found, found_scores)
     poses = pose_dicts(boxes, answer.points, answer.scores, box_scores, answer.kept)
     return task_prediction(task_id, ref, data, model.version, width, height, poses)
 

@@ -152,8 +152,9 @@ class PoseService:
         expected = len(raw_boxes) if isinstance(raw_boxes, list) and raw_boxes else 1
         prepare = partial(self.prepare_request, data, raw_boxes, model, keep_image, max_persons, score_threshold)
         answer = await batcher.submit(model, prepare, expected)
-        image, (width, height), boxes, box_scores, unsure = answer.extra
+        image, (width, height), found, found_scores, unsure = answer.extra
         points, scores = answer.points, answer.scores
+        boxes, box_scores = answer.boxes(found, found_scores)
         poses = pose_dicts(boxes, points, scores, box_scores, answer.kept)
         pose_scores = [p["score"] for p in poses]
         reason = self.policy.decide(pose_scores, unsure)

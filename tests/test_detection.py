@@ -24,10 +24,12 @@ from posewheel.detection import (
     WEAK_SHARE,
     FindOptions,
     answer_once,
+    answer_parts,
     boxes_to_read,
     confirmed,
     crowded,
     distinct_persons,
+    empty_part,
     needs_tiles,
     outside_box_blanked,
     person_cap,
@@ -294,12 +296,15 @@ def test_people_found_on_group_photographs_as_served_before_and_now(pretrained_a
     assert {k: v for k, v in totals["unsure_tiles"].items() if k not in ("way", "seconds")} == {
         k: v for k, v in totals["shared"].items() if k not in ("way", "seconds")
     }
+    # the side of a box around two its answer leaves empty, read: measured 93 found, none twice, 1 near nobody
+    assert totals["parts"]["found"] - totals["unsure_tiles"]["found"] >= 3, totals
+    assert totals["parts"]["repeats"] == 0 and totals["parts"]["nobody"] <= totals["unsure_tiles"]["nobody"]
     photos = {(x["way"], x["photo"]): x for x in lines if x["figure"] == "photo"}
     groups = {name for _, name in photos if name in {f"sample{i}" for i in range(1, 7)}}
     assert len(groups) == 6 and sum(photos["tiles", name]["found"] for name in groups) >= 20  # 20 of 22
     assert all(photos["tiles", name] == {**photos["reread", name], "way": "tiles"} for name in groups)
     scenes = {x["way"]: x for x in lines if x["figure"] == "scenes"}
-    assert sorted(scenes) == ["alone", "confirmed", "drop", "shared", "tiles", "unsure_tiles"]
+    assert sorted(scenes) == ["alone", "confirmed", "drop", "parts", "shared", "tiles", "unsure_tiles"]
     assert scenes["confirmed"]["persons_matched"] > scenes["tiles"]["persons_matched"], scenes  # measured 3 and 2
     assert scenes["confirmed"]["phantoms"] == scenes["tiles"]["phantoms"] == 0
     costs = [x for x in lines if x["figure"] == "answer_ms"]
@@ -308,9 +313,9 @@ def test_people_found_on_group_photographs_as_served_before_and_now(pretrained_a
 
 def test_the_detector_reads_at_the_size_its_card_says(pretrained_artifact: Path, tmp_path: Path) -> None:
     """benchmarks/detector_input_size.py on the pretrained artifact: at the card's own 512 it finds the people that
-    benchmarks/people_found.py finds as served (89 of 97; 88 in session 42, 85 before its tiles); at 384, a
+    benchmarks/people_found.py finds as served (93 of 97; 88 in session 42, 85 before its tiles); at 384, a
     copy whose card says 384, the same graph reads smaller pictures and finds fewer of them (measured 65 before
-    session 42, 82 since session 43). Times are reported, not judged (a benchmark's)."""
+    session 42, 82 with session 43's tiles). Times are reported, not judged (a benchmark's)."""
     from posewheel.synth import generate
 
     generate("street", 9, 3, tmp_path / "scenes", persons=(1, 2))
@@ -319,8 +324,8 @@ def test_the_detector_reads_at_the_size_its_card_says(pretrained_artifact: Path,
     )
     sizes = {x["input_size"]: x for x in lines if x["figure"] == "size"}
     assert sorted(sizes) == [384, 512]
-    assert sizes[512]["people"] == 97 and sizes[512]["found"] == 89 and sizes[512]["repeats"] == 0
-    assert sizes[384]["found"] < sizes[512]["found"], sizes  # measured 82 since session 43
+    assert sizes[512]["people"] == 97 and sizes[512]["found"] == 93 and sizes[512]["repeats"] == 0
+    assert sizes[384]["found"] < sizes[512]["found"], sizes  # measured 82 with session 43's tiles, before its parts
     assert sizes[512]["photos_ratio"] == 1.0 and sizes[384]["photos_ms"] > 0 and sizes[384]["scenes_ms"] > 0
     assert sizes[512]["scenes"]["scenes"]["persons_true"] > 0
 
@@ -361,16 +366,45 @@ def test_only_a_large_picture_with_a_small_person_is_tiled() -> None:
 
 
 def test_the_side_of_a_box_its_answered_pose_leaves_empty() -> None:
-    """benchmarks/box_around_two.py (a candidate, not served): a box around two people whose answered pose stands
-    in its left half gets its right side read (back over the pose's edge by a tenth of the width); a pose filling
-    its box, or too unsure to say where it stands, leaves nothing to read."""
-    from tests.support.benchmarks import load_benchmark
-
-    empty_part = load_benchmark("box_around_two").empty_part
+    """A box around two people whose answered pose stands in its left half: its right side is the part to read,
+    reaching back over the pose's edge by a tenth of the width; a pose filling its box, or too unsure to say where
+    it stands, leaves nothing to read."""
     box = np.array([0.0, 0.0, 200.0, 200.0])
     left = np.stack([np.linspace(10, 90, K), np.linspace(10, 190, K)], 1)  # x 10-90 of 0-200
     sure = np.full(K, 0.8)
-    assert empty_part(box, sure, left) == (70.0, 0.0, 130.0, 200.0)  # from 90 - 20 to the box's right edge
-    assert empty_part(box, sure, left + np.array([100.0, 0.0])) == (0.0, 0.0, 130.0, 200.0)  # x 110-190: its left side
-    assert empty_part(box, sure, np.stack([np.linspace(10, 190, K), left[:, 1]], 1)) is None
-    assert empty_part(box, np.full(K, 0.1), left) is None
+    assert empty_part(box, left, sure) == (70.0, 0.0, 130.0, 200.0)  # from 90 - 20 to the box's right edge
+    assert empty_part(box, left + np.array([100.0, 0.0]), sure) == (0.0, 0.0, 130.0, 200.0)  # x 110-190
+    assert empty_part(box, np.stack([np.linspace(10, 190, K), left[:, 1]], 1), sure) is None
+    assert empty_part(box, left, np.full(K, 0.1)) is None
+
+
+def test_a_person_in_the_empty_side_of_a_box_around_two_is_answered_once() -> None:
+    """Two answered persons: box 0 around two people, its pose on the left; box 1 a person alone. The empty side of
+    box 0 is read (blanked outside it, in box 0's crop) and its confident pose answered; a part whose pose repeats
+    an answered one, or is unsure, is not."""
+    rng = np.random.default_rng(4)
+    boxes = np.array([[0, 0, 200, 200], [300, 0, 100, 200]], dtype=float)
+    keypoints = np.stack([standing(0.0, rng), standing(300.0, rng)])
+    joint_scores = np.full((2, K), 0.8)
+    neighbour = standing(100.0, rng)
+    asked = []
+
+    def read_parts(parents: np.ndarray, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        asked.append((parents.tolist(), parts.tolist()))
+        return neighbour[None], np.full((1, K), 0.7)
+
+    parents, parts, points, scores = answer_parts(boxes, keypoints, joint_scores, np.array([0.6, 0.5]),
+                                                  np.array([0, 1]), read_parts)  # fmt: skip
+    assert asked == [([0], [[keypoints[0][:, 0].max() - 20.0, 0.0, 220.0 - keypoints[0][:, 0].max(), 200.0]])]
+    assert parents.tolist() == [0] and np.array_equal(points[0], neighbour) and scores.shape == (1, K)
+    assert parts.shape == (1, 4)
+
+    def again(parents: np.ndarray, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return keypoints[0][None] + 1.0, np.full((1, K), 0.7)  # the answered person read again
+
+    assert len(answer_parts(boxes, keypoints, joint_scores, np.array([0.6, 0.5]), np.array([0, 1]), again)[0]) == 0
+
+    def unsure(parents: np.ndarray, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return neighbour[None], np.full((1, K), CONFIDENT_POSE / 2)
+
+    assert len(answer_parts(boxes, keypoints, joint_scores, np.array([0.6, 0.5]), np.array([0, 1]), unsure)[0]) == 0

@@ -105,8 +105,10 @@ def test_max_persons_and_score_threshold_are_the_callers(server: RunningServer) 
 # detector's box around two women and its box around one of them both crop the same woman, and the pose
 # network reads her in both: sample4 (4 women, 3 boxes; the fourth stands inside the box around two)
 # and sample6 (4 women, 4 boxes). The repeat's box is read again blanked outside it, which finds the
-# woman it was drawn around (docs/detector.md): every answer is a different woman.
-TIGHT_GROUPS = {"sample4.jpg": 3, "sample6.jpg": 4}
+# woman it was drawn around (docs/detector.md): every answer is a different woman. Since session 43 the side
+# of the box around two its answer leaves empty is read too (`posewheel.detection.answer_parts`): sample4's
+# fourth woman is answered (3 until then).
+TIGHT_GROUPS = {"sample4.jpg": 4, "sample6.jpg": 4}
 
 
 @pytest.mark.parametrize("name", sorted(TIGHT_GROUPS))
@@ -212,7 +214,7 @@ def test_a_crowd_of_small_people_is_looked_at_again_in_tiles(
     session 42) 19 (`tiles`; 20 with each read alone, as served), each at a marked nose, each once (one twice
     until session 42, `shared`); a server told POSEWHEEL_DETECTOR_TILES=false answers the whole picture's only."""
     people = crowd_people(server.url)
-    assert len(set(people)) >= 18 and len(people) == len(set(people)), people  # measured 20 of 22
+    assert len(set(people)) >= 18 and len(people) == len(set(people)), people  # measured 21 of 22 (20 until the parts)
     with run_server(test_settings(tmp_path, pretrained_models, intra_op_threads=2, detector_tiles=False)) as whole:
         assert len(set(crowd_people(whole.url))) < len(people)  # measured 12
 
@@ -220,13 +222,15 @@ def test_a_crowd_of_small_people_is_looked_at_again_in_tiles(
 def test_each_person_of_a_crowd_is_read_alone(server: RunningServer, pretrained_models: Path, tmp_path: Path) -> None:
     """The same crowd: a person whose crop holds more than a tenth of another person's box is read with everything
     outside their own box blanked, so the pose network reads them and not a neighbour: 20 different marked people
-    (benchmarks/people_found.py, `alone`; 18 with session 34's larger tiles), each once (one twice until session
-    42); a server told POSEWHEEL_DETECTOR_READ_ALONE=false reads every crop as it is and answers fewer."""
+    (benchmarks/people_found.py, `alone`; 18 with session 34's larger tiles), 19 as cropped; since session 43 the
+    side of a box around two its answer leaves empty is read too (`parts`), which finds 21 either way. A server
+    told POSEWHEEL_DETECTOR_READ_ALONE=false reads every crop as it is and answers no more. (Reading alone's own
+    effect, where the parts do not stand in: the tight groups' boxes sent back, above.)"""
     people = crowd_people(server.url)
-    assert len(set(people)) >= 19 and len(people) == len(set(people)), people  # measured 20 of 22
+    assert len(set(people)) >= 20 and len(people) == len(set(people)), people  # measured 21 of 22
     off = test_settings(tmp_path, pretrained_models, intra_op_threads=2, detector_read_alone=False)
     with run_server(off) as together:
-        assert len(set(crowd_people(together.url))) < len(people)  # measured 15
+        assert len(set(crowd_people(together.url))) <= len(set(people))  # measured 21
 
 
 def test_a_person_the_detector_is_unsure_of_is_answered_where_the_pose_network_confirms_it(

@@ -28,6 +28,7 @@ import contextlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,14 +50,18 @@ from posewheel.decoding import (
 from posewheel.detection import (
     CONFIDENT_JOINT,
     DUPLICATE_OKS,
+    Crop,
     FindOptions,
     answer_once,
+    answer_parts,
+    blanked_parts,
     blanked_reread,
     confirmed,
     distinct_persons,
     person_cap,
     persons_to_read,
     read_alone,
+    with_parts,
 )
 from posewheel.imagestore import read_rgb
 from posewheel.schema import KEYPOINT_NAMES, OKS_SIGMAS, PERSON_CATEGORY_ID
@@ -144,7 +149,7 @@ def predict_without_boxes(
         return decode_outputs(dict(zip(names, outputs, strict=True)), windows, spec, card.output.kind)
 
     ds = coco.load(dataset)
-    found_in: list[tuple[int, np.ndarray, np.ndarray]] = []  # image id, boxes (n, 4), scores: crops waiting
+    found_in: list[tuple[int, np.ndarray, np.ndarray, Crop]] = []  # image id, boxes (n, 4), scores, crop: waiting
     crops: list[np.ndarray] = []  # waiting for a full batch, as the server's micro-batches do
     windows: list[Box] = []
     rows: dict[str, list[np.ndarray]] = {"image_ids": [], "boxes": [], "box_scores": [], "keypoints": [], "scores": []}
@@ -154,25 +159,36 @@ def predict_without_boxes(
         alone = np.zeros(len(inputs), dtype=bool)
         if find.read_alone:  # as served (serving.engine.ServedModel.find_people)
             start = 0
-            for _, found, _ in found_in:
+            for _, found, _, _ in found_in:
                 own = slice(start, start + len(found))
                 inputs[own], alone[own] = read_alone(inputs[own], found, windows[own], spec)
                 start += len(found)
         points, scores = run_pose(inputs, windows)
         start = 0
-        for image_id, found, found_scores in found_in:
+        for image_id, found, found_scores, crop in found_in:
             own = slice(start, start + len(found))
             keypoints, joint_scores = points[own], scores[own]
+            boxes, box_scores = found, found_scores
             if distinct:  # one answer per person, as served (serving.engine.ServedModel.answer)
                 reread = blanked_reread(inputs[own], found, windows[own], spec, run_pose)
                 kept, keypoints, joint_scores = answer_once(
                     found, keypoints, joint_scores, found_scores, reread, threshold, alone[own], confident_joint
                 )
+                if find.read_parts:  # a person in the empty side of a box around two, as served
+                    read_parts = blanked_parts(crop, spec, run_pose)
+                    parents, part_boxes, part_points, part_scores = answer_parts(
+                        found, keypoints, joint_scores, found_scores, kept, read_parts
+                    )
+                    kept = with_parts(kept, parents, len(found))
+                    boxes = np.concatenate([found, part_boxes])
+                    box_scores = np.concatenate([found_scores, found_scores[parents]])
+                    keypoints = np.concatenate([keypoints, part_points])
+                    joint_scores = np.concatenate([joint_scores, part_scores])
             else:  # every confirmed detection, repeats too
                 kept = np.flatnonzero(confirmed(found_scores, joint_scores, threshold))
             rows["image_ids"].append(np.full(len(kept), image_id, dtype=np.int64))
-            rows["boxes"].append(found[kept])
-            rows["box_scores"].append(found_scores[kept])
+            rows["boxes"].append(boxes[kept])
+            rows["box_scores"].append(box_scores[kept])
             rows["keypoints"].append(keypoints[kept])
             rows["scores"].append(joint_scores[kept])
             start += len(found)
@@ -188,7 +204,7 @@ def predict_without_boxes(
         found, scores = found[read], scores[read]
         if not len(found):
             continue
-        found_in.append((record.id, found, np.asarray(scores, dtype=np.float64)))
+        found_in.append((record.id, found, np.asarray(scores, dtype=np.float64), partial(crops_of, image, spec)))
         for x, y, w, h in found.tolist():
             windows.append(crop_box(_served_box((x, y, w, h), image, spec), spec))
             crops.append(crop_image(image, windows[-1], spec))
@@ -302,6 +318,13 @@ def evaluate_without_boxes(
         values["true_boxes_oks_ap"] = given
         values["oks_ap_ratio"] = values["oks_ap"] / given if given > 0 else float("nan")
     return values
+
+
+def crops_of(image: Image.Image, spec: InputSpec, boxes: Sequence[Box]) -> tuple[np.ndarray, list[Box]]:
+    """Person boxes (image pixels) cut out of `image` as the server cuts them (serving/engine.py `prepare`): network
+    inputs (n, 3, H, W) float32 and crop windows."""
+    windows = [crop_box(_served_box(box, image, spec), spec) for box in boxes]
+    return normalize(np.stack([crop_image(image, w, spec) for w in windows]), spec), windows
 
 
 def _served_box(box: Box, image: Image.Image, spec: InputSpec) -> Box:
