@@ -594,3 +594,26 @@ def answer_parts(
         return none
     order = np.sort(np.asarray(kept, dtype=np.int64))
     return parents[order], parts[order], points[order], scores[order]
+
+
+def answer_with_parts(
+    boxes: np.ndarray,
+    keypoints: np.ndarray,
+    joint_scores: np.ndarray,
+    box_scores: np.ndarray,
+    answered: np.ndarray,
+    read_parts: ReadParts,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`answer_parts`, its persons added after the detector's rows: (rows to answer in order (`with_parts`), poses
+    (P + Q, 17, 2), joint scores (P + Q, 17), the parts' parent rows (Q,) and boxes (Q, 4)); the rows, poses and
+    scores as given where no part is answered. What the server and evaluation both do after `answer_once`."""
+    parents, part_boxes, points, scores = answer_parts(boxes, keypoints, joint_scores, box_scores, answered, read_parts)
+    if not len(parents):
+        return answered, keypoints, joint_scores, parents, part_boxes
+    return (
+        with_parts(answered, parents, len(keypoints)),
+        np.concatenate([keypoints, points]),
+        np.concatenate([joint_scores, scores]),
+        parents,
+        part_boxes,
+    )

@@ -32,13 +32,12 @@ from posewheel.detection import (
     Crop,
     FindOptions,
     answer_once,
-    answer_parts,
+    answer_with_parts,
     blanked_parts,
     blanked_reread,
     person_cap,
     persons_to_read,
     read_alone,
-    with_parts,
 )
 from posewheel.schema import NUM_KEYPOINTS
 
@@ -238,14 +237,10 @@ class ServedModel:
                 )
                 if self.find_options.read_parts and p.crop is not None:  # one in the empty side of a box around two
                     read_parts = blanked_parts(p.crop, self.spec, self.infer_decode)
-                    parents, part_boxes, part_points, part_scores = answer_parts(
+                    kept, own_points, own_scores, parents, part_boxes = answer_with_parts(
                         found.boxes, own_points, own_scores, found.scores, kept, read_parts
                     )
-                    if len(parents):
-                        kept = with_parts(kept, parents, len(own_points))
-                        own_points = np.concatenate([own_points, part_points])
-                        own_scores = np.concatenate([own_scores, part_scores])
-                        parts = (parents, part_boxes)
+                    parts = (parents, part_boxes) if len(parents) else None
             answers.append(Answer(own_points, own_scores, p.extra, kept, parts))
             start = own.stop
         return answers

@@ -53,7 +53,7 @@ from posewheel.detection import (
     Crop,
     FindOptions,
     answer_once,
-    answer_parts,
+    answer_with_parts,
     blanked_parts,
     blanked_reread,
     confirmed,
@@ -61,7 +61,6 @@ from posewheel.detection import (
     person_cap,
     persons_to_read,
     read_alone,
-    with_parts,
 )
 from posewheel.imagestore import read_rgb
 from posewheel.schema import KEYPOINT_NAMES, OKS_SIGMAS, PERSON_CATEGORY_ID
@@ -176,14 +175,11 @@ def predict_without_boxes(
                 )
                 if find.read_parts:  # a person in the empty side of a box around two, as served
                     read_parts = blanked_parts(crop, spec, run_pose)
-                    parents, part_boxes, part_points, part_scores = answer_parts(
+                    kept, keypoints, joint_scores, parents, part_boxes = answer_with_parts(
                         found, keypoints, joint_scores, found_scores, kept, read_parts
                     )
-                    kept = with_parts(kept, parents, len(found))
                     boxes = np.concatenate([found, part_boxes])
                     box_scores = np.concatenate([found_scores, found_scores[parents]])
-                    keypoints = np.concatenate([keypoints, part_points])
-                    joint_scores = np.concatenate([joint_scores, part_scores])
             else:  # every confirmed detection, repeats too
                 kept = np.flatnonzero(confirmed(found_scores, joint_scores, threshold))
             rows["image_ids"].append(np.full(len(kept), image_id, dtype=np.int64))
