@@ -37,12 +37,16 @@ pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 # where AP is mostly noise. Four runs on one machine gained +0.0099, +0.015, +0.021 and +0.040 street AP
 # (two missed a +0.02 assertion, one the product's 0.01 margin), while street PCK@0.1 gained +0.114, +0.119
 # and +0.126 in the three whose figures were kept (+0.128 in a fifth, at these epochs). So the rule here
-# promotes on any street AP gain, and the test asks for street PCK@0.1 up by 0.02 and street AP up at all;
+# promoted on any street AP gain (until session 44, below), and the test asks for street PCK@0.1 up by 0.02;
 # the gains of the default loop are measured by the demo (docs/flywheel.md).
 # Since the candidate keeps 0.6 of its fine-tune and cuts half its crops as portraits (sessions 24-26's
 # defaults, which keep real people), the short loop gains less: street PCK@0.1 +0.044, +0.046 and +0.062 in
 # three runs of session 33 (first models at 0.193-0.197; the labeled images differ by a few between runs,
 # since the traffic's order does). The +0.05 asked until then failed two of those three.
+# "Any street AP gain" was noise too: in session 44 a loop that lifted street PCK@0.1 0.189 -> 0.238 (and studio
+# AP 0.103 -> 0.138) scored street AP 0.0029 -> 0.0023 and was refused. So here the rule refuses a candidate
+# only where street AP falls by more than NOISE_AP, far below what a real loss would show and far above what a
+# 0.002 AP can tell; the test asks for the PCK gain, which is the signal at this size.
 LOOP_TRAIN = {
     "epochs": 20,
     "finetune_epochs": 10,
@@ -52,10 +56,11 @@ LOOP_TRAIN = {
     "feedback_weight": 5.0,
     "finetune_lr": 0.002,
 }
+NOISE_AP = 0.005
 LOOP_PARAMS = {
     **SHORT_PARAMS,
     "train": {**SHORT_PARAMS["train"], **LOOP_TRAIN},
-    "promote": {"street_margin": 0.0, "studio_tolerance": 0.02},
+    "promote": {"street_margin": -NOISE_AP, "studio_tolerance": 0.02},
 }
 
 
@@ -88,7 +93,7 @@ def test_corrected_street_labels_promote_a_better_model_that_serving_answers_wit
     assert decision["feedback_labels"] >= 100
     before, after = decision["production"], decision["candidate"]
     assert after["street"]["pck@0.1"] > before["street"]["pck@0.1"] + 0.02, (before["street"], after["street"])
-    assert after["street"]["oks_ap"] > before["street"]["oks_ap"], (before["street"], after["street"])
+    assert after["street"]["oks_ap"] >= before["street"]["oks_ap"] - NOISE_AP, (before["street"], after["street"])
 
     production = artifact.load_card(project.root / "models" / "production")
     assert production.version == decision["production_version_after"]
