@@ -508,9 +508,11 @@ def answer_once(
 
 # A person inside a box the detector drew around them and a neighbour (`answer_parts`, docs/detector.md): the pose
 # network answers the neighbour, and the side of the box that answer leaves empty, at least EMPTY_SIDE of its
-# width, is read as a box of its own, reaching PART_OVERLAP of the width back over the answer's edge.
+# width, is read as a box of its own, reaching PART_OVERLAP of the width back over the answer's edge. The answer
+# needs PART_JOINTS sure joints (at least CONFIDENT_JOINT) to say where it stands.
 EMPTY_SIDE = 0.4
 PART_OVERLAP = 0.1
+PART_JOINTS = 3
 
 ReadParts = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 Crop = Callable[[Sequence[Box]], tuple[np.ndarray, list[Box]]]
@@ -519,9 +521,10 @@ Crop = Callable[[Sequence[Box]], tuple[np.ndarray, list[Box]]]
 def empty_part(box: Box | np.ndarray, keypoints: np.ndarray, joint_scores: np.ndarray) -> Box | None:
     """The side of a person `box` (x, y, w, h) that its answered pose (17, 2) with joint scores (17,) leaves empty,
     as a box: at least `EMPTY_SIDE` of the width beside the joints scored at least `CONFIDENT_JOINT`, reaching
-    `PART_OVERLAP` of the width back over them; None where the pose fills the box or too few joints are sure."""
+    `PART_OVERLAP` of the width back over them; None where the pose fills the box or fewer than `PART_JOINTS`
+    joints are sure."""
     sure = np.asarray(joint_scores) >= CONFIDENT_JOINT
-    if sure.sum() < SHARED_JOINTS:
+    if sure.sum() < PART_JOINTS:
         return None
     x, y, w, h = (float(v) for v in box)
     xs = np.asarray(keypoints)[sure, 0]
@@ -579,11 +582,11 @@ def answer_parts(
     if not len(parents):
         return none
     points, scores = read_parts(parents, parts)
-    sure = pose_score(scores) >= CONFIDENT_POSE
+    confidence = pose_score(scores)
     held_boxes, held_points, held_scores = boxes[answered], keypoints[answered], joint_scores[answered]
     kept: list[int] = []
-    for j in np.argsort(-(np.asarray(box_scores)[parents] * pose_score(scores)), kind="stable"):
-        if not sure[j]:
+    for j in np.argsort(-(np.asarray(box_scores)[parents] * confidence), kind="stable"):
+        if confidence[j] < CONFIDENT_POSE:
             continue
         poses = np.concatenate([held_points, points[kept], points[j][None]])
         joint = np.concatenate([held_scores, scores[kept], scores[j][None]])
