@@ -11,7 +11,7 @@ by side (9 people), all six in three columns (22) and all six in one row (22); a
 exactly one answer's nose (`head`) lies within reach (150 px at the photograph's scale) of theirs; an
 answer near nobody's nose is "nobody", two answers near one person a "repeat".
 
-Nine ways, in one run (the detector is deterministic):
+Ten ways, in one run (the detector is deterministic):
 - `session32`: as served before session 33: at most 10 persons per image (the CenterNet card's cap then),
   a pose repeating a better one's dropped (`distinct_detections`).
 - `cap20`: the same with the cap at 20, COCO's own limit for keypoint evaluation (maxDets 20).
@@ -28,16 +28,18 @@ Nine ways, in one run (the detector is deterministic):
   `CONFIDENT_JOINT`), not on all 17, when one answer per person is chosen.
 - `unsure_tiles`: the same, and where the detector is sure of nobody, a small person it is unsure of whom the pose
   network reads calls for tiles (`FindOptions.unsure_call_tiles`).
-- `parts`: as served now (`predict_without_boxes`): the same, and the side of an answered box its pose leaves empty
-  read for a person of its own (`posewheel.detection.answer_parts`: a person inside a box drawn around two).
+- `parts`: as served in session 43: the same, and the side of an answered box its pose leaves empty read for a
+  person of its own (`posewheel.detection.answer_parts`: a person inside a box drawn around two).
+- `head`: as served now (`predict_without_boxes`): the same, and a weak box confirmed by its face and shoulders too
+  (`posewheel.detection.CONFIDENT_HEAD`), two poses one person from 0.58 alike instead of 0.63 (`DUPLICATE_OKS`).
 
 Times per photograph, in the same run, interleaved: the served detector's, the whole picture only against tiled
 where it needs them (`detector_ms`); and the whole answer's (detector, poses, one answer per person), as served
 in session 35 against now (`answer_ms`; for a `--data` set its mean over the images, `scenes_answer_ms`).
 
 COCO datasets given with `--data` are scored without boxes (OKS AP, box AP, persons matched, phantoms),
-seven ways: repeats dropped only, as served in sessions 34, 35 and 36-42, with shared joints, with the unsure
-calling for tiles, and as served now.
+eight ways: repeats dropped only, as served in sessions 34, 35 and 36-42, with shared joints, with the unsure
+calling for tiles, as served in session 43, and as served now.
 Prints one JSON line per artifact, way and photograph, one per artifact and way with the totals and the wall
 time, one per artifact, dataset and way.
 """
@@ -63,13 +65,16 @@ from training.evaluate_persons import DetectedPersons, distinct_detections, pred
 
 BENCHMARK = "people_found"
 SESSION32_CAP = 10  # training/detectors.py's CenterNet card before session 33
-BEFORE_43 = {"unsure_call_tiles": False, "read_parts": False}  # session 43's two steps, off
+SESSION43_DUPLICATE_OKS = 0.63  # posewheel.detection.DUPLICATE_OKS from session 31 to 43
+BEFORE_44 = {"head_confirms": False, "duplicate_oks": SESSION43_DUPLICATE_OKS}  # session 44's step, off
+BEFORE_43 = {"unsure_call_tiles": False, "read_parts": False, **BEFORE_44}  # session 43's two steps, off
 WHOLE = FindOptions(tiles=False, pose_confirms=False, read_alone=False, **BEFORE_43)  # the whole picture alone
 TILED = FindOptions(pose_confirms=False, read_alone=False, **BEFORE_43)  # as served in session 34
 CONFIRMED = FindOptions(read_alone=False, **BEFORE_43)  # as served in session 35
-ALONE = FindOptions(unsure_call_tiles=False, read_parts=False)  # as served in sessions 36-42
-NO_PARTS = FindOptions(read_parts=False)  # as served in session 43's first commit
-WAYS = ("session32", "cap20", "reread", "tiles", "confirmed", "alone", "shared", "unsure_tiles", "parts")
+ALONE = FindOptions(**BEFORE_43)  # as served in sessions 36-42
+NO_PARTS = FindOptions(read_parts=False, **BEFORE_44)  # as served in session 43's first commit
+PARTS = FindOptions(**BEFORE_44)  # as served in session 43
+WAYS = ("session32", "cap20", "reread", "tiles", "confirmed", "alone", "shared", "unsure_tiles", "parts", "head")
 ALL_JOINTS = 0.0  # `confident_joint` of sessions 31-42: two poses compared on all 17 joints
 
 
@@ -81,10 +86,12 @@ def ways(
     """The ways (module docstring) named on `data`, each with its wall time in seconds."""
     runs = {
         "session32": lambda: distinct_detections(
-            predict_without_boxes(artifact, data, max_persons=SESSION32_CAP, distinct=False, find_options=WHOLE)
+            predict_without_boxes(artifact, data, max_persons=SESSION32_CAP, distinct=False, find_options=WHOLE),
+            duplicate_oks=SESSION43_DUPLICATE_OKS,
         ),
         "cap20": lambda: distinct_detections(
-            predict_without_boxes(artifact, data, max_persons=20, distinct=False, find_options=WHOLE)
+            predict_without_boxes(artifact, data, max_persons=20, distinct=False, find_options=WHOLE),
+            duplicate_oks=SESSION43_DUPLICATE_OKS,
         ),
         "reread": lambda: predict_without_boxes(artifact, data, find_options=WHOLE),
         "tiles": lambda: predict_without_boxes(artifact, data, find_options=TILED),
@@ -92,7 +99,8 @@ def ways(
         "alone": lambda: predict_without_boxes(artifact, data, find_options=ALONE, confident_joint=ALL_JOINTS),
         "shared": lambda: predict_without_boxes(artifact, data, find_options=ALONE),
         "unsure_tiles": lambda: predict_without_boxes(artifact, data, find_options=NO_PARTS),
-        "parts": lambda: predict_without_boxes(artifact, data),
+        "parts": lambda: predict_without_boxes(artifact, data, find_options=PARTS),
+        "head": lambda: predict_without_boxes(artifact, data),
     }
     out = {}
     for way in names:
@@ -169,14 +177,16 @@ def answer(model: ServedModel, image: Image.Image) -> int:
 
 def scenes(name: str, artifact: Path, data: Path, repeats: int = 3) -> None:
     for way, pred in (("drop", distinct_detections(predict_without_boxes(artifact, data, distinct=False,
-                                                                         find_options=TILED))),
+                                                                         find_options=TILED),
+                                                   duplicate_oks=SESSION43_DUPLICATE_OKS)),
                       ("tiles", predict_without_boxes(artifact, data, find_options=TILED)),
                       ("confirmed", predict_without_boxes(artifact, data, find_options=CONFIRMED)),
                       ("alone", predict_without_boxes(artifact, data, find_options=ALONE,
                                                       confident_joint=ALL_JOINTS)),
                       ("shared", predict_without_boxes(artifact, data, find_options=ALONE)),
                       ("unsure_tiles", predict_without_boxes(artifact, data, find_options=NO_PARTS)),
-                      ("parts", predict_without_boxes(artifact, data))):  # fmt: skip
+                      ("parts", predict_without_boxes(artifact, data, find_options=PARTS)),
+                      ("head", predict_without_boxes(artifact, data))):  # fmt: skip
         values = score_without_boxes(pred)
         keys = ("oks_ap", "box_ap", "persons_true", "persons_found", "persons_matched", "phantoms")
         emit("scenes", benchmark=BENCHMARK, model=name, data=str(data), way=way,

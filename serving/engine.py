@@ -232,13 +232,14 @@ class ServedModel:
             if p.detected is not None:  # the detector's persons: each confirmed, one answer each
                 found = p.detected
                 reread = blanked_reread(p.inputs, found.boxes, p.windows, self.spec, self.infer_decode)
+                how = self.find_options
                 kept, own_points, own_scores = answer_once(
-                    found.boxes, own_points, own_scores, found.scores, reread, found.threshold, p.alone
+                    found.boxes, own_points, own_scores, found.scores, reread, found.threshold, p.alone, options=how
                 )
-                if self.find_options.read_parts and p.crop is not None:  # one in the empty side of a box around two
+                if how.read_parts and p.crop is not None:  # one in the empty side of a box around two
                     read_parts = blanked_parts(p.crop, self.spec, self.infer_decode)
                     kept, own_points, own_scores, parents, part_boxes = answer_with_parts(
-                        found.boxes, own_points, own_scores, found.scores, kept, read_parts
+                        found.boxes, own_points, own_scores, found.scores, kept, read_parts, how.duplicate_oks
                     )
                     parts = (parents, part_boxes) if len(parents) else None
             answers.append(Answer(own_points, own_scores, p.extra, kept, parts))

@@ -16,8 +16,10 @@ import numpy as np
 
 from posewheel.decoding import InputSpec, crop_box
 from posewheel.detection import (
+    CONFIDENT_HEAD,
     CONFIDENT_POSE,
     DUPLICATE_OKS,
+    HEAD_AND_SHOULDERS,
     PART_OF,
     SMALL_PERSON,
     TILE_OVERLAP,
@@ -237,6 +239,26 @@ def test_a_weak_box_is_answered_only_where_its_pose_is_confident() -> None:
     assert answer_once(boxes, keypoints, joint_scores, box_scores)[0].tolist() == [0, 1, 2]  # no threshold: all boxes
 
 
+def test_a_weak_box_whose_face_and_shoulders_read_confidently_is_a_person() -> None:
+    """A person seated behind another: face and shoulders read confidently, the hidden rest doubtfully, so the mean
+    of the 17 joint scores stays under CONFIDENT_POSE. Their face and shoulders confirm them, unless a benchmark's
+    baseline switches that off; a doubtful face does not."""
+    behind = np.full(K, 0.2)
+    behind[:HEAD_AND_SHOULDERS] = CONFIDENT_HEAD + 0.05
+    doubtful = np.full(K, 0.2)
+    doubtful[:HEAD_AND_SHOULDERS] = CONFIDENT_HEAD - 0.1
+    joint_scores = np.stack([behind, doubtful])
+    assert (joint_scores.mean(axis=1) < CONFIDENT_POSE).all()
+    assert confirmed(np.array([0.2, 0.2]), joint_scores, 0.3).tolist() == [True, False]
+    assert confirmed(np.array([0.2, 0.2]), joint_scores, 0.3, head_confirms=False).tolist() == [False, False]
+    rng = np.random.default_rng(5)
+    keypoints = np.stack([standing(0.0, rng), standing(200.0, rng)])
+    boxes = np.array([[0, 0, 100, 200], [200, 0, 100, 200]], dtype=float)
+    assert answer_once(boxes, keypoints, joint_scores, np.array([0.2, 0.2]), threshold=0.3)[0].tolist() == [0]
+    off = FindOptions(head_confirms=False)
+    assert answer_once(boxes, keypoints, joint_scores, np.array([0.2, 0.2]), threshold=0.3, options=off)[0].size == 0
+
+
 def test_the_benchmark_counts_repeats_both_ways_on_real_photographs_and_scenes(
     pretrained_artifact: Path, tmp_path: Path
 ) -> None:
@@ -299,12 +321,15 @@ def test_people_found_on_group_photographs_as_served_before_and_now(pretrained_a
     # the side of a box around two its answer leaves empty, read: measured 93 found, none twice, 1 near nobody
     assert totals["parts"]["found"] - totals["unsure_tiles"]["found"] >= 3, totals
     assert totals["parts"]["repeats"] == 0 and totals["parts"]["nobody"] <= totals["unsure_tiles"]["nobody"]
+    # a weak box confirmed by its face and shoulders, two poses one person from 0.58: measured 95 found, none twice
+    assert totals["head"]["found"] - totals["parts"]["found"] >= 2, totals
+    assert totals["head"]["repeats"] == 0 and totals["head"]["nobody"] <= totals["parts"]["nobody"]
     photos = {(x["way"], x["photo"]): x for x in lines if x["figure"] == "photo"}
     groups = {name for _, name in photos if name in {f"sample{i}" for i in range(1, 7)}}
     assert len(groups) == 6 and sum(photos["tiles", name]["found"] for name in groups) >= 20  # 20 of 22
     assert all(photos["tiles", name] == {**photos["reread", name], "way": "tiles"} for name in groups)
     scenes = {x["way"]: x for x in lines if x["figure"] == "scenes"}
-    assert sorted(scenes) == ["alone", "confirmed", "drop", "parts", "shared", "tiles", "unsure_tiles"]
+    assert sorted(scenes) == ["alone", "confirmed", "drop", "head", "parts", "shared", "tiles", "unsure_tiles"]
     assert scenes["confirmed"]["persons_matched"] > scenes["tiles"]["persons_matched"], scenes  # measured 3 and 2
     assert scenes["confirmed"]["phantoms"] == scenes["tiles"]["phantoms"] == 0
     costs = [x for x in lines if x["figure"] == "answer_ms"]
@@ -313,9 +338,9 @@ def test_people_found_on_group_photographs_as_served_before_and_now(pretrained_a
 
 def test_the_detector_reads_at_the_size_its_card_says(pretrained_artifact: Path, tmp_path: Path) -> None:
     """benchmarks/detector_input_size.py on the pretrained artifact: at the card's own 512 it finds the people that
-    benchmarks/people_found.py finds as served (93 of 97; 88 in session 42, 85 before its tiles); at 384, a
-    copy whose card says 384, the same graph reads smaller pictures and finds fewer of them (measured 65 before
-    session 42, 82 with session 43's tiles). Times are reported, not judged (a benchmark's)."""
+    benchmarks/people_found.py finds as served (95 of 97; 93 in session 43, 88 in session 42, 85 before its
+    tiles); at 384, a copy whose card says 384, the same graph reads smaller pictures and finds fewer of them
+    (measured 65 before session 42, 82 with session 43's tiles). Times are reported, not judged (a benchmark's)."""
     from posewheel.synth import generate
 
     generate("street", 9, 3, tmp_path / "scenes", persons=(1, 2))
@@ -324,7 +349,7 @@ def test_the_detector_reads_at_the_size_its_card_says(pretrained_artifact: Path,
     )
     sizes = {x["input_size"]: x for x in lines if x["figure"] == "size"}
     assert sorted(sizes) == [384, 512]
-    assert sizes[512]["people"] == 97 and sizes[512]["found"] == 93 and sizes[512]["repeats"] == 0
+    assert sizes[512]["people"] == 97 and sizes[512]["found"] == 95 and sizes[512]["repeats"] == 0
     assert sizes[384]["found"] < sizes[512]["found"], sizes  # measured 82 with session 43's tiles, before its parts
     assert sizes[512]["photos_ratio"] == 1.0 and sizes[384]["photos_ms"] > 0 and sizes[384]["scenes_ms"] > 0
     assert sizes[512]["scenes"]["scenes"]["persons_true"] > 0

@@ -171,17 +171,17 @@ def predict_without_boxes(
             if distinct:  # one answer per person, as served (serving.engine.ServedModel.answer)
                 reread = blanked_reread(inputs[own], found, windows[own], spec, run_pose)
                 kept, keypoints, joint_scores = answer_once(
-                    found, keypoints, joint_scores, found_scores, reread, threshold, alone[own], confident_joint
+                    found, keypoints, joint_scores, found_scores, reread, threshold, alone[own], confident_joint, find
                 )
                 if find.read_parts:  # a person in the empty side of a box around two, as served
                     read_parts = blanked_parts(crop, spec, run_pose)
                     kept, keypoints, joint_scores, parents, part_boxes = answer_with_parts(
-                        found, keypoints, joint_scores, found_scores, kept, read_parts
+                        found, keypoints, joint_scores, found_scores, kept, read_parts, find.duplicate_oks
                     )
                     boxes = np.concatenate([found, part_boxes])
                     box_scores = np.concatenate([found_scores, found_scores[parents]])
             else:  # every confirmed detection, repeats too
-                kept = np.flatnonzero(confirmed(found_scores, joint_scores, threshold))
+                kept = np.flatnonzero(confirmed(found_scores, joint_scores, threshold, find.head_confirms))
             rows["image_ids"].append(np.full(len(kept), image_id, dtype=np.int64))
             rows["boxes"].append(boxes[kept])
             rows["box_scores"].append(box_scores[kept])
@@ -223,15 +223,17 @@ def predict_without_boxes(
     )
 
 
-def distinct_detections(pred: DetectedPersons, confident_joint: float = CONFIDENT_JOINT) -> DetectedPersons:
-    """Per image, a pose repeating a better one's dropped (`distinct_persons`, comparing poses on the joints both
-    score at least `confident_joint`) and its box not read again: what serving answered in session 31 and 32, a
-    benchmark's baseline (`predict_without_boxes` re-reads it)."""
+def distinct_detections(
+    pred: DetectedPersons, confident_joint: float = CONFIDENT_JOINT, duplicate_oks: float = DUPLICATE_OKS
+) -> DetectedPersons:
+    """Per image, a pose repeating a better one's (more than `duplicate_oks` alike) dropped (`distinct_persons`,
+    comparing poses on the joints both score at least `confident_joint`) and its box not read again: what serving
+    answered in session 31 and 32, a benchmark's baseline (`predict_without_boxes` re-reads it)."""
     keep = np.zeros(len(pred.image_ids), dtype=bool)
     for image_id in np.unique(pred.image_ids):
         rows = np.flatnonzero(pred.image_ids == image_id)
         keep[rows[distinct_persons(pred.boxes[rows], pred.keypoints[rows], pred.joint_scores[rows],
-                                   pred.box_scores[rows], DUPLICATE_OKS, confident_joint)]] = True  # fmt: skip
+                                   pred.box_scores[rows], duplicate_oks, confident_joint)]] = True  # fmt: skip
     return replace(
         pred,
         image_ids=pred.image_ids[keep],
