@@ -105,7 +105,8 @@ WEAK_SHARE = 0.5
 CONFIDENT_POSE = 0.4
 # Or where its face and shoulders (the first 7 joints, HEAD_AND_SHOULDERS) score at least CONFIDENT_HEAD on average,
 # since session 44: a person seated or standing behind another shows the pose network those, and the mean over 17
-# counts their hidden legs against them (a woman of sample5: face and shoulders 0.55-0.59, pose score 0.34-0.39).
+# counts their hidden legs against them (a woman of sample5: face and shoulders 0.59, pose score 0.34-0.36; in
+# sample5 itself 0.548 and 0.39, where she stays unanswered).
 # On the weak boxes of the real group pictures, those reading a person nobody had answered scored 0.52-0.72 there,
 # those reading nobody 0.46 at most; the drawn street and studio scenes answer the same people. One such box, around
 # a neighbour's head and shoulders, read the neighbour 0.588 alike to their own answer: hence DUPLICATE_OKS 0.58.
