@@ -201,9 +201,9 @@ def predict_without_boxes(
         if not len(found):
             continue
         found_in.append((record.id, found, np.asarray(scores, dtype=np.float64), partial(crops_of, image, spec)))
-        for x, y, w, h in found.tolist():
-            windows.append(crop_box(_served_box((x, y, w, h), image, spec), spec))
-            crops.append(crop_image(image, windows[-1], spec))
+        image_crops, image_windows = _served_crops(image, spec, [(x, y, w, h) for x, y, w, h in found.tolist()])
+        crops += image_crops
+        windows += image_windows
         if len(crops) >= batch_size:  # an image's crops all go in one batch: its persons are settled together
             flush()
     if crops:
@@ -321,8 +321,14 @@ def evaluate_without_boxes(
 def crops_of(image: Image.Image, spec: InputSpec, boxes: Sequence[Box]) -> tuple[np.ndarray, list[Box]]:
     """Person boxes (image pixels) cut out of `image` as the server cuts them (serving/engine.py `prepare`): network
     inputs (n, 3, H, W) float32 and crop windows."""
+    crops, windows = _served_crops(image, spec, boxes)
+    return normalize(np.stack(crops), spec), windows
+
+
+def _served_crops(image: Image.Image, spec: InputSpec, boxes: Sequence[Box]) -> tuple[list[np.ndarray], list[Box]]:
+    """Each person box's crop window (`_served_box`, `crop_box`) and its pixels (`crop_image`), not yet normalised."""
     windows = [crop_box(_served_box(box, image, spec), spec) for box in boxes]
-    return normalize(np.stack([crop_image(image, w, spec) for w in windows]), spec), windows
+    return [crop_image(image, w, spec) for w in windows], windows
 
 
 def _served_box(box: Box, image: Image.Image, spec: InputSpec) -> Box:
