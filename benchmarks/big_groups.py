@@ -9,7 +9,7 @@ caches (22 people, each nose marked by eye: NOSES) put side by side on grey, onc
 crowd, each person smaller the bigger the group. A person is found when exactly one answer's nose lies within
 reach of theirs (benchmarks/people_found.py).
 
-Seven ways, as served without boxes (`training.evaluate_persons.predict_without_boxes`, the server's steps), each
+Eight ways, as served without boxes (`training.evaluate_persons.predict_without_boxes`, the server's steps), each
 setting the cap, the tiles' trigger (`posewheel.detection.SMALL_PERSON`) and the tiles' side
 (`posewheel.detection.TILE_FRACTION`):
 - `session41`: as served in sessions 34-41: at most 20 persons a picture (the CenterNet card's cap then, COCO's
@@ -23,8 +23,10 @@ setting the cap, the tiles' trigger (`posewheel.detection.SMALL_PERSON`) and the
   it (`posewheel.detection.boxes_to_read`), calls for tiles too (in the 66-person picture nobody scored the
   threshold and it was never tiled), two poses are compared on the joints both are sure of, and the side of a box
   its answer leaves empty is read (`posewheel.detection.answer_parts`);
-- `card`: as served now: the same, and a weak box confirmed by its face and shoulders too
+- `session44`: as served in session 44: the same, and a weak box confirmed by its face and shoulders too
   (`posewheel.detection.CONFIDENT_HEAD`), two poses one person from 0.58 alike instead of 0.63;
+- `card`: as served now: the same, and a person the pose network reads unsure read turned too
+  (`posewheel.detection.read_upright`);
 - `asked64`: the same with a caller asking for 64 (`max_persons=64`), which any CenterNet card answers since
   session 42 (`posewheel.detection.person_cap`).
 
@@ -61,13 +63,16 @@ WAYS = {  # way -> (max_persons, tiles' trigger in input pixels, tiles' side of 
     "small96": (64, 96.0, 0.625, 42),
     "session42": (None, *SERVED, 42),
     "session43": (None, *SERVED, 43),
-    "card": (None, *SERVED, 44),
-    "asked64": (64, *SERVED, 44),
+    "session44": (None, *SERVED, 44),
+    "card": (None, *SERVED, 45),
+    "asked64": (64, *SERVED, 45),
 }
 # Until session 42 only a person the detector was sure of called for tiles, two poses were compared on all 17
 # joints when one answer per person was chosen, and the side of a box its answer left empty was not read. Until
-# session 43 a weak box was confirmed by its pose score alone and two poses were one person from 0.63 alike.
-SESSION43 = detection.FindOptions(head_confirms=False, duplicate_oks=0.63)
+# session 43 a weak box was confirmed by its pose score alone and two poses were one person from 0.63 alike. Until
+# session 44 a pose read unsure was not read turned (`read_upright`).
+SESSION44 = detection.FindOptions(turns=False)
+SESSION43 = replace(SESSION44, head_confirms=False, duplicate_oks=0.63)
 SURE_CALL_TILES = replace(SESSION43, unsure_call_tiles=False, read_parts=False)
 ALL_JOINTS = 0.0
 
@@ -76,8 +81,10 @@ def run(artifact: Path, data: Path, way: str) -> DetectedPersons:
     """The persons found in `data` as `way` finds them."""
     cap, detection.SMALL_PERSON, detection.TILE_FRACTION, session = WAYS[way]  # read by the tiles' code at each call
     try:
-        if session == 44:
+        if session == 45:
             return predict_without_boxes(artifact, data, max_persons=cap)
+        if session == 44:
+            return predict_without_boxes(artifact, data, max_persons=cap, find_options=SESSION44)
         if session == 43:
             return predict_without_boxes(artifact, data, max_persons=cap, find_options=SESSION43)
         return predict_without_boxes(

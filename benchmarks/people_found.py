@@ -11,7 +11,7 @@ by side (9 people), all six in three columns (22) and all six in one row (22); a
 exactly one answer's nose (`head`) lies within reach (150 px at the photograph's scale) of theirs; an
 answer near nobody's nose is "nobody", two answers near one person a "repeat".
 
-Ten ways, in one run (the detector is deterministic):
+Eleven ways, in one run (the detector is deterministic):
 - `session32`: as served before session 33: at most 10 persons per image (the CenterNet card's cap then),
   a pose repeating a better one's dropped (`distinct_detections`).
 - `cap20`: the same with the cap at 20, COCO's own limit for keypoint evaluation (maxDets 20).
@@ -30,16 +30,18 @@ Ten ways, in one run (the detector is deterministic):
   network reads calls for tiles (`FindOptions.unsure_call_tiles`).
 - `parts`: as served in session 43: the same, and the side of an answered box its pose leaves empty read for a
   person of its own (`posewheel.detection.answer_parts`: a person inside a box drawn around two).
-- `head`: as served now (`predict_without_boxes`): the same, and a weak box confirmed by its face and shoulders too
+- `head`: as served in session 44: the same, and a weak box confirmed by its face and shoulders too
   (`posewheel.detection.CONFIDENT_HEAD`), two poses one person from 0.58 alike instead of 0.63 (`DUPLICATE_OKS`).
+- `turns`: as served now (`predict_without_boxes`): the same, and a person the pose network reads unsure read turned
+  too (`posewheel.detection.read_upright`: one lying down or upside down; benchmarks/turned_people.py).
 
 Times per photograph, in the same run, interleaved: the served detector's, the whole picture only against tiled
 where it needs them (`detector_ms`); and the whole answer's (detector, poses, one answer per person), as served
-in session 35 against now (`answer_ms`; for a `--data` set its mean over the images, `scenes_answer_ms`).
+in sessions 35 and 44 against now (`answer_ms`; for a `--data` set its mean over the images, `scenes_answer_ms`).
 
 COCO datasets given with `--data` are scored without boxes (OKS AP, box AP, persons matched, phantoms),
-eight ways: repeats dropped only, as served in sessions 34, 35 and 36-42, with shared joints, with the unsure
-calling for tiles, as served in session 43, and as served now.
+nine ways: repeats dropped only, as served in sessions 34, 35 and 36-42, with shared joints, with the unsure
+calling for tiles, as served in sessions 43 and 44, and as served now.
 Prints one JSON line per artifact, way and photograph, one per artifact and way with the totals and the wall
 time, one per artifact, dataset and way.
 """
@@ -66,7 +68,8 @@ from training.evaluate_persons import DetectedPersons, distinct_detections, pred
 BENCHMARK = "people_found"
 SESSION32_CAP = 10  # training/detectors.py's CenterNet card before session 33
 SESSION43_DUPLICATE_OKS = 0.63  # posewheel.detection.DUPLICATE_OKS from session 31 to 43
-BEFORE_44 = {"head_confirms": False, "duplicate_oks": SESSION43_DUPLICATE_OKS}  # session 44's step, off
+BEFORE_45 = {"turns": False}  # session 45's step, off
+BEFORE_44 = {"head_confirms": False, "duplicate_oks": SESSION43_DUPLICATE_OKS, **BEFORE_45}  # session 44's, off
 BEFORE_43 = {"unsure_call_tiles": False, "read_parts": False, **BEFORE_44}  # session 43's two steps, off
 WHOLE = FindOptions(tiles=False, pose_confirms=False, read_alone=False, **BEFORE_43)  # the whole picture alone
 TILED = FindOptions(pose_confirms=False, read_alone=False, **BEFORE_43)  # as served in session 34
@@ -74,7 +77,20 @@ CONFIRMED = FindOptions(read_alone=False, **BEFORE_43)  # as served in session 3
 ALONE = FindOptions(**BEFORE_43)  # as served in sessions 36-42
 NO_PARTS = FindOptions(read_parts=False, **BEFORE_44)  # as served in session 43's first commit
 PARTS = FindOptions(**BEFORE_44)  # as served in session 43
-WAYS = ("session32", "cap20", "reread", "tiles", "confirmed", "alone", "shared", "unsure_tiles", "parts", "head")
+HEAD = FindOptions(**BEFORE_45)  # as served in session 44
+WAYS = (
+    "session32",
+    "cap20",
+    "reread",
+    "tiles",
+    "confirmed",
+    "alone",
+    "shared",
+    "unsure_tiles",
+    "parts",
+    "head",
+    "turns",
+)
 ALL_JOINTS = 0.0  # `confident_joint` of sessions 31-42: two poses compared on all 17 joints
 
 
@@ -100,7 +116,8 @@ def ways(
         "shared": lambda: predict_without_boxes(artifact, data, find_options=ALONE),
         "unsure_tiles": lambda: predict_without_boxes(artifact, data, find_options=NO_PARTS),
         "parts": lambda: predict_without_boxes(artifact, data, find_options=PARTS),
-        "head": lambda: predict_without_boxes(artifact, data),
+        "head": lambda: predict_without_boxes(artifact, data, find_options=HEAD),
+        "turns": lambda: predict_without_boxes(artifact, data),
     }
     out = {}
     for way in names:
@@ -147,24 +164,25 @@ def detector_cost(name: str, artifact: Path, data: Path, repeats: int = 5) -> No
         whole_ms, tiled_ms = (round(1000 * float(np.median(detect[h])), 1) for h in (WHOLE, TILED))
         emit("detector_ms", benchmark=BENCHMARK, model=name, photo=photo, size=size, whole_ms=whole_ms,
              served_ms=tiled_ms, ratio=round(tiled_ms / whole_ms, 2))  # fmt: skip
-        before_ms, now_ms = answer_ms(model, image, repeats)
+        before_ms, session44_ms, now_ms = answer_ms(model, image, repeats)
         emit("answer_ms", benchmark=BENCHMARK, model=name, photo=photo, size=size, session35_ms=before_ms,
-             now_ms=now_ms, ratio=round(now_ms / before_ms, 2))  # fmt: skip
+             session44_ms=session44_ms, now_ms=now_ms, ratio=round(now_ms / before_ms, 2),
+             ratio44=round(now_ms / session44_ms, 2))  # fmt: skip
 
 
-def answer_ms(model: ServedModel, image: Image.Image, repeats: int) -> tuple[float, float]:
-    """The whole answer's time for `image` (median of `repeats`, interleaved, ms): as served in session 35, then
-    now (crowded persons read alone)."""
+def answer_ms(model: ServedModel, image: Image.Image, repeats: int) -> tuple[float, float, float]:
+    """The whole answer's time for `image` (median of `repeats`, interleaved, ms): as served in session 35, in
+    session 44 (before a person read unsure was read turned too), then now."""
     assert model.detector is not None
-    times: dict[FindOptions, list[float]] = {CONFIRMED: [], FindOptions(): []}
+    times: dict[FindOptions, list[float]] = {CONFIRMED: [], HEAD: [], FindOptions(): []}
     for _ in range(repeats):
         for how, spent in times.items():
             model.find_options = how
             started = time.perf_counter()
             answer(model, image)
             spent.append(time.perf_counter() - started)
-    before, now = (round(1000 * float(np.median(times[h])), 1) for h in (CONFIRMED, FindOptions()))
-    return before, now
+    before, session44, now = (round(1000 * float(np.median(times[h])), 1) for h in (CONFIRMED, HEAD, FindOptions()))
+    return before, session44, now
 
 
 def answer(model: ServedModel, image: Image.Image) -> int:
@@ -186,7 +204,8 @@ def scenes(name: str, artifact: Path, data: Path, repeats: int = 3) -> None:
                       ("shared", predict_without_boxes(artifact, data, find_options=ALONE)),
                       ("unsure_tiles", predict_without_boxes(artifact, data, find_options=NO_PARTS)),
                       ("parts", predict_without_boxes(artifact, data, find_options=PARTS)),
-                      ("head", predict_without_boxes(artifact, data))):  # fmt: skip
+                      ("head", predict_without_boxes(artifact, data, find_options=HEAD)),
+                      ("turns", predict_without_boxes(artifact, data))):  # fmt: skip
         values = score_without_boxes(pred)
         keys = ("oks_ap", "box_ap", "persons_true", "persons_found", "persons_matched", "phantoms")
         emit("scenes", benchmark=BENCHMARK, model=name, data=str(data), way=way,
@@ -197,11 +216,12 @@ def scenes(name: str, artifact: Path, data: Path, repeats: int = 3) -> None:
     for record in ds.images:
         with Image.open(ds.image_path(record)) as raw:
             costs.append(answer_ms(model, raw.convert("RGB"), repeats))
-    before, now = np.asarray(costs).T
+    before, session44, now = np.asarray(costs).T
     emit("scenes_answer_ms", benchmark=BENCHMARK, model=name, data=str(data), images=len(costs),
-         session35_ms=round(float(before.mean()), 1), now_ms=round(float(now.mean()), 1),
-         ratio=round(float(now.mean() / before.mean()), 3),
-         median_ratio=round(float(np.median(now / before)), 3))  # fmt: skip
+         session35_ms=round(float(before.mean()), 1), session44_ms=round(float(session44.mean()), 1),
+         now_ms=round(float(now.mean()), 1), ratio=round(float(now.mean() / before.mean()), 3),
+         median_ratio=round(float(np.median(now / before)), 3), ratio44=round(float(now.mean() / session44.mean()), 3),
+         median_ratio44=round(float(np.median(now / session44)), 3))  # fmt: skip
 
 
 def picture(artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]], out: Path) -> None:

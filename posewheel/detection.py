@@ -112,6 +112,22 @@ CONFIDENT_POSE = 0.4
 # a neighbour's head and shoulders, read the neighbour 0.588 alike to their own answer: hence DUPLICATE_OKS 0.58.
 CONFIDENT_HEAD = 0.55
 HEAD_AND_SHOULDERS = 7
+# A person lying down or upside down (`read_upright`, docs/detector.md, benchmarks/turned_people.py): the pose network
+# learnt people upright and reads one turned a quarter or more unsure and mostly wrong (the check set's astronaut
+# turned a half: pose score 0.21, too unsure to confirm her weak box; a quarter: 0.33-0.39, 5 of her 11 sure
+# keypoints in place). A read scoring under TURN_BELOW is read again with its crop turned a quarter, a half and
+# three quarters (the pose turned back); a turned read replaces it where it is confident and surer by a margin:
+# its pose score at least CONFIDENT_POSE and TURN_MARGIN more, or its face and shoulders at least CONFIDENT_HEAD and
+# TURN_HEAD_MARGIN more with a pose score no lower (a portrait turned shows little more than those); the surest
+# such (pose plus face-and-shoulder score) wins. On the drawn street scenes TURN_MARGIN 0.05 picked 4 turns that
+# matched worse, 0.1 two (of 11); on the real group pictures upright, no turned read came within 0.1 of beating
+# the pose score, and the face and shoulders of one came within 0.14 (hence 0.2). Read turned under 0.35 rather
+# than under CONFIDENT_POSE (0.4): on the real group pictures upright 51 reads instead of 69 (none won either way),
+# on the turned photographs the same 18 win, on the drawn street scenes 11 instead of 12 (a demo's first model).
+TURN_BELOW = 0.35
+TURN_MARGIN = 0.1
+TURN_HEAD_MARGIN = 0.2
+QUARTER_TURNS = (1, 2, 3)
 # A weak box lying this much inside a sure one is a part of that person (a head, a torso): not read. On the
 # real photographs more than half of the weak boxes are such parts, and not one of them was ever confirmed.
 PART_OF = 0.7
@@ -140,6 +156,8 @@ class FindOptions:
     `head_confirms`: a weak box is confirmed by its face and shoulders too (`CONFIDENT_HEAD`); `duplicate_oks`: how
     alike two poses are when they are one person (`DUPLICATE_OKS`). A benchmark's baseline sets them as in session
     43 (off, 0.63); the server has no setting for them.
+    `turns`: a person the pose network reads unsure is read turned too, for one lying down or upside down
+    (`read_upright`; off: upright only, as until session 44).
     """
 
     tiles: bool = True
@@ -149,6 +167,7 @@ class FindOptions:
     read_parts: bool = True
     head_confirms: bool = True
     duplicate_oks: float = DUPLICATE_OKS
+    turns: bool = True
 
     def floor(self, threshold: float) -> float:
         """The least detector score of a box worth reading at this threshold."""
@@ -381,8 +400,14 @@ def confirmed(
     joint_scores = np.asarray(joint_scores).reshape(-1, 17)
     sure = (np.asarray(box_scores) >= threshold) | (pose_score(joint_scores) >= CONFIDENT_POSE)
     if head_confirms:
-        sure |= joint_scores[:, :HEAD_AND_SHOULDERS].mean(axis=1) >= CONFIDENT_HEAD
+        sure |= head_score(joint_scores) >= CONFIDENT_HEAD
     return np.asarray(sure)
+
+
+def head_score(joint_scores: np.ndarray) -> np.ndarray:
+    """How sure a pose is of the face and shoulders: the mean score (...,) of its first `HEAD_AND_SHOULDERS` joints
+    (joint scores (..., 17))."""
+    return np.asarray(joint_scores)[..., :HEAD_AND_SHOULDERS].mean(axis=-1)
 
 
 def distinct_persons(
@@ -464,16 +489,89 @@ Read = Callable[[np.ndarray, Sequence[Box]], tuple[np.ndarray, np.ndarray]]
 
 
 def blanked_reread(
-    inputs: np.ndarray, boxes: np.ndarray, windows: Sequence[Box], spec: InputSpec, read: Read
+    inputs: np.ndarray,
+    boxes: np.ndarray,
+    windows: Sequence[Box],
+    spec: InputSpec,
+    read: Read,
+    turns: np.ndarray | None = None,
 ) -> Reread:
     """The `reread` of `answer_once` for one image's crops: network inputs (N, 3, H, W), person boxes (N, 4)
-    image pixels and crop windows; `read(inputs, windows)` runs the pose network and decodes to image pixels."""
+    image pixels and crop windows; `read(inputs, windows)` runs the pose network and decodes to image pixels.
+    `turns` (N,): the quarter turns each crop was read at (`read_upright`), kept when it is read again."""
 
     def reread(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         picked = [windows[i] for i in rows]
-        return read(outside_box_blanked(inputs[rows], np.asarray(boxes)[rows], picked, spec), picked)
+        blanked = outside_box_blanked(inputs[rows], np.asarray(boxes)[rows], picked, spec)
+        if turns is None or not np.asarray(turns)[rows].any():
+            return read(blanked, picked)
+        return read_turned(read, blanked, picked, np.asarray(turns)[rows])
 
     return reread
+
+
+def turned(inputs: np.ndarray, quarters: np.ndarray) -> np.ndarray:
+    """Network inputs (N, 3, S, S), each turned its `quarters` (N,) of a turn counter-clockwise; a copy."""
+    out = np.empty_like(inputs)
+    for i, quarter in enumerate(np.asarray(quarters, dtype=np.int64).tolist()):
+        out[i] = np.rot90(inputs[i], quarter, axes=(1, 2))
+    return out
+
+
+def turned_back(keypoints: np.ndarray, windows: Sequence[Box], quarters: np.ndarray) -> np.ndarray:
+    """Keypoints (N, 17, 2) image pixels read on square crop windows turned `quarters` (N,) of a turn (`turned`),
+    where they lie in the picture: each turned back about its window's centre."""
+    w = np.asarray(windows, dtype=np.float64).reshape(-1, 1, 4)
+    u, v = ((keypoints - w[..., :2]) / w[..., 2:]).transpose(2, 0, 1)  # (N, 17) each, 0-1 across the window
+    for step in range(max(QUARTER_TURNS)):  # a quarter clockwise, `quarters` times: (u, v) -> (1 - v, u)
+        back = np.asarray(quarters)[:, None] > step
+        u, v = np.where(back, 1.0 - v, u), np.where(back, u, v)
+    return np.stack([u, v], axis=-1) * w[..., 2:] + w[..., :2]
+
+
+def read_turned(
+    read: Read, inputs: np.ndarray, windows: Sequence[Box], quarters: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`read(inputs, windows)` (pose network, decoded to image pixels) of square crops each turned its `quarters`
+    (N,) of a turn first: poses (N, 17, 2) turned back into the picture, joint scores (N, 17)."""
+    points, scores = read(turned(inputs, quarters), windows)
+    return turned_back(points, windows, quarters), scores
+
+
+def read_upright(
+    inputs: np.ndarray,
+    windows: Sequence[Box],
+    keypoints: np.ndarray,
+    joint_scores: np.ndarray,
+    read: Read,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image's crops (network inputs (N, 3, S, S), windows) read upright as poses (N, 17, 2) with joint scores
+    (N, 17), each read under `TURN_BELOW` read again turned a quarter, a half and three quarters (`read_turned`, one
+    batch): the surest turned read replaces the upright one where it is confident and surer by a margin (pose score
+    at least `CONFIDENT_POSE` and `TURN_MARGIN` more, or face and shoulders at least `CONFIDENT_HEAD` and
+    `TURN_HEAD_MARGIN` more with a pose score no lower): a person lying down or upside down. Returns the poses, the
+    scores and the quarter turns (N,) each was read at (0: upright); as given where the input is not square."""
+    quarters = np.zeros(len(windows), dtype=np.int64)
+    unsure = np.flatnonzero(pose_score(joint_scores) < TURN_BELOW)
+    if not len(unsure) or inputs.shape[2] != inputs.shape[3]:
+        return keypoints, joint_scores, quarters
+    turns = np.repeat(np.asarray(QUARTER_TURNS, dtype=np.int64), len(unsure))
+    rows = np.tile(unsure, len(QUARTER_TURNS))
+    points, scores = read_turned(read, inputs[rows], [windows[i] for i in rows], turns)
+    pose, head = (f(scores).reshape(len(QUARTER_TURNS), len(unsure)) for f in (pose_score, head_score))
+    upright_pose, upright_head = pose_score(joint_scores[unsure]), head_score(joint_scores[unsure])
+    surer = (pose >= np.maximum(CONFIDENT_POSE, upright_pose + TURN_MARGIN)) | (
+        (head >= np.maximum(CONFIDENT_HEAD, upright_head + TURN_HEAD_MARGIN)) & (pose >= upright_pose)
+    )
+    best = np.where(surer, pose + head, -np.inf).argmax(axis=0)
+    wins = np.flatnonzero(surer[best, np.arange(len(unsure))])
+    if not len(wins):
+        return keypoints, joint_scores, quarters
+    keypoints, joint_scores = keypoints.copy(), joint_scores.copy()
+    picked = best[wins] * len(unsure) + wins
+    keypoints[unsure[wins]], joint_scores[unsure[wins]] = points[picked], scores[picked]
+    quarters[unsure[wins]] = turns[picked]
+    return keypoints, joint_scores, quarters
 
 
 def answer_once(

@@ -150,6 +150,13 @@ def predict(
             "blanked [default: POSEWHEEL_DETECTOR_READ_ALONE, true]"
         ),
     ] = None,
+    turns: Annotated[
+        bool | None,
+        typer.Option(
+            help="read a person the pose network reads unsure turned a quarter, a half and three quarters too "
+            "(one lying down or upside down) [default: POSEWHEEL_DETECTOR_TURNS, true]"
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1024, help="person crops per inference batch")] = 16,
     threads: Annotated[
         int | None, typer.Option(min=1, help="ONNX Runtime threads and decoding threads [default: CPU cores]")
@@ -178,6 +185,7 @@ def predict(
         overrides |= {"detector_tiles": tiles} if tiles is not None else {}
         overrides |= {"detector_pose_confirms": pose_confirms} if pose_confirms is not None else {}
         overrides |= {"detector_read_alone": read_alone} if read_alone is not None else {}
+        overrides |= {"detector_turns": turns} if turns is not None else {}
         settings = ServingSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise fail(f"invalid serving settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc

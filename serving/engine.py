@@ -38,6 +38,7 @@ from posewheel.detection import (
     person_cap,
     persons_to_read,
     read_alone,
+    read_upright,
 )
 from posewheel.schema import NUM_KEYPOINTS
 
@@ -231,8 +232,13 @@ class ServedModel:
             own_points, own_scores, kept, parts = points[own], scores[own], None, None
             if p.detected is not None:  # the detector's persons: each confirmed, one answer each
                 found = p.detected
-                reread = blanked_reread(p.inputs, found.boxes, p.windows, self.spec, self.infer_decode)
                 how = self.find_options
+                turns = None
+                if how.turns:  # one lying down or upside down, read turned
+                    own_points, own_scores, turns = read_upright(
+                        p.inputs, p.windows, own_points, own_scores, self.infer_decode
+                    )
+                reread = blanked_reread(p.inputs, found.boxes, p.windows, self.spec, self.infer_decode, turns)
                 kept, own_points, own_scores = answer_once(
                     found.boxes, own_points, own_scores, found.scores, reread, found.threshold, p.alone, options=how
                 )

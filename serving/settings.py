@@ -73,6 +73,11 @@ class ServingSettings(ProjectSettings):
         description="a person whose crop holds another person's box (the detector's or the caller's) is read with "
         "everything outside their own box blanked (posewheel.detection.read_alone); false: every crop as it is",
     )
+    detector_turns: bool = Field(
+        True,
+        description="a person the pose network reads unsure is read turned a quarter, a half and three quarters too, "
+        "for one lying down or upside down (posewheel.detection.read_upright); false: upright only",
+    )
     max_requests_in_flight: int = Field(
         256, ge=1, description="requests served at once per worker; more get 503 at once (health and metrics exempt)"
     )
@@ -119,9 +124,13 @@ class ServingSettings(ProjectSettings):
         return self
 
     def find_options(self) -> FindOptions:
-        """How the served detector finds people (detector_tiles, detector_pose_confirms, detector_read_alone)."""
+        """How the served detector finds people (detector_tiles, detector_pose_confirms, detector_read_alone,
+        detector_turns)."""
         return FindOptions(
-            tiles=self.detector_tiles, pose_confirms=self.detector_pose_confirms, read_alone=self.detector_read_alone
+            tiles=self.detector_tiles,
+            pose_confirms=self.detector_pose_confirms,
+            read_alone=self.detector_read_alone,
+            turns=self.detector_turns,
         )
 
     def resolved_model_dir(self) -> Path:

@@ -232,6 +232,27 @@ def test_each_person_of_a_crowd_is_read_alone_unless_told_not_to(production: Pat
     assert counts["alone"] > counts["flag_off"] == counts["env_off"] > 0, counts
 
 
+def test_a_person_upside_down_is_answered_unless_told_to_read_upright_only(production: Path, tmp_path: Path) -> None:
+    """The check set's astronaut upside down: read turned, she is answered (benchmarks/turned_people.py); with
+    `--no-turns` and POSEWHEEL_DETECTOR_TURNS=false she is read upright only and nobody is answered."""
+    from tests.support.moving_people import turned
+
+    with Image.open(PHOTOS / "astronaut_512.png") as raw:
+        turned(raw.convert("RGB"), np.zeros((0, 2)), 2)[0].save(tmp_path / "upside_down.jpg", quality=95)
+    counts = {}
+    for name, args, env in (
+        ("turns", [], None),
+        ("flag_off", ["--no-turns"], None),
+        ("env_off", [], {"POSEWHEEL_DETECTOR_TURNS": "false"}),
+    ):
+        out = tmp_path / f"{name}.json"
+        code, output = predict(str(tmp_path / "upside_down.jpg"), "--model", str(production), "--out", str(out), *args,
+                               env=env)  # fmt: skip
+        assert code == 0, output
+        counts[name] = len(json.loads(out.read_text()))
+    assert counts == {"turns": 1, "flag_off": 0, "env_off": 0}, counts
+
+
 def test_a_person_the_detector_is_unsure_of_is_answered_where_the_pose_network_confirms_it(
     production: Path, tmp_path: Path
 ) -> None:

@@ -61,6 +61,7 @@ from posewheel.detection import (
     person_cap,
     persons_to_read,
     read_alone,
+    read_upright,
 )
 from posewheel.imagestore import read_rgb
 from posewheel.schema import KEYPOINT_NAMES, OKS_SIGMAS, PERSON_CATEGORY_ID
@@ -169,7 +170,12 @@ def predict_without_boxes(
             keypoints, joint_scores = points[own], scores[own]
             boxes, box_scores = found, found_scores
             if distinct:  # one answer per person, as served (serving.engine.ServedModel.answer)
-                reread = blanked_reread(inputs[own], found, windows[own], spec, run_pose)
+                turns = None
+                if find.turns:  # one lying down or upside down, read turned
+                    keypoints, joint_scores, turns = read_upright(
+                        inputs[own], windows[own], keypoints, joint_scores, run_pose
+                    )
+                reread = blanked_reread(inputs[own], found, windows[own], spec, run_pose, turns)
                 kept, keypoints, joint_scores = answer_once(
                     found, keypoints, joint_scores, found_scores, reread, threshold, alone[own], confident_joint, find
                 )

@@ -9,6 +9,8 @@ Used by benchmarks/pose_tracking.py and tests/test_tracks.py (see the benchmark'
 clips are made and why identities come from noses). Still pictures of many people made from the same
 group photographs, noses known (`crowd`, `far_away`, all of them as one dataset: `group_photo_set`; who an
 answer is: `who`): benchmarks/people_found.py, benchmarks/detector_input_size.py and tests/test_serving_persons.py.
+The same photographs and the check set's, turned a quarter, a half and three quarters (`turned_set`):
+benchmarks/turned_people.py.
 """
 
 from __future__ import annotations
@@ -240,6 +242,52 @@ def big_group_set(
     `folder` as one COCO dataset without labels; image id -> (name, noses (n, 3): x, y, reach)."""
     photos = _group_photos()
     return _unlabeled_set(folder / "groups", [(name, *crowd(photos, *BIG_GROUPS[name])) for name in names])
+
+
+QUARTER_TURNS = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}
+ONE_PERSON = ("astronaut", "cameraman", "grace_hopper")  # the check set's photographs of one person
+NOBODY = ("nobody_cat", "nobody_coffee", "nobody_rocket")  # and of nobody
+ONE_PERSON_REACH = 50  # of 512 pixels: an answered nose this near the original's is that person's
+
+
+def turned(picture: Image.Image, points: np.ndarray, quarters: int) -> tuple[Image.Image, np.ndarray]:
+    """A picture turned `quarters` quarter turns counter-clockwise (exactly, no resampling) and points (n, 2 or
+    more: x, y first) pixels turned with it."""
+    points = np.array(points, dtype=np.float64)
+    width, height = picture.size
+    for _ in range(quarters):  # a quarter counter-clockwise: (x, y) -> (y, width - x)
+        points[:, :2] = np.stack([points[:, 1], width - points[:, 0]], axis=1)
+        width, height = height, width
+    return (picture.transpose(QUARTER_TURNS[quarters]) if quarters else picture.copy()), points
+
+
+def one_person_keypoints(name: str) -> np.ndarray:
+    """What the original MoveNet Lightning answered on check-set photograph `name`: (17, 3) x, y pixels of its
+    512 px copy and score."""
+    from training.realphotos import reference
+
+    recorded = np.asarray(reference(CHECK_SET)["keypoints"][name], dtype=np.float64)
+    return np.concatenate([recorded[:, [1, 0]] * 512, recorded[:, 2:]], axis=1)
+
+
+def turned_set(folder: Path) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
+    """The six group photographs (22 people) and the check set's three photographs of one person and three of nobody
+    (512 px), each upright and turned a quarter, a half and three quarters counter-clockwise, written into `folder`
+    as one COCO dataset without labels; image id -> (NAME@DEGREES, noses (n, 3): x, y, reach). A photograph of one
+    person's nose is where the original MoveNet answered it."""
+    pictures = []
+    for name, photo in _group_photos().items():
+        marked = np.asarray([(x, y, REACH) for x, y in NOSES[name]], dtype=np.float64)
+        for quarters in range(4):
+            pictures.append((f"{name}@{90 * quarters}", *turned(photo, marked, quarters)))
+    for name in ONE_PERSON + NOBODY:
+        with Image.open(CHECK_SET / f"{name}_512.png") as raw:
+            photo = raw.convert("RGB")
+        nose = one_person_keypoints(name)[:1, :2] if name in ONE_PERSON else np.zeros((0, 2))
+        marked = np.concatenate([nose, np.full((len(nose), 1), ONE_PERSON_REACH)], axis=1)
+        for quarters in range(4):
+            pictures.append((f"{name}@{90 * quarters}", *turned(photo, marked, quarters)))
+    return _unlabeled_set(folder / "turned", pictures)
 
 
 def _group_photos() -> dict[str, Image.Image]:
