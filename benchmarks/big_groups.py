@@ -26,7 +26,7 @@ setting the cap, the tiles' trigger (`posewheel.detection.SMALL_PERSON`) and the
 - `session44`: as served in session 44: the same, and a weak box confirmed by its face and shoulders too
   (`posewheel.detection.CONFIDENT_HEAD`), two poses one person from 0.58 alike instead of 0.63;
 - `card`: as served now: the same, and a person the pose network reads unsure read turned too
-  (`posewheel.detection.read_upright`);
+  (`posewheel.detection.read_upright`), two poses whose faces coincide one person (`posewheel.detection.same_person`);
 - `asked64`: the same with a caller asking for 64 (`max_persons=64`), which any CenterNet card answers since
   session 42 (`posewheel.detection.person_cap`).
 
@@ -70,8 +70,8 @@ WAYS = {  # way -> (max_persons, tiles' trigger in input pixels, tiles' side of 
 # Until session 42 only a person the detector was sure of called for tiles, two poses were compared on all 17
 # joints when one answer per person was chosen, and the side of a box its answer left empty was not read. Until
 # session 43 a weak box was confirmed by its pose score alone and two poses were one person from 0.63 alike. Until
-# session 44 a pose read unsure was not read turned (`read_upright`).
-SESSION44 = detection.FindOptions(turns=False)
+# session 44 a pose read unsure was not read turned (`read_upright`) nor two poses with one face one person.
+SESSION44 = detection.FindOptions(turns=False, same_face=False)
 SESSION43 = replace(SESSION44, head_confirms=False, duplicate_oks=0.63)
 SURE_CALL_TILES = replace(SESSION43, unsure_call_tiles=False, read_parts=False)
 ALL_JOINTS = 0.0

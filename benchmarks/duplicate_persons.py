@@ -16,7 +16,8 @@ Two poses are compared over the joints both are sure of (`pose_oks`, `CONFIDENT_
 Which measure tells one person read twice from two people (`marked_pairs`): every two answers of the group
 photographs, their crowds and big groups (tests/support/moving_people.py, each nose marked by eye), crops read
 as they are and as served, are one person when both answers' noses are at the same marked nose and two people
-when at two; counted over all 17 joints (sessions 31-42) and over the joints both are sure of.
+when at two; counted over all 17 joints (sessions 31-42) and over the joints both are sure of; and by their faces
+alone (`face_oks`, since session 45: one face, one person above SAME_FACE_OKS).
 
 Photographs: the six group photographs `posewheel pretrained fetch` caches (training/distill.py's, 22
 people counted by eye: 3, 3, 3, 4, 5, 4) and the check set at the detector's size, mirror images included
@@ -45,7 +46,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
 from posewheel import dataset as coco
-from posewheel.detection import CONFIDENT_JOINT, DUPLICATE_OKS, FindOptions, pose_oks
+from posewheel.detection import CONFIDENT_JOINT, DUPLICATE_OKS, SAME_FACE_OKS, FindOptions, face_oks, pose_oks
 from tests.support.benchmarks import photographs_and_scenes
 from tests.support.figures import emit
 from tests.support.moving_people import big_group_set, group_photo_set, who
@@ -96,8 +97,8 @@ def marked_pairs(name: str, artifact: Path, folder: Path) -> None:
     lie beyond DUPLICATE_OKS over all 17 joints (as until session 42) and over the joints both are sure of."""
     marked = [group_photo_set(folder / "groups"), big_group_set(folder / "big")]
     for how, options in (("as_cropped", AS_CROPPED), ("as_served", FindOptions())):
-        one: dict[str, list[float]] = {"all": [], "shared": []}
-        two: dict[str, list[float]] = {"all": [], "shared": []}
+        one: dict[str, list[float]] = {"all": [], "shared": [], "face": []}
+        two: dict[str, list[float]] = {"all": [], "shared": [], "face": []}
         for data, noses in marked:
             every = predict_without_boxes(artifact, data, distinct=False, find_options=options)
             for image_id, (_, marks) in noses.items():
@@ -109,11 +110,18 @@ def marked_pairs(name: str, artifact: Path, folder: Path) -> None:
                     oks = pose_oks(every.keypoints[rows], every.boxes[rows], every.joint_scores[rows], joint)
                     for a, b in pairs:
                         (one if whose[a] == whose[b] else two)[key].append(float(oks[a, b]))
+                faces = face_oks(every.keypoints[rows], every.boxes[rows], every.joint_scores[rows])
+                for a, b in pairs:
+                    (one if whose[a] == whose[b] else two)["face"].append(float(faces[a, b]))
         emit("marked_pairs", benchmark=BENCHMARK, model=name, crops=how, duplicate_oks=DUPLICATE_OKS,
              one_person=len(one["all"]), one_person_kept_all=sum(v <= DUPLICATE_OKS for v in one["all"]),
              one_person_kept_shared=sum(v <= DUPLICATE_OKS for v in one["shared"]), two_people=len(two["all"]),
              most_similar_two_all=round(max(two["all"], default=0.0), 3),
-             most_similar_two_shared=round(max(two["shared"], default=0.0), 3))  # fmt: skip
+             most_similar_two_shared=round(max(two["shared"], default=0.0), 3), same_face_oks=SAME_FACE_OKS,
+             one_person_kept_shared_and_face=sum(v <= DUPLICATE_OKS and f <= SAME_FACE_OKS
+                                                 for v, f in zip(one["shared"], one["face"], strict=True)),
+             two_people_one_face=sum(f > SAME_FACE_OKS for f in two["face"]),
+             most_alike_two_faces=round(max(two["face"], default=0.0), 3))  # fmt: skip
 
 
 def photographs(name: str, artifact: Path, data: Path, people: dict[int, tuple[str, int]]) -> None:

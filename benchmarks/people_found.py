@@ -11,7 +11,7 @@ by side (9 people), all six in three columns (22) and all six in one row (22); a
 exactly one answer's nose (`head`) lies within reach (150 px at the photograph's scale) of theirs; an
 answer near nobody's nose is "nobody", two answers near one person a "repeat".
 
-Eleven ways, in one run (the detector is deterministic):
+Twelve ways, in one run (the detector is deterministic):
 - `session32`: as served before session 33: at most 10 persons per image (the CenterNet card's cap then),
   a pose repeating a better one's dropped (`distinct_detections`).
 - `cap20`: the same with the cap at 20, COCO's own limit for keypoint evaluation (maxDets 20).
@@ -32,16 +32,18 @@ Eleven ways, in one run (the detector is deterministic):
   person of its own (`posewheel.detection.answer_parts`: a person inside a box drawn around two).
 - `head`: as served in session 44: the same, and a weak box confirmed by its face and shoulders too
   (`posewheel.detection.CONFIDENT_HEAD`), two poses one person from 0.58 alike instead of 0.63 (`DUPLICATE_OKS`).
-- `turns`: as served now (`predict_without_boxes`): the same, and a person the pose network reads unsure read turned
-  too (`posewheel.detection.read_upright`: one lying down or upside down; benchmarks/turned_people.py).
+- `turns`: the same, and a person the pose network reads unsure read turned too (`posewheel.detection.read_upright`:
+  one lying down or upside down; benchmarks/turned_people.py).
+- `face`: as served now (`predict_without_boxes`): the same, and two poses whose faces coincide one person however
+  their bodies differ (`posewheel.detection.same_person`).
 
 Times per photograph, in the same run, interleaved: the served detector's, the whole picture only against tiled
 where it needs them (`detector_ms`); and the whole answer's (detector, poses, one answer per person), as served
 in sessions 35 and 44 against now (`answer_ms`; for a `--data` set its mean over the images, `scenes_answer_ms`).
 
 COCO datasets given with `--data` are scored without boxes (OKS AP, box AP, persons matched, phantoms),
-nine ways: repeats dropped only, as served in sessions 34, 35 and 36-42, with shared joints, with the unsure
-calling for tiles, as served in sessions 43 and 44, and as served now.
+ten ways: repeats dropped only, as served in sessions 34, 35 and 36-42, with shared joints, with the unsure
+calling for tiles, as served in sessions 43 and 44, with the turned reads, and as served now.
 Prints one JSON line per artifact, way and photograph, one per artifact and way with the totals and the wall
 time, one per artifact, dataset and way.
 """
@@ -68,7 +70,7 @@ from training.evaluate_persons import DetectedPersons, distinct_detections, pred
 BENCHMARK = "people_found"
 SESSION32_CAP = 10  # training/detectors.py's CenterNet card before session 33
 SESSION43_DUPLICATE_OKS = 0.63  # posewheel.detection.DUPLICATE_OKS from session 31 to 43
-BEFORE_45 = {"turns": False}  # session 45's step, off
+BEFORE_45 = {"turns": False, "same_face": False}  # session 45's steps, off
 BEFORE_44 = {"head_confirms": False, "duplicate_oks": SESSION43_DUPLICATE_OKS, **BEFORE_45}  # session 44's, off
 BEFORE_43 = {"unsure_call_tiles": False, "read_parts": False, **BEFORE_44}  # session 43's two steps, off
 WHOLE = FindOptions(tiles=False, pose_confirms=False, read_alone=False, **BEFORE_43)  # the whole picture alone
@@ -78,6 +80,7 @@ ALONE = FindOptions(**BEFORE_43)  # as served in sessions 36-42
 NO_PARTS = FindOptions(read_parts=False, **BEFORE_44)  # as served in session 43's first commit
 PARTS = FindOptions(**BEFORE_44)  # as served in session 43
 HEAD = FindOptions(**BEFORE_45)  # as served in session 44
+TURNS = FindOptions(same_face=False)  # session 45's first step
 WAYS = (
     "session32",
     "cap20",
@@ -90,6 +93,7 @@ WAYS = (
     "parts",
     "head",
     "turns",
+    "face",
 )
 ALL_JOINTS = 0.0  # `confident_joint` of sessions 31-42: two poses compared on all 17 joints
 
@@ -117,7 +121,8 @@ def ways(
         "unsure_tiles": lambda: predict_without_boxes(artifact, data, find_options=NO_PARTS),
         "parts": lambda: predict_without_boxes(artifact, data, find_options=PARTS),
         "head": lambda: predict_without_boxes(artifact, data, find_options=HEAD),
-        "turns": lambda: predict_without_boxes(artifact, data),
+        "turns": lambda: predict_without_boxes(artifact, data, find_options=TURNS),
+        "face": lambda: predict_without_boxes(artifact, data),
     }
     out = {}
     for way in names:
@@ -205,7 +210,8 @@ def scenes(name: str, artifact: Path, data: Path, repeats: int = 3) -> None:
                       ("unsure_tiles", predict_without_boxes(artifact, data, find_options=NO_PARTS)),
                       ("parts", predict_without_boxes(artifact, data, find_options=PARTS)),
                       ("head", predict_without_boxes(artifact, data, find_options=HEAD)),
-                      ("turns", predict_without_boxes(artifact, data))):  # fmt: skip
+                      ("turns", predict_without_boxes(artifact, data, find_options=TURNS)),
+                      ("face", predict_without_boxes(artifact, data))):  # fmt: skip
         values = score_without_boxes(pred)
         keys = ("oks_ap", "box_ap", "persons_true", "persons_found", "persons_matched", "phantoms")
         emit("scenes", benchmark=BENCHMARK, model=name, data=str(data), way=way,

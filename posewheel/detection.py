@@ -79,6 +79,15 @@ DUPLICATE_OKS = 0.58
 # (benchmarks/duplicate_persons.py, docs/detector.md).
 CONFIDENT_JOINT = 0.3  # posewheel.draw.LOW_SCORE: a joint scored under it is drawn as a guess
 SHARED_JOINTS = 3
+# One face, one person (since session 45, `same_person`): two poses whose faces (nose, eyes, ears: FACE_JOINTS)
+# coincide, OKS over the face joints both are sure of (SHARED_JOINTS of them at least) above SAME_FACE_OKS, are one
+# person however their bodies differ. A fine-tuned detector drew a second box over the check set's cameraman and his
+# tripod; read alone, it answered him again with his face within 12 px of his own answer's (face OKS 0.70-0.81) but
+# his arms and legs guessed elsewhere (0.43-0.47 over all sure joints), so he was answered twice. Over the real
+# pictures' reads of two different people (about 13,000 pairs, four artifacts) face OKS stayed under 0.16 but one
+# pair at 0.55, in the 66-person picture; of one person read twice, 0.37-0.99.
+FACE_JOINTS = 5
+SAME_FACE_OKS = 0.65
 
 # A second look at a large picture in tiles (`with_tiles`, docs/detector.md, benchmarks/people_found.py): the
 # detector sees the whole picture at its input (512 px), where a crowd's people can be a few dozen pixels
@@ -157,7 +166,8 @@ class FindOptions:
     alike two poses are when they are one person (`DUPLICATE_OKS`). A benchmark's baseline sets them as in session
     43 (off, 0.63); the server has no setting for them.
     `turns`: a person the pose network reads unsure is read turned too, for one lying down or upside down
-    (`read_upright`; off: upright only, as until session 44).
+    (`read_upright`; off: upright only, as until session 44). `same_face`: two poses whose faces coincide are one
+    person (`same_person`; a benchmark's baseline switches it off, the server has no setting for it).
     """
 
     tiles: bool = True
@@ -168,6 +178,7 @@ class FindOptions:
     head_confirms: bool = True
     duplicate_oks: float = DUPLICATE_OKS
     turns: bool = True
+    same_face: bool = True
 
     def floor(self, threshold: float) -> float:
         """The least detector score of a box worth reading at this threshold."""
@@ -353,6 +364,15 @@ def with_tiles(
     return joined[keep], joined_scores[keep]
 
 
+def joint_oks(keypoints: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Each joint's OKS term between every two poses of one image (P, 17, 2) pixels, scaled by the mean area of the
+    two persons' boxes (P, 4) x, y, w, h, COCO's per-keypoint sigmas -> (P, P, 17)."""
+    areas = np.prod(np.clip(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[:, 2:], 1.0, None), axis=1)
+    scale = (areas[:, None] + areas[None, :]) / 2.0
+    d2 = ((keypoints[:, None] - keypoints[None, :]) ** 2).sum(-1)  # (P, P, 17)
+    return np.asarray(np.exp(-d2 / (2.0 * scale[..., None] * (2.0 * OKS_SIGMAS) ** 2)))
+
+
 def pose_oks(
     keypoints: np.ndarray,
     boxes: np.ndarray,
@@ -363,10 +383,7 @@ def pose_oks(
     persons' boxes (P, 4) x, y, w, h, COCO's per-keypoint sigmas -> (P, P), 1 on the diagonal. With the joints'
     scores (P, 17): over the joints both poses score at least `confident_joint`, where they share `SHARED_JOINTS`
     or more (all 17 otherwise; `confident_joint` 0: all 17 always)."""
-    areas = np.prod(np.clip(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[:, 2:], 1.0, None), axis=1)
-    scale = (areas[:, None] + areas[None, :]) / 2.0
-    d2 = ((keypoints[:, None] - keypoints[None, :]) ** 2).sum(-1)  # (P, P, 17)
-    each = np.exp(-d2 / (2.0 * scale[..., None] * (2.0 * OKS_SIGMAS) ** 2))
+    each = joint_oks(keypoints, boxes)
     if joint_scores is None:
         return np.asarray(each.mean(-1))
     sure = np.asarray(joint_scores).reshape(-1, 17) >= confident_joint
@@ -374,6 +391,35 @@ def pose_oks(
     shared = both.sum(-1)
     over_shared = (each * both).sum(-1) / np.maximum(shared, 1)
     return np.asarray(np.where(shared >= SHARED_JOINTS, over_shared, each.mean(-1)))
+
+
+def face_oks(
+    keypoints: np.ndarray, boxes: np.ndarray, joint_scores: np.ndarray, confident_joint: float = CONFIDENT_JOINT
+) -> np.ndarray:
+    """How alike the faces of every two poses of one image are (P, P): OKS (`joint_oks`) over the `FACE_JOINTS` both
+    score at least `confident_joint`; 0 where they share fewer than `SHARED_JOINTS` of them."""
+    face = np.asarray(joint_scores).reshape(-1, 17)[:, :FACE_JOINTS] >= confident_joint
+    both = face[:, None] & face[None, :]  # (P, P, FACE_JOINTS)
+    shared = both.sum(-1)
+    alike = (joint_oks(keypoints, boxes)[..., :FACE_JOINTS] * both).sum(-1) / np.maximum(shared, 1)
+    return np.asarray(np.where(shared >= SHARED_JOINTS, alike, 0.0))
+
+
+def same_person(
+    keypoints: np.ndarray,
+    boxes: np.ndarray,
+    joint_scores: np.ndarray,
+    max_oks: float = DUPLICATE_OKS,
+    confident_joint: float = CONFIDENT_JOINT,
+    same_face: bool = True,
+) -> np.ndarray:
+    """Which two poses of one image (P, 17, 2) pixels, with boxes (P, 4) and joint scores (P, 17), are one person
+    (P, P) bool: more than `max_oks` alike over the joints both are sure of (`pose_oks`), or, where `same_face`,
+    their faces more than `SAME_FACE_OKS` alike (`face_oks`)."""
+    alike = pose_oks(keypoints, boxes, joint_scores, confident_joint) > max_oks
+    if same_face:
+        alike |= face_oks(keypoints, boxes, joint_scores, confident_joint) > SAME_FACE_OKS
+    return np.asarray(alike)
 
 
 def boxes_to_read(boxes: np.ndarray, scores: np.ndarray, threshold: float, floor: float) -> np.ndarray:
@@ -417,15 +463,17 @@ def distinct_persons(
     box_scores: np.ndarray,
     max_oks: float = DUPLICATE_OKS,
     confident_joint: float = CONFIDENT_JOINT,
+    same_face: bool = True,
 ) -> np.ndarray:
     """Indices, ascending, of the persons of one image to answer: boxes (P, 4), their poses (P, 17, 2) with
     joint scores (P, 17) and the detector's box scores (P,). Best first by box score x pose score, a
-    person whose pose lies within OKS `max_oks` of a kept one's (over the joints both are sure of, `pose_oks`)
-    is the same person again and is dropped."""
+    person whose pose lies within OKS `max_oks` of a kept one's (over the joints both are sure of, `pose_oks`), or
+    whose face coincides with a kept one's (where `same_face`), is the same person again and is dropped
+    (`same_person`)."""
     if len(boxes) < 2:
         return np.arange(len(boxes))
     keypoints = np.asarray(keypoints, dtype=np.float64)
-    similar = pose_oks(keypoints, np.asarray(boxes), joint_scores, confident_joint) > max_oks
+    similar = same_person(keypoints, np.asarray(boxes), joint_scores, max_oks, confident_joint, same_face)
     kept: list[int] = []
     for i in np.argsort(-(np.asarray(box_scores) * pose_score(np.asarray(joint_scores))), kind="stable"):
         if not similar[i, kept].any():
@@ -605,7 +653,7 @@ def answer_once(
     head = options.head_confirms
     persons = np.flatnonzero(every if threshold is None else confirmed(box_scores, joint_scores, threshold, head))
     own = (boxes[persons], keypoints[persons], joint_scores[persons], box_scores[persons])
-    rows = persons[distinct_persons(*own, options.duplicate_oks, confident_joint)]
+    rows = persons[distinct_persons(*own, options.duplicate_oks, confident_joint, options.same_face)]
     dropped = np.setdiff1d(persons, rows)
     if alone is not None:
         dropped = dropped[~np.asarray(alone, dtype=bool)[dropped]]
@@ -621,8 +669,9 @@ def answer_once(
         row = int(dropped[j])
         poses = np.concatenate([keypoints[answered], points[j][None]])
         poses_scores = np.concatenate([joint_scores[answered], scores[j][None]])
-        similar = pose_oks(poses, np.concatenate([boxes[answered], boxes[row][None]]), poses_scores, confident_joint)
-        if similar[-1, :-1].max() <= options.duplicate_oks:
+        held = np.concatenate([boxes[answered], boxes[row][None]])
+        similar = same_person(poses, held, poses_scores, options.duplicate_oks, confident_joint, options.same_face)
+        if not similar[-1, :-1].any():
             keypoints[row], joint_scores[row] = points[j], scores[j]
             answered.append(row)
     return np.sort(np.asarray(answered, dtype=np.int64)), keypoints, joint_scores
@@ -689,14 +738,15 @@ def answer_parts(
     answered: np.ndarray,
     read_parts: ReadParts,
     duplicate_oks: float = DUPLICATE_OKS,
+    same_face: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The persons standing in the empty side of an answered box (`empty_part`): boxes (P, 4), poses (P, 17, 2),
     joint scores (P, 17) and box scores (P,) of one image, `answered` the rows answered (`answer_once`).
     `read_parts(parents, parts (n, 4))` reads each part in a crop of its own, blanked outside it (`blanked_parts`).
-    A part's pose is
-    answered where it is confident (pose score at least `CONFIDENT_POSE`) and repeats no answered pose (`pose_oks`
-    at most `duplicate_oks`), best first by its parent's box score x pose score. Returns the parents' rows (Q,), the
-    parts' boxes (Q, 4), poses (Q, 17, 2) and joint scores (Q, 17); none where no box is around two."""
+    A part's pose is answered where it is confident (pose score at least `CONFIDENT_POSE`) and repeats no answered
+    pose (`same_person`: at most `duplicate_oks` alike and, where `same_face`, not the same face), best first by its
+    parent's box score x pose score. Returns the parents' rows (Q,), the parts' boxes (Q, 4), poses (Q, 17, 2) and
+    joint scores (Q, 17); none where no box is around two."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     found = [(int(r), empty_part(boxes[r], keypoints[r], joint_scores[r])) for r in answered]
     parents = np.asarray([r for r, part in found if part is not None], dtype=np.int64)
@@ -714,7 +764,7 @@ def answer_parts(
         poses = np.concatenate([held_points, points[kept], points[j][None]])
         joint = np.concatenate([held_scores, scores[kept], scores[j][None]])
         held = np.concatenate([held_boxes, parts[kept], parts[j][None]])
-        if pose_oks(poses, held, joint)[-1, :-1].max(initial=0.0) <= duplicate_oks:
+        if not same_person(poses, held, joint, duplicate_oks, same_face=same_face)[-1, :-1].any():
             kept.append(int(j))
     if not kept:
         return none
@@ -730,12 +780,13 @@ def answer_with_parts(
     answered: np.ndarray,
     read_parts: ReadParts,
     duplicate_oks: float = DUPLICATE_OKS,
+    same_face: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`answer_parts`, its persons added after the detector's rows: (rows to answer in order (`with_parts`), poses
     (P + Q, 17, 2), joint scores (P + Q, 17), the parts' parent rows (Q,) and boxes (Q, 4)); the rows, poses and
     scores as given where no part is answered. What the server and evaluation both do after `answer_once`."""
     parents, part_boxes, points, scores = answer_parts(
-        boxes, keypoints, joint_scores, box_scores, answered, read_parts, duplicate_oks
+        boxes, keypoints, joint_scores, box_scores, answered, read_parts, duplicate_oks, same_face
     )
     if not len(parents):
         return answered, keypoints, joint_scores, parents, part_boxes

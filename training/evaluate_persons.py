@@ -182,7 +182,14 @@ def predict_without_boxes(
                 if find.read_parts:  # a person in the empty side of a box around two, as served
                     read_parts = blanked_parts(crop, spec, run_pose)
                     kept, keypoints, joint_scores, parents, part_boxes = answer_with_parts(
-                        found, keypoints, joint_scores, found_scores, kept, read_parts, find.duplicate_oks
+                        found,
+                        keypoints,
+                        joint_scores,
+                        found_scores,
+                        kept,
+                        read_parts,
+                        find.duplicate_oks,
+                        find.same_face,
                     )
                     boxes = np.concatenate([found, part_boxes])
                     box_scores = np.concatenate([found_scores, found_scores[parents]])
@@ -230,16 +237,21 @@ def predict_without_boxes(
 
 
 def distinct_detections(
-    pred: DetectedPersons, confident_joint: float = CONFIDENT_JOINT, duplicate_oks: float = DUPLICATE_OKS
+    pred: DetectedPersons,
+    confident_joint: float = CONFIDENT_JOINT,
+    duplicate_oks: float = DUPLICATE_OKS,
+    same_face: bool = False,
 ) -> DetectedPersons:
     """Per image, a pose repeating a better one's (more than `duplicate_oks` alike) dropped (`distinct_persons`,
-    comparing poses on the joints both score at least `confident_joint`) and its box not read again: what serving
-    answered in session 31 and 32, a benchmark's baseline (`predict_without_boxes` re-reads it)."""
+    comparing poses on the joints both score at least `confident_joint`; where `same_face`, a coinciding face too,
+    as served since session 45) and its box not read again: what serving answered in session 31 and 32, a
+    benchmark's baseline (`predict_without_boxes` re-reads it)."""
     keep = np.zeros(len(pred.image_ids), dtype=bool)
     for image_id in np.unique(pred.image_ids):
         rows = np.flatnonzero(pred.image_ids == image_id)
-        keep[rows[distinct_persons(pred.boxes[rows], pred.keypoints[rows], pred.joint_scores[rows],
-                                   pred.box_scores[rows], duplicate_oks, confident_joint)]] = True  # fmt: skip
+        kept = distinct_persons(pred.boxes[rows], pred.keypoints[rows], pred.joint_scores[rows],
+                                pred.box_scores[rows], duplicate_oks, confident_joint, same_face)  # fmt: skip
+        keep[rows[kept]] = True
     return replace(
         pred,
         image_ids=pred.image_ids[keep],
