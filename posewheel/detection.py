@@ -645,7 +645,7 @@ def answer_once(
     until session 33). `alone` (P,): rows already read blanked outside their box (`read_alone`); read again
     they give the same pose, so they are not re-read and stay dropped. `confident_joint`: whose joints two poses
     are compared on (`pose_oks`; 0: all 17, as served until session 42). `options`: its `head_confirms` (for
-    `confirmed`) and `duplicate_oks` (how alike two poses are when they are one person).
+    `confirmed`), `duplicate_oks` and `same_face` (when two poses are one person, `same_person`).
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     box_scores = np.asarray(box_scores)
@@ -737,14 +737,13 @@ def answer_parts(
     box_scores: np.ndarray,
     answered: np.ndarray,
     read_parts: ReadParts,
-    duplicate_oks: float = DUPLICATE_OKS,
-    same_face: bool = True,
+    options: FindOptions = FindOptions(),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The persons standing in the empty side of an answered box (`empty_part`): boxes (P, 4), poses (P, 17, 2),
     joint scores (P, 17) and box scores (P,) of one image, `answered` the rows answered (`answer_once`).
     `read_parts(parents, parts (n, 4))` reads each part in a crop of its own, blanked outside it (`blanked_parts`).
     A part's pose is answered where it is confident (pose score at least `CONFIDENT_POSE`) and repeats no answered
-    pose (`same_person`: at most `duplicate_oks` alike and, where `same_face`, not the same face), best first by its
+    pose (`same_person`, as `options` say: its `duplicate_oks` and `same_face`), best first by its
     parent's box score x pose score. Returns the parents' rows (Q,), the parts' boxes (Q, 4), poses (Q, 17, 2) and
     joint scores (Q, 17); none where no box is around two."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -764,7 +763,7 @@ def answer_parts(
         poses = np.concatenate([held_points, points[kept], points[j][None]])
         joint = np.concatenate([held_scores, scores[kept], scores[j][None]])
         held = np.concatenate([held_boxes, parts[kept], parts[j][None]])
-        if not same_person(poses, held, joint, duplicate_oks, same_face=same_face)[-1, :-1].any():
+        if not same_person(poses, held, joint, options.duplicate_oks, same_face=options.same_face)[-1, :-1].any():
             kept.append(int(j))
     if not kept:
         return none
@@ -779,14 +778,13 @@ def answer_with_parts(
     box_scores: np.ndarray,
     answered: np.ndarray,
     read_parts: ReadParts,
-    duplicate_oks: float = DUPLICATE_OKS,
-    same_face: bool = True,
+    options: FindOptions = FindOptions(),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`answer_parts`, its persons added after the detector's rows: (rows to answer in order (`with_parts`), poses
     (P + Q, 17, 2), joint scores (P + Q, 17), the parts' parent rows (Q,) and boxes (Q, 4)); the rows, poses and
     scores as given where no part is answered. What the server and evaluation both do after `answer_once`."""
     parents, part_boxes, points, scores = answer_parts(
-        boxes, keypoints, joint_scores, box_scores, answered, read_parts, duplicate_oks, same_face
+        boxes, keypoints, joint_scores, box_scores, answered, read_parts, options
     )
     if not len(parents):
         return answered, keypoints, joint_scores, parents, part_boxes

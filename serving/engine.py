@@ -245,14 +245,7 @@ class ServedModel:
                 if how.read_parts and p.crop is not None:  # one in the empty side of a box around two
                     read_parts = blanked_parts(p.crop, self.spec, self.infer_decode)
                     kept, own_points, own_scores, parents, part_boxes = answer_with_parts(
-                        found.boxes,
-                        own_points,
-                        own_scores,
-                        found.scores,
-                        kept,
-                        read_parts,
-                        how.duplicate_oks,
-                        how.same_face,
+                        found.boxes, own_points, own_scores, found.scores, kept, read_parts, how
                     )
                     parts = (parents, part_boxes) if len(parents) else None
             answers.append(Answer(own_points, own_scores, p.extra, kept, parts))

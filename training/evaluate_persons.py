@@ -182,14 +182,7 @@ def predict_without_boxes(
                 if find.read_parts:  # a person in the empty side of a box around two, as served
                     read_parts = blanked_parts(crop, spec, run_pose)
                     kept, keypoints, joint_scores, parents, part_boxes = answer_with_parts(
-                        found,
-                        keypoints,
-                        joint_scores,
-                        found_scores,
-                        kept,
-                        read_parts,
-                        find.duplicate_oks,
-                        find.same_face,
+                        found, keypoints, joint_scores, found_scores, kept, read_parts, find
                     )
                     boxes = np.concatenate([found, part_boxes])
                     box_scores = np.concatenate([found_scores, found_scores[parents]])
