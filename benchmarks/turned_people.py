@@ -42,13 +42,13 @@ from posewheel.detection import FindOptions
 from serving.engine import ServedModel, load_model
 from tests.support.benchmarks import artifacts_or_pretrained
 from tests.support.figures import emit
-from tests.support.moving_people import ONE_PERSON, one_person_keypoints, turned, turned_set, who
+from tests.support.moving_people import CHECK_SET, ONE_PERSON, one_person_keypoints, turned, turned_set, who
 from training.evaluate_persons import DetectedPersons, predict_without_boxes
+from training.realphotos import CONFIDENT, TOLERANCE
 
 BENCHMARK = "turned_people"
 WAYS = {"session44": FindOptions(turns=False, same_face=False), "served": FindOptions()}
-CONFIDENT = 0.3  # training/realphotos.py: the original's keypoints that count
-TOLERANCE = 0.05 * 512  # training/realphotos.py: within 5% of the side
+SIDE = 512  # the check set's photographs, as turned_set writes them
 
 
 def kind(name: str) -> str:
@@ -58,10 +58,11 @@ def kind(name: str) -> str:
 
 def keypoints_agreeing(pred: DetectedPersons, image_id: int, name: str, noses: np.ndarray) -> tuple[int, int]:
     """On a picture of one person: how many of the original's confident keypoints (turned as the picture) lie within
-    `TOLERANCE` of the answer whose nose is theirs, and how many there are (0 agreeing where nobody answered them)."""
+    `TOLERANCE` of the side of the answer whose nose is theirs, and how many there are (0 agreeing where nobody
+    answered them)."""
     photo, degrees = name.split("@")
     original = one_person_keypoints(photo)
-    with Image.open(Path(__file__).resolve().parents[1] / "tests/fixtures/real_photos" / f"{photo}_512.png") as raw:
+    with Image.open(CHECK_SET / f"{photo}_{SIDE}.png") as raw:
         _, want = turned(raw, original, int(degrees) // 90)
     sure = want[:, 2] > CONFIDENT
     rows = np.flatnonzero(pred.image_ids == image_id)
@@ -69,7 +70,7 @@ def keypoints_agreeing(pred: DetectedPersons, image_id: int, name: str, noses: n
     if not mine:
         return 0, int(sure.sum())
     distances = np.linalg.norm(pred.keypoints[mine[0]] - want[:, :2], axis=1)[sure]
-    return int((distances < TOLERANCE).sum()), int(sure.sum())
+    return int((distances < TOLERANCE * SIDE).sum()), int(sure.sum())
 
 
 def people(name: str, artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]]) -> None:
