@@ -47,7 +47,12 @@ from training.evaluate_persons import DetectedPersons, predict_without_boxes
 from training.realphotos import CONFIDENT, TOLERANCE
 
 BENCHMARK = "turned_people"
-WAYS = {"session44": FindOptions(turns=False, same_face=False), "served": FindOptions()}
+WAYS = {
+    "session44": FindOptions(turns=False, same_face=False, turn_picture=False),
+    "session45": FindOptions(turn_picture=False),
+    "served": FindOptions(),
+}
+TIMED = ("session45", "served")  # the whole answer's time: until session 45 against now
 SIDE = 512  # the check set's photographs, as turned_set writes them
 
 
@@ -105,18 +110,16 @@ def answer_ms(name: str, artifact: Path, data: Path, marked: dict[int, tuple[str
     for record in ds.images:
         with Image.open(ds.image_path(record)) as raw:
             image = raw.convert("RGB")
-        spent: dict[str, list[float]] = {way: [] for way in WAYS}
+        spent: dict[str, list[float]] = {way: [] for way in TIMED}
         for _ in range(repeats):
-            for way, options in WAYS.items():
-                spent[way].append(answer_seconds(model, image, options))
+            for way in TIMED:
+                spent[way].append(answer_seconds(model, image, WAYS[way]))
         degrees = int(marked[record.id][0].split("@")[1])
-        by_turn.setdefault(degrees, []).append(
-            (float(np.median(spent["session44"])), float(np.median(spent["served"])))
-        )
+        by_turn.setdefault(degrees, []).append(tuple(float(np.median(spent[way])) for way in TIMED))
     for degrees, times in sorted(by_turn.items()):
         before, now = np.asarray(times).T * 1000
         emit("answer_ms", benchmark=BENCHMARK, model=name, degrees=degrees, pictures=len(times),
-             session44_ms=round(float(before.mean()), 1), now_ms=round(float(now.mean()), 1),
+             session45_ms=round(float(before.mean()), 1), now_ms=round(float(now.mean()), 1),
              ratio=round(float(now.mean() / before.mean()), 3),
              median_ratio=round(float(np.median(now / before)), 3))  # fmt: skip
 

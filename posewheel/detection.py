@@ -168,6 +168,9 @@ class FindOptions:
     `turns`: a person the pose network reads unsure is read turned too, for one lying down or upside down
     (`read_upright`; off: upright only, as until session 44). `same_face`: two poses whose faces coincide are one
     person (`same_person`; a benchmark's baseline switches it off, the server has no setting for it).
+    `turn_picture`: where `turns` and the unsure reads say the picture is stored sideways or upside down
+    (`picture_turn`), the detector looks again at the picture turned upright and its people join (`not_repeated`);
+    off: as until session 45 (a benchmark's baseline; the server's setting for `turns` switches both).
     """
 
     tiles: bool = True
@@ -179,6 +182,7 @@ class FindOptions:
     duplicate_oks: float = DUPLICATE_OKS
     turns: bool = True
     same_face: bool = True
+    turn_picture: bool = True
 
     def floor(self, threshold: float) -> float:
         """The least detector score of a box worth reading at this threshold."""
@@ -592,17 +596,19 @@ def read_upright(
     keypoints: np.ndarray,
     joint_scores: np.ndarray,
     read: Read,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One image's crops (network inputs (N, 3, S, S), windows) read upright as poses (N, 17, 2) with joint scores
     (N, 17), each read under `TURN_BELOW` read again turned a quarter, a half and three quarters (`read_turned`, one
     batch): the surest turned read replaces the upright one where it is confident and surer by a margin (pose score
     at least `CONFIDENT_POSE` and `TURN_MARGIN` more, or face and shoulders at least `CONFIDENT_HEAD` and
     `TURN_HEAD_MARGIN` more with a pose score no lower): a person lying down or upside down. Returns the poses, the
-    scores and the quarter turns (N,) each was read at (0: upright); as given where the input is not square."""
-    quarters = np.zeros(len(windows), dtype=np.int64)
+    scores, the quarter turns (N,) each was read at (0: upright) and the picture's `turn_votes` (4,): how many of
+    the unsure reads were surest at each turn, by `TURN_MARGIN` at least, confident or not (`picture_turn`); as
+    given (no votes) where the input is not square."""
+    quarters, votes = np.zeros(len(windows), dtype=np.int64), np.zeros(1 + len(QUARTER_TURNS), dtype=np.int64)
     unsure = np.flatnonzero(pose_score(joint_scores) < TURN_BELOW)
     if not len(unsure) or inputs.shape[2] != inputs.shape[3]:
-        return keypoints, joint_scores, quarters
+        return keypoints, joint_scores, quarters, votes
     turns = np.repeat(np.asarray(QUARTER_TURNS, dtype=np.int64), len(unsure))
     rows = np.tile(unsure, len(QUARTER_TURNS))
     points, scores = read_turned(read, inputs[rows], [windows[i] for i in rows], turns)
@@ -611,15 +617,90 @@ def read_upright(
     surer = (pose >= np.maximum(CONFIDENT_POSE, upright_pose + TURN_MARGIN)) | (
         (head >= np.maximum(CONFIDENT_HEAD, upright_head + TURN_HEAD_MARGIN)) & (pose >= upright_pose)
     )
+    surest = pose.argmax(axis=0)
+    votes[1:] = np.bincount(surest[pose.max(axis=0) >= upright_pose + TURN_MARGIN], minlength=len(QUARTER_TURNS))
     best = np.where(surer, pose + head, -np.inf).argmax(axis=0)
     wins = np.flatnonzero(surer[best, np.arange(len(unsure))])
     if not len(wins):
-        return keypoints, joint_scores, quarters
+        return keypoints, joint_scores, quarters, votes
     keypoints, joint_scores = keypoints.copy(), joint_scores.copy()
     picked = best[wins] * len(unsure) + wins
     keypoints[unsure[wins]], joint_scores[unsure[wins]] = points[picked], scores[picked]
     quarters[unsure[wins]] = turns[picked]
-    return keypoints, joint_scores, quarters
+    return keypoints, joint_scores, quarters, votes
+
+
+def picture_turn(votes: np.ndarray, quarters: np.ndarray, joint_scores: np.ndarray, answered: np.ndarray) -> int:
+    """How many quarter turns counter-clockwise show a picture's people upright (0: as it is): the turn most of its
+    unsure reads were surest at (`read_upright`'s votes (4,)), where they outnumber the persons answered upright
+    and confident (rows `answered` whose `quarters` (P,) is 0 and pose score, joint scores (P, 17), at least
+    `CONFIDENT_POSE`): a picture stored sideways or upside down, whose people the detector mostly misses."""
+    quarter = int(np.argmax(votes))
+    rows = np.asarray(answered, dtype=np.int64)
+    rows = rows[rows < len(quarters)]
+    upright = int(((np.asarray(quarters)[rows] == 0) & (pose_score(joint_scores[rows]) >= CONFIDENT_POSE)).sum())
+    return quarter if votes[quarter] > upright else 0
+
+
+PICTURE_TURNS = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}
+
+
+def turned_picture(image: Image.Image, quarters: int) -> Image.Image:
+    """The picture turned `quarters` (0-3) quarter turns counter-clockwise, exactly (no resampling), as `turned` turns
+    a crop; a copy."""
+    return image.transpose(PICTURE_TURNS[quarters]) if quarters else image.copy()
+
+
+def picture_points_back(points: np.ndarray, size: tuple[int, int], quarters: int) -> np.ndarray:
+    """Points (..., 2) pixels of a picture of `size` (width, height) turned `quarters` counter-clockwise
+    (`turned_picture`), where they lie in the picture as it is."""
+    x, y = np.asarray(points, dtype=np.float64)[..., 0], np.asarray(points, dtype=np.float64)[..., 1]
+    width, height = size if quarters % 2 == 0 else size[::-1]  # the turned picture's
+    for _ in range(quarters):  # a quarter clockwise: (x, y) -> (height - y, x), then the sides swap
+        x, y = height - y, x
+        width, height = height, width
+    return np.stack([x, y], axis=-1)
+
+
+def picture_boxes_back(boxes: np.ndarray, size: tuple[int, int], quarters: int) -> np.ndarray:
+    """Boxes (P, 4) x, y, w, h pixels of a picture of `size` turned `quarters` (`turned_picture`), where they lie
+    in the picture as it is."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    corners = picture_points_back(np.stack([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1), size, quarters)
+    low, high = corners.min(axis=1), corners.max(axis=1)
+    return np.concatenate([low, high - low], axis=1)
+
+
+def sure_pose(joint_scores: np.ndarray) -> np.ndarray:
+    """Which poses (P,), joint scores (P, 17), the pose network is sure of: pose score at least `CONFIDENT_POSE`, or
+    face and shoulders at least `CONFIDENT_HEAD` (what `confirmed` accepts without the detector)."""
+    joint_scores = np.asarray(joint_scores).reshape(-1, 17)
+    return np.asarray((pose_score(joint_scores) >= CONFIDENT_POSE) | (head_score(joint_scores) >= CONFIDENT_HEAD))
+
+
+Persons = tuple[
+    np.ndarray, np.ndarray, np.ndarray
+]  # one picture's boxes (P, 4), poses (P, 17, 2), joint scores (P, 17)
+
+
+def joined_upright(
+    answered: Persons, upright: Persons, options: FindOptions = FindOptions()
+) -> tuple[np.ndarray, np.ndarray]:
+    """A picture stored turned (`picture_turn`): which of its persons as answered (P,) and of those found in it
+    turned upright (Q,), turned back into the picture, to answer. Those found upright where the pose network is
+    sure of them (`sure_pose`); then those answered before that it is sure of too and that are none of them
+    (`same_person`, as `options` say): a read it was unsure of in a turned picture was read the wrong way up.
+    Where it is sure of nobody found upright, the answers as they were."""
+    found = sure_pose(upright[2])
+    if not found.any():
+        return np.ones(len(answered[0]), dtype=bool), found
+    kept = sure_pose(answered[2])
+    if not kept.any():
+        return kept, found
+    boxes, points, scores = (np.concatenate([a[kept], u[found]]) for a, u in zip(answered, upright, strict=True))
+    alike = same_person(points, boxes, scores, options.duplicate_oks, same_face=options.same_face)
+    kept[np.flatnonzero(kept)] = ~alike[: int(kept.sum()), int(kept.sum()) :].any(axis=1)
+    return kept, found
 
 
 def answer_once(

@@ -35,10 +35,15 @@ from posewheel.detection import (
     answer_with_parts,
     blanked_parts,
     blanked_reread,
+    joined_upright,
     person_cap,
     persons_to_read,
+    picture_boxes_back,
+    picture_points_back,
+    picture_turn,
     read_alone,
     read_upright,
+    turned_picture,
 )
 from posewheel.schema import NUM_KEYPOINTS
 
@@ -89,29 +94,34 @@ class Prepared:
     crop: Crop | None = None
     detected: Detected | None = None  # the detector's boxes and scores of the crops, when it found them
     alone: np.ndarray | None = None  # which of them were read alone (posewheel.detection.read_alone)
+    # where the detector found the persons: find them again in the picture turned (quarter turns counter-clockwise),
+    # for `posewheel.detection.picture_turn`; and the picture's size (width, height)
+    turned: Callable[[int], Prepared] | None = None
+    size: tuple[int, int] = (0, 0)
 
 
 @dataclass
 class Answer:
     """A request's keypoints (N, 17, 2) image pixels, scores (N, 17) in [0, 1], and its `Prepared.extra`;
     `kept`: the rows to answer when the detector found its persons (one per person, `ServedModel.answer`),
-    None for all of them. `parts`: where a person stood in the empty side of a box drawn around two
-    (`posewheel.detection.answer_parts`), their parent rows (Q,) and boxes (Q, 4); their poses are the last Q rows
-    of `points` and `scores`, and in `kept`."""
+    None for all of them. `added`: persons found besides the detector's boxes, their boxes (Q, 4) image pixels and
+    box scores (Q,): one standing in the empty side of a box drawn around two (`posewheel.detection.answer_parts`,
+    its parent's score), then those found in the picture turned upright (`posewheel.detection.picture_turn`);
+    their poses are the last Q rows of `points` and `scores`, and in `kept` where answered."""
 
     points: np.ndarray
     scores: np.ndarray
     extra: Any = None
     kept: np.ndarray | None = None
-    parts: tuple[np.ndarray, np.ndarray] | None = None
+    added: tuple[np.ndarray, np.ndarray] | None = None
 
     def boxes(self, found: list[Box], box_scores: list[float] | None) -> tuple[list[Box], list[float] | None]:
-        """Every row's box and detector score: the `found` ones, then the parts' (a part's score is its parent's)."""
-        if self.parts is None:
+        """Every row's box and detector score: the `found` ones, then the `added` ones."""
+        if self.added is None:
             return found, box_scores
-        parents, part_boxes = self.parts
-        boxes: list[Box] = [*found, *((float(x), float(y), float(w), float(h)) for x, y, w, h in part_boxes)]
-        return boxes, None if box_scores is None else [*box_scores, *(box_scores[i] for i in parents.tolist())]
+        added_boxes, added_scores = self.added
+        boxes: list[Box] = [*found, *((float(x), float(y), float(w), float(h)) for x, y, w, h in added_boxes)]
+        return boxes, None if box_scores is None else [*box_scores, *map(float, added_scores)]
 
 
 @dataclass(eq=False)
@@ -203,7 +213,15 @@ class ServedModel:
             raise ValueError(f"model {self.version} has no person detector: send the person boxes")
         found = self.detector.find(image, score_threshold, max_persons, self.find_options)
         crop = partial(prepare, image, spec=self.spec)
-        return replace(self.read_boxes(image, found.box_list), detected=found, crop=crop)
+        turned = partial(self.find_turned, image, score_threshold, max_persons)
+        prepared = self.read_boxes(image, found.box_list)
+        return replace(prepared, detected=found, crop=crop, turned=turned, size=(image.width, image.height))
+
+    def find_turned(
+        self, image: Image.Image, score_threshold: float | None, max_persons: int | None, quarters: int
+    ) -> Prepared:
+        """`find_people` in `image` turned `quarters` quarter turns counter-clockwise (`turned_picture`)."""
+        return self.find_people(turned_picture(image, quarters), score_threshold, max_persons)
 
     def read_boxes(self, image: Image.Image, boxes: Sequence[Box], extra: Any = None) -> Prepared:
         """The person boxes a caller gives, cropped for the pose network (`prepare`), read as `find_people` reads
@@ -219,8 +237,7 @@ class ServedModel:
     def answer(self, prepared: Sequence[Prepared]) -> list[Answer]:
         """Each image's `Answer`, in order: one batched run of the pose network over all their crops, decoded to
         image pixels; then, for an image whose persons the detector found (`find_people`), one answer per person
-        (`posewheel.detection.answer_once`: a box under the threshold only where its pose is confirmed, a pose
-        repeating a better one's read again blanked outside its box unless it was read alone already)."""
+        (`settle`)."""
         if not prepared:
             return []
         inputs = prepared[0].inputs if len(prepared) == 1 else np.concatenate([p.inputs for p in prepared])
@@ -229,28 +246,75 @@ class ServedModel:
         start = 0
         for p in prepared:
             own = slice(start, start + len(p.windows))
-            own_points, own_scores, kept, parts = points[own], scores[own], None, None
-            if p.detected is not None:  # the detector's persons: each confirmed, one answer each
-                found = p.detected
-                how = self.find_options
-                turns = None
-                if how.turns:  # one lying down or upside down, read turned
-                    own_points, own_scores, turns = read_upright(
-                        p.inputs, p.windows, own_points, own_scores, self.infer_decode
-                    )
-                reread = blanked_reread(p.inputs, found.boxes, p.windows, self.spec, self.infer_decode, turns)
-                kept, own_points, own_scores = answer_once(
-                    found.boxes, own_points, own_scores, found.scores, reread, found.threshold, p.alone, options=how
-                )
-                if how.read_parts and p.crop is not None:  # one in the empty side of a box around two
-                    read_parts = blanked_parts(p.crop, self.spec, self.infer_decode)
-                    kept, own_points, own_scores, parents, part_boxes = answer_with_parts(
-                        found.boxes, own_points, own_scores, found.scores, kept, read_parts, how
-                    )
-                    parts = (parents, part_boxes) if len(parents) else None
-            answers.append(Answer(own_points, own_scores, p.extra, kept, parts))
+            answers.append(self.settle(p, points[own], scores[own]))
             start = own.stop
         return answers
+
+    def settle(self, p: Prepared, points: np.ndarray, scores: np.ndarray, turn_picture: bool = True) -> Answer:
+        """One image's `Answer` from its crops' poses (N, 17, 2) image pixels and scores (N, 17). Where the detector
+        found its persons, one answer per person (`posewheel.detection.answer_once`: a box under the threshold only
+        where its pose is confirmed, a pose repeating a better one's read again blanked outside its box unless it
+        was read alone already), with those lying down or upside down read turned (`read_upright`), one in the
+        empty side of a box around two (`answer_with_parts`), and, in a picture stored sideways or upside down
+        (`picture_turn`, where `turn_picture`), those found in it turned upright (`with_turned`)."""
+        if p.detected is None:  # the caller's boxes: each answered
+            return Answer(points, scores, p.extra)
+        found, how = p.detected, self.find_options
+        turns, votes = None, None
+        if how.turns:  # one lying down or upside down, read turned
+            points, scores, turns, votes = read_upright(p.inputs, p.windows, points, scores, self.infer_decode)
+        reread = blanked_reread(p.inputs, found.boxes, p.windows, self.spec, self.infer_decode, turns)
+        kept, points, scores = answer_once(
+            found.boxes, points, scores, found.scores, reread, found.threshold, p.alone, options=how
+        )
+        quarters = 0
+        if turn_picture and how.turn_picture and votes is not None and turns is not None and p.turned is not None:
+            quarters = picture_turn(votes, turns, scores, kept)
+        added = None
+        if how.read_parts and p.crop is not None:  # one in the empty side of a box around two
+            read_parts = blanked_parts(p.crop, self.spec, self.infer_decode)
+            kept, points, scores, parents, part_boxes = answer_with_parts(
+                found.boxes, points, scores, found.scores, kept, read_parts, how
+            )
+            added = (part_boxes, found.scores[parents]) if len(parents) else None
+        answer = Answer(points, scores, p.extra, kept, added)
+        if quarters and p.turned is not None:
+            return self.with_turned(answer, found, p.turned(quarters), p.size, quarters)
+        return answer
+
+    def with_turned(
+        self, answer: Answer, found: Detected, again: Prepared, size: tuple[int, int], quarters: int
+    ) -> Answer:
+        """`answer` (of a picture of `size`) with the persons found in it turned `quarters` (`again`, found by
+        `find_people`; settled without turning it again), turned back into the picture: those the pose network is
+        sure of, then those of `answer` it is sure of that repeat none of them
+        (`posewheel.detection.joined_upright`)."""
+        points, scores = self.infer_decode(again.inputs, again.windows)
+        upright = self.settle(again, points, scores, turn_picture=False)
+        if upright.kept is None or again.detected is None or not len(upright.kept):
+            return answer
+        assert answer.kept is not None
+        rows = upright.kept
+        turned_boxes, turned_scores = upright.boxes(again.detected.box_list, again.detected.scores.tolist())
+        new_boxes = picture_boxes_back(np.asarray(turned_boxes, dtype=np.float64)[rows], size, quarters)
+        new_points = picture_points_back(upright.points[rows], size, quarters)
+        own_boxes = np.asarray(answer.boxes(found.box_list, None)[0], dtype=np.float64).reshape(-1, 4)[answer.kept]
+        own = (own_boxes, answer.points[answer.kept], answer.scores[answer.kept])
+        kept, new = joined_upright(own, (new_boxes, new_points, upright.scores[rows]), self.find_options)
+        if not new.any():
+            return answer
+        first = len(answer.points)
+        added_boxes, added_scores = answer.added if answer.added is not None else (np.zeros((0, 4)), np.zeros(0))
+        return Answer(
+            np.concatenate([answer.points, new_points[new]]),
+            np.concatenate([answer.scores, upright.scores[rows][new]]),
+            answer.extra,
+            np.concatenate([answer.kept[kept], first + np.arange(int(new.sum()))]),
+            (
+                np.concatenate([added_boxes, new_boxes[new]]),
+                np.concatenate([added_scores, np.asarray(turned_scores, dtype=np.float64)[rows][new]]),
+            ),
+        )
 
 
 def providers_for(execution_provider: str) -> list[str]:

@@ -50,7 +50,6 @@ from posewheel.decoding import (
 from posewheel.detection import (
     CONFIDENT_JOINT,
     DUPLICATE_OKS,
-    Crop,
     FindOptions,
     answer_once,
     answer_with_parts,
@@ -58,10 +57,15 @@ from posewheel.detection import (
     blanked_reread,
     confirmed,
     distinct_persons,
+    joined_upright,
     person_cap,
     persons_to_read,
+    picture_boxes_back,
+    picture_points_back,
+    picture_turn,
     read_alone,
     read_upright,
+    turned_picture,
 )
 from posewheel.imagestore import read_rgb
 from posewheel.schema import KEYPOINT_NAMES, OKS_SIGMAS, PERSON_CATEGORY_ID
@@ -132,6 +136,7 @@ def predict_without_boxes(
     detector = card.detector
     threshold = detector.score_threshold if score_threshold is None else score_threshold
     find = find_options or FindOptions()
+    exact = score_threshold is not None
     limit = person_cap(detector.kind, detector.max_persons, max_persons)
     providers = ["CPUExecutionProvider"]
     pose_session = ort.InferenceSession(str(folder / MODEL_FILE), providers=providers)
@@ -149,50 +154,90 @@ def predict_without_boxes(
         return decode_outputs(dict(zip(names, outputs, strict=True)), windows, spec, card.output.kind)
 
     ds = coco.load(dataset)
-    found_in: list[tuple[int, np.ndarray, np.ndarray, Crop]] = []  # image id, boxes (n, 4), scores, crop: waiting
-    crops: list[np.ndarray] = []  # waiting for a full batch, as the server's micro-batches do
+    # image id, the image, boxes (n, 4), scores: waiting for a full batch, as the server's micro-batches do
+    found_in: list[tuple[int, Image.Image, np.ndarray, np.ndarray]] = []
+    crops: list[np.ndarray] = []
     windows: list[Box] = []
     rows: dict[str, list[np.ndarray]] = {"image_ids": [], "boxes": [], "box_scores": [], "keypoints": [], "scores": []}
+
+    def detect(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+        found, scores, read = persons_to_read(
+            image, detector_spec, run_detector, threshold, limit, detector.kind, find, exact=exact
+        )
+        return found[read], np.asarray(scores[read], dtype=np.float64)
+
+    def read_found(
+        image: Image.Image, found: np.ndarray, inputs: np.ndarray, own_windows: list[Box], alone: np.ndarray,
+        points: np.ndarray, scores: np.ndarray, found_scores: np.ndarray, turn_picture: bool,
+    ) -> tuple[np.ndarray, ...]:  # fmt: skip
+        """One image's persons as served (serving.engine.ServedModel.settle): boxes, box scores, poses, joint
+        scores of the rows answered."""
+        boxes, box_scores = found, found_scores
+        if not distinct:  # every confirmed detection, repeats too
+            kept = np.flatnonzero(confirmed(found_scores, scores, threshold, find.head_confirms))
+            return boxes[kept], box_scores[kept], points[kept], scores[kept]
+        turns, votes = None, None
+        if find.turns:  # one lying down or upside down, read turned
+            points, scores, turns, votes = read_upright(inputs, own_windows, points, scores, run_pose)
+        reread = blanked_reread(inputs, found, own_windows, spec, run_pose, turns)
+        kept, points, scores = answer_once(
+            found, points, scores, found_scores, reread, threshold, alone, confident_joint, find
+        )
+        quarters = 0
+        if turn_picture and find.turn_picture and votes is not None and turns is not None:
+            quarters = picture_turn(votes, turns, scores, kept)
+        if find.read_parts:  # a person in the empty side of a box around two, as served
+            read_parts = blanked_parts(partial(crops_of, image, spec), spec, run_pose)
+            kept, points, scores, parents, part_boxes = answer_with_parts(
+                found, points, scores, found_scores, kept, read_parts, find
+            )
+            boxes = np.concatenate([found, part_boxes])
+            box_scores = np.concatenate([found_scores, found_scores[parents]])
+        answered = boxes[kept], box_scores[kept], points[kept], scores[kept]
+        if not quarters:
+            return answered
+        again = read_turned_picture(turned_picture(image, quarters))
+        upright = (
+            picture_boxes_back(again[0], image.size, quarters),
+            again[1],
+            picture_points_back(again[2], image.size, quarters),
+            again[3],
+        )
+        own, new = joined_upright((answered[0], answered[2], answered[3]), (upright[0], upright[2], upright[3]), find)
+        return tuple(np.concatenate([a[own], b[new]]) for a, b in zip(answered, upright, strict=True))
+
+    def read_turned_picture(image: Image.Image) -> tuple[np.ndarray, ...]:
+        """The persons of a picture turned upright, found and read alone (`picture_turn`): as `read_found` answers."""
+        found, found_scores = detect(image)
+        image_crops, own_windows = _served_crops(image, spec, [(x, y, w, h) for x, y, w, h in found.tolist()])
+        inputs = normalize(np.stack(image_crops), spec) if image_crops else np.zeros((0, 3, spec.height, spec.width))
+        alone = np.zeros(len(inputs), dtype=bool)
+        if find.read_alone and len(inputs):
+            inputs, alone = read_alone(inputs, found, own_windows, spec)
+        points, scores = run_pose(inputs, own_windows) if len(inputs) else (np.zeros((0, 17, 2)), np.zeros((0, 17)))
+        return read_found(image, found, inputs, own_windows, alone, points, scores, found_scores, False)
 
     def flush() -> None:
         inputs = normalize(np.stack(crops), spec)
         alone = np.zeros(len(inputs), dtype=bool)
         if find.read_alone:  # as served (serving.engine.ServedModel.find_people)
             start = 0
-            for _, found, _, _ in found_in:
+            for _, _, found, _ in found_in:
                 own = slice(start, start + len(found))
                 inputs[own], alone[own] = read_alone(inputs[own], found, windows[own], spec)
                 start += len(found)
         points, scores = run_pose(inputs, windows)
         start = 0
-        for image_id, found, found_scores, crop in found_in:
+        for image_id, image, found, found_scores in found_in:
             own = slice(start, start + len(found))
-            keypoints, joint_scores = points[own], scores[own]
-            boxes, box_scores = found, found_scores
-            if distinct:  # one answer per person, as served (serving.engine.ServedModel.answer)
-                turns = None
-                if find.turns:  # one lying down or upside down, read turned
-                    keypoints, joint_scores, turns = read_upright(
-                        inputs[own], windows[own], keypoints, joint_scores, run_pose
-                    )
-                reread = blanked_reread(inputs[own], found, windows[own], spec, run_pose, turns)
-                kept, keypoints, joint_scores = answer_once(
-                    found, keypoints, joint_scores, found_scores, reread, threshold, alone[own], confident_joint, find
-                )
-                if find.read_parts:  # a person in the empty side of a box around two, as served
-                    read_parts = blanked_parts(crop, spec, run_pose)
-                    kept, keypoints, joint_scores, parents, part_boxes = answer_with_parts(
-                        found, keypoints, joint_scores, found_scores, kept, read_parts, find
-                    )
-                    boxes = np.concatenate([found, part_boxes])
-                    box_scores = np.concatenate([found_scores, found_scores[parents]])
-            else:  # every confirmed detection, repeats too
-                kept = np.flatnonzero(confirmed(found_scores, joint_scores, threshold, find.head_confirms))
-            rows["image_ids"].append(np.full(len(kept), image_id, dtype=np.int64))
-            rows["boxes"].append(boxes[kept])
-            rows["box_scores"].append(box_scores[kept])
-            rows["keypoints"].append(keypoints[kept])
-            rows["scores"].append(joint_scores[kept])
+            boxes, box_scores, keypoints, joint_scores = read_found(
+                image, found, inputs[own], windows[own], alone[own], points[own], scores[own], found_scores, True
+            )
+            rows["image_ids"].append(np.full(len(boxes), image_id, dtype=np.int64))
+            rows["boxes"].append(boxes)
+            rows["box_scores"].append(box_scores)
+            rows["keypoints"].append(keypoints)
+            rows["scores"].append(joint_scores)
             start += len(found)
         found_in.clear()
         crops.clear()
@@ -200,13 +245,10 @@ def predict_without_boxes(
 
     for record in sorted(ds.images, key=lambda r: r.id):
         image = read_rgb(ds.image_path(record), (record.width, record.height))
-        found, scores, read = persons_to_read(
-            image, detector_spec, run_detector, threshold, limit, detector.kind, find, exact=score_threshold is not None
-        )
-        found, scores = found[read], scores[read]
+        found, scores = detect(image)
         if not len(found):
             continue
-        found_in.append((record.id, found, np.asarray(scores, dtype=np.float64), partial(crops_of, image, spec)))
+        found_in.append((record.id, image, found, scores))
         image_crops, image_windows = _served_crops(image, spec, [(x, y, w, h) for x, y, w, h in found.tolist()])
         crops += image_crops
         windows += image_windows

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from posewheel import dataset as coco
+from posewheel.detection import turned_picture
 
 if TYPE_CHECKING:
     from training.evaluate_persons import DetectedPersons
@@ -221,7 +222,7 @@ CROWDS = {  # name -> (photographs, height each is scaled to, photographs per ro
 def group_photo_set(folder: Path) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
     """The six group photographs, the crowds made of them and each far away, written into `folder` as one COCO
     dataset without labels (97 people marked by the nose); image id -> (name, noses (n, 3): x, y, reach)."""
-    photos = _group_photos()
+    photos = group_photos()
     pictures = [(n, p, np.asarray([(x, y, REACH) for x, y in NOSES[n]], dtype=np.float64)) for n, p in photos.items()]
     pictures += [(name, *crowd(photos, *how)) for name, how in CROWDS.items()]
     pictures += [(f"{n}_far_away", *far_away(photos[n], NOSES[n])) for n in photos]
@@ -240,11 +241,10 @@ def big_group_set(
 ) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
     """The BIG_GROUPS pictures `names` (the six group photographs side by side, once to three times), written into
     `folder` as one COCO dataset without labels; image id -> (name, noses (n, 3): x, y, reach)."""
-    photos = _group_photos()
+    photos = group_photos()
     return _unlabeled_set(folder / "groups", [(name, *crowd(photos, *BIG_GROUPS[name])) for name in names])
 
 
-QUARTER_TURNS = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}
 ONE_PERSON = ("astronaut", "cameraman", "grace_hopper")  # the check set's photographs of one person
 NOBODY = ("nobody_cat", "nobody_coffee", "nobody_rocket")  # and of nobody
 ONE_PERSON_REACH = 50  # of 512 pixels: an answered nose this near the original's is that person's
@@ -258,7 +258,7 @@ def turned(picture: Image.Image, points: np.ndarray, quarters: int) -> tuple[Ima
     for _ in range(quarters):  # a quarter counter-clockwise: (x, y) -> (y, width - x)
         points[:, :2] = np.stack([points[:, 1], width - points[:, 0]], axis=1)
         width, height = height, width
-    return (picture.transpose(QUARTER_TURNS[quarters]) if quarters else picture.copy()), points
+    return turned_picture(picture, quarters), points
 
 
 def one_person_keypoints(name: str) -> np.ndarray:
@@ -276,7 +276,7 @@ def turned_set(folder: Path) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
     as one COCO dataset without labels; image id -> (NAME@DEGREES, noses (n, 3): x, y, reach). A photograph of one
     person's nose is where the original MoveNet answered it."""
     pictures = []
-    for name, photo in _group_photos().items():
+    for name, photo in group_photos().items():
         marked = np.asarray([(x, y, REACH) for x, y in NOSES[name]], dtype=np.float64)
         for quarters in range(4):
             pictures.append((f"{name}@{90 * quarters}", *turned(photo, marked, quarters)))
@@ -290,7 +290,7 @@ def turned_set(folder: Path) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
     return _unlabeled_set(folder / "turned", pictures)
 
 
-def _group_photos() -> dict[str, Image.Image]:
+def group_photos() -> dict[str, Image.Image]:
     """The six group photographs `posewheel pretrained fetch` caches, RGB, by name (`sample1` ... `sample6`)."""
     from posewheel.pretrained import real_frames
 
