@@ -9,7 +9,7 @@ caches (22 people, each nose marked by eye: NOSES) put side by side on grey, onc
 crowd, each person smaller the bigger the group. A person is found when exactly one answer's nose lies within
 reach of theirs (benchmarks/people_found.py).
 
-Eight ways, as served without boxes (`training.evaluate_persons.predict_without_boxes`, the server's steps), each
+Nine ways, as served without boxes (`training.evaluate_persons.predict_without_boxes`, the server's steps), each
 setting the cap, the tiles' trigger (`posewheel.detection.SMALL_PERSON`) and the tiles' side
 (`posewheel.detection.TILE_FRACTION`):
 - `session41`: as served in sessions 34-41: at most 20 persons a picture (the CenterNet card's cap then, COCO's
@@ -25,8 +25,10 @@ setting the cap, the tiles' trigger (`posewheel.detection.SMALL_PERSON`) and the
   its answer leaves empty is read (`posewheel.detection.answer_parts`);
 - `session44`: as served in session 44: the same, and a weak box confirmed by its face and shoulders too
   (`posewheel.detection.CONFIDENT_HEAD`), two poses one person from 0.58 alike instead of 0.63;
-- `card`: as served now: the same, and a person the pose network reads unsure read turned too
+- `session45`: as served in session 45: the same, and a person the pose network reads unsure read turned too
   (`posewheel.detection.read_upright`), two poses whose faces coincide one person (`posewheel.detection.same_person`);
+- `card`: as served now: the same, and a picture whose unsure reads say it lies turned looked at again upright
+  (`posewheel.detection.picture_turn`);
 - `asked64`: the same with a caller asking for 64 (`max_persons=64`), which any CenterNet card answers since
   session 42 (`posewheel.detection.person_cap`).
 
@@ -64,14 +66,17 @@ WAYS = {  # way -> (max_persons, tiles' trigger in input pixels, tiles' side of 
     "session42": (None, *SERVED, 42),
     "session43": (None, *SERVED, 43),
     "session44": (None, *SERVED, 44),
-    "card": (None, *SERVED, 45),
-    "asked64": (64, *SERVED, 45),
+    "session45": (None, *SERVED, 45),
+    "card": (None, *SERVED, 46),
+    "asked64": (64, *SERVED, 46),
 }
 # Until session 42 only a person the detector was sure of called for tiles, two poses were compared on all 17
 # joints when one answer per person was chosen, and the side of a box its answer left empty was not read. Until
 # session 43 a weak box was confirmed by its pose score alone and two poses were one person from 0.63 alike. Until
-# session 44 a pose read unsure was not read turned (`read_upright`) nor two poses with one face one person.
-SESSION44 = detection.FindOptions(turns=False, same_face=False)
+# session 44 a pose read unsure was not read turned (`read_upright`) nor two poses with one face one person. Until
+# session 45 a picture lying turned was not looked at again upright (`picture_turn`).
+SESSION45 = detection.FindOptions(turn_picture=False)
+SESSION44 = replace(SESSION45, turns=False, same_face=False)
 SESSION43 = replace(SESSION44, head_confirms=False, duplicate_oks=0.63)
 SURE_CALL_TILES = replace(SESSION43, unsure_call_tiles=False, read_parts=False)
 ALL_JOINTS = 0.0
@@ -81,8 +86,10 @@ def run(artifact: Path, data: Path, way: str) -> DetectedPersons:
     """The persons found in `data` as `way` finds them."""
     cap, detection.SMALL_PERSON, detection.TILE_FRACTION, session = WAYS[way]  # read by the tiles' code at each call
     try:
-        if session == 45:
+        if session == 46:
             return predict_without_boxes(artifact, data, max_persons=cap)
+        if session == 45:
+            return predict_without_boxes(artifact, data, max_persons=cap, find_options=SESSION45)
         if session == 44:
             return predict_without_boxes(artifact, data, max_persons=cap, find_options=SESSION44)
         if session == 43:

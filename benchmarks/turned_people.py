@@ -14,14 +14,16 @@ the photographs of one person, `keypoints`: the share of the original MoveNet's 
 0.3, turned alike) within 5% of the side of their answer's (training/realphotos.py's agreement, on the turned
 picture as served).
 
-Two ways, in one run: `session44`, as served until session 44 (`FindOptions(turns=False, same_face=False)`), and
-`served`, as served
-now (`posewheel.detection.read_upright`: a pose read under 0.4 is read again with its crop turned a quarter, a half
-and three quarters, the best kept where it is confident and 0.1 more sure).
+Three ways, in one run: `session44`, as served until session 44 (`FindOptions(turns=False, same_face=False,
+turn_picture=False)`); `session45`, as served in session 45 (`posewheel.detection.read_upright`: a pose read under
+0.35 is read again with its crop turned a quarter, a half and three quarters, the best kept where it is confident
+and 0.1 more sure; two poses with one face one person); and `served`, as served now (a picture whose unsure reads
+say it lies turned looked at again turned upright, `posewheel.detection.picture_turn`).
 Prints one JSON line per artifact, way, turn and kind of picture (groups, one person, nobody) with the totals, one
 per artifact and way with all of them, and one per artifact and turn with the whole answer's time (median of
-`--repeats`, interleaved, mean over the pictures), until session 44 against now. `--picture`: the first artifact's
-answers on the three photographs of one person turned, until session 44 (top) and now (bottom).
+`--repeats`, interleaved, mean over the pictures), session 45 against now. `--picture`: the first artifact's
+answers on the three photographs of one person and three group photographs turned, until session 44 (top), in
+session 45 (middle) and now (bottom).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ WAYS = {
 }
 TIMED = ("session45", "served")  # the whole answer's time: until session 45 against now
 SIDE = 512  # the check set's photographs, as turned_set writes them
+SHOWN_GROUPS = ("sample2@90", "sample4@180", "sample5@270")  # `--picture`'s group photographs
 
 
 def kind(name: str) -> str:
@@ -125,12 +128,14 @@ def answer_ms(name: str, artifact: Path, data: Path, marked: dict[int, tuple[str
 
 
 def picture(artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]], out: Path) -> None:
-    """The photographs of one person turned a quarter, a half and three quarters: each answer's skeleton and box as
-    served until session 44 (top row) and now (bottom row)."""
+    """The photographs of one person turned a quarter, a half and three quarters, and three group photographs turned
+    (`SHOWN_GROUPS`): each answer's skeleton and box as served until session 44 (top row), in session 45 (middle)
+    and now (bottom row)."""
     from posewheel.draw import draw_poses, image_grid
 
     ds = coco.load(data)
     shown = [r for r in ds.images if kind(marked[r.id][0]) == "one_person" and not marked[r.id][0].endswith("@0")]
+    shown += [r for r in ds.images if marked[r.id][0] in SHOWN_GROUPS]
     tiles = []
     for options in WAYS.values():
         pred = predict_without_boxes(artifact, data, find_options=options)
@@ -140,7 +145,7 @@ def picture(artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]
                 image = raw.convert("RGB")
             tiles.append(draw_poses(image, pred.keypoints[rows], pred.joint_scores[rows], pred.boxes[rows]))
     out.parent.mkdir(parents=True, exist_ok=True)
-    image_grid(tiles, columns=len(shown), cell=320).save(out, quality=88)
+    image_grid(tiles, columns=len(shown), cell=240).save(out, quality=88)
     emit("picture", benchmark=BENCHMARK, model=str(artifact), path=str(out))
 
 

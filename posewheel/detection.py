@@ -27,6 +27,13 @@ nearest the crop's centre, reads limbs of theirs, or the neighbour instead. A pe
 more than `CROWDED` of another person's box is read alone (`read_alone`): everything outside their own box is
 blanked to the input's mean colour first (`outside_box_blanked`).
 
+A person lying down or upside down is read unsure; such a read is read again with its crop turned a quarter, a
+half and three quarters, and a turned read that is confident and surer by a margin is answered (`read_upright`).
+Where those unsure reads were mostly surest at one turn and outnumber the people read upright and sure, the
+picture itself lies turned (a phone photo whose orientation was lost, whose people the detector mostly misses): it
+is looked at again turned upright (`picture_turn`), and the people found there join the answers
+(`joined_upright`).
+
 Two boxes can hold one person: in a tight group the detector's box around two people and the box
 around one of them both crop that one, and the pose network, which answers for the person nearest a
 crop's centre, draws the same skeleton twice. `distinct_persons` keeps one answer per person: a pose

@@ -154,7 +154,8 @@ def predict(
         bool | None,
         typer.Option(
             help="read a person the pose network reads unsure turned a quarter, a half and three quarters too "
-            "(one lying down or upside down) [default: POSEWHEEL_DETECTOR_TURNS, true]"
+            "(one lying down or upside down), and a picture lying turned upright again "
+            "[default: POSEWHEEL_DETECTOR_TURNS, true]"
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1024, help="person crops per inference batch")] = 16,

@@ -76,7 +76,8 @@ class ServingSettings(ProjectSettings):
     detector_turns: bool = Field(
         True,
         description="a person the pose network reads unsure is read turned a quarter, a half and three quarters too, "
-        "for one lying down or upside down (posewheel.detection.read_upright); false: upright only",
+        "for one lying down or upside down (posewheel.detection.read_upright), and a picture those reads say lies "
+        "turned is looked at again upright (posewheel.detection.picture_turn); false: upright only",
     )
     max_requests_in_flight: int = Field(
         256, ge=1, description="requests served at once per worker; more get 503 at once (health and metrics exempt)"

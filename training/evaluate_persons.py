@@ -169,13 +169,14 @@ def predict_without_boxes(
     def read_found(
         image: Image.Image, found: np.ndarray, inputs: np.ndarray, own_windows: list[Box], alone: np.ndarray,
         points: np.ndarray, scores: np.ndarray, found_scores: np.ndarray, turn_picture: bool,
-    ) -> tuple[np.ndarray, ...]:  # fmt: skip
+    ) -> tuple[tuple[np.ndarray, ...], int]:  # fmt: skip
         """One image's persons as served (serving.engine.ServedModel.settle): boxes, box scores, poses, joint
-        scores of the rows answered."""
+        scores of the rows answered; and how many quarter turns show its people upright where `turn_picture` (0: as
+        it is, `picture_turn`), which `with_upright` looks at."""
         boxes, box_scores = found, found_scores
         if not distinct:  # every confirmed detection, repeats too
             kept = np.flatnonzero(confirmed(found_scores, scores, threshold, find.head_confirms))
-            return boxes[kept], box_scores[kept], points[kept], scores[kept]
+            return (boxes[kept], box_scores[kept], points[kept], scores[kept]), 0
         turns, votes = None, None
         if find.turns:  # one lying down or upside down, read turned
             points, scores, turns, votes = read_upright(inputs, own_windows, points, scores, run_pose)
@@ -193,10 +194,23 @@ def predict_without_boxes(
             )
             boxes = np.concatenate([found, part_boxes])
             box_scores = np.concatenate([found_scores, found_scores[parents]])
-        answered = boxes[kept], box_scores[kept], points[kept], scores[kept]
-        if not quarters:
-            return answered
-        again = read_turned_picture(turned_picture(image, quarters))
+        return (boxes[kept], box_scores[kept], points[kept], scores[kept]), quarters
+
+    def read_picture(image: Image.Image) -> tuple[np.ndarray, ...]:
+        """The persons of one picture found and read alone, as `read_found` answers them (no turn of the picture)."""
+        found, found_scores = detect(image)
+        image_crops, own_windows = _served_crops(image, spec, [(x, y, w, h) for x, y, w, h in found.tolist()])
+        inputs = normalize(np.stack(image_crops), spec) if image_crops else np.zeros((0, 3, spec.height, spec.width))
+        alone = np.zeros(len(inputs), dtype=bool)
+        if find.read_alone and len(inputs):
+            inputs, alone = read_alone(inputs, found, own_windows, spec)
+        points, scores = run_pose(inputs, own_windows) if len(inputs) else (np.zeros((0, 17, 2)), np.zeros((0, 17)))
+        return read_found(image, found, inputs, own_windows, alone, points, scores, found_scores, False)[0]
+
+    def with_upright(image: Image.Image, answered: tuple[np.ndarray, ...], quarters: int) -> tuple[np.ndarray, ...]:
+        """A picture lying turned (`picture_turn`): its `answered` persons with those found in it turned `quarters`,
+        turned back into it (`joined_upright`), as served (serving.engine.ServedModel.with_turned)."""
+        again = read_picture(turned_picture(image, quarters))
         upright = (
             picture_boxes_back(again[0], image.size, quarters),
             again[1],
@@ -205,17 +219,6 @@ def predict_without_boxes(
         )
         own, new = joined_upright((answered[0], answered[2], answered[3]), (upright[0], upright[2], upright[3]), find)
         return tuple(np.concatenate([a[own], b[new]]) for a, b in zip(answered, upright, strict=True))
-
-    def read_turned_picture(image: Image.Image) -> tuple[np.ndarray, ...]:
-        """The persons of a picture turned upright, found and read alone (`picture_turn`): as `read_found` answers."""
-        found, found_scores = detect(image)
-        image_crops, own_windows = _served_crops(image, spec, [(x, y, w, h) for x, y, w, h in found.tolist()])
-        inputs = normalize(np.stack(image_crops), spec) if image_crops else np.zeros((0, 3, spec.height, spec.width))
-        alone = np.zeros(len(inputs), dtype=bool)
-        if find.read_alone and len(inputs):
-            inputs, alone = read_alone(inputs, found, own_windows, spec)
-        points, scores = run_pose(inputs, own_windows) if len(inputs) else (np.zeros((0, 17, 2)), np.zeros((0, 17)))
-        return read_found(image, found, inputs, own_windows, alone, points, scores, found_scores, False)
 
     def flush() -> None:
         inputs = normalize(np.stack(crops), spec)
@@ -230,8 +233,11 @@ def predict_without_boxes(
         start = 0
         for image_id, image, found, found_scores in found_in:
             own = slice(start, start + len(found))
-            boxes, box_scores, keypoints, joint_scores = read_found(
+            answered, quarters = read_found(
                 image, found, inputs[own], windows[own], alone[own], points[own], scores[own], found_scores, True
+            )
+            boxes, box_scores, keypoints, joint_scores = (
+                with_upright(image, answered, quarters) if quarters else answered
             )
             rows["image_ids"].append(np.full(len(boxes), image_id, dtype=np.int64))
             rows["boxes"].append(boxes)
