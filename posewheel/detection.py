@@ -454,11 +454,7 @@ def confirmed(
     """Which persons (P,) are persons at all: the detector scored the box (P,) at least `threshold`, or the pose
     network read a confident pose in it (joint scores (P, 17): pose score at least `CONFIDENT_POSE`, or, where
     `head_confirms`, its face and shoulders' mean score at least `CONFIDENT_HEAD`)."""
-    joint_scores = np.asarray(joint_scores).reshape(-1, 17)
-    sure = (np.asarray(box_scores) >= threshold) | (pose_score(joint_scores) >= CONFIDENT_POSE)
-    if head_confirms:
-        sure |= head_score(joint_scores) >= CONFIDENT_HEAD
-    return np.asarray(sure)
+    return np.asarray((np.asarray(box_scores) >= threshold) | sure_pose(joint_scores, head_confirms))
 
 
 def head_score(joint_scores: np.ndarray) -> np.ndarray:
@@ -678,16 +674,16 @@ def picture_boxes_back(boxes: np.ndarray, size: tuple[int, int], quarters: int) 
     return np.concatenate([low, high - low], axis=1)
 
 
-def sure_pose(joint_scores: np.ndarray) -> np.ndarray:
-    """Which poses (P,), joint scores (P, 17), the pose network is sure of: pose score at least `CONFIDENT_POSE`, or
-    face and shoulders at least `CONFIDENT_HEAD` (what `confirmed` accepts without the detector)."""
+def sure_pose(joint_scores: np.ndarray, head_confirms: bool = True) -> np.ndarray:
+    """Which poses (P,), joint scores (P, 17), the pose network is sure of: pose score at least `CONFIDENT_POSE`, or,
+    where `head_confirms`, face and shoulders at least `CONFIDENT_HEAD` (what `confirmed` accepts whatever the box)."""
     joint_scores = np.asarray(joint_scores).reshape(-1, 17)
-    return np.asarray((pose_score(joint_scores) >= CONFIDENT_POSE) | (head_score(joint_scores) >= CONFIDENT_HEAD))
+    sure = pose_score(joint_scores) >= CONFIDENT_POSE
+    return np.asarray(sure | (head_score(joint_scores) >= CONFIDENT_HEAD) if head_confirms else sure)
 
 
-Persons = tuple[
-    np.ndarray, np.ndarray, np.ndarray
-]  # one picture's boxes (P, 4), poses (P, 17, 2), joint scores (P, 17)
+# one picture's persons: boxes (P, 4) x, y, w, h image pixels, poses (P, 17, 2), joint scores (P, 17)
+Persons = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def joined_upright(
