@@ -176,7 +176,7 @@ class FindOptions:
     (`read_upright`; off: upright only, as until session 44). `same_face`: two poses whose faces coincide are one
     person (`same_person`; a benchmark's baseline switches it off, the server has no setting for it).
     `turn_picture`: where `turns` and the unsure reads say the picture is stored sideways or upside down
-    (`picture_turn`), the detector looks again at the picture turned upright and its people join (`not_repeated`);
+    (`picture_turn`), the detector looks again at the picture turned upright and its people join (`joined_upright`);
     off: as until session 45 (a benchmark's baseline; the server's setting for `turns` switches both).
     """
 
@@ -657,7 +657,8 @@ def turned_picture(image: Image.Image, quarters: int) -> Image.Image:
 def picture_points_back(points: np.ndarray, size: tuple[int, int], quarters: int) -> np.ndarray:
     """Points (..., 2) pixels of a picture of `size` (width, height) turned `quarters` counter-clockwise
     (`turned_picture`), where they lie in the picture as it is."""
-    x, y = np.asarray(points, dtype=np.float64)[..., 0], np.asarray(points, dtype=np.float64)[..., 1]
+    points = np.asarray(points, dtype=np.float64)
+    x, y = points[..., 0], points[..., 1]
     width, height = size if quarters % 2 == 0 else size[::-1]  # the turned picture's
     for _ in range(quarters):  # a quarter clockwise: (x, y) -> (height - y, x), then the sides swap
         x, y = height - y, x

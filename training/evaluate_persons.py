@@ -199,12 +199,13 @@ def predict_without_boxes(
     def read_picture(image: Image.Image) -> tuple[np.ndarray, ...]:
         """The persons of one picture found and read alone, as `read_found` answers them (no turn of the picture)."""
         found, found_scores = detect(image)
-        image_crops, own_windows = _served_crops(image, spec, [(x, y, w, h) for x, y, w, h in found.tolist()])
-        inputs = normalize(np.stack(image_crops), spec) if image_crops else np.zeros((0, 3, spec.height, spec.width))
+        if not len(found):
+            return np.zeros((0, 4)), np.zeros(0), np.zeros((0, 17, 2)), np.zeros((0, 17))
+        inputs, own_windows = crops_of(image, spec, [(x, y, w, h) for x, y, w, h in found.tolist()])
         alone = np.zeros(len(inputs), dtype=bool)
-        if find.read_alone and len(inputs):
+        if find.read_alone:
             inputs, alone = read_alone(inputs, found, own_windows, spec)
-        points, scores = run_pose(inputs, own_windows) if len(inputs) else (np.zeros((0, 17, 2)), np.zeros((0, 17)))
+        points, scores = run_pose(inputs, own_windows)
         return read_found(image, found, inputs, own_windows, alone, points, scores, found_scores, False)[0]
 
     def with_upright(image: Image.Image, answered: tuple[np.ndarray, ...], quarters: int) -> tuple[np.ndarray, ...]:
