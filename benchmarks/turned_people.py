@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/turned_people.py                      # pretrained Lightning and Thunder
     .venv/bin/python benchmarks/turned_people.py models/production --repeats 5
     .venv/bin/python benchmarks/turned_people.py --picture benchmarks/results/turned_people.jpg
+    .venv/bin/python benchmarks/turned_people.py models/production --data data/holdout/street_scenes
 
 The pose network learnt people upright; a person lying down or upside down it reads unsure and mostly wrong.
 Pictures (tests/support/moving_people.py `turned_set`): the six group photographs `posewheel pretrained fetch`
@@ -14,16 +15,20 @@ the photographs of one person, `keypoints`: the share of the original MoveNet's 
 0.3, turned alike) within 5% of the side of their answer's (training/realphotos.py's agreement, on the turned
 picture as served).
 
-Three ways, in one run: `session44`, as served until session 44 (`FindOptions(turns=False, same_face=False,
+Four ways, in one run: `session44`, as served until session 44 (`FindOptions(turns=False, same_face=False,
 turn_picture=False)`); `session45`, as served in session 45 (`posewheel.detection.read_upright`: a pose read under
 0.35 is read again with its crop turned a quarter, a half and three quarters, the best kept where it is confident
-and 0.1 more sure; two poses with one face one person); and `served`, as served now (a picture whose unsure reads
-say it lies turned looked at again turned upright, `posewheel.detection.picture_turn`).
+and 0.1 more sure; two poses with one face one person); `session46`, as served in session 46 (a picture whose
+unsure reads say it lies turned looked at again turned upright, `posewheel.detection.picture_turn`); and `served`,
+as served now (a picture in doubt, the detector's best box weak and at most one person sure upright, looked at small
+turned each way for the turn where the detector is sure of more people, `posewheel.detection.probed_turn`).
 Prints one JSON line per artifact, way, turn and kind of picture (groups, one person, nobody) with the totals, one
 per artifact and way with all of them, and one per artifact and turn with the whole answer's time (median of
-`--repeats`, interleaved, mean over the pictures), session 45 against now. `--picture`: the first artifact's
-answers on the three photographs of one person and three group photographs turned, until session 44 (top), in
-session 45 (middle) and now (bottom).
+`--repeats`, interleaved, mean over the pictures), session 46 against now. `--picture`: the first artifact's
+answers on the three photographs of one person and three group photographs turned, one row per way (until session
+44 at the top, now at the bottom). `--data`: COCO datasets scored without boxes (OKS AP, box AP, persons matched,
+phantoms) as served in session 46 and now, with the whole answer's time per image: what pictures in doubt cost
+where they are stored upright.
 """
 
 from __future__ import annotations
@@ -45,16 +50,17 @@ from serving.engine import ServedModel, load_model
 from tests.support.benchmarks import artifacts_or_pretrained
 from tests.support.figures import emit
 from tests.support.moving_people import CHECK_SET, ONE_PERSON, one_person_keypoints, turned, turned_set, who
-from training.evaluate_persons import DetectedPersons, predict_without_boxes
+from training.evaluate_persons import DetectedPersons, predict_without_boxes, score_without_boxes
 from training.realphotos import CONFIDENT, TOLERANCE
 
 BENCHMARK = "turned_people"
 WAYS = {
     "session44": FindOptions(turns=False, same_face=False, turn_picture=False),
     "session45": FindOptions(turn_picture=False),
+    "session46": FindOptions(probe_turn=False),
     "served": FindOptions(),
 }
-TIMED = ("session45", "served")  # the whole answer's time: until session 45 against now
+TIMED = ("session46", "served")  # the whole answer's time: session 46 against now
 SIDE = 512  # the check set's photographs, as turned_set writes them
 SHOWN_GROUPS = ("sample2@90", "sample4@180", "sample5@270")  # `--picture`'s group photographs
 
@@ -107,30 +113,41 @@ def people(name: str, artifact: Path, data: Path, marked: dict[int, tuple[str, n
 
 
 def answer_ms(name: str, artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]], repeats: int) -> None:
-    model = load_model(artifact.resolve(), BENCHMARK, 2)
     ds = coco.load(data)
-    by_turn: dict[int, list[tuple[float, float]]] = {}
-    for record in ds.images:
-        with Image.open(ds.image_path(record)) as raw:
-            image = raw.convert("RGB")
-        spent: dict[str, list[float]] = {way: [] for way in TIMED}
-        for _ in range(repeats):
-            for way in TIMED:
-                spent[way].append(answer_seconds(model, image, WAYS[way]))
-        degrees = int(marked[record.id][0].split("@")[1])
-        by_turn.setdefault(degrees, []).append(tuple(float(np.median(spent[way])) for way in TIMED))
+    by_turn: dict[int, list[tuple[float, ...]]] = {}
+    for record, times in zip(ds.images, timed(artifact, data, repeats), strict=True):
+        by_turn.setdefault(int(marked[record.id][0].split("@")[1]), []).append(times)
     for degrees, times in sorted(by_turn.items()):
         before, now = np.asarray(times).T * 1000
         emit("answer_ms", benchmark=BENCHMARK, model=name, degrees=degrees, pictures=len(times),
-             session45_ms=round(float(before.mean()), 1), now_ms=round(float(now.mean()), 1),
+             session46_ms=round(float(before.mean()), 1), now_ms=round(float(now.mean()), 1),
              ratio=round(float(now.mean() / before.mean()), 3),
              median_ratio=round(float(np.median(now / before)), 3))  # fmt: skip
 
 
+def scenes(name: str, artifact: Path, data: Path, repeats: int) -> None:
+    """A COCO dataset scored without boxes (OKS AP, box AP, persons matched, phantoms) as served in session 46 and
+    now, and the whole answer's time per image (median of `repeats`, interleaved): what the pictures in doubt cost
+    where they are not turned (the drawn street scenes, stored upright)."""
+    for way in TIMED:
+        values = score_without_boxes(predict_without_boxes(artifact, data, find_options=WAYS[way]))
+        keys = ("oks_ap", "box_ap", "persons_true", "persons_found", "persons_matched", "phantoms")
+        emit("scenes", benchmark=BENCHMARK, model=name, data=str(data), way=way,
+             **{k: round(float(values[k]), 4) for k in keys})  # fmt: skip
+    if not repeats:
+        return
+    times = timed(artifact, data, repeats)
+    before, now = np.asarray(times).T * 1000
+    emit("scenes_answer_ms", benchmark=BENCHMARK, model=name, data=str(data), images=len(times),
+         session46_ms=round(float(before.mean()), 1), now_ms=round(float(now.mean()), 1),
+         ratio=round(float(now.mean() / before.mean()), 3),
+         median_ratio=round(float(np.median(now / before)), 3))  # fmt: skip
+
+
 def picture(artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]], out: Path) -> None:
     """The photographs of one person turned a quarter, a half and three quarters, and three group photographs turned
-    (`SHOWN_GROUPS`): each answer's skeleton and box as served until session 44 (top row), in session 45 (middle)
-    and now (bottom row)."""
+    (`SHOWN_GROUPS`): each answer's skeleton and box, one row per way (`WAYS`: until session 44 at the top, now at
+    the bottom)."""
     from posewheel.draw import draw_poses, image_grid
 
     ds = coco.load(data)
@@ -149,6 +166,21 @@ def picture(artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]
     emit("picture", benchmark=BENCHMARK, model=str(artifact), path=str(out))
 
 
+def timed(artifact: Path, data: Path, repeats: int) -> list[tuple[float, ...]]:
+    """Each image's whole answer without boxes, in seconds, each `TIMED` way (median of `repeats`, interleaved)."""
+    model = load_model(artifact.resolve(), BENCHMARK, 2)
+    ds, times = coco.load(data), []
+    for record in ds.images:
+        with Image.open(ds.image_path(record)) as raw:
+            image = raw.convert("RGB")
+        spent: dict[str, list[float]] = {way: [] for way in TIMED}
+        for _ in range(repeats):
+            for way in TIMED:
+                spent[way].append(answer_seconds(model, image, WAYS[way]))
+        times.append(tuple(float(np.median(spent[way])) for way in TIMED))
+    return times
+
+
 def answer_seconds(model: ServedModel, image: Image.Image, options: FindOptions) -> float:
     """What the server does for a request without boxes, on this thread, found and read as `options` say."""
     model.find_options = options
@@ -161,7 +193,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("artifacts", nargs="*", type=Path, help="model folders; default: the pretrained two")
     parser.add_argument("--repeats", type=int, default=3, help="timed answers per picture and way")
-    parser.add_argument("--picture", type=Path, default=None, help="JPEG: the turned people, session 44 against now")
+    parser.add_argument("--picture", type=Path, default=None, help="JPEG: the turned people, each way")
+    parser.add_argument("--data", type=Path, action="append", default=[], help="COCO dataset scored without boxes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -171,6 +204,8 @@ def main() -> None:
             people(name, artifact, data, marked)
             if args.repeats:
                 answer_ms(name, artifact, data, marked, args.repeats)
+            for scenes_data in args.data:
+                scenes(name, artifact, scenes_data, args.repeats)
         if args.picture:
             picture(artifacts[0][1], data, marked, args.picture)
 

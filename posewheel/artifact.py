@@ -119,8 +119,9 @@ class DetectorCard(BaseModel):
             raise ValueError(f"MoveNet MultiPose finds at most {multipose.CANDIDATES} persons, not {self.max_persons}")
         return self
 
-    def input_spec(self) -> InputSpec:
-        return detector_spec(self.input_size, self.mean, self.std)
+    def input_spec(self, side: int | None = None) -> InputSpec:
+        """The detector's input: the card's square, or one of `side` pixels (`posewheel.detection.PROBE_SIDE`)."""
+        return detector_spec(self.input_size if side is None else side, self.mean, self.std)
 
 
 class ModelCard(BaseModel):

@@ -158,6 +158,13 @@ def predict(
             "[default: POSEWHEEL_DETECTOR_TURNS, true]"
         ),
     ] = None,
+    probe_turns: Annotated[
+        bool | None,
+        typer.Option(
+            help="with --turns, look at a picture in doubt (nobody sure in it) small, turned each way, and upright "
+            "again where the detector is sure of more people [default: POSEWHEEL_DETECTOR_PROBE_TURNS, true]"
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1024, help="person crops per inference batch")] = 16,
     threads: Annotated[
         int | None, typer.Option(min=1, help="ONNX Runtime threads and decoding threads [default: CPU cores]")
@@ -187,6 +194,7 @@ def predict(
         overrides |= {"detector_pose_confirms": pose_confirms} if pose_confirms is not None else {}
         overrides |= {"detector_read_alone": read_alone} if read_alone is not None else {}
         overrides |= {"detector_turns": turns} if turns is not None else {}
+        overrides |= {"detector_probe_turns": probe_turns} if probe_turns is not None else {}
         settings = ServingSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise fail(f"invalid serving settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc

@@ -29,6 +29,7 @@ from PIL import Image
 from posewheel.artifact import MODEL_FILE, ArtifactError, DetectorCard, ModelCard, load_card
 from posewheel.decoding import Box, InputSpec, crop_box, crop_image, decode_outputs, normalize, whole_image_box
 from posewheel.detection import (
+    PROBE_SIDE,
     Crop,
     FindOptions,
     answer_once,
@@ -41,8 +42,10 @@ from posewheel.detection import (
     picture_boxes_back,
     picture_points_back,
     picture_turn,
+    probed_turn,
     read_alone,
     read_upright,
+    sure_when_turned,
     turned_picture,
 )
 from posewheel.schema import NUM_KEYPOINTS
@@ -98,6 +101,9 @@ class Prepared:
     # for `posewheel.detection.picture_turn`; and the picture's size (width, height)
     turned: Callable[[int], Prepared] | None = None
     size: tuple[int, int] = (0, 0)
+    # where the detector found the persons: how many it is sure of in the picture turned, looked at small
+    # (`posewheel.detection.probed_turn`)
+    probe: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
 
 
 @dataclass
@@ -170,6 +176,14 @@ class PersonDetector:
         sure = found.scores >= found.threshold
         return [b for b, s in zip(found.box_list, sure, strict=True) if s], found.scores[sure], found.unsure
 
+    def sure_when_turned(
+        self, image: Image.Image, threshold: float, max_persons: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """How many persons the detector is sure of in `image` turned 1, 2, 3 quarters, looked at small, and its best
+        score there, (3,) each (`posewheel.detection.sure_when_turned`)."""
+        cap = person_cap(self.card.kind, self.card.max_persons, max_persons)
+        return sure_when_turned(image, self.card.input_spec(PROBE_SIDE), self.run, threshold, cap, self.card.kind)
+
 
 @dataclass(eq=False)
 class ServedModel:
@@ -214,8 +228,11 @@ class ServedModel:
         found = self.detector.find(image, score_threshold, max_persons, self.find_options)
         crop = partial(prepare, image, spec=self.spec)
         turned = partial(self.find_turned, image, score_threshold, max_persons)
+        probe = partial(self.detector.sure_when_turned, image, found.threshold, max_persons)
         prepared = self.read_boxes(image, found.box_list)
-        return replace(prepared, detected=found, crop=crop, turned=turned, size=(image.width, image.height))
+        return replace(
+            prepared, detected=found, crop=crop, turned=turned, size=(image.width, image.height), probe=probe
+        )
 
     def find_turned(
         self, image: Image.Image, score_threshold: float | None, max_persons: int | None, quarters: int
@@ -256,7 +273,7 @@ class ServedModel:
         where its pose is confirmed, a pose repeating a better one's read again blanked outside its box unless it
         was read alone already), with those lying down or upside down read turned (`read_upright`), one in the
         empty side of a box around two (`answer_with_parts`), and, in a picture stored sideways or upside down
-        (`picture_turn`, where `turn_picture`), those found in it turned upright (`with_turned`)."""
+        (`picture_turn`, `probed_turn`, where `turn_picture`), those found in it turned upright (`with_turned`)."""
         if p.detected is None:  # the caller's boxes: each answered
             return Answer(points, scores, p.extra)
         found, how = p.detected, self.find_options
@@ -270,6 +287,8 @@ class ServedModel:
         quarters = 0
         if turn_picture and how.turn_picture and votes is not None and turns is not None and p.turned is not None:
             quarters = picture_turn(votes, turns, scores, kept)
+            if how.probe_turn and p.probe is not None:  # in doubt, the detector looks at it small, turned each way
+                quarters = probed_turn(p.probe, found.scores, found.threshold, votes, turns, scores, kept) or quarters
         added = None
         if how.read_parts and p.crop is not None:  # one in the empty side of a box around two
             read_parts = blanked_parts(p.crop, self.spec, self.infer_decode)

@@ -79,6 +79,12 @@ class ServingSettings(ProjectSettings):
         "for one lying down or upside down (posewheel.detection.read_upright), and a picture those reads say lies "
         "turned is looked at again upright (posewheel.detection.picture_turn); false: upright only",
     )
+    detector_probe_turns: bool = Field(
+        True,
+        description="with detector_turns, a picture in doubt (the detector's best box under 0.45, nobody read upright "
+        "and sure, or one against the turned reads) is looked at small turned each way, and turned upright where the "
+        "detector is sure of more people (posewheel.detection.probed_turn); false: the turned reads' votes alone",
+    )
     max_requests_in_flight: int = Field(
         256, ge=1, description="requests served at once per worker; more get 503 at once (health and metrics exempt)"
     )
@@ -126,12 +132,13 @@ class ServingSettings(ProjectSettings):
 
     def find_options(self) -> FindOptions:
         """How the served detector finds people (detector_tiles, detector_pose_confirms, detector_read_alone,
-        detector_turns)."""
+        detector_turns, detector_probe_turns)."""
         return FindOptions(
             tiles=self.detector_tiles,
             pose_confirms=self.detector_pose_confirms,
             read_alone=self.detector_read_alone,
             turns=self.detector_turns,
+            probe_turn=self.detector_probe_turns,
         )
 
     def resolved_model_dir(self) -> Path:

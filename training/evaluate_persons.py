@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -50,6 +50,7 @@ from posewheel.decoding import (
 from posewheel.detection import (
     CONFIDENT_JOINT,
     DUPLICATE_OKS,
+    PROBE_SIDE,
     FindOptions,
     answer_once,
     answer_with_parts,
@@ -63,12 +64,14 @@ from posewheel.detection import (
     picture_boxes_back,
     picture_points_back,
     picture_turn,
+    probed_turn,
     read_alone,
     read_upright,
+    sure_when_turned,
     turned_picture,
 )
 from posewheel.imagestore import read_rgb
-from posewheel.schema import KEYPOINT_NAMES, OKS_SIGMAS, PERSON_CATEGORY_ID
+from posewheel.schema import KEYPOINT_NAMES, NUM_KEYPOINTS, OKS_SIGMAS, PERSON_CATEGORY_ID
 
 PersonScore = Literal["box", "pose", "box_x_pose"]
 PERSON_SCORES: tuple[PersonScore, ...] = ("box", "pose", "box_x_pose")
@@ -146,7 +149,7 @@ def predict_without_boxes(
         maps = detector_session.run(detector.names, {detector.input_name: batch})
         return dict(zip(detector.names, maps, strict=True))
 
-    spec, detector_spec = card.input_spec(), detector.input_spec()
+    spec, detector_spec, probe_spec = card.input_spec(), detector.input_spec(), detector.input_spec(PROBE_SIDE)
     names = card.output.names
 
     def run_pose(inputs: np.ndarray, windows: Sequence[Box]) -> tuple[np.ndarray, np.ndarray]:
@@ -159,12 +162,16 @@ def predict_without_boxes(
     crops: list[np.ndarray] = []
     windows: list[Box] = []
     rows: dict[str, list[np.ndarray]] = {"image_ids": [], "boxes": [], "box_scores": [], "keypoints": [], "scores": []}
+    nobody = (np.zeros((0, 4)), np.zeros(0), np.zeros((0, NUM_KEYPOINTS, 2)), np.zeros((0, NUM_KEYPOINTS)))
 
     def detect(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
         found, scores, read = persons_to_read(
             image, detector_spec, run_detector, threshold, limit, detector.kind, find, exact=exact
         )
         return found[read], np.asarray(scores[read], dtype=np.float64)
+
+    def probe(image: Image.Image) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+        return partial(sure_when_turned, image, probe_spec, run_detector, threshold, limit, detector.kind)
 
     def read_found(
         image: Image.Image, found: np.ndarray, inputs: np.ndarray, own_windows: list[Box], alone: np.ndarray,
@@ -187,6 +194,8 @@ def predict_without_boxes(
         quarters = 0
         if turn_picture and find.turn_picture and votes is not None and turns is not None:
             quarters = picture_turn(votes, turns, scores, kept)
+            if find.probe_turn:  # in doubt, the detector looks at it small, turned each way
+                quarters = probed_turn(probe(image), found_scores, threshold, votes, turns, scores, kept) or quarters
         if find.read_parts:  # a person in the empty side of a box around two, as served
             read_parts = blanked_parts(partial(crops_of, image, spec), spec, run_pose)
             kept, points, scores, parents, part_boxes = answer_with_parts(
@@ -200,7 +209,7 @@ def predict_without_boxes(
         """The persons of one picture found and read alone, as `read_found` answers them (no turn of the picture)."""
         found, found_scores = detect(image)
         if not len(found):
-            return np.zeros((0, 4)), np.zeros(0), np.zeros((0, 17, 2)), np.zeros((0, 17))
+            return nobody
         inputs, own_windows = crops_of(image, spec, [(x, y, w, h) for x, y, w, h in found.tolist()])
         alone = np.zeros(len(inputs), dtype=bool)
         if find.read_alone:
@@ -221,6 +230,11 @@ def predict_without_boxes(
         own, new = joined_upright((answered[0], answered[2], answered[3]), (upright[0], upright[2], upright[3]), find)
         return tuple(np.concatenate([a[own], b[new]]) for a, b in zip(answered, upright, strict=True))
 
+    def add(image_id: int, persons: tuple[np.ndarray, ...]) -> None:
+        for name, values in zip(("boxes", "box_scores", "keypoints", "scores"), persons, strict=True):
+            rows[name].append(values)
+        rows["image_ids"].append(np.full(len(persons[0]), image_id, dtype=np.int64))
+
     def flush() -> None:
         inputs = normalize(np.stack(crops), spec)
         alone = np.zeros(len(inputs), dtype=bool)
@@ -237,14 +251,7 @@ def predict_without_boxes(
             answered, quarters = read_found(
                 image, found, inputs[own], windows[own], alone[own], points[own], scores[own], found_scores, True
             )
-            boxes, box_scores, keypoints, joint_scores = (
-                with_upright(image, answered, quarters) if quarters else answered
-            )
-            rows["image_ids"].append(np.full(len(boxes), image_id, dtype=np.int64))
-            rows["boxes"].append(boxes)
-            rows["box_scores"].append(box_scores)
-            rows["keypoints"].append(keypoints)
-            rows["scores"].append(joint_scores)
+            add(image_id, with_upright(image, answered, quarters) if quarters else answered)
             start += len(found)
         found_in.clear()
         crops.clear()
@@ -253,7 +260,13 @@ def predict_without_boxes(
     for record in sorted(ds.images, key=lambda r: r.id):
         image = read_rgb(ds.image_path(record), (record.width, record.height))
         found, scores = detect(image)
-        if not len(found):
+        if not len(found):  # nobody: a picture in doubt, looked at turned where the detector is sure of people
+            quarters = 0
+            if distinct and find.turns and find.turn_picture and find.probe_turn:
+                none = np.zeros(0, dtype=np.int64)
+                quarters = probed_turn(probe(image), scores, threshold, np.zeros(4), none, nobody[3], none)
+            if quarters:
+                add(record.id, with_upright(image, nobody, quarters))
             continue
         found_in.append((record.id, image, found, scores))
         image_crops, image_windows = _served_crops(image, spec, [(x, y, w, h) for x, y, w, h in found.tolist()])

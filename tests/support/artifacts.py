@@ -56,7 +56,7 @@ def trained_artifact(tmp_path_factory: pytest.TempPathFactory, studio_set: Datas
 @pytest.fixture(scope="session")
 def pretrained_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The artifact a fresh install serves (`posewheel pretrained promote movenet-lightning --production`):
-    MoveNet Lightning with its MultiPose detector, production of its own models folder. Tests only read it."""
+    MoveNet Lightning with its CenterNet detector, production of its own models folder. Tests only read it."""
     from posewheel import artifact
     from training.pretrained import export_pretrained
 
