@@ -178,9 +178,9 @@ class FindOptions:
     `turn_picture`: where `turns` and the unsure reads say the picture is stored sideways or upside down
     (`picture_turn`), the detector looks again at the picture turned upright and its people join (`joined_upright`);
     off: as until session 45 (a benchmark's baseline; the server's setting for `turns` switches both).
-    `probe_turn`: with `turn_picture`, a picture in doubt (the detector's best box weak, at most one person upright and
-    sure) is looked at small, turned each way, for the turn where the detector is sure of more people
-    (`probed_turn`); off: as until session 46 (a benchmark's baseline).
+    `probe_turn`: with `turn_picture`, a picture in doubt (the detector's best box weak, nobody read upright and sure,
+    or one against a vote) is looked at small, turned each way, for the turn where the detector is sure of more
+    people (`probed_turn`); off: as until session 46 (a benchmark's baseline; the server's `detector_probe_turns`).
     """
 
     tiles: bool = True
@@ -662,8 +662,11 @@ def picture_turn(votes: np.ndarray, quarters: np.ndarray, joint_scores: np.ndarr
 # 2-4 people at the upright turn of each of the 24 turned group pictures and of at most 1 at every other turn
 # (probe /tmp/s47/q256b.py; at 192 px only 1-2 even upright). A picture is in doubt, and probed, where the
 # detector's best box scored under PROBE_DOUBT and nobody was answered upright and sure, or one against a vote for a
-# turn: seven of those eight missed pictures (best box 0.18-0.41; sample4 turned a quarter has one person read upright
-# and sure, wrongly, and no vote), none of the 15 real group pictures upright (best box 0.43 and above).
+# turn: seven of the eight turned group pictures where session 46 found at most two (best box 0.18-0.41; sample4
+# turned a quarter has one person read upright and sure, wrongly, and no vote), none of the 15 real group pictures
+# upright (best box 0.43 and above). Doubting every picture with at most one person sure upright found up to 9 more
+# of the 66 turned people (the demo's first model 61 against 52) but probed most pictures of one person with a weak
+# box: that model's drawn street traffic paid 1.31x the mean instead of 1.21x (benchmarks/turned_people.py --data).
 PROBE_SIDE = 256
 PROBE_DOUBT = 0.45
 PROBE_PERSONS = 2
