@@ -62,7 +62,7 @@ WAYS = {
 }
 TIMED = ("session46", "served")  # the whole answer's time: session 46 against now
 SIDE = 512  # the check set's photographs, as turned_set writes them
-SHOWN_GROUPS = ("sample2@90", "sample4@180", "sample5@270")  # `--picture`'s group photographs
+SHOWN_GROUPS = ("sample2@90", "sample3@270", "sample6@270")  # `--picture`'s group photographs
 
 
 def kind(name: str) -> str:

@@ -485,7 +485,7 @@ def test_people_lying_down_or_upside_down_are_answered_on_real_photographs(pretr
     since session 45 than until session 44 (measured found 1, 0, 1 of 3 -> 2, 3, 3; keypoints 5, 0, 5 of 30 -> 17,
     29, 29); the group photographs turned, looked at again upright, find far more of their people than in session
     45 (measured 7, 9, 3 of 22 -> 14, 19, 10), and more again where a picture in doubt is looked at small turned
-    each way (-> 20, 19, 20), with no more answers near nobody and nobody twice; upright pictures answer the same
+    each way (-> 18, 19, 20), with no more answers near nobody and nobody twice; upright pictures answer the same
     every way, and nobody's pictures stay nobody's."""
     lines = run_benchmark("turned_people", str(pretrained_artifact), "--repeats", "0")
     turns = {(x["way"], x["degrees"], x["pictures"]): x for x in lines if x["figure"] == "turn"}
@@ -495,9 +495,9 @@ def test_people_lying_down_or_upside_down_are_answered_on_real_photographs(pretr
         assert now["found"] > before["found"] and now["keypoints_agreeing"] >= before["keypoints_agreeing"] + 9, now
         assert now["repeats"] == 0
         found = [turns[way, degrees, "groups"]["found"] for way in ("session44", "session45", "session46", "served")]
-        assert found == sorted(found) and found[-1] >= 17, (degrees, found)  # measured 20, 19, 20 of 22
+        assert found == sorted(found) and found[-1] >= 17, (degrees, found)  # measured 18, 19, 20 of 22
     groups = {way: sum(turns[way, d, "groups"]["found"] for d in (90, 180, 270)) for way in ("session45", "served")}
-    assert groups["served"] - groups["session45"] >= 30, groups  # measured 19 -> 59 of 66 (43 in session 46)
+    assert groups["served"] - groups["session45"] >= 30, groups  # measured 19 -> 57 of 66 (43 in session 46)
     for way in ("session44", "session45", "session46"):
         for pictures in ("groups", "one_person", "nobody"):
             before, now = turns[way, 0, pictures], turns["served", 0, pictures]
