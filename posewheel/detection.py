@@ -678,6 +678,7 @@ def sure_when_turned(
     """How many persons the detector is sure of (scored at `threshold`, at most `max_persons`) in an RGB image turned
     1, 2 and 3 quarter turns counter-clockwise (3,), and its best score there (3,): the image shrunk to fit `spec` (a
     small square, `PROBE_SIDE`), each turn one image of one batch."""
+    # shrunk first, averaging: `detector_input`'s transform samples a 1920 px photograph at 256 px without it
     shrink = min(1.0, spec.width / image.width, spec.height / image.height)
     size = (max(1, round(image.width * shrink)), max(1, round(image.height * shrink)))
     batch, window = detector_input(image.resize(size, Image.Resampling.BILINEAR) if shrink < 1 else image, spec)
@@ -711,6 +712,22 @@ def probed_turn(
     turn = int(np.lexsort((best, sure))[-1])
     enough = max(PROBE_PERSONS, upright + 1, int((np.asarray(box_scores) >= threshold).sum()) + 1)
     return QUARTER_TURNS[turn] if sure[turn] >= enough else 0
+
+
+def picture_quarters(
+    votes: np.ndarray,
+    quarters: np.ndarray,
+    joint_scores: np.ndarray,
+    answered: np.ndarray,
+    box_scores: np.ndarray,
+    threshold: float,
+    probe: Callable[[], tuple[np.ndarray, np.ndarray]] | None,
+) -> int:
+    """How many quarter turns counter-clockwise show a picture's people upright (0: as it is), as the server and
+    evaluation decide it: where `probe` is given and the picture is in doubt, the turn the detector looked at small
+    is sure of more people at (`probed_turn`); otherwise the turn its unsure reads voted for (`picture_turn`)."""
+    probed = 0 if probe is None else probed_turn(probe, box_scores, threshold, votes, quarters, joint_scores, answered)
+    return probed or picture_turn(votes, quarters, joint_scores, answered)
 
 
 PICTURE_TURNS = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}

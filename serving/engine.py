@@ -41,8 +41,7 @@ from posewheel.detection import (
     persons_to_read,
     picture_boxes_back,
     picture_points_back,
-    picture_turn,
-    probed_turn,
+    picture_quarters,
     read_alone,
     read_upright,
     sure_when_turned,
@@ -286,9 +285,8 @@ class ServedModel:
         )
         quarters = 0
         if turn_picture and how.turn_picture and votes is not None and turns is not None and p.turned is not None:
-            quarters = picture_turn(votes, turns, scores, kept)
-            if how.probe_turn and p.probe is not None:  # in doubt, the detector looks at it small, turned each way
-                quarters = probed_turn(p.probe, found.scores, found.threshold, votes, turns, scores, kept) or quarters
+            probe = p.probe if how.probe_turn else None  # in doubt, the detector looks at it small, turned each way
+            quarters = picture_quarters(votes, turns, scores, kept, found.scores, found.threshold, probe)
         added = None
         if how.read_parts and p.crop is not None:  # one in the empty side of a box around two
             read_parts = blanked_parts(p.crop, self.spec, self.infer_decode)

@@ -63,8 +63,7 @@ from posewheel.detection import (
     persons_to_read,
     picture_boxes_back,
     picture_points_back,
-    picture_turn,
-    probed_turn,
+    picture_quarters,
     read_alone,
     read_upright,
     sure_when_turned,
@@ -193,9 +192,8 @@ def predict_without_boxes(
         )
         quarters = 0
         if turn_picture and find.turn_picture and votes is not None and turns is not None:
-            quarters = picture_turn(votes, turns, scores, kept)
-            if find.probe_turn:  # in doubt, the detector looks at it small, turned each way
-                quarters = probed_turn(probe(image), found_scores, threshold, votes, turns, scores, kept) or quarters
+            looked = probe(image) if find.probe_turn else None  # in doubt, looked at small, turned each way
+            quarters = picture_quarters(votes, turns, scores, kept, found_scores, threshold, looked)
         if find.read_parts:  # a person in the empty side of a box around two, as served
             read_parts = blanked_parts(partial(crops_of, image, spec), spec, run_pose)
             kept, points, scores, parents, part_boxes = answer_with_parts(
@@ -264,7 +262,7 @@ def predict_without_boxes(
             quarters = 0
             if distinct and find.turns and find.turn_picture and find.probe_turn:
                 none = np.zeros(0, dtype=np.int64)
-                quarters = probed_turn(probe(image), scores, threshold, np.zeros(4), none, nobody[3], none)
+                quarters = picture_quarters(np.zeros(4), none, nobody[3], none, scores, threshold, probe(image))
             if quarters:
                 add(record.id, with_upright(image, nobody, quarters))
             continue
