@@ -30,6 +30,8 @@ import numpy as np
 
 import training  # noqa: F401  (passive OpenMP waits, before torch loads)
 from flywheel.experiment import base_model, generate_missing, pipeline_sets, street_pool, subset
+from flywheel.pipeline import ONE_PERSON_AGREEMENT, REAL_PHOTOS, SMALL_PEOPLE_AGREEMENT
+from flywheel.promotion import decide, real_tolerance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
@@ -90,7 +92,7 @@ def main() -> None:
     def measure(artifact: Path) -> dict[str, float]:
         street = evaluate_artifact(artifact, work / "holdout_street")["oks_ap"]
         studio = evaluate_artifact(artifact, work / "holdout_studio")["oks_ap"]
-        real = agreement(artifact)["agreement@0.05"]
+        real = agreement(artifact)
         small = small_people_agreement(artifact)["small_people_agreement@0.05"]
         scenes = {}
         if args.scenes is not None:  # given the true boxes (crowded persons read alone, as served), and without
@@ -103,12 +105,14 @@ def main() -> None:
         return {
             "street_oks_ap": round(street, 4),
             "studio_oks_ap": round(studio, 4),
-            "real_agreement": round(real, 3),
+            "real_agreement": round(real["agreement@0.05"], 3),
+            "one_person_agreement": round(real["one_person_agreement@0.05"], 3),
             "small_people_agreement": round(small, 3),
             **scenes,
         }
 
-    emit("base", **measure(base), base=str(base))
+    base_figures = measure(base)
+    emit("base", **base_figures, base=str(base))
     tune = dataclasses.replace(
         TrainConfig.from_params(params, fine_tune=True), wandb=False, max_minutes=args.minutes, epochs=10_000
     )
@@ -135,6 +139,26 @@ def main() -> None:
             street_change = round(got["street_oks_ap"] - ref["street_oks_ap"], 4)
             studio_change = round(got["studio_oks_ap"] - ref["studio_oks_ap"], 4)
             emit("against_baseline", name=name, street_change=street_change, studio_change=studio_change)
+    rule = params.get("promote", {})
+    margin, tolerance = float(rule["street_margin"]), float(rule["studio_tolerance"])
+    real = real_tolerance(rule.get("real_tolerance"), base)  # the base stands for production
+    for name, got in results.items():  # each as the promote stage would judge it against the base as production
+        candidate, production = _as_metrics(got), _as_metrics(base_figures)
+        decision = decide(candidate, production, margin, tolerance, real)
+        without = decide(candidate, production, margin, tolerance)
+        emit("promotion", name=name, promoted=decision.promote, reason=decision.reason, without_real=without.promote)
+
+
+def _as_metrics(figures: dict[str, float]) -> dict[str, dict[str, float]]:
+    """A variant's figures as the promotion rule reads a model's metrics."""
+    return {
+        "street": {"oks_ap": figures["street_oks_ap"]},
+        "studio": {"oks_ap": figures["studio_oks_ap"]},
+        REAL_PHOTOS: {
+            ONE_PERSON_AGREEMENT: figures["one_person_agreement"],
+            SMALL_PEOPLE_AGREEMENT: figures["small_people_agreement"],
+        },
+    }
 
 
 def _steps(metrics_csv: Path) -> int:

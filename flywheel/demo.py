@@ -56,7 +56,7 @@ from posewheel.review import Outbox
 from posewheel.settings import ProjectSettings
 
 # metrics the evaluate stage scores and promote does not re-score: the first model's come from its card
-UNSCORED = (SCENES_HOLDOUT, REAL_PHOTOS)
+UNSCORED = (SCENES_HOLDOUT,)
 
 
 @dataclass
@@ -270,7 +270,7 @@ def run_demo(options: DemoOptions) -> DemoReport:
             with step("build the first model (dvc repro)") as stage:
                 _repro(root, log_file, stage, first)
         report.before_version = artifact.production_version(paths.models)
-        # scored by the evaluate stage that made the first model; promote re-scores only studio and street
+        # scored by the evaluate stage that made the first model; promote re-scores studio, street and real photos
         informative = {k: v for k, v in artifact.load_card(paths.production).metrics.items() if k in UNSCORED}
         report.persons = scene_persons(load_params(root)["synth"]) if options.scenes else None
         with step("start the API server") as stage:

@@ -9,12 +9,13 @@ served without boxes (the candidate's detector finds the people; OKS AP, box AP,
 invented) beside the same network given the true boxes. A candidate without a detector gets an
 empty file there. And `metrics/candidate/real_photos.json`: how close the candidate stays to the pretrained
 MoveNet on real photographs (the check set and the same people pasted smaller, training/realphotos.py),
-so a loop that trades real people for synthetic AP says so.
+so a loop that trades real people for synthetic AP says so (and `promote` refuses it: `promote.real_tolerance`).
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from flywheel.pipeline import REAL_PHOTOS, SCENES_HOLDOUT, PipelinePaths
 from posewheel import atomic
@@ -31,7 +32,7 @@ def run(paths: PipelinePaths) -> dict[str, dict[str, float]]:
     batch_size = int(section(load_params(paths.root), "evaluate").get("batch_size", 64))
     results = write_evaluation(paths.candidate, list(paths.holdouts().values()), paths.candidate_metrics, batch_size)
     results[SCENES_HOLDOUT] = scenes = evaluate_scenes(paths, batch_size)
-    results[REAL_PHOTOS] = real = real_photo_agreement(paths)
+    results[REAL_PHOTOS] = real = real_photo_agreement(paths.candidate)
     for name, values in ((SCENES_HOLDOUT, scenes), (REAL_PHOTOS, real)):
         atomic.write_json(paths.candidate_metrics / f"{name}.json", {k: round(v, 6) for k, v in values.items()})
     for name, values in results.items():
@@ -49,12 +50,12 @@ def evaluate_scenes(paths: PipelinePaths, batch_size: int) -> dict[str, float]:
     return evaluate_without_boxes(paths.candidate, paths.holdout_scenes, batch_size, true_boxes=True)
 
 
-def real_photo_agreement(paths: PipelinePaths) -> dict[str, float]:
-    """The candidate's agreement with the pretrained MoveNet on the real-photo check set and on its small-people
-    pictures (training/realphotos.py)."""
+def real_photo_agreement(artifact: Path) -> dict[str, float]:
+    """An artifact's agreement with the pretrained MoveNet on the real-photo check set and on its small-people
+    pictures (training/realphotos.py; under a second for both)."""
     from training.realphotos import agreement, small_people_agreement
 
-    return agreement(paths.candidate) | small_people_agreement(paths.candidate)
+    return agreement(artifact) | small_people_agreement(artifact)
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from flywheel.pipeline import REAL_PHOTOS, SCENES_HOLDOUT, PipelinePaths, load_params
-from flywheel.promotion import Metrics, append_history, decide
+from flywheel.promotion import Metrics, append_history, decide, real_tolerance
 from flywheel.tracking import log_iteration
 from posewheel import artifact, atomic
 from posewheel.dataset import ANNOTATIONS_FILE
@@ -29,8 +29,9 @@ log = logging.getLogger("flywheel.promote")
 
 
 def _candidate_metrics(paths: PipelinePaths) -> Metrics:
-    """The candidate's metrics per holdout (and the street scenes' and real photos', informative: the rule reads
-    studio and street); a missing or unreadable file gives no metrics for it (never promoted without both holdouts)."""
+    """The candidate's metrics per holdout, the street scenes' (informative) and the real photos' (the rule reads
+    them with `real_tolerance`); a missing or unreadable file gives no metrics for it (never promoted without both
+    holdouts, nor without the real photos where the rule reads them)."""
     metrics: Metrics = {}
     for name in [*paths.holdouts(), SCENES_HOLDOUT, REAL_PHOTOS]:
         path = paths.candidate_metrics / f"{name}.json"
@@ -45,11 +46,14 @@ def _candidate_metrics(paths: PipelinePaths) -> Metrics:
 
 
 def _production_metrics(paths: PipelinePaths) -> Metrics | None:
+    """Production scored now as the candidate was: both holdouts and the real photos."""
+    from flywheel.stages.evaluate import real_photo_agreement
     from training.evaluate import evaluate_artifact
 
     if not paths.production.exists():
         return None
-    return {name: evaluate_artifact(paths.production, holdout) for name, holdout in paths.holdouts().items()}
+    metrics = {name: evaluate_artifact(paths.production, holdout) for name, holdout in paths.holdouts().items()}
+    return metrics | {REAL_PHOTOS: real_photo_agreement(paths.production)}
 
 
 def _feedback_labels(paths: PipelinePaths) -> int:
@@ -64,7 +68,9 @@ def run(paths: PipelinePaths) -> dict[str, object]:
     candidate = _candidate_metrics(paths)
     production_version = artifact.production_version(paths.models)
     production = _production_metrics(paths)
-    decision = decide(candidate, production, float(rule["street_margin"]), float(rule["studio_tolerance"]))
+    margin, tolerance = float(rule["street_margin"]), float(rule["studio_tolerance"])
+    real = real_tolerance(rule.get("real_tolerance"), paths.production if paths.production.exists() else None)
+    decision = decide(candidate, production, margin, tolerance, real)
     labels = _feedback_labels(paths)
     if decision.promote:
         _install(paths, card, candidate)
