@@ -94,7 +94,8 @@ def decide(
                 return Decision(
                     False,
                     f"{people} real-photo agreement loss {real_loss:.4f} ({was[0]:.3f} -> {now[0]:.3f}) exceeds the"
-                    f" tolerance {real_tolerance}: the candidate forgot real people",
+                    f" tolerance {real_tolerance}: the candidate forgot real people (train.finetune_distill_weight,"
+                    " finetune_upper_fraction and finetune_interpolation keep them: docs/real-photos.md)",
                 )
             kept += f", {people} real photos {now[0] - was[0]:+.3f}"
     return Decision(True, f"street OKS AP {street_gain:+.4f}, studio {-studio_loss:+.4f}{kept}: within the rule")
