@@ -387,10 +387,10 @@ def test_a_picture_is_turned_where_its_unsure_reads_outnumber_the_people_read_up
 
 
 def test_a_picture_in_doubt_is_turned_where_the_detector_is_sure_of_more_people_looked_at_small() -> None:
-    """`probed_turn`: only a picture in doubt (its best box under `PROBE_DOUBT`, and nobody answered upright and sure
-    or one against a vote for a turn) is probed; it is turned where the probe is sure of at least `PROBE_PERSONS`,
-    more than the detector was sure of upright and more than were answered upright and sure; the most, ties to the
-    best score."""
+    """`probed_turn`: only a picture in doubt (a box, the best under `PROBE_DOUBT`, and nobody answered upright and
+    sure or one against a vote for a turn) is probed; it is turned where the probe is sure of at least
+    `PROBE_PERSONS`, more than the detector was sure of upright and more than were answered upright and sure; the
+    most, ties to the best score. A picture with no box at all is a picture of nobody: not probed."""
     calls = []
 
     def probe(sure: list[int], best: list[float]) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
@@ -402,10 +402,10 @@ def test_a_picture_in_doubt_is_turned_where_the_detector_is_sure_of_more_people_
 
     no_vote, a_vote = np.zeros(4, dtype=np.int64), np.array([0, 0, 1, 0])
     nobody = (np.zeros(0, dtype=np.int64), np.zeros((0, K)), np.zeros(0, dtype=np.int64))
-    weak = np.array([PROBE_DOUBT - 0.05, 0.2])
-    assert probed_turn(probe([0, 3, 1], [0.2, 0.5, 0.3]), np.zeros(0), 0.3, no_vote, *nobody) == 2
-    assert probed_turn(probe([2, 0, 2], [0.4, 0.0, 0.6]), np.zeros(0), 0.3, no_vote, *nobody) == 3  # a tie: the best
-    assert probed_turn(probe([1, 1, 0], [0.4, 0.4, 0.0]), np.zeros(0), 0.3, no_vote, *nobody) == 0  # one: no turn
+    weak, weakest = np.array([PROBE_DOUBT - 0.05, 0.2]), np.array([0.16])
+    assert probed_turn(probe([0, 3, 1], [0.2, 0.5, 0.3]), weakest, 0.3, no_vote, *nobody) == 2
+    assert probed_turn(probe([2, 0, 2], [0.4, 0.0, 0.6]), weakest, 0.3, no_vote, *nobody) == 3  # a tie: the best
+    assert probed_turn(probe([1, 1, 0], [0.4, 0.4, 0.0]), weakest, 0.3, no_vote, *nobody) == 0  # one: no turn
     assert probed_turn(probe([0, 2, 0], [0.0, 0.5, 0.0]), weak, 0.3, no_vote, *nobody) == 2
     assert probed_turn(probe([0, 2, 0], [0.0, 0.5, 0.0]), weak, 0.2, no_vote, *nobody) == 0  # two sure upright already
     sure, unsure = np.full(K, CONFIDENT_POSE), np.full(K, CONFIDENT_POSE - 0.01)
@@ -416,7 +416,8 @@ def test_a_picture_in_doubt_is_turned_where_the_detector_is_sure_of_more_people_
     assert probed_turn(probe([0, 4, 0], [0.0, 0.5, 0.0]), weak, 0.3, no_vote, *one_sure) == 0  # one, no vote
     assert probed_turn(probe([0, 4, 0], [0.0, 0.5, 0.0]), weak, 0.3, a_vote, *two_sure) == 0  # two sure
     assert probed_turn(probe([0, 4, 0], [0.0, 0.5, 0.0]), np.array([PROBE_DOUBT]), 0.3, no_vote, *nobody) == 0
-    assert len(calls) == 6  # none of the last three is in doubt: not probed
+    assert probed_turn(probe([0, 4, 0], [0.0, 0.5, 0.0]), np.zeros(0), 0.3, no_vote, *nobody) == 0  # no box at all
+    assert len(calls) == 6  # none of the last four is in doubt: not probed
 
 
 def test_the_detector_looked_at_small_tells_which_way_up_a_group_photograph_is(pretrained_artifact: Path) -> None:

@@ -258,13 +258,7 @@ def predict_without_boxes(
     for record in sorted(ds.images, key=lambda r: r.id):
         image = read_rgb(ds.image_path(record), (record.width, record.height))
         found, scores = detect(image)
-        if not len(found):  # nobody: a picture in doubt, looked at turned where the detector is sure of people
-            quarters = 0
-            if distinct and find.turns and find.turn_picture and find.probe_turn:
-                none = np.zeros(0, dtype=np.int64)
-                quarters = picture_quarters(np.zeros(4), none, nobody[3], none, scores, threshold, probe(image))
-            if quarters:
-                add(record.id, with_upright(image, nobody, quarters))
+        if not len(found):  # nobody, not even a weak box: as served, not looked at turned (`probed_turn`)
             continue
         found_in.append((record.id, image, found, scores))
         image_crops, image_windows = _served_crops(image, spec, [(x, y, w, h) for x, y, w, h in found.tolist()])
