@@ -64,8 +64,8 @@ def decide(
     if not all(math.isfinite(value) for value in rule):
         return Decision(
             False,
-            f"not promoted: the rule's margin {street_margin} / tolerances {studio_tolerance}, {real_tolerance}"
-            " must be finite numbers",
+            f"not promoted: the rule's margin {street_margin} / tolerances {studio_tolerance}"
+            f"{'' if real_tolerance is None else f', {real_tolerance}'} must be finite numbers",
         )
     who = [("candidate", candidate)] + ([("production", production)] if production is not None else [])
     values: dict[tuple[str, str], float] = {}

@@ -24,17 +24,17 @@ from tests.support.flywheel import make_project
 OPEN_RULE = {"street_margin": -1.0, "studio_tolerance": 1.0}
 
 
-@pytest.mark.parametrize("real_tolerance", [0.1, None])
+@pytest.mark.parametrize("tolerance", [0.1, None])
 def test_a_candidate_that_forgot_real_people_is_refused_and_production_stays(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     pretrained_artifact: Path,
     trained_artifact: Path,
     studio_set: Dataset,
-    real_tolerance: float | None,
+    tolerance: float | None,
 ) -> None:
     monkeypatch.setenv("WANDB_MODE", "disabled")  # the iteration's W&B run is tested with the whole loop
-    rule = OPEN_RULE | {"real_tolerance": real_tolerance}  # null: the rule does not look at real photos
+    rule = OPEN_RULE | {"real_tolerance": tolerance}  # null: the rule does not look at real photos
     paths = PipelinePaths(make_project(tmp_path / "project", {"promote": rule}).root)
     assert studio_set.root is not None
     for holdout in paths.holdouts().values():
@@ -52,7 +52,7 @@ def test_a_candidate_that_forgot_real_people_is_refused_and_production_stays(
     kept, forgot = production[REAL_PHOTOS][ONE_PERSON_AGREEMENT], candidate[REAL_PHOTOS][ONE_PERSON_AGREEMENT]
     assert kept >= 0.95 and forgot <= 0.2, (kept, forgot)  # the pretrained network agrees with itself
     stored = json.loads(paths.promotion.read_text(encoding="utf-8"))
-    if real_tolerance is None:  # the rule without the real photos promotes it
+    if tolerance is None:  # the rule without the real photos promotes it
         assert record["promoted"] and stored["promoted"], record["reason"]
         assert artifact.production_version(paths.models) == artifact.load_card(trained_artifact).version
         return
