@@ -69,7 +69,7 @@ def run(paths: PipelinePaths) -> dict[str, object]:
     production_version = artifact.production_version(paths.models)
     production = _production_metrics(paths)
     margin, tolerance = float(rule["street_margin"]), float(rule["studio_tolerance"])
-    real = real_tolerance(rule.get("real_tolerance"), paths.production if paths.production.exists() else None)
+    real = real_tolerance(rule.get("real_tolerance"), None if production is None else paths.production)
     decision = decide(candidate, production, margin, tolerance, real)
     labels = _feedback_labels(paths)
     if decision.promote:
