@@ -26,10 +26,9 @@ import time
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-
 import training  # noqa: F401  (passive OpenMP waits, before torch loads)
-from flywheel.experiment import base_model, generate_missing, pipeline_sets, street_pool, subset
+from flywheel.experiment import base_model, generate_missing, pipeline_sets, steps_logged, street_pool, subset
+from flywheel.experiment import measure as experiment_measure
 from flywheel.pipeline import ONE_PERSON_AGREEMENT, REAL_PHOTOS, SMALL_PEOPLE_AGREEMENT
 from flywheel.promotion import decide, real_tolerance
 
@@ -68,9 +67,6 @@ def main() -> None:
     from posewheel import dataset as coco
     from posewheel.params import load_params
     from training.config import TrainConfig
-    from training.evaluate import evaluate_artifact
-    from training.evaluate_persons import evaluate_without_boxes
-    from training.realphotos import agreement, small_people_agreement
     from training.train import train
 
     params = load_params(args.params)
@@ -89,27 +85,7 @@ def main() -> None:
 
     base = base_model(args.base, args.base_minutes, params, work)
 
-    def measure(artifact: Path) -> dict[str, float]:
-        street = evaluate_artifact(artifact, work / "holdout_street")["oks_ap"]
-        studio = evaluate_artifact(artifact, work / "holdout_studio")["oks_ap"]
-        real = agreement(artifact)
-        small = small_people_agreement(artifact)["small_people_agreement@0.05"]
-        scenes = {}
-        if args.scenes is not None:  # given the true boxes (crowded persons read alone, as served), and without
-            found = evaluate_without_boxes(artifact, args.scenes)
-            scenes = {
-                "scenes_true_boxes_oks_ap": round(found["true_boxes_oks_ap"], 4),
-                "scenes_oks_ap": round(found["oks_ap"], 4),
-                "scenes_matched": found["persons_matched"],
-            }
-        return {
-            "street_oks_ap": round(street, 4),
-            "studio_oks_ap": round(studio, 4),
-            "real_agreement": round(real["agreement@0.05"], 3),
-            "one_person_agreement": round(real["one_person_agreement@0.05"], 3),
-            "small_people_agreement": round(small, 3),
-            **scenes,
-        }
+    measure = partial(experiment_measure, work=work, scenes=args.scenes)
 
     base_figures = measure(base)
     emit("base", **base_figures, base=str(base))
@@ -126,7 +102,7 @@ def main() -> None:
         sources = [(work / "seed", 1.0), (feedback, weight)]
         log_dir = work / "logs" / name
         artifact = train(config, sources, work / "models", warm_start=base, version=version, log_dir=log_dir)
-        steps = _steps(log_dir / "metrics.csv")
+        steps = steps_logged(log_dir / "metrics.csv")
         results[name] = measure(artifact)
         img_per_s = round(steps * config.batch_size / (args.minutes * 60), 1)
         wall_minutes = round((time.monotonic() - start) / 60, 2)
@@ -159,15 +135,6 @@ def _as_metrics(figures: dict[str, float]) -> dict[str, dict[str, float]]:
             SMALL_PEOPLE_AGREEMENT: figures["small_people_agreement"],
         },
     }
-
-
-def _steps(metrics_csv: Path) -> int:
-    """The last optimiser step the CSV log recorded (Lightning's `step` column)."""
-    import csv
-
-    with metrics_csv.open(encoding="utf-8") as f:
-        steps = [int(row["step"]) for row in csv.DictReader(f) if row.get("step")]
-    return int(np.max(steps)) + 1 if steps else 0
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ a studio-only starting model and subsets of corrected labels.
     start = base_model(None, 12.0, params, work)           # trained once into work/models/m-base
     feedback = subset(coco.load(work / "pool"), ids, work / "feedback")
 
-Used by benchmarks/flywheel_curve.py (street AP against labels) and benchmarks/finetune_settings.py
-(fine-tune settings at a fixed label count), so both measure from the same start on the same data as
-`dvc repro` (the same seeds as flywheel/stages/synth.py).
+Used by benchmarks/flywheel_curve.py (street AP against labels), benchmarks/finetune_settings.py
+(fine-tune settings at a fixed label count) and benchmarks/finetune_labels.py (which labels at a fixed
+count), so they measure from the same start on the same data as `dvc repro` (the same seeds as
+flywheel/stages/synth.py), and score a fine-tune alike (`measure`).
 """
 
 from __future__ import annotations
@@ -73,3 +74,38 @@ def base_model(base: Path | None, minutes: float | None, params: dict[str, Any],
         config = dataclasses.replace(config, max_minutes=minutes or config.max_minutes)
         train(config, [(work / "seed", 1.0)], work / "models", version=BASE_VERSION, log_dir=work / "logs" / "base")
     return base
+
+
+def measure(artifact: Path, work: Path, scenes: Path | None = None) -> dict[str, float]:
+    """A fine-tuned artifact's figures: street and studio OKS AP on `work`'s holdouts, its agreement with the
+    pretrained MoveNet on real photographs (whole check set, one person, small people) and, with `scenes` (a set
+    of several people a picture), OKS AP given the true boxes (crowded persons read alone, as served) and without."""
+    from training.evaluate import evaluate_artifact
+    from training.evaluate_persons import evaluate_without_boxes
+    from training.realphotos import agreement, small_people_agreement
+
+    real = agreement(artifact)
+    figures = {
+        "street_oks_ap": round(evaluate_artifact(artifact, work / "holdout_street")["oks_ap"], 4),
+        "studio_oks_ap": round(evaluate_artifact(artifact, work / "holdout_studio")["oks_ap"], 4),
+        "real_agreement": round(real["agreement@0.05"], 3),
+        "one_person_agreement": round(real["one_person_agreement@0.05"], 3),
+        "small_people_agreement": round(small_people_agreement(artifact)["small_people_agreement@0.05"], 3),
+    }
+    if scenes is not None:
+        found = evaluate_without_boxes(artifact, scenes)
+        figures |= {
+            "scenes_true_boxes_oks_ap": round(found["true_boxes_oks_ap"], 4),
+            "scenes_oks_ap": round(found["oks_ap"], 4),
+            "scenes_matched": found["persons_matched"],
+        }
+    return figures
+
+
+def steps_logged(metrics_csv: Path) -> int:
+    """The last optimiser step a training run's CSV log recorded (Lightning's `step` column), plus one."""
+    import csv
+
+    with metrics_csv.open(encoding="utf-8") as f:
+        steps = [int(row["step"]) for row in csv.DictReader(f) if row.get("step")]
+    return max(steps) + 1 if steps else 0
