@@ -116,16 +116,30 @@ def real_tolerance(setting: object, production: Path | None) -> float | None:
     return float(setting)  # type: ignore[arg-type]  # params.yaml's number
 
 
-HISTORY_FIELDS = ("version", "promoted_at", "parent_version", "feedback_labels", "studio_oks_ap", "street_oks_ap")
+# The real people of each production model (`REAL_PEOPLE`) are its last columns (since session 49): the rule holds
+# each turn to the production before it, so a slow drift over many turns shows here and in `flywheel status`.
+HISTORY_FIELDS = (
+    "version",
+    "promoted_at",
+    "parent_version",
+    "feedback_labels",
+    "studio_oks_ap",
+    "street_oks_ap",
+    *REAL_PEOPLE,
+)
 
 
 def append_history(path: Path, row: dict[str, object]) -> None:
-    """Add one production model to the history CSV (atomically rewritten; header once)."""
+    """Add one production model to the history CSV (atomically rewritten; header once). A history written before
+    a column was added is rewritten under today's header, its rows' new columns empty."""
     existing = path.read_text(encoding="utf-8") if path.is_file() else ""
+    header = existing.partition("\n")[0]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, lineterminator="\n")
-    if not existing:
+    if header != ",".join(HISTORY_FIELDS):
         writer.writeheader()
+        writer.writerows({k: old.get(k) or "" for k in HISTORY_FIELDS} for old in read_history(path))
+        existing = ""
     writer.writerow({k: row.get(k, "") for k in HISTORY_FIELDS})
     atomic.write_text(path, existing + buffer.getvalue())
 

@@ -16,7 +16,7 @@ from flywheel.pipeline import (
     load_params,
     running_pipeline,
 )
-from flywheel.promotion import read_history
+from flywheel.promotion import REAL_PEOPLE, read_history
 from posewheel import artifact
 from posewheel.dataset import ANNOTATIONS_FILE
 from posewheel.params import ParamsError
@@ -130,10 +130,42 @@ def format_status(status: FlywheelStatus) -> str:
     if status.last_watch_decision:
         lines.append(f"last watch poll: {status.last_watch_decision}")
     if status.history:
-        lines.append("production history (version, feedback labels, studio AP, street AP):")
+        lines.append("production history (version, feedback labels, studio AP, street AP, real people: one, small):")
         for h in status.history:
-            lines.append(f"  {h['version']}  {h['feedback_labels']:>5}  {h['studio_oks_ap']}  {h['street_oks_ap']}")
+            real = "  ".join(h.get(key) or "-" for key in REAL_PEOPLE)
+            lines.append(
+                f"  {h['version']}  {h['feedback_labels']:>5}  {h['studio_oks_ap']}  {h['street_oks_ap']}  {real}"
+            )
+        lines.extend(_drift_lines(status.history))
     return "\n".join(lines)
+
+
+def _drift_lines(history: list[dict[str, str]]) -> list[str]:
+    """Real people from the first production model that scored them to the last: the promotion rule holds each
+    turn to the production before it, so a slow drift passes it and is shown here."""
+    scored = [(h["version"], real) for h in history if (real := _real_people(h)) is not None]
+    if len(scored) < 2:
+        return []
+    (first, was), (_, now) = scored[0], scored[-1]
+    pairs = zip(REAL_PEOPLE.values(), was, now, strict=True)
+    moves = [f"{people} {a:.3f} -> {b:.3f} ({b - a:+.3f})" for people, a, b in pairs]
+    return [
+        f"real people since {first}: {', '.join(moves)}",
+        "  (each promotion is held to the production before it, not to the first: docs/real-photos.md)",
+    ]
+
+
+def _real_people(row: dict[str, str]) -> list[float] | None:
+    """A history row's real-people figures in `REAL_PEOPLE`'s order; None where any is missing (older rows)."""
+    found = [value for key in REAL_PEOPLE if (value := _number(row.get(key))) is not None]
+    return found if len(found) == len(REAL_PEOPLE) else None
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 def _outlook_lines(r: RetrainOutlook) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from flywheel.pipeline import ONE_PERSON_AGREEMENT, REAL_PHOTOS, PipelinePaths
-from flywheel.promotion import real_tolerance
+from flywheel.promotion import REAL_PEOPLE, read_history, real_tolerance
 from flywheel.stages import evaluate, promote
 from posewheel import artifact
 from posewheel.dataset import Dataset
@@ -55,6 +55,9 @@ def test_a_candidate_that_forgot_real_people_is_refused_and_production_stays(
     if tolerance is None:  # the rule without the real photos promotes it
         assert record["promoted"] and stored["promoted"], record["reason"]
         assert artifact.production_version(paths.models) == artifact.load_card(trained_artifact).version
+        (row,) = read_history(paths.history)  # the history keeps what it forgot, for `flywheel status` and the plot
+        for key in REAL_PEOPLE:
+            assert float(row[key]) == round(candidate[REAL_PHOTOS][key], 3), (key, row)
         return
     assert not record["promoted"] and not stored["promoted"]
     assert "one-person real-photo agreement loss" in str(record["reason"]), record["reason"]

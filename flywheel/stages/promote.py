@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from flywheel.pipeline import REAL_PHOTOS, SCENES_HOLDOUT, PipelinePaths, load_params
-from flywheel.promotion import Metrics, append_history, decide, real_tolerance
+from flywheel.promotion import REAL_PEOPLE, Metrics, append_history, decide, real_tolerance
 from flywheel.tracking import log_iteration
 from posewheel import artifact, atomic
 from posewheel.dataset import ANNOTATIONS_FILE
@@ -56,6 +56,12 @@ def _production_metrics(paths: PipelinePaths) -> Metrics | None:
     return metrics | {REAL_PHOTOS: real_photo_agreement(paths.production)}
 
 
+def _real_people(metrics: Metrics) -> dict[str, float]:
+    """The real people the rule keeps (`REAL_PEOPLE`), as the history records them; those not scored are left out."""
+    real = metrics.get(REAL_PHOTOS, {})
+    return {key: round(float(real[key]), 3) for key in REAL_PEOPLE if isinstance(real.get(key), int | float)}
+
+
 def _feedback_labels(paths: PipelinePaths) -> int:
     ann = paths.feedback / ANNOTATIONS_FILE
     return len(json.loads(ann.read_text(encoding="utf-8"))["annotations"]) if ann.is_file() else 0
@@ -83,6 +89,7 @@ def run(paths: PipelinePaths) -> dict[str, object]:
                 "feedback_labels": labels,
                 "studio_oks_ap": round(float(candidate["studio"]["oks_ap"]), 4),
                 "street_oks_ap": round(float(candidate["street"]["oks_ap"]), 4),
+                **_real_people(candidate),
             },
         )
     record: dict[str, object] = {
