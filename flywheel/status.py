@@ -143,7 +143,7 @@ def format_status(status: FlywheelStatus) -> str:
 def _drift_lines(history: list[dict[str, str]]) -> list[str]:
     """Real people from the first production model that scored them to the last: the promotion rule holds each
     turn to the production before it, so a slow drift passes it and is shown here."""
-    scored = [(h["version"], real) for h in history if (real := _real_people(h)) is not None]
+    scored = [(h["version"], real) for h in history if (real := _real_figures(h)) is not None]
     if len(scored) < 2:
         return []
     (first, was), (_, now) = scored[0], scored[-1]
@@ -155,7 +155,7 @@ def _drift_lines(history: list[dict[str, str]]) -> list[str]:
     ]
 
 
-def _real_people(row: dict[str, str]) -> list[float] | None:
+def _real_figures(row: dict[str, str]) -> list[float] | None:
     """A history row's real-people figures in `REAL_PEOPLE`'s order; None where any is missing (older rows)."""
     found = [value for key in REAL_PEOPLE if (value := _number(row.get(key))) is not None]
     return found if len(found) == len(REAL_PEOPLE) else None
