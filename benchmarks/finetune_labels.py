@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 
 import training  # noqa: F401  (passive OpenMP waits, before torch loads)
-from flywheel.experiment import base_model, generate_missing, measure, pipeline_sets, steps_logged, street_pool, subset
+from flywheel.experiment import generate_missing, measure, pipeline_sets, steps_logged, street_pool, subset
 from labeling.annotator import noisy_persons
 from posewheel import dataset as coco
-from posewheel.boxes import iou
+from posewheel.boxes import best_pairs, iou
 from posewheel.truth import TruthStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
@@ -93,7 +93,7 @@ def main() -> None:
     for name in chosen:
         emit("set", name=name, path=str(sources[name]), **describe(coco.load(sources[name])))
 
-    base = base_model(args.base, None, params, work)
+    base = args.base
     emit("base", **measure(base, work, args.scenes), base=str(base))
     tune = dataclasses.replace(
         TrainConfig.from_params(params, fine_tune=True), wandb=False, max_minutes=args.minutes, epochs=10_000
@@ -162,18 +162,8 @@ def fidelity(labels: coco.Dataset, truth: TruthStore, match_iou: float = 0.3) ->
             untrue += 1
             continue
         labeled = by_image.get(image.id, [])
-        pairs = sorted(
-            (
-                (iou(tuple(person["bbox"]), tuple(a.bbox)), t, j)
-                for t, person in enumerate(people)
-                for j, a in enumerate(labeled)
-            ),
-            reverse=True,
-        )
-        taken: dict[int, int] = {}  # truth -> label, the best-overlapping pairs first
-        for overlap, t, j in pairs:
-            if overlap >= match_iou and t not in taken and j not in taken.values():
-                taken[t] = j
+        boxes = [tuple(a.bbox) for a in labeled]
+        taken = best_pairs([[iou(tuple(person["bbox"]), box) for box in boxes] for person in people], match_iou)
         missing += len(people) - len(taken)
         for t, j in taken.items():
             true_kps, kps = np.asarray(people[t]["keypoints"], dtype=float).reshape(-1, 3), labeled[j].keypoints

@@ -25,7 +25,7 @@ import numpy as np
 
 from labeling.project import SAMPLING
 from labeling.results import person_groups, pose_to_results
-from posewheel.boxes import iou
+from posewheel.boxes import best_pairs, iou
 from posewheel.schema import NUM_KEYPOINTS
 from posewheel.truth import TruthStore
 
@@ -95,18 +95,9 @@ def corrected_results(
     labeled = noisy_persons(persons, width, height, noise_px, rng)
     predicted = person_groups(prediction or [], where="prediction", bad=[], size=(width, height))
     boxes = {key: p.box_or_from_points() for key, p in predicted.items() if _OWN_PERSON.match(key)}
-    pairs = sorted(
-        (
-            (iou(box, true_box) if true_box is not None else 0.0, key, t)
-            for key, box in boxes.items()
-            for t, (_, true_box) in enumerate(labeled)
-        ),
-        reverse=True,
-    )
-    kept: dict[int, str] = {}  # true person -> predicted person key
-    for overlap, key, t in pairs:
-        if overlap >= MATCH_IOU and t not in kept and key not in kept.values():
-            kept[t] = key
+    keys = sorted(boxes)  # ties between pairs go to the later key, then the later true person
+    overlaps = [[iou(boxes[key], true_box) if true_box is not None else 0.0 for _, true_box in labeled] for key in keys]
+    kept = {t: keys[k] for k, t in best_pairs(overlaps, MATCH_IOU).items()}  # true person -> predicted person key
     results: list[dict[str, Any]] = []
     for t, key in sorted(kept.items(), key=lambda pair: int(pair[1][1:])):
         kps, box = labeled[t]

@@ -4,6 +4,7 @@ from posewheel.boxes import intersection_matrix, iou, iou_matrix
 iou_matrix(found, truth)     # (A, 4), (B, 4) -> (A, B)
 intersection_matrix(a, b)    # the overlap areas, pixels^2 (A, B)
 iou((0, 0, 10, 10), (5, 0, 10, 10))   # 1/3
+best_pairs(iou_matrix(a, b), 0.3)     # {row of a: column of b}, the best-overlapping pairs first
 """
 
 from __future__ import annotations
@@ -37,3 +38,16 @@ def iou_matrix(a: ArrayLike, b: ArrayLike) -> np.ndarray:
 def iou(a: ArrayLike, b: ArrayLike) -> float:
     """Intersection over union of two (x, y, w, h) boxes."""
     return float(iou_matrix(a, b)[0, 0])
+
+
+def best_pairs(overlaps: ArrayLike, at_least: float) -> dict[int, int]:
+    """Pairs {row: column} of an overlap matrix (A, B), greedily: the best-overlapping pair first, each row and
+    column in at most one pair, none under `at_least`. Ties go to the later row, then the later column."""
+    matrix = np.asarray(overlaps, dtype=np.float64)
+    rows, cols = matrix.shape if matrix.ndim == 2 else (0, 0)
+    ranked = sorted(((float(matrix[r, c]), r, c) for r in range(rows) for c in range(cols)), reverse=True)
+    pairs: dict[int, int] = {}
+    for overlap, r, c in ranked:
+        if overlap >= at_least and r not in pairs and c not in pairs.values():
+            pairs[r] = c
+    return pairs
