@@ -18,7 +18,9 @@ agrees within 5% of the side of its crop window (the model's input side, as in t
 are not in the check set: the original graph's own answer in them was never recorded, so the port stands in.
 
 Prints one JSON line per artifact and photograph (agreement, median and max error as fractions of
-the input side, keypoints counted), one per artifact and keypoint name, and one summary per artifact.
+the input side, keypoints counted), one per artifact and keypoint name, and one summary per artifact; then
+one line of its small-people figures, the pictures read whole and, where the artifact has a person detector,
+as served (`training.evaluate_persons.served_small_people_agreement`).
 `--picture` draws the chosen photographs (rows) as each model answers them (columns, the pretrained
 network first).
 """
@@ -34,10 +36,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
+from posewheel.artifact import load_card
 from posewheel.decoding import Box
 from posewheel.schema import KEYPOINT_NAMES
 from tests.support.figures import emit
-from training.realphotos import confident, drawn_answer, errors_by_photo, predict_photos, summarize
+from training.evaluate_persons import served_small_people_agreement
+from training.realphotos import (
+    confident,
+    drawn_answer,
+    errors_by_photo,
+    predict_photos,
+    small_people_agreement,
+    summarize,
+)
 
 BENCHMARK = "real_photo_breakdown"
 # Ascent's two climbers (tests/fixtures/real_photos/ascent_512.png), boxes x, y, w, h drawn by hand on the
@@ -57,6 +68,10 @@ def breakdown(name: str, artifact: Path) -> None:
     for keypoint, values in by_keypoint.items():
         emit("keypoint", benchmark=BENCHMARK, model=name, keypoint=keypoint, **summarize(np.asarray(values)))
     emit("model", benchmark=BENCHMARK, model=name, **summarize(np.concatenate(list(errors.values()))))
+    small = small_people_agreement(artifact)
+    if load_card(artifact).detector is not None:
+        small |= served_small_people_agreement(artifact)
+    emit("small_people", benchmark=BENCHMARK, model=name, **small)
 
 
 def ascent_answers(artifact: Path) -> dict[str, tuple[np.ndarray, np.ndarray, float, Box]]:

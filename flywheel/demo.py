@@ -42,6 +42,7 @@ from flywheel.pipeline import (
     REAL_PHOTOS,
     SCENES_HOLDOUT,
     SMALL_PEOPLE_AGREEMENT,
+    SMALL_PEOPLE_SERVED_AGREEMENT,
     PipelinePaths,
     dvc_command,
     pipeline_lock,
@@ -451,6 +452,9 @@ def format_report(report: DemoReport, options: DemoOptions, root: Path) -> str:
         f"  small people     {ap(b, REAL_PHOTOS, SMALL_PEOPLE_AGREEMENT)}  ->  "
         f"{ap(a, REAL_PHOTOS, SMALL_PEOPLE_AGREEMENT)}"
         "  the same, the check set's single people pasted at about half the side onto people-free photographs",
+        f"    as served      {ap(b, REAL_PHOTOS, SMALL_PEOPLE_SERVED_AGREEMENT)}  ->  "
+        f"{ap(a, REAL_PHOTOS, SMALL_PEOPLE_SERVED_AGREEMENT)}"
+        "  the same pictures as the server reads them: its detector finds each person, the network reads their crop",
         f"  labels used      {report.labels_used} corrected street persons in {report.labeled_images} images "
         f"({report.predictions} predictions on {traffic_kind(report.persons)}, {report.queued} queued for review)",
         f"  server answers   {report.served_version}",

@@ -78,10 +78,12 @@ def base_model(base: Path | None, minutes: float | None, params: dict[str, Any],
 
 def measure(artifact: Path, work: Path, scenes: Path | None = None) -> dict[str, float]:
     """A fine-tuned artifact's figures: street and studio OKS AP on `work`'s holdouts, its agreement with the
-    pretrained MoveNet on real photographs (whole check set, one person, small people) and, with `scenes` (a set
-    of several people a picture), OKS AP given the true boxes (crowded persons read alone, as served) and without."""
+    pretrained MoveNet on real photographs (whole check set, one person, small people read whole and, with a person
+    detector, as served) and, with `scenes` (a set of several people a picture), OKS AP given the true boxes
+    (crowded persons read alone, as served) and without."""
+    from posewheel.artifact import load_card
     from training.evaluate import evaluate_artifact
-    from training.evaluate_persons import evaluate_without_boxes
+    from training.evaluate_persons import evaluate_without_boxes, served_small_people_agreement
     from training.realphotos import agreement, small_people_agreement
 
     real = agreement(artifact)
@@ -92,6 +94,9 @@ def measure(artifact: Path, work: Path, scenes: Path | None = None) -> dict[str,
         "one_person_agreement": round(real["one_person_agreement@0.05"], 3),
         "small_people_agreement": round(small_people_agreement(artifact)["small_people_agreement@0.05"], 3),
     }
+    if load_card(artifact).detector is not None:
+        served = served_small_people_agreement(artifact)["small_people_served_agreement@0.05"]
+        figures["small_people_served_agreement"] = round(served, 3)
     if scenes is not None:
         found = evaluate_without_boxes(artifact, scenes)
         figures |= {

@@ -27,6 +27,7 @@ __all__ = [
     "REAL_PHOTOS",
     "SCENES_HOLDOUT",
     "SMALL_PEOPLE_AGREEMENT",
+    "SMALL_PEOPLE_SERVED_AGREEMENT",
     "PipelineBusyError",
     "PipelinePaths",
     "dvc_command",
@@ -44,6 +45,8 @@ REAL_PHOTOS = "real_photos"
 AGREEMENT = "agreement@0.05"  # its headline figure (training/realphotos.agreement's key)
 SMALL_PEOPLE_AGREEMENT = "small_people_agreement@0.05"  # the same people pasted smaller (small_people_agreement)
 ONE_PERSON_AGREEMENT = "one_person_agreement@0.05"  # the headline figure over the photographs of one person only
+# the small people as served: the detector's crop of each, not the whole picture (served_small_people_agreement)
+SMALL_PEOPLE_SERVED_AGREEMENT = "small_people_served_agreement@0.05"
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,12 @@ from flywheel.pipeline import (
     AGREEMENT,
     ONE_PERSON_AGREEMENT,
     SMALL_PEOPLE_AGREEMENT,
+    SMALL_PEOPLE_SERVED_AGREEMENT,
     PipelinePaths,
     load_params,
     running_pipeline,
 )
-from flywheel.promotion import REAL_PEOPLE, read_history
+from flywheel.promotion import REAL_PEOPLE_RECORDED, read_history
 from posewheel import artifact
 from posewheel.dataset import ANNOTATIONS_FILE
 from posewheel.params import ParamsError
@@ -114,6 +115,8 @@ def format_status(status: FlywheelStatus) -> str:
                 line += f" (photographs of one person {values[ONE_PERSON_AGREEMENT]:.3f})"
             if SMALL_PEOPLE_AGREEMENT in values:
                 line += f", people pasted smaller {values[SMALL_PEOPLE_AGREEMENT]:.3f}"
+            if SMALL_PEOPLE_SERVED_AGREEMENT in values:
+                line += f" ({values[SMALL_PEOPLE_SERVED_AGREEMENT]:.3f} as served)"
             lines.append(line)
             continue
         line = f"  {holdout:<{width}}  OKS AP {values.get('oks_ap', float('nan')):.3f}"
@@ -130,9 +133,12 @@ def format_status(status: FlywheelStatus) -> str:
     if status.last_watch_decision:
         lines.append(f"last watch poll: {status.last_watch_decision}")
     if status.history:
-        lines.append("production history (version, feedback labels, studio AP, street AP, real people: one, small):")
+        lines.append(
+            "production history (version, feedback labels, studio AP, street AP,"
+            " real people: one, small, small as served):"
+        )
         for h in status.history:
-            real = "  ".join(h.get(key) or "-" for key in REAL_PEOPLE)
+            real = "  ".join(h.get(key) or "-" for key in REAL_PEOPLE_RECORDED)
             lines.append(
                 f"  {h['version']}  {h['feedback_labels']:>5}  {h['studio_oks_ap']}  {h['street_oks_ap']}  {real}"
             )
@@ -141,24 +147,21 @@ def format_status(status: FlywheelStatus) -> str:
 
 
 def _drift_lines(history: list[dict[str, str]]) -> list[str]:
-    """Real people from the first production model that scored them to the last: the promotion rule holds each
-    turn to the production before it, so a slow drift passes it and is shown here."""
-    scored = [(h["version"], real) for h in history if (real := _real_figures(h)) is not None]
-    if len(scored) < 2:
+    """Real people from the first production model that scored them to the last, each figure from the first row
+    that has it (older rows lack the later columns): the promotion rule holds each turn to the production before
+    it, so a slow drift passes it and is shown here."""
+    since: dict[str, list[str]] = {}  # first version -> the moves of the figures it starts
+    for key, people in REAL_PEOPLE_RECORDED.items():
+        scored = [(h["version"], value) for h in history if (value := _number(h.get(key))) is not None]
+        if len(scored) >= 2:
+            (first, was), (_, now) = scored[0], scored[-1]
+            since.setdefault(first, []).append(f"{people} {was:.3f} -> {now:.3f} ({now - was:+.3f})")
+    if not since:
         return []
-    (first, was), (_, now) = scored[0], scored[-1]
-    pairs = zip(REAL_PEOPLE.values(), was, now, strict=True)
-    moves = [f"{people} {a:.3f} -> {b:.3f} ({b - a:+.3f})" for people, a, b in pairs]
     return [
-        f"real people since {first}: {', '.join(moves)}",
+        *(f"real people since {first}: {', '.join(moves)}" for first, moves in since.items()),
         "  (each promotion is held to the production before it, not to the first: docs/real-photos.md)",
     ]
-
-
-def _real_figures(row: dict[str, str]) -> list[float] | None:
-    """A history row's real-people figures in `REAL_PEOPLE`'s order; None where any is missing (older rows)."""
-    found = [value for key in REAL_PEOPLE if (value := _number(row.get(key))) is not None]
-    return found if len(found) == len(REAL_PEOPLE) else None
 
 
 def _number(text: str | None) -> float | None:

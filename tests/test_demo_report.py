@@ -22,6 +22,7 @@ def _metrics(studio: float, street: float, scenes: float, real: float = 1.0) -> 
             "keypoints": 69.0,
             "one_person_agreement@0.05": min(1.0, real + 0.1),
             "small_people_agreement@0.05": real - 0.05,
+            "small_people_served_agreement@0.05": 0.95 - (1.0 - real) / 10,
         },
     }
 
@@ -52,6 +53,7 @@ def test_one_turn_shows_the_street_scenes_without_boxes_before_and_after() -> No
     assert "real photos      1.000  ->  0.377  agreement with the pretrained MoveNet" in text
     assert "one person       1.000  ->  0.477  the same on its photographs of one person" in text
     assert "small people     0.950  ->  0.327  the same, the check set's single people pasted" in text
+    assert "  as served      0.950  ->  0.888  the same pictures as the server reads them" in text
     assert "given the true boxes 0.150  ->  0.190" in text
     assert "298 corrected street persons in 151 images" in text
     assert "turn  labels so far" not in text  # one turn: no per-turn table

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flywheel.pipeline import ONE_PERSON_AGREEMENT, SMALL_PEOPLE_AGREEMENT
+from flywheel.pipeline import ONE_PERSON_AGREEMENT, SMALL_PEOPLE_AGREEMENT, SMALL_PEOPLE_SERVED_AGREEMENT
 from flywheel.promotion import HISTORY_FIELDS, append_history, read_history
 from flywheel.status import FlywheelStatus, format_status
 
 OLD_HEADER = "version,promoted_at,parent_version,feedback_labels,studio_oks_ap,street_oks_ap"
 
 
-def _row(version: str, labels: int, street: float, one: float | None, small: float | None) -> dict[str, object]:
+def _row(
+    version: str, labels: int, street: float, one: float | None, small: float | None, served: float | None = None
+) -> dict[str, object]:
     row: dict[str, object] = {"version": version, "feedback_labels": labels, "studio_oks_ap": 0.96}
     row["street_oks_ap"] = street
     if one is not None and small is not None:
         row |= {ONE_PERSON_AGREEMENT: one, SMALL_PEOPLE_AGREEMENT: small}
+    if served is not None:
+        row[SMALL_PEOPLE_SERVED_AGREEMENT] = served
     return row
 
 
@@ -47,8 +51,24 @@ def test_status_shows_how_far_real_people_drifted_since_the_first_production_tha
     text = format_status(FlywheelStatus(0, 0, 600, "m-3", history=read_history(path)))
     assert "real people since m-1: one-person 0.983 -> 1.000 (+0.017), small-people 0.983 -> 0.895 (-0.088)" in text
     assert "  m-0      0  0.96  0.4  -  -" in text  # shown, figures missing
-    assert "  m-3    600  0.96  0.553  1.0  0.895" in text
+    assert "  m-3    600  0.96  0.553  1.0  0.895  -" in text
 
     one = tmp_path / "one.csv"
     append_history(one, rows[1])
     assert "real people since" not in format_status(FlywheelStatus(0, 0, 0, "m-1", history=read_history(one)))
+
+
+def test_the_small_people_as_served_drift_from_the_first_row_that_scored_them(tmp_path: Path) -> None:
+    """Rows written before session 50 have no served figure: its drift starts where it was first recorded."""
+    path = tmp_path / "history.csv"
+    for row in (
+        _row("m-1", 0, 0.467, 0.983, 0.983),
+        _row("m-2", 300, 0.534, 1.0, 0.927, served=0.948),
+        _row("m-3", 600, 0.553, 1.0, 0.895, served=0.939),
+    ):
+        append_history(path, row)
+    assert read_history(path)[0][SMALL_PEOPLE_SERVED_AGREEMENT] == ""
+    lines = format_status(FlywheelStatus(0, 0, 600, "m-3", history=read_history(path))).splitlines()
+    assert "real people since m-1: one-person 0.983 -> 1.000 (+0.017), small-people 0.983 -> 0.895 (-0.088)" in lines
+    assert "real people since m-2: small-people as served 0.948 -> 0.939 (-0.009)" in lines
+    assert "  m-3    600  0.96  0.553  1.0  0.895  0.939" in lines

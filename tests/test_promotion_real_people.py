@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from flywheel.pipeline import ONE_PERSON_AGREEMENT, REAL_PHOTOS, PipelinePaths
+from flywheel.pipeline import ONE_PERSON_AGREEMENT, REAL_PHOTOS, SMALL_PEOPLE_SERVED_AGREEMENT, PipelinePaths
 from flywheel.promotion import REAL_PEOPLE, read_history, real_tolerance
 from flywheel.stages import evaluate, promote
 from posewheel import artifact
@@ -51,6 +51,9 @@ def test_a_candidate_that_forgot_real_people_is_refused_and_production_stays(
     assert isinstance(candidate, dict) and isinstance(production, dict)
     kept, forgot = production[REAL_PHOTOS][ONE_PERSON_AGREEMENT], candidate[REAL_PHOTOS][ONE_PERSON_AGREEMENT]
     assert kept >= 0.95 and forgot <= 0.2, (kept, forgot)  # the pretrained network agrees with itself
+    # as served: its detector's crop of each small person, against its own whole-picture answers (0.950 measured)
+    assert production[REAL_PHOTOS][SMALL_PEOPLE_SERVED_AGREEMENT] >= 0.9
+    assert SMALL_PEOPLE_SERVED_AGREEMENT not in candidate[REAL_PHOTOS]  # the `cpu` network has no detector
     stored = json.loads(paths.promotion.read_text(encoding="utf-8"))
     if tolerance is None:  # the rule without the real photos promotes it
         assert record["promoted"] and stored["promoted"], record["reason"]

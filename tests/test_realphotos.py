@@ -6,13 +6,17 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from training.evaluate_persons import served_small_people_agreement, served_small_people_errors
 from training.realphotos import (
     CHECK_SET,
+    SERVED_SIDE,
+    SMALL_PEOPLE_REFERENCE,
     SMALL_PLACES,
     SMALL_SIDE,
     agreement,
@@ -74,6 +78,57 @@ def test_the_pretrained_network_agrees_with_the_original_on_the_people_pasted_sm
     assert figures["small_people_agreement@0.05"] == 1.0 and figures["small_people_keypoints"] >= 300
 
 
+def test_the_pretrained_network_as_served_finds_each_small_person_and_reads_their_crop(
+    pretrained_artifact: Path,
+) -> None:
+    """Served, its detector finds each pasted person and the network reads their own crop, not the whole picture:
+    close to its whole-picture answers (the original's), not equal (measured: 0.950 of 343, median 1.2% of the side)."""
+    errors = served_small_people_errors(pretrained_artifact)
+    whole = small_people_errors(pretrained_artifact)
+    assert errors.keys() == whole.keys() and len(errors) == 30
+    for picture, err in errors.items():
+        assert len(err) == len(whole[picture]), picture  # the same confident keypoints of the original
+        assert np.median(err) < 0.05, picture  # a person was found on every picture (nobody found reads 1)
+    figures = served_small_people_agreement(pretrained_artifact)
+    assert (
+        figures["small_people_served_keypoints"]
+        == small_people_agreement(pretrained_artifact)["small_people_keypoints"]
+    )
+    assert 0.93 <= figures["small_people_served_agreement@0.05"] < 1.0
+    assert figures["small_people_served_median_error"] < 0.02
+
+
+def test_the_served_figure_takes_the_found_person_closest_to_the_original_and_counts_nobody_as_missed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import training.evaluate_persons as evaluate_persons
+
+    recorded = json.loads((CHECK_SET / SMALL_PEOPLE_REFERENCE).read_text(encoding="utf-8"))["keypoints"]
+    names = list(small_people())
+    truth = {n: np.asarray(recorded[n])[:, [1, 0]] * SERVED_SIDE for n in names}
+    seen: list[int] = []
+
+    def found(artifact: Path, folder: Path) -> SimpleNamespace:
+        seen.extend(Image.open(path).size[0] for path in sorted((folder / "images").iterdir()))
+        ids, points = [], []
+        for index, name in enumerate(names):
+            if index == 0:
+                continue  # nobody found on the first picture
+            ids += [index + 1, index + 1]  # a phantom far off, then the person 3 px to the right
+            points += [truth[name] + 200.0, truth[name] + [3.0, 0.0]]
+        return SimpleNamespace(image_ids=np.asarray(ids), keypoints=np.asarray(points))
+
+    monkeypatch.setattr(evaluate_persons, "predict_without_boxes", found)
+    errors = served_small_people_errors(tmp_path)
+    assert seen == [SERVED_SIDE] * 30  # the pictures as a user sends them, not the network's input
+    assert np.all(errors[names[0]] == 1.0)  # nobody found: every keypoint missed
+    for name in names[1:]:
+        assert np.allclose(errors[name], 3.0 / SERVED_SIDE), name  # the person, not the phantom
+    figures = served_small_people_agreement(tmp_path)
+    missed = len(errors[names[0]])
+    assert figures["small_people_served_agreement@0.05"] == 1 - missed / figures["small_people_served_keypoints"]
+
+
 def test_small_people_are_pasted_where_their_names_say() -> None:
     pictures = small_people()
     size = reference()["input_size"]
@@ -123,6 +178,9 @@ def test_the_breakdown_benchmark_prints_a_line_per_photo_and_a_summary(
     assert sorted(x["photo"] for x in photos) == sorted(people())
     (summary,) = [x for x in lines if x["figure"] == "model" and x["model"] == str(pretrained_artifact)]
     assert summary["agreement@0.05"] == 1.0 and summary["keypoints"] == 69
+    (small,) = [x for x in lines if x["figure"] == "small_people" and x["model"] == str(pretrained_artifact)]
+    assert small["small_people_agreement@0.05"] == 1.0  # whole: its own answers
+    assert 0.93 <= small["small_people_served_agreement@0.05"] < 1.0  # as served: its detector's crop of each
     cell = 2 * reference()["input_size"]
     with Image.open(picture) as image:  # two photographs (rows), the baseline and the artifact (columns)
         assert image.size == (2 * cell, 2 * cell)

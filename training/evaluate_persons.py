@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -71,6 +73,7 @@ from posewheel.detection import (
 )
 from posewheel.imagestore import read_rgb
 from posewheel.schema import KEYPOINT_NAMES, NUM_KEYPOINTS, OKS_SIGMAS, PERSON_CATEGORY_ID
+from training.realphotos import CHECK_SET, CONFIDENT, SERVED_SIDE, SMALL_PEOPLE_REFERENCE, small_people, summarize
 
 PersonScore = Literal["box", "pose", "box_x_pose"]
 PERSON_SCORES: tuple[PersonScore, ...] = ("box", "pose", "box_x_pose")
@@ -453,3 +456,46 @@ def _matched_detections(
     for i in range(len(matched)):
         matched[i] = (i + 1) in matched_ids
     return matched
+
+
+def served_small_people_errors(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, np.ndarray]:
+    """Per small-people picture, as served: the artifact's detector finds the people in the 512 px picture and the
+    pose network reads each one's crop (`predict_without_boxes`, the server's reading) on the real-photo check set's
+    small-people pictures (`training.realphotos.small_people`) at 512 px, as a user sends them;
+    the distance of each of the original's confident keypoints from the found person who answers them best, as a
+    fraction of the side. A picture where nobody is found counts each of its keypoints as missed (distance 1).
+    Raises ValueError for an artifact without a person detector."""
+    recorded = json.loads((check_set / SMALL_PEOPLE_REFERENCE).read_text(encoding="utf-8"))["keypoints"]
+    pictures = small_people(check_set, side=SERVED_SIDE)
+    names = list(pictures)
+    with tempfile.TemporaryDirectory(prefix="posewheel-small-people-") as scratch:
+        sources = {}
+        for index, name in enumerate(names):
+            sources[index + 1] = Path(scratch) / f"{index:02d}.png"
+            pictures[name].save(sources[index + 1])
+        images = [
+            coco.ImageRecord(id=image_id, file_name=path.name, width=SERVED_SIDE, height=SERVED_SIDE)
+            for image_id, path in sources.items()
+        ]
+        folder = Path(scratch) / "pictures"
+        coco.save(coco.Dataset(images=images, annotations=[]), folder, image_sources=sources)
+        found = predict_without_boxes(artifact, folder)
+    errors = {}
+    for index, name in enumerate(names):
+        kps = np.asarray(recorded[name])
+        sure = kps[:, 2] > CONFIDENT
+        truth = kps[sure][:, [1, 0]] * SERVED_SIDE
+        persons = found.keypoints[found.image_ids == index + 1][:, sure]  # (P, C, 2)
+        if not len(persons):
+            errors[name] = np.ones(int(sure.sum()))
+            continue
+        distances = np.linalg.norm(persons - truth, axis=2) / SERVED_SIDE
+        errors[name] = distances[int(np.argmin(distances.mean(axis=1)))]
+    return errors
+
+
+def served_small_people_agreement(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, float]:
+    """`training.realphotos.agreement` on the small-people pictures as served (`served_small_people_errors`):
+    {"small_people_served_agreement@0.05", ..._median_error, ..._keypoints}."""
+    figures = summarize(np.concatenate(list(served_small_people_errors(artifact, check_set).values())))
+    return {f"small_people_served_{k}": v for k, v in figures.items()}

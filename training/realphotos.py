@@ -18,6 +18,14 @@ three single people pasted at about half the picture's side into five places (fo
 middle) of two people-free photographs: 30 pictures, referenced by the original graph too
 (`reference_small_people.json`). A fine-tune on crops that a person always fills can keep the first
 figure and lose this one.
+
+Both read the whole picture as one person's box, as MoveNet was trained and as a model without a person
+detector serves it. A model with one serves a picture differently: its detector finds the person and the pose
+network reads the person's own crop. `training.evaluate_persons.served_small_people_agreement` reads the 30
+pictures (at 512 px, as a user would send them) that way, each found person against the same original answers:
+what the product answers, where the whole-picture figure asks how the network copes with a person in a loose
+frame (docs/real-photos.md, session 50: a turn's fine-tune at the defaults loses 0.04-0.06 of the whole-picture
+figure and at most about 0.01 of the served one).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ TOLERANCE = 0.05  # of the input side
 SMALL_PEOPLE_REFERENCE = "reference_small_people.json"
 SMALL_SIDE = 282  # px of the 512 background a pasted person's photograph takes (55%)
 SMALL_PLACES = {"left": (0, 115), "right": (230, 115), "top": (115, 0), "bottom": (115, 230), "middle": (115, 115)}
+SERVED_SIDE = 512  # the small-people pictures as a user sends them, for the served reading (evaluate_persons)
 SMALL_BACKGROUNDS = ("nobody_coffee", "nobody_rocket")
 SINGLE_PEOPLE = ("astronaut", "cameraman", "grace_hopper")
 
@@ -95,14 +104,14 @@ def errors_by_photo(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, np
     return _errors(predict_photos(artifact, check_set), recorded["keypoints"], recorded["input_size"])
 
 
-def small_people(check_set: Path = CHECK_SET) -> dict[str, Image.Image]:
+def small_people(check_set: Path = CHECK_SET, side: int | None = None) -> dict[str, Image.Image]:
     """The 30 small-people pictures at the reference model's input size: "PERSON@BACKGROUND:PLACE" -> RGB image.
 
     Each single person's 512 px check-set photograph, resized to SMALL_SIDE, pasted at its SMALL_PLACES corner
     in a 512 px people-free photograph, then resized to the input side (Pillow, bilinear): the exact model
-    input, as the check set's own NAME_SIZE.png files are.
+    input, as the check set's own NAME_SIZE.png files are. `side`: resized to that side instead (512: as pasted).
     """
-    size = reference(check_set)["input_size"]
+    size = reference(check_set)["input_size"] if side is None else side
     out = {}
     for background in SMALL_BACKGROUNDS:
         with Image.open(check_set / f"{background}_512.png") as raw:

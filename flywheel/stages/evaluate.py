@@ -8,7 +8,8 @@ Writes `metrics/candidate/{studio,street}.json` (DVC metrics) and `metrics/candi
 served without boxes (the candidate's detector finds the people; OKS AP, box AP, persons missed and
 invented) beside the same network given the true boxes. A candidate without a detector gets an
 empty file there. And `metrics/candidate/real_photos.json`: how close the candidate stays to the pretrained
-MoveNet on real photographs (the check set and the same people pasted smaller, training/realphotos.py),
+MoveNet on real photographs (the check set and the same people pasted smaller, read whole and as served: the
+candidate's detector finds them; training/realphotos.py),
 so a loop that trades real people for synthetic AP says so (and `promote` refuses it: `promote.real_tolerance`).
 """
 
@@ -52,10 +53,15 @@ def evaluate_scenes(paths: PipelinePaths, batch_size: int) -> dict[str, float]:
 
 def real_photo_agreement(artifact: Path) -> dict[str, float]:
     """An artifact's agreement with the pretrained MoveNet on the real-photo check set and on its small-people
-    pictures (training/realphotos.py; under a second for both)."""
+    pictures, read whole and, where the artifact has a person detector, as served (training/realphotos.py; under a
+    second for the first two, about 3 s for the third)."""
+    from training.evaluate_persons import served_small_people_agreement
     from training.realphotos import agreement, small_people_agreement
 
-    return agreement(artifact) | small_people_agreement(artifact)
+    figures = agreement(artifact) | small_people_agreement(artifact)
+    if load_card(artifact).detector is not None:
+        figures |= served_small_people_agreement(artifact)
+    return figures
 
 
 def main() -> None:

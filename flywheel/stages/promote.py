@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from flywheel.pipeline import REAL_PHOTOS, SCENES_HOLDOUT, PipelinePaths, load_params
-from flywheel.promotion import REAL_PEOPLE, Metrics, append_history, decide, real_tolerance
+from flywheel.promotion import REAL_PEOPLE_RECORDED, Metrics, append_history, decide, real_tolerance
 from flywheel.tracking import log_iteration
 from posewheel import artifact, atomic
 from posewheel.dataset import ANNOTATIONS_FILE
@@ -57,9 +57,9 @@ def _production_metrics(paths: PipelinePaths) -> Metrics | None:
 
 
 def _real_people(metrics: Metrics) -> dict[str, float]:
-    """The real people the rule keeps (`REAL_PEOPLE`), as the history records them; those not scored are left out."""
+    """The real people the history records (`REAL_PEOPLE_RECORDED`); those not scored are left out."""
     real = metrics.get(REAL_PHOTOS, {})
-    return {key: round(float(real[key]), 3) for key in REAL_PEOPLE if isinstance(real.get(key), int | float)}
+    return {key: round(float(real[key]), 3) for key in REAL_PEOPLE_RECORDED if isinstance(real.get(key), int | float)}
 
 
 def _feedback_labels(paths: PipelinePaths) -> int:
