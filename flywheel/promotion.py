@@ -28,8 +28,8 @@ log = logging.getLogger("flywheel.promote")
 # not among them: it moves by up to 0.16 with which of ascent's two climbers a model answers without a box.
 REAL_PEOPLE = {ONE_PERSON_AGREEMENT: "one-person", SMALL_PEOPLE_AGREEMENT: "small-people"}
 # What the production history records of each model: the rule's, and the small people as served (the detector's
-# crop of each person; since session 50). The rule reads the whole-picture figure, the harder one: a fine-tune loses
-# 0.04-0.06 of it a turn and about 0.01 as served (docs/real-photos.md).
+# crop of each person; since session 50). The rule reads the whole-picture figure, the harder one: a fine-tune at the
+# defaults loses 0.04-0.06 of it a turn and at most about 0.01 as served (docs/real-photos.md).
 REAL_PEOPLE_RECORDED = {**REAL_PEOPLE, SMALL_PEOPLE_SERVED_AGREEMENT: "small-people as served"}
 
 

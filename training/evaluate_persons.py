@@ -459,12 +459,11 @@ def _matched_detections(
 
 
 def served_small_people_errors(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, np.ndarray]:
-    """Per small-people picture, as served: the artifact's detector finds the people in the 512 px picture and the
-    pose network reads each one's crop (`predict_without_boxes`, the server's reading) on the real-photo check set's
-    small-people pictures (`training.realphotos.small_people`) at 512 px, as a user sends them;
-    the distance of each of the original's confident keypoints from the found person who answers them best, as a
-    fraction of the side. A picture where nobody is found counts each of its keypoints as missed (distance 1).
-    Raises ValueError for an artifact without a person detector."""
+    """Per small-people picture of the real-photo check set (`training.realphotos.small_people`, at 512 px as a user
+    sends them), as served: the artifact's detector finds the people and the pose network reads each one's crop
+    (`predict_without_boxes`, the server's reading); the distance of each of the original's confident keypoints from
+    the found person who answers them best, as a fraction of the side. A picture where nobody is found counts each of
+    its keypoints as missed (distance 1). Raises ValueError for an artifact without a person detector."""
     recorded = json.loads((check_set / SMALL_PEOPLE_REFERENCE).read_text(encoding="utf-8"))["keypoints"]
     pictures = small_people(check_set, side=SERVED_SIDE)
     names = list(pictures)

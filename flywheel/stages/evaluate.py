@@ -54,7 +54,7 @@ def evaluate_scenes(paths: PipelinePaths, batch_size: int) -> dict[str, float]:
 def real_photo_agreement(artifact: Path) -> dict[str, float]:
     """An artifact's agreement with the pretrained MoveNet on the real-photo check set and on its small-people
     pictures, read whole and, where the artifact has a person detector, as served (training/realphotos.py; under a
-    second for the first two, about 3 s for the third)."""
+    second for the first two, a few seconds for the third: 30 detector and pose reads)."""
     from training.evaluate_persons import served_small_people_agreement
     from training.realphotos import agreement, small_people_agreement
 
