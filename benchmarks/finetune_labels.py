@@ -41,7 +41,7 @@ import training  # noqa: F401  (passive OpenMP waits, before torch loads)
 from flywheel.experiment import generate_missing, measure, pipeline_sets, steps_logged, street_pool, subset
 from labeling.annotator import noisy_persons
 from posewheel import dataset as coco
-from posewheel.boxes import best_pairs, iou
+from posewheel.boxes import best_pairs, iou_matrix
 from posewheel.truth import TruthStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
@@ -162,8 +162,8 @@ def fidelity(labels: coco.Dataset, truth: TruthStore, match_iou: float = 0.3) ->
             untrue += 1
             continue
         labeled = by_image.get(image.id, [])
-        boxes = [tuple(a.bbox) for a in labeled]
-        taken = best_pairs([[iou(tuple(person["bbox"]), box) for box in boxes] for person in people], match_iou)
+        overlaps = iou_matrix([person["bbox"] for person in people], [a.bbox for a in labeled])
+        taken = best_pairs(overlaps, match_iou)
         missing += len(people) - len(taken)
         for t, j in taken.items():
             true_kps, kps = np.asarray(people[t]["keypoints"], dtype=float).reshape(-1, 3), labeled[j].keypoints

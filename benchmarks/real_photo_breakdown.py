@@ -20,7 +20,7 @@ are not in the check set: the original graph's own answer in them was never reco
 Prints one JSON line per artifact and photograph (agreement, median and max error as fractions of
 the input side, keypoints counted), one per artifact and keypoint name, and one summary per artifact; then
 one line of its small-people figures, the pictures read whole and, where the artifact has a person detector,
-as served (`training.evaluate_persons.served_small_people_agreement`).
+as served (`training.evaluate_persons.small_people_figures`).
 `--picture` draws the chosen photographs (rows) as each model answers them (columns, the pretrained
 network first).
 """
@@ -36,17 +36,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
-from posewheel.artifact import load_card
 from posewheel.decoding import Box
 from posewheel.schema import KEYPOINT_NAMES
 from tests.support.figures import emit
-from training.evaluate_persons import served_small_people_agreement
+from training.evaluate_persons import small_people_figures
 from training.realphotos import (
     confident,
     drawn_answer,
     errors_by_photo,
     predict_photos,
-    small_people_agreement,
     summarize,
 )
 
@@ -68,10 +66,7 @@ def breakdown(name: str, artifact: Path) -> None:
     for keypoint, values in by_keypoint.items():
         emit("keypoint", benchmark=BENCHMARK, model=name, keypoint=keypoint, **summarize(np.asarray(values)))
     emit("model", benchmark=BENCHMARK, model=name, **summarize(np.concatenate(list(errors.values()))))
-    small = small_people_agreement(artifact)
-    if load_card(artifact).detector is not None:
-        small |= served_small_people_agreement(artifact)
-    emit("small_people", benchmark=BENCHMARK, model=name, **small)
+    emit("small_people", benchmark=BENCHMARK, model=name, **small_people_figures(artifact))
 
 
 def ascent_answers(artifact: Path) -> dict[str, tuple[np.ndarray, np.ndarray, float, Box]]:

@@ -81,22 +81,21 @@ def measure(artifact: Path, work: Path, scenes: Path | None = None) -> dict[str,
     pretrained MoveNet on real photographs (whole check set, one person, small people read whole and, with a person
     detector, as served) and, with `scenes` (a set of several people a picture), OKS AP given the true boxes
     (crowded persons read alone, as served) and without."""
-    from posewheel.artifact import load_card
     from training.evaluate import evaluate_artifact
-    from training.evaluate_persons import evaluate_without_boxes, served_small_people_agreement
-    from training.realphotos import agreement, small_people_agreement
+    from training.evaluate_persons import evaluate_without_boxes, small_people_figures
+    from training.realphotos import agreement
 
     real = agreement(artifact)
+    small = small_people_figures(artifact)
     figures = {
         "street_oks_ap": round(evaluate_artifact(artifact, work / "holdout_street")["oks_ap"], 4),
         "studio_oks_ap": round(evaluate_artifact(artifact, work / "holdout_studio")["oks_ap"], 4),
         "real_agreement": round(real["agreement@0.05"], 3),
         "one_person_agreement": round(real["one_person_agreement@0.05"], 3),
-        "small_people_agreement": round(small_people_agreement(artifact)["small_people_agreement@0.05"], 3),
+        "small_people_agreement": round(small["small_people_agreement@0.05"], 3),
     }
-    if load_card(artifact).detector is not None:
-        served = served_small_people_agreement(artifact)["small_people_served_agreement@0.05"]
-        figures["small_people_served_agreement"] = round(served, 3)
+    if "small_people_served_agreement@0.05" in small:  # an artifact with a person detector
+        figures["small_people_served_agreement"] = round(small["small_people_served_agreement@0.05"], 3)
     if scenes is not None:
         found = evaluate_without_boxes(artifact, scenes)
         figures |= {

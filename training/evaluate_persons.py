@@ -73,7 +73,15 @@ from posewheel.detection import (
 )
 from posewheel.imagestore import read_rgb
 from posewheel.schema import KEYPOINT_NAMES, NUM_KEYPOINTS, OKS_SIGMAS, PERSON_CATEGORY_ID
-from training.realphotos import CHECK_SET, CONFIDENT, SERVED_SIDE, SMALL_PEOPLE_REFERENCE, small_people, summarize
+from training.realphotos import (
+    CHECK_SET,
+    CONFIDENT,
+    SERVED_SIDE,
+    SMALL_PEOPLE_REFERENCE,
+    small_people,
+    small_people_agreement,
+    summarize,
+)
 
 PersonScore = Literal["box", "pose", "box_x_pose"]
 PERSON_SCORES: tuple[PersonScore, ...] = ("box", "pose", "box_x_pose")
@@ -491,6 +499,15 @@ def served_small_people_errors(artifact: Path, check_set: Path = CHECK_SET) -> d
         distances = np.linalg.norm(persons - truth, axis=2) / SERVED_SIDE
         errors[name] = distances[int(np.argmin(distances.mean(axis=1)))]
     return errors
+
+
+def small_people_figures(artifact: Path) -> dict[str, float]:
+    """The small-people figures of an artifact: read whole (`training.realphotos.small_people_agreement`) and, where
+    it has a person detector, as served (`served_small_people_agreement`)."""
+    figures = small_people_agreement(artifact)
+    if load_card(artifact).detector is not None:
+        figures |= served_small_people_agreement(artifact)
+    return figures
 
 
 def served_small_people_agreement(artifact: Path, check_set: Path = CHECK_SET) -> dict[str, float]:

@@ -55,13 +55,10 @@ def real_photo_agreement(artifact: Path) -> dict[str, float]:
     """An artifact's agreement with the pretrained MoveNet on the real-photo check set and on its small-people
     pictures, read whole and, where the artifact has a person detector, as served (training/realphotos.py; under a
     second for the first two, a few seconds for the third: 30 detector and pose reads)."""
-    from training.evaluate_persons import served_small_people_agreement
-    from training.realphotos import agreement, small_people_agreement
+    from training.evaluate_persons import small_people_figures
+    from training.realphotos import agreement
 
-    figures = agreement(artifact) | small_people_agreement(artifact)
-    if load_card(artifact).detector is not None:
-        figures |= served_small_people_agreement(artifact)
-    return figures
+    return agreement(artifact) | small_people_figures(artifact)
 
 
 def main() -> None:
