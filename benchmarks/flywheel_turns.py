@@ -20,7 +20,8 @@ labels it was trained on). `--from-results FILE` rewrites that curve from an ear
 becomes a default: the clone's params.yaml gets the value, and the shipped curve is left alone unless
 `--curve` names a file. Each turn's line also carries the candidate's real-photo agreement with the
 original MoveNet (training/realphotos.py), as the pipeline's evaluate stage scored it, whole, on its photographs
-of one person and on its people pasted smaller, so a run shows what the turns cost in real people.
+of one person and on its people pasted smaller (read whole, and as served: the detector's crop of each), so a
+run shows what the turns cost in real people.
 """
 
 from __future__ import annotations
@@ -42,7 +43,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys
 
 from flywheel.gain import SHIPPED as SHIPPED_CURVE
 from flywheel.gain import write_curve
-from flywheel.pipeline import AGREEMENT, ONE_PERSON_AGREEMENT, REAL_PHOTOS, SMALL_PEOPLE_AGREEMENT
+from flywheel.pipeline import (
+    AGREEMENT,
+    ONE_PERSON_AGREEMENT,
+    REAL_PHOTOS,
+    SMALL_PEOPLE_AGREEMENT,
+    SMALL_PEOPLE_SERVED_AGREEMENT,
+)
 from tests.support.figures import emit as emit_figure
 from tests.support.waiting import free_port
 
@@ -111,6 +118,7 @@ def main() -> None:
         **_aps(first),
         real_agreement=real_agreement(first),
         small_people_agreement=real_agreement(first, SMALL_PEOPLE_AGREEMENT),
+        small_people_served_agreement=real_agreement(first, SMALL_PEOPLE_SERVED_AGREEMENT),
         one_person_agreement=real_agreement(first, ONE_PERSON_AGREEMENT),
         labels=0,
         promoted=True,
@@ -128,6 +136,7 @@ def main() -> None:
             **_aps(candidate),
             real_agreement=real_agreement(candidate),
             small_people_agreement=real_agreement(candidate, SMALL_PEOPLE_AGREEMENT),
+            small_people_served_agreement=real_agreement(candidate, SMALL_PEOPLE_SERVED_AGREEMENT),
             one_person_agreement=real_agreement(candidate, ONE_PERSON_AGREEMENT),
             labels=turn["labels"],
             images=turn["images"],
