@@ -29,8 +29,10 @@ from pathlib import Path
 import training  # noqa: F401  (passive OpenMP waits, before torch loads)
 from flywheel.experiment import base_model, generate_missing, pipeline_sets, steps_logged, street_pool, subset
 from flywheel.experiment import measure as experiment_measure
-from flywheel.pipeline import ONE_PERSON_AGREEMENT, REAL_PHOTOS, SMALL_PEOPLE_AGREEMENT
+from flywheel.pipeline import ONE_PERSON_AGREEMENT, REAL_PHOTOS, SMALL_PEOPLE_AGREEMENT, SMALL_PEOPLE_SERVED_AGREEMENT
 from flywheel.promotion import decide, real_tolerance
+from flywheel.stages.promote import served_floor
+from posewheel.artifact import load_card
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
@@ -118,22 +120,26 @@ def main() -> None:
     rule = params.get("promote", {})
     margin, tolerance = float(rule["street_margin"]), float(rule["studio_tolerance"])
     real = real_tolerance(rule.get("real_tolerance"), base)  # the base stands for production
+    # the variants share the base's lineage and detector: one floor, the pretrained start scored once
+    floor = served_floor(rule.get("served_floor"), load_card(base))
     for name, got in results.items():  # each as the promote stage would judge it against the base as production
         candidate, production = _as_metrics(got), _as_metrics(base_figures)
-        decision = decide(candidate, production, margin, tolerance, real)
+        decision = decide(candidate, production, margin, tolerance, real, floor)
         without = decide(candidate, production, margin, tolerance)
         emit("promotion", name=name, promoted=decision.promote, reason=decision.reason, without_real=without.promote)
 
 
 def _as_metrics(figures: dict[str, float]) -> dict[str, dict[str, float]]:
     """A variant's figures as the promotion rule reads a model's metrics."""
+    served = "small_people_served_agreement"  # measured where the model has a person detector
     return {
         "street": {"oks_ap": figures["street_oks_ap"]},
         "studio": {"oks_ap": figures["studio_oks_ap"]},
         REAL_PHOTOS: {
             ONE_PERSON_AGREEMENT: figures["one_person_agreement"],
             SMALL_PEOPLE_AGREEMENT: figures["small_people_agreement"],
-        },
+        }
+        | ({SMALL_PEOPLE_SERVED_AGREEMENT: figures[served]} if served in figures else {}),
     }
 
 

@@ -4,8 +4,10 @@ Better means: street OKS AP (the production traffic) up by at least `street_marg
 (what the first model was built for) down by no more than `studio_tolerance`, and, where a
 `real_tolerance` is given, the real people kept: the candidate's agreement with the pretrained MoveNet
 on the check set's photographs of one person and on the same people pasted smaller
-(`metrics/candidate/real_photos.json`, training/realphotos.py) down by no more than it, each. A
-metric that is missing or not finite (NaN: an empty holdout) never promotes.
+(`metrics/candidate/real_photos.json`, training/realphotos.py) down by no more than it, each; and, where a
+`Floor` is given, the small people as served (the candidate's detector finds each, its network reads the crop)
+at least a fraction of the pretrained start's: the turn-by-turn tolerance lets a slow drift pass, the floor
+does not. A metric that is missing or not finite (NaN: an empty holdout) never promotes.
 """
 
 from __future__ import annotations
@@ -39,6 +41,24 @@ class Decision:
     reason: str
 
 
+@dataclass(frozen=True)
+class Floor:
+    """The least of the small people as served a candidate keeps, over any number of turns: `fraction` of `start`,
+    the pretrained network its lineage started from (`model`), scored now as the candidate was
+    (`promote.served_floor`)."""
+
+    fraction: float
+    start: float
+    model: str
+
+    @property
+    def value(self) -> float:
+        return self.fraction * self.start
+
+    def describe(self) -> str:
+        return f"{self.value:.3f} ({self.fraction:g} of the pretrained {self.model}'s {self.start:.3f})"
+
+
 def _metric(metrics: Metrics | None, holdout: str, who: str, key: str = "oks_ap") -> tuple[float | None, str]:
     """`metrics[holdout][key]` when it is a finite number, else (None, why not)."""
     values = metrics.get(holdout) if isinstance(metrics, dict) else None
@@ -58,18 +78,22 @@ def decide(
     street_margin: float,
     studio_tolerance: float,
     real_tolerance: float | None = None,
+    floor: Floor | None = None,
 ) -> Decision:
     """Compare the candidate's and production's OKS AP on both holdouts and, with a `real_tolerance`, their
-    agreement on the real people (`REAL_PEOPLE`, under `REAL_PHOTOS`).
+    agreement on the real people (`REAL_PEOPLE`, under `REAL_PHOTOS`); with a `floor`, hold the candidate's small
+    people as served to it. The first candidate (no production) is promoted whatever the real people.
 
     A missing or non-finite metric (NaN from an empty holdout) never promotes: the decision says which.
     """
     rule = [street_margin, studio_tolerance] + ([] if real_tolerance is None else [real_tolerance])
+    rule += [] if floor is None else [floor.value]
     if not all(math.isfinite(value) for value in rule):
         return Decision(
             False,
             f"not promoted: the rule's margin {street_margin} / tolerances {studio_tolerance}"
-            f"{'' if real_tolerance is None else f', {real_tolerance}'} must be finite numbers",
+            f"{'' if real_tolerance is None else f', {real_tolerance}'}"
+            f"{'' if floor is None else f' / floor {floor.fraction} x {floor.start}'} must be finite numbers",
         )
     who = [("candidate", candidate)] + ([("production", production)] if production is not None else [])
     values: dict[tuple[str, str], float] = {}
@@ -102,6 +126,17 @@ def decide(
                     " finetune_upper_fraction and finetune_interpolation keep them: docs/real-photos.md)",
                 )
             kept += f", {people} real photos {now[0] - was[0]:+.3f}"
+    if floor is not None:
+        served, why = _metric(candidate, REAL_PHOTOS, "candidate", SMALL_PEOPLE_SERVED_AGREEMENT)
+        if served is None:
+            return Decision(False, f"not promoted: {why}")
+        if not served >= floor.value:
+            return Decision(
+                False,
+                f"small people as served {served:.3f} is below the floor {floor.describe()}: over its turns the"
+                " wheel forgot real people (promote.served_floor; docs/real-photos.md)",
+            )
+        kept += f", small people as served {served:.3f} (floor {floor.value:.3f})"
     return Decision(True, f"street OKS AP {street_gain:+.4f}, studio {-studio_loss:+.4f}{kept}: within the rule")
 
 

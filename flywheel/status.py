@@ -17,7 +17,7 @@ from flywheel.pipeline import (
     load_params,
     running_pipeline,
 )
-from flywheel.promotion import REAL_PEOPLE_RECORDED, read_history
+from flywheel.promotion import REAL_PEOPLE_RECORDED, Floor, read_history
 from posewheel import artifact
 from posewheel.dataset import ANNOTATIONS_FILE
 from posewheel.params import ParamsError
@@ -64,7 +64,8 @@ def read_status(settings: ProjectSettings | None = None) -> FlywheelStatus:
     decision = json.loads(paths.promotion.read_text(encoding="utf-8")) if paths.promotion.is_file() else None
     history = read_history(paths.history)
     if decision:
-        decision = {k: decision[k] for k in ("promoted", "reason", "candidate_version", "feedback_labels")}
+        kept = ("promoted", "reason", "candidate_version", "feedback_labels", "floor")  # floor: since session 51
+        decision = {k: decision[k] for k in kept if k in decision}
     return FlywheelStatus(
         review_queue_pending=outbox.depth(),
         review_items_delivered=outbox.delivered(),
@@ -127,6 +128,8 @@ def format_status(status: FlywheelStatus) -> str:
         d = status.last_decision
         verdict = "promoted" if d["promoted"] else "not promoted"
         lines.append(f"last candidate {d['candidate_version']}: {verdict} ({d['reason']})")
+        if isinstance(d.get("floor"), dict):
+            lines.append(f"  floor under the small people as served: {Floor(**d['floor']).describe()}")
     if status.retrain:
         lines.extend(_outlook_lines(status.retrain))
     lines.append(f"pipeline: {'running, ' + status.pipeline_run if status.pipeline_run else 'no run under way'}")

@@ -72,3 +72,17 @@ def test_the_small_people_as_served_drift_from_the_first_row_that_scored_them(tm
     assert "real people since m-1: one-person 0.983 -> 1.000 (+0.017), small-people 0.983 -> 0.895 (-0.088)" in lines
     assert "real people since m-2: small-people as served 0.948 -> 0.939 (-0.009)" in lines
     assert "  m-3    600  0.96  0.553  1.0  0.895  0.939" in lines
+
+
+def test_status_shows_the_floor_the_last_candidate_was_held_to() -> None:
+    decision = {
+        "promoted": True,
+        "reason": "street OKS AP +0.0690, ...: within the rule",
+        "candidate_version": "m-2",
+        "feedback_labels": 300,
+        "floor": {"model": "movenet-lightning", "start": 0.950437, "fraction": 0.9},
+    }
+    lines = format_status(FlywheelStatus(0, 0, 300, "m-2", last_decision=decision)).splitlines()
+    assert "  floor under the small people as served: 0.855 (0.9 of the pretrained movenet-lightning's 0.950)" in lines
+    older = {k: v for k, v in decision.items() if k != "floor"}  # a decision written before session 51
+    assert "floor" not in format_status(FlywheelStatus(0, 0, 300, "m-2", last_decision=older))

@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from flywheel.pipeline import AGREEMENT, ONE_PERSON_AGREEMENT, REAL_PHOTOS, SMALL_PEOPLE_AGREEMENT
-from flywheel.promotion import append_history, decide, read_history
+from flywheel.pipeline import (
+    AGREEMENT,
+    ONE_PERSON_AGREEMENT,
+    REAL_PHOTOS,
+    SMALL_PEOPLE_AGREEMENT,
+    SMALL_PEOPLE_SERVED_AGREEMENT,
+)
+from flywheel.promotion import Floor, append_history, decide, read_history
 
 
 def _m(studio: float, street: float) -> dict[str, dict[str, float]]:
@@ -81,3 +87,41 @@ def test_without_real_photo_metrics_the_rule_that_reads_them_never_promotes() ->
     assert not decide(production | {"street": {"oks_ap": 0.6}}, _m(0.96, 0.4), 0.01, 0.02, real_tolerance=0.1).promote
     assert not decide(_real(0.96, 0.6, 1, 1), production, 0.01, 0.02, real_tolerance=float("nan")).promote
     assert decide(candidate, None, 0.01, 0.02, real_tolerance=0.1).promote  # the first model: nothing to keep
+
+
+def _served(street: float, small_people: float, served: float | None) -> dict[str, dict[str, float]]:
+    metrics = _real(0.966, street, 1.0, small_people)
+    if served is not None:
+        metrics[REAL_PHOTOS][SMALL_PEOPLE_SERVED_AGREEMENT] = served
+    return metrics
+
+
+def test_the_floor_refuses_a_slow_drift_that_each_turn_s_tolerance_lets_pass() -> None:
+    # each turn loses 0.06 of the small people as served: within real_tolerance against the production before it,
+    # but the third turn ends below 0.9 of the pretrained start's 0.950
+    floor = Floor(0.9, 0.950, "movenet-lightning")
+    production, candidate = _served(0.55, 0.95, 0.89), _served(0.60, 0.94, 0.83)
+    assert decide(candidate, production, 0.01, 0.02, real_tolerance=0.1).promote  # the turn-by-turn rule
+    decision = decide(candidate, production, 0.01, 0.02, real_tolerance=0.1, floor=floor)
+    assert not decision.promote
+    assert "small people as served 0.830 is below the floor 0.855" in decision.reason, decision.reason
+    assert "0.9 of the pretrained movenet-lightning's 0.950" in decision.reason
+
+
+def test_a_candidate_above_the_floor_is_promoted_and_told_where_it_stands() -> None:
+    floor = Floor(0.9, 0.950, "movenet-lightning")
+    decision = decide(_served(0.60, 0.94, 0.933), _served(0.55, 0.95, 0.939), 0.01, 0.02, 0.1, floor)
+    assert decision.promote, decision.reason
+    assert decision.reason.endswith("small people as served 0.933 (floor 0.855): within the rule"), decision.reason
+    at_the_floor = _served(0.60, 0.94, floor.value)
+    assert decide(at_the_floor, _served(0.55, 0.95, 0.939), 0.01, 0.02, 0.1, floor).promote
+
+
+def test_the_floor_never_promotes_without_the_served_figure_and_spares_the_first_model() -> None:
+    floor = Floor(0.9, 0.950, "movenet-lightning")
+    decision = decide(_served(0.60, 0.94, None), _served(0.55, 0.95, 0.939), 0.01, 0.02, 0.1, floor)
+    assert not decision.promote and "no real_photos small_people_served_agreement@0.05" in decision.reason
+    assert not decide(_served(0.60, 0.94, float("nan")), _served(0.55, 0.95, 0.939), 0.01, 0.02, 0.1, floor).promote
+    broken = Floor(0.9, float("nan"), "movenet-lightning")  # a start that could not be scored
+    assert not decide(_served(0.60, 0.94, 0.94), _served(0.55, 0.95, 0.939), 0.01, 0.02, 0.1, broken).promote
+    assert decide(_served(0.60, 0.94, 0.5), None, 0.01, 0.02, 0.1, floor).promote  # the first model: no production

@@ -3,7 +3,10 @@
     python -m flywheel.stages.promote       # reads params.yaml:promote; run by `dvc repro`
 
 Production is re-evaluated on the current holdouts (not trusted from its card), so both models are
-compared on exactly the same data. The decision and both models' metrics are written either way.
+compared on exactly the same data. Where the candidate starts from the pretrained MoveNet and has a person
+detector, the pretrained network it started from is scored now too, on the small real people as served, for the
+rule's floor (`promote.served_floor`: a few seconds, the network rebuilt from the pinned weights). The decision
+and the models' metrics are written either way.
 
 `models/production` is this stage's DVC output (`persist: true`: it stays what it was unless the
 candidate wins), so dvc.lock records the production model of every commit and `dvc pull` brings it
@@ -16,11 +19,12 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flywheel.pipeline import REAL_PHOTOS, SCENES_HOLDOUT, PipelinePaths, load_params
-from flywheel.promotion import REAL_PEOPLE_RECORDED, Metrics, append_history, decide, real_tolerance
+from flywheel.pipeline import REAL_PHOTOS, SCENES_HOLDOUT, SMALL_PEOPLE_SERVED_AGREEMENT, PipelinePaths, load_params
+from flywheel.promotion import REAL_PEOPLE_RECORDED, Floor, Metrics, append_history, decide, real_tolerance
 from flywheel.tracking import log_iteration
 from posewheel import artifact, atomic
 from posewheel.dataset import ANNOTATIONS_FILE
@@ -56,6 +60,33 @@ def _production_metrics(paths: PipelinePaths) -> Metrics | None:
     return metrics | {REAL_PHOTOS: real_photo_agreement(paths.production)}
 
 
+def served_floor(setting: object, candidate: artifact.ModelCard) -> Floor | None:
+    """`promote.served_floor` (`setting`, a fraction) of the small people as served by the pretrained network the
+    `candidate`'s lineage started from, scored now. None where the setting is null, or the candidate has no person
+    detector (nothing is served through one) or starts from no pretrained network (nothing real to keep)."""
+    if setting is None:
+        log.warning("params.yaml's promote.served_floor is null: no floor under the small people as served")
+        return None
+    if isinstance(setting, bool) or not isinstance(setting, int | float) or not 0 < setting <= 1:
+        raise ValueError(f"params.yaml's promote.served_floor must be a fraction in (0, 1] or null, not {setting!r}")
+    if candidate.pretrained is None or candidate.detector is None:
+        log.info("the candidate has no pretrained start or no person detector: no floor under the people as served")
+        return None
+    model = candidate.pretrained.model
+    return Floor(float(setting), start_served(model), model)
+
+
+def start_served(model: str) -> float:
+    """The pretrained `model`'s (its own detector's) small people as served, against the original's answers."""
+    from training.evaluate_persons import served_small_people_agreement
+    from training.pretrained import export_pretrained
+
+    with tempfile.TemporaryDirectory() as scratch:
+        figures = served_small_people_agreement(export_pretrained(model, Path(scratch)))
+    log.info("the pretrained %s: small people as served %.3f", model, figures[SMALL_PEOPLE_SERVED_AGREEMENT])
+    return figures[SMALL_PEOPLE_SERVED_AGREEMENT]
+
+
 def _real_people(metrics: Metrics) -> dict[str, float]:
     """The real people the history records (`REAL_PEOPLE_RECORDED`); those not scored are left out."""
     real = metrics.get(REAL_PHOTOS, {})
@@ -76,7 +107,8 @@ def run(paths: PipelinePaths) -> dict[str, object]:
     production = _production_metrics(paths)
     margin, tolerance = float(rule["street_margin"]), float(rule["studio_tolerance"])
     real = real_tolerance(rule.get("real_tolerance"), None if production is None else paths.production)
-    decision = decide(candidate, production, margin, tolerance, real)
+    floor = served_floor(rule.get("served_floor"), card) if production is not None else None
+    decision = decide(candidate, production, margin, tolerance, real, floor)
     labels = _feedback_labels(paths)
     if decision.promote:
         _install(paths, card, candidate)
@@ -102,6 +134,8 @@ def run(paths: PipelinePaths) -> dict[str, object]:
         "candidate": candidate,
         "production": production,
     }
+    if floor is not None:
+        record["floor"] = {"model": floor.model, "start": round(floor.start, 6), "fraction": floor.fraction}
     atomic.write_json(paths.promotion, record)
     log.info("%s %s: %s", "promoted" if decision.promote else "kept production over", card.version, decision.reason)
     log_iteration(paths.root, record, paths.candidate)
