@@ -68,6 +68,9 @@ def log_iteration(root: Path, record: dict[str, Any], candidate: Path | None = N
         for holdout, values in metrics.items():
             for name, value in values.items():
                 summary[f"{model}/{holdout}/{name}"] = value
+    floor = record.get("floor")  # the pretrained start under the small people as served (promote.served_floor)
+    if isinstance(floor, dict):
+        summary |= {"floor/start": floor["start"], "floor/value": round(floor["fraction"] * floor["start"], 6)}
     run = wandb.init(
         project=os.environ.get("WANDB_PROJECT", WANDB_PROJECT_DEFAULT),
         job_type="flywheel-iteration",

@@ -10,6 +10,7 @@ artifact, and the loop run's `production` alias on that same version (same conte
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import struct
 import subprocess
@@ -22,7 +23,7 @@ import pytest
 import yaml
 
 from flywheel.pipeline import dvc_command, repro
-from flywheel.tracking import MODEL_ARTIFACT, PRODUCTION_ALIAS, wandb_environ
+from flywheel.tracking import MODEL_ARTIFACT, PRODUCTION_ALIAS, log_iteration, wandb_environ
 from posewheel import artifact
 from serving.engine import load_model
 from tests.support.flywheel import make_project
@@ -165,3 +166,34 @@ def test_dvc_pull_in_a_fresh_clone_brings_back_the_promoted_production_model(tmp
     assert recorded["models/production"] != before
     status = subprocess.run(dvc_command("status", "promote"), cwd=clone, capture_output=True, text=True, check=True)
     assert "changed" not in status.stdout, status.stdout
+
+
+def test_the_iteration_run_records_the_floor_the_candidate_was_held_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    for key in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+        monkeypatch.delenv(key, raising=False)  # wandb_environ puts them under the project
+    served = {"small_people_served_agreement@0.05": 0.6}
+    record = {
+        "promoted": False,
+        "reason": "small people as served 0.600 is below the floor 0.855 ...",
+        "candidate_version": "m-2",
+        "production_version_before": "m-1",
+        "feedback_labels": 300,
+        "candidate": {"real_photos": served},
+        "production": {"real_photos": {"small_people_served_agreement@0.05": 0.94}},
+        "floor": {"model": "movenet-lightning", "start": 0.950437, "fraction": 0.9},
+    }
+    log_iteration(tmp_path, record)
+    (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
+    summary: dict[str, Any] = {}
+    deadline = time.monotonic() + 60  # wandb-core, a separate process, may still be writing when finish() returns
+    while "floor/start" not in summary and time.monotonic() < deadline:
+        time.sleep(0.2)
+        for entry in wandb_records(run_file):
+            if entry.WhichOneof("record_type") == "summary":
+                summary |= {item.key: json.loads(item.value_json) for item in entry.summary.update}
+    assert summary["floor/start"] == 0.950437 and summary["floor/value"] == 0.855393, summary
+    assert summary["candidate/real_photos/small_people_served_agreement@0.05"] == 0.6
