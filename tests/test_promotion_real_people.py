@@ -133,6 +133,9 @@ def test_no_floor_where_nothing_is_served_through_a_detector_or_nothing_real_was
     pretrained_artifact: Path, trained_artifact: Path
 ) -> None:
     assert served_floor(None, artifact.load_card(pretrained_artifact)) is None  # params.yaml's null
+    assert served_floor(0.9, artifact.load_card(pretrained_artifact), production=False) is None  # the first model
+    with pytest.raises(ValueError, match="served_floor"):  # a bad setting is told on the first run too
+        served_floor(2, artifact.load_card(pretrained_artifact), production=False)
     assert served_floor(0.9, artifact.load_card(trained_artifact)) is None  # the `cpu` network: neither
     no_detector = artifact.load_card(pretrained_artifact)
     no_detector.detector = None

@@ -60,15 +60,19 @@ def _production_metrics(paths: PipelinePaths) -> Metrics | None:
     return metrics | {REAL_PHOTOS: real_photo_agreement(paths.production)}
 
 
-def served_floor(setting: object, candidate: artifact.ModelCard) -> Floor | None:
+def served_floor(setting: object, candidate: artifact.ModelCard, production: bool = True) -> Floor | None:
     """`promote.served_floor` (`setting`, a fraction) of the small people as served by the pretrained network the
-    `candidate`'s lineage started from, scored now. None where the setting is null, or the candidate has no person
-    detector (nothing is served through one) or starts from no pretrained network (nothing real to keep)."""
+    `candidate`'s lineage started from, scored now. None where the setting is null, where there is no `production`
+    yet (the first model is promoted whatever its real people; the setting is checked all the same), or where the
+    candidate has no person detector (nothing is served through one) or starts from no pretrained network (nothing
+    real to keep)."""
     if setting is None:
         log.warning("params.yaml's promote.served_floor is null: no floor under the small people as served")
         return None
     if isinstance(setting, bool) or not isinstance(setting, int | float) or not 0 < setting <= 1:
         raise ValueError(f"params.yaml's promote.served_floor must be a fraction in (0, 1] or null, not {setting!r}")
+    if not production:
+        return None
     if candidate.pretrained is None or candidate.detector is None:
         log.info("the candidate has no pretrained start or no person detector: no floor under the people as served")
         return None
@@ -107,7 +111,7 @@ def run(paths: PipelinePaths) -> dict[str, object]:
     production = _production_metrics(paths)
     margin, tolerance = float(rule["street_margin"]), float(rule["studio_tolerance"])
     real = real_tolerance(rule.get("real_tolerance"), None if production is None else paths.production)
-    floor = served_floor(rule.get("served_floor"), card) if production is not None else None
+    floor = served_floor(rule.get("served_floor"), card, production is not None)
     decision = decide(candidate, production, margin, tolerance, real, floor)
     labels = _feedback_labels(paths)
     if decision.promote:
