@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from flywheel.promotion import Floor
+
 log = logging.getLogger(__name__)
 WANDB_PROJECT_DEFAULT = "posewheel"
 MODEL_ARTIFACT = "pose-model"  # the name training/run_logging.py logs each trained model under
@@ -68,9 +70,9 @@ def log_iteration(root: Path, record: dict[str, Any], candidate: Path | None = N
         for holdout, values in metrics.items():
             for name, value in values.items():
                 summary[f"{model}/{holdout}/{name}"] = value
-    floor = record.get("floor")  # the pretrained start under the small people as served (promote.served_floor)
-    if isinstance(floor, dict):
-        summary |= {"floor/start": floor["start"], "floor/value": round(floor["fraction"] * floor["start"], 6)}
+    if isinstance(record.get("floor"), dict):  # the pretrained start under the small people as served
+        floor = Floor(**record["floor"])
+        summary |= {"floor/start": floor.start, "floor/value": round(floor.value, 6)}
     run = wandb.init(
         project=os.environ.get("WANDB_PROJECT", WANDB_PROJECT_DEFAULT),
         job_type="flywheel-iteration",
