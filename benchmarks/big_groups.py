@@ -74,10 +74,8 @@ WAYS = {  # way -> (max_persons, tiles' trigger in input pixels, tiles' side of 
 # joints when one answer per person was chosen, and the side of a box its answer left empty was not read. Until
 # session 43 a weak box was confirmed by its pose score alone and two poses were one person from 0.63 alike. Until
 # session 44 a pose read unsure was not read turned (`read_upright`) nor two poses with one face one person. Until
-# session 45 a picture lying turned was not looked at again upright (`picture_turn`). Until session 51 the tiles
-# covered the whole picture, not only where the whole look found somebody (`tiled_region`): the ways before session 46
-# keep it; `card` and `asked64` are as served now (the same tiles on these pictures, whose people fill them).
-SESSION45 = detection.FindOptions(turn_picture=False, tile_region=False)
+# session 45 a picture lying turned was not looked at again upright (`picture_turn`).
+SESSION45 = detection.FindOptions(turn_picture=False)
 SESSION44 = replace(SESSION45, turns=False, same_face=False)
 SESSION43 = replace(SESSION44, head_confirms=False, duplicate_oks=0.63)
 SURE_CALL_TILES = replace(SESSION43, unsure_call_tiles=False, read_parts=False)

@@ -11,7 +11,7 @@ by side (9 people), all six in three columns (22) and all six in one row (22); a
 exactly one answer's nose (`head`) lies within reach (150 px at the photograph's scale) of theirs; an
 answer near nobody's nose is "nobody", two answers near one person a "repeat".
 
-Fifteen ways, in one run (the detector is deterministic):
+Fourteen ways, in one run (the detector is deterministic):
 - `session32`: as served before session 33: at most 10 persons per image (the CenterNet card's cap then),
   a pose repeating a better one's dropped (`distinct_detections`).
 - `cap20`: the same with the cap at 20, COCO's own limit for keypoint evaluation (maxDets 20).
@@ -38,21 +38,17 @@ Fifteen ways, in one run (the detector is deterministic):
   differ (`posewheel.detection.same_person`).
 - `picture`: as served in session 46: the same, and a picture whose unsure reads say it is stored sideways or upside
   down looked at again turned upright (`posewheel.detection.picture_turn`).
-- `probe`: as served in sessions 47-51: the same, and a picture in doubt (the detector's best box weak, nobody sure
-  upright) looked at small, turned each way, for the turn where the detector is sure of more people
+- `probe`: as served now (`predict_without_boxes`): the same, and a picture in doubt (the detector's best box weak,
+  nobody sure upright) looked at small, turned each way, for the turn where the detector is sure of more people
   (`posewheel.detection.probed_turn`).
-- `region`: as served now (`predict_without_boxes`): the same, with the tiles only over the region where the whole
-  picture's look found somebody (`posewheel.detection.tiled_region`), not over the whole picture.
 
 Times per photograph, in the same run, interleaved: the served detector's, the whole picture only against tiled
-over the whole picture where it needs them (as served until session 51) and tiled over its region (now;
-`detector_ms`); and the whole answer's (detector, poses, one answer per person), as served in sessions 35, 46 and
-51 against now (`answer_ms`; for a `--data` set its mean over the images, `scenes_answer_ms`).
+where it needs them (`detector_ms`); and the whole answer's (detector, poses, one answer per person), as served
+in sessions 35 and 46 against now (`answer_ms`; for a `--data` set its mean over the images, `scenes_answer_ms`).
 
 COCO datasets given with `--data` are scored without boxes (OKS AP, box AP, persons matched, phantoms),
-thirteen ways: repeats dropped only, as served in sessions 34, 35 and 36-42, with shared joints, with the unsure
-calling for tiles, as served in sessions 43 and 44, with the turned reads, as served in sessions 45, 46 and 47-51,
-and now.
+twelve ways: repeats dropped only, as served in sessions 34, 35 and 36-42, with shared joints, with the unsure
+calling for tiles, as served in sessions 43 and 44, with the turned reads, as served in sessions 45 and 46, and now.
 Prints one JSON line per artifact, way and photograph, one per artifact and way with the totals and the wall
 time, one per artifact, dataset and way.
 """
@@ -79,8 +75,7 @@ from training.evaluate_persons import DetectedPersons, distinct_detections, pred
 BENCHMARK = "people_found"
 SESSION32_CAP = 10  # training/detectors.py's CenterNet card before session 33
 SESSION43_DUPLICATE_OKS = 0.63  # posewheel.detection.DUPLICATE_OKS from session 31 to 43
-BEFORE_52 = {"tile_region": False}  # session 52's step, off: tiles over the whole picture
-BEFORE_47 = {"probe_turn": False, **BEFORE_52}  # session 47's step, off
+BEFORE_47 = {"probe_turn": False}  # session 47's step, off
 BEFORE_46 = {"turn_picture": False, **BEFORE_47}  # session 46's step, off
 BEFORE_45 = {"turns": False, "same_face": False, **BEFORE_46}  # session 45's steps, off
 BEFORE_44 = {"head_confirms": False, "duplicate_oks": SESSION43_DUPLICATE_OKS, **BEFORE_45}  # session 44's, off
@@ -95,7 +90,6 @@ HEAD = FindOptions(**BEFORE_45)  # as served in session 44
 TURNS = FindOptions(same_face=False, **BEFORE_46)  # session 45's first step
 FACE = FindOptions(**BEFORE_46)  # as served in session 45
 PICTURE = FindOptions(**BEFORE_47)  # as served in session 46
-PROBE = FindOptions(**BEFORE_52)  # as served in sessions 47-51
 WAYS = (
     "session32",
     "cap20",
@@ -111,7 +105,6 @@ WAYS = (
     "face",
     "picture",
     "probe",
-    "region",
 )
 ALL_JOINTS = 0.0  # `confident_joint` of sessions 31-42: two poses compared on all 17 joints
 
@@ -142,8 +135,7 @@ def ways(
         "turns": lambda: predict_without_boxes(artifact, data, find_options=TURNS),
         "face": lambda: predict_without_boxes(artifact, data, find_options=FACE),
         "picture": lambda: predict_without_boxes(artifact, data, find_options=PICTURE),
-        "probe": lambda: predict_without_boxes(artifact, data, find_options=PROBE),
-        "region": lambda: predict_without_boxes(artifact, data),
+        "probe": lambda: predict_without_boxes(artifact, data),
     }
     out = {}
     for way in names:
@@ -171,48 +163,44 @@ def photographs(name: str, artifact: Path, data: Path, marked: dict[int, tuple[s
 
 def detector_cost(name: str, artifact: Path, data: Path, repeats: int = 5) -> None:
     """Per photograph (2 threads, median of `repeats`, interleaved): the served detector's time
-    (`PersonDetector.detect`), the whole picture only, tiled over the whole picture where `needs_tiles` (as served
-    until session 51) and tiled over the region where the whole look found somebody (now); and the whole answer's
-    as served (`answer`), in sessions 35, 46 and 51 against now."""
+    (`PersonDetector.detect`), the whole picture only against tiled where `needs_tiles`; and the whole answer's
+    as served (`answer`), in session 35 against now."""
     model = load_model(artifact.resolve(), "people_found", 2)
     detector = model.detector
     assert detector is not None, f"{artifact}: no person detector"
     ds = coco.load(data)
-    served = FindOptions()
     for record in ds.images:
         with Image.open(ds.image_path(record)) as raw:
             image = raw.convert("RGB")
         photo, size = record.file_name.rsplit(".", 1)[0], f"{image.width}x{image.height}"
-        detect: dict[FindOptions, list[float]] = {WHOLE: [], PROBE: [], served: []}
+        detect: dict[FindOptions, list[float]] = {WHOLE: [], TILED: []}
         for _ in range(repeats):
             for how, times in detect.items():
                 started = time.perf_counter()
                 detector.detect(image, options=how)
                 times.append(time.perf_counter() - started)
-        whole_ms, grid_ms, served_ms = (round(1000 * float(np.median(detect[h])), 1) for h in (WHOLE, PROBE, served))
+        whole_ms, tiled_ms = (round(1000 * float(np.median(detect[h])), 1) for h in (WHOLE, TILED))
         emit("detector_ms", benchmark=BENCHMARK, model=name, photo=photo, size=size, whole_ms=whole_ms,
-             session51_ms=grid_ms, served_ms=served_ms, ratio=round(served_ms / whole_ms, 2),
-             ratio51=round(served_ms / grid_ms, 2))  # fmt: skip
-        before_ms, session46_ms, session51_ms, now_ms = answer_ms(model, image, repeats)
+             served_ms=tiled_ms, ratio=round(tiled_ms / whole_ms, 2))  # fmt: skip
+        before_ms, session46_ms, now_ms = answer_ms(model, image, repeats)
         emit("answer_ms", benchmark=BENCHMARK, model=name, photo=photo, size=size, session35_ms=before_ms,
-             session46_ms=session46_ms, session51_ms=session51_ms, now_ms=now_ms, ratio=round(now_ms / before_ms, 2),
-             ratio46=round(now_ms / session46_ms, 2), ratio51=round(now_ms / session51_ms, 2))  # fmt: skip
+             session46_ms=session46_ms, now_ms=now_ms, ratio=round(now_ms / before_ms, 2),
+             ratio46=round(now_ms / session46_ms, 2))  # fmt: skip
 
 
-def answer_ms(model: ServedModel, image: Image.Image, repeats: int) -> tuple[float, float, float, float]:
+def answer_ms(model: ServedModel, image: Image.Image, repeats: int) -> tuple[float, float, float]:
     """The whole answer's time for `image` (median of `repeats`, interleaved, ms): as served in session 35, in
-    session 46 (before a picture in doubt was looked at small, turned each way), in sessions 47-51 (tiles over the
-    whole picture), then now."""
+    session 46 (before a picture in doubt was looked at small, turned each way), then now."""
     assert model.detector is not None
-    times: dict[FindOptions, list[float]] = {CONFIRMED: [], PICTURE: [], PROBE: [], FindOptions(): []}
+    times: dict[FindOptions, list[float]] = {CONFIRMED: [], PICTURE: [], FindOptions(): []}
     for _ in range(repeats):
         for how, spent in times.items():
             model.find_options = how
             started = time.perf_counter()
             answer(model, image)
             spent.append(time.perf_counter() - started)
-    before, session46, session51, now = (round(1000 * float(np.median(spent)), 1) for spent in times.values())
-    return before, session46, session51, now
+    before, session46, now = (round(1000 * float(np.median(times[h])), 1) for h in (CONFIRMED, PICTURE, FindOptions()))
+    return before, session46, now
 
 
 def answer(model: ServedModel, image: Image.Image) -> int:
@@ -238,8 +226,7 @@ def scenes(name: str, artifact: Path, data: Path, repeats: int = 3) -> None:
                       ("turns", predict_without_boxes(artifact, data, find_options=TURNS)),
                       ("face", predict_without_boxes(artifact, data, find_options=FACE)),
                       ("picture", predict_without_boxes(artifact, data, find_options=PICTURE)),
-                      ("probe", predict_without_boxes(artifact, data, find_options=PROBE)),
-                      ("region", predict_without_boxes(artifact, data))):  # fmt: skip
+                      ("probe", predict_without_boxes(artifact, data))):  # fmt: skip
         values = score_without_boxes(pred)
         keys = ("oks_ap", "box_ap", "persons_true", "persons_found", "persons_matched", "phantoms")
         emit("scenes", benchmark=BENCHMARK, model=name, data=str(data), way=way,
@@ -250,15 +237,12 @@ def scenes(name: str, artifact: Path, data: Path, repeats: int = 3) -> None:
     for record in ds.images:
         with Image.open(ds.image_path(record)) as raw:
             costs.append(answer_ms(model, raw.convert("RGB"), repeats))
-    before, session46, session51, now = np.asarray(costs).T
+    before, session46, now = np.asarray(costs).T
     emit("scenes_answer_ms", benchmark=BENCHMARK, model=name, data=str(data), images=len(costs),
          session35_ms=round(float(before.mean()), 1), session46_ms=round(float(session46.mean()), 1),
-         session51_ms=round(float(session51.mean()), 1), now_ms=round(float(now.mean()), 1),
-         ratio=round(float(now.mean() / before.mean()), 3), median_ratio=round(float(np.median(now / before)), 3),
-         ratio46=round(float(now.mean() / session46.mean()), 3),
-         median_ratio46=round(float(np.median(now / session46)), 3),
-         ratio51=round(float(now.mean() / session51.mean()), 3),
-         median_ratio51=round(float(np.median(now / session51)), 3))  # fmt: skip
+         now_ms=round(float(now.mean()), 1), ratio=round(float(now.mean() / before.mean()), 3),
+         median_ratio=round(float(np.median(now / before)), 3), ratio46=round(float(now.mean() / session46.mean()), 3),
+         median_ratio46=round(float(np.median(now / session46)), 3))  # fmt: skip
 
 
 def picture(artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]], out: Path) -> None:

@@ -21,8 +21,7 @@ turn_picture=False)`); `session45`, as served in session 45 (`posewheel.detectio
 and 0.1 more sure; two poses with one face one person); `session46`, as served in session 46 (a picture whose
 unsure reads say it lies turned looked at again turned upright, `posewheel.detection.picture_turn`); and `served`,
 as served now (a picture in doubt, the detector's best box weak and at most one person sure upright, looked at small
-turned each way for the turn where the detector is sure of more people, `posewheel.detection.probed_turn`; since
-session 52 a large picture's tiles only over where the whole look found somebody, `posewheel.detection.tiled_region`).
+turned each way for the turn where the detector is sure of more people, `posewheel.detection.probed_turn`).
 Prints one JSON line per artifact, way, turn and kind of picture (groups, one person, nobody) with the totals, one
 per artifact and way with all of them, and one per artifact and turn with the whole answer's time (median of
 `--repeats`, interleaved, mean over the pictures), session 46 against now. `--picture`: the first artifact's
@@ -55,10 +54,10 @@ from training.evaluate_persons import DetectedPersons, predict_without_boxes, sc
 from training.realphotos import CONFIDENT, TOLERANCE
 
 BENCHMARK = "turned_people"
-WAYS = {  # tiles over the whole picture until session 51 (`tile_region`): the ways before are as they were served
-    "session44": FindOptions(turns=False, same_face=False, turn_picture=False, tile_region=False),
-    "session45": FindOptions(turn_picture=False, tile_region=False),
-    "session46": FindOptions(probe_turn=False, tile_region=False),
+WAYS = {
+    "session44": FindOptions(turns=False, same_face=False, turn_picture=False),
+    "session45": FindOptions(turn_picture=False),
+    "session46": FindOptions(probe_turn=False),
     "served": FindOptions(),
 }
 TIMED = ("session46", "served")  # the whole answer's time: session 46 against now

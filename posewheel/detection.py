@@ -13,8 +13,7 @@ pose network then estimates each person top-down from its box, as for boxes a cl
 
 A crowd in a large picture is small at that input: where a person found stands under `SMALL_PERSON`
 input pixels tall in a picture at least twice the input, the detector looks again at overlapping tiles
-of the picture (`with_tiles`), each at its full input, and their people join the whole picture's; the tiles cover
-only the region where the whole picture's look found somebody, weak boxes included (`tiled_region`). Where the
+of the picture (`with_tiles`), each at its full input, and their people join the whole picture's. Where the
 detector is sure of nobody in the whole picture (a big group so small that it scores nobody at its threshold),
 a person it is unsure of whom the pose network reads (`boxes_to_read`) calls for tiles instead
 (`FindOptions.unsure_call_tiles`).
@@ -111,14 +110,6 @@ TILE_MIN_SCALE = 2.0
 # 42 found 8 fewer of 44 people in one picture and 2 fewer of the 97 (benchmarks/big_groups.py, docs/detector.md).
 TILE_FRACTION = 0.4
 TILE_OVERLAP = 0.25
-# The tiles cover only where the whole picture's look found somebody, weak boxes included (`tiled_region`): the
-# smallest region holding every box, grown by TILE_REGION_MARGIN of a tile's side each way, not the whole picture
-# (since session 52). A far-away group on a large picture was looked at in six tiles, five of them adding nobody
-# (probe /tmp/s52/tileprobe.py); over its region in two (four for one of them), the detector 0.38-0.69x its time
-# there. On the 97 marked people (benchmarks/people_found.py), the 132 of the big groups and the turned set (probe
-# /tmp/s52/region.py), four artifacts found as many or more (docs/detector.md); half a tile's margin looked at more
-# tiles and answered more people near nobody.
-TILE_REGION_MARGIN = 0.25
 TILE_EDGE = 0.01  # of a tile's side: a person box this near an inner tile edge is cut by it
 
 # Boxes under the detector's threshold confirmed by the pose network (`confirmed`, docs/detector.md,
@@ -173,8 +164,6 @@ class FindOptions:
     `pose_confirms`: a box scored under the threshold, down to `WEAK_SHARE` of it, is answered where the pose
     network reads a confident pose in it (`confirmed`).
     `read_alone`: a person whose crop holds another person's box is read blanked outside their own (`read_alone`).
-    `tile_region`: the tiles cover only the region where the whole picture's look found somebody (`tiled_region`);
-    off: the whole picture, as until session 51 (a benchmark's baseline; the server has no setting for it).
     `unsure_call_tiles`: in a picture whose persons the detector scored all under its threshold, a small one the
     pose network reads (`boxes_to_read`) calls for tiles; off: nobody does, as until session 42 (a benchmark's
     baseline; the server has no setting for it). Where it is sure of somebody, only those it is sure of call.
@@ -195,7 +184,6 @@ class FindOptions:
     """
 
     tiles: bool = True
-    tile_region: bool = True
     pose_confirms: bool = True
     read_alone: bool = True
     unsure_call_tiles: bool = True
@@ -285,21 +273,19 @@ def detect_persons(
     kind: DetectorKind,
     tiles: bool = True,
     seen: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-    region: bool = True,
 ) -> tuple[list[Box], np.ndarray]:
     """Every person the detector finds in an RGB image: boxes in image pixels (clipped to it) and scores, best first.
 
     `tiles`: where the whole picture shows a small person (`needs_tiles`), look again at overlapping
-    tiles of it (`with_tiles`; `region`: only over where the whole picture's persons are, `tiled_region`).
-    `seen(boxes (P, 4), scores (P,)) -> (P,) bool`: which of the whole picture's persons count for that (default:
-    all those found). The server asks for persons below the boxes it reads too, to count the unsure, so it and
-    evaluation both pass the boxes they read (`persons_to_read`): they tile alike.
+    tiles of it (`with_tiles`). `seen(boxes (P, 4), scores (P,)) -> (P,) bool`: which of the whole picture's
+    persons count for that (default: all those found). The server asks for persons below the boxes it reads too,
+    to count the unsure, so it and evaluation both pass the boxes they read (`persons_to_read`): they tile alike.
     """
     batch, window = detector_input(image, spec)
     boxes, scores, _, _ = persons_from_maps(run(batch), window, spec, score_threshold, max_persons, kind)
     counted = np.ones(len(scores), dtype=bool) if seen is None else seen(boxes, scores)
     if tiles and needs_tiles(boxes[counted], image.width, image.height, spec):
-        boxes, scores = with_tiles(image, spec, run, boxes, scores, score_threshold, max_persons, kind, region)
+        boxes, scores = with_tiles(image, spec, run, boxes, scores, score_threshold, max_persons, kind)
     return [clip_box(b, image.width, image.height) for b in boxes], scores
 
 
@@ -326,9 +312,7 @@ def persons_to_read(
         sure = np.asarray(scores >= threshold)
         return sure if sure.any() or not options.unsure_call_tiles else boxes_to_read(boxes, scores, threshold, floor)
 
-    boxes, scores = detect_persons(
-        image, spec, run, max(0.0, least), max_persons, kind, options.tiles, seen, options.tile_region
-    )
+    boxes, scores = detect_persons(image, spec, run, max(0.0, least), max_persons, kind, options.tiles, seen)
     found = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     return found, scores, boxes_to_read(found, scores, threshold, floor)
 
@@ -343,38 +327,17 @@ def needs_tiles(boxes: np.ndarray, width: int, height: int, spec: InputSpec) -> 
     return bool((np.asarray(boxes)[:, 3] * spec.width / long_side < SMALL_PERSON).any())
 
 
-def tile_windows(
-    width: int, height: int, side: float, overlap: float = TILE_OVERLAP, region: Box | None = None
-) -> list[Box]:
-    """Square windows (x, y, side, side) image pixels covering the picture, or only `region` (x, y, w, h image
-    pixels) of it, neighbours overlapping by at least `overlap` of the side, spread evenly from edge to edge of what
-    they cover and kept inside the picture; centred on an axis the side already covers (the picture's, else the
-    region's)."""
-    x0, y0, w, h = region if region is not None else (0.0, 0.0, float(width), float(height))
+def tile_windows(width: int, height: int, side: float, overlap: float = TILE_OVERLAP) -> list[Box]:
+    """Square windows (x, y, side, side) image pixels covering the picture, neighbours overlapping by at least
+    `overlap` of the side, spread evenly from edge to edge; centred on an axis the side already covers."""
 
-    def starts(origin: float, length: float, limit: int) -> list[float]:
-        if limit <= side:  # the picture itself is no longer than a tile here: one, centred on it
-            return [(limit - side) / 2.0]
+    def starts(length: int) -> list[float]:
         if length <= side:
-            return [min(max(origin + (length - side) / 2.0, 0.0), limit - side)]
+            return [(length - side) / 2.0]
         n = max(2, math.ceil((length - side * overlap) / (side * (1.0 - overlap))))
-        return [origin + i * (length - side) / (n - 1) for i in range(n)]
+        return [i * (length - side) / (n - 1) for i in range(n)]
 
-    return [(x, y, side, side) for y in starts(y0, h, height) for x in starts(x0, w, width)]
-
-
-def tiled_region(boxes: np.ndarray, width: int, height: int, side: float) -> Box:
-    """Where a picture's tiles go (`with_tiles`): the smallest region (x, y, w, h image pixels) holding every box
-    (P, 4) x, y, w, h the whole picture's look found, grown by `TILE_REGION_MARGIN` of a tile's `side` each way and
-    cut to the picture; the whole picture where there is no box."""
-    if not len(boxes):
-        return (0.0, 0.0, float(width), float(height))
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    grow = TILE_REGION_MARGIN * side
-    x0, y0 = max(0.0, float(boxes[:, 0].min()) - grow), max(0.0, float(boxes[:, 1].min()) - grow)
-    x1 = min(float(width), float((boxes[:, 0] + boxes[:, 2]).max()) + grow)
-    y1 = min(float(height), float((boxes[:, 1] + boxes[:, 3]).max()) + grow)
-    return (x0, y0, max(0.0, x1 - x0), max(0.0, y1 - y0))
+    return [(x, y, side, side) for y in starts(height) for x in starts(width)]
 
 
 def with_tiles(
@@ -386,17 +349,14 @@ def with_tiles(
     score_threshold: float,
     max_persons: int,
     kind: DetectorKind,
-    region: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The whole picture's persons (boxes (P, 4) image pixels, scores (P,)) joined by those the detector finds
-    in `tile_windows` of `TILE_FRACTION` of the long side (where `region`, only over `tiled_region` of the whole
-    picture's boxes, else over the whole picture), each at its full input (one batch): a tile's person
+    in `tile_windows` of `TILE_FRACTION` of the long side, each at its full input (one batch): a tile's person
     touching an edge of the tile that lies inside the picture goes on in the next tile and is left out; then
     overlaps are suppressed as the detector's own decoding does (`centernet.NMS_IOU`), best first, at most
     `max_persons`."""
     side = TILE_FRACTION * max(image.width, image.height)
-    covered = tiled_region(np.asarray(boxes).reshape(-1, 4), image.width, image.height, side) if region else None
-    windows = tile_windows(image.width, image.height, side, region=covered)
+    windows = tile_windows(image.width, image.height, side)
     maps = run(normalize(np.stack([crop_image(image, w, spec) for w in windows]), spec))
     margin = TILE_EDGE * side
     all_boxes, all_scores = [np.asarray(boxes, dtype=np.float64).reshape(-1, 4)], [np.asarray(scores)]
