@@ -13,7 +13,8 @@ pose network then estimates each person top-down from its box, as for boxes a cl
 
 A crowd in a large picture is small at that input: where a person found stands under `SMALL_PERSON`
 input pixels tall in a picture at least twice the input, the detector looks again at overlapping tiles
-of the picture (`with_tiles`), each at its full input, and their people join the whole picture's. Where the
+of the picture (`with_tiles`), each at its full input, and their people join the whole picture's. A large picture
+where the whole look finds no box at all is looked at once more, whole and closer (`closer_look`). Where the
 detector is sure of nobody in the whole picture (a big group so small that it scores nobody at its threshold),
 a person it is unsure of whom the pose network reads (`boxes_to_read`) calls for tiles instead
 (`FindOptions.unsure_call_tiles`).
@@ -50,7 +51,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -110,6 +111,13 @@ TILE_MIN_SCALE = 2.0
 # 42 found 8 fewer of 44 people in one picture and 2 fewer of the 97 (benchmarks/big_groups.py, docs/detector.md).
 TILE_FRACTION = 0.4
 TILE_OVERLAP = 0.25
+# A large picture (at least TILE_MIN_SCALE times the input) where the whole look finds no box at all, not even a weak
+# one, is looked at once more, whole, at CLOSER_SIDE input pixels (`closer_look`, since session 52), and not tiled
+# after it. A person 500-1200 px tall on a 4032 x 3024 picture can leave the 512 px look nothing to call tiles with: of
+# 36 such pictures (probe /tmp/s52/bigger_look.py, docs/detector.md) the pretrained Lightning answered 28, 31 with the
+# closer look (Thunder 30 -> 34, the demo's models 26 -> 28 and 29 -> 31), no answer on six large pictures of nobody,
+# which pay about 70 ms more at 2 threads (Lightning). Tiles over every such picture instead found as many for 10-35x.
+CLOSER_SIDE = 768
 TILE_EDGE = 0.01  # of a tile's side: a person box this near an inner tile edge is cut by it
 
 # Boxes under the detector's threshold confirmed by the pose network (`confirmed`, docs/detector.md,
@@ -164,6 +172,8 @@ class FindOptions:
     `pose_confirms`: a box scored under the threshold, down to `WEAK_SHARE` of it, is answered where the pose
     network reads a confident pose in it (`confirmed`).
     `read_alone`: a person whose crop holds another person's box is read blanked outside their own (`read_alone`).
+    `closer_look`: a large picture where the whole look finds no box at all is looked at once more, whole, closer
+    (`CLOSER_SIDE`); off: as until session 51 (a benchmark's baseline; the server has no setting for it).
     `unsure_call_tiles`: in a picture whose persons the detector scored all under its threshold, a small one the
     pose network reads (`boxes_to_read`) calls for tiles; off: nobody does, as until session 42 (a benchmark's
     baseline; the server has no setting for it). Where it is sure of somebody, only those it is sure of call.
@@ -184,6 +194,7 @@ class FindOptions:
     """
 
     tiles: bool = True
+    closer_look: bool = True
     pose_confirms: bool = True
     read_alone: bool = True
     unsure_call_tiles: bool = True
@@ -273,16 +284,22 @@ def detect_persons(
     kind: DetectorKind,
     tiles: bool = True,
     seen: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    closer: bool = True,
 ) -> tuple[list[Box], np.ndarray]:
     """Every person the detector finds in an RGB image: boxes in image pixels (clipped to it) and scores, best first.
 
-    `tiles`: where the whole picture shows a small person (`needs_tiles`), look again at overlapping
-    tiles of it (`with_tiles`). `seen(boxes (P, 4), scores (P,)) -> (P,) bool`: which of the whole picture's
-    persons count for that (default: all those found). The server asks for persons below the boxes it reads too,
-    to count the unsure, so it and evaluation both pass the boxes they read (`persons_to_read`): they tile alike.
+    `closer`: where a large picture shows the whole look no box at all, look at it once more, closer
+    (`closer_look`), and not in tiles. `tiles`: where the whole picture shows a small person (`needs_tiles`), look
+    again at overlapping tiles of it (`with_tiles`). `seen(boxes (P, 4), scores (P,)) -> (P,) bool`: which of the
+    whole picture's persons count for that (default: all those found). The server asks for persons below the boxes
+    it reads too, to count the unsure, so it and evaluation both pass the boxes they read (`persons_to_read`): they
+    tile alike.
     """
     batch, window = detector_input(image, spec)
     boxes, scores, _, _ = persons_from_maps(run(batch), window, spec, score_threshold, max_persons, kind)
+    if closer and not len(boxes) and looks_closer(image.width, image.height, spec, kind):
+        boxes, scores = closer_look(image, spec, run, score_threshold, max_persons, kind)
+        return [clip_box(b, image.width, image.height) for b in boxes], scores
     counted = np.ones(len(scores), dtype=bool) if seen is None else seen(boxes, scores)
     if tiles and needs_tiles(boxes[counted], image.width, image.height, spec):
         boxes, scores = with_tiles(image, spec, run, boxes, scores, score_threshold, max_persons, kind)
@@ -312,9 +329,29 @@ def persons_to_read(
         sure = np.asarray(scores >= threshold)
         return sure if sure.any() or not options.unsure_call_tiles else boxes_to_read(boxes, scores, threshold, floor)
 
-    boxes, scores = detect_persons(image, spec, run, max(0.0, least), max_persons, kind, options.tiles, seen)
+    boxes, scores = detect_persons(
+        image, spec, run, max(0.0, least), max_persons, kind, options.tiles, seen, options.closer_look
+    )
     found = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     return found, scores, boxes_to_read(found, scores, threshold, floor)
+
+
+def looks_closer(width: int, height: int, spec: InputSpec, kind: DetectorKind) -> bool:
+    """Whether a picture the whole look found no box in deserves a closer look (`closer_look`): at least
+    `TILE_MIN_SCALE` times the detector's input on its long side, for a CenterNet (whose graph reads any input size;
+    MultiPose's reads its own)."""
+    return kind == "centernet" and max(width, height) >= TILE_MIN_SCALE * spec.width
+
+
+def closer_look(
+    image: Image.Image, spec: InputSpec, run: Run, score_threshold: float, max_persons: int, kind: DetectorKind
+) -> tuple[np.ndarray, np.ndarray]:
+    """The persons the detector finds in the whole picture fitted into `CLOSER_SIDE` input pixels instead of
+    `spec`'s: boxes (P, 4) image pixels and scores (P,), best first."""
+    closer = replace(spec, width=CLOSER_SIDE, height=CLOSER_SIDE)
+    batch, window = detector_input(image, closer)
+    boxes, scores, _, _ = persons_from_maps(run(batch), window, closer, score_threshold, max_persons, kind)
+    return boxes, scores
 
 
 def needs_tiles(boxes: np.ndarray, width: int, height: int, spec: InputSpec) -> bool:
