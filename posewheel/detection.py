@@ -114,9 +114,10 @@ TILE_OVERLAP = 0.25
 # A large picture (at least TILE_MIN_SCALE times the input) where the whole look finds no box at all, not even a weak
 # one, is looked at once more, whole, at CLOSER_SIDE input pixels (`closer_look`, since session 52), and not tiled
 # after it. A person 500-1200 px tall on a 4032 x 3024 picture can leave the 512 px look nothing to call tiles with: of
-# 36 such pictures (probe /tmp/s52/bigger_look.py, docs/detector.md) the pretrained Lightning answered 28, 31 with the
-# closer look (Thunder 30 -> 34, the demo's models 26 -> 28 and 29 -> 31), no answer on six large pictures of nobody,
-# which pay about 70 ms more at 2 threads (Lightning). Tiles over every such picture instead found as many for 10-35x.
+# 36 such pictures (benchmarks/far_people.py, docs/detector.md) the pretrained Lightning answered 28, 31 with the
+# closer look (Thunder 30 -> 34, the demo's models 27 -> 29 and 29 -> 31), no answer on six large pictures of nobody;
+# a picture looked at closer pays 90-110 ms more at 2 threads. Tiles over every such picture (probe
+# /tmp/s52/nobody_tiles.py) found about as many and cost a large picture of nobody 10-35x.
 CLOSER_SIDE = 768
 TILE_EDGE = 0.01  # of a tile's side: a person box this near an inner tile edge is cut by it
 

@@ -674,6 +674,16 @@ def test_a_large_picture_the_whole_look_finds_no_box_in_is_looked_at_once_more_c
     for image, kwargs in ((small, {}), (large, {"closer": False})):
         looked.clear()
         assert detect_persons(image, spec, run, 0.3, 20, "centernet", **kwargs)[0] == [] and looked == [512]
+
+    def run_with_a_box(batch: np.ndarray) -> dict[str, np.ndarray]:  # a weak box at 512, a large person
+        maps = run(batch)
+        maps["person"][:, 0, 64, 64] = 0.2
+        maps["wh"][:] = 200.0
+        return maps
+
+    looked.clear()
+    boxes, scores = detect_persons(large, spec, run_with_a_box, 0.15, 20, "centernet")
+    assert looked == [512] and scores.tolist() == [0.2]  # a box: no closer look, and too tall to call for tiles
     assert not looks_closer(2048, 1536, spec, "movenet-multipose") and looks_closer(2048, 1536, spec, "centernet")
     assert not looks_closer(1023, 700, spec, "centernet")
     assert FindOptions().closer_look and not FindOptions(closer_look=False).closer_look
