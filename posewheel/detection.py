@@ -296,8 +296,7 @@ def detect_persons(
     it reads too, to count the unsure, so it and evaluation both pass the boxes they read (`persons_to_read`): they
     tile alike.
     """
-    batch, window = detector_input(image, spec)
-    boxes, scores, _, _ = persons_from_maps(run(batch), window, spec, score_threshold, max_persons, kind)
+    boxes, scores = whole_look(image, spec, run, score_threshold, max_persons, kind)
     if closer and not len(boxes) and looks_closer(image.width, image.height, spec, kind):
         boxes, scores = closer_look(image, spec, run, score_threshold, max_persons, kind)
         return [clip_box(b, image.width, image.height) for b in boxes], scores
@@ -337,32 +336,42 @@ def persons_to_read(
     return found, scores, boxes_to_read(found, scores, threshold, floor)
 
 
+def whole_look(
+    image: Image.Image, spec: InputSpec, run: Run, score_threshold: float, max_persons: int, kind: DetectorKind
+) -> tuple[np.ndarray, np.ndarray]:
+    """The persons the detector finds in the whole picture fitted into `spec`'s input: boxes (P, 4) image pixels
+    (not clipped) and scores (P,), best first."""
+    batch, window = detector_input(image, spec)
+    boxes, scores, _, _ = persons_from_maps(run(batch), window, spec, score_threshold, max_persons, kind)
+    return boxes, scores
+
+
+def large_picture(width: int, height: int, spec: InputSpec) -> bool:
+    """At least `TILE_MIN_SCALE` times the detector's input on its long side: a picture worth a second look."""
+    return max(width, height) >= TILE_MIN_SCALE * spec.width
+
+
 def looks_closer(width: int, height: int, spec: InputSpec, kind: DetectorKind) -> bool:
-    """Whether a picture the whole look found no box in deserves a closer look (`closer_look`): at least
-    `TILE_MIN_SCALE` times the detector's input on its long side, for a CenterNet (whose graph reads any input size;
-    MultiPose's reads its own)."""
-    return kind == "centernet" and max(width, height) >= TILE_MIN_SCALE * spec.width
+    """Whether a picture the whole look found no box in deserves a closer look (`closer_look`): a `large_picture`,
+    for a CenterNet (whose graph reads any input size; MultiPose's reads its own)."""
+    return kind == "centernet" and large_picture(width, height, spec)
 
 
 def closer_look(
     image: Image.Image, spec: InputSpec, run: Run, score_threshold: float, max_persons: int, kind: DetectorKind
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The persons the detector finds in the whole picture fitted into `CLOSER_SIDE` input pixels instead of
-    `spec`'s: boxes (P, 4) image pixels and scores (P,), best first."""
+    """`whole_look` at `CLOSER_SIDE` input pixels instead of `spec`'s."""
     closer = replace(spec, width=CLOSER_SIDE, height=CLOSER_SIDE)
-    batch, window = detector_input(image, closer)
-    boxes, scores, _, _ = persons_from_maps(run(batch), window, closer, score_threshold, max_persons, kind)
-    return boxes, scores
+    return whole_look(image, closer, run, score_threshold, max_persons, kind)
 
 
 def needs_tiles(boxes: np.ndarray, width: int, height: int, spec: InputSpec) -> bool:
     """Whether a picture deserves a second look in tiles: it is at least `TILE_MIN_SCALE` times the detector's
     input on its long side, and a person found in it (boxes (P, 4) x, y, w, h image pixels) stood under
     `SMALL_PERSON` input pixels tall, so that others smaller still went unseen."""
-    long_side = max(width, height)
-    if long_side < TILE_MIN_SCALE * spec.width or not len(boxes):
+    if not large_picture(width, height, spec) or not len(boxes):
         return False
-    return bool((np.asarray(boxes)[:, 3] * spec.width / long_side < SMALL_PERSON).any())
+    return bool((np.asarray(boxes)[:, 3] * spec.width / max(width, height) < SMALL_PERSON).any())
 
 
 def tile_windows(width: int, height: int, side: float, overlap: float = TILE_OVERLAP) -> list[Box]:
