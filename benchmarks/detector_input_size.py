@@ -37,7 +37,7 @@ from posewheel import dataset as coco
 from serving.engine import PersonDetector, load_model
 from tests.support.benchmarks import artifacts_or_pretrained
 from tests.support.figures import emit
-from tests.support.moving_people import group_photo_set, who
+from tests.support.moving_people import group_photo_set, people_counts
 from training.evaluate_persons import predict_without_boxes, score_without_boxes
 
 BENCHMARK = "detector_input_size"
@@ -97,13 +97,7 @@ def main() -> None:
             for size in sizes:
                 sized = at_size(artifact, size, folder / "sized" / str(i))
                 pred = predict_without_boxes(sized, photos)
-                counts = {"people": 0, "found": 0, "nobody": 0, "repeats": 0}
-                for image_id, (_, noses) in marked.items():
-                    answered = who(pred, image_id, noses)
-                    counts["people"] += len(noses)
-                    counts["found"] += sum(1 for i in range(len(noses)) if answered.count(i) == 1)
-                    counts["repeats"] += sum(1 for i in range(len(noses)) if answered.count(i) > 1)
-                    counts["nobody"] += answered.count(None)
+                counts = people_counts(pred, marked)
                 scenes = {}
                 for data in args.data:
                     values = score_without_boxes(predict_without_boxes(sized, data))

@@ -219,10 +219,13 @@ CROWDS = {  # name -> (photographs, height each is scaled to, photographs per ro
 }
 
 
-def group_photo_set(folder: Path) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
-    """The six group photographs, the crowds made of them and each far away, written into `folder` as one COCO
-    dataset without labels (97 people marked by the nose); image id -> (name, noses (n, 3): x, y, reach)."""
-    photos = group_photos()
+def group_photo_set(
+    folder: Path, photos: dict[str, Image.Image] | None = None
+) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
+    """The six group photographs (`photos`, default `group_photos()`), the crowds made of them and each far away,
+    written into `folder` as one COCO dataset without labels (97 people marked by the nose); image id -> (name,
+    noses (n, 3): x, y, reach)."""
+    photos = group_photos() if photos is None else photos
     pictures = [(n, p, np.asarray([(x, y, REACH) for x, y in NOSES[n]], dtype=np.float64)) for n, p in photos.items()]
     pictures += [(name, *crowd(photos, *how)) for name, how in CROWDS.items()]
     pictures += [(f"{n}_far_away", *far_away(photos[n], NOSES[n])) for n in photos]
@@ -270,13 +273,15 @@ def one_person_keypoints(name: str) -> np.ndarray:
     return np.concatenate([recorded[:, [1, 0]] * 512, recorded[:, 2:]], axis=1)
 
 
-def turned_set(folder: Path) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
-    """The six group photographs (22 people) and the check set's three photographs of one person and three of nobody
-    (512 px), each upright and turned a quarter, a half and three quarters counter-clockwise, written into `folder`
-    as one COCO dataset without labels; image id -> (NAME@DEGREES, noses (n, 3): x, y, reach). A photograph of one
-    person's nose is where the original MoveNet answered it."""
+def turned_set(
+    folder: Path, photos: dict[str, Image.Image] | None = None
+) -> tuple[Path, dict[int, tuple[str, np.ndarray]]]:
+    """The six group photographs (22 people; `photos`, default `group_photos()`) and the check set's three
+    photographs of one person and three of nobody (512 px), each upright and turned a quarter, a half and three
+    quarters counter-clockwise, written into `folder` as one COCO dataset without labels; image id -> (NAME@DEGREES,
+    noses (n, 3): x, y, reach). A photograph of one person's nose is where the original MoveNet answered it."""
     pictures = []
-    for name, photo in group_photos().items():
+    for name, photo in (group_photos() if photos is None else photos).items():
         marked = np.asarray([(x, y, REACH) for x, y in NOSES[name]], dtype=np.float64)
         for quarters in range(4):
             pictures.append((f"{name}@{90 * quarters}", *turned(photo, marked, quarters)))
@@ -333,3 +338,16 @@ def who(pred: DetectedPersons, image_id: int, noses: np.ndarray) -> list[int | N
         nearest = int(np.argmin(distances))
         out.append(nearest if distances[nearest] < noses[nearest, 2] else None)
     return out
+
+
+def people_counts(pred: DetectedPersons, marked: dict[int, tuple[str, np.ndarray]]) -> dict[str, int]:
+    """Over the images `marked` (image id -> (name, noses)): the people, those found (exactly one answer near their
+    nose, `who`), the answers near nobody's nose and the people answered more than once."""
+    counts = {"people": 0, "found": 0, "nobody": 0, "repeats": 0}
+    for image_id, (_, noses) in marked.items():
+        answered = who(pred, image_id, noses)
+        counts["people"] += len(noses)
+        counts["found"] += sum(1 for i in range(len(noses)) if answered.count(i) == 1)
+        counts["repeats"] += sum(1 for i in range(len(noses)) if answered.count(i) > 1)
+        counts["nobody"] += answered.count(None)
+    return counts

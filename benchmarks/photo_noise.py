@@ -1,0 +1,203 @@
+"""A photograph's noise: the people the served path finds in real group photographs with sensor noise added.
+
+    .venv/bin/python benchmarks/photo_noise.py                       # the pretrained Lightning and Thunder
+    .venv/bin/python benchmarks/photo_noise.py models/production --sigmas 0 8 --repeats 5
+
+Pictures: the six group photographs `posewheel pretrained fetch` caches (1920 px wide, 22 people, each nose marked
+by eye), each with Gaussian noise of standard deviation `sigma` grey levels added to every pixel and channel
+(seeded by the photograph's name and `--seed`; 4 is barely visible, 8 a phone's photograph indoors, 16 a dim
+room), then made into two sets (tests/support/moving_people.py): `upright`, the photographs, the crowds made of
+them and each far away (97 people: benchmarks/people_found.py's), and `turned`, the photographs turned a quarter, a
+half and three quarters beside the check set's photographs of one person and of nobody, clean (100 people:
+benchmarks/turned_people.py's). A person is found when exactly one answer's nose lies within reach of theirs; an
+answer near nobody's nose is "nobody".
+
+Two ways, in one run: `served`, as served (`posewheel.decoding.crop_image`: Pillow's `transform` alone, which
+reads the 2 x 2 picture pixels nearest each input pixel: of a 1920 px photograph fitted into the detector's 512 px,
+about a quarter of its pixels; of a phone's 4032 px, one in sixteen), and `averaged`, a candidate not served
+(`averaged_crops`): a window at least twice the input cut from the picture shrunk by the whole number of times it
+holds the input, each pixel the mean of a block of the picture's (`Image.reduce`), every pixel counted. Prints one
+JSON line per artifact, set, sigma and way; and with `--repeats`, one per artifact and size with the whole answer's
+time (detector, poses, one answer per person; 2 threads, median of the repeats, interleaved, mean over the six
+photographs) at their own size and at a phone's 4032 px, both ways.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
+
+from posewheel.decoding import Box, InputSpec
+from serving.engine import ServedModel, load_model
+from tests.support.benchmarks import artifacts_or_pretrained
+from tests.support.figures import emit
+from tests.support.moving_people import group_photo_set, group_photos, people_counts, turned_set
+from training.evaluate_persons import predict_without_boxes
+
+BENCHMARK = "photo_noise"
+SIGMAS = (0.0, 4.0, 8.0, 16.0)
+SETS: dict[str, Callable[..., tuple[Path, dict[int, tuple[str, np.ndarray]]]]] = {
+    "upright": group_photo_set,
+    "turned": turned_set,
+}
+WAYS = ("served", "averaged")
+AVERAGE_FROM = 2  # `averaged_crops` shrinks a window this many times the input or more
+PHONE_WIDTH = 4032
+CROP_USERS = ("posewheel.decoding", "posewheel.detection", "serving.engine", "training.evaluate_persons")
+
+
+def averaged_crops(image: Image.Image, windows: Sequence[Box], spec: InputSpec) -> np.ndarray:
+    """The candidate cut (module docstring): each window out of an RGB image resized to the input size, (N, H, W, 3)
+    uint8, parts outside the image black; a window at least `AVERAGE_FROM` times the input's size cut from the
+    picture shrunk by the whole number of times it holds the input (`shrink_block`). The blocks lie on one grid from
+    the picture's corner, so a window's pixels are the same cut alone or among others; where the windows of one block
+    cover more than the picture, it is shrunk once."""
+    out = np.empty((len(windows), spec.height, spec.width, 3), dtype=np.uint8)
+    blocks = [shrink_block(window, spec) for window in windows]
+    covered: dict[int, float] = {}
+    for window, block in zip(windows, blocks, strict=True):
+        covered[block] = covered.get(block, 0.0) + area_inside(window, image.width, image.height)
+    shrunk = {b: image.reduce(b) for b, area in covered.items() if b > 1 and area > image.width * image.height}
+    for i, (window, block) in enumerate(zip(windows, blocks, strict=True)):
+        x, y, w, h = window
+        source = image
+        if block > 1:
+            x0, y0 = max(math.floor(x / block), 0) * block, max(math.floor(y / block), 0) * block
+            x1 = min(math.ceil((x + w) / block) * block, image.width)
+            y1 = min(math.ceil((y + h) / block) * block, image.height)
+            if x1 <= x0 or y1 <= y0:
+                out[i] = 0
+                continue
+            if block in shrunk:
+                x0 = y0 = 0
+                source = shrunk[block]
+            else:
+                source = image.reduce(block, box=(x0, y0, x1, y1))
+            x, y, w, h = (x - x0) / block, (y - y0) / block, w / block, h / block
+        crop = source.transform(
+            (spec.width, spec.height),
+            Image.Transform.EXTENT,
+            data=(x, y, x + w, y + h),
+            resample=Image.Resampling.BILINEAR,
+        )
+        out[i] = np.asarray(crop, dtype=np.uint8)
+    return out
+
+
+def averaged_crop(image: Image.Image, window: Box, spec: InputSpec) -> np.ndarray:
+    """`averaged_crops` of one window, (H, W, 3): what replaces `crop_image` in the `averaged` way."""
+    return averaged_crops(image, [window], spec)[0]
+
+
+def shrink_block(window: Box, spec: InputSpec) -> int:
+    """How many whole times `window` holds the input, from `AVERAGE_FROM` on; 1 below it."""
+    times = int(min(window[2] / spec.width, window[3] / spec.height))
+    return times if times >= AVERAGE_FROM else 1
+
+
+def area_inside(window: Box, width: int, height: int) -> float:
+    x, y, w, h = window
+    return max(0.0, min(x + w, width) - max(x, 0.0)) * max(0.0, min(y + h, height) - max(y, 0.0))
+
+
+@contextmanager
+def crops(way: str) -> Iterator[None]:
+    """Crops cut `way` (`WAYS`) while inside: for `averaged`, `averaged_crop` in place of `crop_image` wherever the
+    served path imported it."""
+    if way == "served":
+        yield
+        return
+    modules = [importlib.import_module(name) for name in CROP_USERS]
+    kept = [module.crop_image for module in modules]
+    for module in modules:
+        module.crop_image = averaged_crop
+    try:
+        yield
+    finally:
+        for module, crop in zip(modules, kept, strict=True):
+            module.crop_image = crop
+
+
+def noisy(photos: dict[str, Image.Image], sigma: float, seed: int = 0) -> dict[str, Image.Image]:
+    """Each photograph with Gaussian noise of `sigma` grey levels added (seeded by its name and `seed`), clipped to
+    0-255."""
+    if not sigma:
+        return photos
+    out = {}
+    for name, photo in photos.items():
+        rng = np.random.default_rng(sum(map(ord, name)) + 1000 * seed)
+        pixels = np.asarray(photo, dtype=np.float32) + rng.normal(0.0, sigma, (photo.height, photo.width, 3))
+        out[name] = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
+    return out
+
+
+def found(artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]]) -> dict[str, int]:
+    """People, found (exactly one answer near their nose), answers near nobody and repeats, as served without boxes."""
+    return people_counts(predict_without_boxes(artifact, data), marked)
+
+
+def answer_ms(model: ServedModel, pictures: list[Image.Image], repeats: int) -> dict[str, float]:
+    """The whole answer's time per picture (ms; median of `repeats`, interleaved; mean over `pictures`), each way."""
+    spent: dict[str, list[float]] = {way: [] for way in WAYS}
+    for picture in pictures:
+        times: dict[str, list[float]] = {way: [] for way in WAYS}
+        for _ in range(repeats):
+            for way in WAYS:
+                with crops(way):
+                    started = time.perf_counter()
+                    model.answer([model.find_people(picture)])
+                    times[way].append(time.perf_counter() - started)
+        for way in WAYS:
+            spent[way].append(1000 * statistics.median(times[way]))
+    return {f"{way}_ms": round(statistics.mean(v), 1) for way, v in spent.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("artifacts", nargs="*", type=Path, help="model folders; default: the pretrained two")
+    parser.add_argument("--sigmas", nargs="+", type=float, default=SIGMAS, help="noise levels, grey levels")
+    parser.add_argument("--sets", nargs="+", choices=tuple(SETS), default=tuple(SETS))
+    parser.add_argument("--seed", type=int, default=0, help="the noise's seed (with each photograph's name)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per picture and way (0: no times)")
+    args = parser.parse_args()
+    clean = group_photos()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        artifacts = artifacts_or_pretrained(args.artifacts, folder / "models")
+        for sigma in args.sigmas:
+            photos = noisy(clean, sigma, args.seed)
+            for set_name in args.sets:
+                data, marked = SETS[set_name](folder / f"{set_name}_{sigma:g}", photos)
+                for name, artifact in artifacts:
+                    for way in WAYS:
+                        with crops(way):
+                            counts = found(artifact, data, marked)
+                        emit("found", benchmark=BENCHMARK, model=name, set=set_name, sigma=sigma, seed=args.seed,
+                             way=way, **counts)  # fmt: skip
+        if args.repeats:
+            photos = list(clean.values())
+            phone = [p.resize((PHONE_WIDTH, round(p.height * PHONE_WIDTH / p.width)), Image.Resampling.BICUBIC)
+                     for p in photos]  # fmt: skip
+            for name, artifact in artifacts:
+                model = load_model(artifact.resolve(), BENCHMARK, 2)
+                emit("answer_ms", benchmark=BENCHMARK, model=name, pictures=len(photos), size="1920",
+                     **answer_ms(model, photos, args.repeats))  # fmt: skip
+                emit("answer_ms", benchmark=BENCHMARK, model=name, pictures=len(phone), size=str(PHONE_WIDTH),
+                     **answer_ms(model, phone, args.repeats))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
