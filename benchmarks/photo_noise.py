@@ -19,7 +19,7 @@ about a quarter of its pixels; of a phone's 4032 px, one in sixteen), and `avera
 holds the input, each pixel the mean of a block of the picture's (`Image.reduce`), every pixel counted. Prints one
 JSON line per artifact, set, sigma and way; and with `--repeats`, one per artifact and size with the whole answer's
 time (detector, poses, one answer per person; 2 threads, median of the repeats, interleaved, mean over the six
-photographs) at their own size and at a phone's 4032 px, both ways.
+photographs) at their own size and enlarged to a phone's 4032 px, both ways.
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ def shrink_block(window: Box, spec: InputSpec) -> int:
 
 
 def area_inside(window: Box, width: int, height: int) -> float:
+    """How much of `window` (x, y, w, h) lies inside a picture `width` x `height`, square pixels."""
     x, y, w, h = window
     return max(0.0, min(x + w, width) - max(x, 0.0)) * max(0.0, min(y + h, height) - max(y, 0.0))
 
@@ -145,7 +146,8 @@ def noisy(photos: dict[str, Image.Image], sigma: float, seed: int = 0) -> dict[s
 
 
 def found(artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]]) -> dict[str, int]:
-    """People, found (exactly one answer near their nose), answers near nobody and repeats, as served without boxes."""
+    """People, found (exactly one answer near their nose), answers near nobody and repeats, answered as a picture sent
+    without boxes is (`predict_without_boxes`), with the crops `crops` puts in place."""
     return people_counts(predict_without_boxes(artifact, data), marked)
 
 

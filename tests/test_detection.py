@@ -707,7 +707,7 @@ def test_a_photographs_noise_costs_the_served_crops_people_that_averaged_crops_k
     """benchmarks/photo_noise.py on the pretrained artifact, the 97 marked people of the group photographs with noise
     of 16 grey levels (a dim room): the served crops, Pillow's transform alone, read a few of a large window's
     pixels and lose people to the noise (measured 95 of 97 clean, 90 with it); the candidate averaging every pixel
-    keeps them (95), with no more answers near nobody and nobody twice (docs/real-photos.md)."""
+    keeps them (95), with no more answers near nobody and nobody twice (docs/detector.md)."""
     lines = run_benchmark(
         "photo_noise", str(pretrained_artifact), "--sigmas", "16", "--sets", "upright", "--repeats", "0"
     )
