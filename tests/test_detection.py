@@ -704,18 +704,18 @@ def test_a_person_far_away_on_a_phone_sized_picture_is_found_by_the_closer_look(
 
 
 def test_a_photographs_noise_costs_the_served_crops_people_that_averaged_crops_keep(pretrained_artifact: Path) -> None:
-    """benchmarks/photo_noise.py on the pretrained artifact, the 97 marked people of the group photographs with noise
-    of 16 grey levels (a dim room): the served crops, Pillow's transform alone, read a few of a large window's
-    pixels and lose people to the noise (measured 95 of 97 clean, 90 with it); the candidate averaging every pixel
-    keeps them (95), with no more answers near nobody and nobody twice (docs/detector.md)."""
+    """benchmarks/photo_noise.py on the pretrained artifact, the turned set with noise of 8 grey levels (a phone's
+    photograph indoors) on its group photographs: the served crops, Pillow's transform alone, read a few of a large
+    window's pixels and lose people to the noise (measured 89 of 100 clean, 72 with it; 65 with another seed); the
+    candidate averaging every pixel keeps them (90; 89), nobody twice (docs/detector.md)."""
     lines = run_benchmark(
-        "photo_noise", str(pretrained_artifact), "--sigmas", "16", "--sets", "upright", "--repeats", "0"
+        "photo_noise", str(pretrained_artifact), "--sigmas", "8", "--sets", "turned", "--repeats", "0"
     )
     found = {x["way"]: x for x in lines if x["figure"] == "found"}
     served, averaged = found["served"], found["averaged"]
-    assert served["people"] == averaged["people"] == 97 and served["sigma"] == 16
-    assert averaged["found"] >= served["found"] + 3, (served, averaged)
-    assert averaged["nobody"] <= served["nobody"] and averaged["repeats"] == served["repeats"] == 0, averaged
+    assert served["people"] == averaged["people"] == 100 and served["sigma"] == 8
+    assert averaged["found"] >= served["found"] + 10, (served, averaged)
+    assert averaged["nobody"] <= served["nobody"] + 1 and averaged["repeats"] == 0, averaged
 
 
 def test_only_a_large_picture_with_a_small_person_is_tiled() -> None:
