@@ -15,7 +15,7 @@ answer near nobody's nose is "nobody".
 Two ways, in one run: `served`, as served (`posewheel.decoding.crop_image`: Pillow's `transform` alone, which
 reads the 2 x 2 picture pixels nearest each input pixel: of a 1920 px photograph fitted into the detector's 512 px,
 about a quarter of its pixels; of a phone's 4032 px, one in sixteen), and `averaged`, a candidate not served
-(`averaged_crops`): a window at least twice the input cut from the picture shrunk by the whole number of times it
+(`averaged_crop`): a window at least twice the input cut from the picture shrunk by the whole number of times it
 holds the input, each pixel the mean of a block of the picture's (`Image.reduce`), every pixel counted. Prints one
 JSON line per artifact, set, sigma and way; and with `--repeats`, one per artifact and size with the whole answer's
 time (detector, poses, one answer per person; 2 threads, median of the repeats, interleaved, mean over the six
@@ -31,7 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -54,64 +54,37 @@ SETS: dict[str, Callable[..., tuple[Path, dict[int, tuple[str, np.ndarray]]]]] =
     "turned": turned_set,
 }
 WAYS = ("served", "averaged")
-AVERAGE_FROM = 2  # `averaged_crops` shrinks a window this many times the input or more
+AVERAGE_FROM = 2  # `averaged_crop` shrinks a window this many times the input or more
 PHONE_WIDTH = 4032
 CROP_USERS = ("posewheel.decoding", "posewheel.detection", "serving.engine", "training.evaluate_persons")
 
 
-def averaged_crops(image: Image.Image, windows: Sequence[Box], spec: InputSpec) -> np.ndarray:
-    """The candidate cut (module docstring): each window out of an RGB image resized to the input size, (N, H, W, 3)
-    uint8, parts outside the image black; a window at least `AVERAGE_FROM` times the input's size cut from the
-    picture shrunk by the whole number of times it holds the input (`shrink_block`). The blocks lie on one grid from
-    the picture's corner, so a window's pixels are the same cut alone or among others; where the windows of one block
-    cover more than the picture, it is shrunk once."""
-    out = np.empty((len(windows), spec.height, spec.width, 3), dtype=np.uint8)
-    blocks = [shrink_block(window, spec) for window in windows]
-    covered: dict[int, float] = {}
-    for window, block in zip(windows, blocks, strict=True):
-        covered[block] = covered.get(block, 0.0) + area_inside(window, image.width, image.height)
-    shrunk = {b: image.reduce(b) for b, area in covered.items() if b > 1 and area > image.width * image.height}
-    for i, (window, block) in enumerate(zip(windows, blocks, strict=True)):
-        x, y, w, h = window
-        source = image
-        if block > 1:
-            x0, y0 = max(math.floor(x / block), 0) * block, max(math.floor(y / block), 0) * block
-            x1 = min(math.ceil((x + w) / block) * block, image.width)
-            y1 = min(math.ceil((y + h) / block) * block, image.height)
-            if x1 <= x0 or y1 <= y0:
-                out[i] = 0
-                continue
-            if block in shrunk:
-                x0 = y0 = 0
-                source = shrunk[block]
-            else:
-                source = image.reduce(block, box=(x0, y0, x1, y1))
-            x, y, w, h = (x - x0) / block, (y - y0) / block, w / block, h / block
-        crop = source.transform(
-            (spec.width, spec.height),
-            Image.Transform.EXTENT,
-            data=(x, y, x + w, y + h),
-            resample=Image.Resampling.BILINEAR,
-        )
-        out[i] = np.asarray(crop, dtype=np.uint8)
-    return out
-
-
 def averaged_crop(image: Image.Image, window: Box, spec: InputSpec) -> np.ndarray:
-    """`averaged_crops` of one window, (H, W, 3): what replaces `crop_image` in the `averaged` way."""
-    return averaged_crops(image, [window], spec)[0]
+    """The candidate cut (module docstring), what replaces `crop_image` in the `averaged` way: `window` out of an RGB
+    image resized to the input size, (H, W, 3) uint8, parts outside the image black; a window at least `AVERAGE_FROM`
+    times the input's size cut from the picture shrunk by the whole number of times it holds the input
+    (`shrink_block`), on blocks lying on one grid from the picture's corner."""
+    x, y, w, h = window
+    block = shrink_block(window, spec)
+    source = image
+    if block > 1:
+        x0, y0 = max(math.floor(x / block), 0) * block, max(math.floor(y / block), 0) * block
+        x1 = min(math.ceil((x + w) / block) * block, image.width)
+        y1 = min(math.ceil((y + h) / block) * block, image.height)
+        if x1 <= x0 or y1 <= y0:
+            return np.zeros((spec.height, spec.width, 3), dtype=np.uint8)
+        source = image.reduce(block, box=(x0, y0, x1, y1))
+        x, y, w, h = (x - x0) / block, (y - y0) / block, w / block, h / block
+    crop = source.transform(
+        (spec.width, spec.height), Image.Transform.EXTENT, data=(x, y, x + w, y + h), resample=Image.Resampling.BILINEAR
+    )
+    return np.asarray(crop, dtype=np.uint8)
 
 
 def shrink_block(window: Box, spec: InputSpec) -> int:
     """How many whole times `window` holds the input, from `AVERAGE_FROM` on; 1 below it."""
     times = int(min(window[2] / spec.width, window[3] / spec.height))
     return times if times >= AVERAGE_FROM else 1
-
-
-def area_inside(window: Box, width: int, height: int) -> float:
-    """How much of `window` (x, y, w, h) lies inside a picture `width` x `height`, square pixels."""
-    x, y, w, h = window
-    return max(0.0, min(x + w, width) - max(x, 0.0)) * max(0.0, min(y + h, height) - max(y, 0.0))
 
 
 @contextmanager
