@@ -12,26 +12,25 @@ half and three quarters beside the check set's photographs of one person and of 
 benchmarks/turned_people.py's). A person is found when exactly one answer's nose lies within reach of theirs; an
 answer near nobody's nose is "nobody".
 
-Two ways, in one run: `served`, as served (`posewheel.decoding.crop_image`: Pillow's `transform` alone, which
-reads the 2 x 2 picture pixels nearest each input pixel: of a 1920 px photograph fitted into the detector's 512 px,
-about a quarter of its pixels; of a phone's 4032 px, one in sixteen), and `averaged`, a candidate not served
-(`averaged_crop`): a window at least twice the input cut from the picture shrunk by the whole number of times it
-holds the input, each pixel the mean of a block of the picture's (`Image.reduce`), every pixel counted. Prints one
-JSON line per artifact, set, sigma and way; and with `--repeats`, one per artifact and size with the whole answer's
-time (detector, poses, one answer per person; 2 threads, median of the repeats, interleaved, mean over the six
-photographs) at their own size and enlarged to a phone's 4032 px, both ways.
+Two ways, in one run: `served`, as served since session 54 (`posewheel.decoding.crop_images`: a window at least
+twice the input cut from the picture shrunk by the whole number of times it holds the input, each pixel the mean of a
+block of the picture's, `Image.reduce`, every pixel counted), and `sampled`, the baseline, as served until session 53
+(`sampled_crops`: Pillow's `transform` alone, which reads the 2 x 2 picture pixels nearest each input pixel: of a
+1920 px photograph fitted into the detector's 512 px, about a quarter of its pixels; of a 4032 px one, one in
+sixteen). Prints one JSON line per artifact, set, sigma and way; and with `--repeats`, one per artifact and size with
+the whole answer's time (detector, poses, one answer per person; 2 threads, median of the repeats, interleaved, mean
+over the six photographs) at their own size and enlarged to 4032 px, both ways.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -53,56 +52,40 @@ SETS: dict[str, Callable[..., tuple[Path, dict[int, tuple[str, np.ndarray]]]]] =
     "upright": group_photo_set,
     "turned": turned_set,
 }
-WAYS = ("served", "averaged")
-AVERAGE_FROM = 2  # `averaged_crop` shrinks a window this many times the input or more
+WAYS = ("served", "sampled")
 PHONE_WIDTH = 4032
 CROP_USERS = ("posewheel.decoding", "posewheel.detection", "serving.engine", "training.evaluate_persons")
 
 
-def averaged_crop(image: Image.Image, window: Box, spec: InputSpec) -> np.ndarray:
-    """The candidate cut (module docstring), what replaces `crop_image` in the `averaged` way: `window` out of an RGB
-    image resized to the input size, (H, W, 3) uint8, parts outside the image black; a window at least `AVERAGE_FROM`
-    times the input's size cut from the picture shrunk by the whole number of times it holds the input
-    (`shrink_block`), on blocks lying on one grid from the picture's corner."""
-    x, y, w, h = window
-    block = shrink_block(window, spec)
-    source = image
-    if block > 1:
-        x0, y0 = max(math.floor(x / block), 0) * block, max(math.floor(y / block), 0) * block
-        x1 = min(math.ceil((x + w) / block) * block, image.width)
-        y1 = min(math.ceil((y + h) / block) * block, image.height)
-        if x1 <= x0 or y1 <= y0:
-            return np.zeros((spec.height, spec.width, 3), dtype=np.uint8)
-        source = image.reduce(block, box=(x0, y0, x1, y1))
-        x, y, w, h = (x - x0) / block, (y - y0) / block, w / block, h / block
-    crop = source.transform(
-        (spec.width, spec.height), Image.Transform.EXTENT, data=(x, y, x + w, y + h), resample=Image.Resampling.BILINEAR
-    )
-    return np.asarray(crop, dtype=np.uint8)
-
-
-def shrink_block(window: Box, spec: InputSpec) -> int:
-    """How many whole times `window` holds the input, from `AVERAGE_FROM` on; 1 below it."""
-    times = int(min(window[2] / spec.width, window[3] / spec.height))
-    return times if times >= AVERAGE_FROM else 1
+def sampled_crops(image: Image.Image, windows: Sequence[Box], spec: InputSpec) -> np.ndarray:
+    """The baseline cut (module docstring), what replaces `crop_images` in the `sampled` way: each window out of an
+    RGB image resized to the input size by Pillow's `transform` alone, (N, H, W, 3) uint8, parts outside black."""
+    out = np.empty((len(windows), spec.height, spec.width, 3), dtype=np.uint8)
+    for i, (x, y, w, h) in enumerate(windows):
+        crop = image.transform(
+            (spec.width, spec.height), Image.Transform.EXTENT, data=(x, y, x + w, y + h),
+            resample=Image.Resampling.BILINEAR,
+        )  # fmt: skip
+        out[i] = np.asarray(crop, dtype=np.uint8)
+    return out
 
 
 @contextmanager
 def crops(way: str) -> Iterator[None]:
-    """Crops cut `way` (`WAYS`) while inside: for `averaged`, `averaged_crop` in place of `crop_image` wherever the
-    served path imported it."""
+    """Crops cut `way` (`WAYS`) while inside: for `sampled`, `sampled_crops` in place of `crop_images` wherever the
+    served path imported it (and in `posewheel.decoding`, whose `crop_image` cuts through it)."""
     if way == "served":
         yield
         return
     modules = [importlib.import_module(name) for name in CROP_USERS]
-    kept = [module.crop_image for module in modules]
+    kept = [module.crop_images for module in modules]
     for module in modules:
-        module.crop_image = averaged_crop
+        module.crop_images = sampled_crops
     try:
         yield
     finally:
         for module, crop in zip(modules, kept, strict=True):
-            module.crop_image = crop
+            module.crop_images = crop
 
 
 def noisy(photos: dict[str, Image.Image], sigma: float, seed: int = 0) -> dict[str, Image.Image]:

@@ -6,6 +6,7 @@ Coordinates are continuous pixels: pixel (i, j) covers [i, i+1) x [j, j+1), its 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -13,6 +14,8 @@ import numpy as np
 from PIL import Image
 
 Box = tuple[float, float, float, float]  # x, y, w, h in pixels
+# `crop_images` shrinks a window this many times the input's size or more by whole blocks first (since session 54).
+REDUCE_FROM = 2
 # The graph outputs each decoding reads (a model card's `output.kind` names one of these).
 OUTPUT_NAMES: dict[str, tuple[str, ...]] = {
     "heatmaps": ("heatmaps",),
@@ -64,18 +67,66 @@ def whole_image_box(width: float, height: float, spec: InputSpec) -> Box:
 
 
 def crop_image(image: Image.Image, window: Box, spec: InputSpec) -> np.ndarray:
-    """Cut `window` out of an RGB image and resize it to the input size; (H, W, 3) uint8.
+    """Cut `window` out of an RGB image and resize it to the input size; (H, W, 3) uint8 (`crop_images`)."""
+    return crop_images(image, [window], spec)[0]
 
-    Parts of the window outside the image are black.
+
+def crop_images(image: Image.Image, windows: Sequence[Box], spec: InputSpec) -> np.ndarray:
+    """Cut each window out of an RGB image and resize it to the input size; (N, H, W, 3) uint8.
+
+    Parts of a window outside the image are black. A window at least `REDUCE_FROM` times the input's size is cut
+    from the picture shrunk by the whole number of times it holds the input (`shrink_block`), each pixel the mean of
+    a block of the picture's (`Image.reduce`, exact in these coordinates), then resized as any other: Pillow's
+    `transform` reads the 2 x 2 pixels nearest each input pixel, so from a window many times the input it reads a
+    few of the picture's pixels and a photograph's noise passes whole (docs/detector.md: barely visible noise cost
+    a turned picture's people, benchmarks/photo_noise.py). The blocks lie on one grid from the picture's corner, so
+    a window's pixels are the same cut alone or among others; where the windows of one block cover more than the
+    picture, it is shrunk once.
     """
+    out = np.empty((len(windows), spec.height, spec.width, 3), dtype=np.uint8)
+    blocks = [shrink_block(window, spec) for window in windows]
+    covered: dict[int, float] = {}
+    for window, block in zip(windows, blocks, strict=True):
+        covered[block] = covered.get(block, 0.0) + _area_inside(window, image.width, image.height)
+    shrunk = {b: image.reduce(b) for b, area in covered.items() if b > 1 and area > image.width * image.height}
+    for i, (window, block) in enumerate(zip(windows, blocks, strict=True)):
+        x, y, w, h = window
+        source = image
+        if block > 1:
+            x0, y0 = max(math.floor(x / block), 0) * block, max(math.floor(y / block), 0) * block
+            x1, y1 = (
+                min(math.ceil((x + w) / block) * block, image.width),
+                min(math.ceil((y + h) / block) * block, image.height),
+            )
+            if x1 <= x0 or y1 <= y0:
+                out[i] = 0
+                continue
+            if block in shrunk:
+                x0 = y0 = 0
+                source = shrunk[block]
+            else:
+                source = image.reduce(block, box=(x0, y0, x1, y1))
+            x, y, w, h = (x - x0) / block, (y - y0) / block, w / block, h / block
+        crop = source.transform(
+            (spec.width, spec.height),
+            Image.Transform.EXTENT,
+            data=(x, y, x + w, y + h),
+            resample=Image.Resampling.BILINEAR,
+        )
+        out[i] = np.asarray(crop, dtype=np.uint8)
+    return out
+
+
+def shrink_block(window: Box, spec: InputSpec) -> int:
+    """The block `crop_images` shrinks the picture by before cutting `window`: how many whole times the window holds
+    the input, from `REDUCE_FROM` on; 1 below it."""
+    times = int(min(window[2] / spec.width, window[3] / spec.height))
+    return times if times >= REDUCE_FROM else 1
+
+
+def _area_inside(window: Box, width: int, height: int) -> float:
     x, y, w, h = window
-    crop = image.transform(
-        (spec.width, spec.height),
-        Image.Transform.EXTENT,
-        data=(x, y, x + w, y + h),
-        resample=Image.Resampling.BILINEAR,
-    )
-    return np.asarray(crop, dtype=np.uint8)
+    return max(0.0, min(x + w, width) - max(x, 0.0)) * max(0.0, min(y + h, height) - max(y, 0.0))
 
 
 def normalize(crops: np.ndarray, spec: InputSpec) -> np.ndarray:

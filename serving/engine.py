@@ -27,7 +27,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from posewheel.artifact import MODEL_FILE, ArtifactError, DetectorCard, ModelCard, load_card
-from posewheel.decoding import Box, InputSpec, crop_box, crop_image, decode_outputs, normalize, whole_image_box
+from posewheel.decoding import Box, InputSpec, crop_box, crop_images, decode_outputs, normalize, whole_image_box
 from posewheel.detection import (
     PROBE_SIDE,
     Crop,
@@ -445,8 +445,7 @@ def prepare(image: Image.Image, boxes: Sequence[Box], spec: InputSpec) -> tuple[
     windows = [crop_box(box, spec) for box in boxes]
     if not windows:
         return np.zeros((0, 3, spec.height, spec.width), np.float32), []
-    crops = np.stack([crop_image(image, window, spec) for window in windows])
-    return normalize(crops, spec), windows
+    return normalize(crop_images(image, windows, spec), spec), windows
 
 
 @dataclass(eq=False)

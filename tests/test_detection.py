@@ -463,8 +463,9 @@ def test_what_is_found_in_a_turned_picture_lies_where_it_is_in_the_picture() -> 
 
 
 def test_people_found_in_the_picture_turned_upright_join_those_answered_they_do_not_repeat() -> None:
-    """`joined_upright`: of a turned picture's persons found upright, those the pose network is sure of; of those
-    answered before, the sure ones none of them repeats; where nobody upright is sure, the answers as they were."""
+    """`joined_upright`: a turned picture's persons found upright, all of them where the pose network is sure of one
+    at least (a read unsure there is answered as in the picture sent upright); of those answered before, the sure
+    ones none of them repeats; where nobody upright is sure, the answers as they were."""
     rng = np.random.default_rng(3)
     ours = np.stack([standing(0.0, rng), standing(200.0, rng), standing(600.0, rng)])
     theirs = np.stack([ours[1] + 1.0, standing(400.0, rng), standing(800.0, rng)])  # the second again, two others
@@ -474,13 +475,13 @@ def test_people_found_in_the_picture_turned_upright_join_those_answered_they_do_
     our_scores = np.stack([sure, sure, unsure])  # the third was read unsure: the wrong way up
     their_scores = np.stack([sure, sure, unsure])
     kept, found = joined_upright((boxes, ours, our_scores), (their_boxes, theirs, their_scores))
-    assert kept.tolist() == [True, False, False] and found.tolist() == [True, True, False]
+    assert kept.tolist() == [True, False, False] and found.tolist() == [True, True, True]
     nobody_sure = np.stack([unsure] * 3)
     kept, found = joined_upright((boxes, ours, our_scores), (their_boxes, theirs, nobody_sure))
     assert kept.all() and not found.any()
     around = np.array([[150, -20, 700, 260], [0, 0, 100, 200], [600, 0, 100, 200]], dtype=float)  # one around several
     kept, found = joined_upright((around, ours, np.stack([sure, sure, sure])), (their_boxes, theirs, their_scores))
-    assert kept.tolist() == [False, False, True] and found.tolist() == [True, True, False]  # around them, a repeat
+    assert kept.tolist() == [False, False, True] and found.tolist() == [True, True, True]  # around them, a repeat
     assert sure_pose(np.stack([sure, unsure])).tolist() == [True, False]
 
 
@@ -563,7 +564,9 @@ def test_people_found_on_group_photographs_as_served_before_and_now(pretrained_a
     assert totals["confirmed"]["found"] >= found[3] - 1  # measured 79 against 80: Lightning confirms nobody new here
     assert all(totals[way]["repeats"] <= 2 for way in totals)  # measured 0 before the tiles, then 1, 2, 1
     assert totals["alone"]["repeats"] <= 1
-    assert totals["confirmed"]["nobody"] <= totals["tiles"]["nobody"] <= totals["reread"]["nobody"] <= 1  # all 1
+    # 1 each until session 53; with crops that count every pixel the tiles find a person on the sofa beside sample3's
+    # woman far away, weak (mean joint score 0.13), whom the detector is sure of: 2 from the tiles on
+    assert totals["confirmed"]["nobody"] <= totals["tiles"]["nobody"] <= totals["reread"]["nobody"] + 1 <= 2
     assert totals["alone"]["found"] - totals["confirmed"]["found"] >= 5, totals  # measured 88 against 79
     assert totals["alone"]["nobody"] <= totals["confirmed"]["nobody"]
     # one answer per person on the joints both poses are sure of: the six in a row's head-and-shoulders box repeated
@@ -692,30 +695,35 @@ def test_a_large_picture_the_whole_look_finds_no_box_in_is_looked_at_once_more_c
 def test_a_person_far_away_on_a_phone_sized_picture_is_found_by_the_closer_look(pretrained_artifact: Path) -> None:
     """benchmarks/far_people.py on the pretrained artifact: the check set's three people 500-1200 px tall on a 4032 x
     3024 picture (grey, a mosaic of people-free photographs, that mosaic blurred). As served until session 51 a
-    picture whose 512 px look finds no box is answered with nobody (measured 28 of 36 answered); with the closer
-    look more are (31), with at most one more answer elsewhere and none on six large pictures of nobody."""
+    picture whose 512 px look finds no box is answered with nobody (measured 28 of 36 answered, 25 with crops that
+    count every pixel, session 54); with the closer look more are (31), with at most two more answers elsewhere and
+    none on six large pictures of nobody."""
     lines = run_benchmark("far_people", str(pretrained_artifact), "--repeats", "0")
     ways = {x["way"]: x for x in lines if x["figure"] == "way"}
     before, now = ways["session51"], ways["served"]
     assert before["pictures"] == now["pictures"] == 36 and before["nobody_pictures"] == 6
     assert now["found"] >= before["found"] + 2, (before, now)
-    assert now["other_answers"] <= before["other_answers"] + 1 and now["answers_on_nobody"] == 0, now
+    # the other answers are a second read low on Grace Hopper's uniform, none on the backgrounds (measured 1 and 2 as
+    # served until session 53; 1 and 3 with crops that count every pixel, and 2 of them with the sampled crops)
+    assert now["other_answers"] <= before["other_answers"] + 2 and now["answers_on_nobody"] == 0, now
     assert before["answers_on_nobody"] == 0
 
 
-def test_a_photographs_noise_costs_the_served_crops_people_that_averaged_crops_keep(pretrained_artifact: Path) -> None:
+def test_a_photographs_noise_no_longer_costs_the_turned_pictures_their_people(pretrained_artifact: Path) -> None:
     """benchmarks/photo_noise.py on the pretrained artifact, the turned set with noise of 8 grey levels (a phone's
-    photograph indoors) on its group photographs: the served crops, Pillow's transform alone, read a few of a large
-    window's pixels and lose people to the noise (measured 89 of 100 clean, 72 with it; 65 with another seed); the
-    candidate averaging every pixel keeps them (90; 89), nobody twice (docs/detector.md)."""
+    photograph indoors) on its group photographs: crops cut by Pillow's transform alone, as served until session 53,
+    read a few of a large window's pixels and lose people to the noise (measured 94 of 100 clean, 90 with it; 85
+    with another seed); the served crops, averaging every pixel since session 54, keep them (measured 98 clean, 95
+    with it; 94), nobody twice (docs/detector.md). Until the people found upright joined a turned picture's answers
+    unsure too (session 54), the noise cost the sampled crops more (72; 65)."""
     lines = run_benchmark(
         "photo_noise", str(pretrained_artifact), "--sigmas", "8", "--sets", "turned", "--repeats", "0"
     )
     found = {x["way"]: x for x in lines if x["figure"] == "found"}
-    served, averaged = found["served"], found["averaged"]
-    assert served["people"] == averaged["people"] == 100 and served["sigma"] == 8
-    assert averaged["found"] >= served["found"] + 10, (served, averaged)
-    assert averaged["nobody"] <= served["nobody"] + 1 and averaged["repeats"] == 0, averaged
+    sampled, served = found["sampled"], found["served"]
+    assert sampled["people"] == served["people"] == 100 and served["sigma"] == 8
+    assert served["found"] >= max(sampled["found"] + 3, 92), (sampled, served)
+    assert served["nobody"] <= sampled["nobody"] + 1 and served["repeats"] == 0, served
 
 
 def test_only_a_large_picture_with_a_small_person_is_tiled() -> None:

@@ -426,7 +426,8 @@ def test_a_phones_heic_photo_is_answered_upright_and_stored_as_jpeg(tmp_path: Pa
     distance = np.hypot(*(from_heic - from_png).T)
     scores = np.array([[k["score"] for k in body["poses"][0]["keypoints"]] for body in answers]).min(axis=0)
     confident = scores > 0.3  # the knees are out of the picture: guesses that move more
-    assert confident.sum() >= 11 and np.median(distance[confident]) < 3, (scores.round(2), distance.round(1))
+    # 11 confident in both until session 53, 9 with crops that count every pixel (the elbows 0.27-0.28 in both)
+    assert confident.sum() >= 9 and np.median(distance[confident]) < 3, (scores.round(2), distance.round(1))
     assert distance[confident].max() < 15, distance.round(1)  # the stored landscape would be hundreds off
     item = next(i for i in Outbox(tmp_path / "var" / "outbox").pending() if i.request_id == answers[0]["request_id"])
     with Image.open(item.image_path) as stored:

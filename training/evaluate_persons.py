@@ -1,7 +1,7 @@
 """Evaluate an artifact without ground-truth boxes: its detector finds the people, its pose network reads them.
 
 What serves is what is measured: a request without boxes runs the card's `detector.onnx` through
-`posewheel.detection.detect_persons`, then crops every box found with `crop_box`/`crop_image`/
+`posewheel.detection.detect_persons`, then crops every box found with `crop_box`/`crop_images`/
 `normalize`, runs `model.onnx` on the crops in batches and decodes with `decode_outputs`. Every
 detection is a result with a score, so pycocotools charges both the persons the detector misses and
 the phantoms it invents (on empty images too), which the ground-truth-box protocol of
@@ -43,7 +43,7 @@ from posewheel.decoding import (
     Box,
     InputSpec,
     crop_box,
-    crop_image,
+    crop_images,
     decode_outputs,
     normalize,
     pose_score,
@@ -402,9 +402,9 @@ def crops_of(image: Image.Image, spec: InputSpec, boxes: Sequence[Box]) -> tuple
 
 
 def _served_crops(image: Image.Image, spec: InputSpec, boxes: Sequence[Box]) -> tuple[list[np.ndarray], list[Box]]:
-    """Each person box's crop window (`_served_box`, `crop_box`) and its pixels (`crop_image`), not yet normalised."""
+    """Each person box's crop window (`_served_box`, `crop_box`) and its pixels (`crop_images`), not yet normalised."""
     windows = [crop_box(_served_box(box, image, spec), spec) for box in boxes]
-    return [crop_image(image, w, spec) for w in windows], windows
+    return list(crop_images(image, windows, spec)), windows
 
 
 def _served_box(box: Box, image: Image.Image, spec: InputSpec) -> Box:
