@@ -81,7 +81,7 @@ class ServingSettings(ProjectSettings):
     )
     detector_probe_turns: bool = Field(
         True,
-        description="with detector_turns, a picture in doubt (the detector's best box under 0.45, nobody read upright "
+        description="with detector_turns, a picture in doubt (the detector's best box under 0.5, nobody read upright "
         "and sure, or one against the turned reads) is looked at small turned each way, and turned upright where the "
         "detector is sure of more people (posewheel.detection.probed_turn); false: the turned reads' votes alone",
     )
