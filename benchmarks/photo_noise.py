@@ -25,13 +25,11 @@ over the six photographs) at their own size and enlarged to 4032 px, both ways.
 from __future__ import annotations
 
 import argparse
-import importlib
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +37,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
-from posewheel.decoding import Box, InputSpec
 from serving.engine import ServedModel, load_model
 from tests.support.benchmarks import artifacts_or_pretrained
+from tests.support.crops import crops
 from tests.support.figures import emit
 from tests.support.moving_people import group_photo_set, group_photos, people_counts, turned_set
 from training.evaluate_persons import predict_without_boxes
@@ -54,38 +52,6 @@ SETS: dict[str, Callable[..., tuple[Path, dict[int, tuple[str, np.ndarray]]]]] =
 }
 WAYS = ("served", "sampled")
 PHONE_WIDTH = 4032
-CROP_USERS = ("posewheel.decoding", "posewheel.detection", "serving.engine", "training.evaluate_persons")
-
-
-def sampled_crops(image: Image.Image, windows: Sequence[Box], spec: InputSpec) -> np.ndarray:
-    """The baseline cut (module docstring), what replaces `crop_images` in the `sampled` way: each window out of an
-    RGB image resized to the input size by Pillow's `transform` alone, (N, H, W, 3) uint8, parts outside black."""
-    out = np.empty((len(windows), spec.height, spec.width, 3), dtype=np.uint8)
-    for i, (x, y, w, h) in enumerate(windows):
-        crop = image.transform(
-            (spec.width, spec.height), Image.Transform.EXTENT, data=(x, y, x + w, y + h),
-            resample=Image.Resampling.BILINEAR,
-        )  # fmt: skip
-        out[i] = np.asarray(crop, dtype=np.uint8)
-    return out
-
-
-@contextmanager
-def crops(way: str) -> Iterator[None]:
-    """Crops cut `way` (`WAYS`) while inside: for `sampled`, `sampled_crops` in place of `crop_images` wherever the
-    served path imported it (and in `posewheel.decoding`, whose `crop_image` cuts through it)."""
-    if way == "served":
-        yield
-        return
-    modules = [importlib.import_module(name) for name in CROP_USERS]
-    kept = [module.crop_images for module in modules]
-    for module in modules:
-        module.crop_images = sampled_crops
-    try:
-        yield
-    finally:
-        for module, crop in zip(modules, kept, strict=True):
-            module.crop_images = crop
 
 
 def noisy(photos: dict[str, Image.Image], sigma: float, seed: int = 0) -> dict[str, Image.Image]:

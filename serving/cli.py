@@ -27,6 +27,31 @@ def register(app: typer.Typer) -> None:
     app.command()(predict)
 
 
+# A decoded picture's buffers: glibc serves large ones from a heap once one that size was freed (its mmap threshold
+# rises to the largest block freed) and a heap keeps what it held. With crops that read every pixel (session 54,
+# slower to prepare) eight concurrent 36-megapixel pictures grew the server by 796-826 MiB where its two decoding
+# threads hold two pictures at once (tests/test_reliability_hostile.py; 479 MiB with session 53's crops). A fixed
+# threshold, read by the allocator as the process starts (mallopt later did not help: 667-826 MiB), maps every
+# buffer of BIG_BUFFER bytes or more on its own and gives it back when freed: 370-379 MiB.
+MMAP_THRESHOLD_ENV = "MALLOC_MMAP_THRESHOLD_"
+BIG_BUFFER = 4 * 1024 * 1024
+
+
+def with_big_buffers_mapped() -> None:
+    """Start this command again with `MMAP_THRESHOLD_ENV` set (same process id, arguments and files) unless it is
+    set already, the C library is not glibc's (Linux only) or this is not the `posewheel` command itself (a test's
+    in-process call)."""
+    import platform
+    import sys
+
+    if os.environ.get(MMAP_THRESHOLD_ENV) or sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return
+    if Path(sys.argv[0]).name != "posewheel" or not Path(sys.argv[0]).is_file():
+        return
+    os.environ[MMAP_THRESHOLD_ENV] = str(BIG_BUFFER)
+    os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="interface to listen on [default: 127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port [default: 8000]")] = None,
@@ -47,6 +72,7 @@ def serve(
     Other settings come from POSEWHEEL_* variables (see serving/settings.py): API keys, batch
     size and wait, limits, review policy, reload poll interval, execution provider.
     """
+    with_big_buffers_mapped()
     import uvicorn
     from pydantic import ValidationError
 
