@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
 # slower to prepare) eight concurrent 36-megapixel pictures grew the server by 796-826 MiB where its two decoding
 # threads hold two pictures at once (tests/test_reliability_hostile.py; 479 MiB with session 53's crops). A fixed
 # threshold, read by the allocator as the process starts (mallopt later did not help: 667-826 MiB), maps every
-# buffer of BIG_BUFFER bytes or more on its own and gives it back when freed: 370-379 MiB.
+# buffer of BIG_BUFFER bytes or more on its own and gives it back when freed: 344-389 MiB over three runs.
 MMAP_THRESHOLD_ENV = "MALLOC_MMAP_THRESHOLD_"
 BIG_BUFFER = 4 * 1024 * 1024
 
