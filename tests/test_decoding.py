@@ -6,15 +6,9 @@ import numpy as np
 from PIL import Image
 
 from posewheel.decoding import InputSpec, crop_image, crop_images, shrink_block
+from tests.support.crops import sampled_crops
 
 SPEC = InputSpec(width=64, height=64)
-
-
-def transform_alone(image: Image.Image, window: tuple[float, float, float, float]) -> np.ndarray:
-    """The cut as served until session 53: Pillow's transform alone, 2 x 2 pixels read per input pixel."""
-    x, y, w, h = window
-    crop = image.transform((64, 64), Image.Transform.EXTENT, data=(x, y, x + w, y + h), resample=Image.BILINEAR)
-    return np.asarray(crop, dtype=np.float64)
 
 
 def test_a_large_windows_noise_is_averaged_away_not_sampled() -> None:
@@ -24,7 +18,8 @@ def test_a_large_windows_noise_is_averaged_away_not_sampled() -> None:
     image = Image.fromarray(rng.integers(0, 256, (600, 600, 3), dtype=np.uint8))
     window = (40.0, 40.0, 512.0, 512.0)
     assert shrink_block(window, SPEC) == 8
-    sampled, averaged = transform_alone(image, window).std(), crop_image(image, window, SPEC).astype(float).std()
+    sampled = sampled_crops(image, [window], SPEC)[0].astype(float).std()  # as cut until session 53
+    averaged = crop_image(image, window, SPEC).astype(float).std()
     assert sampled > 30 and averaged < 12, (sampled, averaged)
 
 
