@@ -33,14 +33,20 @@ def register(app: typer.Typer) -> None:
 # threads hold two pictures at once (tests/test_reliability_hostile.py; 479 MiB with session 53's crops). A fixed
 # threshold, read by the allocator as the process starts (mallopt later did not help: 667-826 MiB), maps every
 # buffer of BIG_BUFFER bytes or more on its own and gives it back when freed: 344-389 MiB over three runs.
+# Fixing the threshold also stops glibc raising the trim threshold with it (to twice the mmap threshold, up to
+# 64 MiB), so at its 128 KiB default every heap's free top went back to the kernel and was faulted in again by the
+# next request: c32 throughput 2.5-5.6% lower (session 55, /v1/predict on 256 px pictures, two interleaved runs).
+# KEEP_TOP, the most glibc's own rule would keep, gave that back (the eight bombs grew it by 362-386 MiB).
 MMAP_THRESHOLD_ENV = "MALLOC_MMAP_THRESHOLD_"
+TRIM_THRESHOLD_ENV = "MALLOC_TRIM_THRESHOLD_"
 BIG_BUFFER = 4 * 1024 * 1024
+KEEP_TOP = 64 * 1024 * 1024
 
 
 def with_big_buffers_mapped() -> None:
-    """Start this command again with `MMAP_THRESHOLD_ENV` set (same process id, arguments and files) unless it is
-    set already, the C library is not glibc's (Linux only) or this is not the `posewheel` command itself (a test's
-    in-process call)."""
+    """Start this command again (same process id, arguments and files) with `MMAP_THRESHOLD_ENV` set, and
+    `TRIM_THRESHOLD_ENV` unless it is set; not where the first is set already, the C library is not glibc's (Linux
+    only) or this is not the `posewheel` command itself (a test's in-process call)."""
     import platform
     import sys
 
@@ -49,6 +55,7 @@ def with_big_buffers_mapped() -> None:
     if Path(sys.argv[0]).name != "posewheel" or not Path(sys.argv[0]).is_file():
         return
     os.environ[MMAP_THRESHOLD_ENV] = str(BIG_BUFFER)
+    os.environ.setdefault(TRIM_THRESHOLD_ENV, str(KEEP_TOP))
     os.execv(sys.executable, [sys.executable, *sys.argv])
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import socket
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -20,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -162,6 +165,11 @@ def test_concurrent_pixel_bombs_under_the_limit_cost_no_more_memory_than_the_dec
     production = bright_spot_models(tmp_path / "models")
     env = {"POSEWHEEL_REVIEW_RANDOM_FRACTION": "0", "POSEWHEEL_PREPARE_THREADS": "2"}
     with ServerProcess(tmp_path / "server", production, env).start() as server:
+        if sys.platform == "linux" and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+            # the serve command started itself again with glibc's thresholds fixed (serving/cli.py)
+            environ = psutil.Process(server.pid).environ()
+            assert environ.get("MALLOC_MMAP_THRESHOLD_") == str(4 * MiB), environ.get("MALLOC_MMAP_THRESHOLD_")
+            assert environ.get("MALLOC_TRIM_THRESHOLD_") == os.environ.get("MALLOC_TRIM_THRESHOLD_", str(64 * MiB))
         one = _bomb_burst(server, bomb, 1)
         eight = _bomb_burst(server, bomb, 8)
         print(f"peak RSS growth: 1 bomb {one:.0f} MiB, 8 concurrent bombs {eight:.0f} MiB")
