@@ -82,8 +82,9 @@ class ServingSettings(ProjectSettings):
     detector_probe_turns: bool = Field(
         True,
         description="with detector_turns, a picture in doubt (the detector's best box under 0.5, nobody read upright "
-        "and sure, or one against the turned reads) is looked at small turned each way, and turned upright where the "
-        "detector is sure of more people (posewheel.detection.probed_turn); false: the turned reads' votes alone",
+        "and sure, or one against the turned reads or beside a second box) is looked at small turned each way, and "
+        "turned upright where the detector is sure of more people (posewheel.detection.probed_turn); false: the turned "
+        "reads' votes alone",
     )
     max_requests_in_flight: int = Field(
         256, ge=1, description="requests served at once per worker; more get 503 at once (health and metrics exempt)"

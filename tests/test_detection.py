@@ -392,9 +392,10 @@ def test_a_picture_is_turned_where_its_unsure_reads_outnumber_the_people_read_up
 
 def test_a_picture_in_doubt_is_turned_where_the_detector_is_sure_of_more_people_looked_at_small() -> None:
     """`probed_turn`: only a picture in doubt (a box, the best under `PROBE_DOUBT`, and nobody answered upright and
-    sure or one against a vote for a turn) is probed; it is turned where the probe is sure of at least
-    `PROBE_PERSONS`, more than the detector was sure of upright and more than were answered upright and sure; the
-    most, ties to the best score. A picture with no box at all is a picture of nobody: not probed."""
+    sure, or one against a vote for a turn or beside at least `PROBE_PERSONS` boxes) is probed; it is turned where
+    the probe is sure of at least `PROBE_PERSONS`, more than the detector was sure of upright and more than were
+    answered upright and sure; the most, ties to the best score. A picture with no box at all is a picture of nobody:
+    not probed."""
     calls = []
 
     def probe(sure: list[int], best: list[float]) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
@@ -417,11 +418,15 @@ def test_a_picture_in_doubt_is_turned_where_the_detector_is_sure_of_more_people_
     assert probed_turn(probe([0, 2, 0], [0.0, 0.5, 0.0]), weak, 0.3, a_vote, *one_sure) == 2  # one against a vote
     assert len(calls) == 6
     two_sure = (np.zeros(2, dtype=np.int64), np.stack([sure, sure]), np.arange(2))
-    assert probed_turn(probe([0, 4, 0], [0.0, 0.5, 0.0]), weak, 0.3, no_vote, *one_sure) == 0  # one, no vote
+    # one, no vote, beside a second box (sample1 turned a quarter, session 55): in doubt
+    assert probed_turn(probe([0, 4, 0], [0.0, 0.5, 0.0]), weak, 0.3, no_vote, *one_sure) == 2
+    assert len(calls) == 7
+    one_box = np.array([PROBE_DOUBT - 0.05])
+    assert probed_turn(probe([0, 4, 0], [0.0, 0.5, 0.0]), one_box, 0.3, no_vote, *one_sure) == 0  # one, no vote, a box
     assert probed_turn(probe([0, 4, 0], [0.0, 0.5, 0.0]), weak, 0.3, a_vote, *two_sure) == 0  # two sure
     assert probed_turn(probe([0, 4, 0], [0.0, 0.5, 0.0]), np.array([PROBE_DOUBT]), 0.3, no_vote, *nobody) == 0
     assert probed_turn(probe([0, 4, 0], [0.0, 0.5, 0.0]), np.zeros(0), 0.3, no_vote, *nobody) == 0  # no box at all
-    assert len(calls) == 6  # none of the last four is in doubt: not probed
+    assert len(calls) == 7  # none of the last four is in doubt: not probed
 
 
 def test_the_detector_looked_at_small_tells_which_way_up_a_group_photograph_is(pretrained_artifact: Path) -> None:
