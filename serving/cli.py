@@ -35,8 +35,8 @@ def register(app: typer.Typer) -> None:
 # buffer of BIG_BUFFER bytes or more on its own and gives it back when freed: 344-389 MiB over three runs.
 # Fixing the threshold also stops glibc raising the trim threshold with it (to twice the mmap threshold, up to
 # 64 MiB), so at its 128 KiB default every heap's free top went back to the kernel and was faulted in again by the
-# next request: c32 throughput 2.5-5.6% lower (session 55, /v1/predict on 256 px pictures, two interleaved runs).
-# KEEP_TOP, the most glibc's own rule would keep, gave that back (the eight bombs grew it by 362-386 MiB).
+# next request: c32 throughput 2.5-5.3% lower (session 55, /v1/predict on 256 px pictures, two interleaved runs).
+# KEEP_TOP, the most glibc's own rule would keep, gave that back (the eight bombs grew it by 351-386 MiB, four runs).
 MMAP_THRESHOLD_ENV = "MALLOC_MMAP_THRESHOLD_"
 TRIM_THRESHOLD_ENV = "MALLOC_TRIM_THRESHOLD_"
 BIG_BUFFER = 4 * 1024 * 1024
