@@ -20,6 +20,8 @@ Prints one JSON line per figure:
   offline_limit            engine without HTTP: decode, crop, batched ONNX inference, decoding (img/s)
   single_image_latency     the same pipeline for one image at a time (ms)
   load                     per target/format/concurrency: req/s, p50/p95/p99 ms, errors, CPU split
+  server_cpu_vs_engine     per target/format at concurrency 32: its CPU a request over the offline engine's a picture;
+                           what the server adds (HTTP, JSON, its allocator: session 55 caught a 1.20x that was 1.05x)
   goal                     each goal of the issue with its measured ratio and pass/fail
 """
 
@@ -459,6 +461,17 @@ def main() -> None:
 
 def goals(results: dict[int, dict[str, dict[str, Any]]], offline: Offline) -> None:
     top = max(CONCURRENCY)
+    engine_ms = 1000 * offline.cpu_s / max(offline.done, 1)
+    for row in results[top].values():
+        emit(
+            "server_cpu_vs_engine",
+            target=row["target"],
+            format=row["format"],
+            concurrency=top,
+            ratio=round(row["server_cpu_ms_per_request"] / engine_ms, 3),
+            server_cpu_ms_per_request=row["server_cpu_ms_per_request"],
+            engine_cpu_ms_per_image=round(engine_ms, 2),
+        )
     if any("posewheel-json" not in results[c] for c in CONCURRENCY):
         return
     ours = {c: results[c]["posewheel-json"] for c in CONCURRENCY}
