@@ -170,6 +170,10 @@ class Offline:
     def limit(self) -> float:
         return self.done / self.seconds
 
+    @property
+    def cpu_ms_per_image(self) -> float:
+        return 1000 * self.cpu_s / max(self.done, 1)
+
     def single_ms(self, q: float) -> float:
         return float(np.percentile(np.array(self.single_s) * 1000, q))
 
@@ -445,7 +449,7 @@ def main() -> None:
             unit="img/s",
             batch=args.batch,
             threads=args.threads,
-            cpu_ms_per_image=round(1000 * offline.cpu_s / offline.done, 2),
+            cpu_ms_per_image=round(offline.cpu_ms_per_image, 2),
         )
         emit(
             "single_image_latency",
@@ -461,7 +465,7 @@ def main() -> None:
 
 def goals(results: dict[int, dict[str, dict[str, Any]]], offline: Offline) -> None:
     top = max(CONCURRENCY)
-    engine_ms = 1000 * offline.cpu_s / max(offline.done, 1)
+    engine_ms = offline.cpu_ms_per_image
     for row in results[top].values():
         emit(
             "server_cpu_vs_engine",
