@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
@@ -36,51 +36,10 @@ from posewheel.detection import FindOptions
 from serving.engine import ServedModel, load_model
 from tests.support.benchmarks import artifacts_or_pretrained
 from tests.support.figures import emit
-from training.realphotos import CHECK_SET, SINGLE_PEOPLE
+from tests.support.phone_pictures import far_people, nobody
 
 BENCHMARK = "far_people"
-SIZE = (4032, 3024)
-HEIGHTS = (500, 700, 900, 1200)
-EMPTY_PHOTOS = ("nobody_cat", "nobody_coffee", "nobody_rocket")
 WAYS = {"session51": FindOptions(closer_look=False), "served": FindOptions()}
-
-
-def backgrounds() -> dict[str, Image.Image]:
-    """Grey, the mosaic of the people-free photographs (each also mirrored), and the mosaic blurred."""
-    photos = []
-    for name in EMPTY_PHOTOS:
-        with Image.open(CHECK_SET / f"{name}_512.png") as raw:
-            photo = raw.convert("RGB")
-        photos += [photo, ImageOps.mirror(photo)]
-    mosaic = Image.new("RGB", SIZE)
-    for i, (x, y) in enumerate((x, y) for y in range(0, SIZE[1], 512) for x in range(0, SIZE[0], 512)):
-        mosaic.paste(photos[i % len(photos)], (x, y))
-    grey = Image.new("RGB", SIZE, (128, 128, 128))
-    return {"grey": grey, "blurred": mosaic.filter(ImageFilter.GaussianBlur(8)), "mosaic": mosaic}
-
-
-def far_people() -> list[tuple[str, Image.Image, tuple[float, float, float]]]:
-    """The 36 pictures: (name, picture, (centre x, centre y, side) of the pasted photograph)."""
-    out = []
-    for back_name, back in backgrounds().items():
-        for height in HEIGHTS:
-            for person in SINGLE_PEOPLE:
-                with Image.open(CHECK_SET / f"{person}_512.png") as raw:
-                    photo = raw.convert("RGB").resize((height, height), Image.Resampling.BILINEAR)
-                x, y = 2200, SIZE[1] - height - 100
-                picture = back.copy()
-                picture.paste(photo, (x, y))
-                out.append((f"{person}@{back_name}:{height}", picture, (x + height / 2, y + height / 2, height)))
-    return out
-
-
-def nobody() -> list[tuple[str, Image.Image]]:
-    """The six large pictures of nobody."""
-    out = list(backgrounds().items())
-    for name in EMPTY_PHOTOS:
-        with Image.open(CHECK_SET / f"{name}_512.png") as raw:
-            out.append((f"{name}_3000", raw.convert("RGB").resize((3000, 3000), Image.Resampling.BICUBIC)))
-    return out
 
 
 def answer(model: ServedModel, image: Image.Image, how: FindOptions) -> tuple[np.ndarray, list[int]]:

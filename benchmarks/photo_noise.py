@@ -42,6 +42,7 @@ from tests.support.benchmarks import artifacts_or_pretrained
 from tests.support.crops import crops
 from tests.support.figures import emit
 from tests.support.moving_people import group_photo_set, group_photos, people_counts, turned_set
+from tests.support.phone_pictures import noisy
 from training.evaluate_persons import predict_without_boxes
 
 BENCHMARK = "photo_noise"
@@ -52,19 +53,6 @@ SETS: dict[str, Callable[..., tuple[Path, dict[int, tuple[str, np.ndarray]]]]] =
 }
 WAYS = ("served", "sampled")
 PHONE_WIDTH = 4032
-
-
-def noisy(photos: dict[str, Image.Image], sigma: float, seed: int = 0) -> dict[str, Image.Image]:
-    """Each photograph with Gaussian noise of `sigma` grey levels added (seeded by its name and `seed`), clipped to
-    0-255."""
-    if not sigma:
-        return photos
-    out = {}
-    for name, photo in photos.items():
-        rng = np.random.default_rng(sum(map(ord, name)) + 1000 * seed)
-        pixels = np.asarray(photo, dtype=np.float32) + rng.normal(0.0, sigma, (photo.height, photo.width, 3))
-        out[name] = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
-    return out
 
 
 def found(artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]]) -> dict[str, int]:

@@ -1,0 +1,65 @@
+"""Pictures made of the real photographs the tests and benchmarks share: one person far away on a phone-sized picture
+(`far_people`, benchmarks/far_people.py), large pictures of nobody (`nobody`), and a photograph's noise (`noisy`,
+benchmarks/photo_noise.py); benchmarks/phone_jpeg.py reads them all as a phone's JPEGs."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps
+
+from training.realphotos import CHECK_SET, SINGLE_PEOPLE
+
+SIZE = (4032, 3024)
+HEIGHTS = (500, 700, 900, 1200)
+EMPTY_PHOTOS = ("nobody_cat", "nobody_coffee", "nobody_rocket")
+
+
+def backgrounds() -> dict[str, Image.Image]:
+    """Grey, the mosaic of the people-free photographs (each also mirrored), and the mosaic blurred."""
+    photos = []
+    for name in EMPTY_PHOTOS:
+        with Image.open(CHECK_SET / f"{name}_512.png") as raw:
+            photo = raw.convert("RGB")
+        photos += [photo, ImageOps.mirror(photo)]
+    mosaic = Image.new("RGB", SIZE)
+    for i, (x, y) in enumerate((x, y) for y in range(0, SIZE[1], 512) for x in range(0, SIZE[0], 512)):
+        mosaic.paste(photos[i % len(photos)], (x, y))
+    grey = Image.new("RGB", SIZE, (128, 128, 128))
+    return {"grey": grey, "blurred": mosaic.filter(ImageFilter.GaussianBlur(8)), "mosaic": mosaic}
+
+
+def far_people() -> list[tuple[str, Image.Image, tuple[float, float, float]]]:
+    """The 36 pictures: (name, picture, (centre x, centre y, side) of the pasted photograph)."""
+    out = []
+    for back_name, back in backgrounds().items():
+        for height in HEIGHTS:
+            for person in SINGLE_PEOPLE:
+                with Image.open(CHECK_SET / f"{person}_512.png") as raw:
+                    photo = raw.convert("RGB").resize((height, height), Image.Resampling.BILINEAR)
+                x, y = 2200, SIZE[1] - height - 100
+                picture = back.copy()
+                picture.paste(photo, (x, y))
+                out.append((f"{person}@{back_name}:{height}", picture, (x + height / 2, y + height / 2, height)))
+    return out
+
+
+def nobody() -> list[tuple[str, Image.Image]]:
+    """The six large pictures of nobody."""
+    out = list(backgrounds().items())
+    for name in EMPTY_PHOTOS:
+        with Image.open(CHECK_SET / f"{name}_512.png") as raw:
+            out.append((f"{name}_3000", raw.convert("RGB").resize((3000, 3000), Image.Resampling.BICUBIC)))
+    return out
+
+
+def noisy(photos: dict[str, Image.Image], sigma: float, seed: int = 0) -> dict[str, Image.Image]:
+    """Each photograph with Gaussian noise of `sigma` grey levels added (seeded by its name and `seed`), clipped to
+    0-255."""
+    if not sigma:
+        return photos
+    out = {}
+    for name, photo in photos.items():
+        rng = np.random.default_rng(sum(map(ord, name)) + 1000 * seed)
+        pixels = np.asarray(photo, dtype=np.float32) + rng.normal(0.0, sigma, (photo.height, photo.width, 3))
+        out[name] = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
+    return out
