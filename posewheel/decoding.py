@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from posewheel.picture import Picture, Pixels
+
 Box = tuple[float, float, float, float]  # x, y, w, h in pixels
 # `crop_images` shrinks a window this many times the input's size or more by whole blocks first (since session 54).
 REDUCE_FROM = 2
@@ -66,12 +68,12 @@ def whole_image_box(width: float, height: float, spec: InputSpec) -> Box:
     return ((width - w) / 2.0, (height - h) / 2.0, w, h)
 
 
-def crop_image(image: Image.Image, window: Box, spec: InputSpec) -> np.ndarray:
+def crop_image(image: Pixels, window: Box, spec: InputSpec) -> np.ndarray:
     """Cut `window` out of an RGB image and resize it to the input size; (H, W, 3) uint8 (`crop_images`)."""
     return crop_images(image, [window], spec)[0]
 
 
-def crop_images(image: Image.Image, windows: Sequence[Box], spec: InputSpec) -> np.ndarray:
+def crop_images(image: Pixels, windows: Sequence[Box], spec: InputSpec) -> np.ndarray:
     """Cut each window out of an RGB image and resize it to the input size; (N, H, W, 3) uint8.
 
     Parts of a window outside the image are black. A window at least `REDUCE_FROM` times the input's size is cut
@@ -82,7 +84,26 @@ def crop_images(image: Image.Image, windows: Sequence[Box], spec: InputSpec) -> 
     a turned picture's people, benchmarks/photo_noise.py). The blocks lie on one grid from the picture's corner, so
     a window's pixels are the same cut alone or among others; where the windows of one block cover more than the
     picture, it is shrunk once.
+    A `Picture` held small gives each window that holds the input at least `factor` times from its small picture,
+    whose pixels are the picture's blocks already (the window and its block `factor` times smaller), and the others
+    from the picture decoded whole (`Picture.whole`).
     """
+    if not isinstance(image, Picture):
+        return _cut(image, windows, spec)
+    out = np.empty((len(windows), spec.height, spec.width, 3), dtype=np.uint8)
+    k = image.factor
+    small = [min(w / spec.width, h / spec.height) >= k for _, _, w, h in windows]
+    rows = np.array(small, dtype=bool)
+    if rows.any():
+        shrunk = [(x / k, y / k, w / k, h / k) for (x, y, w, h), s in zip(windows, small, strict=True) if s]
+        out[rows] = _cut(image.small, shrunk, spec)
+    if not rows.all():
+        out[~rows] = _cut(image.whole(), [w for w, s in zip(windows, small, strict=True) if not s], spec)
+    return out
+
+
+def _cut(image: Image.Image, windows: Sequence[Box], spec: InputSpec) -> np.ndarray:
+    """`crop_images` from a Pillow image: (N, H, W, 3) uint8."""
     out = np.empty((len(windows), spec.height, spec.width, 3), dtype=np.uint8)
     blocks = [shrink_block(window, spec) for window in windows]
     covered: dict[int, float] = {}

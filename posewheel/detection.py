@@ -52,7 +52,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, overload
 
 import numpy as np
 from PIL import Image
@@ -70,6 +70,7 @@ from posewheel.decoding import (
     pose_score,
     whole_image_box,
 )
+from posewheel.picture import Pixels
 from posewheel.schema import OKS_SIGMAS
 
 # Two poses of one image this similar are one person seen through two boxes (benchmarks/duplicate_persons.py,
@@ -238,7 +239,7 @@ def detector_spec(input_size: int, mean: tuple[float, float, float], std: tuple[
     return InputSpec(width=input_size, height=input_size, mean=mean, std=std, padding=1.0, whole_image_padding=1.0)
 
 
-def detector_input(image: Image.Image, spec: InputSpec) -> tuple[np.ndarray, Box]:
+def detector_input(image: Pixels, spec: InputSpec) -> tuple[np.ndarray, Box]:
     """The network input (1, 3, S, S) float32 for the whole image, and its window in image pixels."""
     window = crop_box(whole_image_box(image.width, image.height, spec), spec)
     return normalize(crop_image(image, window, spec)[None], spec), window
@@ -279,7 +280,7 @@ def clip_box(box: np.ndarray, width: int, height: int) -> Box:
 
 
 def detect_persons(
-    image: Image.Image,
+    image: Pixels,
     spec: InputSpec,
     run: Run,
     score_threshold: float,
@@ -309,7 +310,7 @@ def detect_persons(
 
 
 def persons_to_read(
-    image: Image.Image,
+    image: Pixels,
     spec: InputSpec,
     run: Run,
     threshold: float,
@@ -339,7 +340,7 @@ def persons_to_read(
 
 
 def whole_look(
-    image: Image.Image, spec: InputSpec, run: Run, score_threshold: float, max_persons: int, kind: DetectorKind
+    image: Pixels, spec: InputSpec, run: Run, score_threshold: float, max_persons: int, kind: DetectorKind
 ) -> tuple[np.ndarray, np.ndarray]:
     """The persons the detector finds in the whole picture fitted into `spec`'s input: boxes (P, 4) image pixels
     (not clipped) and scores (P,), best first."""
@@ -360,7 +361,7 @@ def looks_closer(width: int, height: int, spec: InputSpec, kind: DetectorKind) -
 
 
 def closer_look(
-    image: Image.Image, spec: InputSpec, run: Run, score_threshold: float, max_persons: int, kind: DetectorKind
+    image: Pixels, spec: InputSpec, run: Run, score_threshold: float, max_persons: int, kind: DetectorKind
 ) -> tuple[np.ndarray, np.ndarray]:
     """`whole_look` at `CLOSER_SIDE` input pixels instead of `spec`'s."""
     closer = replace(spec, width=CLOSER_SIDE, height=CLOSER_SIDE)
@@ -390,7 +391,7 @@ def tile_windows(width: int, height: int, side: float, overlap: float = TILE_OVE
 
 
 def with_tiles(
-    image: Image.Image,
+    image: Pixels,
     spec: InputSpec,
     run: Run,
     boxes: np.ndarray,
@@ -738,7 +739,7 @@ PROBE_PERSONS = 2
 
 
 def sure_when_turned(
-    image: Image.Image, spec: InputSpec, run: Run, threshold: float, max_persons: int, kind: DetectorKind
+    image: Pixels, spec: InputSpec, run: Run, threshold: float, max_persons: int, kind: DetectorKind
 ) -> tuple[np.ndarray, np.ndarray]:
     """How many persons the detector is sure of (scored at `threshold`, at most `max_persons`) in an RGB image turned
     1, 2 and 3 quarter turns counter-clockwise (3,), and its best score there (3,): the image shrunk to fit `spec` (a
@@ -803,7 +804,11 @@ def picture_quarters(
 PICTURE_TURNS = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}
 
 
-def turned_picture(image: Image.Image, quarters: int) -> Image.Image:
+@overload
+def turned_picture(image: Image.Image, quarters: int) -> Image.Image: ...
+@overload
+def turned_picture(image: Pixels, quarters: int) -> Pixels: ...
+def turned_picture(image: Pixels, quarters: int) -> Pixels:
     """The picture turned `quarters` (0-3) quarter turns counter-clockwise, exactly (no resampling), as `turned` turns
     a crop; a copy."""
     return image.transpose(PICTURE_TURNS[quarters]) if quarters else image.copy()

@@ -36,6 +36,7 @@ from PIL import Image
 from posewheel import atomic
 from posewheel.decoding import Box
 from posewheel.imagestore import ImageStore
+from posewheel.picture import Pixels
 from posewheel.review import Outbox
 from posewheel.tracks import PoseTracker
 from serving.engine import Answer, Prepared, ServedModel
@@ -327,13 +328,17 @@ class BatchPredictor:
     def _prepare(self, item: _Item) -> _Ready:
         """As PoseService.prepare_request: decode (file) or convert (frame), find the people, crop them."""
         data: bytes | None = None
+        keep_image = self.options.render_dir is not None or (self.options.review and item.frame is not None)
+        image: Pixels
         if item.frame is None:
             data = as_decodable(item.source.path.read_bytes(), self.settings.max_pixels)  # HEIC: its upright JPEG
-            image = decode_image(data, self.settings.max_pixels).image
+            decoded = decode_image(data, self.settings.max_pixels, small=not keep_image)
+            image, kept = decoded.pixels, decoded.image if keep_image else None
         else:
-            image = upright_frame(item.frame)
-            if image.width * image.height > self.settings.max_pixels:
-                raise InputError(f"the frame is {image.width}x{image.height}; the limit is {self.settings.max_pixels}")
+            frame = upright_frame(item.frame)
+            if frame.width * frame.height > self.settings.max_pixels:
+                raise InputError(f"the frame is {frame.width}x{frame.height}; the limit is {self.settings.max_pixels}")
+            image, kept = frame, frame if keep_image else None
         box_scores: list[float] | None = None
         unsure = 0
         if self.model.detector is not None:
@@ -344,7 +349,6 @@ class BatchPredictor:
         else:
             boxes = parse_boxes(None, image.width, image.height, self.settings.max_boxes)
             prepared = self.model.read_boxes(image, boxes)
-        keep_image = self.options.render_dir is not None or (self.options.review and item.frame is not None)
         return _Ready(
             item,
             prepared,
@@ -353,7 +357,7 @@ class BatchPredictor:
             unsure,
             image.width,
             image.height,
-            image if keep_image else None,
+            kept,
             data if self.options.review else None,
         )
 

@@ -47,6 +47,7 @@ from posewheel.detection import (
     sure_when_turned,
     turned_picture,
 )
+from posewheel.picture import Pixels
 from posewheel.schema import NUM_KEYPOINTS
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ class PersonDetector:
 
     def find(
         self,
-        image: Image.Image,
+        image: Pixels,
         score_threshold: float | None = None,
         max_persons: int | None = None,
         options: FindOptions = ALL_ON,
@@ -164,7 +165,7 @@ class PersonDetector:
 
     def detect(
         self,
-        image: Image.Image,
+        image: Pixels,
         score_threshold: float | None = None,
         max_persons: int | None = None,
         options: FindOptions = ALL_ON,
@@ -176,7 +177,7 @@ class PersonDetector:
         return [b for b, s in zip(found.box_list, sure, strict=True) if s], found.scores[sure], found.unsure
 
     def sure_when_turned(
-        self, image: Image.Image, threshold: float, max_persons: int | None = None
+        self, image: Pixels, threshold: float, max_persons: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """How many persons the detector is sure of in `image` turned 1, 2, 3 quarters, looked at small, and its best
         score there, (3,) each (`posewheel.detection.sure_when_turned`)."""
@@ -216,7 +217,7 @@ class ServedModel:
         return decode_outputs(self.infer(inputs), windows, self.spec, self.card.output.kind)
 
     def find_people(
-        self, image: Image.Image, score_threshold: float | None = None, max_persons: int | None = None
+        self, image: Pixels, score_threshold: float | None = None, max_persons: int | None = None
     ) -> Prepared:
         """The persons the detector finds in `image` (`PersonDetector.find`), cropped for the pose network
         (`prepare`); where its `FindOptions.read_alone`, one whose crop holds another person's box is blanked
@@ -234,12 +235,12 @@ class ServedModel:
         )
 
     def find_turned(
-        self, image: Image.Image, score_threshold: float | None, max_persons: int | None, quarters: int
+        self, image: Pixels, score_threshold: float | None, max_persons: int | None, quarters: int
     ) -> Prepared:
         """`find_people` in `image` turned `quarters` quarter turns counter-clockwise (`turned_picture`)."""
         return self.find_people(turned_picture(image, quarters), score_threshold, max_persons)
 
-    def read_boxes(self, image: Image.Image, boxes: Sequence[Box], extra: Any = None) -> Prepared:
+    def read_boxes(self, image: Pixels, boxes: Sequence[Box], extra: Any = None) -> Prepared:
         """The person boxes a caller gives, cropped for the pose network (`prepare`), read as `find_people` reads
         the detector's: where `FindOptions.read_alone`, one whose crop holds another person's box is blanked
         outside its own (`posewheel.detection.read_alone`), so a box in a group gets its own person's pose and
@@ -438,7 +439,7 @@ def smoke_test(model: ServedModel) -> None:
                 raise ModelLoadError(f"{model.folder}: smoke test: output {name!r} holds NaN or infinity")
 
 
-def prepare(image: Image.Image, boxes: Sequence[Box], spec: InputSpec) -> tuple[np.ndarray, list[Box]]:
+def prepare(image: Pixels, boxes: Sequence[Box], spec: InputSpec) -> tuple[np.ndarray, list[Box]]:
     """Crop each person box out of an RGB image: network input (N, 3, H, W) float32 and N crop windows."""
     full = (0.0, 0.0, float(image.width), float(image.height))
     boxes = [whole_image_box(image.width, image.height, spec) if box == full else box for box in boxes]

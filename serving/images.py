@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from posewheel.decoding import Box
-from posewheel.imagestore import upright
+from posewheel.imagestore import upright, upright_size
+from posewheel.picture import Picture, Pixels
 
 # Decoded images live in Pillow blocks; at its default 16 MiB they come from glibc's per-thread malloc
 # arenas, which keep freed memory, so RSS grew with every thread that ever decoded a large image.
@@ -38,6 +39,10 @@ FORMATS_TEXT = "JPEG, PNG, WebP or HEIC"  # what a refusal asks for (HEIC: servi
 # fewer of its pixels fit. Unknown modes are charged like the dearest.
 _PEAK_BYTES = {"RGB": 8, "YCbCr": 8, "CMYK": 8, "L": 5, "1": 5, "P": 9, "RGBA": 13, "LA": 13, "PA": 13}
 _PEAK_BYTES_OTHER = 16
+# A JPEG at least this many pixels on its long side (a phone camera's: 4032 at 12 MP) may be decoded at half its size
+# (`decode_image(small=True)`, `posewheel.picture`): there the detector's looks (512 and 768 px), its tiles from 2560 px
+# and every person at least twice the network's input read the half picture.
+HALVE_FROM = 2048
 # The longest `boxes` text parsed: a box is at most 4 numbers of ~24 characters; past this, refuse unread.
 _BOX_TEXT_BYTES = 128
 
@@ -52,25 +57,34 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """An upright RGB image and what it was before: `format` as Pillow names it, `mode` before conversion."""
+    """An upright RGB picture to read (`pixels`: a Pillow image, or a `Picture` held at half its size) and what it
+    was before: `format` as Pillow names it, `mode` before conversion."""
 
-    image: Image.Image
+    pixels: Pixels
     format: str
     mode: str
 
     @property
     def width(self) -> int:
-        return self.image.width
+        return self.pixels.width
 
     @property
     def height(self) -> int:
-        return self.image.height
+        return self.pixels.height
+
+    @property
+    def image(self) -> Image.Image:
+        """The picture at its own size (decoded whole now where it is held small)."""
+        return self.pixels.whole() if isinstance(self.pixels, Picture) else self.pixels
 
 
-def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
+def decode_image(data: bytes, max_pixels: int, small: bool = False) -> DecodedImage:
     """Decode JPEG/PNG/WebP bytes to an upright RGB image; raise InputError (4xx) for anything else.
 
-    max_pixels: the largest accepted width * height, checked from the header before decoding.
+    max_pixels: the largest accepted width * height, checked from the header before decoding. `small`: a JPEG at
+    least `HALVE_FROM` pixels on its long side is decoded at half its size by the JPEG decoder's DCT scaling (about
+    0.4x the time at 12 MP) and held as a `Picture`, decoded whole only when a window needs it; its coordinates
+    stay the picture's own.
     """
     if not data:
         raise InputError("the image is empty (0 bytes)")
@@ -99,14 +113,45 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
             f"costs {peak} bytes a pixel, so its limit is {allowed} pixels",
             413,
         )
+    # held at half while decoded whole too (a quarter of 4 bytes a pixel more), where that fits the same budget
+    halve = (
+        small
+        and image.format in ("JPEG", "MPO")
+        and max(width, height) >= HALVE_FROM
+        and width * height * (peak + 1) <= max_pixels * _PEAK_BYTES["RGB"]
+    )
+    size = upright_size(image)
     try:
-        image.load()
-        rgb = _to_rgb(upright(image))
+        halved = halve and _draft_half(image)
+        rgb = _decoded_rgb(image)
     # Truncated or corrupt data, broken metadata, a mode with no RGB conversion: Pillow raises
     # OSError, ValueError, SyntaxError, but also struct.error, TypeError, IndexError, ...
     except Exception as exc:
         raise InputError(f"the {image.format} image could not be decoded: {type(exc).__name__}: {exc}") from exc
-    return DecodedImage(image=rgb, format=image.format, mode=image.mode)
+    if not halved:
+        return DecodedImage(pixels=rgb, format=image.format, mode=image.mode)
+    return DecodedImage(Picture(rgb, 2, size, lambda: _decoded_whole(data)), format=image.format, mode=image.mode)
+
+
+def _draft_half(image: Image.Image) -> bool:
+    """Ask the JPEG decoder for the picture at half its size (DCT scaling); whether it will give that."""
+    width, height = image.size
+    image.draft(None, (width // 2, height // 2))
+    return image.size == ((width + 1) // 2, (height + 1) // 2)
+
+
+def _decoded_rgb(image: Image.Image) -> Image.Image:
+    """An opened image's pixels, upright and RGB."""
+    image.load()
+    return _to_rgb(upright(image))
+
+
+def _decoded_whole(data: bytes) -> Image.Image:
+    """A JPEG `decode_image` held at half its size, decoded whole (upright, RGB): the same checks passed then."""
+    try:
+        return _decoded_rgb(Image.open(io.BytesIO(data)))
+    except Exception as exc:
+        raise InputError(f"the JPEG image could not be decoded whole: {type(exc).__name__}: {exc}") from exc
 
 
 def _peak_bytes(image: Image.Image) -> int:

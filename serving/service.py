@@ -196,15 +196,15 @@ class PoseService:
         thread; or, without boxes and with a detector, find the people and crop on the inference lane
         (`Prepared.finish`) when the image is at most DEFER_MAX_PIXELS, here otherwise. Only `keep_image`
         keeps the decoded image past its crops."""
-        decoded = decode_image(data, self.settings.max_pixels)
+        decoded = decode_image(data, self.settings.max_pixels, small=not keep_image)
         size = (decoded.width, decoded.height)
         image = decoded.image if keep_image else None
         if model.detector is None or raw_boxes not in (None, "", []):
             boxes = parse_boxes(raw_boxes, decoded.width, decoded.height, self.settings.max_boxes)
-            return model.read_boxes(decoded.image, boxes, (image, size, boxes, None, 0))
+            return model.read_boxes(decoded.pixels, boxes, (image, size, boxes, None, 0))
 
         def find_people() -> Prepared:
-            people = model.find_people(decoded.image, score_threshold, max_persons)
+            people = model.find_people(decoded.pixels, score_threshold, max_persons)
             found = people.detected
             assert found is not None
             return replace(people, extra=(image, size, found.box_list, found.scores.tolist(), found.unsure))

@@ -1,11 +1,14 @@
-"""How a window is cut out of a picture for a network (`posewheel.decoding.crop_images`): every pixel counted."""
+"""How a window is cut out of a picture for a network (`posewheel.decoding.crop_images`): every pixel counted, from a
+picture held at half its size (`posewheel.picture.Picture`) where that holds them."""
 
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+import pytest
+from PIL import Image, ImageFilter
 
 from posewheel.decoding import InputSpec, crop_image, crop_images, shrink_block
+from posewheel.picture import Picture
 from tests.support.crops import sampled_crops
 
 SPEC = InputSpec(width=64, height=64)
@@ -52,3 +55,59 @@ def test_a_window_is_cut_the_same_alone_or_among_others_and_black_outside_the_pi
     assert not together[0, :5, :10].any() and together[0, 20:, 20:].all(axis=-1).mean() > 0.99
     assert not together[2, 52:, :].any()  # below the picture: 700 of the window's 900 rows are inside
     assert crop_images(image, [], SPEC).shape == (0, 64, 64, 3)
+
+
+def held_at_half(whole: Image.Image) -> tuple[Picture, list[int]]:
+    """`whole` as a Picture held at half its size (each pixel the mean of a 2 x 2 block, as a JPEG decoder's DCT
+    scaling nearly gives it) and the count of its whole decodes."""
+    decodes: list[int] = []
+
+    def decode() -> Image.Image:
+        decodes.append(1)
+        return whole
+
+    return Picture(whole.reduce(2), 2, whole.size, decode), decodes
+
+
+def test_a_picture_held_at_half_cuts_large_windows_from_it_and_decodes_whole_only_for_small_ones() -> None:
+    """A window at least twice the input is cut from the half picture as from the whole (within the rounding of
+    shrinking in two steps), without decoding it whole; one under twice the input decodes it once and is cut from
+    it exactly; coordinates are the whole picture's."""
+    rng = np.random.default_rng(2)
+    whole = Image.fromarray(rng.integers(0, 256, (900, 1200, 3), dtype=np.uint8)).filter(ImageFilter.BoxBlur(3))
+    picture, decodes = held_at_half(whole)
+    assert (picture.width, picture.height) == (1200, 900)
+    large = [(100.0, 60.0, 300.0, 300.0), (-40.0, 20.0, 1100.0, 800.0), (703.3, 411.7, 150.0, 133.0)]
+    cut = crop_images(picture, large, SPEC)
+    assert not decodes and not picture.whole_decoded
+    assert np.abs(cut.astype(int) - crop_images(whole, large, SPEC).astype(int)).max() <= 2
+    small = [(500.0, 300.0, 100.0, 100.0), (10.5, 20.5, 127.0, 127.0)]
+    both = crop_images(picture, [*small, large[0]], SPEC)
+    assert decodes == [1] and picture.whole_decoded
+    assert np.array_equal(both[:2], crop_images(whole, small, SPEC))
+    assert np.array_equal(both[2], cut[0])  # the large one still from the half picture
+    crop_images(picture, small, SPEC)
+    assert decodes == [1]  # decoded whole once
+
+
+def test_a_picture_held_at_half_turns_and_resizes_as_the_whole_one() -> None:
+    """A quarter turn swaps the sides and cuts as the whole picture turned; a resize that fits the half picture is
+    made from it; a whole decode of another size is refused, not cut from."""
+    rng = np.random.default_rng(3)
+    whole = Image.fromarray(rng.integers(0, 256, (600, 1000, 3), dtype=np.uint8)).filter(ImageFilter.BoxBlur(2))
+    picture, decodes = held_at_half(whole)
+    turned = picture.transpose(Image.Transpose.ROTATE_90)
+    assert turned.size == (600, 1000)
+    windows = [(50.0, 100.0, 400.0, 400.0), (300.0, 700.0, 90.0, 90.0)]
+    expected = crop_images(whole.transpose(Image.Transpose.ROTATE_90), windows, SPEC).astype(int)
+    got = crop_images(turned, windows, SPEC).astype(int)
+    assert np.abs(got[0] - expected[0]).max() <= 2 and np.array_equal(got[1], expected[1])
+    assert decodes == [1]
+    resized = picture.resize((100, 60), Image.Resampling.BILINEAR)
+    assert (
+        np.abs(np.asarray(resized, int) - np.asarray(whole.resize((100, 60), Image.Resampling.BILINEAR), int)).max()
+        <= 2
+    )
+    wrong = Picture(whole.reduce(2), 2, (1000, 601), lambda: whole)
+    with pytest.raises(ValueError, match="decoded whole is 1000x600"):
+        crop_images(wrong, [(0.0, 0.0, 64.0, 64.0)], SPEC)

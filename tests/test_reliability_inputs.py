@@ -12,10 +12,12 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
-from posewheel.imagestore import upright_bytes, upright_size
+from posewheel.imagestore import upright, upright_bytes, upright_size
+from posewheel.picture import Picture
 from serving.images import DecodedImage, InputError, decode_image, load_boxes_json
 from tests.support.hostile_images import generated_image
 from tests.support.server_process import ServerProcess, bright_spot_models
@@ -56,6 +58,53 @@ def test_phone_mpo_palette_alpha_and_rotated_images_are_answered() -> None:
         buffer = io.BytesIO()
         base.convert(mode).save(buffer, "PNG")
         assert decode_image(buffer.getvalue(), 1_000_000).image.mode == "RGB", mode
+
+
+def phone_jpeg(orientation: int, mode: str = "RGB", size: tuple[int, int] = (2400, 1800)) -> tuple[bytes, Image.Image]:
+    """A JPEG of a phone's size with an EXIF orientation, and the picture it shows once upright (RGB)."""
+    ys, xs = np.mgrid[0 : size[1], 0 : size[0]]
+    pixels = np.stack([xs * 255 // size[0], ys * 255 // size[1], (xs // 150 + ys // 150) % 2 * 255], axis=-1)
+    stored = Image.fromarray(pixels.astype(np.uint8)).convert(mode)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    stored.save(buffer, "JPEG", quality=95, exif=exif.tobytes())
+    with Image.open(io.BytesIO(buffer.getvalue())) as raw:
+        shown = upright(raw.convert("RGB"), orientation)
+    return buffer.getvalue(), shown
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_phones_jpeg_is_held_at_half_its_size_in_its_upright_frame_whatever_its_orientation(orientation: int) -> None:
+    """A JPEG of a phone's size decoded `small`: a Picture of the upright picture's size, whose half picture shows
+    what the whole decode shows (each pixel the block's mean, within the DCT scaling's rounding) and whose whole
+    decode is the picture decoded as before; a PNG, a small JPEG or a JPEG near the pixel limit is decoded whole."""
+    data, shown = phone_jpeg(orientation)
+    decoded = decode_image(data, 10_000_000, small=True)
+    assert isinstance(decoded.pixels, Picture) and decoded.pixels.factor == 2
+    assert (decoded.width, decoded.height) == shown.size
+    assert decoded.pixels.small.size == (shown.width // 2, shown.height // 2)
+    mean_error = np.abs(np.asarray(decoded.pixels.small, int) - np.asarray(shown.reduce(2), int)).mean()
+    assert mean_error < 3, mean_error  # a turn or mirror missed would be off by tens of grey levels
+    assert np.array_equal(np.asarray(decoded.image), np.asarray(decode_image(data, 10_000_000).image))
+
+
+def test_only_a_large_jpeg_with_room_in_the_pixel_budget_is_held_at_half() -> None:
+    data, _ = phone_jpeg(1)
+    assert isinstance(decode_image(data, 10_000_000, small=True).pixels, Picture)
+    assert isinstance(decode_image(data, 10_000_000, small=False).pixels, Image.Image)  # asked whole: /v1/render
+    assert isinstance(decode_image(data, 2400 * 1800, small=True).pixels, Image.Image)  # whole and half: over budget
+    grey, _ = phone_jpeg(1, "L")
+    assert isinstance(decode_image(grey, 10_000_000, small=True).pixels, Picture)
+    assert decode_image(grey, 10_000_000, small=True).pixels.small.mode == "RGB"  # type: ignore[union-attr]
+    little, _ = phone_jpeg(1, size=(1600, 1200))  # under HALVE_FROM: little to gain
+    assert isinstance(decode_image(little, 10_000_000, small=True).pixels, Image.Image)
+    png = io.BytesIO()
+    Image.new("RGB", (2400, 1800)).save(png, "PNG")
+    assert isinstance(decode_image(png.getvalue(), 10_000_000, small=True).pixels, Image.Image)
+    with pytest.raises(InputError, match="could not be decoded") as refused:
+        decode_image(data[: len(data) // 2], 10_000_000, small=True)  # a truncated upload
+    assert refused.value.status == 400
 
 
 @pytest.mark.parametrize(

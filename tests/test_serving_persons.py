@@ -335,6 +335,40 @@ def test_a_group_photograph_stored_sideways_is_answered_person_by_person(
             assert len(set(found(upright.url, data, noses)) - {None}) <= 1
 
 
+def test_a_phones_jpeg_is_answered_from_half_its_pixels_where_all_of_them_put_its_people(
+    server: RunningServer, pretrained_models: Path
+) -> None:
+    """A group photograph at a phone's size (4032 px wide, JPEG, stored sideways with EXIF orientation 6 as a phone
+    stores a portrait) is decoded at half its size (`serving.images.HALVE_FROM`): over uvicorn every person is
+    answered in the upright picture's pixels, each near where the same request decoded whole puts them
+    (benchmarks/phone_jpeg.py: sure keypoints moved 5 px at the median of 4032, 0.25% of a person's height)."""
+    from posewheel.picture import Picture
+    from serving.engine import load_model
+    from serving.images import decode_image
+    from tests.support.moving_people import group_photos
+
+    photo = group_photos()["sample6"]  # four people, 1920 px wide
+    big = photo.resize((4032, round(photo.height * 4032 / photo.width)), Image.Resampling.BICUBIC)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a viewer turns the stored picture a quarter clockwise
+    buffer = io.BytesIO()
+    big.transpose(Image.Transpose.ROTATE_90).save(buffer, format="JPEG", quality=90, exif=exif.tobytes())
+    data = buffer.getvalue()
+    assert isinstance(decode_image(data, server.settings.max_pixels, small=True).pixels, Picture)  # the half path
+    r = httpx.post(f"{server.url}/v1/predict", files={"image": ("IMG_0001.jpg", data, "image/jpeg")}, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["width"], body["height"]) == big.size
+    model = load_model(pretrained_models.resolve(), "whole", 2)
+    whole = model.answer([model.find_people(decode_image(data, server.settings.max_pixels).pixels)])[0]
+    assert whole.kept is not None and len(body["poses"]) == len(whole.kept) == 4
+    for pose, row in zip(body["poses"], whole.kept.tolist(), strict=True):
+        points = keypoints_of(pose)
+        sure = (np.array([k["score"] for k in pose["keypoints"]]) >= 0.3) & (whole.scores[row] >= 0.3)
+        moved = np.hypot(*(points - whole.points[row]).T)[sure]
+        assert sure.sum() >= 8 and np.median(moved) < 20, moved.round(1)  # a frame or scale wrong: hundreds
+
+
 def test_boxes_given_keep_todays_behaviour(server: RunningServer) -> None:
     poses = post(server, "two_people_256.png", boxes="[[0, 0, 128, 256]]")["poses"]
     assert len(poses) == 1 and poses[0]["box"] == [0, 0, 128, 256] and poses[0]["box_score"] is None
