@@ -12,9 +12,9 @@ decoder's DCT scaling) and reads the people from that, decoding the picture whol
   decode averages away;
 - `groups_sideways`: the same stored sideways with EXIF orientation 6, as a phone stores a portrait photograph;
 - `far`: benchmarks/far_people.py's 36 pictures (`tests.support.phone_pictures`) of one person 500-1200 px tall
-  on 4032 x 3024 (found: an answer whose keypoints' median lies in the pasted photograph; the answer nearest
-  the person is also measured against the original MoveNet's keypoints on that photograph, placed where it is
-  pasted), and its six large pictures of nobody.
+  on 4032 x 3024 (found as far_people.py counts it: an answer near the original MoveNet's keypoints on that
+  photograph, placed where it is pasted; the answer nearest the person is measured against them too), and its six
+  large pictures of nobody.
 Prints one JSON line per artifact, set and way (people found, answers near nobody, pictures decoded whole); per
 artifact and group set how far the half decode moves the sure keypoints from the whole decode's, beside the same
 pictures at JPEG quality 95 decoded whole (the baseline: how far another encoding of the picture moves them); and per
@@ -41,8 +41,8 @@ from serving.engine import ServedModel, load_model
 from serving.images import decode_image
 from tests.support.benchmarks import artifacts_or_pretrained
 from tests.support.figures import emit
-from tests.support.moving_people import NOSES, REACH, group_photos, head, one_person_keypoints
-from tests.support.phone_pictures import far_people, nobody, noisy
+from tests.support.moving_people import NOSES, REACH, group_photos, head
+from tests.support.phone_pictures import far_people, far_reference, nobody, noisy, on_far_person
 
 BENCHMARK = "phone_jpeg"
 PHONE_WIDTH = 4032
@@ -146,14 +146,8 @@ Far = tuple[bytes, tuple[float, float, float], np.ndarray]  # JPEG, (centre x, y
 
 
 def far_pictures() -> list[Far]:
-    """far_people.py's 36 pictures as JPEGs, each with the original MoveNet Lightning's keypoints on the check set's
-    512 px photograph of that person (tests/fixtures/real_photos) where it lies pasted: (17, 3) x, y, score."""
-    out = []
-    for name, picture, (cx, cy, side) in far_people():
-        original = one_person_keypoints(name.split("@")[0])
-        placed = original[:, :2] * side / 512 + (cx - side / 2, cy - side / 2)
-        out.append((jpeg(picture), (cx, cy, side), np.concatenate([placed, original[:, 2:]], axis=1)))
-    return out
+    """far_people.py's 36 pictures as JPEGs, each with the original MoveNet's keypoints there (`far_reference`)."""
+    return [(jpeg(picture), where, far_reference(name, where)) for name, picture, where in far_people()]
 
 
 def far_counts(model: ServedModel, pictures: list[Far], empty: list[bytes], small: bool) -> dict[str, float]:
@@ -164,9 +158,9 @@ def far_counts(model: ServedModel, pictures: list[Far], empty: list[bytes], smal
     moved, shares = [], []
     for data, (cx, cy, side), reference in pictures:
         points, _, whole = answered(model, data, small)
-        near = [p for p in points if np.all(np.abs(np.median(p, axis=0) - (cx, cy)) < side / 2)]
-        counts["found"] += bool(near)
-        counts["other_answers"] += len(points) - len(near)
+        near = on_far_person(points, reference, side)
+        counts["found"] += bool(near.any())
+        counts["other_answers"] += int((~near).sum())
         counts["decoded_whole"] += whole
         if len(points):
             nearest = points[int(np.argmin(np.hypot(*(np.median(points, axis=1) - (cx, cy)).T)))]

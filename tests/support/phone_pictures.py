@@ -7,11 +7,17 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
+from tests.support.moving_people import one_person_keypoints
 from training.realphotos import CHECK_SET, SINGLE_PEOPLE
 
 SIZE = (4032, 3024)
 HEIGHTS = (500, 700, 900, 1200)
 EMPTY_PHOTOS = ("nobody_cat", "nobody_coffee", "nobody_rocket")
+# Of the pasted photograph's side: an answer whose keypoints lie this near the original MoveNet's there, by their median
+# over its sure ones, is that person (since session 56; the median of all 17 within half the side until then, which
+# counted Grace Hopper out, a bust whose guessed hips and legs fall below her photograph).
+FAR_REACH = 0.1
+SURE = 0.3  # the original's keypoints scored at least this are compared
 
 
 def backgrounds() -> dict[str, Image.Image]:
@@ -41,6 +47,23 @@ def far_people() -> list[tuple[str, Image.Image, tuple[float, float, float]]]:
                 picture.paste(photo, (x, y))
                 out.append((f"{person}@{back_name}:{height}", picture, (x + height / 2, y + height / 2, height)))
     return out
+
+
+def far_reference(name: str, where: tuple[float, float, float]) -> np.ndarray:
+    """What the original MoveNet Lightning answered on the check set's 512 px photograph of far picture `name`'s person,
+    placed where `far_people` pasted it (`where`: centre x, y and side): (17, 3) x, y pixels and score."""
+    cx, cy, side = where
+    original = one_person_keypoints(name.split("@")[0])
+    placed = original[:, :2] * side / 512 + (cx - side / 2, cy - side / 2)
+    return np.concatenate([placed, original[:, 2:]], axis=1)
+
+
+def on_far_person(points: np.ndarray, reference: np.ndarray, side: float) -> np.ndarray:
+    """Which answers (keypoints (P, 17, 2) pixels) are the far person: their keypoints within `FAR_REACH` of the side
+    of the reference's (`far_reference`), by the median over its sure ones; (P,) bool."""
+    sure = reference[:, 2] >= SURE
+    distances = np.hypot(*(np.asarray(points).reshape(-1, 17, 2)[:, sure] - reference[sure, :2]).transpose(2, 0, 1))
+    return np.median(distances, axis=1) < FAR_REACH * side
 
 
 def nobody() -> list[tuple[str, Image.Image]]:
