@@ -1,7 +1,8 @@
 """A photograph held small, as its JPEG decoder can give it cheaply, and decoded whole only when a window needs it.
 
-A phone's 12 MP JPEG costs about 62 ms to decode on one of this machine's cores and 25 ms at half its size: the
-decoder's DCT scaling (`Image.draft`) makes each pixel of the half picture from one 2 x 2 block of the picture's.
+A phone's 12 MP JPEG took 35-65 ms to decode whole on one of this machine's cores (the more where its 48 MB come
+from fresh pages) and 24 ms at half its size: the decoder's DCT scaling (`Image.draft`) makes each pixel of the half
+picture from one 2 x 2 block of the picture's.
 Every look the detector takes at such a picture, and every person's window at least twice the network's input,
 shrinks the picture by blocks anyway (`posewheel.decoding.crop_images`), so it reads the half picture; a window
 smaller than that, a person too small for the half picture's pixels, decodes the whole picture once (`Picture.whole`).

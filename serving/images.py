@@ -147,7 +147,10 @@ def _decoded_rgb(image: Image.Image) -> Image.Image:
 
 
 def _decoded_whole(data: bytes) -> Image.Image:
-    """A JPEG `decode_image` held at half its size, decoded whole (upright, RGB): the same checks passed then."""
+    """A JPEG `decode_image` held at half its size, decoded whole (upright, RGB): the same checks passed then.
+    It entropy-decodes the very stream the half decode did (DCT scaling changes only the inverse transform), so
+    bytes that decoded at half decode whole: this may run on an inference lane, where a failure would be the
+    batch's (tests/test_reliability_inputs.py damages phone JPEGs to hold that)."""
     try:
         return _decoded_rgb(Image.open(io.BytesIO(data)))
     except Exception as exc:
