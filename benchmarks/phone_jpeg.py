@@ -24,7 +24,6 @@ artifact the whole answer's time both ways (median of `--repeats`, the ways inte
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
 import tempfile
@@ -41,32 +40,20 @@ from serving.engine import ServedModel, load_model
 from serving.images import decode_image
 from tests.support.benchmarks import artifacts_or_pretrained
 from tests.support.figures import emit
-from tests.support.moving_people import NOSES, REACH, group_photos, head
-from tests.support.phone_pictures import far_people, far_reference, nobody, noisy, on_far_person
+from tests.support.moving_people import NOSES, REACH, group_photos, whose
+from tests.support.phone_pictures import far_people, far_reference, jpeg, nobody, noisy, on_far_person
 
 BENCHMARK = "phone_jpeg"
 PHONE_WIDTH = 4032
-QUALITY = 90
 BASELINE_QUALITY = 95
 SURE = 0.3  # keypoints scored at least this in both answers are compared
 WAYS = {"whole": False, "half": True}
 MAX_PIXELS = 40_000_000
-ORIENTATION = 0x0112
 SIDEWAYS = 6  # EXIF: the stored picture is turned a quarter counter-clockwise; a viewer turns it clockwise
 
 
-def jpeg(picture: Image.Image, orientation: int | None = None, quality: int = QUALITY) -> bytes:
-    """The picture as a phone's JPEG (quality 90), with an EXIF orientation if given."""
-    out = io.BytesIO()
-    exif = Image.Exif()
-    if orientation is not None:
-        exif[ORIENTATION] = orientation
-    picture.save(out, format="JPEG", quality=quality, exif=exif.tobytes())
-    return out.getvalue()
-
-
-# JPEG, the same at quality 95 (agreement's baseline), the people's noses (n, 2) in the upright picture's pixels, reach
-Marked = tuple[bytes, bytes, np.ndarray, float]
+# JPEG, the same at quality 95 (agreement's baseline), the people's noses (n, 3) in the upright picture: x, y, reach
+Marked = tuple[bytes, bytes, np.ndarray]
 
 
 def group_sets() -> dict[str, list[Marked]]:
@@ -77,7 +64,7 @@ def group_sets() -> dict[str, list[Marked]]:
         for name, photo in noisy(clean, noise).items():
             scale = PHONE_WIDTH / photo.width
             big = photo.resize((PHONE_WIDTH, round(photo.height * scale)), Image.Resampling.BICUBIC)
-            noses = np.asarray(NOSES[name], dtype=np.float64) * scale
+            noses = np.array([(x * scale, y * scale, REACH * scale) for x, y in NOSES[name]])
             for set_name in names:
                 stored, orientation = (
                     (big.transpose(Image.Transpose.ROTATE_90), SIDEWAYS)
@@ -85,7 +72,7 @@ def group_sets() -> dict[str, list[Marked]]:
                     else (big, None)
                 )
                 data, finer = jpeg(stored, orientation), jpeg(stored, orientation, BASELINE_QUALITY)
-                sets[set_name].append((data, finer, noses, REACH * scale))
+                sets[set_name].append((data, finer, noses))
     return sets
 
 
@@ -103,13 +90,9 @@ def answered(model: ServedModel, data: bytes, small: bool) -> tuple[np.ndarray, 
 def group_counts(model: ServedModel, pictures: list[Marked], small: bool) -> dict[str, int]:
     """People found (exactly one answer's nose within reach), answers near nobody, pictures decoded whole."""
     counts = {"people": 0, "found": 0, "nobody": 0, "decoded_whole": 0}
-    for data, _, noses, reach in pictures:
+    for data, _, noses in pictures:
         points, scores, whole = answered(model, data, small)
-        nearest: list[int | None] = []
-        for p, s in zip(points, scores, strict=True):
-            nose = head(np.concatenate([p, s[:, None]], axis=1).ravel().tolist())
-            distances = np.hypot(*(noses - nose).T) if nose is not None else np.array([np.inf])
-            nearest.append(int(np.argmin(distances)) if distances.min() < reach else None)
+        nearest = whose(points, scores, noses)
         counts["people"] += len(noses)
         counts["found"] += sum(nearest.count(i) == 1 for i in range(len(noses)))
         counts["nobody"] += nearest.count(None)
@@ -123,7 +106,7 @@ def agreement(model: ServedModel, pictures: list[Marked]) -> dict[str, float]:
     decoded whole. Answers are paired by their keypoints' median."""
     moved: dict[str, list[np.ndarray]] = {"half": [], "quality95": []}
     shares: dict[str, list[np.ndarray]] = {"half": [], "quality95": []}
-    for data, finer, _, _ in pictures:
+    for data, finer, _ in pictures:
         points, scores, _ = answered(model, data, False)
         heights = np.ptp(points[..., 1], axis=1)
         for other, (data_other, small) in {"half": (data, True), "quality95": (finer, False)}.items():

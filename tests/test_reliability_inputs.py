@@ -20,6 +20,7 @@ from posewheel.imagestore import upright, upright_bytes, upright_size
 from posewheel.picture import Picture
 from serving.images import DecodedImage, InputError, decode_image, load_boxes_json
 from tests.support.hostile_images import generated_image
+from tests.support.phone_pictures import jpeg
 from tests.support.server_process import ServerProcess, bright_spot_models
 
 
@@ -64,14 +65,10 @@ def phone_jpeg(orientation: int, mode: str = "RGB", size: tuple[int, int] = (240
     """A JPEG of a phone's size with an EXIF orientation, and the picture it shows once upright (RGB)."""
     ys, xs = np.mgrid[0 : size[1], 0 : size[0]]
     pixels = np.stack([xs * 255 // size[0], ys * 255 // size[1], (xs // 150 + ys // 150) % 2 * 255], axis=-1)
-    stored = Image.fromarray(pixels.astype(np.uint8)).convert(mode)
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    buffer = io.BytesIO()
-    stored.save(buffer, "JPEG", quality=95, exif=exif.tobytes())
-    with Image.open(io.BytesIO(buffer.getvalue())) as raw:
+    data = jpeg(Image.fromarray(pixels.astype(np.uint8)).convert(mode), orientation, quality=95)
+    with Image.open(io.BytesIO(data)) as raw:
         shown = upright(raw.convert("RGB"), orientation)
-    return buffer.getvalue(), shown
+    return data, shown
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

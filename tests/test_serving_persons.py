@@ -346,14 +346,11 @@ def test_a_phones_jpeg_is_answered_from_half_its_pixels_where_all_of_them_put_it
     from serving.engine import load_model
     from serving.images import decode_image
     from tests.support.moving_people import group_photos
+    from tests.support.phone_pictures import jpeg
 
     photo = group_photos()["sample6"]  # four people, 1920 px wide
     big = photo.resize((4032, round(photo.height * 4032 / photo.width)), Image.Resampling.BICUBIC)
-    exif = Image.Exif()
-    exif[0x0112] = 6  # a viewer turns the stored picture a quarter clockwise
-    buffer = io.BytesIO()
-    big.transpose(Image.Transpose.ROTATE_90).save(buffer, format="JPEG", quality=90, exif=exif.tobytes())
-    data = buffer.getvalue()
+    data = jpeg(big.transpose(Image.Transpose.ROTATE_90), orientation=6)  # a viewer turns it a quarter clockwise
     assert isinstance(decode_image(data, server.settings.max_pixels, small=True).pixels, Picture)  # the half path
     r = httpx.post(f"{server.url}/v1/predict", files={"image": ("IMG_0001.jpg", data, "image/jpeg")}, timeout=60)
     assert r.status_code == 200, r.text

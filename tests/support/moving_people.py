@@ -328,9 +328,15 @@ def who(pred: DetectedPersons, image_id: int, noses: np.ndarray) -> list[int | N
     """For each answer of one image, the index of the marked person whose nose is nearest its own, within
     reach; None when nobody's is."""
     rows = np.flatnonzero(pred.image_ids == image_id)
+    return whose(pred.keypoints[rows], pred.joint_scores[rows], noses)
+
+
+def whose(keypoints: np.ndarray, joint_scores: np.ndarray, noses: np.ndarray) -> list[int | None]:
+    """For each answer (keypoints (P, 17, 2) pixels, scores (P, 17)), the index of the marked person (noses (n, 3):
+    x, y, reach) whose nose is nearest its own, within reach; None when nobody's is."""
     out: list[int | None] = []
-    for row in rows:
-        point = head(np.concatenate([pred.keypoints[row], pred.joint_scores[row][:, None]], axis=1).ravel().tolist())
+    for points, scores in zip(keypoints, joint_scores, strict=True):
+        point = head(np.concatenate([points, scores[:, None]], axis=1).ravel().tolist())
         if point is None:
             out.append(None)
             continue

@@ -1,8 +1,10 @@
 """Pictures made of the real photographs the tests and benchmarks share: one person far away on a phone-sized picture
 (`far_people`, benchmarks/far_people.py), large pictures of nobody (`nobody`), and a photograph's noise (`noisy`,
-benchmarks/photo_noise.py); benchmarks/phone_jpeg.py reads them all as a phone's JPEGs."""
+benchmarks/photo_noise.py); benchmarks/phone_jpeg.py reads them all as a phone's JPEGs (`jpeg`)."""
 
 from __future__ import annotations
+
+import io
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
@@ -18,6 +20,17 @@ EMPTY_PHOTOS = ("nobody_cat", "nobody_coffee", "nobody_rocket")
 # counted Grace Hopper out, a bust whose guessed hips and legs fall below her photograph).
 FAR_REACH = 0.1
 SURE = 0.3  # the original's keypoints scored at least this are compared
+ORIENTATION = 0x0112  # the EXIF tag
+
+
+def jpeg(picture: Image.Image, orientation: int | None = None, quality: int = 90) -> bytes:
+    """The picture as a phone's JPEG (quality 90 unless given), with an EXIF orientation if given."""
+    out = io.BytesIO()
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[ORIENTATION] = orientation
+    picture.save(out, format="JPEG", quality=quality, exif=exif.tobytes())
+    return out.getvalue()
 
 
 def backgrounds() -> dict[str, Image.Image]:
