@@ -144,7 +144,9 @@ def ways(
     return out
 
 
-def photographs(name: str, artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]]) -> None:
+def photographs(
+    name: str, artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]], timed_runs: int = 5
+) -> None:
     for way, (pred, seconds) in ways(artifact, data).items():
         totals = {"people": 0, "found": 0, "answers": 0, "nobody": 0, "repeats": 0}
         for image_id, (photo, noses) in marked.items():
@@ -158,7 +160,7 @@ def photographs(name: str, artifact: Path, data: Path, marked: dict[int, tuple[s
                 totals[key] += value
         emit("photographs", benchmark=BENCHMARK, model=name, way=way, photos=len(marked), **totals,
              seconds=round(seconds, 2))  # fmt: skip
-    detector_cost(name, artifact, data)
+    detector_cost(name, artifact, data, timed_runs)
 
 
 def detector_cost(name: str, artifact: Path, data: Path, repeats: int = 5) -> None:
@@ -211,7 +213,7 @@ def answer(model: ServedModel, image: Image.Image) -> int:
     return len(kept)
 
 
-def scenes(name: str, artifact: Path, data: Path, repeats: int = 3) -> None:
+def scenes(name: str, artifact: Path, data: Path, timed_runs: int = 3) -> None:
     for way, pred in (("drop", distinct_detections(predict_without_boxes(artifact, data, distinct=False,
                                                                          find_options=TILED),
                                                    duplicate_oks=SESSION43_DUPLICATE_OKS)),
@@ -236,7 +238,7 @@ def scenes(name: str, artifact: Path, data: Path, repeats: int = 3) -> None:
     costs = []
     for record in ds.images:
         with Image.open(ds.image_path(record)) as raw:
-            costs.append(answer_ms(model, raw.convert("RGB"), repeats))
+            costs.append(answer_ms(model, raw.convert("RGB"), timed_runs))
     before, session46, now = np.asarray(costs).T
     emit("scenes_answer_ms", benchmark=BENCHMARK, model=name, data=str(data), images=len(costs),
          session35_ms=round(float(before.mean()), 1), session46_ms=round(float(session46.mean()), 1),
@@ -269,7 +271,7 @@ def picture(artifact: Path, data: Path, marked: dict[int, tuple[str, np.ndarray]
 
 def main() -> None:
     photographs_and_scenes(
-        __doc__ or "", "session 32 against now, three photos", group_photo_set, photographs, scenes, picture
+        __doc__ or "", "session 32 against now, three photos", group_photo_set, photographs, scenes, picture, timed=True
     )
 
 

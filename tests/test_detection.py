@@ -560,7 +560,9 @@ def test_people_found_on_group_photographs_as_served_before_and_now(pretrained_a
     from posewheel.synth import generate
 
     generate("street", 9, 5, tmp_path / "scenes", persons=(2, 3))  # image 9: a person the detector is unsure of
-    lines = run_benchmark("people_found", str(pretrained_artifact), "--data", str(tmp_path / "scenes"))
+    lines = run_benchmark(
+        "people_found", str(pretrained_artifact), "--data", str(tmp_path / "scenes"), "--repeats", "1"
+    )
     totals = {x["way"]: x for x in lines if x["figure"] == "photographs"}
     assert totals["session32"]["people"] == 97 and totals["session32"]["photos"] == 15
     found = [totals[way]["found"] for way in ("session32", "cap20", "reread", "tiles")]

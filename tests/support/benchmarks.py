@@ -54,13 +54,15 @@ def photographs_and_scenes(
     doc: str,
     picture_help: str,
     photo_set: Callable[[Path], tuple[Path, Any]],
-    photographs: Callable[[str, Path, Path, Any], None],
-    scenes: Callable[[str, Path, Path], None],
+    photographs: Callable[..., None],
+    scenes: Callable[..., None],
     picture: Callable[[Path, Path, Any, Path], None],
+    timed: bool = False,
 ) -> None:
     """The command line of a benchmark on real photographs and scene sets: `photo_set(folder)` writes the
     photographs as a COCO dataset (and what the benchmark knows of them), then per artifact (`artifacts`, else
-    the pretrained two) `photographs` and `scenes` for each `--data`; `--picture` draws the first artifact's."""
+    the pretrained two) `photographs` and `scenes` for each `--data`; `--picture` draws the first artifact's. Where
+    the benchmark is `timed`, `--repeats N` is passed to both as `timed_runs` (else each times with its own default)."""
     import argparse
     import tempfile
 
@@ -70,14 +72,17 @@ def photographs_and_scenes(
     )
     parser.add_argument("--data", type=Path, action="append", default=[], help="a COCO dataset to score without boxes")
     parser.add_argument("--picture", type=Path, default=None, help=f"JPEG or PNG: {picture_help}")
+    if timed:
+        parser.add_argument("--repeats", type=int, default=None, help="timed runs per picture (the median is printed)")
     args = parser.parse_args()
+    timing = {"timed_runs": args.repeats} if timed and args.repeats is not None else {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         artifacts = artifacts_or_pretrained(args.artifacts, folder / "models")
         data, known = photo_set(folder)
         for name, artifact in artifacts:
-            photographs(name, artifact, data, known)
+            photographs(name, artifact, data, known, **timing)
             for scene_set in args.data:
-                scenes(name, artifact, scene_set)
+                scenes(name, artifact, scene_set, **timing)
         if args.picture:
             picture(artifacts[0][1], data, known, args.picture)
