@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/people_found.py                       # pretrained Lightning and Thunder
     .venv/bin/python benchmarks/people_found.py models/production --data data/holdout/street_scenes
     .venv/bin/python benchmarks/people_found.py --picture benchmarks/results/people_found.jpg
+    .venv/bin/python benchmarks/people_found.py --repeats 1           # timed once a picture (default 5; 3 a scene)
 
 Photographs: the six group photographs `posewheel pretrained fetch` caches (22 people, each nose marked by
 eye: tests/support/moving_people.py NOSES), each at its own size; three crowds made of them: two side
