@@ -158,6 +158,14 @@ QUARTER_TURNS = (1, 2, 3)
 # A weak box lying this much inside a sure one is a part of that person (a head, a torso): not read. On the
 # real photographs more than half of the weak boxes are such parts, and not one of them was ever confirmed.
 PART_OF = 0.7
+# An answered box lying PART_OF inside another answered box is a part of that person too, whatever its score, where
+# its read's face and shoulders (`head_score`) score under PART_HEAD and under the other's (`parts_inside`, since
+# session 57): a person in front of or behind another shows the pose network their own head. On the real pictures
+# (the 97 marked people, the group photographs turned, the big groups, the close framings; probe /tmp/s57/inside.py)
+# such answers that were a marked person read from 0.375 (Thunder) and 0.405 (Lightning) up there, those that were
+# nobody or a person answered twice 0.139-0.314: a sofa beside sample3's woman far away, a second answer in the
+# 44-person picture, a face alone in a video call (docs/detector.md).
+PART_HEAD = 0.35
 
 # A person whose crop window holds more than this share of another person's box is read alone, blanked outside
 # their own box (`read_alone`, docs/detector.md, benchmarks/people_found.py): on the real group photographs and
@@ -191,6 +199,8 @@ class FindOptions:
     `turn_picture`: where `turns` and the unsure reads say the picture is stored sideways or upside down
     (`picture_turn`), the detector looks again at the picture turned upright and its people join (`joined_upright`);
     off: as until session 45 (a benchmark's baseline; the server's setting for `turns` switches both).
+    `inside_parts`: an answer whose box lies inside another answer's and whose face and shoulders are unsure is a part
+    of that person (`parts_inside`); off: as until session 56 (a benchmark's baseline; the server has no setting).
     `probe_turn`: with `turn_picture`, a picture in doubt (the detector's best box weak, nobody read upright and sure,
     or one against a vote or beside a second box) is looked at small, turned each way, for the turn where the
     detector is sure of more people (`probed_turn`); off: as until session 46 (a benchmark's baseline; the server's
@@ -209,6 +219,7 @@ class FindOptions:
     same_face: bool = True
     turn_picture: bool = True
     probe_turn: bool = True
+    inside_parts: bool = True
 
     def floor(self, threshold: float) -> float:
         """The least detector score of a box worth reading at this threshold."""
@@ -897,7 +908,8 @@ def answer_once(
     until session 33). `alone` (P,): rows already read blanked outside their box (`read_alone`); read again
     they give the same pose, so they are not re-read and stay dropped. `confident_joint`: whose joints two poses
     are compared on (`pose_oks`; 0: all 17, as served until session 42). `options`: its `head_confirms` (for
-    `confirmed`), `duplicate_oks` and `same_face` (when two poses are one person, `same_person`).
+    `confirmed`), `duplicate_oks` and `same_face` (when two poses are one person, `same_person`), and
+    `inside_parts`: an answer that is a part of another (`parts_inside`) is left out last.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     box_scores = np.asarray(box_scores)
@@ -910,7 +922,7 @@ def answer_once(
     if alone is not None:
         dropped = dropped[~np.asarray(alone, dtype=bool)[dropped]]
     if reread is None or not len(dropped):
-        return rows, keypoints, joint_scores
+        return _without_parts(rows, boxes, joint_scores, options), keypoints, joint_scores
     points, scores = reread(dropped)
     if threshold is not None:
         kept = confirmed(box_scores[dropped], scores, threshold, head)
@@ -926,7 +938,29 @@ def answer_once(
         if not similar[-1, :-1].any():
             keypoints[row], joint_scores[row] = points[j], scores[j]
             answered.append(row)
-    return np.sort(np.asarray(answered, dtype=np.int64)), keypoints, joint_scores
+    rows = np.sort(np.asarray(answered, dtype=np.int64))
+    return _without_parts(rows, boxes, joint_scores, options), keypoints, joint_scores
+
+
+def parts_inside(boxes: np.ndarray, joint_scores: np.ndarray) -> np.ndarray:
+    """Which answers of one image (boxes (P, 4) x, y, w, h, joint scores (P, 17)) are a part of another (P,) bool:
+    the box lies at least `PART_OF` inside another answer's, and its face and shoulders (`head_score`) score under
+    `PART_HEAD` and under that answer's."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if len(boxes) < 2:
+        return np.zeros(len(boxes), dtype=bool)
+    head = head_score(joint_scores)
+    inside = intersection_matrix(boxes, boxes) / np.clip(boxes[:, 2:3] * boxes[:, 3:4], 1e-9, None)  # (P, P)
+    np.fill_diagonal(inside, 0.0)
+    part_of = (inside >= PART_OF) & (head[:, None] < head[None, :])
+    return np.asarray(part_of.any(axis=1) & (head < PART_HEAD))
+
+
+def _without_parts(rows: np.ndarray, boxes: np.ndarray, joint_scores: np.ndarray, options: FindOptions) -> np.ndarray:
+    """`rows` less those that are a part of another of them (`parts_inside`), where `options.inside_parts`."""
+    if not options.inside_parts or len(rows) < 2:
+        return rows
+    return rows[~parts_inside(boxes[rows], joint_scores[rows])]
 
 
 # A person inside a box the detector drew around them and a neighbour (`answer_parts`, docs/detector.md): the pose
