@@ -3,6 +3,7 @@
 from posewheel.boxes import intersection_matrix, iou, iou_matrix
 iou_matrix(found, truth)     # (A, 4), (B, 4) -> (A, B)
 intersection_matrix(a, b)    # the overlap areas, pixels^2 (A, B)
+inside_share(a, b)           # the share of each box of a lying inside each box of b (A, B)
 iou((0, 0, 10, 10), (5, 0, 10, 10))   # 1/3
 best_pairs(iou_matrix(a, b), 0.3)     # {row of a: column of b}, the best-overlapping pairs first
 """
@@ -33,6 +34,13 @@ def iou_matrix(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     areas_b = np.prod(np.clip(b[:, 2:], 0.0, None), axis=1)
     union = areas_a[:, None] + areas_b[None, :] - inter
     return np.asarray(np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0))
+
+
+def inside_share(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """The share of every box of `a` (A, 4) that lies inside every box of `b` (B, 4), x, y, w, h -> (A, B) in [0, 1]:
+    their overlap over the area of `a`'s box (a box without area counts as 1e-9 pixels^2)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    return np.asarray(intersection_matrix(a, b) / np.clip(a[:, 2:3] * a[:, 3:4], 1e-9, None))
 
 
 def iou(a: ArrayLike, b: ArrayLike) -> float:

@@ -58,7 +58,7 @@ import numpy as np
 from PIL import Image
 
 from posewheel import centernet, multipose
-from posewheel.boxes import intersection_matrix
+from posewheel.boxes import inside_share
 from posewheel.decoding import (
     Box,
     InputSpec,
@@ -507,7 +507,7 @@ def boxes_to_read(boxes: np.ndarray, scores: np.ndarray, threshold: float, floor
     if not weak.any() or not sure.any():
         return np.asarray(sure | weak)
     a = boxes[weak]
-    inside = (intersection_matrix(a, boxes[sure]) / np.clip(a[:, 2:3] * a[:, 3:4], 1e-9, None)).max(axis=1)
+    inside = inside_share(a, boxes[sure]).max(axis=1)
     read = sure.copy()
     read[np.flatnonzero(weak)[inside < PART_OF]] = True
     return read
@@ -583,8 +583,7 @@ def crowded(boxes: np.ndarray, windows: Sequence[Box]) -> np.ndarray:
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     if len(boxes) < 2:
         return np.zeros(len(boxes), dtype=bool)
-    areas = np.clip(boxes[:, 2] * boxes[:, 3], 1e-9, None)
-    inside = intersection_matrix(windows, boxes) / areas[None, :]  # [i, j]: the share of j in i's window
+    inside = inside_share(boxes, windows).T  # [i, j]: the share of j in i's window
     np.fill_diagonal(inside, 0.0)
     return np.asarray((inside > CROWDED).any(axis=1))
 
@@ -879,7 +878,7 @@ def joined_upright(
     boxes, points, scores = (np.concatenate([a[kept], u[found]]) for a, u in zip(answered, upright, strict=True))
     alike = same_person(points, boxes, scores, options.duplicate_oks, same_face=options.same_face)
     theirs = upright[0][found]
-    around = intersection_matrix(answered[0][kept], theirs) / np.clip(theirs[:, 2] * theirs[:, 3], 1e-9, None)
+    around = inside_share(theirs, answered[0][kept]).T
     n = int(kept.sum())
     kept[np.flatnonzero(kept)] = ~alike[:n, n:].any(axis=1) & (around < PART_OF).all(axis=1)
     return kept, found
@@ -950,7 +949,7 @@ def parts_inside(boxes: np.ndarray, joint_scores: np.ndarray) -> np.ndarray:
     if len(boxes) < 2:
         return np.zeros(len(boxes), dtype=bool)
     head = head_score(joint_scores)
-    inside = intersection_matrix(boxes, boxes) / np.clip(boxes[:, 2:3] * boxes[:, 3:4], 1e-9, None)  # (P, P)
+    inside = inside_share(boxes, boxes)  # [i, j]: the share of i inside j
     np.fill_diagonal(inside, 0.0)
     part_of = (inside >= PART_OF) & (head[:, None] < head[None, :])
     return np.asarray(part_of.any(axis=1) & (head < PART_HEAD))
