@@ -1,10 +1,11 @@
-"""The demo page in a real headless Chromium: upload a photo, see the skeleton overlay and the table."""
+"""The demo page in a real headless Chromium: upload a photo, see the skeleton overlay and the table; or go live on
+the camera (Chromium's fake capture device playing a Y4M file) or a video file, answered frame after frame."""
 
 from __future__ import annotations
 
 import io
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,19 +18,11 @@ from posewheel.artifact import promote
 from posewheel.draw import page_style
 from serving import heif
 from tests.fixtures.heic.make_heic import FIXTURE
+from tests.support.benchmarks import load_benchmark
+from tests.support.camera import BROWSER_ARGS, CHROMIUM, WEBCAM, fake_camera_args, webcam_frame, write_y4m
+from tests.support.moving_people import NOSES, REACH, group_photos, whose, write_video
 from tests.support.onnx_models import MakeArtifact, spot_image
 from tests.support.server import StartServer, run_server, test_settings
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists() and shutil.which("chromium") is None, reason="no /usr/bin/chromium: run `make browser`"
@@ -54,24 +47,36 @@ def _last_keypoint(page: Any) -> tuple[int, int]:
 
 
 @contextmanager
-def _upload(server_url: str, photo: Path, expect_poses: int) -> Iterator[tuple[Any, list[str]]]:
-    """A headless page on the server's `/` with `photo` uploaded and answered; yields it and its script errors."""
+def _page(
+    server_url: str, args: Sequence[str] = (), model: str = "v1", before: str | None = None
+) -> Iterator[tuple[Any, list[str]]]:
+    """A headless page on the server's `/` (Chromium started with `args` too, `before` run before the page's own
+    script), its model card shown; yields it and its script errors."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*BROWSER_ARGS, *args], headless=True)
         try:
             page = browser.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
+            if before is not None:
+                page.add_init_script(before)
             page.goto(server_url + "/")
-            page.wait_for_selector("#model:has-text('model v1')")
-            page.set_input_files("#file", str(photo))
-            page.click("button[type=submit]")
-            page.wait_for_selector(f"#overlay[data-poses='{expect_poses}']", timeout=15_000)
+            page.wait_for_selector(f"#model:has-text('model {model}')")
             yield page, errors
         finally:
             browser.close()
+
+
+@contextmanager
+def _upload(server_url: str, photo: Path, expect_poses: int) -> Iterator[tuple[Any, list[str]]]:
+    """A headless page on the server's `/` with `photo` uploaded and answered; yields it and its script errors."""
+    with _page(server_url) as (page, errors):
+        page.set_input_files("#file", str(photo))
+        page.click("button[type=submit]")
+        page.wait_for_selector(f"#overlay[data-poses='{expect_poses}']", timeout=15_000)
+        yield page, errors
 
 
 def test_uploading_a_photo_shows_the_skeleton_overlay_and_keypoints(start_server: StartServer, tmp_path: Path) -> None:
@@ -141,4 +146,184 @@ def test_keypoints_under_the_low_score_are_drawn_hollow(tmp_path: Path, make_art
         ring = [_pixel(page, x + radius + dx, y) for dx in (-1, 0, 1)]
         assert _rgb(style["joint"][16]) in ring
         assert page.locator("#keypoints tbody tr.low").count() == 17
+        assert errors == []
+
+
+# A bright square crossing a 640 x 480 frame, 20 px a frame: what the spot models (tests/support/onnx_models.py) read
+# as a person whose every keypoint is at the square
+CROSSING_X = [120 + 20 * i for i in range(21)]
+
+
+def _crossing_frames() -> list[Image.Image]:
+    return [Image.open(io.BytesIO(spot_image(640, 480, (x, 240), size=60))) for x in CROSSING_X]
+
+
+def _frames_answered(page: Any) -> int:
+    return int(page.eval_on_selector("#overlay", "c => c.dataset.frames || '0'"))
+
+
+# In one look (a live answer can land between two): where the table puts the last keypoint, and the middle of the
+# white pixels the overlay shows, the square of the frame drawn under the skeleton
+_KEYPOINT_AND_SQUARE = """() => {
+  const cells = Array.from(document.querySelectorAll('#keypoints tbody tr')).pop().cells;
+  const c = document.getElementById('overlay');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let sx = 0, sy = 0, n = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i] > 230 && d[i + 1] > 230 && d[i + 2] > 230) {
+      sx += (i / 4) % c.width; sy += Math.floor(i / 4 / c.width); n++;
+    }
+  }
+  return [cells[1].textContent, +cells[2].textContent, +cells[3].textContent, sx / n, sy / n];
+}"""
+
+
+def _follow(page: Any, answers: int) -> list[tuple[float, float, float, float]]:
+    """After each of the next `answers` live answers: where the last keypoint is drawn, and the square under it."""
+    seen = []
+    start = _frames_answered(page)
+    for n in range(start + 1, start + answers + 1):
+        page.wait_for_function("n => +(document.getElementById('overlay').dataset.frames || 0) >= n", arg=n)
+        name, *where = page.evaluate(_KEYPOINT_AND_SQUARE)
+        assert name == "right_ankle"
+        seen.append(tuple(where))
+    return seen
+
+
+def _on_the_square(seen: list[tuple[float, float, float, float]]) -> None:
+    """Each answer is drawn on the frame it was read from (the keypoint on the square the canvas shows under it,
+    which moves 20 px a frame), and the answers follow the square across the frame."""
+    for x, y, sx, sy in seen:
+        assert abs(x - sx) < 16 and abs(y - sy) < 16, (x, y, sx, sy)
+    assert len({round(x) for x, *_ in seen}) >= 3, seen
+
+
+def test_the_camera_is_answered_frame_after_frame_until_stopped(start_server: StartServer, tmp_path: Path) -> None:
+    server = start_server(review_random_fraction=1.0, review_cap_per_hour=1000)
+    camera = tmp_path / "camera.y4m"
+    write_y4m(_crossing_frames(), camera)
+    style = page_style()
+    with _page(server.url, fake_camera_args(camera)) as (page, errors):
+        page.click("#camera")
+        seen = _follow(page, 8)
+        _on_the_square(seen)
+        status = page.inner_text("#status")
+        assert status.startswith("camera: 1 person(s) in frame") and "frames/s" in status, status
+        assert load_benchmark("live_page").STATUS.match(status), status  # what benchmarks/live_page.py reads
+        assert "queued for review" in status  # live frames are traffic like any other: here every one is picked
+        page.click("#stop")
+        stopped_at = _frames_answered(page)
+        page.wait_for_timeout(1000)
+        assert _frames_answered(page) == stopped_at  # an answer already in flight is dropped, none sent after
+        assert page.eval_on_selector("#overlay", "c => [c.width, c.height]") == [640, 480]
+        x, y = _last_keypoint(page)  # the last frame answered stays, drawn as an upload is
+        assert _pixel(page, x, y) == _rgb(style["joint"][16])
+        assert page.evaluate("document.getElementById('source').srcObject") is None  # the camera is let go
+        assert page.is_disabled("#stop")
+        assert page.inner_text("#status") == "stopped"
+        assert errors == []
+    queued = list((tmp_path / "var" / "outbox").rglob("*.json"))
+    assert queued, "no live frame reached the review outbox"
+
+
+def test_a_video_file_is_answered_as_it_plays(start_server: StartServer, tmp_path: Path) -> None:
+    server = start_server()
+    video = tmp_path / "crossing.mp4"
+    # H.264, as a phone hands it over: each position held 4 frames at 25 frames/s, 3.4 s
+    write_video([frame for frame in _crossing_frames() for _ in range(4)], video)
+    with _page(server.url) as (page, errors):
+        page.set_input_files("#video", str(video))
+        _on_the_square(_follow(page, 10))
+        page.wait_for_selector("#status:has-text('ended')", timeout=15_000)
+        status = page.inner_text("#status")
+        assert status.startswith("crossing.mp4 ended:") and "posewheel predict" in status, status
+        assert page.evaluate("document.getElementById('source').hasAttribute('src')") is False
+        assert page.is_disabled("#stop")
+        assert errors == []
+
+
+def test_without_a_secure_page_the_camera_button_says_why(start_server: StartServer) -> None:
+    """A browser lends the camera only to https pages and localhost: opened as http://<the server's name>/, the
+    page has no navigator.mediaDevices, and says what to open instead."""
+    server = start_server()
+    with _page(server.url, before="Object.defineProperty(navigator, 'mediaDevices', { value: undefined })") as (
+        page,
+        errors,
+    ):
+        page.click("#camera")
+        page.wait_for_selector("#status.error")
+        assert "only over https or on localhost" in page.inner_text("#status")
+        assert page.is_disabled("#stop")
+        assert errors == []
+
+
+def test_a_file_the_browser_cannot_play_is_named(start_server: StartServer, tmp_path: Path) -> None:
+    server = start_server()
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    with _page(server.url) as (page, errors):
+        page.set_input_files("#video", str(broken))
+        page.wait_for_selector("#status.error")
+        assert "cannot play broken.mp4" in page.inner_text("#status")
+        assert page.is_disabled("#stop")
+        assert _frames_answered(page) == 0
+        assert errors == []
+
+
+def test_real_people_on_camera_are_each_answered_by_the_pretrained_model(
+    pretrained_artifact: Path, tmp_path: Path
+) -> None:
+    """A fresh install's model (MoveNet Lightning and its detector) on a real group photograph held before the
+    camera (640 x 480, as a webcam gives): every person answered live, once, where the photograph uploaded whole
+    is answered (the camera's frame passed through 4:2:0 colour and the page's JPEG)."""
+    photo = group_photos()["sample1"]
+    frame = webcam_frame(photo)
+    scale = WEBCAM[0] / photo.width  # 1920 x 1280 shown 640 x 427, centred
+    offset_y = (WEBCAM[1] - round(photo.height * scale)) // 2
+    frame.save(tmp_path / "frame.png")
+    camera = tmp_path / "camera.y4m"
+    write_y4m([frame], camera)
+    marked = np.array([(x * scale, y * scale + offset_y, REACH * scale) for x, y in NOSES["sample1"]])
+
+    def noses() -> np.ndarray:
+        rows = [row.split("\t") for row in page.locator("#keypoints tbody tr").all_inner_texts()]
+        return np.array([(float(r[2]), float(r[3])) for r in rows if r[1] == "nose"])
+
+    settings = test_settings(tmp_path, pretrained_artifact.parent / "production", intra_op_threads=2)
+    with (
+        run_server(settings) as server,
+        _page(server.url, fake_camera_args(camera), model=pretrained_artifact.name) as (page, errors),
+    ):
+        page.set_input_files("#file", str(tmp_path / "frame.png"))
+        page.click("button[type=submit]")
+        page.wait_for_selector("#status:has-text('person(s), score')")
+        uploaded = noses()
+        page.click("#camera")
+        page.wait_for_function("+(document.getElementById('overlay').dataset.frames || 0) >= 3", timeout=30_000)
+        live = noses()
+        assert page.inner_text("#status").startswith(f"camera: {len(marked)} person(s)")
+        assert errors == []
+    # each marked person answered once, near their nose
+    scores = np.ones((len(live), 17))
+    points = np.zeros((len(live), 17, 2))
+    points[:, 0] = live
+    assert sorted(whose(points, scores, marked)) == list(range(len(marked))), (live, marked)
+    # where the upload is answered, within 1% of the frame's width (measured: 1.0-3.2 px)
+    assert len(uploaded) == len(live)
+    apart = np.hypot(*(live[:, None] - uploaded[None]).transpose(2, 0, 1)).min(axis=1)
+    assert apart.max() < 6.4, (live, uploaded)
+
+
+def test_a_refused_frame_stops_the_camera_and_says_why(start_server: StartServer, tmp_path: Path) -> None:
+    """The server wants an API key the page was not given: the first answer (401) is said, the camera let go."""
+    server = start_server(api_key="s3cret")
+    camera = tmp_path / "camera.y4m"
+    write_y4m(_crossing_frames()[:2], camera)
+    with _page(server.url, fake_camera_args(camera), model="") as (page, errors):
+        page.click("#camera")
+        page.wait_for_selector("#status.error")
+        assert "X-API-Key" in page.inner_text("#status"), page.inner_text("#status")
+        page.wait_for_function("document.getElementById('source').srcObject === null")
+        assert page.is_disabled("#stop")
+        assert _frames_answered(page) == 0
         assert errors == []
