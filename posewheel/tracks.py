@@ -23,12 +23,17 @@ scores cross. `PoseTracker` gives each person a track id that stays theirs while
 Boxes are the default because they linked real people better on every clip kind and sampling rate
 measured (benchmarks/pose_tracking.py, docs/detector.md): in a tight group the pose network's
 reading of a crop can jump to a neighbour between frames while the box stays put.
+
+A client that sends a stream's frames one request at a time carries the tracker between them:
+`tracker.state()` is everything the next `update` reads, as JSON numbers, and
+`PoseTracker.from_state(state)` picks it up again (the server's /v1/predict with `timestamp_s`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -128,6 +133,52 @@ class PoseTracker:
         ]
         return ids
 
+    def state(self) -> dict[str, Any]:
+        """Everything the next `update` reads, as JSON-able numbers (this tracker's settings aside): the next id and
+        each live track's id, box, pose (17 x, y then 17 scores), when it was last seen, its velocity and misses."""
+        return {
+            "next_id": self._next_id,
+            "tracks": [
+                {
+                    "track_id": t.track_id,
+                    "box": t.box.tolist(),
+                    "keypoints": t.keypoints.ravel().tolist(),
+                    "scores": t.scores.tolist(),
+                    "last_seen_s": t.last_seen_s,
+                    "velocity": None if t.velocity is None else t.velocity.tolist(),
+                    "missed": t.missed,
+                }
+                for t in self.tracks
+            ],
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], **settings: Any) -> PoseTracker:
+        """A tracker (with `settings`) that goes on from `state()`; ValueError naming what is wrong with it."""
+        tracker = cls(**settings)
+        next_id = state["next_id"]
+        tracks = state["tracks"]
+        ids = [t["track_id"] for t in tracks]
+        if len(set(ids)) != len(ids):
+            raise ValueError("tracks: a track_id appears twice")
+        if any(not 1 <= i < next_id for i in ids):
+            raise ValueError(f"tracks: every track_id must lie in 1..next_id - 1 ({next_id - 1})")
+        for t in tracks:
+            velocity = t.get("velocity")
+            tracker.tracks.append(
+                Track(
+                    int(t["track_id"]),
+                    _finite(t["keypoints"], (17, 2), "keypoints"),
+                    _finite(t["scores"], (17,), "scores"),
+                    _finite(t["box"], (4,), "box"),
+                    float(_finite([t["last_seen_s"]], (1,), "last_seen_s")[0]),
+                    None if velocity is None else _finite(velocity, (2,), "velocity"),
+                    int(t.get("missed", 0)),
+                )
+            )
+        tracker._next_id = int(next_id)
+        return tracker
+
     def similarities(
         self, keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray, timestamp_s: float
     ) -> np.ndarray:
@@ -154,3 +205,11 @@ def _spans(points: np.ndarray, sure: np.ndarray) -> np.ndarray:
     high = np.where(sure[..., None], points, -np.inf).max(axis=1)
     extent = np.where(np.asarray(sure.any(axis=1))[:, None], high - low, 0.0)
     return np.maximum(extent[:, 0] * extent[:, 1], 1.0)
+
+
+def _finite(values: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """`values` as float64 of `shape` (a flat list of as many numbers is fine); ValueError unless all finite."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size != int(np.prod(shape)) or not np.isfinite(array).all():
+        raise ValueError(f"tracks: {name} must be {int(np.prod(shape))} finite numbers")
+    return array.reshape(shape)

@@ -32,8 +32,8 @@ def draw_overlay(
     return draw_poses(image, keypoints, scores=scores, boxes=boxes, track_ids=track_ids)
 
 
-def render_png(image: Image.Image, poses: Sequence[Mapping[str, Any]]) -> bytes:
+def render_png(image: Image.Image, poses: Sequence[Mapping[str, Any]], track_ids: Sequence[int] | None = None) -> bytes:
     """PNG bytes of the RGB `image` with each pose's box, skeleton and keypoints drawn (`draw_overlay`)."""
     out = io.BytesIO()
-    draw_overlay(image, poses).save(out, format="PNG", compress_level=1)
+    draw_overlay(image, poses, track_ids).save(out, format="PNG", compress_level=1)
     return out.getvalue()

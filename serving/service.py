@@ -309,14 +309,16 @@ class Prediction:
     review_queued: bool
     image: Image.Image | None = None  # the upright decoded image, kept only when asked for
 
-    def to_json(self) -> bytes:
-        """The PredictResponse body."""
+    def to_json(self, poses: list[dict[str, Any]] | None = None, tracks: dict[str, Any] | None = None) -> bytes:
+        """The PredictResponse body; with a stream's frame, its `poses` with their track ids and its `tracks`."""
         body = {
             "request_id": self.request_id,
             "model_version": self.model_version,
             "width": self.width,
             "height": self.height,
-            "poses": self.poses,
+            "poses": self.poses if poses is None else poses,
             "review": {"queued": self.review_queued, "reason": self.review_reason},
         }
+        if tracks is not None:
+            body["tracks"] = tracks
         return orjson.dumps(body)

@@ -7,12 +7,15 @@ serves, and checks who got which id by where each person's nose is.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import av
+import httpx
 import numpy as np
 import pytest
 import typer
@@ -23,7 +26,9 @@ from posewheel import artifact
 from posewheel.draw import draw_poses, track_colour
 from posewheel.tracks import PoseTracker
 from serving.cli import register
+from serving.overlay import pose_arrays
 from tests.support.moving_people import FRAME_RATE, crossing_clips, identities, identity_scores, write_video
+from tests.support.server import run_server, test_settings
 
 STANDING = np.array([[0.5, 0.1], [0.55, 0.08], [0.45, 0.08], [0.6, 0.1], [0.4, 0.1], [0.7, 0.3], [0.3, 0.3],
                      [0.75, 0.5], [0.25, 0.5], [0.75, 0.7], [0.25, 0.7], [0.6, 0.6], [0.4, 0.6], [0.6, 0.8],
@@ -176,3 +181,100 @@ def test_the_benchmark_compares_the_ways_on_clips_of_real_people(pretrained_arti
         assert default["id_switches"] < baseline["id_switches"] and default["idf1"] > baseline["idf1"]
     (cost,) = [x for x in lines if x["figure"] == "tracker_cost"]
     assert cost["frames"] > 0 and cost["ms_per_frame"] < 50
+
+
+def test_a_tracker_goes_on_from_its_state_as_json() -> None:
+    """What a stream's client carries between requests: the tracker rebuilt from `state()` (through JSON) links the
+    next frame exactly as the tracker itself does."""
+    tracker = PoseTracker()
+    for i, xs in enumerate([(100, 600), (130, 570), (160, 540)]):
+        tracker.update(*frame(*xs), i * 0.2)
+    tracker.update(*frame(190), 0.6)  # one missed: its track lives on, missed once
+    state = json.loads(json.dumps(tracker.state()))
+    assert state["next_id"] == 3 and [t["missed"] for t in state["tracks"]] == [0, 1]
+    again = PoseTracker.from_state(state)
+    nxt = frame(480, 220, 900)  # both back, listed the other way round, and somebody new
+    assert again.update(*nxt, 0.8).tolist() == tracker.update(*nxt, 0.8).tolist() == [2, 1, 3]
+    assert again.state() == tracker.state()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s["tracks"].append(dict(s["tracks"][0])), "appears twice"),
+        (lambda s: s.update(next_id=2), "1..next_id - 1"),
+        (lambda s: s["tracks"][0].update(box=[0, 0, float("nan"), 1]), "box must be 4 finite numbers"),
+        (lambda s: s["tracks"][0].update(keypoints=[1.0] * 17), "keypoints must be 34 finite numbers"),
+    ],
+)
+def test_a_state_that_disagrees_with_itself_is_refused(change: object, message: str) -> None:
+    tracker = PoseTracker()
+    tracker.update(*frame(100, 600), 0.0)
+    state = tracker.state()
+    change(state)  # type: ignore[operator]
+    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+        PoseTracker.from_state(state)
+
+
+def test_a_stream_sent_frame_by_frame_over_http_keeps_real_peoples_ids(
+    pretrained_artifact: Path, tmp_path: Path
+) -> None:
+    """/v1/predict with `timestamp_s`, each answer's `tracks` sent back with the next frame (a real uvicorn server):
+    the same clip and sampling as `posewheel predict` above, the same bars; and exactly the ids one in-process
+    PoseTracker gives the same answers (the state loses nothing on the way)."""
+    clip = crossing_clips()[1]
+    settings = test_settings(tmp_path, artifact.production_dir(pretrained_artifact.parent), intra_op_threads=2)
+    answers, order, tracks = [], [], None
+    with run_server(settings) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        for index in range(0, len(clip.frames), FRAME_RATE // 5):  # 5 frames a second
+            jpeg = io.BytesIO()
+            clip.frames[index].save(jpeg, format="JPEG", quality=95)
+            fields = {"timestamp_s": str(index / FRAME_RATE)}
+            if tracks is not None:
+                fields["tracks"] = json.dumps(tracks)
+            reply = client.post("/v1/predict", files={"image": ("f.jpg", jpeg.getvalue(), "image/jpeg")}, data=fields)
+            assert reply.status_code == 200, reply.text
+            body = reply.json()
+            tracks = body["tracks"]
+            answers.append((index, body["poses"]))
+            results = [
+                {"keypoints": [v for k in p["keypoints"] for v in (k["x"], k["y"], k["score"])]} for p in body["poses"]
+            ]
+            ids = [p["track_id"] for p in body["poses"]]
+            assert len(set(ids)) == len(ids)
+            order.append([(who, str(i)) for who, i in zip(identities(results, clip, index), ids, strict=True) if who])
+        # the last frame again as a JSON body: the same people, the same ids
+        body = {"image_base64": base64.b64encode(jpeg.getvalue()).decode(), "timestamp_s": 4.0, "tracks": tracks}
+        again = client.post("/v1/predict", json=body)
+        assert again.status_code == 200, again.text
+        assert [p["track_id"] for p in again.json()["poses"]] == ids
+
+        # /v1/render draws each box in its track's colour (colours a render without tracks lacks)
+        def colours(fields: dict[str, str]) -> set[tuple[int, ...]]:
+            files = {"image": ("f.jpg", jpeg.getvalue(), "image/jpeg")}
+            png = client.post("/v1/render", files=files, data=fields).content
+            return {tuple(c) for c in np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).reshape(-1, 3)}
+
+        tracked = colours({"timestamp_s": "4.0", "tracks": json.dumps(tracks)})
+        assert {track_colour(i) for i in ids} <= tracked - colours({})
+        # tracks sent without the frame's time, and tracks that disagree with themselves: 422, saying which
+        jpeg = io.BytesIO()
+        clip.frames[0].save(jpeg, format="JPEG")
+        image = {"image": ("f.jpg", jpeg.getvalue(), "image/jpeg")}
+        reply = client.post("/v1/predict", files=image, data={"tracks": json.dumps(tracks)})
+        assert reply.status_code == 422 and "needs 'timestamp_s'" in reply.json()["detail"]
+        broken = {**tracks, "next_id": 1}
+        reply = client.post("/v1/predict", files=image, data={"timestamp_s": "9", "tracks": json.dumps(broken)})
+        assert reply.status_code == 422 and "next_id" in reply.json()["detail"], reply.text
+        reply = client.post("/v1/predict", files=image, data={"timestamp_s": "soon"})
+        assert reply.status_code == 422 and "finite number of seconds" in reply.json()["detail"]
+    pairs = [pair for f in order for pair in f]
+    switches, idf1 = identity_scores(pairs, order)
+    assert len(answers) == 20 and len(pairs) >= 40
+    assert switches <= 2 and idf1 >= 0.8, (switches, idf1)  # measured: 0 and 1.0
+    places = [[(who, str(n)) for n, (who, _) in enumerate(f)] for f in order]  # read as list places: 21 switches
+    assert identity_scores(pairs, places)[0] >= switches + 5
+    local = PoseTracker()
+    for index, poses in answers:
+        ids = local.update(*pose_arrays(poses), index / FRAME_RATE)
+        assert ids.tolist() == [p["track_id"] for p in poses]
