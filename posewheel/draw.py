@@ -57,7 +57,8 @@ def page_style() -> dict[str, object]:
     """The drawing rules as the demo page reads them (CSS colours), so the page draws as /v1/render does.
 
     joint: each keypoint's colour by side (left, right, centre); a bone takes its joints' colour, or centre's
-    where their sides differ; box: the person box; low_score: under it a joint is hollow and its bones thin.
+    where their sides differ; box: the person box; tracks: a tracked person's box by track id (`track_colour`);
+    low_score: under it a joint is hollow and its bones thin.
     """
 
     def css(rgb: tuple[int, int, int]) -> str:
@@ -69,6 +70,7 @@ def page_style() -> dict[str, object]:
         "right": css(RIGHT_COLOUR),
         "centre": css(CENTRE_COLOUR),
         "box": css(BOX_COLOUR),
+        "tracks": [css(c) for c in TRACK_COLOURS],
         "low_score": LOW_SCORE,
     }
 

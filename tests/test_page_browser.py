@@ -4,6 +4,7 @@ the camera (Chromium's fake capture device playing a Y4M file) or a video file, 
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -158,6 +159,29 @@ def _crossing_frames() -> list[Image.Image]:
     return [Image.open(io.BytesIO(spot_image(640, 480, (x, 240), size=60))) for x in CROSSING_X]
 
 
+# Run before the page's script: record the stream fields of each form the page posts (Chromium does not show a
+# request body that holds a file to Playwright)
+_RECORD_STREAM_FIELDS = """
+window.__sent = [];
+const realFetch = window.fetch;
+window.fetch = (url, options) => {
+  const body = options && options.body;
+  if (body instanceof FormData) {
+    window.__sent.push({ timestamp_s: body.get("timestamp_s"), tracks: body.get("tracks") });
+  }
+  return realFetch(url, options);
+};
+"""
+
+
+def _stream_fields(page: Any) -> list[dict[str, Any]]:
+    """Each posted form's `timestamp_s` (float) and `tracks` (parsed, or None) so far."""
+    return [
+        {"timestamp_s": float(f["timestamp_s"]), "tracks": None if f["tracks"] is None else json.loads(f["tracks"])}
+        for f in page.evaluate("window.__sent")
+    ]
+
+
 def _frames_answered(page: Any) -> int:
     return int(page.eval_on_selector("#overlay", "c => c.dataset.frames || '0'"))
 
@@ -203,10 +227,21 @@ def test_the_camera_is_answered_frame_after_frame_until_stopped(start_server: St
     camera = tmp_path / "camera.y4m"
     write_y4m(_crossing_frames(), camera)
     style = page_style()
-    with _page(server.url, fake_camera_args(camera)) as (page, errors):
+    with _page(server.url, fake_camera_args(camera), before=_RECORD_STREAM_FIELDS) as (page, errors):
         page.click("#camera")
         seen = _follow(page, 8)
         _on_the_square(seen)
+        # each frame carries its time and the tracks of an answer drawn before: the person stays track 1
+        sent = _stream_fields(page)
+        times = [f["timestamp_s"] for f in sent]
+        carried = [f["tracks"] for f in sent if f["tracks"] is not None]
+        assert len(carried) >= len(sent) - 2, sent  # all but the first frames (two senders)
+        for n, tracks in enumerate(carried):
+            assert tracks["next_id"] == 2 and [t["track_id"] for t in tracks["tracks"]] == [1]
+            assert tracks["tracks"][0]["last_seen_s"] in times[: len(sent) - len(carried) + n]
+        assert page.locator("#keypoints tbody tr").first.inner_text().split("\t")[0] == "#1"
+        label = page.eval_on_selector("#overlay", "c => Array.from(c.getContext('2d').getImageData(0, 0, 16, 24).data)")
+        assert tuple(_rgb(style["tracks"][0])) in {tuple(label[i : i + 3]) for i in range(0, len(label), 4)}
         status = page.inner_text("#status")
         assert status.startswith("camera: 1 person(s) in frame") and "frames/s" in status, status
         assert load_benchmark("live_page").STATUS.match(status), status  # what benchmarks/live_page.py reads
@@ -286,8 +321,17 @@ def test_real_people_on_camera_are_each_answered_by_the_pretrained_model(
     marked = np.array([(x * scale, y * scale + offset_y, REACH * scale) for x, y in NOSES["sample1"]])
 
     def noses() -> np.ndarray:
-        rows = [row.split("\t") for row in page.locator("#keypoints tbody tr").all_inner_texts()]
-        return np.array([(float(r[2]), float(r[3])) for r in rows if r[1] == "nose"])
+        return np.array([(float(r[2]), float(r[3])) for r in rows() if r[1] == "nose"])
+
+    def rows() -> list[list[str]]:
+        return [row.split("\t") for row in page.locator("#keypoints tbody tr").all_inner_texts()]
+
+    def whose_label() -> dict[int | None, str]:
+        """The marked person each nose row is, by its label in the table (a live answer's track id)."""
+        nose_rows = [r for r in rows() if r[1] == "nose"]
+        points = np.zeros((len(nose_rows), 17, 2))
+        points[:, 0] = [(float(r[2]), float(r[3])) for r in nose_rows]
+        return dict(zip(whose(points, np.ones((len(nose_rows), 17)), marked), [r[0] for r in nose_rows], strict=True))
 
     settings = test_settings(tmp_path, pretrained_artifact.parent / "production", intra_op_threads=2)
     with (
@@ -301,7 +345,11 @@ def test_real_people_on_camera_are_each_answered_by_the_pretrained_model(
         page.click("#camera")
         page.wait_for_function("+(document.getElementById('overlay').dataset.frames || 0) >= 3", timeout=30_000)
         live = noses()
+        first = whose_label()
         assert page.inner_text("#status").startswith(f"camera: {len(marked)} person(s)")
+        page.wait_for_function("+(document.getElementById('overlay').dataset.frames || 0) >= 8", timeout=30_000)
+        assert whose_label() == first  # each keeps their track id
+        assert sorted(first.values()) == ["#1", "#2", "#3"]
         assert errors == []
     # each marked person answered once, near their nose
     scores = np.ones((len(live), 17))
