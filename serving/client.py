@@ -8,6 +8,11 @@
         for pose in prediction.poses:
             print(pose.score, pose.keypoints[0].name, pose.keypoints[0].x, pose.keypoints[0].y)
 
+        stream = client.stream()                                     # a camera's or video's frames, in order
+        for seconds, jpeg in frames:
+            for pose in stream.predict(jpeg, seconds).poses:
+                print(pose.track_id, pose.score)                     # the same id while the person stays in view
+
 It lives in `serving` because it needs httpx, which only the `serve` extra installs. A 503 (no model
 loaded yet, or the server busy) and a refused connection are retried with exponential backoff,
 `retries` times at most (a 503 and a refused connection mean the server did not take the request,
@@ -50,6 +55,7 @@ class Pose:
     box_score: float | None
     score: float
     keypoints: list[Keypoint]
+    track_id: int | None = None  # in a stream (`Stream`): the same while the person stays in view
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class Prediction:
     poses: list[Pose]
     review_queued: bool
     review_reason: str | None
+    tracks: dict[str, Any] | None = None  # in a stream: who is who after this frame, to send with the next
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Prediction:
@@ -75,6 +82,7 @@ class Prediction:
                 keypoints=[
                     Keypoint(k["name"], float(k["x"]), float(k["y"]), float(k["score"])) for k in p["keypoints"]
                 ],
+                track_id=p.get("track_id"),
             )
             for p in body["poses"]
         ]
@@ -87,6 +95,7 @@ class Prediction:
             poses=poses,
             review_queued=bool(review.get("queued", False)),
             review_reason=review.get("reason"),
+            tracks=body.get("tracks"),
         )
 
 
@@ -141,12 +150,16 @@ class PosewheelClient:
         max_persons: int | None = None,
         score_threshold: float | None = None,
         as_json: bool = False,
+        timestamp_s: float | None = None,
+        tracks: dict[str, Any] | None = None,
     ) -> Prediction:
         """Poses of the people in `image` (a file path or JPEG/PNG/WebP/HEIC bytes).
 
         boxes: person boxes [[x, y, w, h], ...] in pixels; None: the model's detector finds every
         person (at most `max_persons`, scoring at least `score_threshold`). `as_json`: send the image
-        base64 in a JSON body instead of multipart. Raises ApiError (4xx, 5xx, 503 after the retries).
+        base64 in a JSON body instead of multipart. `timestamp_s` (the frame's time in its stream) and
+        `tracks` (the previous frame's `Prediction.tracks`): each pose gets its `track_id` (`stream()`
+        keeps them for you). Raises ApiError (4xx, 5xx, 503 after the retries).
         """
         if isinstance(image, bytes):
             data, filename = image, "image"
@@ -156,18 +169,21 @@ class PosewheelClient:
             k: v for k, v in {"max_persons": max_persons, "score_threshold": score_threshold}.items() if v is not None
         }
         box_list = [list(map(float, b)) for b in boxes] if boxes else None
+        fields: dict[str, Any] = {"boxes": box_list, "timestamp_s": timestamp_s, "tracks": tracks}
+        fields = {k: v for k, v in fields.items() if v is not None}
         request: dict[str, Any]
         if as_json:
-            body: dict[str, Any] = {"image_base64": base64.b64encode(data).decode("ascii")}
-            if box_list is not None:
-                body["boxes"] = box_list
-            request = {"json": body}
+            request = {"json": {"image_base64": base64.b64encode(data).decode("ascii"), **fields}}
         else:
             request = {"files": {"image": (filename, data, "application/octet-stream")}}
-            if box_list is not None:
-                request["data"] = {"boxes": json.dumps(box_list)}
+            if fields:
+                request["data"] = {k: json.dumps(v) for k, v in fields.items()}  # JSON text; a time as a number
         response = self._send("POST", "/v1/predict", params=params, **request)
         return Prediction.from_json(response.json())
+
+    def stream(self) -> Stream:
+        """A stream of frames (a camera's, a video's) sent in order: each person keeps a track id."""
+        return Stream(self)
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request, again after a 503 or a refused connection (bounded backoff); ApiError on any non-2xx."""
@@ -193,6 +209,22 @@ class PosewheelClient:
         if retry_after is not None and retry_after.isdigit():
             delay = min(self.max_backoff_s, max(delay, float(retry_after)))
         time.sleep(delay)
+
+
+class Stream:
+    """One camera's or video's frames, sent one at a time in order: `predict` sends each with its time and the last
+    answer's tracks, so each pose carries a `track_id` that stays the person's while they stay in view (the server
+    keeps nothing; the tracks live here)."""
+
+    def __init__(self, client: PosewheelClient) -> None:
+        self.client = client
+        self.tracks: dict[str, Any] | None = None
+
+    def predict(self, image: str | os.PathLike[str] | bytes, timestamp_s: float, **options: Any) -> Prediction:
+        """The poses of the frame taken `timestamp_s` seconds into the stream (`PosewheelClient.predict`'s options)."""
+        prediction = self.client.predict(image, timestamp_s=float(timestamp_s), tracks=self.tracks, **options)
+        self.tracks = prediction.tracks
+        return prediction
 
 
 def _detail(response: httpx.Response) -> str:

@@ -6,6 +6,7 @@ Typed poses, multipart and JSON alike, the server's own message on a 4xx, and bo
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import time
@@ -17,6 +18,7 @@ import pytest
 
 from posewheel import artifact
 from serving.client import ApiError, Keypoint, Pose, PosewheelClient
+from tests.support.moving_people import FRAME_RATE, crossing_clips, identities
 from tests.support.server import RunningServer, run_server, test_settings
 
 PHOTOS = Path(__file__).parent / "fixtures" / "real_photos"
@@ -111,3 +113,27 @@ def test_503_before_a_model_is_loaded_is_retried_until_it_answers(pretrained_art
 def test_a_refused_connection_is_retried_then_raised(tmp_path: Path) -> None:
     with PosewheelClient("http://127.0.0.1:9", retries=1, backoff_s=0.01) as client, pytest.raises(httpx.ConnectError):
         client.predict(PHOTOS / "cameraman_256.png")
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_stream_keeps_each_real_persons_track_id(server: RunningServer, as_json: bool) -> None:
+    """Real people walking past each other (tests/support/moving_people.py), every fifth frame sent in order through
+    `client.stream()`: each known person keeps one track id while the frames' list order changes."""
+    clip = crossing_clips()[1]
+    ids: dict[str, set[int]] = {}
+    with PosewheelClient(server.url, api_key=KEY) as client:
+        stream = client.stream()
+        for index in range(0, 100, 5):
+            jpeg = io.BytesIO()
+            clip.frames[index].save(jpeg, format="JPEG", quality=95)
+            prediction = stream.predict(jpeg.getvalue(), index / FRAME_RATE, as_json=as_json)
+            assert stream.tracks is prediction.tracks and prediction.tracks is not None
+            assert all(p.track_id is not None for p in prediction.poses)
+            results = [{"keypoints": [v for k in p.keypoints for v in (k.x, k.y, k.score)]} for p in prediction.poses]
+            for who, pose in zip(identities(results, clip, index), prediction.poses, strict=True):
+                if who is not None:
+                    ids.setdefault(who, set()).add(int(pose.track_id or 0))
+        plain = client.predict(jpeg.getvalue())
+    assert len(ids) == 3 and all(len(each) == 1 for each in ids.values()), ids
+    assert len({next(iter(each)) for each in ids.values()}) == 3
+    assert plain.tracks is None and all(p.track_id is None for p in plain.poses)  # not a stream: no ids
