@@ -84,9 +84,12 @@ class PoseTracker:
         max_missed: int = 1,
         confident: float = 0.3,
         min_keypoints: int = 4,
+        max_tracks: int | None = None,
     ) -> None:
+        """`max_tracks`: live tracks kept at most, the longest unseen ended first (a bound for a state sent over
+        the wire; a frame's own persons are never ended)."""
         self.similarity, self.motion, self.min_similarity = similarity, motion, min_similarity
-        self.max_age_s, self.max_missed = max_age_s, max_missed
+        self.max_age_s, self.max_missed, self.max_tracks = max_age_s, max_missed, max_tracks
         self.confident, self.min_keypoints = confident, min_keypoints
         self.tracks: list[Track] = []
         self._next_id = 1
@@ -131,6 +134,10 @@ class PoseTracker:
         self.tracks = [
             t for t in self.tracks if t.missed <= self.max_missed or timestamp_s - t.last_seen_s <= self.max_age_s
         ]
+        if self.max_tracks is not None and len(self.tracks) > self.max_tracks:
+            by_age = sorted((t for t in self.tracks if t.missed), key=lambda t: t.last_seen_s)
+            ended = {id(t) for t in by_age[: len(self.tracks) - self.max_tracks]}
+            self.tracks = [t for t in self.tracks if id(t) not in ended]
         return ids
 
     def state(self) -> dict[str, Any]:

@@ -198,6 +198,15 @@ def test_a_tracker_goes_on_from_its_state_as_json() -> None:
     assert again.state() == tracker.state()
 
 
+def test_at_most_max_tracks_live_the_longest_unseen_ended_first() -> None:
+    tracker = PoseTracker(max_tracks=3)
+    tracker.update(*frame(0, 300, 600), 0.0)  # 1, 2, 3
+    tracker.update(*frame(900), 0.1)  # 4; 1-3 missed once
+    assert [t.track_id for t in tracker.tracks] == [2, 3, 4]  # three of the unseen tied: the first listed ends
+    tracker.update(*frame(1200, 1500, 1800, 2100), 0.2)  # a frame of four new people: all kept
+    assert sorted(t.track_id for t in tracker.tracks) == [5, 6, 7, 8]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -120,7 +120,11 @@ def stream_frame(timestamp_s: float | None, tracks: TrackState | None) -> Stream
             raise InputError("field 'tracks' needs 'timestamp_s' (this frame's time in the stream, seconds)", 422)
         return None
     try:
-        tracker = PoseTracker() if tracks is None else PoseTracker.from_state(tracks.model_dump())
+        # never more tracks in an answer than the next request may send
+        if tracks is None:
+            tracker = PoseTracker(max_tracks=MAX_TRACKS)
+        else:
+            tracker = PoseTracker.from_state(tracks.model_dump(), max_tracks=MAX_TRACKS)
     except ValueError as exc:
         raise InputError(f"field {exc}", 422) from exc
     return StreamFrame(timestamp_s, tracker)
