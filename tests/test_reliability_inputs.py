@@ -5,6 +5,7 @@ entries (the blocks that made Pillow raise struct.error, TypeError, ValueError),
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import threading
@@ -168,6 +169,48 @@ def test_the_server_answers_generated_images_with_200_or_4xx(served: ServerProce
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
     print(f"statuses: {statuses}")
     assert statuses.get(200, 0) >= 100
+
+
+def test_a_streams_fields_that_are_wrong_get_a_4xx_naming_the_field(served: ServerProcess) -> None:
+    """`timestamp_s` and `tracks` (/v1/predict following a stream): what is wrong with them is said, and nothing
+    a client sends as tracks is parsed unbounded (a multipart text over 512 KB is refused by its length)."""
+    image = {"image": ("a.png", _png(64, 48))}
+    with httpx.Client(base_url=served.url, timeout=30) as client:
+        first = client.post("/v1/predict", files=image, data={"timestamp_s": "0"})
+        assert first.status_code == 200 and [p["track_id"] for p in first.json()["poses"]] == [1]
+        good = first.json()["tracks"]
+        track = good["tracks"][0]
+        wrong = {
+            "nan": ({"timestamp_s": "nan"}, 422, "finite number of seconds"),
+            "not json": ({"timestamp_s": "1", "tracks": "{tracks"}, 422, "field 'tracks'"),
+            "no time": ({"tracks": json.dumps(good)}, 422, "needs 'timestamp_s'"),
+            "too long": ({"timestamp_s": "1", "tracks": " " * 600_000}, 413, "longer than"),
+            "257 tracks": (
+                {"timestamp_s": "1", "tracks": json.dumps({"next_id": 300, "tracks": [track] * 257})},
+                422,
+                "at most 256",
+            ),
+            "short pose": (
+                {"timestamp_s": "1", "tracks": json.dumps({**good, "tracks": [{**track, "keypoints": [1.0] * 33}]})},
+                422,
+                "keypoints",
+            ),
+            "id twice": ({"timestamp_s": "1", "tracks": json.dumps({**good, "tracks": [track, track]})}, 422, "twice"),
+        }
+        for name, (fields, status, said) in wrong.items():
+            r = client.post("/v1/predict", files=image, data=fields)
+            assert r.status_code == status and said in r.json()["detail"], (name, r.status_code, r.text[:300])
+        body = {"image_base64": base64.b64encode(_png(64, 48)).decode(), "tracks": good}
+        r = client.post("/v1/predict", json=body)
+        assert r.status_code == 422 and "needs 'timestamp_s'" in r.json()["detail"], r.text
+        r = client.post("/v1/predict", json={**body, "timestamp_s": 1.0})
+        assert r.status_code == 200 and r.json()["poses"][0]["track_id"] == 1
+
+
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (90, 90, 90)).save(out, format="PNG")
+    return out.getvalue()
 
 
 def _huge_box_requests(url: str, stop: threading.Event, statuses: list[int]) -> None:
