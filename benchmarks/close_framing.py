@@ -32,8 +32,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
-from serving.engine import ServedModel, load_model
-from tests.support.benchmarks import artifacts_or_pretrained
+from serving.engine import ServedModel
+from tests.support.benchmarks import answered_without_boxes, detector_models
 from tests.support.figures import emit
 from tests.support.moving_people import NOSES, REACH, group_photos, whose
 
@@ -43,14 +43,6 @@ FRAMINGS = {"call": (1.6, 2.6, 4 / 3), "upper_body": (1.6, 5.0, 3 / 4), "waist":
 FOUND_WITHIN = 0.8  # u: an answer's nose this near the marked one is the person's
 SURE = 0.3
 LEFT_SHOULDER, RIGHT_SHOULDER = 5, 6
-
-
-def answered(model: ServedModel, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
-    """What the server answers for `image` sent without boxes: keypoints (P, 17, 2), scores (P, 17)."""
-    answer = model.answer([model.find_people(image)])[0]
-    assert answer.kept is not None
-    rows = answer.kept.tolist()
-    return answer.points[rows], answer.scores[rows]
 
 
 def framed(photo: Image.Image, nose: tuple[float, float], u: float, framing: str) -> tuple[int, int, int, int]:
@@ -71,7 +63,7 @@ def framing_counts(model: ServedModel, photos: dict[str, Image.Image]) -> dict[s
     sizes: dict[str, list[int]] = {f: [] for f in FRAMINGS}
     for name, photo in photos.items():
         noses = np.array([(x, y, REACH) for x, y in NOSES[name]], dtype=np.float64)
-        points, scores = answered(model, photo)
+        points, scores = answered_without_boxes(model, photo)
         owner = whose(points, scores, noses)
         for person, nose in enumerate(NOSES[name]):
             if owner.count(person) != 1:
@@ -83,7 +75,7 @@ def framing_counts(model: ServedModel, photos: dict[str, Image.Image]) -> dict[s
             for framing in FRAMINGS:
                 box = framed(photo, nose, u, framing)
                 crop = photo.crop(box)
-                crop_points, crop_scores = answered(model, crop)
+                crop_points, crop_scores = answered_without_boxes(model, crop)
                 crop_points = crop_points + np.array(box[:2], dtype=np.float64)  # back in the photograph's pixels
                 # the marked noses in the crop: the person's within FOUND_WITHIN u, a neighbour's within REACH
                 shown = [i for i, (x, y, _) in enumerate(noses) if box[0] <= x < box[2] and box[1] <= y < box[3]]
@@ -120,9 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     photos = group_photos()
     with tempfile.TemporaryDirectory() as tmp:
-        for name, artifact in artifacts_or_pretrained(args.artifacts, Path(tmp) / "models"):
-            model = load_model(artifact.resolve(), BENCHMARK, 2)
-            assert model.detector is not None, f"{artifact}: no person detector"
+        for name, model in detector_models(args.artifacts, Path(tmp) / "models", BENCHMARK):
             for framing, figures in framing_counts(model, photos).items():
                 emit("framing", benchmark=BENCHMARK, model=name, framing=framing, **figures)
 

@@ -28,24 +28,15 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script, sys.path[0] is benchmarks/
 
-from serving.engine import ServedModel, load_model
+from serving.engine import ServedModel
 from serving.images import decode_image
-from tests.support.benchmarks import artifacts_or_pretrained
-from tests.support.camera import WEBCAM, webcam_frame
+from tests.support.benchmarks import answered_without_boxes, detector_models
+from tests.support.camera import webcam_frame, webcam_place
 from tests.support.figures import emit
 from tests.support.moving_people import NOSES, REACH, group_photos, whose
 
 BENCHMARK = "live_steadiness"
 SURE = 0.3
-
-
-def answered(model: ServedModel, jpeg: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """What the server answers for `jpeg` sent without boxes: keypoints (P, 17, 2), scores (P, 17)."""
-    image = decode_image(jpeg, 40_000_000).image
-    answer = model.answer([model.find_people(image)])[0]
-    assert answer.kept is not None
-    rows = answer.kept.tolist()
-    return answer.points[rows], answer.scores[rows]
 
 
 def steadiness(
@@ -60,7 +51,7 @@ def steadiness(
         noisy = np.clip(base + rng.normal(0.0, noise, base.shape), 0, 255).astype(np.uint8)
         out = io.BytesIO()
         Image.fromarray(noisy).save(out, format="JPEG", quality=90)
-        points, scores = answered(model, out.getvalue())
+        points, scores = answered_without_boxes(model, decode_image(out.getvalue(), 40_000_000).image)
         who = whose(points, scores, noses)
         counts.append(len(points))
         nobody += who.count(None)
@@ -98,14 +89,10 @@ def main() -> None:
     args = parser.parse_args()
     photos = group_photos()
     with tempfile.TemporaryDirectory() as tmp:
-        for name, artifact in artifacts_or_pretrained(args.artifacts, Path(tmp) / "models"):
-            model = load_model(artifact.resolve(), BENCHMARK, 2)
-            assert model.detector is not None, f"{artifact}: no person detector"
+        for name, model in detector_models(args.artifacts, Path(tmp) / "models", BENCHMARK):
             jitters, totals = [], {"people": 0, "frames_with_everyone": 0, "near_nobody": 0}
             for n, (photo_name, photo) in enumerate(sorted(photos.items())):
-                scale = min(WEBCAM[0] / photo.width, WEBCAM[1] / photo.height)
-                left = (WEBCAM[0] - round(photo.width * scale)) // 2
-                top = (WEBCAM[1] - round(photo.height * scale)) // 2
+                scale, left, top = webcam_place(photo.size)
                 noses = np.array([(left + x * scale, top + y * scale, REACH * scale) for x, y in NOSES[photo_name]])
                 figures = steadiness(model, photo, noses, args.frames, args.noise, seed=n)
                 jitters.append(figures.pop("_jitter"))

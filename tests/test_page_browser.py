@@ -20,7 +20,7 @@ from posewheel.draw import page_style
 from serving import heif
 from tests.fixtures.heic.make_heic import FIXTURE
 from tests.support.benchmarks import load_benchmark
-from tests.support.camera import BROWSER_ARGS, CHROMIUM, WEBCAM, fake_camera_args, webcam_frame, write_y4m
+from tests.support.camera import BROWSER_ARGS, CHROMIUM, fake_camera_args, webcam_frame, webcam_place, write_y4m
 from tests.support.moving_people import NOSES, REACH, group_photos, whose, write_video
 from tests.support.onnx_models import MakeArtifact, spot_image
 from tests.support.server import StartServer, run_server, test_settings
@@ -313,12 +313,11 @@ def test_real_people_on_camera_are_each_answered_by_the_pretrained_model(
     is answered (the camera's frame passed through 4:2:0 colour and the page's JPEG)."""
     photo = group_photos()["sample1"]
     frame = webcam_frame(photo)
-    scale = WEBCAM[0] / photo.width  # 1920 x 1280 shown 640 x 427, centred
-    offset_y = (WEBCAM[1] - round(photo.height * scale)) // 2
+    scale, left, top = webcam_place(photo.size)  # 1920 x 1280 shown 640 x 427, centred
     frame.save(tmp_path / "frame.png")
     camera = tmp_path / "camera.y4m"
     write_y4m([frame], camera)
-    marked = np.array([(x * scale, y * scale + offset_y, REACH * scale) for x, y in NOSES["sample1"]])
+    marked = np.array([(left + x * scale, top + y * scale, REACH * scale) for x, y in NOSES["sample1"]])
 
     def noses() -> np.ndarray:
         return np.array([(float(r[2]), float(r[3])) for r in rows() if r[1] == "nose"])

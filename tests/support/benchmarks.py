@@ -10,10 +10,16 @@ import importlib.util
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+    from serving.engine import ServedModel
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,6 +54,25 @@ def artifacts_or_pretrained(given: list[Path], folder: Path) -> list[tuple[str, 
     from training.pretrained import export_pretrained
 
     return [(f"pretrained {n}", export_pretrained(n, folder)) for n in ("movenet-lightning", "movenet-thunder")]
+
+
+def detector_models(given: list[Path], folder: Path, benchmark: str) -> Iterator[tuple[str, ServedModel]]:
+    """`artifacts_or_pretrained(given, folder)` loaded as the server loads them (2 threads), each with its person
+    detector (AssertionError naming an artifact without one)."""
+    from serving.engine import load_model
+
+    for name, artifact in artifacts_or_pretrained(given, folder):
+        model = load_model(artifact.resolve(), benchmark, 2)
+        assert model.detector is not None, f"{artifact}: no person detector"
+        yield name, model
+
+
+def answered_without_boxes(model: ServedModel, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """What the server answers for `image` sent without boxes: keypoints (P, 17, 2), scores (P, 17)."""
+    answer = model.answer([model.find_people(image)])[0]
+    assert answer.kept is not None
+    rows = answer.kept.tolist()
+    return answer.points[rows], answer.scores[rows]
 
 
 def photographs_and_scenes(

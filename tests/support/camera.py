@@ -29,14 +29,21 @@ BROWSER_ARGS = [
 WEBCAM = (640, 480)  # what a laptop's camera gives a page that asks for 640 x 480
 
 
+def webcam_place(size: tuple[int, int]) -> tuple[float, int, int]:
+    """Where `webcam_frame` puts a photograph of `size` (width, height): its scale, and its left and top edges."""
+    width, height = size
+    scale = min(WEBCAM[0] / width, WEBCAM[1] / height)
+    return scale, (WEBCAM[0] - round(width * scale)) // 2, (WEBCAM[1] - round(height * scale)) // 2
+
+
 def webcam_frame(photo: Image.Image) -> Image.Image:
-    """`photo` as a webcam frame: scaled to fit WEBCAM, centred on black."""
-    scale = min(WEBCAM[0] / photo.width, WEBCAM[1] / photo.height)
+    """`photo` as a webcam frame: scaled to fit WEBCAM, centred on black (`webcam_place`)."""
+    scale, left, top = webcam_place(photo.size)
     small = photo.convert("RGB").resize(
         (round(photo.width * scale), round(photo.height * scale)), Image.Resampling.BILINEAR
     )
     frame = Image.new("RGB", WEBCAM)
-    frame.paste(small, ((WEBCAM[0] - small.width) // 2, (WEBCAM[1] - small.height) // 2))
+    frame.paste(small, (left, top))
     return frame
 
 
