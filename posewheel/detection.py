@@ -488,13 +488,14 @@ def same_person(
     max_oks: float = DUPLICATE_OKS,
     confident_joint: float = CONFIDENT_JOINT,
     same_face: bool = True,
+    max_face_oks: float = SAME_FACE_OKS,
 ) -> np.ndarray:
     """Which two poses of one image (P, 17, 2) pixels, with boxes (P, 4) and joint scores (P, 17), are one person
     (P, P) bool: more than `max_oks` alike over the joints both are sure of (`pose_oks`), or, where `same_face`,
-    their faces more than `SAME_FACE_OKS` alike (`face_oks`)."""
+    their faces more than `max_face_oks` alike (`face_oks`)."""
     alike = pose_oks(keypoints, boxes, joint_scores, confident_joint) > max_oks
     if same_face:
-        alike |= face_oks(keypoints, boxes, joint_scores, confident_joint) > SAME_FACE_OKS
+        alike |= face_oks(keypoints, boxes, joint_scores, confident_joint) > max_face_oks
     return np.asarray(alike)
 
 
@@ -997,17 +998,26 @@ def empty_part(box: Box | np.ndarray, keypoints: np.ndarray, joint_scores: np.nd
     return (start, y, x + w - start, h)
 
 
+ReadBoxes = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def blanked_boxes(crop: Crop, spec: InputSpec, read: Read) -> ReadBoxes:
+    """Read boxes (n, 4) x, y, w, h of one image each on its own: `crop(boxes)` cuts them out of the image as a
+    caller's boxes are (network inputs (n, 3, H, W), crop windows), each is blanked outside its box
+    (`outside_box_blanked`, as a caller's box beside its neighbours is read), and `read(inputs, windows)` runs the
+    pose network and decodes to image pixels: poses (n, 17, 2), joint scores (n, 17)."""
+
+    def read_boxes(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        inputs, windows = crop([(float(x), float(y), float(w), float(h)) for x, y, w, h in boxes])
+        return read(outside_box_blanked(inputs, boxes, windows, spec), windows)
+
+    return read_boxes
+
+
 def blanked_parts(crop: Crop, spec: InputSpec, read: Read) -> ReadParts:
-    """The `read_parts` of `answer_parts` for one image: `crop(boxes)` cuts the parts out of the image as a caller's
-    boxes are (network inputs (n, 3, H, W), crop windows), each is blanked outside its part (`outside_box_blanked`,
-    as a caller's box beside its neighbours is read), and `read(inputs, windows)` runs the pose network and decodes
-    to image pixels."""
-
-    def read_parts(parents: np.ndarray, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        inputs, windows = crop([(float(x), float(y), float(w), float(h)) for x, y, w, h in parts])
-        return read(outside_box_blanked(inputs, parts, windows, spec), windows)
-
-    return read_parts
+    """The `read_parts` of `answer_parts` for one image: each part read on its own (`blanked_boxes`)."""
+    read_boxes = blanked_boxes(crop, spec, read)
+    return lambda parents, parts: read_boxes(parts)
 
 
 def with_parts(answered: np.ndarray, parents: np.ndarray, rows: int) -> np.ndarray:
@@ -1084,3 +1094,84 @@ def answer_with_parts(
         parents,
         part_boxes,
     )
+
+
+# A person of a stream the detector missed in this frame, though their track saw them a moment ago, is read at their
+# track's box moved on to now, blanked outside it, and answered where the read is that person again
+# (`carried_persons`, since session 59; the server's streams, docs/detector.md, benchmarks/live_steadiness.py): at
+# least CARRY_JOINTS joints sure both in the read and in the track's last pose, CARRY_OKS alike over them, and its face
+# and shoulders at least CARRY_HEAD sure (`head_score`), repeating no answered pose. Before a still camera's noise
+# the least sure people came and went between frames (at 8 grey levels the detector scored a woman of sample4 0.05 in
+# 14 of 20 frames; she was answered in 6, as the empty side of a box around her and her neighbour). Reads of tracks
+# lost for good (a scene cut, a person gone behind another) measured face and shoulders 0.36 at most where they read
+# nobody; those that read the person lost 0.28-0.69, all but four (people half hidden behind a passer-by) 0.40 or more
+# (probe /tmp/s59/probe_carry2.py).
+CARRY_JOINTS = 5
+CARRY_OKS = 0.5
+CARRY_HEAD = 0.4
+# A carried read repeats an answered pose at CARRY_REPEAT of the likeness two of the detector's answers need to be one
+# person (`DUPLICATE_OKS`, `SAME_FACE_OKS`): nothing but its track vouches for it. Carried reads of a person answered
+# already measured pose OKS 0.35-0.53 with that answer (Thunder on a pan: a box around one woman and its empty side
+# both answered, then both tracks carried); those of a person nobody else answered 0.25 at most, faces 0 (probe
+# /tmp/s59/probe_dupc.py: the pans, walks and still groups, both pretrained models).
+CARRY_REPEAT = 0.5
+CARRY_INSIDE = 0.5  # of a track's moved box: less inside the picture, the person has left it and is not read
+
+
+def carried_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which tracks' moved boxes (T, 4) x, y, w, h lie at least `CARRY_INSIDE` inside a picture of `width` x
+    `height` (T,) bool, and all of them cut to it (T, 4)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    cut = np.asarray([clip_box(b, width, height) for b in boxes], dtype=np.float64).reshape(-1, 4)
+    areas = np.maximum(boxes[:, 2] * boxes[:, 3], 1e-9)
+    return np.asarray(cut[:, 2] * cut[:, 3] / areas >= CARRY_INSIDE), cut
+
+
+def carried_persons(
+    held: tuple[np.ndarray, np.ndarray, np.ndarray],
+    tracks: tuple[np.ndarray, np.ndarray, np.ndarray],
+    read: tuple[np.ndarray, np.ndarray],
+    options: FindOptions = FindOptions(),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which lost tracks of a stream are answered in this frame, and where: indices ascending (Q,) and boxes (Q, 4).
+
+    `held`: the frame's answers, boxes (P, 4), poses (P, 17, 2), joint scores (P, 17). `tracks`: each lost track
+    moved on to this frame, its box (T, 4), last pose (T, 17, 2) and joint scores (T, 17). `read`: the pose network's
+    read of each track's box, blanked outside it (`blanked_boxes`), poses (T, 17, 2), joint scores (T, 17). A read is
+    that person again where the joints sure in both (`CONFIDENT_JOINT`) number `CARRY_JOINTS` or more and lie
+    `CARRY_OKS` alike on average (scaled by the track's box), and its face and shoulders score `CARRY_HEAD`; surest
+    face first, it is answered where it repeats no answered pose (`same_person`, as `options` say, at `CARRY_REPEAT` of
+    their likeness). Its box is the
+    track's moved by how far those joints moved (the person followed, not the track's guess)."""
+    held_boxes, held_points, held_scores = held
+    track_boxes, track_points, track_scores = (np.asarray(a, dtype=np.float64) for a in tracks)
+    points, scores = read
+    both = (np.asarray(scores) >= CONFIDENT_JOINT) & (track_scores >= CONFIDENT_JOINT)  # (T, 17)
+    shared = both.sum(axis=1)
+    areas = np.maximum(np.prod(track_boxes[:, 2:], axis=1), 1.0)
+    d2 = ((points - track_points) ** 2).sum(-1)  # (T, 17)
+    each = np.exp(-d2 / (2.0 * areas[:, None] * (2.0 * OKS_SIGMAS) ** 2))
+    alike = (each * both).sum(axis=1) / np.maximum(shared, 1)
+    faces = head_score(scores)
+    moved = (points - track_points) * both[..., None]
+    boxes = track_boxes.copy()
+    boxes[:, :2] += moved.sum(axis=1) / np.maximum(shared, 1)[:, None]
+    kept: list[int] = []
+    for j in np.argsort(-faces, kind="stable"):
+        if shared[j] < CARRY_JOINTS or alike[j] < CARRY_OKS or faces[j] < CARRY_HEAD:
+            continue
+        poses = np.concatenate([held_points, points[kept], points[j][None]])
+        joint = np.concatenate([held_scores, scores[kept], scores[j][None]])
+        around = np.concatenate([held_boxes, boxes[kept], boxes[j][None]])
+        repeats = same_person(
+            poses,
+            around,
+            joint,
+            CARRY_REPEAT * options.duplicate_oks,
+            same_face=options.same_face,
+            max_face_oks=CARRY_REPEAT * SAME_FACE_OKS,
+        )
+        if not repeats[-1, :-1].any():
+            kept.append(int(j))
+    order = np.sort(np.asarray(kept, dtype=np.int64))
+    return order, boxes[order]

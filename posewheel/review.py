@@ -36,7 +36,11 @@ class PredictedKeypoint(BaseModel):
 class PredictedPose(BaseModel):
     box: tuple[float, float, float, float] = Field(description="[x, y, w, h] pixels")
     box_score: float | None = Field(
-        None, ge=0.0, le=1.0, description="the person detector's score of the box; null when the client gave it"
+        None,
+        ge=0.0,
+        le=1.0,
+        description="the person detector's score of the box; null when the client gave it, or when the detector missed "
+        "a stream's person in this frame and their track carried them (with timestamp_s and tracks)",
     )
     score: float = Field(ge=0.0, le=1.0)
     keypoints: list[PredictedKeypoint]

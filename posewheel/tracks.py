@@ -110,20 +110,13 @@ class PoseTracker:
                 f"{len(keypoints)} poses, {len(scores)} score rows and {len(boxes)} boxes: one each per person"
             )
         ids = np.zeros(len(keypoints), dtype=np.int64)
-        alike = self.similarities(keypoints, scores, boxes, timestamp_s)
-        linked: set[int] = set()
-        missed = np.broadcast_to([t.missed for t in self.tracks], alike.shape)
-        for flat in np.lexsort((missed.ravel(), -alike.ravel())):  # most alike first; on a tie, the fresher track
-            person, track = divmod(int(flat), len(self.tracks))
-            if alike[person, track] < self.min_similarity:
-                break
-            if ids[person] or track in linked:
-                continue
+        links = self.links(keypoints, scores, boxes, timestamp_s)
+        for person, track in links.items():
             ids[person] = self.tracks[track].track_id
-            linked.add(track)
             self.tracks[track] = self.tracks[track].linked(
                 keypoints[person], scores[person], boxes[person], timestamp_s
             )
+        linked = set(links.values())
         for n, unseen in enumerate(self.tracks):
             if n not in linked:
                 unseen.missed += 1
@@ -139,6 +132,31 @@ class PoseTracker:
             ended = {id(t) for t in by_age[: len(self.tracks) - self.max_tracks]}
             self.tracks = [t for t in self.tracks if id(t) not in ended]
         return ids
+
+    def links(self, keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray, timestamp_s: float) -> dict[int, int]:
+        """Which live track (index into `tracks`) each of a frame's persons links to, person -> track, as `update`
+        links them (arrays as it takes them); a person absent starts a track of their own. Changes nothing."""
+        alike = self.similarities(keypoints, scores, boxes, timestamp_s)
+        links: dict[int, int] = {}
+        taken: set[int] = set()
+        missed = np.broadcast_to([t.missed for t in self.tracks], alike.shape)
+        for flat in np.lexsort((missed.ravel(), -alike.ravel())):  # most alike first; on a tie, the fresher track
+            person, track = divmod(int(flat), len(self.tracks))
+            if alike[person, track] < self.min_similarity:
+                break
+            if person not in links and track not in taken:
+                links[person] = track
+                taken.add(track)
+        return links
+
+    def unlinked(self, keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray, timestamp_s: float) -> list[int]:
+        """The live tracks (indices into `tracks`) none of a frame's persons would link to (`links`): the people of
+        earlier frames this frame's answer has lost."""
+        keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, 17, 2)
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1, 17)
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        linked = set(self.links(keypoints, scores, boxes, timestamp_s).values())
+        return [n for n in range(len(self.tracks)) if n not in linked]
 
     def state(self) -> dict[str, Any]:
         """Everything the next `update` reads, as JSON-able numbers (this tracker's settings aside): the next id and

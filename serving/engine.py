@@ -34,8 +34,11 @@ from posewheel.detection import (
     FindOptions,
     answer_once,
     answer_with_parts,
+    blanked_boxes,
     blanked_parts,
     blanked_reread,
+    carried_boxes,
+    carried_persons,
     joined_upright,
     person_cap,
     persons_to_read,
@@ -49,6 +52,7 @@ from posewheel.detection import (
 )
 from posewheel.picture import Pixels
 from posewheel.schema import NUM_KEYPOINTS
+from posewheel.tracks import PoseTracker
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +108,9 @@ class Prepared:
     # where the detector found the persons: how many it is sure of in the picture turned, looked at small
     # (`posewheel.detection.probed_turn`)
     probe: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
+    # where the detector found the persons of a stream's frame: the stream's tracks before it and the frame's time, for
+    # its people the detector missed (`ServedModel.with_carried`)
+    carry: tuple[PoseTracker, float] | None = None
 
 
 @dataclass
@@ -120,6 +127,20 @@ class Answer:
     extra: Any = None
     kept: np.ndarray | None = None
     added: tuple[np.ndarray, np.ndarray] | None = None
+
+    def joined(self, points: np.ndarray, scores: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray) -> Answer:
+        """This answer with Q more persons answered after its own: poses (Q, 17, 2), joint scores (Q, 17), boxes (Q, 4)
+        image pixels and box scores (Q,), `added` after those added already."""
+        assert self.kept is not None
+        first = len(self.points)
+        added_boxes, added_scores = self.added if self.added is not None else (np.zeros((0, 4)), np.zeros(0))
+        return Answer(
+            np.concatenate([self.points, points]),
+            np.concatenate([self.scores, scores]),
+            self.extra,
+            np.concatenate([self.kept, first + np.arange(len(points))]),
+            (np.concatenate([added_boxes, boxes]), np.concatenate([added_scores, box_scores])),
+        )
 
     def boxes(self, found: list[Box], box_scores: list[float] | None) -> tuple[list[Box], list[float] | None]:
         """Every row's box and detector score: the `found` ones, then the `added` ones."""
@@ -217,12 +238,18 @@ class ServedModel:
         return decode_outputs(self.infer(inputs), windows, self.spec, self.card.output.kind)
 
     def find_people(
-        self, image: Pixels, score_threshold: float | None = None, max_persons: int | None = None
+        self,
+        image: Pixels,
+        score_threshold: float | None = None,
+        max_persons: int | None = None,
+        carry: tuple[PoseTracker, float] | None = None,
     ) -> Prepared:
         """The persons the detector finds in `image` (`PersonDetector.find`), cropped for the pose network
         (`prepare`); where its `FindOptions.read_alone`, one whose crop holds another person's box is blanked
         outside its own (`posewheel.detection.read_alone`). What the server, `posewheel predict` and the
-        benchmarks' offline limits do for an image sent without boxes; `answer` reads it."""
+        benchmarks' offline limits do for an image sent without boxes; `answer` reads it. `carry`: `image` is a
+        frame of a stream, (its tracks before it, the frame's time in seconds): its people the detector misses are
+        looked for where their tracks say (`with_carried`)."""
         if self.detector is None:
             raise ValueError(f"model {self.version} has no person detector: send the person boxes")
         found = self.detector.find(image, score_threshold, max_persons, self.find_options)
@@ -230,9 +257,8 @@ class ServedModel:
         turned = partial(self.find_turned, image, score_threshold, max_persons)
         probe = partial(self.detector.sure_when_turned, image, found.threshold, max_persons)
         prepared = self.read_boxes(image, found.box_list)
-        return replace(
-            prepared, detected=found, crop=crop, turned=turned, size=(image.width, image.height), probe=probe
-        )
+        size = (image.width, image.height)
+        return replace(prepared, detected=found, crop=crop, turned=turned, size=size, probe=probe, carry=carry)
 
     def find_turned(
         self, image: Pixels, score_threshold: float | None, max_persons: int | None, quarters: int
@@ -272,8 +298,9 @@ class ServedModel:
         found its persons, one answer per person (`posewheel.detection.answer_once`: a box under the threshold only
         where its pose is confirmed, a pose repeating a better one's read again blanked outside its box unless it
         was read alone already), with those lying down or upside down read turned (`read_upright`), one in the
-        empty side of a box around two (`answer_with_parts`), and, in a picture stored sideways or upside down
-        (`picture_turn`, `probed_turn`, where `turn_picture`), those found in it turned upright (`with_turned`)."""
+        empty side of a box around two (`answer_with_parts`), in a picture stored sideways or upside down
+        (`picture_turn`, `probed_turn`, where `turn_picture`), those found in it turned upright (`with_turned`), and,
+        in a stream's frame, those its tracks carry (`with_carried`)."""
         if p.detected is None:  # the caller's boxes: each answered
             return Answer(points, scores, p.extra)
         found, how = p.detected, self.find_options
@@ -297,8 +324,37 @@ class ServedModel:
             added = (part_boxes, found.scores[parents]) if len(parents) else None
         answer = Answer(points, scores, p.extra, kept, added)
         if quarters and p.turned is not None:
-            return self.with_turned(answer, found, p.turned(quarters), p.size, quarters)
+            answer = self.with_turned(answer, found, p.turned(quarters), p.size, quarters)
+        if p.carry is not None and p.crop is not None:
+            answer = self.with_carried(answer, found, p.crop, p.size, p.carry)
         return answer
+
+    def with_carried(
+        self, answer: Answer, found: Detected, crop: Crop, size: tuple[int, int], carry: tuple[PoseTracker, float]
+    ) -> Answer:
+        """`answer` (of a stream's frame of `size`, `crop` cutting boxes out of it) with the people its tracks saw and
+        it lost: `carry` is (the stream's tracker before this frame, the frame's time); each live track none of the
+        answers links to (`PoseTracker.unlinked`), moved on to now and still inside the picture (`carried_boxes`), is
+        read blanked outside its box (`blanked_boxes`) and answered where the read is that person again
+        (`posewheel.detection.carried_persons`). Their box score is NaN: the detector did not find them."""
+        tracker, timestamp_s = carry
+        assert answer.kept is not None
+        rows = answer.kept
+        boxes = np.asarray(answer.boxes(found.box_list, None)[0], dtype=np.float64).reshape(-1, 4)[rows]
+        held = (boxes, answer.points[rows], answer.scores[rows])
+        lost = [tracker.tracks[n] for n in tracker.unlinked(held[1], held[2], boxes, timestamp_s)]
+        moved = [track.moved(timestamp_s) for track in lost]
+        inside, track_boxes = carried_boxes(np.asarray([box for _, box in moved]), *size)
+        if not inside.any():
+            return answer
+        track_points = np.stack([points for points, _ in moved])[inside]
+        track_scores = np.stack([track.scores for track in lost])[inside]
+        read = blanked_boxes(crop, self.spec, self.infer_decode)(track_boxes[inside])
+        tracks = (track_boxes[inside], track_points, track_scores)
+        carried, carried_at = carried_persons(held, tracks, read, self.find_options)
+        if not len(carried):
+            return answer
+        return answer.joined(read[0][carried], read[1][carried], carried_at, np.full(len(carried), np.nan))
 
     def with_turned(
         self, answer: Answer, found: Detected, again: Prepared, size: tuple[int, int], quarters: int
@@ -321,17 +377,9 @@ class ServedModel:
         kept, new = joined_upright(own, (new_boxes, new_points, upright.scores[rows]), self.find_options)
         if not new.any():
             return answer
-        first = len(answer.points)
-        added_boxes, added_scores = answer.added if answer.added is not None else (np.zeros((0, 4)), np.zeros(0))
-        return Answer(
-            np.concatenate([answer.points, new_points[new]]),
-            np.concatenate([answer.scores, upright.scores[rows][new]]),
-            answer.extra,
-            np.concatenate([answer.kept[kept], first + np.arange(int(new.sum()))]),
-            (
-                np.concatenate([added_boxes, new_boxes[new]]),
-                np.concatenate([added_scores, np.asarray(turned_scores, dtype=np.float64)[rows][new]]),
-            ),
+        new_box_scores = np.asarray(turned_scores, dtype=np.float64)[rows][new]
+        return replace(answer, kept=answer.kept[kept]).joined(
+            new_points[new], upright.scores[rows][new], new_boxes[new], new_box_scores
         )
 
 

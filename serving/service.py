@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -29,6 +30,7 @@ from posewheel.decoding import Box, pose_score
 from posewheel.imagestore import ImageStore
 from posewheel.review import Outbox, ReviewDrainer
 from posewheel.schema import KEYPOINT_NAMES
+from posewheel.tracks import PoseTracker
 from serving.engine import MicroBatcher, ModelLoadError, Prepared, ServedModel
 from serving.images import decode_image, parse_boxes
 from serving.predlog import PredictionLog, PredictionRecord
@@ -132,6 +134,7 @@ class PoseService:
         keep_image: bool = False,
         max_persons: int | None = None,
         score_threshold: float | None = None,
+        carry: tuple[PoseTracker, float] | None = None,
     ) -> Prediction:
         """Predict poses for the image `data` and person boxes `raw_boxes` (JSON text, a list or None).
 
@@ -140,6 +143,8 @@ class PoseService:
         and an empty list when it finds nobody; a model without one treats the whole image as one person.
         `keep_image`: return the decoded image too (only /v1/render needs it; holding every decoded
         image until its answer is sent made memory grow with concurrency).
+        `carry`: the image is a frame of a stream, (the stream's tracker before it, the frame's time): without boxes,
+        its people the detector misses are looked for where their tracks say (`ServedModel.with_carried`).
         Raises serving.images.InputError for bad input, NotReadyError before the first model.
         """
         model, batcher = self.holder.current, self.batcher
@@ -150,7 +155,7 @@ class PoseService:
             with contextlib.suppress(ValueError):  # parse_boxes reports bad JSON with its message
                 raw_boxes = json.loads(raw_boxes)
         expected = len(raw_boxes) if isinstance(raw_boxes, list) and raw_boxes else 1
-        prepare = partial(self.prepare_request, data, raw_boxes, model, keep_image, max_persons, score_threshold)
+        prepare = partial(self.prepare_request, data, raw_boxes, model, keep_image, max_persons, score_threshold, carry)
         answer = await batcher.submit(model, prepare, expected)
         image, (width, height), found, found_scores, unsure = answer.extra
         points, scores = answer.points, answer.scores
@@ -191,6 +196,7 @@ class PoseService:
         keep_image: bool,
         max_persons: int | None = None,
         score_threshold: float | None = None,
+        carry: tuple[PoseTracker, float] | None = None,
     ) -> Prepared:
         """A request's preparation for the batcher: decode, then validate the boxes and crop, here on a decoding
         thread; or, without boxes and with a detector, find the people and crop on the inference lane
@@ -204,7 +210,7 @@ class PoseService:
             return model.read_boxes(decoded.pixels, boxes, (image, size, boxes, None, 0))
 
         def find_people() -> Prepared:
-            people = model.find_people(decoded.pixels, score_threshold, max_persons)
+            people = model.find_people(decoded.pixels, score_threshold, max_persons, carry)
             found = people.detected
             assert found is not None
             return replace(people, extra=(image, size, found.box_list, found.scores.tolist(), found.unsure))
@@ -269,7 +275,8 @@ def pose_dicts(
     kept: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Poses as `PredictedPose`-shaped dicts from boxes, keypoints (N, 17, 2) pixels and scores (N, 17);
-    `box_scores`: the detector's score of each box (None: the caller gave the boxes). `kept`: the rows to
+    `box_scores`: the detector's score of each box (None: the caller gave the boxes; NaN: a person of a stream the
+    detector missed, carried by their track, `ServedModel.with_carried`; both answered as null). `kept`: the rows to
     answer, in the detector's order (`ServedModel.answer`: one answer per person found); None: all.
 
     Plain dicts, serialised by the C JSON encoder: the values come from our own arrays (finite,
@@ -285,7 +292,7 @@ def pose_dicts(
     return [
         {
             "box": list(box),
-            "box_score": None if box_scores is None else box_scores[i],
+            "box_score": None if box_scores is None or math.isnan(box_scores[i]) else box_scores[i],
             "score": totals[i],
             "keypoints": [
                 {"name": name, "x": xy[i][k][0], "y": xy[i][k][1], "score": sc[i][k]}

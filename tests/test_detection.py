@@ -14,9 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from posewheel.decoding import InputSpec, crop_box
 from posewheel.detection import (
+    CARRY_HEAD,
+    CARRY_JOINTS,
+    CARRY_OKS,
+    CARRY_REPEAT,
     CLOSER_SIDE,
     CONFIDENT_HEAD,
     CONFIDENT_POSE,
@@ -37,6 +42,8 @@ from posewheel.detection import (
     answer_parts,
     blanked_reread,
     boxes_to_read,
+    carried_boxes,
+    carried_persons,
     confirmed,
     crowded,
     detect_persons,
@@ -44,6 +51,7 @@ from posewheel.detection import (
     distinct_persons,
     empty_part,
     joined_upright,
+    joint_oks,
     looks_closer,
     needs_tiles,
     outside_box_blanked,
@@ -838,3 +846,60 @@ def test_a_person_in_the_empty_side_of_a_box_around_two_is_answered_once() -> No
         return neighbour[None], np.full((1, K), CONFIDENT_POSE / 2)
 
     assert len(answer_parts(boxes, keypoints, joint_scores, np.array([0.6, 0.5]), np.array([0, 1]), unsure)[0]) == 0
+
+
+def test_a_lost_track_is_answered_where_its_box_reads_that_person_again_surely_enough() -> None:
+    """`carried_persons`: a stream's person the detector missed, read at their track's box, is answered where the read
+    agrees with the track's last pose over `CARRY_JOINTS` or more sure joints, `CARRY_OKS` alike, its face and
+    shoulders at least `CARRY_HEAD` sure, repeating no answered pose; the box follows the joints. Each way of
+    failing, on its own, leaves the person out."""
+    rng = np.random.default_rng(7)
+    held = (np.array([[0.0, 0.0, 100.0, 200.0]]), standing(0.0, rng)[None], np.full((1, K), 0.8))
+    track_pose = standing(300.0, rng)
+    tracks = (np.array([[300.0, 0.0, 100.0, 200.0]]), track_pose[None], np.full((1, K), 0.6))
+    read_scores = np.full((1, K), 0.2)
+    read_scores[0, :HEAD_AND_SHOULDERS] = CARRY_HEAD + 0.05  # face and shoulders sure: 7 sure joints
+    moved = (track_pose + np.array([4.0, -2.0]))[None]  # the person shifted a little since
+    rows, boxes = carried_persons(held, tracks, (moved, read_scores))
+    assert rows.tolist() == [0]
+    assert boxes[0] == pytest.approx([304.0, -2.0, 100.0, 200.0])  # the track's box, moved as the sure joints moved
+
+    unsure_face = read_scores.copy()
+    unsure_face[0, :HEAD_AND_SHOULDERS] = CARRY_HEAD - 0.05
+    unsure_face[0, HEAD_AND_SHOULDERS:] = 0.9  # the rest sure does not make up for an unsure face
+    assert len(carried_persons(held, tracks, (moved, unsure_face))[0]) == 0
+    few = read_scores.copy()
+    few[0, CARRY_JOINTS - 1 : HEAD_AND_SHOULDERS] = 0.1  # sure joints shared with the track: one short
+    few[0, : CARRY_JOINTS - 1] = 0.9
+    assert len(carried_persons(held, tracks, (moved, few))[0]) == 0
+    somebody_else = standing(300.0, np.random.default_rng(8))[None]  # other joints in the same box
+    pair = np.stack([somebody_else[0], track_pose])
+    assert joint_oks(pair, np.stack([tracks[0][0]] * 2))[0, 1, :HEAD_AND_SHOULDERS].mean() < CARRY_OKS
+    assert len(carried_persons(held, tracks, (somebody_else, read_scores))[0]) == 0
+    again = (held[1][0] + 1.0)[None]  # the read is the person answered beside: a repeat
+    near = (np.array([[0.0, 0.0, 100.0, 200.0]]), held[1], np.full((1, K), 0.6))
+    assert len(carried_persons(held, near, (again, read_scores))[0]) == 0
+    # a read less alike to an answered pose than two detector answers must be to be one person, but more than
+    # `CARRY_REPEAT` of that: a repeat all the same (nothing but a track vouches for it)
+    sure = np.full((1, K), 0.8)
+    for shift in np.arange(1.0, 60.0):
+        pair = np.stack([held[1][0], held[1][0] + shift])
+        alike = pose_oks(pair, np.stack([held[0][0]] * 2), np.concatenate([held[2], sure]))[0, 1]
+        if alike < (1 + CARRY_REPEAT) / 2 * DUPLICATE_OKS:
+            break
+    assert CARRY_REPEAT * DUPLICATE_OKS < alike < DUPLICATE_OKS
+    shifted = (held[1][0] + shift)[None]
+    assert not same_person(
+        np.concatenate([held[1], shifted]), np.concatenate([held[0]] * 2), np.concatenate([held[2], sure])
+    )[0, 1]
+    beside = (held[0] + [shift, 0, 0, 0], shifted, sure)  # its track, seen there a moment ago
+    assert len(carried_persons(held, beside, (shifted, sure))[0]) == 0
+    assert len(carried_persons(held, beside, (shifted, sure), FindOptions(duplicate_oks=1.0, same_face=False))[0]) == 1
+
+
+def test_a_tracks_box_moved_mostly_out_of_the_picture_is_not_carried() -> None:
+    inside, cut = carried_boxes(
+        np.array([[10.0, 10.0, 100, 100], [600.0, 0, 100, 100], [580.0, 0, 100, 100]]), 640, 480
+    )
+    assert inside.tolist() == [True, False, True]  # 40 of 100 px inside, then 60
+    assert cut[1].tolist() == [600.0, 0.0, 40.0, 100.0] and cut[0].tolist() == [10.0, 10.0, 100.0, 100.0]

@@ -107,6 +107,11 @@ class StreamFrame:
     timestamp_s: float
     tracker: PoseTracker
 
+    @property
+    def carry(self) -> tuple[PoseTracker, float]:
+        """What the engine looks with for the people of earlier frames the detector misses in this one."""
+        return self.tracker, self.timestamp_s
+
     def track(self, poses: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """`poses` each with its `track_id`, and the tracker's state after this frame (the answer's `tracks`)."""
         ids = self.tracker.update(*pose_arrays(poses), self.timestamp_s)
@@ -264,10 +269,14 @@ def _first_error(exc: ValidationError) -> str:
 async def predict(
     request: Request, service: ServiceDep, max_persons: MaxPersons = None, score_threshold: ScoreThreshold = None
 ) -> Response:
-    """Per person: the box, the detector's box score (null for boxes you sent), a pose score and 17
-    keypoints {name, x, y, score} in image pixels. Without boxes, every person the model finds, best first."""
+    """Per person: the box, the detector's box score (null for boxes you sent, and for a stream's person the detector
+    missed, carried by their track), a pose score and 17 keypoints {name, x, y, score} in image pixels. Without
+    boxes, every person the model finds, best first."""
     data, boxes, stream = await read_image_request(request, service)
-    prediction = await service.predict(data, boxes, max_persons=max_persons, score_threshold=score_threshold)
+    carry = None if stream is None else stream.carry
+    prediction = await service.predict(
+        data, boxes, max_persons=max_persons, score_threshold=score_threshold, carry=carry
+    )
     if stream is not None:
         poses, tracks = stream.track(prediction.poses)
         return Response(prediction.to_json(poses, tracks), media_type="application/json")
@@ -287,7 +296,10 @@ async def render(
 ) -> Response:
     """The same prediction as /v1/predict, drawn: boxes, skeleton edges and keypoints over the upright image."""
     data, boxes, stream = await read_image_request(request, service)
-    prediction = await service.predict(data, boxes, max_persons=max_persons, score_threshold=score_threshold)
+    carry = None if stream is None else stream.carry
+    prediction = await service.predict(
+        data, boxes, max_persons=max_persons, score_threshold=score_threshold, carry=carry
+    )
     track_ids = None if stream is None else [p["track_id"] for p in stream.track(prediction.poses)[0]]
     # The image is decoded again for drawing, in a bounded number of drawing slots, instead of being
     # kept from the prediction's decode: a full image lives only while it is drawn, whatever the clients.

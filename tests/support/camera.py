@@ -10,7 +10,8 @@ tests/test_page_browser.py and benchmarks/live_page.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,22 @@ def webcam_frame(photo: Image.Image) -> Image.Image:
     frame = Image.new("RGB", WEBCAM)
     frame.paste(small, (left, top))
     return frame
+
+
+def noisy_jpegs(photo: Image.Image, frames: int, noise: float, seed: int) -> Iterator[bytes]:
+    """`photo` held still before a webcam (`webcam_frame`), `frames` times with fresh Gaussian sensor noise of `noise`
+    grey levels, each as the demo page sends it (`page_jpeg`)."""
+    rng = np.random.default_rng(seed)
+    base = np.asarray(webcam_frame(photo), dtype=np.float64)
+    for _ in range(frames):
+        yield page_jpeg(Image.fromarray(np.clip(base + rng.normal(0.0, noise, base.shape), 0, 255).astype(np.uint8)))
+
+
+def page_jpeg(frame: Image.Image) -> bytes:
+    """`frame` as the demo page sends it: JPEG, quality 90."""
+    out = io.BytesIO()
+    frame.save(out, format="JPEG", quality=90)
+    return out.getvalue()
 
 
 def fake_camera_args(y4m: Path) -> list[str]:
