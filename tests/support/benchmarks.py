@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
+    from posewheel.tracks import PoseTracker
     from serving.engine import ServedModel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +74,23 @@ def answered_without_boxes(model: ServedModel, image: Image.Image) -> tuple[np.n
     assert answer.kept is not None
     rows = answer.kept.tolist()
     return answer.points[rows], answer.scores[rows]
+
+
+def answered_in_stream(
+    model: ServedModel, image: Image.Image, tracker: PoseTracker, timestamp_s: float, carry: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the server answers for `image` sent without boxes as a stream's frame at `timestamp_s` with `tracker`'s
+    tracks, and `tracker` moved on by the answer as the server moves them: keypoints (P, 17, 2), scores (P, 17),
+    track ids (P,). `carry` False: the tracks give ids only, the people are the detector's (a baseline)."""
+    import numpy as np
+
+    prepared = model.find_people(image, carry=(tracker, timestamp_s) if carry else None)
+    answer = model.answer([prepared])[0]
+    assert answer.kept is not None and prepared.detected is not None
+    rows = answer.kept.tolist()
+    boxes = np.asarray(answer.boxes(prepared.detected.box_list, None)[0], dtype=np.float64).reshape(-1, 4)[rows]
+    ids = tracker.update(answer.points[rows], answer.scores[rows], boxes, timestamp_s)
+    return answer.points[rows], answer.scores[rows], ids
 
 
 def photographs_and_scenes(
