@@ -1131,9 +1131,11 @@ def carried_persons(
     held: tuple[np.ndarray, np.ndarray, np.ndarray],
     tracks: tuple[np.ndarray, np.ndarray, np.ndarray],
     read: tuple[np.ndarray, np.ndarray],
+    size: tuple[int, int],
     options: FindOptions = FindOptions(),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Which lost tracks of a stream are answered in this frame, and where: indices ascending (Q,) and boxes (Q, 4).
+    """Which lost tracks of a stream are answered in this frame, and where: indices ascending (Q,) and boxes (Q, 4)
+    inside the frame's picture of `size` (width, height), as the detector's are (`clip_box`).
 
     `held`: the frame's answers, boxes (P, 4), poses (P, 17, 2), joint scores (P, 17). `tracks`: each lost track
     moved on to this frame, its box (T, 4), last pose (T, 17, 2) and joint scores (T, 17). `read`: the pose network's
@@ -1174,4 +1176,4 @@ def carried_persons(
         if not repeats[-1, :-1].any():
             kept.append(int(j))
     order = np.sort(np.asarray(kept, dtype=np.int64))
-    return order, boxes[order]
+    return order, np.asarray([clip_box(box, *size) for box in boxes[order]], dtype=np.float64).reshape(-1, 4)

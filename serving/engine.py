@@ -351,7 +351,7 @@ class ServedModel:
         track_scores = np.stack([track.scores for track in lost])[inside]
         read = blanked_boxes(crop, self.spec, self.infer_decode)(track_boxes[inside])
         tracks = (track_boxes[inside], track_points, track_scores)
-        carried, carried_at = carried_persons(held, tracks, read, self.find_options)
+        carried, carried_at = carried_persons(held, tracks, read, size, self.find_options)
         if not len(carried):
             return answer
         return answer.joined(read[0][carried], read[1][carried], carried_at, np.full(len(carried), np.nan))

@@ -848,6 +848,9 @@ def test_a_person_in_the_empty_side_of_a_box_around_two_is_answered_once() -> No
     assert len(answer_parts(boxes, keypoints, joint_scores, np.array([0.6, 0.5]), np.array([0, 1]), unsure)[0]) == 0
 
 
+SIZE = (640, 480)  # a webcam's frame
+
+
 def test_a_lost_track_is_answered_where_its_box_reads_that_person_again_surely_enough() -> None:
     """`carried_persons`: a stream's person the detector missed, read at their track's box, is answered where the read
     agrees with the track's last pose over `CARRY_JOINTS` or more sure joints, `CARRY_OKS` alike, its face and
@@ -860,25 +863,27 @@ def test_a_lost_track_is_answered_where_its_box_reads_that_person_again_surely_e
     read_scores = np.full((1, K), 0.2)
     read_scores[0, :HEAD_AND_SHOULDERS] = CARRY_HEAD + 0.05  # face and shoulders sure: 7 sure joints
     moved = (track_pose + np.array([4.0, -2.0]))[None]  # the person shifted a little since
-    rows, boxes = carried_persons(held, tracks, (moved, read_scores))
+    rows, boxes = carried_persons(held, tracks, (moved, read_scores), SIZE)
     assert rows.tolist() == [0]
-    assert boxes[0] == pytest.approx([304.0, -2.0, 100.0, 200.0])  # the track's box, moved as the sure joints moved
+    assert boxes[0] == pytest.approx([304.0, 0.0, 100.0, 198.0])  # the track's box, moved as the sure joints moved,
+    # cut to the picture as the detector's boxes are
+    assert carried_persons(held, tracks, (moved, read_scores), (380, 480))[1][0] == pytest.approx([304, 0, 76, 198])
 
     unsure_face = read_scores.copy()
     unsure_face[0, :HEAD_AND_SHOULDERS] = CARRY_HEAD - 0.05
     unsure_face[0, HEAD_AND_SHOULDERS:] = 0.9  # the rest sure does not make up for an unsure face
-    assert len(carried_persons(held, tracks, (moved, unsure_face))[0]) == 0
+    assert len(carried_persons(held, tracks, (moved, unsure_face), SIZE)[0]) == 0
     few = read_scores.copy()
     few[0, CARRY_JOINTS - 1 : HEAD_AND_SHOULDERS] = 0.1  # sure joints shared with the track: one short
     few[0, : CARRY_JOINTS - 1] = 0.9
-    assert len(carried_persons(held, tracks, (moved, few))[0]) == 0
+    assert len(carried_persons(held, tracks, (moved, few), SIZE)[0]) == 0
     somebody_else = standing(300.0, np.random.default_rng(8))[None]  # other joints in the same box
     pair = np.stack([somebody_else[0], track_pose])
     assert joint_oks(pair, np.stack([tracks[0][0]] * 2))[0, 1, :HEAD_AND_SHOULDERS].mean() < CARRY_OKS
-    assert len(carried_persons(held, tracks, (somebody_else, read_scores))[0]) == 0
+    assert len(carried_persons(held, tracks, (somebody_else, read_scores), SIZE)[0]) == 0
     again = (held[1][0] + 1.0)[None]  # the read is the person answered beside: a repeat
     near = (np.array([[0.0, 0.0, 100.0, 200.0]]), held[1], np.full((1, K), 0.6))
-    assert len(carried_persons(held, near, (again, read_scores))[0]) == 0
+    assert len(carried_persons(held, near, (again, read_scores), SIZE)[0]) == 0
     # a read less alike to an answered pose than two detector answers must be to be one person, but more than
     # `CARRY_REPEAT` of that: a repeat all the same (nothing but a track vouches for it)
     sure = np.full((1, K), 0.8)
@@ -893,8 +898,9 @@ def test_a_lost_track_is_answered_where_its_box_reads_that_person_again_surely_e
         np.concatenate([held[1], shifted]), np.concatenate([held[0]] * 2), np.concatenate([held[2], sure])
     )[0, 1]
     beside = (held[0] + [shift, 0, 0, 0], shifted, sure)  # its track, seen there a moment ago
-    assert len(carried_persons(held, beside, (shifted, sure))[0]) == 0
-    assert len(carried_persons(held, beside, (shifted, sure), FindOptions(duplicate_oks=1.0, same_face=False))[0]) == 1
+    assert len(carried_persons(held, beside, (shifted, sure), SIZE)[0]) == 0
+    looser = FindOptions(duplicate_oks=1.0, same_face=False)
+    assert len(carried_persons(held, beside, (shifted, sure), SIZE, looser)[0]) == 1
 
 
 def test_a_tracks_box_moved_mostly_out_of_the_picture_is_not_carried() -> None:

@@ -351,5 +351,7 @@ def test_a_person_the_detector_misses_in_a_stream_is_carried_by_her_track(
     assert first <= 2 and everyone(stream[first:]) == len(stream) - first  # measured: then all 9 frames
     assert all(None not in who(poses) for poses in stream)
     assert any(p["box_score"] is None for poses in stream for p in poses)  # measured: 6 frames, one person each
+    for x, y, w, h in (p["box"] for poses in stream for p in poses):  # inside the frame, as the detector's boxes
+        assert x >= 0 and y >= 0 and x + w <= 640 + 1e-6 and y + h <= 480 + 1e-6
     ids = {(w, p["track_id"]) for poses in stream[first:] for w, p in zip(who(poses), poses, strict=True)}
     assert len(ids) == 4, ids  # each person one id throughout
