@@ -49,7 +49,8 @@ class Keypoint:
 
 @dataclass(frozen=True)
 class Pose:
-    """One person: the box ([x, y, w, h] pixels), the detector's box score (None for a box you sent), 17 keypoints."""
+    """One person: the box ([x, y, w, h] pixels), the detector's box score (None for a box you sent, and in a stream for
+    a person the detector missed whom their track carried), 17 keypoints."""
 
     box: Box
     box_score: float | None
