@@ -1096,8 +1096,8 @@ def answer_with_parts(
     )
 
 
-# A person of a stream the detector missed in this frame, though their track saw them a moment ago, is read at their
-# track's box moved on to now, blanked outside it, and answered where the read is that person again
+# A person of a stream the detector missed in this frame, though their track saw them in the frame before, is read at
+# their track's box moved on to now, blanked outside it, and answered where the read is that person again
 # (`carried_persons`, since session 59; the server's streams, docs/detector.md, benchmarks/live_steadiness.py): at
 # least CARRY_JOINTS joints sure both in the read and in the track's last pose, CARRY_OKS alike over them, and its face
 # and shoulders at least CARRY_HEAD sure (`head_score`), repeating no answered pose. Before a still camera's noise

@@ -333,16 +333,20 @@ class ServedModel:
         self, answer: Answer, found: Detected, crop: Crop, size: tuple[int, int], carry: tuple[PoseTracker, float]
     ) -> Answer:
         """`answer` (of a stream's frame of `size`, `crop` cutting boxes out of it) with the people its tracks saw and
-        it lost: `carry` is (the stream's tracker before this frame, the frame's time); each live track none of the
-        answers links to (`PoseTracker.unlinked`), moved on to now and still inside the picture (`carried_boxes`), is
-        read blanked outside its box (`blanked_boxes`) and answered where the read is that person again
-        (`posewheel.detection.carried_persons`). Their box score is NaN: the detector did not find them."""
+        it lost: `carry` is (the stream's tracker before this frame, the frame's time); each track seen in the frame
+        before that none of the answers links to (`PoseTracker.unlinked`), moved on to now and still inside the
+        picture (`carried_boxes`), is read blanked outside its box (`blanked_boxes`) and answered where the read is
+        that person again (`posewheel.detection.carried_persons`). Their box score is NaN: the detector did not find
+        them. A track lost two frames running is not read again (the detector may find them again): reading every
+        live track, up to a second after it was lost, found the same people (`benchmarks/live_steadiness.py`) for
+        about ten reads of each person gone for good."""
         tracker, timestamp_s = carry
         assert answer.kept is not None
         rows = answer.kept
         boxes = np.asarray(answer.boxes(found.box_list, None)[0], dtype=np.float64).reshape(-1, 4)[rows]
         held = (boxes, answer.points[rows], answer.scores[rows])
-        lost = [tracker.tracks[n] for n in tracker.unlinked(held[1], held[2], boxes, timestamp_s)]
+        unlinked = tracker.unlinked(held[1], held[2], boxes, timestamp_s)
+        lost = [track for track in (tracker.tracks[n] for n in unlinked) if not track.missed]  # seen the frame before
         moved = [track.moved(timestamp_s) for track in lost]
         inside, track_boxes = carried_boxes(np.asarray([box for _, box in moved]), *size)
         if not inside.any():
