@@ -71,7 +71,7 @@ from posewheel.decoding import (
     whole_image_box,
 )
 from posewheel.picture import Pixels
-from posewheel.schema import OKS_SIGMAS
+from posewheel.schema import oks_terms
 
 # Two poses of one image this similar are one person seen through two boxes (benchmarks/duplicate_persons.py,
 # docs/detector.md): on real group photographs the repeats measured 0.64-0.98 (pretrained and fine-tuned
@@ -446,7 +446,7 @@ def joint_oks(keypoints: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     areas = np.prod(np.clip(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[:, 2:], 1.0, None), axis=1)
     scale = (areas[:, None] + areas[None, :]) / 2.0
     d2 = ((keypoints[:, None] - keypoints[None, :]) ** 2).sum(-1)  # (P, P, 17)
-    return np.asarray(np.exp(-d2 / (2.0 * scale[..., None] * (2.0 * OKS_SIGMAS) ** 2)))
+    return oks_terms(d2, scale[..., None])
 
 
 def pose_oks(
@@ -1152,7 +1152,7 @@ def carried_persons(
     shared = both.sum(axis=1)
     areas = np.maximum(np.prod(track_boxes[:, 2:], axis=1), 1.0)
     d2 = ((points - track_points) ** 2).sum(-1)  # (T, 17)
-    each = np.exp(-d2 / (2.0 * areas[:, None] * (2.0 * OKS_SIGMAS) ** 2))
+    each = oks_terms(d2, areas[:, None])
     alike = (each * both).sum(axis=1) / np.maximum(shared, 1)
     faces = head_score(scores)
     moved = (points - track_points) * both[..., None]

@@ -60,6 +60,13 @@ OKS_SIGMAS: np.ndarray = (
 )  # fmt: skip
 OKS_SIGMAS.setflags(write=False)
 
+
+def oks_terms(d2: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """COCO's similarity of each joint (cocoeval.py), exp(-d² / (2 area (2 sigma)²)): squared distances (..., 17)
+    pixels² at object areas pixels² that broadcast against them (..., 1) -> (..., 17) in (0, 1]."""
+    return np.asarray(np.exp(-d2 / (2.0 * areas * (2.0 * OKS_SIGMAS) ** 2)))
+
+
 PERSON_CATEGORY_ID = 1
 PERSON_CATEGORY: dict[str, object] = {
     "id": PERSON_CATEGORY_ID,

@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from posewheel.boxes import iou_matrix
-from posewheel.schema import OKS_SIGMAS
+from posewheel.schema import oks_terms
 
 Similarity = Literal["keypoints", "boxes"]
 
@@ -218,7 +218,7 @@ class PoseTracker:
         track_sure = np.stack([t.scores for t in self.tracks]) > self.confident  # (T, 17)
         both = (scores > self.confident)[:, None, :] & track_sure[None]  # (P, T, 17)
         d2 = ((keypoints[:, None] - track_points[None]) ** 2).sum(-1)
-        oks = np.exp(-d2 / (2.0 * _spans(track_points, track_sure)[None, :, None] * (2.0 * OKS_SIGMAS) ** 2))
+        oks = oks_terms(d2, _spans(track_points, track_sure)[None, :, None])
         shared = both.sum(-1)
         mean_oks = (oks * both).sum(-1) / np.maximum(shared, 1)
         return np.where(shared >= self.min_keypoints, mean_oks, iou)
