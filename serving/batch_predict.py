@@ -10,7 +10,9 @@ It runs the server's own engine, step for step as `PoseService.prepare_request` 
 decoded, searched for people and cropped on `threads` threads while the crops of several images
 run as one ONNX Runtime batch. Videos are decoded with PyAV (`--every N` frames or `--fps F`) and
 turned upright by their display matrix, as photos are by EXIF; each video's persons get track ids
-(`posewheel.tracks.PoseTracker`, one per video, fed its frames in order). With `review`, each prediction meets
+(`posewheel.tracks.PoseTracker`, one per video, fed its frames in order), and a person the detector misses in a
+frame is looked for where their track says (`ServedModel.with_carried`, as the API does for a stream's frame sent
+with its tracks; `carry`). With `review`, each prediction meets
 the server's review policy and a picked one goes into the server's outbox through the server's own
 writer (`PredictionLog.queue_review_now`).
 """
@@ -76,6 +78,7 @@ class Options:
     score_threshold: float | None = None
     render_dir: Path | None = None
     review: bool = False
+    carry: bool = True  # videos: a person the detector misses in a frame is looked for where their track says
 
 
 @dataclass
@@ -86,6 +89,7 @@ class Summary:
     frames: int = 0
     persons: int = 0
     tracks: int = 0  # persons followed through the videos (track ids started)
+    carried: int = 0  # of the persons, those the detector missed in a video frame, answered where their track was
     seconds: float = 0.0
     reviewed: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # file name -> what went wrong
@@ -98,7 +102,9 @@ class Summary:
     def line(self) -> str:
         text = (
             f"{self.images} images, {self.frames} frames, {self.persons} persons"
-            + (f" ({self.tracks} tracked through the videos)" if self.tracks else "")
+            + (f" ({self.tracks} tracked through the videos" if self.tracks else "")
+            + (f", {self.carried} carried by their tracks" if self.tracks and self.carried else "")
+            + (")" if self.tracks else "")
             + f" in {self.seconds:.1f} s "
             f"({self.per_second:.1f} images/s)"
         )
@@ -177,6 +183,7 @@ class _Item:
     frame_index: int | None = None
     timestamp_s: float | None = None
     frame_rate: Fraction | None = None  # of the sampled frames (the overlay video's rate)
+    tracker: PoseTracker | None = None  # a video frame: its video's persons' tracks, moved on frame by frame
 
 
 @dataclass
@@ -239,7 +246,6 @@ class BatchPredictor:
         self._crops = 0
         self._renders: list[tuple[str, Future[None]]] = []
         self._video_out: _VideoWriter | None = None
-        self._tracker: tuple[Source, PoseTracker] | None = None  # the video being read and its persons' tracks
         self._policy: ReviewPolicy | None = None
         self._predlog: PredictionLog | None = None
         if options.review:
@@ -316,10 +322,11 @@ class BatchPredictor:
                 stream.thread_type = "AUTO"
                 source_rate = Fraction(stream.average_rate) if stream.average_rate else None
                 rate = sampler.rate(source_rate)
+                tracker = PoseTracker()
                 for index, frame in enumerate(container.decode(stream)):
                     t = float(frame.time) if frame.time is not None else index / float(source_rate or 25)
                     if sampler.keep(index, t):
-                        yield _Item(source, self._new_id(), frame, index, round(t, 6), rate)
+                        yield _Item(source, self._new_id(), frame, index, round(t, 6), rate, tracker)
         except (av.FFmpegError, OSError, ValueError) as exc:
             self._fail(source.name, f"video could not be read: {exc}")
 
@@ -342,7 +349,12 @@ class BatchPredictor:
         box_scores: list[float] | None = None
         unsure = 0
         if self.model.detector is not None:
-            prepared = self.model.find_people(image, self.options.score_threshold, self.options.max_persons)
+            # a video frame, as a stream's frame sent to the API with its tracks: settled after the frame before moved
+            # the tracker on (`_flush`)
+            carry = None
+            if item.tracker is not None and self.options.carry:
+                carry = (item.tracker, item.timestamp_s or 0.0)
+            prepared = self.model.find_people(image, self.options.score_threshold, self.options.max_persons, carry)
             assert prepared.detected is not None
             found = prepared.detected
             boxes, box_scores, unsure = found.box_list, found.scores.tolist(), found.unsure
@@ -376,10 +388,11 @@ class BatchPredictor:
             self._flush()
 
     def _flush(self) -> None:
-        """One batched run over the crops of every pending item (`ServedModel.answer`), then each item's results
-        in order."""
+        """One batched run over the crops of every pending item (`ServedModel.answers`), then each item's results
+        in order: a video frame is settled after the frame before it moved their tracker on, so that the persons its
+        detector misses are carried by their tracks (`ServedModel.with_carried`) as a stream's are by the API."""
         pending, self._pending, self._crops = self._pending, [], 0
-        answers = self.model.answer([r.prepared for r in pending])  # an item with nobody adds no crop
+        answers = self.model.answers([r.prepared for r in pending])  # an item with nobody adds no crop
         for ready, answer in zip(pending, answers, strict=True):
             self._finish(ready, answer)
 
@@ -396,6 +409,8 @@ class BatchPredictor:
             self.summary.images += 1
         else:
             self.summary.frames += 1
+            if ready.box_scores is not None:  # the detector's persons: a null box score is one their track carried
+                self.summary.carried += sum(pose["box_score"] is None for pose in poses)
         if self._policy is not None:
             self._review(ready, poses)
         if self.options.render_dir is not None and ready.image is not None:
@@ -408,9 +423,8 @@ class BatchPredictor:
 
     def _track(self, item: _Item, poses: list[dict[str, Any]]) -> list[int]:
         """Track ids of a video frame's persons: one PoseTracker per video, fed its frames in order."""
-        if self._tracker is None or self._tracker[0] != item.source:
-            self._tracker = (item.source, PoseTracker())
-        tracker = self._tracker[1]
+        tracker = item.tracker
+        assert tracker is not None
         before = tracker.started
         ids = tracker.update(*pose_arrays(poses), item.timestamp_s or 0.0)
         self.summary.tracks += tracker.started - before

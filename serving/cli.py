@@ -150,6 +150,13 @@ def predict(
     fps: Annotated[
         float | None, typer.Option(min=0.001, help="videos: predict this many frames per second (instead of --every)")
     ] = None,
+    carry: Annotated[
+        bool,
+        typer.Option(
+            help="videos: look for a person the detector misses in a frame where their track says they are, as the "
+            "API does for a stream's frame sent with its tracks"
+        ),
+    ] = True,
     review: Annotated[
         bool, typer.Option(help="send predictions to review: the server's review policy, image store and outbox")
     ] = False,
@@ -257,6 +264,7 @@ def predict(
         score_threshold=score_threshold,
         render_dir=render,
         review=review,
+        carry=carry,
     )
     console = Console(stderr=True)
     for name, why in missing.items():

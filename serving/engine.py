@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -281,17 +281,22 @@ class ServedModel:
         """Each image's `Answer`, in order: one batched run of the pose network over all their crops, decoded to
         image pixels; then, for an image whose persons the detector found (`find_people`), one answer per person
         (`settle`)."""
+        return list(self.answers(prepared))
+
+    def answers(self, prepared: Sequence[Prepared]) -> Iterator[Answer]:
+        """`answer`'s answers one at a time: the batched run first, then each image settled only when its answer is
+        asked for, so that a caller reading a stream's frames as one batch moves their tracker on by a frame's answer
+        before the next frame, whose `Prepared.carry` holds that tracker, is settled (`posewheel predict` on a
+        video)."""
         if not prepared:
-            return []
+            return
         inputs = prepared[0].inputs if len(prepared) == 1 else np.concatenate([p.inputs for p in prepared])
         points, scores = self.infer_decode(inputs, [w for p in prepared for w in p.windows])
-        answers: list[Answer] = []
         start = 0
         for p in prepared:
             own = slice(start, start + len(p.windows))
-            answers.append(self.settle(p, points[own], scores[own]))
+            yield self.settle(p, points[own], scores[own])
             start = own.stop
-        return answers
 
     def settle(self, p: Prepared, points: np.ndarray, scores: np.ndarray, turn_picture: bool = True) -> Answer:
         """One image's `Answer` from its crops' poses (N, 17, 2) image pixels and scores (N, 17). Where the detector
