@@ -51,9 +51,9 @@ from tests.support.moving_people import (
     NOSES,
     REACH,
     Clip,
+    ClipTally,
     crossing_clips,
     group_photos,
-    identity_scores,
     pan_clips,
     whose,
 )
@@ -63,7 +63,6 @@ SURE = 0.3
 FRAME_S = 0.1  # between two frames of a still group
 CLIP_STEP = 2  # every second frame of a 25 frames/s clip
 WAYS = {"alone": False, "stream": True}  # way -> whether the stream's tracks carry its people
-NOWHERE = (1e9, 1e9, 1.0)  # a marked person out of the picture: no answer is near them
 
 
 def steadiness(
@@ -112,26 +111,15 @@ def steadiness(
 def moving(model: ServedModel, clip: Clip, carry: bool) -> dict[str, int]:
     """The figures of one clip as a stream of every `CLIP_STEP`th frame (see the module docstring)."""
     tracker = PoseTracker()
-    names = list(clip.noses)
-    tally = {"present": 0, "found": 0, "twice": 0, "near_nobody": 0}
-    order: list[list[tuple[str, str]]] = []
+    tally = ClipTally(clip)
     took: list[float] = []
     for i in range(0, len(clip.frames), CLIP_STEP):
-        marked = np.array([[*clip.noses[name][i], clip.reach[i]] for name in names])
-        present = ~np.isnan(marked[:, 0])
-        noses = np.where(present[:, None], marked, NOWHERE)
         frame = decode_image(page_jpeg(clip.frames[i]), 40_000_000).image
         started = time.perf_counter()
         points, scores, ids = answered_in_stream(model, frame, tracker, i / FRAME_RATE, carry)
         took.append(time.perf_counter() - started)
-        who = whose(points, scores, noses)
-        tally["present"] += int(present.sum())
-        tally["found"] += sum(who.count(p) == 1 for p in np.flatnonzero(present))
-        tally["twice"] += sum(who.count(p) > 1 for p in np.flatnonzero(present))
-        tally["near_nobody"] += who.count(None)
-        order.append([(names[p], str(t)) for p, t in zip(who, ids, strict=True) if p is not None and who.count(p) == 1])
-    switches, _ = identity_scores([pair for frame in order for pair in frame], order)
-    return {**tally, "switches": switches, "_took": took}  # type: ignore[dict-item]
+        tally.add(i, points, scores, ids.tolist())
+    return {**tally.figures(), "_took": took}  # type: ignore[dict-item]
 
 
 def still_groups(model: ServedModel, name: str, way: str, frames: int, noise: float) -> None:

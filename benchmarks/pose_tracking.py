@@ -15,16 +15,24 @@ frame, so that no labels are needed:
   a people-free photograph, walking across it so that two of them cross in front of each other
   (4 s at 25 fps). A person's identity is the pasted photograph whose place is nearest.
 
-Every clip is encoded as H.264, read by the product's own `BatchPredictor` once, every frame, and the
-frames that `--fps 5` and `--fps 2` keep are taken from that one run, so each way of linking frames sees
-the same persons. The baseline is what a reader had before tracks: a person's place in the frame's list.
-Ways compared: that list order; keypoint OKS (MoveNet's keypoint tracker), box IoU with tracks standing
-still, and box IoU with tracks moving on at their last velocity (the default), all by PoseTracker.
+Every clip is encoded as H.264, read by the product's own `BatchPredictor` once, every frame, its tracks
+carrying nobody (`--no-carry`: the detector's persons only), and the frames that `--fps 5` and `--fps 2` keep
+are taken from that one run, so each way of linking frames sees the same persons. The baseline is what a
+reader had before tracks: a person's place in the frame's list. Ways compared: that list order; keypoint OKS
+(MoveNet's keypoint tracker), box IoU with tracks standing still, and box IoU with tracks moving on at their
+last velocity (the default), all by PoseTracker.
+
+Then (unless `--no-carrying`) the product as a user runs it, `posewheel predict clip.mp4 --fps F`, once per
+sampling rate with its tracks carrying the people the detector misses in a frame (the default since session
+60) and once without (`--no-carry`): of the marked people present in the sampled frames, those answered
+exactly once and twice or more, answers near nobody, identity switches (tests/support/moving_people.py
+`ClipTally`, as benchmarks/live_steadiness.py counts them), and the milliseconds a sampled frame.
 
 Prints one JSON line per artifact, clip kind, sampling rate and way: persons matched to an identity,
 identity switches (a known person's id differs from the one it had the last time it was answered) and
 IDF1 over matched persons (the share answered with the id that the best one-to-one pairing of ids and
-people gives them); and one line per artifact with the seconds the tracker took per frame.
+people gives them); one line per artifact with the seconds the tracker took per frame; and one `carrying`
+line per artifact, clip kind, sampling rate and carry.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from tests.support.figures import emit
 from tests.support.moving_people import (
     FRAME_RATE,
     Clip,
+    ClipTally,
     crossing_clips,
     identities,
     identity_scores,
@@ -60,17 +69,43 @@ Link = Callable[[list[dict], float, dict], list[int]]  # a frame's results, its 
 SAMPLINGS = {"25fps": None, "5fps": 5.0, "2fps": 2.0}  # None: every frame
 
 
-def predict_frames(model: ServedModel, video: Path) -> dict[int, list[dict]]:
-    """Every frame's persons as `posewheel predict` answers them: frame index -> COCO results."""
+def predict_frames(
+    model: ServedModel, video: Path, fps: float | None = None, carry: bool = False
+) -> tuple[dict[int, list[dict]], float]:
+    """The sampled frames' persons as `posewheel predict --fps` answers them (frame index -> COCO results), and the
+    run's seconds. `carry` False (`--no-carry`): the detector's persons only, the same whatever links them."""
     from serving.batch_predict import BatchPredictor, Options, find_sources
     from serving.settings import ServingSettings
 
-    predictor = BatchPredictor(model, ServingSettings(model_dir=model.folder), Options(threads=2))
+    options = Options(threads=2, fps=fps, carry=carry)
+    predictor = BatchPredictor(model, ServingSettings(model_dir=model.folder), options)
     predictor.run(find_sources([video])[0])
     frames: dict[int, list[dict]] = {}
     for result in predictor.results:
         frames.setdefault(result["frame_index"], []).append(result)
-    return frames
+    return frames, predictor.summary.seconds
+
+
+def carrying(model: ServedModel, clips: list[Clip], folder: Path, fps: float | None, carry: bool) -> dict[str, float]:
+    """The product's own answers to the clips at one sampling rate, its tracks carrying the people the detector
+    misses or not: `ClipTally`'s figures over the clips, and the seconds a sampled frame."""
+    from serving.batch_predict import FrameSampler
+
+    totals: dict[str, float] = {}
+    frames, seconds = 0, 0.0
+    for clip in clips:
+        answered, took = predict_frames(model, folder / f"{clip.kind}_{clip.name}.mp4", fps, carry)
+        tally, sampler = ClipTally(clip), FrameSampler(1, fps)
+        for index in range(len(clip.frames)):
+            if sampler.keep(index, index / FRAME_RATE):
+                results = answered.get(index, [])
+                keypoints = np.array([r["keypoints"] for r in results], dtype=np.float64).reshape(-1, 17, 3)
+                tally.add(index, keypoints[..., :2], keypoints[..., 2], [r["track_id"] for r in results])
+                frames += 1
+        for name, value in tally.figures().items():
+            totals[name] = totals.get(name, 0) + value
+        seconds += took
+    return {**totals, "frames": frames, "ms_per_frame": round(1000 * seconds / max(1, frames), 1)}
 
 
 def list_order(results: list[dict], _t: float, _state: dict) -> list[int]:
@@ -143,6 +178,12 @@ def main() -> None:
         "--picture", type=Path, default=None, help="PNG or JPEG: crossing frames, track ids drawn (first artifact)"
     )
     parser.add_argument("--kinds", default="pan,crossing", help="clip kinds to make, comma-separated (pan, crossing)")
+    parser.add_argument(
+        "--carrying",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the product at each sampling rate with and without its tracks carrying people",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -157,7 +198,7 @@ def main() -> None:
             write_video(clip.frames, folder / f"{clip.kind}_{clip.name}.mp4")
         for n, (label, artifact) in enumerate(artifacts):
             model = load_model(artifact.resolve(), "bench", 2)  # once per artifact: loading runs a smoke test
-            answered = {c.name: predict_frames(model, folder / f"{c.kind}_{c.name}.mp4") for c in clips}
+            answered = {c.name: predict_frames(model, folder / f"{c.kind}_{c.name}.mp4")[0] for c in clips}
             seconds, frames = 0.0, 0
             for kind in kinds:
                 for rate, fps in SAMPLINGS.items():
@@ -183,6 +224,20 @@ def main() -> None:
                 frames=frames,
                 ms_per_frame=round(1000 * seconds / max(1, frames), 4),
             )
+            if args.carrying:
+                for kind in kinds:
+                    for rate, fps in SAMPLINGS.items():
+                        for carry in (False, True):
+                            figures = carrying(model, [c for c in clips if c.kind == kind], folder, fps, carry)
+                            emit(
+                                "carrying",
+                                benchmark=BENCHMARK,
+                                artifact=label,
+                                clips=kind,
+                                sampling=rate,
+                                carry=carry,
+                                **figures,
+                            )
             if args.picture and n == 0:  # the first artifact's
                 picture(model, folder, args.picture)
 

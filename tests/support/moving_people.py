@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -177,6 +177,47 @@ def identity_scores(pairs: list[tuple[str, str]], order: list[list[tuple[str, st
         counts[people.index(p), tracks.index(t)] += 1
     rows, cols = linear_sum_assignment(-counts)
     return switches, float(counts[rows, cols].sum() / max(1, len(pairs)))
+
+
+NOWHERE = (1e9, 1e9, 1.0)  # a marked person out of the picture: no answer is near them
+
+
+@dataclass
+class ClipTally:
+    """Who of a clip's marked people a run answered, frame after frame (`add` each answered frame in order): people
+    present in the frames, those answered exactly once, twice or more, answers near nobody (on a pan, a person whose
+    head has left the picture counts there too), and identity switches (`figures`: a person's track id changing
+    between frames answering them once). benchmarks/live_steadiness.py and benchmarks/pose_tracking.py."""
+
+    clip: Clip
+    present: int = 0
+    found: int = 0
+    twice: int = 0
+    near_nobody: int = 0
+    order: list[list[tuple[str, str]]] = field(default_factory=list)
+
+    def add(self, index: int, points: np.ndarray, scores: np.ndarray, ids: Sequence[int]) -> None:
+        """Frame `index`'s answers: keypoints (P, 17, 2) pixels, scores (P, 17), track ids (P,)."""
+        names = list(self.clip.noses)
+        marked = np.array([[*self.clip.noses[name][index], self.clip.reach[index]] for name in names])
+        present = ~np.isnan(marked[:, 0])
+        who = whose(points, scores, np.where(present[:, None], marked, NOWHERE))
+        self.present += int(present.sum())
+        self.found += sum(who.count(p) == 1 for p in np.flatnonzero(present))
+        self.twice += sum(who.count(p) > 1 for p in np.flatnonzero(present))
+        self.near_nobody += who.count(None)
+        once = [(names[p], str(t)) for p, t in zip(who, ids, strict=True) if p is not None and who.count(p) == 1]
+        self.order.append(once)
+
+    def figures(self) -> dict[str, int]:
+        switches, _ = identity_scores([pair for frame in self.order for pair in frame], self.order)
+        return {
+            "present": self.present,
+            "found": self.found,
+            "twice": self.twice,
+            "near_nobody": self.near_nobody,
+            "switches": switches,
+        }
 
 
 def crowd(
