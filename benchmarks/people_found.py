@@ -12,7 +12,7 @@ by side (9 people), all six in three columns (22) and all six in one row (22); a
 exactly one answer's nose (`head`) lies within reach (150 px at the photograph's scale) of theirs; an
 answer near nobody's nose is "nobody", two answers near one person a "repeat".
 
-Fourteen ways, in one run (the detector is deterministic):
+Sixteen ways, in one run (the detector is deterministic):
 - `session32`: as served before session 33: at most 10 persons per image (the CenterNet card's cap then),
   a pose repeating a better one's dropped (`distinct_detections`).
 - `cap20`: the same with the cap at 20, COCO's own limit for keypoint evaluation (maxDets 20).
@@ -42,17 +42,20 @@ Fourteen ways, in one run (the detector is deterministic):
 - `probe`: as served in sessions 47-56: the same, and a picture in doubt (the detector's best box weak, nobody sure
   upright) looked at small, turned each way, for the turn where the detector is sure of more people
   (`posewheel.detection.probed_turn`);
-- `inside`: as served now (`predict_without_boxes`): the same, and an answer whose box lies inside another's, its
-  face and shoulders unsure, taken for a part of that person (`posewheel.detection.parts_inside`).
+- `inside`: as served in sessions 57-59: the same, and an answer whose box lies inside another's, its face and
+  shoulders unsure, taken for a part of that person (`posewheel.detection.parts_inside`).
+- `arms`: as served now (`predict_without_boxes`): the same, and the side of a box its pose leaves empty measured
+  beside the pose's head, body and legs, an arm reaching into it leaving it empty
+  (`posewheel.detection.FindOptions.parts_past_arms`).
 
 Times per photograph, in the same run, interleaved: the served detector's, the whole picture only against tiled
 where it needs them (`detector_ms`); and the whole answer's (detector, poses, one answer per person), as served
 in sessions 35 and 46 against now (`answer_ms`; for a `--data` set its mean over the images, `scenes_answer_ms`).
 
 COCO datasets given with `--data` are scored without boxes (OKS AP, box AP, persons matched, phantoms),
-thirteen ways: repeats dropped only, as served in sessions 34, 35 and 36-42, with shared joints, with the unsure
-calling for tiles, as served in sessions 43 and 44, with the turned reads, as served in sessions 45, 46 and 47-56,
-and now.
+fifteen ways: repeats dropped only, as served in sessions 34, 35 and 36-42, with shared joints, with the unsure
+calling for tiles, as served in sessions 43 and 44, with the turned reads, as served in sessions 45, 46, 47-56 and
+57-59, and now.
 Prints one JSON line per artifact, way and photograph, one per artifact and way with the totals and the wall
 time, one per artifact, dataset and way.
 """
@@ -79,7 +82,8 @@ from training.evaluate_persons import DetectedPersons, distinct_detections, pred
 BENCHMARK = "people_found"
 SESSION32_CAP = 10  # training/detectors.py's CenterNet card before session 33
 SESSION43_DUPLICATE_OKS = 0.63  # posewheel.detection.DUPLICATE_OKS from session 31 to 43
-BEFORE_57 = {"inside_parts": False}  # session 57's step, off
+BEFORE_60 = {"parts_past_arms": False}  # session 60's step, off
+BEFORE_57 = {"inside_parts": False, **BEFORE_60}  # session 57's step, off
 BEFORE_47 = {"probe_turn": False, **BEFORE_57}  # session 47's step, off
 BEFORE_46 = {"turn_picture": False, **BEFORE_47}  # session 46's step, off
 BEFORE_45 = {"turns": False, "same_face": False, **BEFORE_46}  # session 45's steps, off
@@ -96,6 +100,7 @@ TURNS = FindOptions(same_face=False, **BEFORE_46)  # session 45's first step
 FACE = FindOptions(**BEFORE_46)  # as served in session 45
 PICTURE = FindOptions(**BEFORE_47)  # as served in session 46
 PROBE = FindOptions(**BEFORE_57)  # as served in sessions 47-56
+INSIDE = FindOptions(**BEFORE_60)  # as served in sessions 57-59
 WAYS = (
     "session32",
     "cap20",
@@ -112,6 +117,7 @@ WAYS = (
     "picture",
     "probe",
     "inside",
+    "arms",
 )
 ALL_JOINTS = 0.0  # `confident_joint` of sessions 31-42: two poses compared on all 17 joints
 
@@ -143,7 +149,8 @@ def ways(
         "face": lambda: predict_without_boxes(artifact, data, find_options=FACE),
         "picture": lambda: predict_without_boxes(artifact, data, find_options=PICTURE),
         "probe": lambda: predict_without_boxes(artifact, data, find_options=PROBE),
-        "inside": lambda: predict_without_boxes(artifact, data),
+        "inside": lambda: predict_without_boxes(artifact, data, find_options=INSIDE),
+        "arms": lambda: predict_without_boxes(artifact, data),
     }
     out = {}
     for way in names:
@@ -237,7 +244,8 @@ def scenes(name: str, artifact: Path, data: Path, timed_runs: int = 3) -> None:
                       ("face", predict_without_boxes(artifact, data, find_options=FACE)),
                       ("picture", predict_without_boxes(artifact, data, find_options=PICTURE)),
                       ("probe", predict_without_boxes(artifact, data, find_options=PROBE)),
-                      ("inside", predict_without_boxes(artifact, data))):  # fmt: skip
+                      ("inside", predict_without_boxes(artifact, data, find_options=INSIDE)),
+                      ("arms", predict_without_boxes(artifact, data))):  # fmt: skip
         values = score_without_boxes(pred)
         keys = ("oks_ap", "box_ap", "persons_true", "persons_found", "persons_matched", "phantoms")
         emit("scenes", benchmark=BENCHMARK, model=name, data=str(data), way=way,

@@ -201,6 +201,9 @@ class FindOptions:
     off: as until session 45 (a benchmark's baseline; the server's setting for `turns` switches both).
     `inside_parts`: an answer whose box lies inside another answer's and whose face and shoulders are unsure is a part
     of that person (`parts_inside`); off: as until session 56 (a benchmark's baseline; the server has no setting).
+    `parts_past_arms`: with `read_parts`, the side of a box its pose leaves empty is measured beside the pose's head,
+    body and legs, an arm reaching into it leaving it empty (`empty_part`, `ARMS`); off: beside every sure joint, as
+    until session 59 (a benchmark's baseline; the server has no setting).
     `probe_turn`: with `turn_picture`, a picture in doubt (the detector's best box weak, nobody read upright and sure,
     or one against a vote or beside a second box) is looked at small, turned each way, for the turn where the
     detector is sure of more people (`probed_turn`); off: as until session 46 (a benchmark's baseline; the server's
@@ -220,6 +223,7 @@ class FindOptions:
     turn_picture: bool = True
     probe_turn: bool = True
     inside_parts: bool = True
+    parts_past_arms: bool = True
 
     def floor(self, threshold: float) -> float:
         """The least detector score of a box worth reading at this threshold."""
@@ -969,22 +973,32 @@ def _without_parts(rows: np.ndarray, boxes: np.ndarray, joint_scores: np.ndarray
 # needs PART_JOINTS sure joints (at least CONFIDENT_JOINT) to say where it stands. A part's read is answered from a
 # pose score of PART_POSE (CONFIDENT_POSE, 0.4, until session 53): half hidden, sample4's woman reads 0.38 with crops
 # that count every pixel (0.405 sampled), and the 97 marked people and the turned set, noise 0-16, gained no answer
-# near nobody by it and session 54's `joined_upright` together (benchmarks/photo_noise.py).
+# near nobody by it and session 54's `joined_upright` together (benchmarks/photo_noise.py). Since session 60 the
+# answer's arms (ARMS) do not fill the box: a hand on a neighbour's shoulder or an elbow held out reached past
+# EMPTY_SIDE and hid the neighbour (Thunder read sample4's left box around two with an elbow 115 px from its right
+# edge, 117.6 needed; the neighbour, read there, is a confident pose of her own); the pretrained networks found 95 ->
+# 95 (Lightning) and 93 -> 96 (Thunder) of the 97 marked people, 118 -> 120 and 120 -> 123 of the big groups' 132,
+# none more near nobody or twice (benchmarks/people_found.py, benchmarks/big_groups.py).
 EMPTY_SIDE = 0.4
 PART_OVERLAP = 0.1
 PART_JOINTS = 3
 PART_POSE = 0.35
+ARMS = (7, 8, 9, 10)  # elbows and wrists (posewheel.schema.KEYPOINT_NAMES)
 
 ReadParts = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 Crop = Callable[[Sequence[Box]], tuple[np.ndarray, list[Box]]]
 
 
-def empty_part(box: Box | np.ndarray, keypoints: np.ndarray, joint_scores: np.ndarray) -> Box | None:
+def empty_part(
+    box: Box | np.ndarray, keypoints: np.ndarray, joint_scores: np.ndarray, past_arms: bool = True
+) -> Box | None:
     """The side of a person `box` (x, y, w, h) that its answered pose (17, 2) with joint scores (17,) leaves empty,
-    as a box: at least `EMPTY_SIDE` of the width beside the joints scored at least `CONFIDENT_JOINT`, reaching
-    `PART_OVERLAP` of the width back over them; None where the pose fills the box or fewer than `PART_JOINTS`
-    joints are sure."""
+    as a box: at least `EMPTY_SIDE` of the width beside the joints scored at least `CONFIDENT_JOINT`, but for the
+    arms where `past_arms` (`ARMS`), reaching `PART_OVERLAP` of the width back over them; None where the pose fills
+    the box or fewer than `PART_JOINTS` of those joints are sure."""
     sure = np.asarray(joint_scores) >= CONFIDENT_JOINT
+    if past_arms:
+        sure[list(ARMS)] = False
     if sure.sum() < PART_JOINTS:
         return None
     x, y, w, h = (float(v) for v in box)
@@ -1046,7 +1060,7 @@ def answer_parts(
     parent's box score x pose score. Returns the parents' rows (Q,), the parts' boxes (Q, 4), poses (Q, 17, 2) and
     joint scores (Q, 17); none where no box is around two."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    found = [(int(r), empty_part(boxes[r], keypoints[r], joint_scores[r])) for r in answered]
+    found = [(int(r), empty_part(boxes[r], keypoints[r], joint_scores[r], options.parts_past_arms)) for r in answered]
     parents = np.asarray([r for r, part in found if part is not None], dtype=np.int64)
     parts = np.asarray([part for _, part in found if part is not None], dtype=np.float64).reshape(-1, 4)
     none = (np.zeros(0, dtype=np.int64), np.zeros((0, 4)), np.zeros((0, 17, 2)), np.zeros((0, 17)))

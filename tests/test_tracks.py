@@ -316,18 +316,25 @@ def test_a_stream_sent_frame_by_frame_over_http_keeps_real_peoples_ids(
         assert ids.tolist() == [p["track_id"] for p in poses]
 
 
+# A still group before a noisy webcam whose least sure person the detector misses in most frames, and the noise's seed
+# (benchmarks/live_steadiness.py's for it): sample5, whose woman in the back row Lightning finds in 3 of 10 frames at 8
+# grey levels. sample4 until session 60, when an arm no longer filled the box around her and her neighbour and she was
+# found in every frame.
+STILL, STILL_SEED = "sample5", 4
+
+
 def test_a_person_the_detector_misses_in_a_stream_is_carried_by_her_track(
     pretrained_artifact: Path, tmp_path: Path
 ) -> None:
-    """sample4 held before a noisy webcam (8 grey levels, as benchmarks/live_steadiness.py), over a real uvicorn server:
-    the detector scores one of its four people about 0.05 in most frames. Frames sent alone miss her in most; sent as
+    """sample5 held before a noisy webcam (8 grey levels, as benchmarks/live_steadiness.py), over a real uvicorn server:
+    the detector misses one of its five people in most frames. Frames sent alone miss her in most; sent as
     a stream (each answer's tracks back with the next frame), her track carries her: every marked person answered
     once in every frame after the first that found her, those the detector missed with box_score null, nobody
     answered away from a marked nose, each person one id."""
-    photo = group_photos()["sample4"]
+    photo = group_photos()[STILL]
     scale, left, top = webcam_place(photo.size)
-    noses = np.array([(left + x * scale, top + y * scale, REACH * scale) for x, y in NOSES["sample4"]])
-    frames = list(noisy_jpegs(photo, 10, 8.0, seed=3))
+    noses = np.array([(left + x * scale, top + y * scale, REACH * scale) for x, y in NOSES[STILL]])
+    frames = list(noisy_jpegs(photo, 10, 8.0, seed=STILL_SEED))
     settings = test_settings(tmp_path, artifact.production_dir(pretrained_artifact.parent), intra_op_threads=2)
     alone, stream, tracks = [], [], None
     with run_server(settings) as server, httpx.Client(base_url=server.url, timeout=60) as client:
@@ -347,7 +354,7 @@ def test_a_person_the_detector_misses_in_a_stream_is_carried_by_her_track(
         return whose(keypoints, scores, noses)
 
     def everyone(answers: list[list[dict]]) -> int:
-        return sum(sorted(w for w in who(poses) if w is not None) == [0, 1, 2, 3] for poses in answers)
+        return sum(sorted(w for w in who(poses) if w is not None) == list(range(len(noses))) for poses in answers)
 
     assert everyone(alone) <= 5, everyone(alone)  # measured: 3 of 10
     first = next(n for n, poses in enumerate(stream) if everyone([poses]))  # measured: frame 1, as alone
@@ -357,21 +364,21 @@ def test_a_person_the_detector_misses_in_a_stream_is_carried_by_her_track(
     for x, y, w, h in (p["box"] for poses in stream for p in poses):  # inside the frame, as the detector's boxes
         assert x >= 0 and y >= 0 and x + w <= 640 + 1e-6 and y + h <= 480 + 1e-6
     ids = {(w, p["track_id"]) for poses in stream[first:] for w, p in zip(who(poses), poses, strict=True)}
-    assert len(ids) == 4, ids  # each person one id throughout
+    assert len(ids) == len(noses), ids  # each person one id throughout
 
 
 def test_posewheel_predict_carries_a_videos_people_as_the_api_carries_a_streams(
     pretrained_artifact: Path, tmp_path: Path
 ) -> None:
-    """`posewheel predict` on a video of sample4 held before a noisy webcam (8 grey levels, H.264): its ten frames run
+    """`posewheel predict` on a video of sample5 held before a noisy webcam (12 grey levels, H.264): its ten frames run
     as one batch, and each frame is still settled after the one before moved the tracks on, so the answers are, person
     for person and id for id, what the engine answers the decoded frames sent as a stream (`answered_in_stream`), the
     woman the detector misses carried by her track (box score null). With --no-carry: the detector's people only."""
-    photo = group_photos()["sample4"]
+    photo = group_photos()[STILL]
     scale, left, top = webcam_place(photo.size)
-    noses = np.array([(left + x * scale, top + y * scale, REACH * scale) for x, y in NOSES["sample4"]])
+    noses = np.array([(left + x * scale, top + y * scale, REACH * scale) for x, y in NOSES[STILL]])
     video = tmp_path / "still.mp4"
-    write_video([Image.open(io.BytesIO(jpeg)) for jpeg in noisy_jpegs(photo, 10, 8.0, seed=3)], video)
+    write_video([Image.open(io.BytesIO(jpeg)) for jpeg in noisy_jpegs(photo, 10, 12.0, seed=STILL_SEED)], video)
     app = typer.Typer()
     register(app)
     args = ["predict", str(video), "--model", str(artifact.production_dir(pretrained_artifact.parent))]
@@ -401,30 +408,30 @@ def test_posewheel_predict_carries_a_videos_people_as_the_api_carries_a_streams(
             assert np.abs(keypoints[:, :, 2] - scores).max() < 1e-6
         for way, (_, frames) in runs.items():
             keypoints = np.asarray([r["keypoints"] for r in frames.get(index, [])]).reshape(-1, 17, 3)
-            everyone[way] += sorted(whose(keypoints[:, :, :2], keypoints[:, :, 2], noses)) == [0, 1, 2, 3]
-    assert sum(r["box_score"] is None for answered in carried.values() for r in answered) >= 1  # measured: 2
-    assert everyone["--carry"] > everyone["--no-carry"], everyone  # measured: 7 and 5 of 10
+            everyone[way] += sorted(whose(keypoints[:, :, :2], keypoints[:, :, 2], noses)) == list(range(len(noses)))
+    assert sum(r["box_score"] is None for answered in carried.values() for r in answered) >= 1  # measured: 3
+    assert everyone["--carry"] > everyone["--no-carry"], everyone  # measured: 7 and 4 of 10
 
 
 def test_only_a_track_seen_in_the_frame_before_is_read_where_the_detector_lost_it(pretrained_artifact: Path) -> None:
-    """In process, the same frames of sample4 at noise 8: after a frame that found all four people, the next frame's
+    """In process, the same frames of sample5 at noise 8: after a frame that found all five people, the next frame's
     detector misses one and her track carries her (box score NaN, her id); the same track lost once already is not
     read again, and she goes unanswered until the detector finds her."""
     model = load_model(pretrained_artifact, "test", 2)
-    photo = group_photos()["sample4"]
+    photo = group_photos()[STILL]
     scale, left, top = webcam_place(photo.size)
-    noses = np.array([(left + x * scale, top + y * scale, REACH * scale) for x, y in NOSES["sample4"]])
-    frames = [decode_image(jpeg, 40_000_000).image for jpeg in noisy_jpegs(photo, 3, 8.0, seed=3)]
+    noses = np.array([(left + x * scale, top + y * scale, REACH * scale) for x, y in NOSES[STILL]])
+    frames = [decode_image(jpeg, 40_000_000).image for jpeg in noisy_jpegs(photo, 3, 8.0, seed=STILL_SEED)]
     tracker = PoseTracker()
     points, scores, ids = answered_in_stream(model, frames[1], tracker, 0.1)
-    assert sorted(whose(points, scores, noses)) == [0, 1, 2, 3]  # measured: the detector found everyone
+    assert sorted(whose(points, scores, noses)) == list(range(len(noses)))  # measured: the detector found everyone
     state = tracker.state()
     carried = model.find_people(frames[2], carry=(PoseTracker.from_state(state), 0.2))
     answer = model.answer([carried])[0]
     assert answer.kept is not None and answer.added is not None
     rows = answer.kept.tolist()
     who = whose(answer.points[rows], answer.scores[rows], noses)
-    assert sorted(who) == [0, 1, 2, 3] and np.isnan(answer.added[1][-1])  # the last row: hers, carried
+    assert sorted(who) == list(range(len(noses))) and np.isnan(answer.added[1][-1])  # the last row: hers, carried
     missing = who[-1]
     her_id = int(ids[whose(points, scores, noses).index(missing)])
     stale = json.loads(json.dumps(state))
@@ -433,4 +440,4 @@ def test_only_a_track_seen_in_the_frame_before_is_read_where_the_detector_lost_i
     again = model.answer([model.find_people(frames[2], carry=(PoseTracker.from_state(stale), 0.2))])[0]
     assert again.kept is not None
     rows = again.kept.tolist()
-    assert sorted(whose(again.points[rows], again.scores[rows], noses)) == sorted(set(range(4)) - {missing})
+    assert sorted(whose(again.points[rows], again.scores[rows], noses)) == sorted(set(range(len(noses))) - {missing})
