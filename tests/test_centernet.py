@@ -232,7 +232,7 @@ def test_a_group_nobody_of_whom_the_detector_is_sure_of_is_looked_at_in_tiles(
     detector scored every one of them under its threshold (with the crops of session 53), so until session 42,
     when only a person it was sure of called for tiles, the picture was never tiled and 25 were found, those the
     pose network confirmed. Where it is sure of nobody, a person it is unsure of whom the pose network reads calls
-    for tiles (`FindOptions.unsure_call_tiles`): measured 54 found, nobody twice, no answer near nobody's nose
+    for tiles (`FindOptions.unsure_call_tiles`): measured 56 found, nobody twice, no answer near nobody's nose
     (benchmarks/big_groups.py)."""
     from posewheel.detection import FindOptions
     from tests.support.crops import crops
@@ -247,11 +247,13 @@ def test_a_group_nobody_of_whom_the_detector_is_sure_of_is_looked_at_in_tiles(
         return sum(1 for i in range(len(noses)) if answered.count(i) == 1), answered
 
     now, answered = found(FindOptions())
-    assert now > 45, answered  # measured 54 of 66
+    assert now > 45, answered  # measured 56 of 66 (54 before session 60's arm rule)
     assert all(answered.count(i) <= 1 for i in range(len(noses))) and answered.count(None) <= 1, answered
     # With crops that count every pixel (session 54) the whole picture's look is sure of some of them, and they call
     # for tiles anyway (measured 54 either way); with the crops of session 53 it is sure of nobody, and the option is
-    # what finds them (measured 54 against 26: the whole picture's alone).
+    # what finds them (measured 58 against 35, the whole picture's alone; 55 against 34 before session 60's arm rule
+    # read more parts in it).
     with crops("sampled"):
-        assert found(FindOptions())[0] > 45
-        assert found(FindOptions(unsure_call_tiles=False))[0] < 35
+        tiled = found(FindOptions())[0]
+        assert tiled > 45
+        assert found(FindOptions(unsure_call_tiles=False))[0] < tiled - 15
